@@ -1,0 +1,282 @@
+package ring
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/govmbus/govmbus/gpa"
+)
+
+// Writer appends packets to a ring. Packets written since the last Commit
+// form a batch the reader cannot see yet; Commit publishes the whole batch
+// with one store of the write index, and Revert drops it.
+//
+// A Writer is not safe for concurrent use. It trusts only the write index
+// it keeps itself; the read index is the peer's and is loaded (and
+// validated) only when the space the writer knows of runs out.
+type Writer struct {
+	ring
+	in        uint32 // next write position, after the uncommitted batch
+	committed uint32 // write index last published
+	out       uint32 // last validated read index
+	pending   bool   // a pending send size is set and must be cleared
+	feature   bool   // the ring uses pending send size (read once)
+	err       error  // sticky: the reader corrupted its index
+
+	hdr []byte // scratch for type headers, reused
+}
+
+var zeros [8]byte
+
+// NewWriter opens the writing endpoint of the ring in region, continuing
+// from the write index stored there. The region must stay mapped while the
+// Writer is in use.
+func NewWriter(region []byte) (*Writer, error) {
+	r, err := newRing(region)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{ring: r, feature: r.featureBits.Load()&featPendingSendSz != 0}
+	in := r.writeIndex.Load()
+	if err := r.checkIndex(in, offWriteIndex, "write index"); err != nil {
+		return nil, err
+	}
+	out := r.readIndex.Load()
+	if err := r.checkIndex(out, offReadIndex, "read index"); err != nil {
+		return nil, err
+	}
+	w.in, w.committed, w.out = in, in, out
+	return w, nil
+}
+
+// OutPacket describes a packet to write, apart from its payload. The zero
+// value with Type set is a plain packet of that type.
+type OutPacket struct {
+	Type          PacketType
+	Flags         uint16
+	TransactionID uint64
+
+	// Ranges are the GPA ranges of a TypeGPADirect packet (at least one).
+	Ranges []gpa.Range
+
+	// TransferPageSet, SenderOwnsSet and TransferRanges make up the type
+	// header of a TypeTransferPages packet (at least one range).
+	TransferPageSet uint16
+	SenderOwnsSet   bool
+	TransferRanges  []TransferRange
+}
+
+// WriteInBand appends an in-band packet whose payload is the
+// concatenation of pieces (nothing is concatenated in memory).
+func (w *Writer) WriteInBand(txid uint64, flags uint16, pieces ...[]byte) error {
+	return w.write(TypeInBand, flags, txid, nil, pieces)
+}
+
+// WriteCompletion appends a completion for transaction txid.
+func (w *Writer) WriteCompletion(txid uint64, pieces ...[]byte) error {
+	return w.write(TypeCompletion, 0, txid, nil, pieces)
+}
+
+// Write appends a packet of any supported type, building its type header
+// from p. The payload is the concatenation of pieces.
+func (w *Writer) Write(p *OutPacket, pieces ...[]byte) error {
+	hdr := w.hdr[:0]
+	switch p.Type {
+	case TypeInBand, TypeCompletion:
+	case TypeGPADirect:
+		if len(p.Ranges) == 0 {
+			return fmt.Errorf("ring: GPA-direct packet without ranges")
+		}
+		hdr = binary.LittleEndian.AppendUint32(hdr, 0)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(p.Ranges)))
+		for _, r := range p.Ranges {
+			var err error
+			if hdr, err = gpa.AppendRange(hdr, r); err != nil {
+				w.hdr = hdr
+				return fmt.Errorf("ring: %w", err)
+			}
+		}
+	case TypeTransferPages:
+		if len(p.TransferRanges) == 0 {
+			return fmt.Errorf("ring: transfer-page packet without ranges")
+		}
+		var owns byte
+		if p.SenderOwnsSet {
+			owns = 1
+		}
+		hdr = binary.LittleEndian.AppendUint16(hdr, p.TransferPageSet)
+		hdr = append(hdr, owns, 0)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(p.TransferRanges)))
+		for _, tr := range p.TransferRanges {
+			hdr = binary.LittleEndian.AppendUint32(hdr, tr.Count)
+			hdr = binary.LittleEndian.AppendUint32(hdr, tr.Offset)
+		}
+	default:
+		return fmt.Errorf("ring: cannot write packet type %d", uint16(p.Type))
+	}
+	w.hdr = hdr
+	return w.write(p.Type, p.Flags, p.TransactionID, hdr, pieces)
+}
+
+func (w *Writer) write(typ PacketType, flags uint16, txid uint64, hdr []byte, pieces [][]byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if flags&^knownFlags != 0 {
+		return fmt.Errorf("ring: unknown packet flags %#x", flags)
+	}
+	n := 0
+	for _, p := range pieces {
+		n += len(p)
+		if n > MaxPacketLen {
+			return fmt.Errorf("%w: payload over %d bytes", ErrTooLarge, MaxPacketLen)
+		}
+	}
+	dataOff := descriptorSize + len(hdr)
+	total := dataOff + align8(n)
+	if total > MaxPacketLen {
+		return fmt.Errorf("%w: packet of %d bytes, a descriptor describes at most %d", ErrTooLarge, total, MaxPacketLen)
+	}
+	need := uint32(total + footerSize)
+	if err := w.reserve(need); err != nil {
+		return err
+	}
+
+	start := w.in
+	var desc [descriptorSize]byte
+	binary.LittleEndian.PutUint16(desc[0:], uint16(typ))
+	binary.LittleEndian.PutUint16(desc[2:], uint16(dataOff/8))
+	binary.LittleEndian.PutUint16(desc[4:], uint16(total/8))
+	binary.LittleEndian.PutUint16(desc[6:], flags)
+	binary.LittleEndian.PutUint64(desc[8:], txid)
+	off := w.put(start, desc[:])
+	if len(hdr) > 0 {
+		off = w.put(off, hdr)
+	}
+	for _, p := range pieces {
+		off = w.put(off, p)
+	}
+	if pad := align8(n) - n; pad > 0 {
+		off = w.put(off, zeros[:pad])
+	}
+	var footer [footerSize]byte
+	binary.LittleEndian.PutUint64(footer[:], uint64(start)<<32)
+	w.in = w.put(off, footer[:])
+
+	if w.pending {
+		// The space the writer waited for is here: stop asking the
+		// reader to wake us.
+		w.pendingSend.Store(0)
+		w.pending = false
+	}
+	return nil
+}
+
+// reserve checks that need bytes fit after the uncommitted batch, loading
+// the peer's read index only when the cached one says they do not.
+func (w *Writer) reserve(need uint32) error {
+	if need > w.size-8 {
+		return fmt.Errorf("%w: packet of %d bytes with footer, ring of %d bytes holds at most %d",
+			ErrTooLarge, need, w.size, w.size-8)
+	}
+	if w.size-w.used(w.in, w.out) > need {
+		return nil
+	}
+	if err := w.refresh(); err != nil {
+		return err
+	}
+	if w.size-w.used(w.in, w.out) > need {
+		return nil
+	}
+	return ErrFull
+}
+
+// refresh loads the read index once and validates it.
+func (w *Writer) refresh() error {
+	out := w.readIndex.Load()
+	if err := w.checkIndex(out, offReadIndex, "read index"); err != nil {
+		w.err = err
+		return err
+	}
+	// A read index inside the uncommitted batch would let the writer
+	// overwrite packets it has not published; the reader cannot have read
+	// them, so such an index is a lie.
+	if w.used(w.in, out) < w.used(w.in, w.committed) {
+		err := corruptControl(offReadIndex, "read index %#x is inside the unpublished batch [%#x, %#x)",
+			out, w.committed, w.in)
+		w.err = err
+		return err
+	}
+	w.out = out
+	return nil
+}
+
+// Commit publishes the batch and reports whether the reader must be
+// signalled (WriterShouldSignal). Committing an empty batch publishes
+// nothing and never signals.
+func (w *Writer) Commit() (signal bool) {
+	if w.in == w.committed {
+		return false
+	}
+	old := w.committed
+	w.writeIndex.Store(w.in)
+	w.committed = w.in
+	// Loads after the store: seen in this order, a reader that went idle
+	// before our store is caught by either its re-check or our signal.
+	return WriterShouldSignal(w.interruptMask.Load(), w.readIndex.Load(), old)
+}
+
+// Revert drops every packet written since the last Commit.
+func (w *Writer) Revert() { w.in = w.committed }
+
+// Buffered is the number of bytes written but not yet committed.
+func (w *Writer) Buffered() int { return int(w.used(w.in, w.committed)) }
+
+// Free is the number of bytes a packet (with its footer) may take now,
+// after loading the peer's read index.
+func (w *Writer) Free() (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := w.refresh(); err != nil {
+		return 0, err
+	}
+	return int(w.size-w.used(w.in, w.out)) - 8, nil
+}
+
+// WaitFor prepares a writer that got ErrFull to sleep: it asks the reader,
+// through the pending send size, to signal once need payload bytes of an
+// in-band packet fit, then checks the space again. If ready is true the
+// space is already there and the writer should write instead of sleeping;
+// otherwise it sleeps until signalled and writes again. The request is
+// cleared by the next successful write.
+//
+// size is the payload length (without descriptor, type header or footer)
+// of the packet the writer waits to send; headerBytes is its type header.
+func (w *Writer) WaitFor(payload, headerBytes int) (ready bool, err error) {
+	if w.err != nil {
+		return false, w.err
+	}
+	if !w.feature {
+		return false, ErrNoPendingSend
+	}
+	total := uint64(descriptorSize+headerBytes) + uint64(align8(payload)) + footerSize
+	if total > uint64(w.size-8) {
+		return false, fmt.Errorf("%w: packet of %d bytes with footer can never fit", ErrTooLarge, total)
+	}
+	need := uint32(total)
+	w.pendingSend.Store(pendingSendFor(need, w.size))
+	w.pending = true
+	if err := w.refresh(); err != nil {
+		return false, err
+	}
+	if w.size-w.used(w.in, w.out) > need {
+		w.pendingSend.Store(0)
+		w.pending = false
+		return true, nil
+	}
+	return false, nil
+}
+
+// Err is the sticky error that stopped the writer, if any.
+func (w *Writer) Err() error { return w.err }
