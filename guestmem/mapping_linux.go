@@ -1,0 +1,95 @@
+package guestmem
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mapping is a list of guest pages mapped back to back into one virtually
+// contiguous region, the way a hypervisor host sees a ring GPADL whose
+// pages are scattered in guest memory. The ring layer needs its control
+// page and data area as one []byte; this provides it without copying.
+//
+// A ReadOnly Mapping is mapped without write permission, so the guarantee
+// comes from the MMU: a write through it faults the process, as any other
+// write to read-only memory would.
+type Mapping struct {
+	data   []byte
+	access Access
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// MapPages maps the given guest pages, in order, into a new contiguous
+// region. Every PFN must lie inside guest memory. The Mapping stays valid
+// after the Memory is closed (it holds its own references to the pages)
+// until its own Close.
+func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
+	if len(pfns) == 0 {
+		return nil, fmt.Errorf("%w: no pages to map", ErrMalformedRange)
+	}
+	for i, pfn := range pfns {
+		if pfn >= m.pages {
+			return nil, fmt.Errorf("%w: page %d is PFN %#x, guest memory has %d pages", ErrOutOfBounds, i, pfn, m.pages)
+		}
+	}
+	if uint64(len(pfns)) > m.pages*8 {
+		// A peer naming the same page over and over must not make us
+		// reserve unbounded address space.
+		return nil, fmt.Errorf("%w: %d pages to map from a memory of %d", ErrBadSize, len(pfns), m.pages)
+	}
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	switch access {
+	case ReadWrite:
+	case ReadOnly:
+		prot = unix.PROT_READ
+	default:
+		panic(fmt.Sprintf("guestmem: MapPages with invalid %v", access))
+	}
+
+	// Reserve the whole region first so the fixed mappings below land in
+	// address space nobody else owns.
+	size := len(pfns) << PageShift
+	region, err := unix.Mmap(-1, 0, size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("guestmem: reserving %d bytes: %w", size, err)
+	}
+	// One mmap per run of consecutive PFNs, not per page.
+	for i := 0; i < len(pfns); {
+		j := i + 1
+		for j < len(pfns) && pfns[j] == pfns[j-1]+1 {
+			j++
+		}
+		addr := unsafe.Pointer(&region[i<<PageShift])
+		if _, err := unix.MmapPtr(m.fd, int64(pfns[i]<<PageShift), addr, uintptr((j-i)<<PageShift),
+			prot, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
+			unix.Munmap(region)
+			return nil, fmt.Errorf("guestmem: mapping PFN %#x: %w", pfns[i], err)
+		}
+		i = j
+	}
+	return &Mapping{data: region, access: access}, nil
+}
+
+// Bytes returns the mapped pages, len(pfns)*PageSize bytes, valid until
+// Close. Writing to the slice of a ReadOnly Mapping faults.
+func (mp *Mapping) Bytes() []byte { return mp.data }
+
+// Access is the access the Mapping was made with.
+func (mp *Mapping) Access() Access { return mp.access }
+
+// Close unmaps the region. It is idempotent. Precondition: no one uses
+// the bytes any more.
+func (mp *Mapping) Close() error {
+	mp.closeOnce.Do(func() {
+		if err := unix.Munmap(mp.data); err != nil {
+			mp.closeErr = fmt.Errorf("guestmem: unmapping: %w", err)
+		}
+		mp.data = nil
+	})
+	return mp.closeErr
+}

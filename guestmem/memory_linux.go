@@ -1,0 +1,148 @@
+package guestmem
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// requiredSeals make a shared memfd safe to map: the peer can neither
+// shrink it (SIGBUS on our next access past the new end) nor grow it, and
+// cannot remove the seals afterwards.
+const requiredSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
+
+// New creates guest memory of size bytes (a whole number of pages): a
+// sealed memfd mapped shared and writable. The pages start zeroed.
+func New(size uint64) (*Memory, error) {
+	if err := checkSize(size); err != nil {
+		return nil, err
+	}
+	fd, err := unix.MemfdCreate("govmbus-guest-memory", unix.MFD_ALLOW_SEALING|unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("guestmem: memfd_create: %w", err)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("guestmem: sizing memfd to %d bytes: %w", size, err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, requiredSeals); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("guestmem: sealing memfd: %w", err)
+	}
+	m, err := mapFD(fd, size)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return m, nil
+}
+
+// FromFD maps guest memory from a descriptor received from the guest.
+//
+// FromFD takes ownership of fd in every case: on success the Memory closes
+// it on Close, on error FromFD has already closed it. That suits a
+// descriptor that just arrived from an untrusted peer, which has no other
+// owner. The descriptor must be a sealed memfd (ErrNotSealed otherwise)
+// whose size is a whole number of pages (ErrBadSize).
+func FromFD(fd int) (*Memory, error) {
+	m, err := fromFD(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return m, nil
+}
+
+// FromFile maps guest memory from f, typically a descriptor inherited from
+// a predecessor process during servicing. It duplicates f's descriptor;
+// the caller still owns f and may close it.
+func FromFile(f *os.File) (*Memory, error) {
+	fd, err := dupFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("guestmem: %w", err)
+	}
+	return FromFD(fd)
+}
+
+func fromFD(fd int) (*Memory, error) {
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil {
+		// EINVAL: not a memfd, or one created without MFD_ALLOW_SEALING.
+		return nil, fmt.Errorf("%w: reading seals: %w", ErrNotSealed, err)
+	}
+	if seals&requiredSeals != requiredSeals {
+		return nil, fmt.Errorf("%w: seals %#x, need %#x", ErrNotSealed, seals, requiredSeals)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("guestmem: fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < 0 {
+		return nil, fmt.Errorf("%w: descriptor is not a regular file", ErrNotSealed)
+	}
+	size := uint64(st.Size)
+	if err := checkSize(size); err != nil {
+		return nil, err
+	}
+	return mapFD(fd, size)
+}
+
+// mapFD maps size bytes of fd shared and writable. The size is final:
+// the seals checked or set by the caller forbid any change.
+func mapFD(fd int, size uint64) (*Memory, error) {
+	data, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("guestmem: mapping %d bytes: %w", size, err)
+	}
+	return &Memory{data: data, fd: fd, size: size, pages: size >> PageShift}, nil
+}
+
+// File returns a duplicate of the memory's descriptor, for handing guest
+// memory to another process (the transport sends it to the host; a host
+// being serviced passes it to its successor). The caller owns the result.
+// Precondition: the Memory is not closed.
+func (m *Memory) File() (*os.File, error) {
+	fd, err := unix.FcntlInt(uintptr(m.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("guestmem: dup: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "guestmem"), nil
+}
+
+// Close unmaps guest memory and closes its descriptor. It is idempotent;
+// later calls return the first call's result. Slices obtained from the
+// Memory must not be used afterwards.
+func (m *Memory) Close() error {
+	m.closeOnce.Do(func() {
+		err := unix.Munmap(m.data)
+		if cerr := unix.Close(m.fd); err == nil {
+			err = cerr
+		}
+		m.data = nil
+		if err != nil {
+			m.closeErr = fmt.Errorf("guestmem: close: %w", err)
+		}
+	})
+	return m.closeErr
+}
+
+// dupFile duplicates f's descriptor (close-on-exec) without switching f to
+// blocking mode, as f.Fd would.
+func dupFile(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var dupErr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("dup: %w", dupErr)
+	}
+	return nfd, nil
+}
