@@ -26,7 +26,8 @@ func BenchmarkWriteRead(b *testing.B) {
 					}
 					w.Commit()
 					for {
-						p, err := r.Next()
+						var p Packet
+						err := r.Next(&p)
 						if err != nil {
 							break
 						}
@@ -49,7 +50,7 @@ func BenchmarkReadGPADirect(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for {
-			if _, err := r.Next(); err != nil {
+			if err := r.Next(new(Packet)); err != nil {
 				break
 			}
 		}

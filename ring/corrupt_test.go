@@ -65,7 +65,7 @@ func TestCorruptRings(t *testing.T) {
 			r, err := NewReader(region)
 			if err == nil {
 				for err == nil {
-					_, err = r.Next()
+					err = r.Next(new(Packet))
 				}
 			}
 			var ce *CorruptError
@@ -77,7 +77,7 @@ func TestCorruptRings(t *testing.T) {
 			}
 			if r != nil {
 				// Sticky: the reader stays failed.
-				if _, err2 := r.Next(); !errors.Is(err2, ErrCorrupt) {
+				if err2 := r.Next(new(Packet)); !errors.Is(err2, ErrCorrupt) {
 					t.Fatalf("second Next after corruption: %v", err2)
 				}
 			}
@@ -88,15 +88,15 @@ func TestCorruptRings(t *testing.T) {
 func TestWriteIndexMovedBack(t *testing.T) {
 	region := validRing(t)
 	r := mustReader(t, region)
-	if _, err := r.Next(); err != nil {
+	if err := r.Next(new(Packet)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Next(); err != nil {
+	if err := r.Next(new(Packet)); err != nil {
 		t.Fatal(err)
 	}
 	// The writer takes back the second packet after it was read.
 	binary.LittleEndian.PutUint32(region[0:], 32)
-	if _, err := r.Next(); !errors.Is(err, ErrCorrupt) {
+	if err := r.Next(new(Packet)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
 }
@@ -147,7 +147,8 @@ func FuzzReader(f *testing.F) {
 			if i > 4096/24+1 {
 				t.Fatal("more packets than can fit")
 			}
-			p, err := r.Next()
+			var p Packet
+			err := r.Next(&p)
 			if errors.Is(err, ErrEmpty) {
 				break
 			}

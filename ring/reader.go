@@ -126,29 +126,36 @@ func (p *Packet) AppendPayload(dst []byte) []byte {
 	return append(append(dst, p.a...), p.b...)
 }
 
-// Next returns the next unread packet, ErrEmpty when there is none, or a
-// *CorruptError when the ring breaks a rule; after that the Reader stays
-// failed. Packets read but not committed stay in the ring for the writer.
-func (r *Reader) Next() (Packet, error) {
+// Next reads the next unread packet into p. It returns ErrEmpty when there
+// is none, or a *CorruptError when the ring breaks a rule; after that the
+// Reader stays failed. On error p is left zero. Packets read but not
+// committed stay in the ring for the writer.
+//
+// p is the caller's, so reading allocates nothing and a caller may keep
+// as many packets of the batch as it likes (an array of them, say).
+func (r *Reader) Next(p *Packet) error {
 	if r.err != nil {
-		return Packet{}, r.err
+		*p = Packet{}
+		return r.err
 	}
 	avail := r.used(r.in, r.out)
 	if avail == 0 {
 		if err := r.refresh(); err != nil {
-			return Packet{}, err
+			*p = Packet{}
+			return err
 		}
 		if avail = r.used(r.in, r.out); avail == 0 {
-			return Packet{}, ErrEmpty
+			*p = Packet{}
+			return ErrEmpty
 		}
 	}
-	p, err := r.parse(avail)
-	if err != nil {
+	if err := r.parse(p, avail); err != nil {
 		r.err = err
-		return Packet{}, err
+		*p = Packet{}
+		return err
 	}
 	r.out = r.advance(r.out, p.Len)
-	return p, nil
+	return nil
 }
 
 // refresh loads the write index once and validates it.
@@ -170,19 +177,25 @@ func (r *Reader) refresh() error {
 	return nil
 }
 
-// parse validates the packet at r.out, of which avail bytes are published.
-func (r *Reader) parse(avail uint32) (Packet, error) {
+// parse validates the packet at r.out, of which avail bytes are published,
+// into p.
+func (r *Reader) parse(p *Packet, avail uint32) error {
 	start := r.out
 	if avail < descriptorSize+footerSize {
-		return Packet{}, corruptData(start, "%d bytes published, less than the smallest packet", avail)
+		return corruptData(start, "%d bytes published, less than the smallest packet", avail)
 	}
+	// One copy of the descriptor; every decision below uses the copy.
 	var d [descriptorSize]byte
-	r.get(start, d[:])
+	if start <= r.size-descriptorSize {
+		d = [descriptorSize]byte(r.data[start : start+descriptorSize])
+	} else {
+		r.get(start, d[:])
+	}
 	typ := PacketType(binary.LittleEndian.Uint16(d[0:]))
 	off8 := binary.LittleEndian.Uint16(d[2:])
 	len8 := binary.LittleEndian.Uint16(d[4:])
 	flags := binary.LittleEndian.Uint16(d[6:])
-	p := Packet{
+	*p = Packet{
 		Type:          typ,
 		Flags:         flags,
 		TransactionID: binary.LittleEndian.Uint64(d[8:]),
@@ -192,22 +205,22 @@ func (r *Reader) parse(avail uint32) (Packet, error) {
 	}
 	switch {
 	case !typ.known():
-		return p, corruptData(start, "unknown packet type %d", uint16(typ))
+		return corruptData(start, "unknown packet type %d", uint16(typ))
 	case off8 < 2:
-		return p, corruptData(start, "data offset %d (8-byte units) is below 2", off8)
+		return corruptData(start, "data offset %d (8-byte units) is below 2", off8)
 	case len8 < off8:
-		return p, corruptData(start, "length %d is below data offset %d (8-byte units)", len8, off8)
+		return corruptData(start, "length %d is below data offset %d (8-byte units)", len8, off8)
 	case uint32(len8)*8+footerSize > avail:
-		return p, corruptData(start, "packet of %d bytes with footer, only %d bytes published", uint32(len8)*8+footerSize, avail)
+		return corruptData(start, "packet of %d bytes with footer, only %d bytes published", uint32(len8)*8+footerSize, avail)
 	case flags&^knownFlags != 0:
-		return p, corruptData(start, "unknown flags %#x", flags)
+		return corruptData(start, "unknown flags %#x", flags)
 	}
 	dataOff := uint32(off8) * 8
 	p.Len = uint32(len8)*8 + footerSize
 
 	if typ == TypeGPADirect || typ == TypeTransferPages {
-		if err := r.parseTypeHeader(&p, dataOff); err != nil {
-			return p, err
+		if err := r.parseTypeHeader(p, dataOff); err != nil {
+			return err
 		}
 	}
 
@@ -220,7 +233,7 @@ func (r *Reader) parse(avail uint32) (Packet, error) {
 		p.a = r.data[ps:r.size:r.size]
 		p.b = r.data[: payLen-first : payLen-first]
 	}
-	return p, nil
+	return nil
 }
 
 // parseTypeHeader copies the type header of a GPA-direct or transfer-page

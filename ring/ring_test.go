@@ -86,7 +86,8 @@ func TestKnownAnswerGPADirect(t *testing.T) {
 		t.Fatalf("got  % x\nwant % x", got, want)
 	}
 	r := mustReader(t, region)
-	pk, err := r.Next()
+	var pk Packet
+	err := r.Next(&pk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +120,13 @@ func TestCapacity127(t *testing.T) {
 	}
 	r := mustReader(t, region)
 	for i := 0; i < 127; i++ {
-		p, err := r.Next()
+		var p Packet
+		err := r.Next(&p)
 		if err != nil || p.TransactionID != uint64(i) {
 			t.Fatalf("packet %d: %v %v", i, p.TransactionID, err)
 		}
 	}
-	if _, err := r.Next(); !errors.Is(err, ErrEmpty) {
+	if err := r.Next(new(Packet)); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("after 127: %v", err)
 	}
 	r.Commit()
@@ -182,7 +184,8 @@ func TestTransferPagesRoundTrip(t *testing.T) {
 		t.Fatalf("data offset %d, want 5 (16 + 8 + 2*8 bytes)", off8)
 	}
 	r := mustReader(t, region)
-	got, err := r.Next()
+	var got Packet
+	err := r.Next(&got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +214,8 @@ func TestWrapAtEveryOffset(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Commit()
-		p, err := r.Next()
+		var p Packet
+		err := r.Next(&p)
 		if err != nil {
 			t.Fatalf("start %d: %v", start, err)
 		}
@@ -222,7 +226,8 @@ func TestWrapAtEveryOffset(t *testing.T) {
 		if len(a)+len(b) != p.PayloadLen() || !bytes.Equal(p.Payload()[:len(payload)], payload) {
 			t.Fatalf("start %d: segments and payload disagree", start)
 		}
-		q, err := r.Next()
+		var q Packet
+		err = r.Next(&q)
 		if err != nil {
 			t.Fatalf("start %d: %v", start, err)
 		}
@@ -257,7 +262,8 @@ func TestRevert(t *testing.T) {
 	r := mustReader(t, region)
 	var ids []uint64
 	for {
-		p, err := r.Next()
+		var p Packet
+		err := r.Next(&p)
 		if err != nil {
 			break
 		}
@@ -268,7 +274,8 @@ func TestRevert(t *testing.T) {
 	}
 	// A reverted read batch is read again.
 	r.Revert()
-	p, err := r.Next()
+	var p Packet
+	err := r.Next(&p)
 	if err != nil || p.TransactionID != 1 {
 		t.Fatalf("after reader revert: %v %v", p.TransactionID, err)
 	}
@@ -280,7 +287,8 @@ func TestPacketUseAfterCommitPanics(t *testing.T) {
 	w.WriteInBand(1, 0, []byte("x"))
 	w.Commit()
 	r := mustReader(t, region)
-	p, err := r.Next()
+	var p Packet
+	err := r.Next(&p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +360,8 @@ func TestStreamMirroredSeeds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	got := make([]byte, 0, 2048)
 	for i := 0; i < n; {
-		p, err := r.Next()
+		var p Packet
+		err := r.Next(&p)
 		if errors.Is(err, ErrEmpty) {
 			r.Commit()
 			continue

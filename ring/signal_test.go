@@ -69,7 +69,7 @@ func TestSignalProtocol(t *testing.T) {
 	// Reader drains with the mask set; writer's batches stay silent.
 	r.DisableInterrupts()
 	for {
-		if _, err := r.Next(); err != nil {
+		if err := r.Next(new(Packet)); err != nil {
 			break
 		}
 	}
@@ -84,7 +84,7 @@ func TestSignalProtocol(t *testing.T) {
 		t.Fatalf("EnableInterrupts with data waiting: more=%v err=%v", more, err)
 	}
 	for {
-		if _, err := r.Next(); err != nil {
+		if err := r.Next(new(Packet)); err != nil {
 			break
 		}
 	}
@@ -106,7 +106,7 @@ func TestSignalProtocol(t *testing.T) {
 		t.Fatalf("pending send size %d", pss)
 	}
 	// Reading one small packet does not free enough: no signal.
-	if _, err := r.Next(); err != nil {
+	if err := r.Next(new(Packet)); err != nil {
 		t.Fatal(err)
 	}
 	if r.Commit() {
@@ -115,7 +115,7 @@ func TestSignalProtocol(t *testing.T) {
 	// Draining crosses the mark: exactly one signal.
 	signals := 0
 	for {
-		if _, err := r.Next(); err != nil {
+		if err := r.Next(new(Packet)); err != nil {
 			break
 		}
 		if r.Commit() {

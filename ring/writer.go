@@ -143,6 +143,40 @@ func (w *Writer) write(typ PacketType, flags uint16, txid uint64, hdr []byte, pi
 	}
 
 	start := w.in
+	if uint64(start)+uint64(need) <= uint64(w.size) {
+		w.in = w.fill(w.data[start:start+need:start+need], start, typ, dataOff, total, flags, txid, hdr, pieces)
+	} else {
+		w.in = w.fillWrapped(start, typ, dataOff, total, flags, txid, hdr, pieces)
+	}
+	if w.pending {
+		// The space the writer waited for is here: stop asking the
+		// reader to wake us.
+		w.pendingSend.Store(0)
+		w.pending = false
+	}
+	return nil
+}
+
+// fill lays out a packet in dst, a contiguous piece of the data area
+// starting at index start, and returns the index after it.
+func (w *Writer) fill(dst []byte, start uint32, typ PacketType, dataOff, total int, flags uint16, txid uint64, hdr []byte, pieces [][]byte) uint32 {
+	binary.LittleEndian.PutUint16(dst[0:], uint16(typ))
+	binary.LittleEndian.PutUint16(dst[2:], uint16(dataOff/8))
+	binary.LittleEndian.PutUint16(dst[4:], uint16(total/8))
+	binary.LittleEndian.PutUint16(dst[6:], flags)
+	binary.LittleEndian.PutUint64(dst[8:], txid)
+	off := descriptorSize + copy(dst[descriptorSize:], hdr)
+	for _, p := range pieces {
+		off += copy(dst[off:], p)
+	}
+	clear(dst[off:total])
+	binary.LittleEndian.PutUint64(dst[total:], uint64(start)<<32)
+	return w.advance(start, uint32(total+footerSize))
+}
+
+// fillWrapped lays out a packet that runs past the end of the data area,
+// piece by piece.
+func (w *Writer) fillWrapped(start uint32, typ PacketType, dataOff, total int, flags uint16, txid uint64, hdr []byte, pieces [][]byte) uint32 {
 	var desc [descriptorSize]byte
 	binary.LittleEndian.PutUint16(desc[0:], uint16(typ))
 	binary.LittleEndian.PutUint16(desc[2:], uint16(dataOff/8))
@@ -153,23 +187,17 @@ func (w *Writer) write(typ PacketType, flags uint16, txid uint64, hdr []byte, pi
 	if len(hdr) > 0 {
 		off = w.put(off, hdr)
 	}
+	n := 0
 	for _, p := range pieces {
 		off = w.put(off, p)
+		n += len(p)
 	}
 	if pad := align8(n) - n; pad > 0 {
 		off = w.put(off, zeros[:pad])
 	}
 	var footer [footerSize]byte
 	binary.LittleEndian.PutUint64(footer[:], uint64(start)<<32)
-	w.in = w.put(off, footer[:])
-
-	if w.pending {
-		// The space the writer waited for is here: stop asking the
-		// reader to wake us.
-		w.pendingSend.Store(0)
-		w.pending = false
-	}
-	return nil
+	return w.put(off, footer[:])
 }
 
 // reserve checks that need bytes fit after the uncommitted batch, loading

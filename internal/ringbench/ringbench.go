@@ -1,0 +1,252 @@
+// Package ringbench drives one writer and one reader goroutine on one ring,
+// the way `vmbus bench ring` and the Go benchmarks measure the ring's
+// throughput. It lives apart from package ring because it owns goroutines,
+// eventfds and timing, none of which the ring itself needs.
+package ringbench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/govmbus/govmbus/ring"
+)
+
+// Config says what to run.
+type Config struct {
+	Payload  int  // payload bytes per packet
+	Count    int  // packets to send
+	RingSize int  // data bytes of the ring, a multiple of 4096
+	Batch    int  // packets per writer commit; 0 commits every RingSize/16 bytes
+	Signal   bool // sleep on eventfds with the interrupt-mask and pending-send protocols instead of busy-polling
+	ZeroCopy bool // read payloads in place (touching every byte) instead of copying them out
+}
+
+// Result is what a run measured.
+type Result struct {
+	Packets       int     `json:"packets"`
+	Payload       int     `json:"payload"`
+	Seconds       float64 `json:"seconds"`
+	PacketsPerSec float64 `json:"packets_per_sec"`
+	BytesPerSec   float64 `json:"bytes_per_sec"`
+	Signals       int64   `json:"signals"`
+	// Checksum is the sum of the sequence numbers the reader found in the
+	// first eight payload bytes: ExpectedChecksum says what it must be.
+	Checksum uint64 `json:"checksum"`
+	// Touched folds every payload byte a zero-copy reader read in place,
+	// so that work cannot be optimised away.
+	Touched uint64 `json:"-"`
+}
+
+// Validate reports a configuration that cannot run.
+func (c Config) Validate() error {
+	switch {
+	case c.Payload < 0:
+		return fmt.Errorf("payload %d is negative", c.Payload)
+	case c.Count <= 0:
+		return fmt.Errorf("count %d must be positive", c.Count)
+	case c.RingSize < 4096 || c.RingSize%4096 != 0:
+		return fmt.Errorf("ring size %d must be a positive multiple of 4096", c.RingSize)
+	case c.Batch < 0:
+		return fmt.Errorf("batch %d is negative", c.Batch)
+	case 16+((c.Payload+7)&^7)+8 > c.RingSize-8:
+		return fmt.Errorf("a %d-byte payload does not fit in a %d-byte ring", c.Payload, c.RingSize)
+	}
+	return nil
+}
+
+// Run executes c and returns what it measured. Packet i carries i in its
+// first eight payload bytes (when it has eight), so the reader can check
+// that every packet arrived once and in order.
+func Run(c Config) (Result, error) {
+	if err := c.Validate(); err != nil {
+		return Result{}, err
+	}
+	region := make([]byte, ring.ControlSize+c.RingSize)
+	if err := ring.Format(region, true); err != nil {
+		return Result{}, err
+	}
+	w, err := ring.NewWriter(region)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := ring.NewReader(region)
+	if err != nil {
+		return Result{}, err
+	}
+	var toReader, toWriter *notifier
+	if c.Signal {
+		if toReader, err = newNotifier(); err != nil {
+			return Result{}, err
+		}
+		defer toReader.Close()
+		if toWriter, err = newNotifier(); err != nil {
+			return Result{}, err
+		}
+		defer toWriter.Close()
+	}
+
+	payload := make([]byte, c.Payload)
+	werr := make(chan error, 1)
+	var signals int64
+	start := time.Now()
+	go func() {
+		werr <- write(c, w, payload, toReader, toWriter, &signals)
+	}()
+	sum, touched, readerSignals, rerr := read(c, r, toReader, toWriter)
+	elapsed := time.Since(start)
+	if e := <-werr; e != nil {
+		return Result{}, e
+	}
+	if rerr != nil {
+		return Result{}, rerr
+	}
+	secs := elapsed.Seconds()
+	return Result{
+		Packets:       c.Count,
+		Payload:       c.Payload,
+		Seconds:       secs,
+		PacketsPerSec: float64(c.Count) / secs,
+		BytesPerSec:   float64(c.Count) * float64(c.Payload) / secs,
+		Signals:       signals + readerSignals,
+		Checksum:      sum,
+		Touched:       touched,
+	}, nil
+}
+
+// ExpectedChecksum is the checksum a correct run of c reports.
+func ExpectedChecksum(c Config) uint64 {
+	if c.Payload < 8 {
+		return 0
+	}
+	n := uint64(c.Count)
+	return n * (n - 1) / 2
+}
+
+func write(c Config, w *ring.Writer, payload []byte, toReader, toWriter *notifier, signals *int64) error {
+	pending := 0
+	commit := func() {
+		if w.Commit() && toReader != nil {
+			toReader.Signal()
+			*signals++
+		}
+		pending = 0
+	}
+	for i := 0; i < c.Count; i++ {
+		if c.Payload >= 8 {
+			binary.LittleEndian.PutUint64(payload, uint64(i))
+		}
+		for {
+			err := w.WriteInBand(uint64(i), 0, payload)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ring.ErrFull) {
+				return err
+			}
+			commit()
+			if toWriter == nil {
+				runtime.Gosched()
+				continue
+			}
+			ready, err := w.WaitFor(c.Payload, 0)
+			if err != nil {
+				return err
+			}
+			if !ready {
+				if err := toWriter.Wait(); err != nil {
+					return err
+				}
+			}
+		}
+		pending++
+		if c.Batch > 0 {
+			if pending >= c.Batch {
+				commit()
+			}
+		} else if w.Buffered() >= c.RingSize/16 {
+			commit()
+		}
+	}
+	commit()
+	return nil
+}
+
+func read(c Config, r *ring.Reader, toReader, toWriter *notifier) (sum, touched uint64, signals int64, err error) {
+	dst := make([]byte, c.Payload)
+	var consumed uint32
+	if toReader != nil {
+		r.DisableInterrupts()
+	}
+	for got := 0; got < c.Count; {
+		var p ring.Packet
+		err := r.Next(&p)
+		if err == nil {
+			if c.ZeroCopy {
+				a, b := p.Segments()
+				touched += sumBytes(a) + sumBytes(b)
+				if c.Payload >= 8 {
+					var seq [8]byte
+					n := copy(seq[:], a)
+					copy(seq[n:], b)
+					sum += binary.LittleEndian.Uint64(seq[:])
+				}
+			} else if p.CopyPayload(dst) >= 8 {
+				sum += binary.LittleEndian.Uint64(dst)
+			}
+			got++
+			// Hand space back in slices of the ring, not only when it
+			// runs dry: a writer that fills the ring would otherwise
+			// wait for the whole of it.
+			if consumed += p.Len; consumed >= uint32(c.RingSize/16) {
+				consumed = 0
+				if r.Commit() && toWriter != nil {
+					toWriter.Signal()
+					signals++
+				}
+			}
+			continue
+		}
+		if !errors.Is(err, ring.ErrEmpty) {
+			return 0, 0, 0, err
+		}
+		if r.Commit() && toWriter != nil {
+			toWriter.Signal()
+			signals++
+		}
+		if toReader == nil {
+			runtime.Gosched()
+			continue
+		}
+		more, err := r.EnableInterrupts()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if !more {
+			if err := toReader.Wait(); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		r.DisableInterrupts()
+	}
+	if r.Commit() && toWriter != nil {
+		toWriter.Signal()
+		signals++
+	}
+	return sum, touched, signals, nil
+}
+
+// sumBytes folds every byte of b, eight at a time.
+func sumBytes(b []byte) uint64 {
+	var s uint64
+	for len(b) >= 8 {
+		s += binary.LittleEndian.Uint64(b)
+		b = b[8:]
+	}
+	for _, x := range b {
+		s += uint64(x)
+	}
+	return s
+}
