@@ -9,7 +9,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -19,15 +21,20 @@ func main() {
 }
 
 // run executes the command line args and returns the process exit status.
-// It is separate from main so tests can drive the CLI in-process.
-func run(args []string) int {
+func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
+
+// runWith is run with the output streams given, so tests can drive the CLI
+// in-process.
+func runWith(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.Execute()
 	if err == nil {
-		return 0
+		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "vmbus: %v\n", err)
+	fmt.Fprintf(stderr, "vmbus: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -48,8 +55,37 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageErrorf("%v", err)
 	})
-	root.AddCommand(
 	// One line per command group; each group lives in its own file.
+	root.AddCommand(
+		newRingCmd(),
+		newBenchCmd(),
+		newProtoCmd(),
 	)
 	return root
+}
+
+// groupCmd is a command that only holds subcommands. Run without one, or
+// with one it does not know, it is bad usage (exit 2) rather than cobra's
+// default of printing help and succeeding.
+func groupCmd(use, short, long string, children ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			if len(args) == 0 {
+				return usageErrorf("%s: want a subcommand: %s", cmd.Name(), strings.Join(names, ", "))
+			}
+			return usageErrorf("%s: unknown subcommand %q (want %s)", cmd.Name(), args[0], strings.Join(names, ", "))
+		},
+	}
+	cmd.AddCommand(children...)
+	return cmd
 }

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/ring"
+)
+
+func newRingCmd() *cobra.Command {
+	return groupCmd("ring",
+		"Create, write, read and dump a VMBus ring held in a file",
+		`A ring file is one direction of a VMBus ring exactly as it lies in guest
+memory: a 4096-byte control page followed by the data area. Any process
+that maps the file (this command, a test, another implementation) sees the
+same bytes.`,
+		newRingInitCmd(), newRingWriteCmd(), newRingReadCmd(), newRingDumpCmd())
+}
+
+func newRingInitCmd() *cobra.Command {
+	var dataSize int
+	cmd := &cobra.Command{
+		Use:   "init --data-size N FILE",
+		Short: "Create a ring file: a zeroed 4096-byte control page and N data bytes",
+		Args:  exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("data-size") {
+				return usageErrorf("--data-size is required")
+			}
+			if err := ring.CreateFile(args[0], dataSize); err != nil {
+				return usageError(err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&dataSize, "data-size", 0, "data bytes after the control page (a multiple of 4096)")
+	return cmd
+}
+
+func newRingWriteCmd() *cobra.Command {
+	var (
+		typ            string
+		txid           uint64
+		completionReq  bool
+		payloadHex     string
+		ranges         []string
+		transferSet    uint16
+		transferRanges []string
+	)
+	cmd := &cobra.Command{
+		Use:   "write FILE --type inband|completion|gpa-direct|transfer-pages --txid N [flags]",
+		Short: "Append one packet to a ring file, changing no control field but the write index",
+		Long: `Append one packet to a ring file made by anyone, then publish the write
+index. No other control field changes. Exit status 1 with "ring full" when
+the packet does not fit.
+
+--range PFN[,PFN...]:OFFSET:LEN gives one GPA range of a gpa-direct packet:
+LEN bytes starting OFFSET bytes into the first page. With a single PFN, a
+range spanning several pages uses the pages that follow it. Numbers may be
+decimal or 0x-prefixed hex.`,
+		Args: exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("type") || !cmd.Flags().Changed("txid") {
+				return usageErrorf("--type and --txid are required")
+			}
+			p := &ring.OutPacket{TransactionID: txid}
+			switch typ {
+			case "inband":
+				p.Type = ring.TypeInBand
+			case "completion":
+				p.Type = ring.TypeCompletion
+			case "gpa-direct":
+				p.Type = ring.TypeGPADirect
+			case "transfer-pages":
+				p.Type = ring.TypeTransferPages
+			default:
+				return usageErrorf("--type %q: want inband, completion, gpa-direct or transfer-pages", typ)
+			}
+			if completionReq {
+				p.Flags |= ring.FlagCompletionRequested
+			}
+			payload, err := hex.DecodeString(payloadHex)
+			if err != nil {
+				return usageErrorf("--payload: %v", err)
+			}
+			if len(ranges) > 0 && p.Type != ring.TypeGPADirect {
+				return usageErrorf("--range applies to gpa-direct packets only")
+			}
+			if (len(transferRanges) > 0 || cmd.Flags().Changed("transfer-set")) && p.Type != ring.TypeTransferPages {
+				return usageErrorf("--transfer-set and --transfer-range apply to transfer-pages packets only")
+			}
+			for _, s := range ranges {
+				r, err := parseGPARange(s)
+				if err != nil {
+					return usageErrorf("--range %q: %v", s, err)
+				}
+				p.Ranges = append(p.Ranges, r)
+			}
+			if p.Type == ring.TypeGPADirect && len(p.Ranges) == 0 {
+				return usageErrorf("a gpa-direct packet needs at least one --range")
+			}
+			p.TransferPageSet = transferSet
+			for _, s := range transferRanges {
+				tr, err := parseTransferRange(s)
+				if err != nil {
+					return usageErrorf("--transfer-range %q: %v", s, err)
+				}
+				p.TransferRanges = append(p.TransferRanges, tr)
+			}
+			if p.Type == ring.TypeTransferPages && len(p.TransferRanges) == 0 {
+				return usageErrorf("a transfer-pages packet needs at least one --transfer-range")
+			}
+			return ringWrite(args[0], p, payload)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&typ, "type", "", "packet type: inband, completion, gpa-direct or transfer-pages")
+	f.Uint64Var(&txid, "txid", 0, "transaction id")
+	f.BoolVar(&completionReq, "completion-requested", false, "set the completion-requested flag")
+	f.StringVar(&payloadHex, "payload", "", "payload bytes in hex")
+	f.StringArrayVar(&ranges, "range", nil, "GPA range PFN[,PFN...]:OFFSET:LEN (repeatable)")
+	f.Uint16Var(&transferSet, "transfer-set", 0, "transfer page set id")
+	f.StringArrayVar(&transferRanges, "transfer-range", nil, "transfer range OFFSET:LEN (repeatable)")
+	return cmd
+}
+
+func ringWrite(path string, p *ring.OutPacket, payload []byte) error {
+	rf, err := ring.OpenFile(path, true)
+	if err != nil {
+		return usageError(err)
+	}
+	defer rf.Close()
+	w, err := ring.NewWriter(rf.Region())
+	if err != nil {
+		return usageError(err)
+	}
+	if err := w.Write(p, payload); err != nil {
+		switch {
+		case errors.Is(err, ring.ErrFull):
+			free, _ := w.Free()
+			return failuref("ring full: the packet needs %d bytes, %d are free", packetBytes(p, len(payload)), max(free, 0))
+		case errors.Is(err, ring.ErrTooLarge):
+			return failuref("ring full: %v", err)
+		}
+		return usageError(err)
+	}
+	w.Commit()
+	return nil
+}
+
+// packetBytes is the space a packet takes in the ring, footer included.
+func packetBytes(p *ring.OutPacket, payload int) int {
+	n := 16 + (payload+7)&^7 + 8
+	switch p.Type {
+	case ring.TypeGPADirect:
+		n += 8 + gpa.EncodedLenOf(p.Ranges)
+	case ring.TypeTransferPages:
+		n += 8 + 8*len(p.TransferRanges)
+	}
+	return n
+}
+
+func parseGPARange(s string) (gpa.Range, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return gpa.Range{}, errors.New("want PFN[,PFN...]:OFFSET:LEN")
+	}
+	off, err := parseUint(parts[1], 32)
+	if err != nil {
+		return gpa.Range{}, fmt.Errorf("offset: %v", err)
+	}
+	n, err := parseUint(parts[2], 32)
+	if err != nil {
+		return gpa.Range{}, fmt.Errorf("length: %v", err)
+	}
+	r := gpa.Range{ByteCount: uint32(n), ByteOffset: uint32(off)}
+	for _, ps := range strings.Split(parts[0], ",") {
+		pfn, err := parseUint(ps, 64)
+		if err != nil {
+			return gpa.Range{}, fmt.Errorf("pfn: %v", err)
+		}
+		r.PFNs = append(r.PFNs, pfn)
+	}
+	if len(r.PFNs) == 1 && off < gpa.PageSize {
+		pages := gpa.PagesSpanned(r.ByteOffset, r.ByteCount)
+		if pages > 1<<16 {
+			return gpa.Range{}, fmt.Errorf("range spans %d pages", pages)
+		}
+		for i := uint64(1); i < pages; i++ {
+			r.PFNs = append(r.PFNs, r.PFNs[0]+i)
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return gpa.Range{}, err
+	}
+	return r, nil
+}
+
+func parseTransferRange(s string) (ring.TransferRange, error) {
+	off, n, ok := strings.Cut(s, ":")
+	if !ok {
+		return ring.TransferRange{}, errors.New("want OFFSET:LEN")
+	}
+	o, err := parseUint(off, 32)
+	if err != nil {
+		return ring.TransferRange{}, fmt.Errorf("offset: %v", err)
+	}
+	c, err := parseUint(n, 32)
+	if err != nil {
+		return ring.TransferRange{}, fmt.Errorf("length: %v", err)
+	}
+	return ring.TransferRange{Offset: uint32(o), Count: uint32(c)}, nil
+}
+
+func parseUint(s string, bits int) (uint64, error) {
+	v, err := strconv.ParseUint(s, 0, bits)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) {
+			return 0, fmt.Errorf("%q: %v", s, ne.Err)
+		}
+		return 0, err
+	}
+	return v, nil
+}
+
+// packetJSON is one packet as `ring read` and `ring dump --json` print it;
+// fields that do not apply to the packet's type are left out.
+type packetJSON struct {
+	Offset         *uint32        `json:"offset,omitempty"`
+	Type           uint16         `json:"type"`
+	Flags          uint16         `json:"flags"`
+	TxID           uint64         `json:"txid"`
+	Payload        string         `json:"payload"`
+	Ranges         []rangeJSON    `json:"ranges,omitempty"`
+	TransferSet    *uint16        `json:"transfer_set,omitempty"`
+	TransferRanges []transferJSON `json:"transfer_ranges,omitempty"`
+}
+
+type rangeJSON struct {
+	Offset uint32   `json:"offset"`
+	Count  uint32   `json:"count"`
+	PFNs   []uint64 `json:"pfns"`
+}
+
+type transferJSON struct {
+	Offset uint32 `json:"offset"`
+	Count  uint32 `json:"count"`
+}
+
+func toJSON(p *ring.Packet, withOffset bool) packetJSON {
+	j := packetJSON{
+		Type:    uint16(p.Type),
+		Flags:   p.Flags,
+		TxID:    p.TransactionID,
+		Payload: hex.EncodeToString(p.Payload()),
+	}
+	if withOffset {
+		off := p.Offset
+		j.Offset = &off
+	}
+	for _, r := range p.Ranges {
+		j.Ranges = append(j.Ranges, rangeJSON{Offset: r.ByteOffset, Count: r.ByteCount, PFNs: append([]uint64(nil), r.PFNs...)})
+	}
+	if p.Type == ring.TypeTransferPages {
+		set := p.TransferPageSet
+		j.TransferSet = &set
+		for _, tr := range p.TransferRanges {
+			j.TransferRanges = append(j.TransferRanges, transferJSON{Offset: tr.Offset, Count: tr.Count})
+		}
+	}
+	return j
+}
+
+func newRingReadCmd() *cobra.Command {
+	var maxPackets int
+	cmd := &cobra.Command{
+		Use:   "read FILE [--max N]",
+		Short: "Consume packets, print one JSON object per line, then publish the read index",
+		Long: `Consume unread packets (all of them, or at most --max), print each as one
+JSON object per line, then publish the new read index. The payload is hex,
+padding included. If the ring is corrupt, the packets before the damage are
+printed and consumed, and the command exits 2 naming the offset and rule.`,
+		Args: exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if maxPackets < 0 {
+				return usageErrorf("--max %d is negative", maxPackets)
+			}
+			rf, err := ring.OpenFile(args[0], true)
+			if err != nil {
+				return usageError(err)
+			}
+			defer rf.Close()
+			r, err := ring.NewReader(rf.Region())
+			if err != nil {
+				return usageError(err)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			var p ring.Packet
+			var rerr error
+			for n := 0; maxPackets == 0 || n < maxPackets; n++ {
+				if err := r.Next(&p); err != nil {
+					if !errors.Is(err, ring.ErrEmpty) {
+						rerr = err
+					}
+					break
+				}
+				if err := enc.Encode(toJSON(&p, false)); err != nil {
+					r.Revert()
+					return err
+				}
+			}
+			r.Commit()
+			if rerr != nil {
+				return usageError(rerr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&maxPackets, "max", 0, "consume at most N packets (0: all)")
+	return cmd
+}
+
+// dumpJSON is `ring dump --json`.
+type dumpJSON struct {
+	DataSize        uint32       `json:"data_size"`
+	WriteIndex      uint32       `json:"write_index"`
+	ReadIndex       uint32       `json:"read_index"`
+	InterruptMask   uint32       `json:"interrupt_mask"`
+	PendingSendSize uint32       `json:"pending_send_size"`
+	FeatureBits     uint32       `json:"feature_bits"`
+	Packets         []packetJSON `json:"packets"`
+	Error           string       `json:"error,omitempty"`
+}
+
+func newRingDumpCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "dump FILE [--json]",
+		Short: "Show the control page and every unread packet, consuming nothing",
+		Long: `Show the control page fields and every unread packet without consuming
+anything (the file is mapped read-only). If the ring is corrupt, what was
+readable is shown and the command exits 2 naming the offset and rule.`,
+		Args: exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rf, err := ring.OpenFile(args[0], false)
+			if err != nil {
+				return usageError(err)
+			}
+			defer rf.Close()
+			ctl, err := ring.Inspect(rf.Region())
+			if err != nil {
+				return usageError(err)
+			}
+			d := dumpJSON{
+				DataSize: ctl.DataSize, WriteIndex: ctl.WriteIndex, ReadIndex: ctl.ReadIndex,
+				InterruptMask: ctl.InterruptMask, PendingSendSize: ctl.PendingSendSize, FeatureBits: ctl.FeatureBits,
+				Packets: []packetJSON{},
+			}
+			var rerr error
+			r, err := ring.NewReader(rf.Region())
+			if err != nil {
+				rerr = err
+			} else {
+				var p ring.Packet
+				for {
+					if err := r.Next(&p); err != nil {
+						if !errors.Is(err, ring.ErrEmpty) {
+							rerr = err
+						}
+						break
+					}
+					d.Packets = append(d.Packets, toJSON(&p, true))
+				}
+			}
+			if rerr != nil {
+				d.Error = rerr.Error()
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(d); err != nil {
+					return err
+				}
+			} else {
+				printDump(out, d)
+			}
+			if rerr != nil {
+				return usageError(rerr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func printDump(w io.Writer, d dumpJSON) {
+	fmt.Fprintf(w, "data size          %d\n", d.DataSize)
+	fmt.Fprintf(w, "write index        %#x\n", d.WriteIndex)
+	fmt.Fprintf(w, "read index         %#x\n", d.ReadIndex)
+	fmt.Fprintf(w, "interrupt mask     %d\n", d.InterruptMask)
+	fmt.Fprintf(w, "pending send size  %d\n", d.PendingSendSize)
+	fmt.Fprintf(w, "feature bits       %#x\n", d.FeatureBits)
+	fmt.Fprintf(w, "unread packets     %d\n", len(d.Packets))
+	for _, p := range d.Packets {
+		fmt.Fprintf(w, "@%#06x %-14s flags=%d txid=%d payload=%s", *p.Offset, ring.PacketType(p.Type), p.Flags, p.TxID, p.Payload)
+		for _, r := range p.Ranges {
+			fmt.Fprintf(w, " range=%v:%d:%d", r.PFNs, r.Offset, r.Count)
+		}
+		if p.TransferSet != nil {
+			fmt.Fprintf(w, " transfer_set=%d", *p.TransferSet)
+			for _, tr := range p.TransferRanges {
+				fmt.Fprintf(w, " transfer_range=%d:%d", tr.Offset, tr.Count)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// exactArgs is cobra.ExactArgs with an error that names what is missing,
+// reported as bad usage.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s: want %s, got %d arguments", cmd.Name(), names, len(args))
+		}
+		return nil
+	}
+}
