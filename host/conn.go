@@ -1,0 +1,331 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/govmbus/govmbus/guestmem"
+	"github.com/govmbus/govmbus/protocol"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// errTooManyBad disconnects a guest that sent more than Limits.MaxBadMessages
+// messages the host had to drop.
+var errTooManyBad = errors.New("host: too many bad messages from guest")
+
+// guestConn is the host's side of one guest: its negotiation state, its
+// channels and its GPADLs. One goroutine (run) handles the guest's messages
+// in order; Shutdown rescinds from another, so the state is under mu.
+//
+// The connection's state machine:
+//
+//	awaiting contact ──InitiateContact, known version──► connected ──RequestOffers──► offered
+//	      ▲   (unknown version: VersionResponse "not supported", stay)        │
+//	      └────────────────────────── Unload → UnloadComplete ◄───────────────┘
+//	(transport error, peer gone, too many bad messages, host Close: disconnected, from any state)
+type guestConn struct {
+	h   *Host
+	c   *transport.Conn
+	id  uint64
+	log *slog.Logger
+
+	done     chan struct{} // closed when run has cleaned up
+	released chan struct{} // closed after a shutdown once every rescinded id is released
+
+	mu           sync.Mutex
+	contacted    bool
+	version      protocol.Version
+	features     protocol.FeatureFlags
+	offersSent   bool
+	shuttingDown bool
+	releasedOnce bool
+	mem          *guestmem.Memory
+	chans        []chanState // by offer index: channel id - 1
+	gpadls       *gpadlSet
+	bad          int
+}
+
+// A channel's state for one guest:
+//
+//	offered ──OpenChannel ok──► open ──CloseChannel──► offered
+//	   │                          │
+//	   └──────── rescind ─────────┴──► rescinded ──RelIdReleased──► released (gone)
+type chanState struct {
+	open      *openChannel
+	rescinded bool
+	released  bool
+}
+
+func newGuestConn(h *Host, c *transport.Conn, id uint64) *guestConn {
+	gc := &guestConn{
+		h:        h,
+		c:        c,
+		id:       id,
+		log:      h.log.With("guest", id),
+		done:     make(chan struct{}),
+		released: make(chan struct{}),
+		chans:    make([]chanState, len(h.offers)),
+	}
+	gc.gpadls = newGpadlSet(h.limits, func(gpadlID uint32) {
+		gc.send(&protocol.GpadlTorndown{GpadlID: gpadlID})
+	})
+	return gc
+}
+
+// run receives and handles the guest's messages until the connection ends,
+// then releases everything the guest held.
+func (gc *guestConn) run() (err error) {
+	gc.log.Info("guest connected")
+	defer func() {
+		gc.cleanup()
+		gc.c.Close()
+		close(gc.done)
+		gc.log.Info("guest disconnected", "reason", errString(err))
+	}()
+	buf := make([]byte, transport.MaxMessageSize)
+	for {
+		n, err := gc.c.Recv(context.Background(), buf)
+		if err != nil {
+			if errors.Is(err, transport.ErrPeerClosed) {
+				return nil
+			}
+			if errors.Is(err, transport.ErrClosed) {
+				return ErrClosed
+			}
+			return err
+		}
+		gc.mu.Lock()
+		err = gc.handle(buf[:n])
+		gc.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "guest closed the connection"
+	}
+	return err.Error()
+}
+
+// cleanup closes the guest's open channels and drops its GPADLs and memory.
+func (gc *guestConn) cleanup() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	gc.resetLocked("disconnect")
+	gc.gpadls.mu.Lock()
+	gc.gpadls.mem = nil
+	gc.gpadls.mu.Unlock()
+	if gc.mem != nil {
+		gc.mem.Close()
+		gc.mem = nil
+	}
+	gc.markReleasedLocked()
+}
+
+// resetLocked closes every open channel and forgets every GPADL and channel
+// state: what Unload and a disconnect both do. Must hold mu.
+func (gc *guestConn) resetLocked(why string) {
+	for i := range gc.chans {
+		if gc.chans[i].open != nil {
+			gc.closeChannelLocked(i, why)
+		}
+		gc.chans[i] = chanState{}
+	}
+	gc.gpadls.mu.Lock()
+	clear(gc.gpadls.byID)
+	gc.gpadls.pages = 0
+	gc.gpadls.mu.Unlock()
+}
+
+// send posts a message to the guest. A failure means the guest is gone or
+// the host is closing it; the receive loop learns of that on its own, so
+// the error is only logged.
+func (gc *guestConn) send(m protocol.Message) {
+	if err := gc.c.Send(protocol.Marshal(m)); err != nil {
+		gc.log.Debug("send failed", "message", m.Type(), "err", err)
+	}
+}
+
+// drop discards a message the guest should not have sent, with one log line,
+// and disconnects the guest once it has done so too often.
+func (gc *guestConn) drop(t protocol.MessageType, why string, args ...any) error {
+	gc.bad++
+	gc.log.Warn("message dropped", append([]any{"message", t, "why", why}, args...)...)
+	if gc.bad > gc.h.limits.MaxBadMessages {
+		return fmt.Errorf("%w: %d", errTooManyBad, gc.bad)
+	}
+	return nil
+}
+
+// handle decodes and dispatches one message. A returned error disconnects
+// the guest. Must hold mu.
+func (gc *guestConn) handle(b []byte) error {
+	m, err := protocol.Decode(b)
+	if err != nil {
+		t, _ := protocol.PeekType(b)
+		return gc.drop(t, "undecodable", "err", err)
+	}
+	t := m.Type()
+	if t != protocol.TypeInitiateContact {
+		if !gc.contacted {
+			return gc.drop(t, "before InitiateContact")
+		}
+		if t.MinVersion() > gc.version {
+			return gc.drop(t, "not in the negotiated version", "version", gc.version)
+		}
+		if f := t.Feature(); f != 0 && gc.features&f == 0 {
+			return gc.drop(t, "feature not negotiated", "feature", f)
+		}
+	}
+	switch m := m.(type) {
+	case *protocol.InitiateContact:
+		return gc.initiateContact(m)
+	case *protocol.RequestOffers:
+		return gc.requestOffers()
+	case *protocol.GpadlHeader:
+		return gc.gpadlHeader(m)
+	case *protocol.GpadlBody:
+		return gc.gpadlBody(m)
+	case *protocol.GpadlTeardown:
+		return gc.gpadlTeardown(m)
+	case *protocol.OpenChannel:
+		gc.openChannel(m)
+		return nil
+	case *protocol.CloseChannel:
+		return gc.closeChannel(m)
+	case *protocol.RelIDReleased:
+		return gc.relIDReleased(m)
+	case *protocol.ModifyChannel:
+		return gc.modifyChannel(m)
+	case *protocol.Unload:
+		gc.unload()
+		return nil
+	default:
+		return gc.drop(t, "not handled by this host")
+	}
+}
+
+// channelIndex maps a channel id the guest names to its offer index, if the
+// guest was offered that channel and it was not rescinded.
+func (gc *guestConn) channelIndex(id uint32) (int, bool) {
+	if !gc.offersSent || id == 0 || uint64(id) > uint64(len(gc.chans)) {
+		return 0, false
+	}
+	i := int(id - 1)
+	if gc.chans[i].rescinded || gc.chans[i].released {
+		return 0, false
+	}
+	return i, true
+}
+
+func (gc *guestConn) requestOffers() error {
+	if gc.offersSent {
+		return gc.drop(protocol.TypeRequestOffers, "offers already sent")
+	}
+	gc.offersSent = true
+	if !gc.shuttingDown {
+		for i := range gc.h.offers {
+			o := &gc.h.offers[i]
+			gc.send(&protocol.OfferChannel{
+				InterfaceType:     o.spec.InterfaceType,
+				InterfaceInstance: o.spec.InterfaceInstance,
+				Flags:             o.spec.Flags,
+				MMIOMegabytes:     o.spec.MMIOMegabytes,
+				UserDefined:       o.spec.UserDefined,
+				SubchannelIndex:   o.spec.SubchannelIndex,
+				ChannelID:         o.channelID,
+				MonitorID:         protocol.MonitorIDNone,
+				ConnectionID:      o.connID,
+			})
+		}
+	} else {
+		// Offers that arrive during a shutdown would only be rescinded.
+		for i := range gc.chans {
+			gc.chans[i].released = true
+		}
+	}
+	gc.send(&protocol.AllOffersDelivered{})
+	gc.log.Info("offers sent", "channels", len(gc.h.offers))
+	return nil
+}
+
+func (gc *guestConn) relIDReleased(m *protocol.RelIDReleased) error {
+	id := m.ChannelID
+	if !gc.offersSent || id == 0 || uint64(id) > uint64(len(gc.chans)) || !gc.chans[id-1].rescinded {
+		return gc.drop(protocol.TypeRelIDReleased, "channel not rescinded", "channel", id)
+	}
+	gc.chans[id-1] = chanState{released: true}
+	gc.gpadls.dropChannel(id)
+	gc.log.Info("channel id released", "channel", id)
+	gc.markReleasedLocked()
+	return nil
+}
+
+// markReleasedLocked closes released once a shutdown has nothing more to
+// wait for from this guest. Must hold mu.
+func (gc *guestConn) markReleasedLocked() {
+	if gc.releasedOnce {
+		return
+	}
+	for i := range gc.chans {
+		if gc.chans[i].rescinded {
+			return
+		}
+	}
+	if gc.shuttingDown {
+		gc.releasedOnce = true
+		close(gc.released)
+	}
+}
+
+// rescindAll withdraws every channel offered to this guest, closing the open
+// ones, for Shutdown.
+func (gc *guestConn) rescindAll() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	gc.shuttingDown = true
+	if gc.offersSent {
+		for i := range gc.chans {
+			cs := &gc.chans[i]
+			if cs.rescinded || cs.released {
+				continue
+			}
+			if cs.open != nil {
+				gc.closeChannelLocked(i, "rescind")
+			}
+			cs.rescinded = true
+			gc.send(&protocol.RescindChannelOffer{ChannelID: uint32(i + 1)})
+		}
+	}
+	gc.markReleasedLocked()
+}
+
+func (gc *guestConn) modifyChannel(m *protocol.ModifyChannel) error {
+	i, ok := gc.channelIndex(m.ChannelID)
+	if !ok || gc.chans[i].open == nil {
+		return gc.drop(protocol.TypeModifyChannel, "channel not open", "channel", m.ChannelID)
+	}
+	// Interrupts go to an event, not a VP: there is nothing to move, but
+	// a guest of 5.3 or later waits for the answer.
+	if gc.version >= protocol.VersionIron {
+		gc.send(&protocol.ModifyChannelResponse{ChannelID: m.ChannelID, Status: statusSuccess})
+	}
+	return nil
+}
+
+func (gc *guestConn) unload() {
+	gc.resetLocked("unload")
+	v := gc.version
+	gc.contacted, gc.offersSent, gc.version, gc.features = false, false, 0, 0
+	if v >= protocol.TypeUnloadComplete.MinVersion() {
+		gc.send(&protocol.UnloadComplete{})
+	}
+	gc.log.Info("guest unloaded")
+	gc.markReleasedLocked()
+}

@@ -1,0 +1,92 @@
+// Package host is the VMBus server's control plane (layer 5 of govmbus):
+// it accepts guests over package transport, negotiates a protocol version
+// with each, offers them the registered devices, builds their GPADLs,
+// opens and closes their channels, rescinds offers and answers Unload.
+//
+// It sits on protocol (the messages), guestmem (the guest's memory, mapped
+// once per guest), ring (to validate a ring before a device sees it) and
+// transport (messages, memory and events). Above it, the channel layer (the
+// KMCL model) implements Device and drives the rings; devices like echo sit
+// above that.
+//
+// # Offers
+//
+// Every guest is offered one channel per Device. Channel ids are 1…N in
+// the order of (interface type, interface instance, subchannel index),
+// GUIDs compared by their wire bytes, so they are stable; the connection id
+// is channel id | SINT 2 << 12. RequestOffers is answered with every offer,
+// then AllOffersDelivered.
+//
+// # Versions
+//
+// Every version of protocol.Versions is accepted, exactly as asked; an
+// unknown one gets a VersionResponse saying it is not supported. From 5.0
+// the response carries MessageConnectionID (1); for Copper it carries
+// SupportedFeatures and the guest gets the intersection of what it asked
+// and those.
+//
+// # State machines
+//
+// A guest connection:
+//
+//	awaiting contact ──InitiateContact (known version)──► connected ──RequestOffers──► offered
+//	      ▲                                                                              │
+//	      └──────────────────── Unload → UnloadComplete (channels closed, GPADLs dropped) ┘
+//	any state ──(peer gone, transport error, too many bad messages, Close)──► disconnected:
+//	      open channels closed (Device.Close), GPADLs dropped, memory unmapped
+//
+// A channel, for one guest:
+//
+//	offered ──OpenChannel ok──► open ──CloseChannel──► offered
+//	   └───────── rescind (Shutdown) ─┴──► rescinded ──RelIdReleased──► released
+//
+// A GPADL: see gpadlState in gpadl.go. GpadlTorndown is sent only once
+// neither a device mapping (GpadlTable.Map) nor an open channel's ring
+// uses the GPADL.
+//
+// # Misbehaving guests
+//
+// Each guest is isolated: what it sends affects only its own connection.
+//
+//	what the guest sends                              what the host does
+//	────────────────────────────────────────────────  ─────────────────────────────────────
+//	transport violation (bad frame, bad memfd)        disconnect (transport reports it)
+//	undecodable message, unknown type                 drop + log line
+//	any message before InitiateContact                drop + log line
+//	message too new for the version / feature off     drop + log line
+//	host→guest message type, unsupported type         drop + log line
+//	second InitiateContact, second RequestOffers      drop + log line
+//	InitiateContact with an unknown version           VersionResponse "not supported"
+//	GpadlHeader: unknown channel, id in use, bad
+//	  counts, too many GPADLs                         GpadlCreated with a failure status
+//	GPADL whose ranges are malformed, lie outside
+//	  guest memory, or pass the page limit            GpadlCreated with a failure status
+//	GpadlBody for no GPADL being created              drop + log line
+//	GpadlBody that overruns or names another GPADL    GpadlCreated with a failure status
+//	GpadlTeardown of an unknown GPADL                 drop + log line
+//	OpenChannel: unknown/rescinded channel, already
+//	  open, GPADL missing or of another channel, bad
+//	  downstream offset, ring not whole pages, corrupt
+//	  ring control page, events missing, device error OpenChannelResult with a failure status
+//	CloseChannel of a channel not open                drop + log line (silently if rescinded)
+//	RelIdReleased of a channel not rescinded          drop + log line
+//	more than Limits.MaxBadMessages drops             disconnect
+//
+// # Limits
+//
+// Everything a guest can make the host hold is bounded: guests
+// (Limits.MaxGuests), channels (one per device, at most 2047), GPADLs per
+// guest including half-built ones (Limits.MaxGpadls, each buffering at most
+// 64 KiB while it arrives), pages named by a guest's GPADLs
+// (Limits.MaxGpadlPages), dropped messages (Limits.MaxBadMessages) and
+// untaken events (1024, by package transport). The host queues no messages:
+// it answers each as it handles it, and a guest that does not read stalls
+// only its own connection.
+//
+// # Logging
+//
+// One log/slog line per lifecycle event (guest connected, version
+// negotiated, offers sent, channel opened/closed, GPADL refused, message
+// dropped, disconnected), none per packet; GPADL creation and teardown are
+// at Debug level.
+package host

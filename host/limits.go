@@ -1,0 +1,45 @@
+package host
+
+// Limits bound what guests can make the host hold. A zero field takes the
+// default named beside it.
+type Limits struct {
+	// MaxGuests is how many guest connections Serve keeps at once; a
+	// guest beyond it is disconnected at once. Default 64.
+	MaxGuests int
+	// MaxGpadls is how many GPADLs one guest may have, created or still
+	// arriving (header received, bodies missing); a GpadlHeader beyond it
+	// gets a failure status. Default 1024.
+	MaxGpadls int
+	// MaxGpadlPages is how many pages one guest's created GPADLs may name
+	// in all; a GPADL that would pass it gets a failure status. Default
+	// 262144 (1 GiB of 4 KiB pages).
+	MaxGpadlPages uint64
+	// MaxBadMessages is how many messages one guest may send that the host
+	// drops (undecodable, out of order, not allowed in the negotiated
+	// version) before it is disconnected. Default 256.
+	MaxBadMessages int
+}
+
+// Default limits.
+const (
+	DefaultMaxGuests      = 64
+	DefaultMaxGpadls      = 1024
+	DefaultMaxGpadlPages  = 1 << 18
+	DefaultMaxBadMessages = 256
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxGuests <= 0 {
+		l.MaxGuests = DefaultMaxGuests
+	}
+	if l.MaxGpadls <= 0 {
+		l.MaxGpadls = DefaultMaxGpadls
+	}
+	if l.MaxGpadlPages == 0 {
+		l.MaxGpadlPages = DefaultMaxGpadlPages
+	}
+	if l.MaxBadMessages <= 0 {
+		l.MaxBadMessages = DefaultMaxBadMessages
+	}
+	return l
+}
