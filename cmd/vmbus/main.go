@@ -60,6 +60,8 @@ func newRootCmd() *cobra.Command {
 		newRingCmd(),
 		newBenchCmd(),
 		newProtoCmd(),
+		newHostCmd(),
+		newGuestCmd(),
 	)
 	return root
 }
