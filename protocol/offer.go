@@ -51,8 +51,8 @@ const (
 )
 
 var offerFlagNames = [...]string{
-	0: "enumerate-device-interface", 1: "transfer-pages|confidential-ring",
-	2: "gpadls|confidential-external-memory", 3: "require-pinned",
+	0: "enumerate-device-interface", 1: "transfer-pages/confidential-ring",
+	2: "gpadls/confidential-external-memory", 3: "require-pinned",
 	4: "named-pipe-mode", 8: "loopback", 9: "parent",
 	10: "request-monitored-notification", 13: "tlnpi-provider",
 }

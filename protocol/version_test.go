@@ -45,7 +45,7 @@ func TestFlagStrings(t *testing.T) {
 			"confidential-channels|pause-resume|server-specified-monitor-pages|gpa-pinning"},
 		{FeatureFlags(0x301).String(), "guest-specified-signal-params|0x300"},
 		{(OfferFlagNamedPipeMode | OfferFlagTLNPIProvider | 0x4000).String(), "named-pipe-mode|tlnpi-provider|0x4000"},
-		{OfferFlagGPADLs.String(), "gpadls|confidential-external-memory"},
+		{OfferFlagGPADLs.String(), "gpadls/confidential-external-memory"},
 		{ConnectionLowResources.String(), "low-resources"},
 		{ConnectionState(9).String(), "ConnectionState(9)"},
 		{OpenFlagRedirectInterrupt.String(), "redirect-interrupt"},
