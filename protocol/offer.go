@@ -58,8 +58,8 @@ var offerFlagNames = [...]string{
 }
 
 // String lists the set flags by name, joined with "|". Bits 0x2 and 0x4
-// show both of their meanings, since which applies depends on the
-// negotiated features.
+// show both of their meanings as "classic/confidential", since which
+// applies depends on the negotiated features.
 func (f OfferFlags) String() string { return flagString(uint64(f), offerFlagNames[:]) }
 
 // Pipe modes, the u32 at the start of a pipe offer's user-defined area.
