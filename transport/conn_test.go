@@ -560,6 +560,9 @@ func TestServicingHandover(t *testing.T) {
 		defer close(served)
 		c, err := l2.Accept()
 		if err == nil {
+			// Stay until the guest has gone, so its Dial cannot race
+			// with this end closing.
+			c.Recv(testCtx(t), nil)
 			c.Close()
 		}
 	}()
