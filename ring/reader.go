@@ -184,21 +184,19 @@ func (r *Reader) parse(p *Packet, avail uint32) error {
 	if avail < descriptorSize+footerSize {
 		return corruptData(start, "%d bytes published, less than the smallest packet", avail)
 	}
-	// One copy of the descriptor; every decision below uses the copy.
-	var d [descriptorSize]byte
-	if start <= r.size-descriptorSize {
-		d = [descriptorSize]byte(r.data[start : start+descriptorSize])
-	} else {
-		r.get(start, d[:])
-	}
-	typ := PacketType(binary.LittleEndian.Uint16(d[0:]))
-	off8 := binary.LittleEndian.Uint16(d[2:])
-	len8 := binary.LittleEndian.Uint16(d[4:])
-	flags := binary.LittleEndian.Uint16(d[6:])
+	// One load of each half of the descriptor; every decision below uses
+	// these copies. start is 8-aligned, so a descriptor splits at the end
+	// of the ring only between its halves.
+	d0 := binary.LittleEndian.Uint64(r.data[start:])
+	d1 := binary.LittleEndian.Uint64(r.data[r.advance(start, 8):])
+	typ := PacketType(d0)
+	off8 := uint16(d0 >> 16)
+	len8 := uint16(d0 >> 32)
+	flags := uint16(d0 >> 48)
 	*p = Packet{
 		Type:          typ,
 		Flags:         flags,
-		TransactionID: binary.LittleEndian.Uint64(d[8:]),
+		TransactionID: d1,
 		Offset:        start,
 		rd:            r,
 		gen:           r.gen,

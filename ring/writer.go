@@ -157,13 +157,17 @@ func (w *Writer) write(typ PacketType, flags uint16, txid uint64, hdr []byte, pi
 	return nil
 }
 
+// descriptorWord packs type, data offset and length (in 8-byte units) and
+// flags, the first eight bytes of a descriptor, into one u64.
+func descriptorWord(typ PacketType, dataOff, total int, flags uint16) uint64 {
+	return uint64(typ) | uint64(dataOff/8)<<16 | uint64(total/8)<<32 | uint64(flags)<<48
+}
+
 // fill lays out a packet in dst, a contiguous piece of the data area
 // starting at index start, and returns the index after it.
 func (w *Writer) fill(dst []byte, start uint32, typ PacketType, dataOff, total int, flags uint16, txid uint64, hdr []byte, pieces [][]byte) uint32 {
-	binary.LittleEndian.PutUint16(dst[0:], uint16(typ))
-	binary.LittleEndian.PutUint16(dst[2:], uint16(dataOff/8))
-	binary.LittleEndian.PutUint16(dst[4:], uint16(total/8))
-	binary.LittleEndian.PutUint16(dst[6:], flags)
+	// The descriptor's four u16 fields as one little-endian u64 store.
+	binary.LittleEndian.PutUint64(dst[0:], descriptorWord(typ, dataOff, total, flags))
 	binary.LittleEndian.PutUint64(dst[8:], txid)
 	off := descriptorSize + copy(dst[descriptorSize:], hdr)
 	for _, p := range pieces {
@@ -178,10 +182,7 @@ func (w *Writer) fill(dst []byte, start uint32, typ PacketType, dataOff, total i
 // piece by piece.
 func (w *Writer) fillWrapped(start uint32, typ PacketType, dataOff, total int, flags uint16, txid uint64, hdr []byte, pieces [][]byte) uint32 {
 	var desc [descriptorSize]byte
-	binary.LittleEndian.PutUint16(desc[0:], uint16(typ))
-	binary.LittleEndian.PutUint16(desc[2:], uint16(dataOff/8))
-	binary.LittleEndian.PutUint16(desc[4:], uint16(total/8))
-	binary.LittleEndian.PutUint16(desc[6:], flags)
+	binary.LittleEndian.PutUint64(desc[0:], descriptorWord(typ, dataOff, total, flags))
 	binary.LittleEndian.PutUint64(desc[8:], txid)
 	off := w.put(start, desc[:])
 	if len(hdr) > 0 {
