@@ -39,11 +39,17 @@ type Channel struct {
 	FromHost  *transport.Event // the host signals the guest
 	RingGpadl uint32           // the ring GPADL's id
 
-	cl     *Client
-	pfn    uint64
-	pages  int
-	closed bool // under cl.mu
+	cl         *Client
+	pfn        uint64
+	pages      int
+	closed     bool          // under cl.mu
+	rescinded  chan struct{} // closed when the host rescinds the channel
+	rescindSet bool          // under cl.mu
 }
+
+// Rescinded is closed when the host rescinds the channel. The channel must
+// then be closed (Close answers RelIdReleased).
+func (ch *Channel) Rescinded() <-chan struct{} { return ch.rescinded }
 
 // Open opens an offered channel. It allocates OutPages+InPages contiguous
 // guest pages, formats both rings (pending send size on, as Linux does),
@@ -70,7 +76,7 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 	if err != nil {
 		return nil, err
 	}
-	ch := &Channel{Offer: o, cl: cl, pfn: pfn, pages: n}
+	ch := &Channel{Offer: o, cl: cl, pfn: pfn, pages: n, rescinded: make(chan struct{})}
 	region := cl.mem.Bytes()[pfn*guestmem.PageSize : (pfn+uint64(n))*guestmem.PageSize]
 	ch.Out = region[:outPages*guestmem.PageSize]
 	ch.In = region[outPages*guestmem.PageSize:]

@@ -81,6 +81,16 @@ func (cl *Client) RequestOffers(ctx context.Context) ([]Offer, error) {
 // interface type typ and instance instance (the zero GUID matches any
 // instance), returning the one with the lowest channel id.
 func (cl *Client) WaitOffer(ctx context.Context, typ, instance protocol.GUID) (Offer, error) {
+	return cl.WaitOfferMatch(ctx, func(o Offer) bool {
+		return o.InterfaceType == typ && (instance.IsZero() || o.InterfaceInstance == instance)
+	})
+}
+
+// WaitOfferMatch requests offers if nobody has yet and waits for an offer
+// for which match returns true, returning the one with the lowest channel
+// id. match is called with the client's lock held: it must only look at
+// the offer.
+func (cl *Client) WaitOfferMatch(ctx context.Context, match func(Offer) bool) (Offer, error) {
 	if err := cl.askOffers(); err != nil {
 		return Offer{}, err
 	}
@@ -89,8 +99,7 @@ func (cl *Client) WaitOffer(ctx context.Context, typ, instance protocol.GUID) (O
 		var best Offer
 		found := false
 		for _, o := range cl.offers {
-			if o.InterfaceType == typ && (instance.IsZero() || o.InterfaceInstance == instance) &&
-				(!found || o.ChannelID < best.ChannelID) {
+			if match(o) && (!found || o.ChannelID < best.ChannelID) {
 				best, found = o, true
 			}
 		}
@@ -119,7 +128,11 @@ func (cl *Client) rescind(id uint32) {
 	}
 	delete(cl.offers, id)
 	cl.gone[id] = true
-	_, open := cl.channels[id]
+	ch, open := cl.channels[id]
+	if open && !ch.rescindSet {
+		ch.rescindSet = true
+		close(ch.rescinded)
+	}
 	k := waitKey{protocol.TypeOpenChannelResult, id}
 	w, opening := cl.waiters[k]
 	delete(cl.waiters, k)

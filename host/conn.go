@@ -43,7 +43,11 @@ type guestConn struct {
 	shuttingDown bool
 	releasedOnce bool
 	mem          *guestmem.Memory
-	chans        []chanState // by offer index: channel id - 1
+	chans        []chanState // by channel id - 1: the host's offers, then Guest.Offer's
+	guest        *Guest
+	greet        bool // OnGuest is due once handle returns (run's goroutine only)
+	greeted      bool
+	cleanedUp    bool
 	gpadls       *gpadlSet
 	bad          int
 }
@@ -53,7 +57,16 @@ type guestConn struct {
 //	offered ──OpenChannel ok──► open ──CloseChannel──► offered
 //	   │                          │
 //	   └──────── rescind ─────────┴──► rescinded ──RelIdReleased──► released (gone)
+//
+// An entry made by Guest.Offer (dynamic) is removed when its id is
+// released, when the guest disconnects, or when it is rescinded before the
+// guest asked for offers; the id may then be reused.
 type chanState struct {
+	present   bool // an offer lives at this id
+	spec      OfferSpec
+	dev       Device
+	connID    uint32
+	dynamic   *Offered // set for Guest.Offer's entries
 	open      *openChannel
 	rescinded bool
 	released  bool
@@ -69,6 +82,11 @@ func newGuestConn(h *Host, c *transport.Conn, id uint64) *guestConn {
 		released: make(chan struct{}),
 		chans:    make([]chanState, len(h.offers)),
 	}
+	for i := range h.offers {
+		o := &h.offers[i]
+		gc.chans[i] = chanState{present: true, spec: o.spec, dev: o.dev, connID: o.connID}
+	}
+	gc.guest = &Guest{gc: gc}
 	gc.gpadls = newGpadlSet(h.limits, func(gpadlID uint32) {
 		gc.send(&protocol.GpadlTorndown{GpadlID: gpadlID})
 	})
@@ -103,6 +121,10 @@ func (gc *guestConn) run() (err error) {
 		if err != nil {
 			return err
 		}
+		if gc.greet {
+			gc.greet = false
+			gc.h.onGuest(gc.guest)
+		}
 	}
 }
 
@@ -117,7 +139,13 @@ func errString(err error) string {
 func (gc *guestConn) cleanup() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
+	gc.cleanedUp = true
 	gc.resetLocked("disconnect")
+	for i := range gc.chans {
+		if gc.chans[i].dynamic != nil {
+			gc.removeDynamicLocked(i)
+		}
+	}
 	gc.gpadls.mu.Lock()
 	gc.gpadls.mem = nil
 	gc.gpadls.mu.Unlock()
@@ -129,13 +157,20 @@ func (gc *guestConn) cleanup() {
 }
 
 // resetLocked closes every open channel and forgets every GPADL and channel
-// state: what Unload and a disconnect both do. Must hold mu.
+// state: what Unload and a disconnect both do. Offers stay (they are sent
+// again at the next RequestOffers), except dynamic ones that were being
+// rescinded: those are gone. Must hold mu.
 func (gc *guestConn) resetLocked(why string) {
 	for i := range gc.chans {
-		if gc.chans[i].open != nil {
+		cs := &gc.chans[i]
+		if cs.open != nil {
 			gc.closeChannelLocked(i, why)
 		}
-		gc.chans[i] = chanState{}
+		if cs.dynamic != nil && cs.rescinded {
+			gc.removeDynamicLocked(i)
+			continue
+		}
+		cs.open, cs.rescinded, cs.released = nil, false, false
 	}
 	gc.gpadls.mu.Lock()
 	clear(gc.gpadls.byID)
@@ -218,7 +253,7 @@ func (gc *guestConn) channelIndex(id uint32) (int, bool) {
 		return 0, false
 	}
 	i := int(id - 1)
-	if gc.chans[i].rescinded || gc.chans[i].released {
+	if !gc.chans[i].present || gc.chans[i].rescinded || gc.chans[i].released {
 		return 0, false
 	}
 	return i, true
@@ -229,20 +264,13 @@ func (gc *guestConn) requestOffers() error {
 		return gc.drop(protocol.TypeRequestOffers, "offers already sent")
 	}
 	gc.offersSent = true
+	n := 0
 	if !gc.shuttingDown {
-		for i := range gc.h.offers {
-			o := &gc.h.offers[i]
-			gc.send(&protocol.OfferChannel{
-				InterfaceType:     o.spec.InterfaceType,
-				InterfaceInstance: o.spec.InterfaceInstance,
-				Flags:             o.spec.Flags,
-				MMIOMegabytes:     o.spec.MMIOMegabytes,
-				UserDefined:       o.spec.UserDefined,
-				SubchannelIndex:   o.spec.SubchannelIndex,
-				ChannelID:         o.channelID,
-				MonitorID:         protocol.MonitorIDNone,
-				ConnectionID:      o.connID,
-			})
+		for i := range gc.chans {
+			if gc.chans[i].present {
+				gc.sendOffer(i)
+				n++
+			}
 		}
 	} else {
 		// Offers that arrive during a shutdown would only be rescinded.
@@ -251,8 +279,24 @@ func (gc *guestConn) requestOffers() error {
 		}
 	}
 	gc.send(&protocol.AllOffersDelivered{})
-	gc.log.Info("offers sent", "channels", len(gc.h.offers))
+	gc.log.Info("offers sent", "channels", n)
 	return nil
+}
+
+// sendOffer sends the OfferChannel of channel index i. Must hold mu.
+func (gc *guestConn) sendOffer(i int) {
+	cs := &gc.chans[i]
+	gc.send(&protocol.OfferChannel{
+		InterfaceType:     cs.spec.InterfaceType,
+		InterfaceInstance: cs.spec.InterfaceInstance,
+		Flags:             cs.spec.Flags,
+		MMIOMegabytes:     cs.spec.MMIOMegabytes,
+		UserDefined:       cs.spec.UserDefined,
+		SubchannelIndex:   cs.spec.SubchannelIndex,
+		ChannelID:         uint32(i + 1),
+		MonitorID:         protocol.MonitorIDNone,
+		ConnectionID:      cs.connID,
+	})
 }
 
 func (gc *guestConn) relIDReleased(m *protocol.RelIDReleased) error {
@@ -260,7 +304,12 @@ func (gc *guestConn) relIDReleased(m *protocol.RelIDReleased) error {
 	if !gc.offersSent || id == 0 || uint64(id) > uint64(len(gc.chans)) || !gc.chans[id-1].rescinded {
 		return gc.drop(protocol.TypeRelIDReleased, "channel not rescinded", "channel", id)
 	}
-	gc.chans[id-1] = chanState{released: true}
+	cs := &gc.chans[id-1]
+	if cs.dynamic != nil {
+		gc.removeDynamicLocked(int(id - 1))
+	} else {
+		cs.open, cs.rescinded, cs.released = nil, false, true
+	}
 	gc.gpadls.dropChannel(id)
 	gc.log.Info("channel id released", "channel", id)
 	gc.markReleasedLocked()
@@ -293,14 +342,10 @@ func (gc *guestConn) rescindAll() {
 	if gc.offersSent {
 		for i := range gc.chans {
 			cs := &gc.chans[i]
-			if cs.rescinded || cs.released {
+			if !cs.present || cs.rescinded || cs.released {
 				continue
 			}
-			if cs.open != nil {
-				gc.closeChannelLocked(i, "rescind")
-			}
-			cs.rescinded = true
-			gc.send(&protocol.RescindChannelOffer{ChannelID: uint32(i + 1)})
+			gc.rescindLocked(i)
 		}
 	}
 	gc.markReleasedLocked()

@@ -40,6 +40,9 @@ func (gc *guestConn) initiateContact(m *protocol.InitiateContact) error {
 	}
 	gc.contacted, gc.version, gc.features = true, v, features
 	gc.send(resp)
+	if !gc.greeted && gc.h.onGuest != nil {
+		gc.greeted, gc.greet = true, true
+	}
 	var memBytes uint64
 	if gc.mem != nil {
 		memBytes = gc.mem.Size()

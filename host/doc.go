@@ -17,6 +17,13 @@
 // is channel id | SINT 2 << 12. RequestOffers is answered with every offer,
 // then AllOffersDelivered.
 //
+// Beside those, a guest can be offered channels of its own at run time:
+// Config.OnGuest hands over a *Guest once the guest made contact, and
+// Guest.Offer adds an offer (to the initial list before RequestOffers, as
+// a live OfferChannel after) under the lowest free channel id above the
+// devices'. Offered.Rescind withdraws it (RescindChannelOffer, done at
+// RelIdReleased). The KMCL server channels of package channel use this.
+//
 // # Versions
 //
 // Every version of protocol.Versions is accepted, exactly as asked; an

@@ -19,6 +19,8 @@ var (
 	ErrGpadlMapped = errors.New("host: GPADL already mapped")
 	// ErrGpadlNotMapped: Unmap of a GPADL that is not mapped.
 	ErrGpadlNotMapped = errors.New("host: GPADL not mapped")
+	// ErrGpadlReadOnly: a writable Map of a GPADL marked read-only.
+	ErrGpadlReadOnly = errors.New("host: GPADL is read-only")
 )
 
 // A GPADL's life on the host:
@@ -50,6 +52,7 @@ type gpadl struct {
 	ranges        []gpa.Range                // once created
 	pages         uint64
 	mapped        bool // a device holds a mapping
+	readOnly      bool // MarkReadOnly: writable maps fail
 	ring          bool // the ring GPADL of an open channel
 }
 
@@ -257,6 +260,9 @@ func (t *GpadlTable) Map(id uint32, access guestmem.Access) (*guestmem.RangeView
 	if g.mapped {
 		return nil, fmt.Errorf("%w: %#x", ErrGpadlMapped, id)
 	}
+	if g.readOnly && access != guestmem.ReadOnly {
+		return nil, fmt.Errorf("%w: %#x", ErrGpadlReadOnly, id)
+	}
 	v, err := s.mem.RangeView(g.ranges, access)
 	if err != nil {
 		return nil, err
@@ -280,5 +286,22 @@ func (t *GpadlTable) Unmap(id uint32) error {
 	if due {
 		s.torndown(id)
 	}
+	return nil
+}
+
+// MarkReadOnly records that the guest shared GPADL id read-only, so that
+// every later writable Map of it fails with ErrGpadlReadOnly. The VMBus
+// wire has no read-only bit: a VSP learns it from its own protocol (or
+// its channel layer's configuration) and marks the GPADL here. The mark
+// lasts as long as the GPADL. ErrNoGpadl as for Map.
+func (t *GpadlTable) MarkReadOnly(id uint32) error {
+	s := t.set
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.byID[id]
+	if !ok || g.channelID != t.channelID || g.state != gpadlCreated {
+		return fmt.Errorf("%w: %#x on channel %d", ErrNoGpadl, id, t.channelID)
+	}
+	g.readOnly = true
 	return nil
 }

@@ -39,6 +39,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Limits bound what each guest can make the host hold.
 	Limits Limits
+	// OnGuest, if set, is called once per guest connection, when its first
+	// InitiateContact has been accepted. It runs on that guest's
+	// control-plane goroutine before the guest's next message is handled,
+	// so offers it makes with Guest.Offer join the list RequestOffers
+	// answers with. It must not block on guest traffic.
+	OnGuest func(g *Guest)
 }
 
 // offer is a device's place on the bus: the same channel id for every guest.
@@ -54,9 +60,10 @@ type offer struct {
 //
 // Its methods are safe for concurrent use.
 type Host struct {
-	log    *slog.Logger
-	limits Limits
-	offers []offer // sorted by (interface type, instance, subchannel index); channel id = index + 1
+	log     *slog.Logger
+	limits  Limits
+	onGuest func(*Guest)
+	offers  []offer // sorted by (interface type, instance, subchannel index); channel id = index + 1
 
 	mu        sync.Mutex
 	closing   bool
@@ -78,6 +85,7 @@ func New(cfg Config) *Host {
 	h := &Host{
 		log:       cfg.Logger,
 		limits:    cfg.Limits.withDefaults(),
+		onGuest:   cfg.OnGuest,
 		listeners: make(map[*transport.Listener]struct{}),
 		guests:    make(map[*guestConn]struct{}),
 	}

@@ -68,7 +68,7 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 	if err != nil {
 		return openErr(statusInvalidParameter, "%v", err)
 	}
-	oc := &openChannel{ring: g, dev: gc.h.offers[i].dev}
+	oc := &openChannel{ring: g, dev: gc.chans[i].dev}
 	oc.release = func() { gc.gpadls.release(g, false) }
 	defer func() {
 		if err != nil {
@@ -111,12 +111,12 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 	if oc.evTo, err = gc.c.TakeEvent(m.ChannelID, transport.ToGuest); err != nil {
 		return openErr(statusInvalidParameter, "host→guest event: %v", err)
 	}
-	o := &gc.h.offers[i]
+	cs := &gc.chans[i]
 	oc.ch = &Channel{
 		GuestID:      gc.id,
 		ChannelID:    m.ChannelID,
-		ConnectionID: o.connID,
-		Offer:        o.spec,
+		ConnectionID: cs.connID,
+		Offer:        cs.spec,
 		Params:       *m,
 		Memory:       gc.mem,
 		In:           oc.inMap.Bytes(),
