@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		newProtoCmd(),
 		newHostCmd(),
 		newGuestCmd(),
+		newStateCmd(),
 	)
 	return root
 }
