@@ -250,15 +250,23 @@ func backoff(spins int) {
 	}
 }
 
-// sumBytes folds every byte of b, eight at a time.
+// sumBytes folds every byte of b, 32 bytes per step into four independent
+// sums so the loads are not serialised behind one add chain.
 func sumBytes(b []byte) uint64 {
-	var s uint64
+	var s0, s1, s2, s3 uint64
+	for len(b) >= 32 {
+		s0 += binary.LittleEndian.Uint64(b[0:])
+		s1 += binary.LittleEndian.Uint64(b[8:])
+		s2 += binary.LittleEndian.Uint64(b[16:])
+		s3 += binary.LittleEndian.Uint64(b[24:])
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		s += binary.LittleEndian.Uint64(b)
+		s0 += binary.LittleEndian.Uint64(b)
 		b = b[8:]
 	}
 	for _, x := range b {
-		s += uint64(x)
+		s1 += uint64(x)
 	}
-	return s
+	return s0 + s1 + s2 + s3
 }
