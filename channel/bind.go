@@ -1,0 +1,152 @@
+package channel
+
+import (
+	"context"
+	"errors"
+
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// serverDevice is how the host sees a server channel: a host.Device
+// offered to one guest by Guest.Offer.
+type serverDevice struct {
+	c *Channel
+}
+
+// Offer implements host.Device.
+func (d *serverDevice) Offer() host.OfferSpec {
+	c := d.c
+	cfg := &c.cfg
+	typ, inst := cfg.ifType, cfg.ifInst
+	if p := cfg.primary; p != nil {
+		typ, inst = p.cfg.ifType, p.cfg.ifInst
+	}
+	flags := protocol.OfferFlagGPADLs
+	if cfg.serverFlags&ServerEnumerateDeviceInterface != 0 {
+		flags |= protocol.OfferFlagEnumerateDeviceInterface
+	}
+	if cfg.serverFlags&ServerOfferAsPipe != 0 || cfg.flags&ChannelFlagIsPipe != 0 {
+		flags |= protocol.OfferFlagNamedPipeMode
+	}
+	if cfg.serverFlags&ServerLoopbackOffer != 0 {
+		flags |= protocol.OfferFlagLoopback
+	}
+	if cfg.serverFlags&ServerTLNPIProviderOffer != 0 {
+		flags |= protocol.OfferFlagTLNPIProvider
+	}
+	return host.OfferSpec{
+		InterfaceType:     typ,
+		InterfaceInstance: inst,
+		SubchannelIndex:   cfg.subIndex,
+		Flags:             flags,
+		MMIOMegabytes:     cfg.mmio,
+		UserDefined:       cfg.userDefined,
+	}
+}
+
+// Open implements host.Device: the guest opened the channel. The worker
+// sets it up and runs Opened; Started and PostStarted follow after the
+// guest has its answer.
+func (d *serverDevice) Open(hc *host.Channel) error {
+	return d.c.call(reqOpen, hc)
+}
+
+// Close implements host.Device: the guest closed the channel, went away,
+// or the offer is being rescinded.
+func (d *serverDevice) Close(hc *host.Channel) {
+	d.c.call(reqClose, hc) //nolint:errcheck // always nil
+}
+
+// serverOpen opens the server side on the worker.
+func (c *Channel) serverOpen(hc *host.Channel) error {
+	c.mu.Lock()
+	bad := !c.enabled || c.closed || c.open
+	c.mu.Unlock()
+	if bad {
+		return fail(StatusInvalidDeviceState, "open of a channel that is not waiting for one")
+	}
+	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.hc = hc
+	c.mapped = make(map[uint32]bool)
+	c.mu.Unlock()
+	if err := c.runOpened(); err != nil {
+		c.destroyGpadls()
+		c.dropEndpoint()
+		c.mu.Lock()
+		c.hc = nil
+		c.mu.Unlock()
+		return err
+	}
+	c.goLive(ep)
+	return nil
+}
+
+// clientTryOpen waits for the target offer and opens it, on the worker,
+// unless the channel is open, closed, or being disabled. A failure other
+// than Disable's leaves the channel Closed.
+func (c *Channel) clientTryOpen(ctx context.Context) {
+	c.mu.Lock()
+	skip := c.open || c.closed || ctx.Err() != nil
+	c.mu.Unlock()
+	if skip {
+		return
+	}
+	cfg := &c.cfg
+	cl := cfg.client
+	match := func(o guest.Offer) bool {
+		return o.InterfaceType == cfg.ifType && (cfg.ifInst.IsZero() || o.InterfaceInstance == cfg.ifInst) && o.SubchannelIndex == 0
+	}
+	if p := cfg.primary; p != nil {
+		typ, inst := p.Interface()
+		match = func(o guest.Offer) bool {
+			return o.InterfaceType == typ && o.InterfaceInstance == inst && o.SubchannelIndex == cfg.subIndex
+		}
+	}
+	closed := func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+	}
+	offer, err := cl.WaitOfferMatch(ctx, match)
+	if err != nil {
+		if ctx.Err() == nil {
+			closed()
+		}
+		return
+	}
+	gch, err := cl.Open(ctx, offer, guest.OpenOptions{InPages: cfg.inPages, OutPages: cfg.outPages})
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, guest.ErrRescinded) {
+			closed()
+		}
+		return
+	}
+	ep, err := c.openEndpoint(gch.In, gch.Out, gch.FromHost, gch.ToHost, cl.Memory(), nil)
+	if err != nil {
+		gch.Close(context.Background()) //nolint:errcheck // best effort
+		closed()
+		return
+	}
+	c.mu.Lock()
+	c.gch = gch
+	c.gpadls = make(map[uint32]clientGpadl)
+	c.mu.Unlock()
+	if err := c.runOpened(); err != nil {
+		c.dropEndpoint()
+		gch.Close(context.Background()) //nolint:errcheck // best effort
+		c.destroyGpadls()
+		c.mu.Lock()
+		c.gch = nil
+		c.closed = true
+		c.mu.Unlock()
+		return
+	}
+	c.goLive(ep)
+	c.maybeActivate()
+}

@@ -1,0 +1,107 @@
+// Package channel is the KMCL channel model of govmbus (layer 6): a Go
+// form of the channel API of Hyper-V's VMBus Kernel Mode Client Library,
+// for both endpoints of a channel — the server (VSP, host side, on a
+// *host.Guest) and the client (VSC, guest side, on a *guest.Client).
+// Devices (layer 7) are written against it; it drives the rings (package
+// ring) and the events, and leaves messages to the control planes (host,
+// guest). docs/KMCL.md maps every KMCL function, callback and structure
+// to its Go form here.
+//
+// # Lifecycle
+//
+// NewServer or NewClient allocates a channel, disabled. The Set* functions
+// configure it and are refused (StatusInvalidParameter1) once it is
+// enabled. Enable returns at once; Disable blocks until the channel is
+// torn down and every goroutine it started has ended; Cleanup frees it.
+// Pause and Start stop and resume packets. None of the lifecycle calls may
+// be made from a state-change callback (StatusInvalidDeviceState) or from
+// ProcessPacket.
+//
+// A server channel (Start is required: packets never flow before it):
+//
+//	            Enable (offer)             guest opens, Opened ok
+//	Disabled ───────────────► Enabled ─────────────────────────► Stopped
+//	   ▲                        │ Start                              │ Start
+//	   │                        ▼         guest opens, Opened ok     ▼
+//	   │                     Started ─────────────────────────────► Active ◄──┐
+//	   │                        ▲   (Started, PostStarted)           │ Pause  │ Start (Started,
+//	   │                        │                                    ▼        │  PostStarted)
+//	   │                        └── guest closes (Suspend, Closed) ─ Paused ──┘
+//	   └──── Disable from any state (rescind; Suspend and Closed if open) ────
+//
+// A client channel (starts by itself once open):
+//
+//	          Enable (wait for offer,             Opened ok:
+//	          open in the background)             Started, PostStarted
+//	Disabled ──────────────────────► Enabled ─► Opened ─────────────► Active ◄─┐
+//	   ▲                                │                               │Pause │Start
+//	   │                                │ Opened fails / open refused   ▼      │
+//	   │                                └──────────────► Closed ◄──── Paused ──┘
+//	   │                                    host rescinds or connection lost
+//	   │                                    (Suspend, Closed) from Opened/Active/Paused
+//	   └──── Disable from any state (close; Suspend and Closed if open) ────
+//
+// A subchannel (SetPrimary) can be enabled only while its primary is open,
+// and goes to Closed when the primary closes.
+//
+// # Callbacks
+//
+// State callbacks run one at a time on the channel's worker goroutine
+// (a server's Opened on the host's control-plane goroutine for the
+// guest): Opened (an error rolls the open back, no packet flows), then
+// Started (may queue sends; the incoming queue is not live), then
+// PostStarted (the incoming queue is live: synchronous sends belong here).
+// Suspend precedes Closed; after Suspend no ProcessPacket runs until the
+// next Started.
+//
+// # Incoming packets
+//
+// One receive goroutine per open channel reads the incoming ring in
+// batches: it indicates data packets to ProcessPacket in ring order (or,
+// with SetBlockingProcessing, hands them in order to the worker), routes
+// completions to the outgoing packets that wait for them, and calls
+// ProcessingComplete when the ring went from non-empty to empty.
+//
+// Lifetime: an indicated Packet owns a copy of its payload and external
+// data descriptors, taken from the ring before ProcessPacket runs, in a
+// bounded pool of SetMaxPacketCount Packet objects whose buffers grow to
+// the largest packet seen (at most SetMaxPacketSize) and are then reused:
+// the hot path allocates nothing. Copying (rather than holding the ring
+// back until every packet of a batch is completed) lets the ring space go
+// back to the sender at the end of each batch whatever the driver keeps,
+// and gives the driver bytes the peer can no longer change. When the pool
+// or the transaction quota is used up, the loop stops reading data packets
+// (completions still pass) until a packet is completed.
+//
+// # Outgoing packets
+//
+// Sends run on the caller's goroutine. A packet that does not fit is
+// copied into its OutPacket and queued in the channel, in order; the
+// writer asks the peer for a signal through the pending send size, and
+// the receive goroutine (woken by that signal) writes the queue out. A
+// packet sent with SendWaitForCompletion completes when the peer's
+// completion with its transaction id arrives (id = send sequence << 32 |
+// packet slot, so a late completion never matches a reused packet).
+//
+// # Goroutines and signals
+//
+// Per enabled channel: one worker goroutine (client: it also waits for the
+// offer and opens) and, while open, one receive goroutine; sends use none.
+// A batch costs at most one signal to the peer: commits of both rings at
+// the end of a batch share it. Disable waits for both goroutines.
+//
+// # GPADLs
+//
+// Clients create and delete GPADLs (CreateGpadl, DeleteGpadl: the delete
+// waits while the server has it mapped); servers map and unmap them
+// (MapGpadl, UnmapGpadl; one mapping at a time). The wire has no read-only
+// bit: the client records GpadlReadOnly (GpadlIsReadOnly), the VSP learns
+// it through its own protocol and calls MarkGpadlReadOnly, after which a
+// writable map fails.
+//
+// # Errors
+//
+// Failures are errors that match a Status (an NTSTATUS) with errors.Is.
+// A caller's misuse (completing a packet twice, sending a packet that is
+// being sent, freeing it) panics.
+package channel

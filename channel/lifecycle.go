@@ -1,0 +1,528 @@
+package channel
+
+import (
+	"context"
+
+	"github.com/govmbus/govmbus/guestmem"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/ring"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// reqKind is a lifecycle request to the worker goroutine.
+type reqKind uint8
+
+const (
+	reqStart reqKind = iota
+	reqPause
+	reqOpen  // server: host.Device.Open
+	reqClose // server: host.Device.Close; client: Disable
+	reqStop  // end the worker
+)
+
+type request struct {
+	kind  reqKind
+	hc    *host.Channel
+	reply chan error
+}
+
+// workItem is work for the worker goroutine: a packet to (re)process, or
+// the end of a batch in blocking mode.
+type workItem struct {
+	p        *Packet
+	batchEnd int
+}
+
+// call hands a request to the worker and waits for its answer.
+func (c *Channel) call(kind reqKind, hc *host.Channel) error {
+	r := request{kind: kind, hc: hc, reply: make(chan error, 1)}
+	c.ctl <- r
+	return <-r.reply
+}
+
+// runCallback runs a state callback with lifecycle calls refused.
+func (c *Channel) runCallback(fn func(*Channel)) {
+	if fn == nil {
+		return
+	}
+	c.inCallback.Add(1)
+	defer c.inCallback.Add(-1)
+	fn(c)
+}
+
+func (c *Channel) runOpened() error {
+	fn := c.cfg.callbacks.Opened
+	if fn == nil {
+		return nil
+	}
+	c.inCallback.Add(1)
+	defer c.inCallback.Add(-1)
+	return fn(c)
+}
+
+// lifecycle guards a lifecycle call: not inside a state callback, and one
+// at a time.
+func (c *Channel) lifecycle(what string) (unlock func(), err error) {
+	if c.inCallback.Load() > 0 {
+		return nil, fail(StatusInvalidDeviceState, "%s inside a state-change callback", what)
+	}
+	c.life.Lock()
+	return c.life.Unlock, nil
+}
+
+// Enable makes the channel live and returns at once (KMCL
+// VmbChannelEnable): a server channel is offered to its guest; a client
+// channel starts waiting (in the background) for the target offer and
+// opens it. A subchannel can be enabled only while its primary is open.
+func (c *Channel) Enable() error {
+	unlock, err := c.lifecycle("Enable")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	switch {
+	case c.cleaned:
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Enable after Cleanup")
+	case c.enabled:
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Enable: channel is %v", c.stateLocked())
+	}
+	c.mu.Unlock()
+	cfg := &c.cfg
+	switch {
+	case cfg.process == nil:
+		return fail(StatusInvalidParameter, "Enable: no process-packet callback")
+	case c.server && cfg.guest == nil:
+		return fail(StatusInvalidParameter, "Enable: server channel names no guest (SetGuest)")
+	case !c.server && cfg.client == nil:
+		return fail(StatusInvalidParameter, "Enable: client channel names no guest client (SetClient)")
+	case cfg.primary == nil && cfg.ifType.IsZero():
+		return fail(StatusInvalidParameter, "Enable: no interface type (SetInterface)")
+	}
+	if p := cfg.primary; p != nil {
+		p.mu.Lock()
+		ok := p.open
+		if ok {
+			if p.subs == nil {
+				p.subs = make(map[*Channel]struct{})
+			}
+			p.subs[c] = struct{}{}
+		}
+		p.mu.Unlock()
+		if !ok {
+			return fail(StatusInvalidDeviceState, "Enable: primary channel is not open")
+		}
+	}
+
+	c.prepare()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	c.enabled, c.closed, c.paused, c.open = true, false, false, false
+	c.started = !c.server
+	c.openCancel = cancel
+	c.mu.Unlock()
+	go c.worker(ctx)
+
+	if c.server {
+		o, err := cfg.guest.Offer(&serverDevice{c: c})
+		if err != nil {
+			c.stopWorker()
+			c.leavePrimary()
+			c.mu.Lock()
+			c.enabled, c.started = false, false
+			c.mu.Unlock()
+			return fail(StatusInvalidDeviceState, "Enable: offer: %v", err)
+		}
+		c.mu.Lock()
+		c.offered = o
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// prepare allocates what an enabled channel needs: the pool of incoming
+// packets and the worker's channels.
+func (c *Channel) prepare() {
+	n := c.cfg.maxPacketCount
+	if len(c.inAll) != n {
+		c.inAll = make([]*Packet, n)
+		for i := range c.inAll {
+			c.inAll[i] = &Packet{c: c}
+		}
+	}
+	c.inFree = append(c.inFree[:0], c.inAll...)
+	for _, p := range c.inAll {
+		p.state = pktFree
+		if cap(p.ctx) < c.cfg.contextSize {
+			p.ctx = make([]byte, c.cfg.contextSize)
+		}
+		p.ctx = p.ctx[:c.cfg.contextSize]
+	}
+	c.outstanding = 0
+	c.ctl = make(chan request)
+	c.work = make(chan workItem, 2*n+1)
+	c.lost = make(chan struct{}, 1)
+	c.primaryClosed = make(chan struct{}, 1)
+	c.idle = make(chan struct{}, 1)
+	c.workerDone = make(chan struct{})
+}
+
+func (c *Channel) stopWorker() {
+	c.call(reqStop, nil) //nolint:errcheck // always nil
+	<-c.workerDone
+}
+
+func (c *Channel) leavePrimary() {
+	if p := c.cfg.primary; p != nil {
+		p.mu.Lock()
+		delete(p.subs, c)
+		p.mu.Unlock()
+	}
+}
+
+// Disable closes (client) or revokes (server) the channel and blocks until
+// it is torn down: the Suspend and Closed callbacks have run, every
+// goroutine the channel started has ended (KMCL VmbChannelDisable).
+// Disabling a disabled channel does nothing.
+func (c *Channel) Disable() error {
+	unlock, err := c.lifecycle("Disable")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	if !c.enabled {
+		c.mu.Unlock()
+		return nil
+	}
+	offered, cancel := c.offered, c.openCancel
+	c.mu.Unlock()
+	cancel()
+	if offered != nil {
+		// The host closes an open channel (Device.Close) before it
+		// sends the rescind, then waits for the guest to release the id.
+		offered.Rescind(context.Background()) //nolint:errcheck // no deadline: returns once released or the guest is gone
+	}
+	c.call(reqClose, nil) //nolint:errcheck // closes what is still open
+	c.stopWorker()
+	c.leavePrimary()
+	c.mu.Lock()
+	c.enabled, c.open, c.started, c.paused, c.closed = false, false, false, false, false
+	c.offered, c.openCancel = nil, nil
+	c.mu.Unlock()
+	return nil
+}
+
+// Cleanup frees a channel (KMCL VmbChannelCleanup); an enabled channel is
+// disabled first. The channel cannot be used afterwards.
+func (c *Channel) Cleanup() error {
+	if err := c.Disable(); err != nil {
+		return err
+	}
+	unlock, err := c.lifecycle("Cleanup")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	c.cleaned = true
+	c.inAll, c.inFree = nil, nil
+	c.mu.Unlock()
+	return nil
+}
+
+// Pause stops the packets of an enabled channel and blocks until every
+// packet indicated so far was completed (KMCL VmbChannelPause); the
+// Suspend callback runs if packets were flowing. Start resumes.
+func (c *Channel) Pause() error {
+	unlock, err := c.lifecycle("Pause")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	if !c.enabled || c.closed {
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Pause: channel is %v", c.stateLocked())
+	}
+	if !c.open {
+		c.started, c.paused = false, true
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.call(reqPause, nil)
+}
+
+// Start lets packets flow (KMCL VmbChannelStart): after Pause, and on a
+// server channel once after Enable — a server channel's packets never
+// flow before its first Start. If the channel is open, the Started and
+// PostStarted callbacks run before Start returns.
+func (c *Channel) Start() error {
+	unlock, err := c.lifecycle("Start")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	if !c.enabled || c.closed {
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Start: channel is %v", c.stateLocked())
+	}
+	if !c.open {
+		c.started, c.paused = true, false
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.call(reqStart, nil)
+}
+
+// worker is the channel's control goroutine, from Enable to Disable: it
+// opens a client channel, runs every lifecycle transition of an open
+// channel and the state callbacks, and processes deferred packets (and,
+// in blocking mode, all packets).
+func (c *Channel) worker(ctx context.Context) {
+	defer close(c.workerDone)
+	for {
+		if !c.server {
+			c.clientTryOpen(ctx)
+		}
+		var rescinded <-chan struct{}
+		c.mu.Lock()
+		if c.gch != nil {
+			rescinded = c.gch.Rescinded()
+		}
+		c.mu.Unlock()
+		select {
+		case r := <-c.ctl:
+			switch r.kind {
+			case reqStop:
+				r.reply <- nil
+				return
+			case reqOpen:
+				err := c.serverOpen(r.hc)
+				r.reply <- err
+				if err == nil {
+					c.maybeActivate()
+				}
+			case reqClose:
+				if r.hc == nil || c.currentHC() == r.hc {
+					c.closeOpen()
+				}
+				r.reply <- nil
+			case reqPause:
+				c.mu.Lock()
+				wasRunning := c.open && c.started
+				c.started, c.paused = false, true
+				c.mu.Unlock()
+				if wasRunning {
+					c.deactivate()
+				}
+				r.reply <- nil
+			case reqStart:
+				c.mu.Lock()
+				c.started, c.paused = true, false
+				c.mu.Unlock()
+				c.maybeActivate()
+				r.reply <- nil
+			}
+		case it := <-c.work:
+			c.doWork(it)
+		case <-rescinded:
+			c.closeOpen()
+		case <-c.lost:
+			c.closeOpen()
+		case <-c.primaryClosed:
+			if c.closeOpen() {
+				c.mu.Lock()
+				c.closed = true
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (c *Channel) currentHC() *host.Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hc
+}
+
+// openEndpoint sets up the rings of a channel being opened. The Opened
+// callback runs next; the receive goroutine starts only if it succeeds.
+func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem *guestmem.Memory, gt *host.GpadlTable) (*endpoint, error) {
+	r, err := ring.NewReader(in)
+	if err != nil {
+		return nil, err
+	}
+	w, err := ring.NewWriter(out)
+	if err != nil {
+		return nil, err
+	}
+	ep := &endpoint{r: r, w: w, in: inEv, out: outEv, mem: mem, gpadls: gt, rxDone: make(chan struct{})}
+	c.mu.Lock()
+	c.ep = ep
+	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked = false, false, true, false, false
+	c.rxRun.Store(false)
+	c.mu.Unlock()
+	c.sendMu.Lock()
+	c.sendEP = ep
+	c.sendMu.Unlock()
+	return ep, nil
+}
+
+// goLive starts the receive goroutine of an endpoint whose Opened
+// callback succeeded.
+func (c *Channel) goLive(ep *endpoint) {
+	c.mu.Lock()
+	c.open = true
+	c.mu.Unlock()
+	go c.rxLoop(ep)
+}
+
+// dropEndpoint forgets an endpoint whose open failed.
+func (c *Channel) dropEndpoint() {
+	c.sendMu.Lock()
+	c.sendEP = nil
+	c.sendMu.Unlock()
+	c.mu.Lock()
+	c.ep = nil
+	c.mu.Unlock()
+}
+
+// maybeActivate starts the packets of an open, started channel that is not
+// running yet: Started, then the incoming queue goes live, then
+// PostStarted. On the worker.
+func (c *Channel) maybeActivate() {
+	c.mu.Lock()
+	ep := c.ep
+	run := c.open && c.started && !c.rxWant
+	c.mu.Unlock()
+	if !run || ep == nil {
+		return
+	}
+	c.runCallback(c.cfg.callbacks.Started)
+	c.mu.Lock()
+	c.rxWant = true
+	c.rxRun.Store(true)
+	c.mu.Unlock()
+	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
+	c.runCallback(c.cfg.callbacks.PostStarted)
+}
+
+// deactivate stops the packets of a running channel: the receive loop
+// stops indicating, queued work is done, Suspend runs, and every indicated
+// packet is completed. On the worker.
+func (c *Channel) deactivate() {
+	c.mu.Lock()
+	ep := c.ep
+	if ep == nil || !c.rxWant {
+		c.mu.Unlock()
+		return
+	}
+	c.rxWant = false
+	c.rxRun.Store(false)
+	c.rxParked = false
+	c.mu.Unlock()
+	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	c.mu.Lock()
+	for !c.rxParked {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+	c.drainWork()
+	c.runCallback(c.cfg.callbacks.Suspend)
+	c.waitIdle()
+}
+
+// drainWork does the work already queued.
+func (c *Channel) drainWork() {
+	for {
+		select {
+		case it := <-c.work:
+			c.doWork(it)
+		default:
+			return
+		}
+	}
+}
+
+// waitIdle waits until no incoming packet is outstanding, doing work
+// (deferred packets) meanwhile.
+func (c *Channel) waitIdle() {
+	for {
+		c.mu.Lock()
+		n := c.outstanding
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case it := <-c.work:
+			c.doWork(it)
+		case <-c.idle:
+		}
+	}
+}
+
+// closeOpen closes an open channel: packets stop (Suspend), the receive
+// goroutine ends, outgoing packets fail with StatusDeviceRemoved, the
+// subchannels close, the client closes its side, Closed runs, and the
+// GPADLs left are destroyed or unmapped. It reports whether the channel
+// was open. On the worker.
+func (c *Channel) closeOpen() bool {
+	c.mu.Lock()
+	ep := c.ep
+	wasOpen := c.open
+	subs := make([]*Channel, 0, len(c.subs))
+	for s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	if ep == nil || !wasOpen {
+		return false
+	}
+	c.deactivate()
+	c.mu.Lock()
+	c.rxExit = true
+	c.mu.Unlock()
+	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	<-ep.rxDone
+	c.drainWork()
+	c.failOutgoing()
+
+	for _, s := range subs {
+		select {
+		case s.primaryClosed <- struct{}{}:
+		default:
+		}
+	}
+	if !c.server {
+		c.mu.Lock()
+		gch := c.gch
+		c.mu.Unlock()
+		gch.Close(context.Background()) //nolint:errcheck // the host may be gone; the pages then stay allocated
+	}
+	c.runCallback(c.cfg.callbacks.Closed)
+	c.destroyGpadls()
+
+	c.mu.Lock()
+	c.open = false
+	c.ep, c.hc, c.gch = nil, nil, nil
+	if !c.server {
+		c.closed = true
+	}
+	c.inFree = append(c.inFree[:0], c.inAll...)
+	for _, p := range c.inAll {
+		p.state = pktFree
+	}
+	c.outstanding = 0
+	c.mu.Unlock()
+	c.sendMu.Lock()
+	c.sendEP = nil
+	c.sendMu.Unlock()
+	return true
+}

@@ -1,0 +1,524 @@
+package channel
+
+import (
+	"errors"
+	"time"
+
+	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/ring"
+)
+
+// NoTimeout makes SendSynchronousRequest wait as long as it takes.
+const NoTimeout time.Duration = -1
+
+// qitem links a packet into the channel's send queue: an outgoing packet,
+// or an incoming packet whose completion waits for ring space.
+type qitem struct {
+	next *qitem
+	out  *OutPacket
+	in   *Packet
+}
+
+// Outgoing packet states, under sendMu.
+const (
+	outIdle uint8 = iota
+	outQueued
+	outInFlight // in the ring, waiting for the peer's completion
+)
+
+// CompletionFunc is KMCL's EvtVmbPacketCompletionRoutine. status is
+// StatusSuccess, or StatusDeviceRemoved when the channel closed first.
+// For a packet sent with SendWaitForCompletion, payload is the peer's
+// completion, valid only during the call; otherwise it is nil and the
+// call means "placed in the ring". It runs on the goroutine that got the
+// packet there (the sender's, or the receive goroutine's) and must not
+// block.
+type CompletionFunc func(p *OutPacket, status Status, payload []byte)
+
+// OutPacket is an outgoing packet object (KMCL VMBPACKET): allocated once
+// with AllocatePacket, reused for any number of sends (one at a time),
+// freed with Free. Sending never allocates once the packet's buffers have
+// grown to the largest payload it queued.
+type OutPacket struct {
+	// Context is the driver's per-packet value (KMCL packet context).
+	Context any
+
+	c          *Channel
+	slot       uint32
+	state      uint8
+	completion CompletionFunc
+	txid       uint64
+	wait       bool
+	buf        []byte // payload copy while queued
+	n          int
+	ranges     []gpa.Range
+	pfns       []uint64
+	q          qitem
+
+	// SendSynchronousRequest
+	done      chan struct{}
+	resp      []byte
+	respN     int
+	status    Status
+	abandoned bool
+}
+
+// AllocatePacket allocates an outgoing packet object (KMCL
+// VmbPacketAllocate). It fails with StatusInsufficientResources when the
+// channel has too many live packets.
+func (c *Channel) AllocatePacket() (*OutPacket, error) {
+	p := &OutPacket{}
+	if err := c.InitializePacket(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// InitializePacket makes a zero OutPacket the caller allocated a packet
+// object of c (KMCL VmbPacketInitialize).
+func (c *Channel) InitializePacket(p *OutPacket) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if p.c != nil {
+		panic("channel: InitializePacket of a packet in use")
+	}
+	if c.outLive >= maxOutPackets {
+		return fail(StatusInsufficientResources, "%d packets allocated", c.outLive)
+	}
+	var slot uint32
+	if n := len(c.outFree); n > 0 {
+		slot = c.outFree[n-1]
+		c.outFree = c.outFree[:n-1]
+	} else {
+		slot = uint32(len(c.outSlots))
+		c.outSlots = append(c.outSlots, nil)
+	}
+	c.outSlots[slot] = p
+	c.outLive++
+	*p = OutPacket{c: c, slot: slot, done: make(chan struct{}, 1)}
+	p.q.out = p
+	return nil
+}
+
+// Free releases the packet object (KMCL VmbPacketFree). The packet must be
+// idle: not queued and not waiting for a completion.
+func (p *OutPacket) Free() {
+	c := p.c
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if p.state != outIdle {
+		panic("channel: Free of a packet still being sent")
+	}
+	c.outSlots[p.slot] = nil
+	c.outFree = append(c.outFree, p.slot)
+	c.outLive--
+	p.c = nil
+}
+
+// SetCompletion sets the completion routine (KMCL
+// VmbPacketSetCompletionRoutine); nil means none.
+func (p *OutPacket) SetCompletion(fn CompletionFunc) { p.completion = fn }
+
+// Channel is the packet's channel.
+func (p *OutPacket) Channel() *Channel { return p.c }
+
+// Send sends payload as an in-band packet (KMCL VmbPacketSend). The payload
+// is copied (into the ring, or into the packet while the ring is full), so
+// the caller may reuse it when Send returns. With SendWaitForCompletion the
+// packet completes when the peer's completion arrives; otherwise when it
+// is in the ring. Errors: StatusInvalidDeviceState if the channel is not
+// open, StatusInvalidBufferSize if the packet can never fit the ring or
+// the MTU.
+func (p *OutPacket) Send(payload []byte, flags SendFlags) error {
+	return p.send(payload, nil, flags, false)
+}
+
+// SendExternal sends payload with external data: a GPA-direct packet
+// whose ranges name guest memory by page list (KMCL
+// VmbPacketSendWithExternalPfns / ExternalMdl). SendWaitForCompletion is
+// required: the peer uses the memory until it completes.
+func (p *OutPacket) SendExternal(payload []byte, ext []gpa.Range, flags SendFlags) error {
+	if len(ext) == 0 {
+		return fail(StatusInvalidParameter, "SendExternal without ranges")
+	}
+	return p.send(payload, ext, flags, false)
+}
+
+// wireLen is the ring size of a packet without its footer.
+func wireLen(payload int, ext []gpa.Range) int {
+	n := descriptorSize + (payload+7)&^7
+	if len(ext) > 0 {
+		n += gpaDirectTypeHeaderBytes + gpa.EncodedLenOf(ext)
+	}
+	return n
+}
+
+func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQueue bool) error {
+	c := p.c
+	if c == nil {
+		panic("channel: send of a freed packet")
+	}
+	if len(ext) > 0 && flags&SendWaitForCompletion == 0 {
+		return fail(StatusInvalidParameter, "external data needs SendWaitForCompletion")
+	}
+	if wireLen(len(payload), ext) > MTU {
+		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(len(payload), ext))
+	}
+	c.sendMu.Lock()
+	if p.state != outIdle {
+		c.sendMu.Unlock()
+		panic("channel: send of a packet still being sent")
+	}
+	ep := c.sendEP
+	if ep == nil {
+		c.sendMu.Unlock()
+		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
+	}
+	c.txSeq++
+	p.txid = uint64(c.txSeq)<<32 | uint64(p.slot)
+	p.wait = flags&SendWaitForCompletion != 0
+	if c.qHead == nil {
+		err := c.write(ep, p, payload, ext)
+		if err == nil {
+			var sig bool
+			if !c.txHold {
+				sig = ep.w.Commit()
+			}
+			if p.wait {
+				p.state = outInFlight
+			}
+			c.sendMu.Unlock()
+			if sig {
+				ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+			}
+			if !p.wait && p.completion != nil {
+				p.completion(p, StatusSuccess, nil)
+			}
+			return nil
+		}
+		if !errors.Is(err, ring.ErrFull) {
+			c.sendMu.Unlock()
+			if errors.Is(err, ring.ErrTooLarge) {
+				return fail(StatusInvalidBufferSize, "packet does not fit the ring")
+			}
+			return fail(StatusDeviceRemoved, "send: %v", err)
+		}
+	}
+	if noQueue {
+		c.sendMu.Unlock()
+		return StatusBufferOverflow
+	}
+	if ep.w.Size() < wireLen(len(payload), ext)+8 {
+		c.sendMu.Unlock()
+		return fail(StatusInvalidBufferSize, "packet does not fit the ring")
+	}
+	// Queue a copy.
+	if cap(p.buf) < len(payload) {
+		p.buf = make([]byte, len(payload))
+	}
+	p.n = copy(p.buf[:cap(p.buf)], payload)
+	p.ranges, p.pfns = copyRanges(p.ranges[:0], p.pfns[:0], ext)
+	p.state = outQueued
+	c.enqueue(&p.q)
+	done, sig := c.flushLocked(ep)
+	c.sendMu.Unlock()
+	c.finishSent(ep, done, sig)
+	return nil
+}
+
+// copyRanges deep-copies ranges into the given buffers.
+func copyRanges(dst []gpa.Range, pfns []uint64, src []gpa.Range) ([]gpa.Range, []uint64) {
+	for _, r := range src {
+		pfns = append(pfns, r.PFNs...)
+	}
+	off := 0
+	for _, r := range src {
+		k := len(r.PFNs)
+		dst = append(dst, gpa.Range{ByteCount: r.ByteCount, ByteOffset: r.ByteOffset, PFNs: pfns[off : off+k : off+k]})
+		off += k
+	}
+	return dst, pfns
+}
+
+// write puts one outgoing packet in the ring, uncommitted. Must hold sendMu.
+func (c *Channel) write(ep *endpoint, p *OutPacket, payload []byte, ext []gpa.Range) error {
+	var fl uint16
+	if p.wait {
+		fl = ring.FlagCompletionRequested
+	}
+	if len(ext) == 0 {
+		return ep.w.WriteInBand(p.txid, fl, payload)
+	}
+	c.scratch = ring.OutPacket{Type: ring.TypeGPADirect, Flags: fl, TransactionID: p.txid, Ranges: ext}
+	err := ep.w.Write(&c.scratch, payload)
+	c.scratch.Ranges = nil
+	return err
+}
+
+// enqueue appends to the send queue. Must hold sendMu.
+func (c *Channel) enqueue(q *qitem) {
+	q.next = nil
+	if c.qTail == nil {
+		c.qHead = q
+	} else {
+		c.qTail.next = q
+	}
+	c.qTail = q
+}
+
+// flush writes what the send queue holds, as far as the ring has room.
+func (c *Channel) flush(ep *endpoint) (*qitem, bool) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.qHead == nil || c.sendEP != ep {
+		return nil, false
+	}
+	return c.flushLocked(ep)
+}
+
+// flushLocked writes queued packets in order until the ring is full; then
+// it asks the peer (pending send size) to signal once the head fits. It
+// returns the items written whose senders must hear of it, and whether the
+// peer must be signalled. Must hold sendMu.
+func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
+	var tail *qitem
+	wrote := false
+	for c.qHead != nil {
+		q := c.qHead
+		var err error
+		var size, hdr int
+		if q.out != nil {
+			p := q.out
+			err = c.write(ep, p, p.buf[:p.n], p.ranges)
+			size = p.n
+			if len(p.ranges) > 0 {
+				hdr = gpaDirectTypeHeaderBytes + gpa.EncodedLenOf(p.ranges)
+			}
+		} else {
+			p := q.in
+			err = ep.w.WriteCompletion(p.txid, p.buf[:p.cn])
+			size = p.cn
+		}
+		if errors.Is(err, ring.ErrFull) {
+			if wrote && !c.txHold {
+				sig = ep.w.Commit() || sig
+				wrote = false
+			}
+			ready, werr := ep.w.WaitFor(size, hdr)
+			if werr == nil && ready {
+				continue
+			}
+			if werr == nil {
+				break
+			}
+			err = werr
+		}
+		// Written, or failed for good (a broken ring): either way the
+		// item leaves the queue.
+		c.qHead = q.next
+		if c.qHead == nil {
+			c.qTail = nil
+		}
+		q.next = nil
+		if err == nil {
+			wrote = true
+		}
+		if q.out != nil {
+			p := q.out
+			switch {
+			case err != nil:
+				p.status = StatusDeviceRemoved
+			case p.wait:
+				p.state = outInFlight
+				continue // completes when the peer answers
+			default:
+				p.status = StatusSuccess
+			}
+			p.state = outIdle
+		}
+		if tail == nil {
+			done = q
+		} else {
+			tail.next = q
+		}
+		tail = q
+	}
+	if wrote && !c.txHold {
+		sig = ep.w.Commit() || sig
+	}
+	return done, sig
+}
+
+// finishSent signals the peer and tells the senders of written packets.
+func (c *Channel) finishSent(ep *endpoint, done *qitem, sig bool) {
+	if sig {
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
+	for q := done; q != nil; {
+		next := q.next
+		q.next = nil
+		if q.out != nil {
+			if fn := q.out.completion; fn != nil {
+				fn(q.out, q.out.status, nil)
+			}
+		} else {
+			c.recycle(q.in)
+		}
+		q = next
+	}
+}
+
+// onCompletion routes the peer's completion to the packet waiting for it.
+// A completion for no packet in flight is ignored. On the receive loop.
+func (c *Channel) onCompletion(rp *ring.Packet) {
+	txid := rp.TransactionID
+	slot := uint32(txid)
+	c.sendMu.Lock()
+	var p *OutPacket
+	if int(slot) < len(c.outSlots) {
+		p = c.outSlots[slot]
+	}
+	if p == nil || p.txid != txid || p.state != outInFlight {
+		c.sendMu.Unlock()
+		return
+	}
+	p.state = outIdle
+	c.sendMu.Unlock()
+	if p.completion != nil {
+		p.completion(p, StatusSuccess, rp.Payload())
+	}
+}
+
+// failOutgoing completes every queued and in-flight packet with
+// StatusDeviceRemoved and drops queued completions, as the channel closes.
+func (c *Channel) failOutgoing() {
+	c.sendMu.Lock()
+	var failed []*OutPacket
+	var ins []*Packet
+	for q := c.qHead; q != nil; {
+		next := q.next
+		q.next = nil
+		if q.out != nil {
+			q.out.state = outIdle
+			failed = append(failed, q.out)
+		} else {
+			ins = append(ins, q.in)
+		}
+		q = next
+	}
+	c.qHead, c.qTail = nil, nil
+	for _, p := range c.outSlots {
+		if p != nil && p.state == outInFlight {
+			p.state = outIdle
+			failed = append(failed, p)
+		}
+	}
+	c.sendEP = nil
+	c.sendMu.Unlock()
+	for _, p := range failed {
+		if p.completion != nil {
+			p.completion(p, StatusDeviceRemoved, nil)
+		}
+	}
+	for _, p := range ins {
+		c.recycle(p)
+	}
+}
+
+// SendSynchronousRequest sends payload (with external data if ext is not
+// empty) and waits for the peer's completion, copying it into resp (KMCL
+// VmbChannelSendSynchronousRequest). It returns the completion's length
+// and:
+//   - nil (StatusSuccess) when the completion arrived;
+//   - StatusBufferTooSmall when it was longer than resp (resp holds the
+//     start of it);
+//   - StatusCancelled when timeout passed first (timeout > 0);
+//   - StatusDeviceRemoved when the channel closed first;
+//   - StatusBufferOverflow when timeout is 0 and the packet does not fit
+//     in the ring now (it is not queued; the wait for the completion has
+//     no limit then).
+//
+// A negative timeout (NoTimeout) waits for ring space and for the
+// completion without limit. It must not be called from ProcessPacket on
+// the receive goroutine, nor from Started.
+func (c *Channel) SendSynchronousRequest(payload []byte, ext []gpa.Range, flags SendFlags, resp []byte, timeout time.Duration) (int, error) {
+	p, err := c.syncPacket()
+	if err != nil {
+		return 0, err
+	}
+	p.resp = resp
+	if err := p.send(payload, ext, flags|SendWaitForCompletion, timeout == 0); err != nil {
+		c.putSync(p)
+		return 0, err
+	}
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		select {
+		case <-p.done:
+			t.Stop()
+		case <-t.C:
+			c.sendMu.Lock()
+			if p.state != outIdle {
+				p.abandoned = true // recycled when it completes
+				c.sendMu.Unlock()
+				return 0, StatusCancelled
+			}
+			c.sendMu.Unlock()
+			<-p.done
+		}
+	} else {
+		<-p.done
+	}
+	n, st := p.respN, p.status
+	c.putSync(p)
+	if st != StatusSuccess {
+		return n, st
+	}
+	return n, nil
+}
+
+// syncPacket takes a packet for SendSynchronousRequest.
+func (c *Channel) syncPacket() (*OutPacket, error) {
+	c.sendMu.Lock()
+	if n := len(c.syncFree); n > 0 {
+		p := c.syncFree[n-1]
+		c.syncFree = c.syncFree[:n-1]
+		c.sendMu.Unlock()
+		return p, nil
+	}
+	c.sendMu.Unlock()
+	p, err := c.AllocatePacket()
+	if err != nil {
+		return nil, err
+	}
+	p.completion = syncDone
+	return p, nil
+}
+
+func (c *Channel) putSync(p *OutPacket) {
+	p.resp = nil
+	c.sendMu.Lock()
+	c.syncFree = append(c.syncFree, p)
+	c.sendMu.Unlock()
+}
+
+// syncDone is the completion routine of SendSynchronousRequest's packets.
+func syncDone(p *OutPacket, status Status, payload []byte) {
+	c := p.c
+	c.sendMu.Lock()
+	if p.abandoned {
+		p.abandoned = false
+		p.resp = nil
+		c.syncFree = append(c.syncFree, p)
+		c.sendMu.Unlock()
+		return
+	}
+	c.sendMu.Unlock()
+	p.respN = copy(p.resp, payload)
+	p.status = status
+	if status == StatusSuccess && len(payload) > len(p.resp) {
+		p.respN = len(payload)
+		p.status = StatusBufferTooSmall
+	}
+	p.done <- struct{}{}
+}
