@@ -1,0 +1,264 @@
+package channel
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/protocol"
+)
+
+func TestSettersOnlyWhileDisabled(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	s := r.newServer(t, ignore, StateCallbacks{})
+	c := r.newClient(t, ignore, StateCallbacks{})
+	if err := s.SetMaxPacketSize(0); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("max packet size 0: %v", err)
+	}
+	must(t, s.SetFriendlyName("one"))
+	if err := s.SetFriendlyName("two"); err == nil {
+		t.Fatal("friendly name set twice")
+	}
+	if err := s.SetRingPages(4, 4); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("ring pages on a server: %v", err)
+	}
+	if err := c.SetGuest(r.guest); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("guest on a client: %v", err)
+	}
+	must(t, s.Enable())
+	must(t, c.Enable())
+	for _, ch := range []*Channel{s, c} {
+		setters := map[string]error{
+			"MaxPacketSize":     ch.SetMaxPacketSize(100),
+			"MaxPacketCount":    ch.SetMaxPacketCount(8),
+			"MaxExternalData":   ch.SetMaxExternalData(4096, 1),
+			"PacketContextSize": ch.SetPacketContextSize(8),
+			"ProcessPacket":     ch.SetProcessPacketCallbacks(ignore, nil),
+			"StateCallbacks":    ch.SetStateCallbacks(StateCallbacks{}),
+			"FriendlyName":      ch.SetFriendlyName("x"),
+			"Flags":             ch.SetFlags(ChannelFlagIsPipe),
+			"Primary":           ch.SetPrimary(NewServer(), 1),
+			"Blocking":          ch.SetBlockingProcessing(true),
+			"RingPages":         ch.SetRingPages(4, 4),
+			"Interface":         ch.SetInterface(testType, protocol.GUID{}),
+			"Client":            ch.SetClient(r.cl),
+			"Guest":             ch.SetGuest(r.guest),
+			"ServerFlags":       ch.SetServerFlags(ServerLoopbackOffer),
+			"MMIO":              ch.SetMMIO(1, 0),
+			"UserDefined":       ch.SetUserDefined(protocol.UserDefined{}),
+		}
+		for name, err := range setters {
+			if !errors.Is(err, StatusInvalidParameter1) || StatusOf(err) != 0xC00000EF {
+				t.Errorf("%v %s after Enable: %v", ch.IsServer(), name, err)
+			}
+		}
+	}
+	if err := s.Enable(); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("second Enable: %v", err)
+	}
+	must(t, c.Disable())
+	must(t, s.Disable())
+	// Disabled again: setters work.
+	must(t, s.SetMaxPacketCount(8))
+}
+
+func TestCallbackOrder(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	var srec, crec recorder
+	s, c := r.pair(t, ignore, ignore, srec.callbacks(), crec.callbacks())
+	must(t, c.Pause())
+	must(t, c.Start())
+	must(t, s.Pause())
+	must(t, s.Start())
+	must(t, c.Disable())
+	waitState(t, s, StateStarted)
+	if got, want := crec.String(), "Opened,Started,PostStarted,Suspend,Started,PostStarted,Suspend,Closed"; got != want {
+		t.Fatalf("client: %s, want %s", got, want)
+	}
+	if got, want := srec.String(), "Opened,Started,PostStarted,Suspend,Started,PostStarted,Suspend,Closed"; got != want {
+		t.Fatalf("server: %s, want %s", got, want)
+	}
+	must(t, s.Disable())
+}
+
+func TestServerNeedsStart(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	var got atomic.Int32
+	var srec recorder
+	s := r.newServer(t, func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }, srec.callbacks())
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, s.Enable())
+	if s.State() != StateEnabled {
+		t.Fatalf("server %v", s.State())
+	}
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+	waitState(t, s, StateStopped)
+	p, err := c.AllocatePacket()
+	must(t, err)
+	must(t, p.Send([]byte("early"), 0))
+	time.Sleep(30 * time.Millisecond)
+	if got.Load() != 0 || srec.String() != "Opened" {
+		t.Fatalf("packets flowed before Start: %d, callbacks %s", got.Load(), srec.String())
+	}
+	must(t, s.Start())
+	waitState(t, s, StateActive)
+	eventually(t, "packet after Start", func() bool { return got.Load() == 1 })
+	if srec.String() != "Opened,Started,PostStarted" {
+		t.Fatalf("callbacks %s", srec.String())
+	}
+}
+
+func TestLifecycleInsideCallbackRefused(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	errs := make(chan error, 8)
+	cb := StateCallbacks{
+		Started: func(c *Channel) {
+			errs <- c.Pause()
+			errs <- c.Disable()
+		},
+		PostStarted: func(c *Channel) { errs <- c.Start() },
+		Opened:      func(c *Channel) error { errs <- c.Enable(); return nil },
+	}
+	r.pair(t, ignore, ignore, StateCallbacks{}, cb)
+	for range 4 {
+		if err := <-errs; !errors.Is(err, StatusInvalidDeviceState) {
+			t.Fatalf("lifecycle call inside a callback: %v", err)
+		}
+	}
+}
+
+func TestOpenedFailureRollsBack(t *testing.T) {
+	checkLeaks(t)
+	t.Run("client", func(t *testing.T) {
+		r := newRig(t)
+		var got atomic.Int32
+		var srec recorder
+		s := r.newServer(t, func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }, srec.callbacks())
+		c := r.newClient(t, ignore, StateCallbacks{Opened: func(*Channel) error { return errors.New("no") }})
+		must(t, s.Enable())
+		must(t, s.Start())
+		must(t, c.Enable())
+		waitState(t, c, StateClosed)
+		if _, err := c.SendSynchronousRequest([]byte("x"), nil, 0, nil, NoTimeout); !errors.Is(err, StatusInvalidDeviceState) {
+			t.Fatalf("send on a closed channel: %v", err)
+		}
+		// The server saw the open and the close.
+		eventually(t, "server closed", func() bool { return srec.String() == "Opened,Started,PostStarted,Suspend,Closed" })
+		must(t, c.Disable())
+		must(t, s.Disable())
+	})
+	t.Run("server", func(t *testing.T) {
+		r := newRig(t)
+		s := r.newServer(t, ignore, StateCallbacks{Opened: func(*Channel) error { return errors.New("no") }})
+		c := r.newClient(t, ignore, StateCallbacks{})
+		must(t, s.Enable())
+		must(t, s.Start())
+		must(t, c.Enable())
+		waitState(t, c, StateClosed)
+		if s.State() != StateStarted {
+			t.Fatalf("server %v after a failed open", s.State())
+		}
+		must(t, s.Disable())
+		must(t, c.Disable())
+	})
+}
+
+func TestDisableFromEveryState(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	server := func(t *testing.T, to func(s, c *Channel)) {
+		var srec recorder
+		s := r.newServer(t, ignore, srec.callbacks())
+		c := r.newClient(t, ignore, StateCallbacks{})
+		to(s, c)
+		must(t, s.Disable())
+		if s.State() != StateDisabled {
+			t.Fatalf("state %v after Disable", s.State())
+		}
+		if l := srec.String(); l != "" && l != "Opened" && !hasSuffix(l, "Closed") {
+			t.Fatalf("callbacks %s", l)
+		}
+		must(t, c.Disable())
+		must(t, s.Cleanup())
+		if err := s.Enable(); !errors.Is(err, StatusInvalidDeviceState) {
+			t.Fatalf("Enable after Cleanup: %v", err)
+		}
+	}
+	t.Run("server disabled", func(t *testing.T) { server(t, func(s, c *Channel) {}) })
+	t.Run("server enabled", func(t *testing.T) { server(t, func(s, c *Channel) { must(t, s.Enable()) }) })
+	t.Run("server started", func(t *testing.T) {
+		server(t, func(s, c *Channel) { must(t, s.Enable()); must(t, s.Start()); waitState(t, s, StateStarted) })
+	})
+	t.Run("server stopped", func(t *testing.T) {
+		server(t, func(s, c *Channel) { must(t, s.Enable()); must(t, c.Enable()); waitState(t, s, StateStopped) })
+	})
+	t.Run("server active", func(t *testing.T) {
+		server(t, func(s, c *Channel) {
+			must(t, s.Enable())
+			must(t, s.Start())
+			must(t, c.Enable())
+			waitState(t, s, StateActive)
+		})
+	})
+	t.Run("server paused", func(t *testing.T) {
+		server(t, func(s, c *Channel) {
+			must(t, s.Enable())
+			must(t, s.Start())
+			must(t, c.Enable())
+			waitState(t, s, StateActive)
+			must(t, s.Pause())
+			waitState(t, s, StatePaused)
+		})
+	})
+
+	client := func(t *testing.T, to func(s, c *Channel)) {
+		var crec recorder
+		s := r.newServer(t, ignore, StateCallbacks{})
+		c := r.newClient(t, ignore, crec.callbacks())
+		to(s, c)
+		must(t, c.Disable())
+		if c.State() != StateDisabled {
+			t.Fatalf("state %v after Disable", c.State())
+		}
+		if l := crec.String(); l != "" && !hasSuffix(l, "Suspend,Closed") {
+			t.Fatalf("callbacks %s", l)
+		}
+		must(t, s.Disable())
+		must(t, c.Cleanup())
+	}
+	t.Run("client disabled", func(t *testing.T) { client(t, func(s, c *Channel) {}) })
+	t.Run("client enabled, no offer", func(t *testing.T) {
+		client(t, func(s, c *Channel) { must(t, c.Enable()); time.Sleep(10 * time.Millisecond) })
+	})
+	t.Run("client active", func(t *testing.T) {
+		client(t, func(s, c *Channel) { must(t, s.Enable()); must(t, c.Enable()); waitState(t, c, StateActive) })
+	})
+	t.Run("client paused", func(t *testing.T) {
+		client(t, func(s, c *Channel) {
+			must(t, s.Enable())
+			must(t, c.Enable())
+			waitState(t, c, StateActive)
+			must(t, c.Pause())
+			waitState(t, c, StatePaused)
+		})
+	})
+	t.Run("client closed by rescind", func(t *testing.T) {
+		client(t, func(s, c *Channel) {
+			must(t, s.Enable())
+			must(t, c.Enable())
+			waitState(t, c, StateActive)
+			must(t, s.Disable())
+			waitState(t, c, StateClosed)
+		})
+	})
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
