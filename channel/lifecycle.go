@@ -336,11 +336,10 @@ func (c *Channel) worker(ctx context.Context) {
 		case <-c.lost:
 			c.closeOpen()
 		case <-c.primaryClosed:
-			if c.closeOpen() {
-				c.mu.Lock()
-				c.closed = true
-				c.mu.Unlock()
-			}
+			c.closeOpen()
+			c.mu.Lock()
+			c.closed = true
+			c.mu.Unlock()
 		}
 	}
 }

@@ -1,0 +1,66 @@
+package channel
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSubchannels(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	s := r.newServer(t, echo, StateCallbacks{})
+	c := r.newClient(t, ignore, StateCallbacks{})
+
+	var ssrec, csrec recorder
+	ss := r.newServer(t, echo, ssrec.callbacks())
+	must(t, ss.SetPrimary(s, 1))
+	cs := r.newClient(t, ignore, csrec.callbacks())
+	must(t, cs.SetPrimary(c, 1))
+	if err := ss.SetPrimary(ss, 1); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("own primary: %v", err)
+	}
+
+	// Not while the primary is not open.
+	must(t, s.Enable())
+	if err := ss.Enable(); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("server subchannel before the primary opened: %v", err)
+	}
+	if err := cs.Enable(); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("client subchannel before the primary opened: %v", err)
+	}
+	must(t, s.Start())
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+	waitState(t, s, StateActive)
+
+	must(t, ss.Enable())
+	must(t, ss.Start())
+	must(t, cs.Enable())
+	waitState(t, cs, StateActive)
+	waitState(t, ss, StateActive)
+	if cs.ChannelID() == c.ChannelID() || cs.ChannelID() == 0 {
+		t.Fatalf("subchannel id %d, primary %d", cs.ChannelID(), c.ChannelID())
+	}
+	resp := make([]byte, 8)
+	n, err := cs.SendSynchronousRequest([]byte("on sub.."), nil, 0, resp, time.Second)
+	must(t, err)
+	if !bytes.Equal(resp[:n], []byte("on sub..")) {
+		t.Fatalf("resp %q", resp[:n])
+	}
+
+	// Closed with the primary, on both sides.
+	must(t, c.Disable())
+	waitState(t, cs, StateClosed)
+	waitState(t, ss, StateClosed)
+	if got := csrec.String(); got != "Opened,Started,PostStarted,Suspend,Closed" {
+		t.Fatalf("client subchannel callbacks %s", got)
+	}
+	if got := ssrec.String(); got != "Opened,Started,PostStarted,Suspend,Closed" {
+		t.Fatalf("server subchannel callbacks %s", got)
+	}
+	must(t, cs.Disable())
+	must(t, ss.Disable())
+	must(t, s.Disable())
+}
