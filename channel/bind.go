@@ -120,7 +120,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 		}
 		return
 	}
-	gch, err := cl.Open(ctx, offer, guest.OpenOptions{InPages: cfg.inPages, OutPages: cfg.outPages})
+	gch, err := cl.Open(ctx, offer, guest.OpenOptions{InPages: cfg.inPages, OutPages: cfg.outPages, TargetVP: cfg.targetVP})
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, guest.ErrRescinded) {
 			closed()

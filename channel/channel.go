@@ -127,14 +127,17 @@ type ProcessPacketFunc func(c *Channel, p *Packet, payload []byte, flags PacketF
 type ProcessingCompleteFunc func(c *Channel, count int)
 
 // StateCallbacks are KMCL's state-change callbacks. Each may be nil. They
-// run one at a time, on the channel's worker goroutine (Opened of a server
-// channel on the host's control-plane goroutine of the guest); inside
-// them Enable, Disable, Pause, Start and Cleanup fail with
-// StatusInvalidDeviceState.
+// run one at a time on the channel's worker goroutine. While one runs,
+// Enable, Disable, Pause, Start and Cleanup fail with
+// StatusInvalidDeviceState — called from the callback, which would
+// deadlock, or from any other goroutine (Go has no goroutine identity to
+// tell them apart).
 type StateCallbacks struct {
 	// Opened: the peer opened the channel (server) or the open succeeded
 	// (client). An error rolls back: the open fails and no packet flows.
 	// GPADLs may be created (client) or mapped (server) from here on.
+	// On a server it must not wait for the guest: the guest's open
+	// waits for it.
 	Opened func(c *Channel) error
 	// Closed: the channel closed. Every GPADL must be destroyed (client)
 	// or unmapped (server) in it; those left are destroyed right after.
@@ -174,6 +177,7 @@ type config struct {
 	inPages, outPages int
 	ifType, ifInst    protocol.GUID
 	client            *guest.Client
+	targetVP          uint32
 	// server
 	serverFlags        ServerFlags
 	mmio, mmioOptional uint16
@@ -485,6 +489,19 @@ func (c *Channel) SetRingPages(incoming, outgoing int) error {
 func (c *Channel) SetInterface(typ, instance protocol.GUID) error {
 	return c.setter("interface", func() error {
 		c.cfg.ifType, c.cfg.ifInst = typ, instance
+		return nil
+	})
+}
+
+// SetTargetProcessor names the virtual processor a client channel wants
+// its interrupts on (KMCL VmbClientChannelInitSetTargetProcessor); it goes
+// into OpenChannel. Signals here are events, so the host only records it.
+func (c *Channel) SetTargetProcessor(vp uint32) error {
+	return c.setter("target processor", func() error {
+		if err := c.clientOnly("target processor"); err != nil {
+			return err
+		}
+		c.cfg.targetVP = vp
 		return nil
 	})
 }

@@ -46,9 +46,8 @@
 //
 // # Callbacks
 //
-// State callbacks run one at a time on the channel's worker goroutine
-// (a server's Opened on the host's control-plane goroutine for the
-// guest): Opened (an error rolls the open back, no packet flows), then
+// State callbacks run one at a time on the channel's worker goroutine:
+// Opened (an error rolls the open back, no packet flows), then
 // Started (may queue sends; the incoming queue is not live), then
 // PostStarted (the incoming queue is live: synchronous sends belong here).
 // Suspend precedes Closed; after Suspend no ProcessPacket runs until the
@@ -98,6 +97,14 @@
 // bit: the client records GpadlReadOnly (GpadlIsReadOnly), the VSP learns
 // it through its own protocol and calls MarkGpadlReadOnly, after which a
 // writable map fails.
+//
+// # Save/restore
+//
+// Not implemented yet (see docs/KMCL.md), but the state it needs is kept
+// logically: after Pause no incoming packet is outstanding and the receive
+// goroutine is parked; queued outgoing packets hold their own payload
+// copies, in order; packets awaiting completion sit in a slot table with
+// their transaction ids, and the id sequence is one counter.
 //
 // # Errors
 //

@@ -42,6 +42,7 @@ func TestSettersOnlyWhileDisabled(t *testing.T) {
 			"Primary":           ch.SetPrimary(NewServer(), 1),
 			"Blocking":          ch.SetBlockingProcessing(true),
 			"RingPages":         ch.SetRingPages(4, 4),
+			"TargetProcessor":   ch.SetTargetProcessor(1),
 			"Interface":         ch.SetInterface(testType, protocol.GUID{}),
 			"Client":            ch.SetClient(r.cl),
 			"Guest":             ch.SetGuest(r.guest),
