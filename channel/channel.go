@@ -113,7 +113,8 @@ func (s State) String() string {
 
 // ProcessPacketFunc is KMCL's EvtVmbChannelProcessPacket: one incoming
 // packet. payload excludes the VMBus headers and is the packet's own copy,
-// valid until PacketComplete (or PacketFail). Every packet must eventually
+// valid until Complete (or Fail); as on the wire, its length is a multiple
+// of 8 (the sender's padding included). Every packet must eventually
 // be completed. It runs on the channel's receive goroutine, one packet
 // after the other in ring order, and must not block (unless
 // SetBlockingProcessing was set; then it runs on the channel's worker

@@ -149,7 +149,9 @@ func (c *Channel) prepare() {
 	if len(c.inAll) != n {
 		c.inAll = make([]*Packet, n)
 		for i := range c.inAll {
-			c.inAll[i] = &Packet{c: c}
+			p := &Packet{c: c}
+			p.q.in = p
+			c.inAll[i] = p
 		}
 	}
 	c.inFree = append(c.inFree[:0], c.inAll...)

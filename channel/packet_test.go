@@ -546,3 +546,66 @@ func TestOneGoroutinePerDirection(t *testing.T) {
 	must(t, s.Disable())
 	eventually(t, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestQueuedCompletions(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	big := make([]byte, 1024)
+	s := r.newServer(t, func(_ *Channel, p *Packet, b []byte, _ PacketFlags) {
+		copy(big, b[:4])
+		p.Complete(big) // the host→guest ring fills: completions queue
+	}, StateCallbacks{})
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, c.SetRingPages(2, 16))
+	must(t, s.Enable())
+	must(t, s.Start())
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+	must(t, c.Pause()) // the client reads nothing, completions included
+	const n = 12
+	var mu sync.Mutex
+	var order []uint32
+	all := make(chan struct{})
+	for i := range n {
+		p, err := c.AllocatePacket()
+		must(t, err)
+		p.SetCompletion(func(_ *OutPacket, st Status, b []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if st != StatusSuccess || len(b) != 1024 {
+				t.Errorf("completion %v, %d bytes", st, len(b))
+			}
+			order = append(order, binary.LittleEndian.Uint32(b))
+			if len(order) == n {
+				close(all)
+			}
+		})
+		msg := make([]byte, 8)
+		binary.LittleEndian.PutUint32(msg, uint32(i))
+		must(t, p.Send(msg, SendWaitForCompletion))
+	}
+	eventually(t, "server processed all", func() bool { return s.Outstanding() == 0 && queued(s) > 0 })
+	must(t, c.Start())
+	select {
+	case <-all:
+	case <-time.After(5 * time.Second):
+		t.Fatal("completions not delivered")
+	}
+	for i, v := range order {
+		if v != uint32(i) {
+			t.Fatalf("completion %d is for %d", i, v)
+		}
+	}
+	eventually(t, "server queue empty", func() bool { return queued(s) == 0 })
+}
+
+// queued counts the server's send queue.
+func queued(c *Channel) int {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	n := 0
+	for q := c.qHead; q != nil; q = q.next {
+		n++
+	}
+	return n
+}
