@@ -128,11 +128,10 @@ type ProcessPacketFunc func(c *Channel, p *Packet, payload []byte, flags PacketF
 type ProcessingCompleteFunc func(c *Channel, count int)
 
 // StateCallbacks are KMCL's state-change callbacks. Each may be nil. They
-// run one at a time on the channel's worker goroutine. While one runs,
-// Enable, Disable, Pause, Start and Cleanup fail with
-// StatusInvalidDeviceState — called from the callback, which would
-// deadlock, or from any other goroutine (Go has no goroutine identity to
-// tell them apart).
+// run one at a time on the channel's worker goroutine. Called from inside
+// them, Enable, Disable, Pause, Start and Cleanup of the same channel fail
+// with StatusInvalidDeviceState; called from another goroutine meanwhile,
+// they wait for the callback to return.
 type StateCallbacks struct {
 	// Opened: the peer opened the channel (server) or the open succeeded
 	// (client). An error rolls back: the open fails and no packet flows.
@@ -202,6 +201,7 @@ type Channel struct {
 	// callback runs.
 	life       sync.Mutex
 	inCallback atomic.Int32
+	workerID   atomic.Uint64 // goid of the worker goroutine
 
 	mu      sync.Mutex
 	cond    *sync.Cond // on mu: endpoint, outstanding and receive-loop changes

@@ -60,10 +60,11 @@ func (c *Channel) runOpened() error {
 	return fn(c)
 }
 
-// lifecycle guards a lifecycle call: not inside a state callback, and one
-// at a time.
+// lifecycle guards a lifecycle call: refused from inside a state
+// callback (on the worker goroutine), one at a time otherwise; a call from
+// another goroutine while a callback runs waits for it.
 func (c *Channel) lifecycle(what string) (unlock func(), err error) {
-	if c.inCallback.Load() > 0 {
+	if c.inCallback.Load() > 0 && goid() == c.workerID.Load() {
 		return nil, fail(StatusInvalidDeviceState, "%s inside a state-change callback", what)
 	}
 	c.life.Lock()
@@ -288,6 +289,8 @@ func (c *Channel) Start() error {
 // in blocking mode, all packets).
 func (c *Channel) worker(ctx context.Context) {
 	defer close(c.workerDone)
+	c.workerID.Store(goid())
+	defer c.workerID.Store(0)
 	for {
 		if !c.server {
 			c.clientTryOpen(ctx)

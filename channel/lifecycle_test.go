@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -262,4 +263,82 @@ func TestDisableFromEveryState(t *testing.T) {
 
 func hasSuffix(s, suffix string) bool {
 	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+func TestSendsFromStartedAndPostStarted(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	got := make(chan string, 4)
+	syncErr := make(chan error, 2)
+	scb := StateCallbacks{
+		Started: func(s *Channel) {
+			// May queue sends; must not wait for the peer.
+			p, err := s.AllocatePacket()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			p.SetCompletion(func(p *OutPacket, _ Status, _ []byte) { p.Free() })
+			if err := p.Send([]byte("from Started"), 0); err != nil {
+				t.Error(err)
+			}
+		},
+		PostStarted: func(s *Channel) {
+			// The incoming queue is live: a synchronous request works.
+			resp := make([]byte, 16)
+			n, err := s.SendSynchronousRequest([]byte("from PostStarted"), nil, 0, resp, 5*time.Second)
+			if err == nil && string(resp[:n]) != "from PostStarted" {
+				err = errors.New("wrong answer " + string(resp[:n]))
+			}
+			syncErr <- err
+		},
+	}
+	cproc := func(_ *Channel, p *Packet, payload []byte, _ PacketFlags) {
+		got <- string(bytes.TrimRight(payload, "\x00"))
+		p.Complete(payload)
+	}
+	ccb := StateCallbacks{PostStarted: func(c *Channel) {
+		_, err := c.SendSynchronousRequest([]byte("client sync"), nil, 0, nil, 5*time.Second)
+		syncErr <- err
+	}}
+	r.pair(t, echo, cproc, scb, ccb)
+	must(t, <-syncErr)
+	must(t, <-syncErr)
+	if a, b := <-got, <-got; a != "from Started" || b != "from PostStarted" {
+		t.Fatalf("client got %q then %q", a, b)
+	}
+}
+
+func TestLifecycleFromOtherGoroutineWaitsForCallback(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	release := make(chan struct{})
+	inStarted := make(chan struct{})
+	scb := StateCallbacks{Started: func(*Channel) {
+		close(inStarted)
+		<-release
+	}}
+	s := r.newServer(t, ignore, scb)
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, s.Enable())
+	must(t, c.Enable())
+	waitState(t, s, StateStopped)
+	startErr := make(chan error, 1)
+	go func() { startErr <- s.Start() }()
+	<-inStarted
+	pauseErr := make(chan error, 1)
+	go func() { pauseErr <- s.Pause() }()
+	select {
+	case err := <-pauseErr:
+		t.Fatalf("Pause did not wait for the callback: %v", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(release)
+	must(t, <-startErr)
+	must(t, <-pauseErr)
+	if s.State() != StatePaused {
+		t.Fatalf("state %v", s.State())
+	}
+	must(t, c.Disable())
+	must(t, s.Disable())
 }

@@ -431,7 +431,7 @@ func (c *Channel) failOutgoing() {
 // and:
 //   - nil (StatusSuccess) when the completion arrived;
 //   - StatusBufferTooSmall when it was longer than resp (resp holds the
-//     start of it);
+//     start of it; a nil resp discards the completion's bytes instead);
 //   - StatusCancelled when timeout passed first (timeout > 0);
 //   - StatusDeviceRemoved when the channel closed first;
 //   - StatusBufferOverflow when timeout is 0 and the packet does not fit
@@ -516,7 +516,7 @@ func syncDone(p *OutPacket, status Status, payload []byte) {
 	c.sendMu.Unlock()
 	p.respN = copy(p.resp, payload)
 	p.status = status
-	if status == StatusSuccess && len(payload) > len(p.resp) {
+	if status == StatusSuccess && p.resp != nil && len(payload) > len(p.resp) {
 		p.respN = len(payload)
 		p.status = StatusBufferTooSmall
 	}

@@ -31,6 +31,12 @@ func (h *holder) process(_ *Channel, p *Packet, payload []byte, _ PacketFlags) {
 	h.mu.Unlock()
 }
 
+func (h *holder) seen() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.data...)
+}
+
 func (h *holder) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -129,8 +135,8 @@ func TestProcessingCompleteCounts(t *testing.T) {
 		t.Fatalf("ProcessingComplete counts %v, want [10]", counts)
 	}
 	mu.Unlock()
-	if strings.Join(h.data, ",") != strings.Join(msgs, ",") {
-		t.Fatalf("order %v", h.data)
+	if d := h.seen(); strings.Join(d, ",") != strings.Join(msgs, ",") {
+		t.Fatalf("order %v", d)
 	}
 	sendAsync(t, c, "x")
 	eventually(t, "second batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(counts) == 2 && counts[1] == 1 })
@@ -277,8 +283,8 @@ func TestQuotaCapsOutstanding(t *testing.T) {
 	for _, p := range total[1:] {
 		p.Complete(nil)
 	}
-	if h.data[2] != "3" || h.data[4] != "5" {
-		t.Fatalf("order %v", h.data)
+	if d := h.seen(); d[2] != "3" || d[4] != "5" {
+		t.Fatalf("order %v", d)
 	}
 }
 
@@ -430,6 +436,10 @@ func TestFullRingQueuesInOrder(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("queue not drained")
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	omu.Lock()
+	defer omu.Unlock()
 	for i := range n {
 		if seen[i] != uint32(i) || order[i] != uint32(i) {
 			t.Fatalf("packet %d: server saw %d, completion %d", i, seen[i], order[i])
