@@ -507,7 +507,8 @@ func (c *Channel) SetTargetProcessor(vp uint32) error {
 	})
 }
 
-// SetClient names the guest bus connection a client channel uses.
+// SetClient names the guest bus connection a client channel uses. Disable
+// the channel before closing the client: closing it unmaps the rings.
 func (c *Channel) SetClient(cl *guest.Client) error {
 	return c.setter("client", func() error {
 		if err := c.clientOnly("client"); err != nil {
