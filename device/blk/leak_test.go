@@ -1,0 +1,110 @@
+package blk
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/transport"
+)
+
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// checkLeaks fails the test if it ends with more goroutines or descriptors
+// than it started with. Register it first so that it runs last.
+func checkLeaks(t testing.TB) {
+	t.Helper()
+	fds, gs := openFDs(t), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for (runtime.NumGoroutine() > gs || openFDs(t) > fds) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if after := openFDs(t); after > fds {
+			t.Errorf("descriptor leak: %d open before, %d after", fds, after)
+		}
+		if after := runtime.NumGoroutine(); after > gs {
+			buf := make([]byte, 1<<16)
+			t.Errorf("goroutine leak: %d before, %d after\n%s", gs, after, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// rig is a host offering a blk Server over a temporary file to its one
+// guest, and the guest's Disk, over transport.Pipe.
+type rig struct {
+	srv  *Server
+	cl   *guest.Client
+	d    *Disk
+	file *os.File
+}
+
+func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig {
+	t.Helper()
+	r := &rig{}
+	f, err := os.CreateTemp(t.TempDir(), "disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	r.file = f
+	scfg.Size = size
+	srvs := make(chan *Server, 1)
+	h := host.New(host.Config{OnGuest: func(g *host.Guest) {
+		s, err := NewServer(g, f, scfg)
+		if err != nil {
+			t.Error(err)
+		}
+		srvs <- s
+	}})
+	hc, gc, err := transport.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.ServeConn(hc)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = <-srvs
+	t.Cleanup(func() {
+		if r.d != nil {
+			r.d.Close()
+		}
+		if r.srv != nil {
+			r.srv.Close()
+		}
+		r.cl.Close()
+		h.Close()
+		wg.Wait()
+		f.Close()
+	})
+	if r.srv == nil {
+		t.FailNow()
+	}
+	r.d, err = Open(ctx, r.cl, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

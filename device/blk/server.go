@@ -1,0 +1,169 @@
+package blk
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/guestmem"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// Backend is what a Server serves: a file, or anything that reads, writes
+// and syncs like one. It must be safe for concurrent use (an *os.File is):
+// one Backend may serve several guests.
+type Backend interface {
+	io.ReaderAt
+	io.WriterAt
+	Sync() error
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Instance    protocol.GUID // zero: InterfaceInstance
+	Size        int64         // disk bytes; the backend must hold them
+	ReadOnly    bool          // WRITE answers StatusReadOnly
+	MaxTransfer uint32        // zero: DefaultMaxTransfer; at most 1 MiB
+	Logger      *slog.Logger  // nil discards
+}
+
+// Server is the blk VSP for one guest: a started server channel.
+type Server struct {
+	ch  *channel.Channel
+	be  Backend
+	cfg ServerConfig
+}
+
+// NewServer offers a blk channel serving be to guest g and starts it.
+// Close rescinds it; be stays the caller's.
+func NewServer(g *host.Guest, be Backend, cfg ServerConfig) (*Server, error) {
+	if cfg.Instance.IsZero() {
+		cfg.Instance = InterfaceInstance
+	}
+	if cfg.MaxTransfer == 0 {
+		cfg.MaxTransfer = DefaultMaxTransfer
+	}
+	if cfg.MaxTransfer > 1<<20 || cfg.Size < 0 {
+		return nil, errors.New("blk: max transfer above 1 MiB or negative size")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg}
+	err := firstErr(
+		s.ch.SetGuest(g),
+		s.ch.SetInterface(InterfaceType, cfg.Instance),
+		s.ch.SetFriendlyName("blk"),
+		// Requests longer than RequestSize are answered StatusBadRequest
+		// up to this size; a longer packet is malformed to the channel
+		// layer, which stops the channel (docs/BLK.md).
+		s.ch.SetMaxPacketSize(MaxPacket),
+		s.ch.SetMaxPacketCount(64),
+		// A transfer's pages: one more than its length needs, for a
+		// buffer that starts inside a page.
+		s.ch.SetMaxExternalData(int(cfg.MaxTransfer), int(cfg.MaxTransfer)/pageSize+1),
+		// File I/O blocks: requests run on the channel's worker.
+		s.ch.SetBlockingProcessing(true),
+		s.ch.SetProcessPacketCallbacks(s.process, nil),
+	)
+	if err == nil {
+		err = s.ch.Enable()
+	}
+	if err == nil {
+		err = s.ch.Start()
+	}
+	if err != nil {
+		s.ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, err
+	}
+	return s, nil
+}
+
+// Channel is the server channel, for state queries.
+func (s *Server) Channel() *channel.Channel { return s.ch }
+
+// Close rescinds the channel and waits until it is torn down. It is
+// idempotent.
+func (s *Server) Close() error { return s.ch.Cleanup() }
+
+// process serves one request on the channel's worker goroutine. Every
+// request is completed, with an error status if it is bad.
+func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
+	var out [ResponseSize]byte
+	s.serve(p, payload, flags&channel.PacketFlagExternalData != 0).Marshal(out[:])
+	p.Complete(out[:])
+}
+
+// serve checks and carries out one request.
+func (s *Server) serve(p *channel.Packet, payload []byte, external bool) Response {
+	req, st := ParseRequest(payload)
+	if st != StatusOK {
+		return Response{Status: st}
+	}
+	switch req.Op {
+	case OpIdentify, OpFlush:
+		if external || req.Offset != 0 || req.Length != 0 {
+			return Response{Status: StatusBadRequest}
+		}
+		if req.Op == OpFlush {
+			if err := s.be.Sync(); err != nil {
+				s.cfg.Logger.Warn("blk flush", "err", err)
+				return Response{Status: StatusIOError}
+			}
+			return Response{}
+		}
+		var fl uint32
+		if s.cfg.ReadOnly {
+			fl |= FlagReadOnly
+		}
+		return Response{BlockSize: BlockSize, Size: uint64(s.cfg.Size), Flags: fl, Value: s.cfg.MaxTransfer}
+	}
+	// READ or WRITE.
+	if !external || req.Length == 0 {
+		return Response{Status: StatusBadRequest}
+	}
+	if req.Length > s.cfg.MaxTransfer {
+		return Response{Status: StatusTooLarge}
+	}
+	if req.Offset > uint64(s.cfg.Size) || uint64(req.Length) > uint64(s.cfg.Size)-req.Offset {
+		return Response{Status: StatusOutOfRange}
+	}
+	if req.Op == OpWrite && s.cfg.ReadOnly {
+		return Response{Status: StatusReadOnly}
+	}
+	access := guestmem.ReadWrite // READ writes guest memory
+	if req.Op == OpWrite {
+		access = guestmem.ReadOnly
+	}
+	v, err := p.ExternalData(access)
+	if err != nil || v.Len() != int64(req.Length) {
+		return Response{Status: StatusBadRequest}
+	}
+	off := int64(req.Offset)
+	if req.Op == OpRead {
+		err = v.WriteSegments(func(seg []byte) error {
+			n, err := s.be.ReadAt(seg, off)
+			off += int64(n)
+			if n == len(seg) {
+				return nil // io.EOF with a full read is fine
+			}
+			if err == nil {
+				err = io.ErrUnexpectedEOF // the file shrank under us
+			}
+			return err
+		})
+	} else {
+		err = v.ReadSegments(func(seg []byte) error {
+			n, err := s.be.WriteAt(seg, off)
+			off += int64(n)
+			return err
+		})
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("blk I/O", "op", req.Op, "offset", req.Offset, "length", req.Length, "err", err)
+		return Response{Status: StatusIOError}
+	}
+	return Response{Value: req.Length}
+}

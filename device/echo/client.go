@@ -1,0 +1,134 @@
+package echo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// DefaultRingPages is each ring's size in pages (control page included)
+// when ClientConfig leaves it zero: 256 KiB of data per direction.
+const DefaultRingPages = 65
+
+// ClientConfig configures a Client. The zero value opens the first echo
+// channel offered, with DefaultRingPages per ring.
+type ClientConfig struct {
+	Instance   protocol.GUID // zero: any instance
+	RingPages  int           // zero: DefaultRingPages
+	MaxPayload int           // zero: DefaultMaxPayload
+}
+
+// openPoll is how often Open looks whether the open failed.
+const openPoll = 5 * time.Millisecond
+
+// ErrClosed is returned by a Client whose channel closed (the host
+// rescinded it, the connection ended, or Close was called).
+var ErrClosed = errors.New("echo: channel closed")
+
+// Client is the echo VSC on one guest connection. Ping and Stream may be
+// called from several goroutines, but only one Stream runs at a time.
+type Client struct {
+	ch     *channel.Channel
+	closed chan struct{} // closed when the channel closed after opening
+
+	streamMu sync.Mutex
+	stream   atomic.Pointer[streamState] // the running stream, nil outside one
+	stray    atomic.Uint64               // packets outside any stream
+}
+
+// Open opens an echo channel of cl and waits until packets flow, or ctx
+// ends, or the open fails.
+func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, error) {
+	if cfg.RingPages <= 0 {
+		cfg.RingPages = DefaultRingPages
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	c := &Client{ch: channel.NewClient(), closed: make(chan struct{})}
+	active := make(chan struct{})
+	var once sync.Once
+	err := firstErr(
+		c.ch.SetClient(cl),
+		c.ch.SetInterface(InterfaceType, cfg.Instance),
+		c.ch.SetFriendlyName("echo"),
+		c.ch.SetRingPages(cfg.RingPages, cfg.RingPages),
+		c.ch.SetMaxPacketSize(cfg.MaxPayload),
+		c.ch.SetMaxPacketCount(DefaultMaxPacketCount),
+		c.ch.SetProcessPacketCallbacks(c.process, nil),
+		c.ch.SetStateCallbacks(channel.StateCallbacks{
+			PostStarted: func(*channel.Channel) { once.Do(func() { close(active) }) },
+			Closed:      func(*channel.Channel) { closeOnce(c.closed) },
+		}),
+	)
+	if err == nil {
+		err = c.ch.Enable()
+	}
+	if err != nil {
+		c.ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, err
+	}
+	if err := waitOpen(ctx, c.ch, active); err != nil {
+		c.ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, err
+	}
+	return c, nil
+}
+
+// waitOpen waits for a client channel to become active: the channel
+// layer opens it in the background and, on failure, leaves it Closed.
+func waitOpen(ctx context.Context, ch *channel.Channel, active <-chan struct{}) error {
+	t := time.NewTicker(openPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-active:
+			return nil
+		case <-t.C:
+			// The channel has no "open failed" callback: Closed runs
+			// only after a successful open. A failed open leaves the
+			// state Closed.
+			if ch.State() == channel.StateClosed {
+				return fmt.Errorf("echo: open failed: %w", ErrClosed)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("echo: waiting for the channel: %w", ctx.Err())
+		}
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// Channel is the client channel, for state queries.
+func (c *Client) Channel() *channel.Channel { return c.ch }
+
+// Close closes the channel and waits until it is torn down. A running
+// Stream ends with ErrClosed. It is idempotent.
+func (c *Client) Close() error { return c.ch.Cleanup() }
+
+// process takes the packets the VSP sends back, on the receive goroutine.
+func (c *Client) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
+	if s := c.stream.Load(); s != nil {
+		s.receive(payload)
+	} else {
+		c.stray.Add(1)
+	}
+	p.Complete(nil)
+}
+
+// Stray is the number of packets the VSP sent outside any Stream (late
+// answers of a stream that gave up waiting, or a misbehaving host).
+func (c *Client) Stray() uint64 { return c.stray.Load() }

@@ -1,0 +1,155 @@
+package echo
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/gpa"
+)
+
+func TestCompletionEchoesPayload(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	req := []byte("completion-mode!")
+	resp := make([]byte, 64)
+	n, err := r.c.Channel().SendSynchronousRequest(req, nil, 0, resp, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resp[:len(req)], req) || n != len(req) {
+		t.Fatalf("completion %q (%d bytes), want %q", resp[:n], n, req)
+	}
+	if r.c.Stray() != 0 {
+		t.Fatalf("a completion-mode packet also came back as a packet")
+	}
+}
+
+func TestPacketBackWithoutCompletion(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	op, err := r.c.Channel().AllocatePacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Free()
+	for range 3 {
+		if err := op.Send([]byte("packet-back-mode"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.c.Stray() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d packets back, want 3", r.c.Stray())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPing(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	res, err := r.c.Ping(context.Background(), 200, 64, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 200 || res.Received != 200 || res.Lost+res.Corrupted+res.Duplicated != 0 || res.P50 <= 0 || res.P99 < res.P50 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestStream(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	for _, size := range []int{16, 64, 1000, 16384} {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: 3000, Window: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sent != 3000 || res.Received != 3000 || res.Lost+res.Corrupted+res.Duplicated != 0 || res.BytesPerSec <= 0 {
+			t.Fatalf("payload %d: %+v", size, res)
+		}
+	}
+}
+
+// TestStreamLossReported: a VSP that is closed mid-stream loses packets;
+// Stream reports the channel closing and counts what did not come back.
+func TestStreamClosedMidway(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		r.srv.Close()
+	}()
+	res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 64, Count: 1 << 22, Window: 64, Idle: time.Second})
+	if err == nil {
+		t.Fatalf("no error: %+v", res)
+	}
+	if res.Lost == 0 || res.Sent == 0 {
+		t.Fatalf("%v: %+v", err, res)
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Logf("error: %v", err)
+	}
+}
+
+func TestCheckerVerdicts(t *testing.T) {
+	k := NewPacker(64)
+	c := NewChecker(4, 64)
+	p0 := bytes.Clone(k.Packet(0))
+	if v := c.Check(p0); v != VerdictOK {
+		t.Fatalf("first: %v", v)
+	}
+	if v := c.Check(p0); v != VerdictDuplicate {
+		t.Fatalf("duplicate: %v", v)
+	}
+	bad := bytes.Clone(k.Packet(1))
+	bad[40] ^= 1
+	if v := c.Check(bad); v != VerdictCorrupt {
+		t.Fatalf("flipped body bit: %v", v)
+	}
+	seqBad := bytes.Clone(k.Packet(2))
+	binary.LittleEndian.PutUint64(seqBad, 3) // another valid number, wrong checksum
+	if v := c.Check(seqBad); v != VerdictCorrupt {
+		t.Fatalf("changed sequence number: %v", v)
+	}
+	if v := c.Check(k.Packet(99)); v != VerdictCorrupt {
+		t.Fatalf("sequence beyond the count: %v", v)
+	}
+	if v := c.Check(k.Packet(3)[:20]); v != VerdictCorrupt {
+		t.Fatalf("truncated: %v", v)
+	}
+	padded := append(bytes.Clone(k.Packet(3)), 0, 0, 0, 0, 0, 0, 0)
+	if v := c.Check(padded); v != VerdictOK {
+		t.Fatalf("padded: %v", v)
+	}
+	if v := c.Check(nil); v != VerdictCorrupt {
+		t.Fatalf("empty: %v", v)
+	}
+	if c.Unique != 2 || c.Duplicated != 1 || c.Corrupted != 5 || c.Received != 8 || c.Lost() != 2 {
+		t.Fatalf("counts %+v lost %d", *c, c.Lost())
+	}
+}
+
+// TestExternalDataCompletedWithoutEcho: a GPA-direct packet gets an
+// empty completion and nothing back.
+func TestExternalDataCompletedWithoutEcho(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	pfn, err := r.cl.Pages().Alloc(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := []gpa.Range{{ByteCount: 100, PFNs: []uint64{pfn}}}
+	n, err := r.c.Channel().SendSynchronousRequest([]byte("external"), ext, 0, make([]byte, 8), 5*time.Second)
+	if err != nil || n != 0 {
+		t.Fatalf("n %d err %v", n, err)
+	}
+	if r.c.Stray() != 0 {
+		t.Fatal("external packet echoed")
+	}
+}

@@ -1,0 +1,87 @@
+package echo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+)
+
+// PingResult is what Ping measured. Latencies are round trips: the
+// request into the ring, the host's completion back, the wake-ups between.
+type PingResult struct {
+	Sent, Received, Lost, Duplicated, Corrupted uint64
+	Seconds                                     float64
+	P50, P99                                    time.Duration
+}
+
+// Ping sends count requests of payload bytes (at least HeaderSize), one at
+// a time, each asking for a completion, and checks that every completion
+// carries the request's bytes. A request unanswered after timeout is lost
+// (its late answer is dropped by the channel layer, so duplicates cannot
+// show here: Duplicated is always 0). It returns early with an error if
+// the channel closes or ctx ends.
+func (c *Client) Ping(ctx context.Context, count, payload int, timeout time.Duration) (PingResult, error) {
+	var res PingResult
+	if payload < HeaderSize {
+		payload = HeaderSize
+	}
+	k := NewPacker(payload)
+	resp := make([]byte, payload+8)
+	lat := make([]time.Duration, 0, count)
+	start := time.Now()
+	var err error
+	for i := range count {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		req := k.Packet(uint64(i))
+		t0 := time.Now()
+		res.Sent++
+		n, serr := c.ch.SendSynchronousRequest(req, nil, 0, resp, timeout)
+		d := time.Since(t0)
+		switch {
+		case errors.Is(serr, channel.StatusCancelled):
+			res.Lost++
+			continue
+		case errors.Is(serr, channel.StatusBufferTooSmall):
+			res.Received++
+			res.Corrupted++
+			continue
+		case serr != nil:
+			res.Sent--
+			err = fmt.Errorf("echo: ping %d: %w", i, serr)
+		}
+		if err != nil {
+			break
+		}
+		res.Received++
+		// The completion is padded to 8 bytes like any packet.
+		if n < payload || n-payload >= 8 || !bytes.Equal(resp[:payload], req) {
+			res.Corrupted++
+			continue
+		}
+		lat = append(lat, d)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	res.P50, res.P99 = percentile(lat, 50), percentile(lat, 99)
+	return res, err
+}
+
+// percentile is the p-th percentile of d (nearest rank), 0 when empty. It
+// sorts d.
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	i := (len(d)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return d[i]
+}

@@ -1,0 +1,138 @@
+package echo
+
+import (
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// InterfaceType identifies echo channels (a random GUID fixed for govmbus).
+var InterfaceType = protocol.MustParseGUID("5e1b7c3a-9d42-4f6e-8a15-2c07e9b4d831")
+
+// InterfaceInstance is the instance offered by default.
+var InterfaceInstance = protocol.MustParseGUID("00000000-0000-0000-0000-000000000001")
+
+// Defaults of ServerConfig and ClientConfig.
+const (
+	// DefaultMaxPayload is the largest payload echoed: larger packets are
+	// malformed to the channel layer, which stops the channel's queue.
+	DefaultMaxPayload = 64 << 10
+	// DefaultMaxPacketCount is how many incoming packets the VSP holds at
+	// once; it also bounds the answers waiting for ring space, since a
+	// packet is completed only once its answer is in the ring.
+	DefaultMaxPacketCount = 256
+)
+
+// ServerConfig configures a Server. The zero value offers
+// InterfaceType/InterfaceInstance with the defaults above.
+type ServerConfig struct {
+	Instance       protocol.GUID // zero: InterfaceInstance
+	MaxPayload     int           // zero: DefaultMaxPayload
+	MaxPacketCount int           // zero: DefaultMaxPacketCount
+}
+
+// Server is the echo VSP for one guest: a started server channel.
+type Server struct {
+	ch   *channel.Channel
+	free chan *channel.OutPacket // answers not in use
+}
+
+// NewServer offers an echo channel to guest g and starts it. Packets flow
+// once the guest opens it. Close rescinds it.
+func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
+	if cfg.Instance.IsZero() {
+		cfg.Instance = InterfaceInstance
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxPacketCount <= 0 {
+		cfg.MaxPacketCount = DefaultMaxPacketCount
+	}
+	s := &Server{ch: channel.NewServer(), free: make(chan *channel.OutPacket, cfg.MaxPacketCount)}
+	// One answer packet per incoming packet object: an incoming packet
+	// is completed only when its answer is in the ring, so the channel's
+	// pool bounds the answers and a free one is always there.
+	for range cfg.MaxPacketCount {
+		op, err := s.ch.AllocatePacket()
+		if err != nil {
+			return nil, err
+		}
+		op.SetCompletion(s.answered)
+		s.free <- op
+	}
+	err := firstErr(
+		s.ch.SetGuest(g),
+		s.ch.SetInterface(InterfaceType, cfg.Instance),
+		s.ch.SetFriendlyName("echo"),
+		s.ch.SetMaxPacketSize(cfg.MaxPayload),
+		s.ch.SetMaxPacketCount(cfg.MaxPacketCount),
+		s.ch.SetProcessPacketCallbacks(s.process, nil),
+	)
+	if err == nil {
+		err = s.ch.Enable()
+	}
+	if err == nil {
+		err = s.ch.Start()
+	}
+	if err != nil {
+		s.ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, err
+	}
+	return s, nil
+}
+
+// Channel is the server channel, for state queries.
+func (s *Server) Channel() *channel.Channel { return s.ch }
+
+// Close rescinds the channel and waits until it is torn down. It is
+// idempotent.
+func (s *Server) Close() error { return s.ch.Cleanup() }
+
+// process answers one packet, on the channel's receive goroutine.
+func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
+	if flags&channel.PacketFlagExternalData != 0 {
+		p.Complete(nil) // echo has nothing to do with guest buffers
+		return
+	}
+	if p.CompletionRequested() {
+		p.Complete(payload) // never fails: it queues when the ring is full
+		return
+	}
+	var op *channel.OutPacket
+	select {
+	case op = <-s.free:
+	default:
+		// Cannot happen (one answer per packet object); drop rather
+		// than block the receive goroutine.
+		p.Complete(nil)
+		return
+	}
+	op.Context = p
+	if err := op.Send(payload, 0); err != nil {
+		// Too large for the guest's ring, or the channel is closing.
+		op.Context = nil
+		s.free <- op
+		p.Complete(nil)
+	}
+}
+
+// answered runs when an answer is in the ring (or the channel closed):
+// the incoming packet it answers is completed now, which frees its slot.
+func (s *Server) answered(op *channel.OutPacket, _ channel.Status, _ []byte) {
+	p, _ := op.Context.(*channel.Packet)
+	op.Context = nil
+	s.free <- op // never blocks: the channel holds every answer packet
+	if p != nil {
+		p.Complete(nil)
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
