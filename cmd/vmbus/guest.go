@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/device/blk"
+	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/protocol"
 )
@@ -17,7 +22,7 @@ func newGuestCmd() *cobra.Command {
 	var socket string
 	cmd := groupCmd("guest --socket PATH <subcommand>", "Guest-side tools: connect to a host and use its channels",
 		"Connects to a host daemon (vmbus host) as a VMBus guest.",
-		newGuestListCmd(&socket))
+		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket))
 	cmd.PersistentFlags().StringVar(&socket, "socket", "", "Unix socket path of the host")
 	return cmd
 }
@@ -72,4 +77,297 @@ func newGuestListCmd(socket *string) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
+}
+
+// guestMemory is the guest memory of ping, stream and disk: rings of 256
+// KiB each way for echo, and blk's bounce buffers.
+const guestMemory = 16 << 20
+
+// dialGuest connects to the host at socket; an unreachable host fails the
+// job (exit 1).
+func dialGuest(ctx context.Context, socket string) (*guest.Client, error) {
+	if socket == "" {
+		return nil, usageErrorf("guest: --socket is required")
+	}
+	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: guestMemory})
+	if err != nil {
+		return nil, failuref("guest: cannot reach host at %s: %v", socket, err)
+	}
+	return cl, nil
+}
+
+// openEcho dials and opens the echo channel.
+func openEcho(ctx context.Context, socket string) (*guest.Client, *echo.Client, error) {
+	cl, err := dialGuest(ctx, socket)
+	if err != nil {
+		return nil, nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ec, err := echo.Open(octx, cl, echo.ClientConfig{})
+	if err != nil {
+		cl.Close()
+		return nil, nil, failuref("guest: echo device: %v", err)
+	}
+	return cl, ec, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// pingJSON is `vmbus guest ping --json`.
+type pingJSON struct {
+	Sent         uint64  `json:"sent"`
+	Received     uint64  `json:"received"`
+	Lost         uint64  `json:"lost"`
+	Duplicated   uint64  `json:"duplicated"`
+	Corrupted    uint64  `json:"corrupted"`
+	Seconds      float64 `json:"seconds"`
+	LatencyP50us float64 `json:"latency_p50_us"`
+	LatencyP99us float64 `json:"latency_p99_us"`
+}
+
+func newGuestPingCmd(socket *string) *cobra.Command {
+	var (
+		count, payload int
+		timeout        time.Duration
+		asJSON         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ping [--count N] [--payload N] [--json]",
+		Short: "Round trips through the echo device, one at a time, with signals",
+		Long: `Send --count requests through the echo device one at a time, each asking
+for a completion carrying the same bytes, and report round-trip latency.
+Exit status 1 if any was lost (no answer within --timeout) or corrupted.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if count <= 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
+				return usageErrorf("ping: want --count > 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
+			}
+			cl, ec, err := openEcho(cmd.Context(), *socket)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			defer ec.Close()
+			res, err := ec.Ping(cmd.Context(), count, payload, timeout)
+			if err != nil {
+				return failuref("ping: %v", err)
+			}
+			out := pingJSON{res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds,
+				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3}
+			if asJSON {
+				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "ping: %d sent, %d received, %d lost, %d duplicated, %d corrupted in %.3f s; latency p50 %.1f µs, p99 %.1f µs\n",
+					out.Sent, out.Received, out.Lost, out.Duplicated, out.Corrupted, out.Seconds, out.LatencyP50us, out.LatencyP99us)
+			}
+			if res.Lost+res.Corrupted+res.Duplicated > 0 || res.Received != uint64(count) {
+				return failuref("ping: %d lost, %d duplicated, %d corrupted", res.Lost, res.Duplicated, res.Corrupted)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&count, "count", 1000, "round trips")
+	f.IntVar(&payload, "payload", 64, "bytes per request")
+	f.DurationVar(&timeout, "timeout", time.Second, "wait for each answer at most this long")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// streamJSON is `vmbus guest stream --json`.
+type streamJSON struct {
+	Payload       int     `json:"payload"`
+	Sent          uint64  `json:"sent"`
+	Received      uint64  `json:"received"`
+	Lost          uint64  `json:"lost"`
+	Duplicated    uint64  `json:"duplicated"`
+	Corrupted     uint64  `json:"corrupted"`
+	Seconds       float64 `json:"seconds"`
+	PacketsPerSec float64 `json:"packets_per_sec"`
+	BytesPerSec   float64 `json:"bytes_per_sec"`
+}
+
+func newGuestStreamCmd(socket *string) *cobra.Command {
+	var (
+		payload, window int
+		count           uint64
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stream --payload N --count N [--window N] [--json]",
+		Short: "Stream numbered, checksummed packets through the echo device and check each comes back once, intact",
+		Long: `Send --count packets of --payload bytes through the echo device, up to
+--window of them in flight. Each carries a sequence number and a checksum;
+the echo device sends each back as a packet, and every one must come back
+once and intact. Exit status 1 on any loss, duplicate or corruption.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window <= 0 || window > 1<<16 {
+				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 < --window <= 65536", echo.HeaderSize, echo.DefaultMaxPayload)
+			}
+			cl, ec, err := openEcho(cmd.Context(), *socket)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			defer ec.Close()
+			res, err := ec.Stream(cmd.Context(), echo.StreamConfig{Payload: payload, Count: count, Window: window})
+			out := streamJSON{payload, res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds, res.PacketsPerSec, res.BytesPerSec}
+			if asJSON {
+				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "stream: %d packets of %d bytes: %d sent, %d received, %d lost, %d duplicated, %d corrupted\n  seconds      %.3f\n  packets/s    %.2f M\n  bytes/s      %.2f GB/s\n",
+					count, payload, out.Sent, out.Received, out.Lost, out.Duplicated, out.Corrupted, out.Seconds, out.PacketsPerSec/1e6, out.BytesPerSec/1e9)
+			}
+			if err != nil {
+				return failuref("stream: %v", err)
+			}
+			if res.Lost+res.Corrupted+res.Duplicated > 0 {
+				return failuref("stream: %d lost, %d duplicated, %d corrupted", res.Lost, res.Duplicated, res.Corrupted)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&payload, "payload", 64, "bytes per packet (at least 16: sequence number, checksum, length)")
+	f.Uint64Var(&count, "count", 100000, "packets")
+	f.IntVar(&window, "window", echo.DefaultWindow, "packets in flight at most")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func newGuestDiskCmd(socket *string) *cobra.Command {
+	return groupCmd("disk <subcommand>", "Use the blk device", "", newGuestDiskVerifyCmd(socket))
+}
+
+// diskVerifyJSON is `vmbus guest disk verify --json`.
+type diskVerifyJSON struct {
+	DiskSize         int64   `json:"disk_size"`
+	Size             int64   `json:"size"`
+	Mismatches       int64   `json:"mismatches"`
+	FirstMismatch    int64   `json:"first_mismatch"`
+	Seconds          float64 `json:"seconds"`
+	WriteBytesPerSec float64 `json:"write_bytes_per_sec"`
+	ReadBytesPerSec  float64 `json:"read_bytes_per_sec"`
+}
+
+func newGuestDiskVerifyCmd(socket *string) *cobra.Command {
+	var (
+		size   int64
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify [--size N] [--json]",
+		Short: "Write a pattern to the disk, read it back and check every byte",
+		Long: `Write a pseudo-random pattern over the first --size bytes of the blk
+disk (default: all of it, at most 64 MiB), flush, read it back and compare
+every byte. Exit status 1 on any mismatch or I/O error.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if size < 0 {
+				return usageErrorf("disk verify: --size must not be negative")
+			}
+			cl, err := dialGuest(cmd.Context(), *socket)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			octx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			d, err := blk.Open(octx, cl, blk.ClientConfig{})
+			if err != nil {
+				return failuref("disk verify: blk device: %v", err)
+			}
+			defer d.Close()
+			if size == 0 {
+				size = min(d.Size(), 64<<20)
+			}
+			if size > d.Size() {
+				return usageErrorf("disk verify: --size %d exceeds the disk's %d bytes", size, d.Size())
+			}
+			res, err := verifyDisk(d, size)
+			if asJSON {
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "disk verify: %d of %d bytes, %d mismatched, %.3f s (write %.1f MB/s, read %.1f MB/s)\n",
+					res.Size, res.DiskSize, res.Mismatches, res.Seconds, res.WriteBytesPerSec/1e6, res.ReadBytesPerSec/1e6)
+			}
+			if err != nil {
+				return failuref("disk verify: %v", err)
+			}
+			if res.Mismatches > 0 {
+				return failuref("disk verify: %d bytes differ, the first at offset %d", res.Mismatches, res.FirstMismatch)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&size, "size", 0, "bytes to verify from the start of the disk (0: the whole disk, at most 64 MiB)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// verifyDisk writes a pattern over [0, size), flushes, reads it back and
+// counts the bytes that differ.
+func verifyDisk(d *blk.Disk, size int64) (diskVerifyJSON, error) {
+	res := diskVerifyJSON{DiskSize: d.Size(), Size: size, FirstMismatch: -1}
+	const chunk = 4 << 20
+	seed := rand.Uint64()
+	gen := func(off int64, b []byte) {
+		rng := rand.New(rand.NewPCG(seed, uint64(off)))
+		for i := 0; i < len(b); i += 8 {
+			v := rng.Uint64()
+			for j := 0; j < 8 && i+j < len(b); j++ {
+				b[i+j] = byte(v >> (8 * j))
+			}
+		}
+	}
+	want := make([]byte, min(chunk, size))
+	got := make([]byte, len(want))
+	start := time.Now()
+	for off := int64(0); off < size; off += chunk {
+		b := want[:min(chunk, size-off)]
+		gen(off, b)
+		if _, err := d.WriteAt(b, off); err != nil {
+			return res, fmt.Errorf("write at %d: %w", off, err)
+		}
+	}
+	if err := d.Flush(); err != nil {
+		return res, fmt.Errorf("flush: %w", err)
+	}
+	mid := time.Now()
+	for off := int64(0); off < size; off += chunk {
+		b, g := want[:min(chunk, size-off)], got[:min(chunk, size-off)]
+		if _, err := d.ReadAt(g, off); err != nil {
+			return res, fmt.Errorf("read at %d: %w", off, err)
+		}
+		gen(off, b)
+		if !bytes.Equal(b, g) {
+			for i := range b {
+				if b[i] != g[i] {
+					if res.FirstMismatch < 0 {
+						res.FirstMismatch = off + int64(i)
+					}
+					res.Mismatches++
+				}
+			}
+		}
+	}
+	end := time.Now()
+	res.Seconds = end.Sub(start).Seconds()
+	if w := mid.Sub(start).Seconds(); w > 0 {
+		res.WriteBytesPerSec = float64(size) / w
+	}
+	if r := end.Sub(mid).Seconds(); r > 0 {
+		res.ReadBytesPerSec = float64(size) / r
+	}
+	return res, nil
 }
