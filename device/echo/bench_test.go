@@ -1,0 +1,39 @@
+package echo
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkStream measures checked streaming through the echo VSP and
+// back, in one process over transport.Pipe: b.N packets per run.
+func BenchmarkStream(b *testing.B) {
+	for _, size := range []int{64, 16384} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			r := newRig(b, ServerConfig{}, ClientConfig{})
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: uint64(b.N)})
+			b.StopTimer()
+			if err != nil || res.Lost+res.Corrupted+res.Duplicated != 0 {
+				b.Fatalf("%v %+v", err, res)
+			}
+		})
+	}
+}
+
+// BenchmarkPing measures one round trip (request and completion).
+func BenchmarkPing(b *testing.B) {
+	r := newRig(b, ServerConfig{}, ClientConfig{})
+	b.SetBytes(64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	res, err := r.c.Ping(context.Background(), b.N, 64, 5*time.Second)
+	b.StopTimer()
+	if err != nil || res.Lost+res.Corrupted != 0 {
+		b.Fatalf("%v %+v", err, res)
+	}
+}
