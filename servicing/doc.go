@@ -1,0 +1,25 @@
+// Package servicing hands a running host's open file descriptors and its
+// saved state to a new image of the same program: the re-exec at the heart
+// of host servicing, where the host process saves every channel and its
+// bus state, replaces itself with a fresh (possibly upgraded) binary, and
+// the successor restores and resumes while the guest keeps running.
+//
+// The handover keeps the process id (execve in place), so whoever started
+// the host still owns it, and the guest's sockets, shared memory and
+// eventfds never close: a connection ends only when the last descriptor of
+// one end goes. What crosses execve:
+//
+//   - named files (a listener, each guest's socket, memory and events),
+//     whose descriptors have close-on-exec cleared for the exec only;
+//   - the saved state, in a sealed memfd;
+//   - the moment the predecessor paused, so the successor can log the
+//     blackout.
+//
+// The environment variable GOVMBUS_HANDOVER lists them for the successor,
+// which adopts them with Inherited before doing anything else. Everything
+// in that variable and memfd is checked: a successor started with a
+// malformed handover fails with an error rather than guessing.
+//
+// Only this package knows how the handover travels; the host decides what
+// to save and how to restore it.
+package servicing
