@@ -319,7 +319,7 @@ func TestBadRegion(t *testing.T) {
 func TestStreamMirroredSeeds(t *testing.T) {
 	const packets = 200000
 	n := packets
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 20000
 	}
 	region := newRegion(t, 8192)
