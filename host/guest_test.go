@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
@@ -30,7 +29,7 @@ func TestGuestOfferBeforeRequestOffers(t *testing.T) {
 	checkLeaks(t)
 	dyn := newRecording("77777777-0000-0000-0000-000000000000")
 	var offered *host.Offered
-	cfg := host.Config{Devices: []host.Device{echo.New(nil)}}
+	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	gs := guestsOf(&cfg, func(g *host.Guest) {
 		var err error
 		if offered, err = g.Offer(dyn); err != nil {
@@ -114,11 +113,11 @@ func TestGuestOfferLiveOpenRescind(t *testing.T) {
 		t.Fatal(err)
 	}
 	hg := <-gs
-	o, err := hg.Offer(echo.New(nil))
+	o, err := hg.Offer(newEchoDevice(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, err := cl.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
+	off, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ func TestGuestOfferAfterDisconnect(t *testing.T) {
 	s := newServed(t, cfg)
 	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
 	hg := <-gs
-	o, err := hg.Offer(echo.New(nil))
+	o, err := hg.Offer(newEchoDevice(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +156,7 @@ func TestGuestOfferAfterDisconnect(t *testing.T) {
 	}
 	cl.Close()
 	<-hg.Done()
-	if _, err := hg.Offer(echo.New(nil)); !errors.Is(err, host.ErrGuestGone) {
+	if _, err := hg.Offer(newEchoDevice(nil)); !errors.Is(err, host.ErrGuestGone) {
 		t.Fatalf("offer to a gone guest: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

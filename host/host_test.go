@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
@@ -17,7 +16,7 @@ import (
 
 func TestVersionMatrix(t *testing.T) {
 	checkLeaks(t)
-	s := newServed(t, host.Config{Devices: []host.Device{echo.New(nil)}})
+	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	for _, v := range protocol.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
 			g := s.raw(t, 1<<20)
@@ -78,7 +77,7 @@ func TestOffersSortedAndStable(t *testing.T) {
 	a := newRecording("ffffffff-0000-0000-0000-000000000000")
 	b := newRecording("00000000-0000-0000-0000-0000000000ff")
 	c := newRecording("00000000-0000-0000-0000-0000000000aa")
-	s := newServed(t, host.Config{Devices: []host.Device{a, b, c, echo.New(nil)}})
+	s := newServed(t, host.Config{Devices: []host.Device{a, b, c, newEchoDevice(nil)}})
 	for range 2 {
 		cl := s.client(t, guest.Config{MemorySize: 1 << 20})
 		offers, err := cl.RequestOffers(testCtx(t))
@@ -99,8 +98,8 @@ func TestOffersSortedAndStable(t *testing.T) {
 		if offers[3].InterfaceType != a.spec.InterfaceType {
 			t.Fatalf("last offer %v", offers[3].InterfaceType)
 		}
-		o, err := cl.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
-		if err != nil || o.InterfaceType != echo.InterfaceType {
+		o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
+		if err != nil || o.InterfaceType != echoType {
 			t.Fatalf("WaitOffer: %+v %v", o, err)
 		}
 	}
@@ -108,9 +107,9 @@ func TestOffersSortedAndStable(t *testing.T) {
 
 func TestGpadlManyPages(t *testing.T) {
 	checkLeaks(t)
-	s := newServed(t, host.Config{Devices: []host.Device{echo.New(nil)}})
+	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	cl := s.client(t, guest.Config{MemorySize: 4 << 20})
-	o, err := cl.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
+	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +199,9 @@ func echoRoundTrip(t *testing.T, ch *guest.Channel, n int) {
 
 func TestEchoOpenClose(t *testing.T) {
 	checkLeaks(t)
-	s := newServed(t, host.Config{Devices: []host.Device{echo.New(nil)}})
+	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
-	o, err := cl.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
+	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,11 +254,11 @@ func TestDisconnectWithoutClose(t *testing.T) {
 func TestShutdownRescinds(t *testing.T) {
 	checkLeaks(t)
 	d := newRecording("33333333-0000-0000-0000-000000000000")
-	s := newServed(t, host.Config{Devices: []host.Device{d, echo.New(nil)}})
+	s := newServed(t, host.Config{Devices: []host.Device{d, newEchoDevice(nil)}})
 	cl1 := s.client(t, guest.Config{MemorySize: 1 << 20})
 	cl2 := s.client(t, guest.Config{MemorySize: 1 << 20})
 	s.pipe(t) // a guest that never says anything
-	o, err := cl1.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
+	o, err := cl1.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +300,9 @@ func TestShutdownRescinds(t *testing.T) {
 
 func TestGuestsIsolated(t *testing.T) {
 	checkLeaks(t)
-	s := newServed(t, host.Config{Devices: []host.Device{echo.New(nil)}, Limits: host.Limits{MaxBadMessages: 10}})
+	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}, Limits: host.Limits{MaxBadMessages: 10}})
 	good := s.client(t, guest.Config{MemorySize: 1 << 20})
-	o, err := good.WaitOffer(testCtx(t), echo.InterfaceType, protocol.GUID{})
+	o, err := good.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
@@ -228,4 +227,4 @@ func TestTeardownWaitsForUnmap(t *testing.T) {
 	_ = time.Second
 }
 
-var _ = echo.InterfaceType
+var _ = echoType
