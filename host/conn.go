@@ -1,7 +1,6 @@
 package host
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +49,14 @@ type guestConn struct {
 	cleanedUp    bool
 	gpadls       *gpadlSet
 	bad          int
+
+	// Servicing (pause.go, save.go, restore.go).
+	pause    pauser
+	detached bool // saved for a successor: send nothing to the guest any more
+	// pendingEvents are events the guest handed over for channels not
+	// open yet, taken from the transport at a save (restored ones too):
+	// tryOpen falls back to them.
+	pendingEvents map[eventKey]*transport.Event
 }
 
 // A channel's state for one guest:
@@ -70,6 +77,9 @@ type chanState struct {
 	open      *openChannel
 	rescinded bool
 	released  bool
+	// waiting: restored from a saved state, for a server channel to
+	// re-attach (Guest.Reattach); dev is a waitingDevice until then.
+	waiting bool
 }
 
 func newGuestConn(h *Host, c *transport.Conn, id uint64) *guestConn {
@@ -87,6 +97,7 @@ func newGuestConn(h *Host, c *transport.Conn, id uint64) *guestConn {
 		gc.chans[i] = chanState{present: true, spec: o.spec, dev: o.dev, connID: o.connID}
 	}
 	gc.guest = &Guest{gc: gc}
+	gc.pause.init()
 	gc.gpadls = newGpadlSet(h.limits, func(gpadlID uint32) {
 		gc.send(&protocol.GpadlTorndown{GpadlID: gpadlID})
 	})
@@ -105,8 +116,16 @@ func (gc *guestConn) run() (err error) {
 	}()
 	buf := make([]byte, transport.MaxMessageSize)
 	for {
-		n, err := gc.c.Recv(context.Background(), buf)
+		ctx := gc.pause.context()
+		n, err := gc.c.Recv(ctx, buf)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// Paused for a save: park between two messages.
+				if !gc.pause.park() {
+					return ErrClosed
+				}
+				continue
+			}
 			if errors.Is(err, transport.ErrPeerClosed) {
 				return nil
 			}
@@ -141,6 +160,10 @@ func (gc *guestConn) cleanup() {
 	defer gc.mu.Unlock()
 	gc.cleanedUp = true
 	gc.resetLocked("disconnect")
+	for k, e := range gc.pendingEvents {
+		e.Close()
+		delete(gc.pendingEvents, k)
+	}
 	for i := range gc.chans {
 		if gc.chans[i].dynamic != nil {
 			gc.removeDynamicLocked(i)
@@ -182,6 +205,11 @@ func (gc *guestConn) resetLocked(why string) {
 // the host is closing it; the receive loop learns of that on its own, so
 // the error is only logged.
 func (gc *guestConn) send(m protocol.Message) {
+	if gc.detached {
+		// A successor speaks for the host now; this one must not say
+		// anything the guest does not expect.
+		return
+	}
 	if err := gc.c.Send(protocol.Marshal(m)); err != nil {
 		gc.log.Debug("send failed", "message", m.Type(), "err", err)
 	}

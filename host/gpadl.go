@@ -49,11 +49,17 @@ type gpadl struct {
 	id, channelID uint32
 	state         gpadlState
 	asm           *protocol.GpadlReassembler // while assembling
-	ranges        []gpa.Range                // once created
-	pages         uint64
-	mapped        bool // a device holds a mapping
-	readOnly      bool // MarkReadOnly: writable maps fail
-	ring          bool // the ring GPADL of an open channel
+	// msgs are the GpadlHeader and GpadlBody messages received while
+	// assembling, as on the wire: a save keeps them and a restore
+	// replays them, since the reassembler's partial state is private.
+	// Bounded like the reassembler: bodies carry at least one word of a
+	// range buffer of at most 64 KiB.
+	msgs     [][]byte
+	ranges   []gpa.Range // once created
+	pages    uint64
+	mapped   bool // a device holds a mapping
+	readOnly bool // MarkReadOnly: writable maps fail
+	ring     bool // the ring GPADL of an open channel
 }
 
 // gpadlSet is one guest's GPADLs. The control-plane goroutine adds and
@@ -89,6 +95,7 @@ func (s *gpadlSet) header(h *protocol.GpadlHeader) (status uint32, done bool, er
 		return statusInvalidParameter, true, err
 	}
 	g := &gpadl{id: h.GpadlID, channelID: h.ChannelID, asm: asm}
+	g.msgs = append(g.msgs, protocol.Marshal(h))
 	s.byID[g.id] = g
 	if asm.Done() {
 		st, err := s.finishLocked(g)
@@ -112,6 +119,7 @@ func (s *gpadlSet) body(b *protocol.GpadlBody) (channelID, status uint32, known,
 		return g.channelID, statusInvalidParameter, true, true, err
 	}
 	if !fin {
+		g.msgs = append(g.msgs, protocol.Marshal(b))
 		return g.channelID, 0, true, false, nil
 	}
 	st, err := s.finishLocked(g)
@@ -122,7 +130,7 @@ func (s *gpadlSet) body(b *protocol.GpadlBody) (channelID, status uint32, known,
 // limit; on failure it forgets the GPADL. Must hold mu.
 func (s *gpadlSet) finishLocked(g *gpadl) (uint32, error) {
 	ranges, err := g.asm.Ranges()
-	g.asm = nil
+	g.asm, g.msgs = nil, nil
 	if err != nil {
 		delete(s.byID, g.id)
 		return statusInvalidParameter, err

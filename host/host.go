@@ -70,6 +70,7 @@ type Host struct {
 	nextGuest uint64
 	listeners map[*transport.Listener]struct{}
 	guests    map[*guestConn]struct{}
+	restored  []*guestConn   // rebuilt by Restore, served once Resume runs
 	conns     sync.WaitGroup // ServeConn goroutines started by Serve
 }
 
@@ -187,6 +188,13 @@ func (h *Host) register(c *transport.Conn) (*guestConn, error) {
 	return gc, nil
 }
 
+// NumGuests is the number of guest connections being served.
+func (h *Host) NumGuests() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.guests)
+}
+
 func (h *Host) unregister(gc *guestConn) {
 	h.mu.Lock()
 	delete(h.guests, gc)
@@ -255,6 +263,7 @@ func (h *Host) Close() error {
 // wait disconnects guests and waits for every goroutine the host started.
 func (h *Host) wait(guests []*guestConn) {
 	for _, gc := range guests {
+		gc.pause.stop()
 		gc.c.Close()
 	}
 	for _, gc := range guests {

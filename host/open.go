@@ -64,9 +64,29 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 	if m.Extended && gc.features&(protocol.FeatureGuestSpecifiedSignalParams|protocol.FeatureInterruptRedirection) == 0 {
 		return openErr(statusInvalidParameter, "long OpenChannel form without the feature")
 	}
+	oc, err := gc.buildOpen(i, m, gc.takeEvent)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			oc.free()
+		}
+	}()
+	if err := oc.dev.Open(oc.ch); err != nil {
+		return openErr(statusUnsuccessful, "device: %v", err)
+	}
+	gc.chans[i].open = oc
+	return nil
+}
+
+// buildOpen maps the rings of channel index i as OpenChannel m describes
+// them and takes its events, everything but the device's Open: tryOpen
+// and a restore share it.
+func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(uint32, transport.Direction) (*transport.Event, error)) (_ *openChannel, err error) {
 	g, err := gc.gpadls.acquireRing(m.ChannelID, m.RingGpadlID)
 	if err != nil {
-		return openErr(statusInvalidParameter, "%v", err)
+		return nil, openErr(statusInvalidParameter, "%v", err)
 	}
 	oc := &openChannel{ring: g, dev: gc.chans[i].dev}
 	oc.release = func() { gc.gpadls.release(g, false) }
@@ -80,36 +100,36 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 	// halves are mapped separately, each contiguous in this process
 	// whatever the guest's PFNs are.
 	if len(g.ranges) != 1 {
-		return openErr(statusInvalidParameter, "ring GPADL has %d ranges, want 1", len(g.ranges))
+		return nil, openErr(statusInvalidParameter, "ring GPADL has %d ranges, want 1", len(g.ranges))
 	}
 	r := g.ranges[0]
 	pages := uint64(len(r.PFNs))
 	if r.ByteOffset != 0 || uint64(r.ByteCount) != pages*guestmem.PageSize {
-		return openErr(statusInvalidParameter, "ring GPADL is not whole pages from offset 0")
+		return nil, openErr(statusInvalidParameter, "ring GPADL is not whole pages from offset 0")
 	}
 	off := uint64(m.DownstreamRingPageOffset)
 	if off == 0 || off >= pages {
-		return openErr(statusInvalidParameter, "downstream ring page offset %d outside (0, %d)", off, pages)
+		return nil, openErr(statusInvalidParameter, "downstream ring page offset %d outside (0, %d)", off, pages)
 	}
 	if oc.inMap, err = gc.mem.MapPages(r.PFNs[:off], guestmem.ReadWrite); err != nil {
-		return openErr(statusInvalidParameter, "map guest→host ring: %v", err)
+		return nil, openErr(statusInvalidParameter, "map guest→host ring: %v", err)
 	}
 	if oc.outMap, err = gc.mem.MapPages(r.PFNs[off:], guestmem.ReadWrite); err != nil {
-		return openErr(statusInvalidParameter, "map host→guest ring: %v", err)
+		return nil, openErr(statusInvalidParameter, "map host→guest ring: %v", err)
 	}
 	// Constructing the endpoints validates the control pages the guest
 	// wrote; the device builds its own.
-	if _, err := ring.NewReader(oc.inMap.Bytes()); err != nil {
-		return openErr(statusInvalidParameter, "guest→host ring: %v", err)
+	if _, err = ring.NewReader(oc.inMap.Bytes()); err != nil {
+		return nil, openErr(statusInvalidParameter, "guest→host ring: %v", err)
 	}
-	if _, err := ring.NewWriter(oc.outMap.Bytes()); err != nil {
-		return openErr(statusInvalidParameter, "host→guest ring: %v", err)
+	if _, err = ring.NewWriter(oc.outMap.Bytes()); err != nil {
+		return nil, openErr(statusInvalidParameter, "host→guest ring: %v", err)
 	}
-	if oc.evFrom, err = gc.c.TakeEvent(m.ChannelID, transport.ToHost); err != nil {
-		return openErr(statusInvalidParameter, "guest→host event: %v", err)
+	if oc.evFrom, err = takeEvent(m.ChannelID, transport.ToHost); err != nil {
+		return nil, openErr(statusInvalidParameter, "guest→host event: %v", err)
 	}
-	if oc.evTo, err = gc.c.TakeEvent(m.ChannelID, transport.ToGuest); err != nil {
-		return openErr(statusInvalidParameter, "host→guest event: %v", err)
+	if oc.evTo, err = takeEvent(m.ChannelID, transport.ToGuest); err != nil {
+		return nil, openErr(statusInvalidParameter, "host→guest event: %v", err)
 	}
 	cs := &gc.chans[i]
 	oc.ch = &Channel{
@@ -125,11 +145,32 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 		FromGuest:    oc.evFrom,
 		Gpadls:       &GpadlTable{set: gc.gpadls, channelID: m.ChannelID},
 	}
-	if err := oc.dev.Open(oc.ch); err != nil {
-		return openErr(statusUnsuccessful, "device: %v", err)
+	return oc, nil
+}
+
+// eventKey names one handed-over event.
+type eventKey struct {
+	channelID uint32
+	dir       transport.Direction
+}
+
+// takeEvent takes the event the guest handed over for a channel and
+// direction: from the transport, else one kept across a save.
+func (gc *guestConn) takeEvent(channelID uint32, dir transport.Direction) (*transport.Event, error) {
+	e, err := gc.c.TakeEvent(channelID, dir)
+	k := eventKey{channelID, dir}
+	if err == nil {
+		if old := gc.pendingEvents[k]; old != nil {
+			old.Close()
+			delete(gc.pendingEvents, k)
+		}
+		return e, nil
 	}
-	gc.chans[i].open = oc
-	return nil
+	if old := gc.pendingEvents[k]; old != nil {
+		delete(gc.pendingEvents, k)
+		return old, nil
+	}
+	return nil, err
 }
 
 // free releases what the host holds for a channel whose device is closed

@@ -1,0 +1,260 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/govmbus/govmbus/protocol"
+	"github.com/govmbus/govmbus/savedstate"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// SavedGuest is one guest connection as a servicing host hands it to its
+// successor: the descriptors the guest's state lives in, and the bus
+// state (a saved state of scope savedstate.ScopeBus). The files are
+// duplicates the receiver owns; Close closes them.
+type SavedGuest struct {
+	Conn   *os.File     // the transport socket (transport.Conn.File)
+	Memory *os.File     // guest memory, nil if the guest handed none over yet
+	Events []SavedEvent // the events of open channels, and events handed over for an open still to come
+	State  []byte       // the bus state
+}
+
+// SavedEvent is one channel event's descriptor.
+type SavedEvent struct {
+	ChannelID uint32
+	Dir       transport.Direction
+	File      *os.File
+}
+
+// Close closes every file of s.
+func (s *SavedGuest) Close() error {
+	var errs []error
+	if s.Conn != nil {
+		errs = append(errs, s.Conn.Close())
+	}
+	if s.Memory != nil {
+		errs = append(errs, s.Memory.Close())
+	}
+	for _, e := range s.Events {
+		errs = append(errs, e.File.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SaveGuests saves every connected guest's bus state for a successor
+// process (servicing). It parks each guest's control plane between two
+// messages (what the guest sends meanwhile waits in the socket for the
+// successor), records the state, duplicates the descriptors, and from then
+// on the host says nothing more to the guest: Close after SaveGuests
+// closes the devices and this process's descriptors only, and the guest
+// notices nothing, as long as the returned files stay open until the
+// successor took them over.
+//
+// Preconditions: stop accepting new guests first, and pause (and save)
+// the server channels of package channel: their rings are theirs to save.
+// SaveGuests on a host whose guests were saved already saves them again.
+// If it fails, the guests are resumed as if nothing happened.
+func (h *Host) SaveGuests() ([]SavedGuest, error) {
+	h.mu.Lock()
+	guests := make([]*guestConn, 0, len(h.guests))
+	for gc := range h.guests {
+		guests = append(guests, gc)
+	}
+	h.mu.Unlock()
+	sort.Slice(guests, func(i, j int) bool { return guests[i].id < guests[j].id })
+
+	var live []*guestConn
+	for _, gc := range guests {
+		select {
+		case <-gc.pause.pause():
+			live = append(live, gc)
+		case <-gc.done:
+		}
+	}
+	out := make([]SavedGuest, 0, len(live))
+	for _, gc := range live {
+		sg, err := gc.save()
+		if err != nil {
+			for i := range out {
+				out[i].Close()
+			}
+			for _, gc := range live {
+				gc.mu.Lock()
+				gc.detached = false
+				gc.mu.Unlock()
+				gc.pause.unpause()
+			}
+			return nil, fmt.Errorf("host: save guest %d: %w", gc.id, err)
+		}
+		out = append(out, sg)
+	}
+	return out, nil
+}
+
+// save records one parked guest and detaches it.
+func (gc *guestConn) save() (sg SavedGuest, err error) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	defer func() {
+		if err != nil {
+			sg.Close()
+			sg = SavedGuest{}
+		}
+	}()
+	if sg.Conn, err = gc.c.File(); err != nil {
+		return sg, err
+	}
+	if gc.mem == nil {
+		// The guest's memory may have been read by the transport without
+		// an InitiateContact yet: it must reach the successor too.
+		if mem, terr := gc.c.TakeMemory(); terr == nil {
+			gc.mem = mem
+			gc.gpadls.mu.Lock()
+			gc.gpadls.mem = mem
+			gc.gpadls.mu.Unlock()
+		}
+	}
+	if gc.mem != nil {
+		if sg.Memory, err = gc.mem.File(); err != nil {
+			return sg, err
+		}
+	}
+	recs := []savedstate.Record{{Kind: KindBusConnection, Flags: savedstate.FlagCritical, Body: gc.connRecord().encode()}}
+	addEvent := func(id uint32, dir transport.Direction, e *transport.Event) error {
+		f, err := e.File()
+		if err != nil {
+			return err
+		}
+		sg.Events = append(sg.Events, SavedEvent{ChannelID: id, Dir: dir, File: f})
+		return nil
+	}
+	for i := range gc.chans {
+		cs := &gc.chans[i]
+		if !cs.present {
+			continue
+		}
+		id := uint32(i + 1)
+		recs = append(recs, savedstate.Record{Kind: KindBusChannel, Flags: savedstate.FlagCritical, Body: gc.chanRecord(i).encode()})
+		if cs.open != nil {
+			if err := addEvent(id, transport.ToHost, cs.open.evFrom); err != nil {
+				return sg, err
+			}
+			if err := addEvent(id, transport.ToGuest, cs.open.evTo); err != nil {
+				return sg, err
+			}
+			continue
+		}
+		// Events handed over for an OpenChannel still in the socket.
+		for _, dir := range []transport.Direction{transport.ToHost, transport.ToGuest} {
+			if e, terr := gc.c.TakeEvent(id, dir); terr == nil {
+				if gc.pendingEvents == nil {
+					gc.pendingEvents = make(map[eventKey]*transport.Event)
+				}
+				if old := gc.pendingEvents[eventKey{id, dir}]; old != nil {
+					old.Close()
+				}
+				gc.pendingEvents[eventKey{id, dir}] = e
+			}
+		}
+	}
+	keys := make([]eventKey, 0, len(gc.pendingEvents))
+	for k := range gc.pendingEvents {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].channelID != keys[j].channelID {
+			return keys[i].channelID < keys[j].channelID
+		}
+		return keys[i].dir < keys[j].dir
+	})
+	for _, k := range keys {
+		if err := addEvent(k.channelID, k.dir, gc.pendingEvents[k]); err != nil {
+			return sg, err
+		}
+	}
+	for _, g := range gc.gpadls.snapshot() {
+		recs = append(recs, savedstate.Record{Kind: KindBusGpadl, Flags: savedstate.FlagCritical, Body: g.encode()})
+	}
+	s, err := savedstate.NewSaver(savedstate.ScopeBus, busIdentity, recs)
+	if err != nil {
+		return sg, err
+	}
+	sg.State = s.Bytes()
+	gc.detached = true
+	return sg, nil
+}
+
+func (gc *guestConn) connRecord() *connRecord {
+	r := &connRecord{
+		Contacted:    gc.contacted,
+		Version:      gc.version,
+		Features:     gc.features,
+		OffersSent:   gc.offersSent,
+		ShuttingDown: gc.shuttingDown,
+		Greeted:      gc.greeted,
+		Bad:          uint32(gc.bad),
+	}
+	if gc.contacted {
+		r.MessageConn = messageConnFor(gc.version)
+	}
+	if gc.mem != nil {
+		r.HasMemory, r.MemorySize = true, gc.mem.Size()
+	}
+	return r
+}
+
+// messageConnFor is the message connection id VersionResponse gave.
+func messageConnFor(v protocol.Version) uint32 {
+	if v >= protocol.VersionWin10RS31 {
+		return MessageConnectionID
+	}
+	return 0
+}
+
+func (gc *guestConn) chanRecord(i int) *chanRecord {
+	cs := &gc.chans[i]
+	r := &chanRecord{
+		ChannelID:    uint32(i + 1),
+		Dynamic:      cs.dynamic != nil,
+		Type:         cs.spec.InterfaceType,
+		Instance:     cs.spec.InterfaceInstance,
+		Subchannel:   cs.spec.SubchannelIndex,
+		Flags:        cs.spec.Flags,
+		MMIO:         cs.spec.MMIOMegabytes,
+		UserDefined:  cs.spec.UserDefined,
+		ConnectionID: cs.connID,
+	}
+	switch {
+	case cs.released:
+		r.State = chanReleased
+	case cs.rescinded:
+		r.State = chanRescinded
+	case cs.open != nil:
+		r.State = chanOpen
+		p := cs.open.ch.Params
+		r.Open = &p
+	}
+	return r
+}
+
+// snapshot is every GPADL's saved form, by id.
+func (s *gpadlSet) snapshot() []*gpadlRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*gpadlRecord, 0, len(s.byID))
+	for _, g := range s.byID {
+		r := &gpadlRecord{ID: g.id, ChannelID: g.channelID, State: uint8(g.state), Mapped: g.mapped, ReadOnly: g.readOnly, Ring: g.ring}
+		if g.state == gpadlAssembling {
+			r.Msgs = g.msgs
+		}
+		for _, rg := range g.ranges {
+			r.Ranges = append(r.Ranges, rangeRecord{ByteCount: rg.ByteCount, ByteOffset: rg.ByteOffset, PFNs: rg.PFNs})
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
