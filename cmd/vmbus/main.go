@@ -1,9 +1,3 @@
-// Command vmbus is the one command line of govmbus: the host daemon, guest
-// tools, the demo, benchmarks and decoders for rings, control messages and
-// saved state.
-//
-// Exit status: 0 success, 1 the job failed, 2 bad usage or bad input. Errors
-// are one line on stderr that names what was wrong.
 package main
 
 import (
