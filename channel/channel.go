@@ -11,6 +11,7 @@ import (
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/ring"
+	"github.com/govmbus/govmbus/savedstate"
 	"github.com/govmbus/govmbus/transport"
 )
 
@@ -183,6 +184,8 @@ type config struct {
 	mmio, mmioOptional uint16
 	userDefined        protocol.UserDefined
 	guest              *host.Guest
+	savePacket         SavePacketFunc
+	restorePacket      RestorePacketFunc
 }
 
 // Channel is one endpoint of a VMBus channel with the KMCL lifecycle:
@@ -255,6 +258,16 @@ type Channel struct {
 	outLive  int
 	syncFree []*OutPacket
 	scratch  ring.OutPacket
+
+	// save/restore (save.go, restore.go), under mu
+	saver    *savedstate.Saver
+	saving   bool
+	rest     *savedstate.Restorer
+	restored *restoredState  // applied by a restore, taken by Enable
+	remap    map[uint32]bool // mapped GPADLs whose view the VSP has not rebuilt yet
+	// restoring is the state whose packets the restore-packet callback
+	// is bringing back (OutPacket.Restore), under sendMu.
+	restoring *restoredState
 }
 
 // endpoint is an open channel's rings, events and memory.

@@ -145,6 +145,15 @@ func (c *Channel) MapGpadl(id uint32, access guestmem.Access) (*guestmem.RangeVi
 	if c.hc == nil {
 		return nil, fail(StatusInvalidDeviceState, "MapGpadl on a channel that is not open")
 	}
+	if c.remap[id] {
+		// Mapped before a save: the mapping is rebuilt, not taken anew.
+		v, err := c.hc.Gpadls.Remap(id, access)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", StatusInvalidParameter, err)
+		}
+		delete(c.remap, id)
+		return v, nil
+	}
 	v, err := c.hc.Gpadls.Map(id, access)
 	if err != nil {
 		st := StatusInvalidParameter
@@ -169,6 +178,7 @@ func (c *Channel) UnmapGpadl(id uint32) error {
 		return fail(StatusInvalidParameter, "GPADL %#x is not mapped", id)
 	}
 	delete(c.mapped, id)
+	delete(c.remap, id)
 	if err := c.hc.Gpadls.Unmap(id); err != nil {
 		return fmt.Errorf("%w: %w", StatusInvalidParameter, err)
 	}
@@ -203,7 +213,7 @@ func (c *Channel) destroyGpadls() {
 				c.hc.Gpadls.Unmap(id) //nolint:errcheck // mapped by us, so known
 			}
 		}
-		c.mapped = nil
+		c.mapped, c.remap = nil, nil
 		c.mu.Unlock()
 		return
 	}

@@ -15,14 +15,16 @@ type reqKind uint8
 const (
 	reqStart reqKind = iota
 	reqPause
-	reqOpen  // server: host.Device.Open
-	reqClose // server: host.Device.Close; client: Disable
-	reqStop  // end the worker
+	reqOpen     // server: host.Device.Open
+	reqClose    // server: host.Device.Close; client: Disable
+	reqStop     // end the worker
+	reqReattach // server: continue a restored open channel
 )
 
 type request struct {
 	kind  reqKind
 	hc    *host.Channel
+	st    *restoredState // reqReattach
 	reply chan error
 }
 
@@ -35,7 +37,11 @@ type workItem struct {
 
 // call hands a request to the worker and waits for its answer.
 func (c *Channel) call(kind reqKind, hc *host.Channel) error {
-	r := request{kind: kind, hc: hc, reply: make(chan error, 1)}
+	return c.callState(kind, hc, nil)
+}
+
+func (c *Channel) callState(kind reqKind, hc *host.Channel, st *restoredState) error {
+	r := request{kind: kind, hc: hc, st: st, reply: make(chan error, 1)}
 	c.ctl <- r
 	return <-r.reply
 }
@@ -127,6 +133,17 @@ func (c *Channel) Enable() error {
 	go c.worker(ctx)
 
 	if c.server {
+		st := c.takeRestored()
+		if st != nil && cfg.serverFlags&ServerForceNewChannel == 0 {
+			return c.enableRestored(st)
+		}
+		if st != nil {
+			// FORCE_NEW_CHANNEL: the guest drops the old instance (a
+			// rescind) and gets a new offer; what was under way on
+			// the old one fails.
+			cfg.guest.Abandon((&serverDevice{c: c}).Offer()) //nolint:errcheck // nothing restored on the bus: nothing to abandon
+			defer c.failRestored(st)
+		}
 		o, err := cfg.guest.Offer(&serverDevice{c: c})
 		if err != nil {
 			c.stopWorker()
@@ -141,6 +158,31 @@ func (c *Channel) Enable() error {
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// enableRestored re-attaches a restored server channel to the channel
+// the guest still has. Must hold life; the worker runs.
+func (c *Channel) enableRestored(st *restoredState) error {
+	o, hc, err := c.cfg.guest.Reattach(&serverDevice{c: c})
+	if err != nil {
+		c.stopWorker()
+		c.leavePrimary()
+		c.mu.Lock()
+		c.enabled, c.started = false, false
+		c.restored = st // Enable may be tried again
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Enable: re-attach: %v", err)
+	}
+	c.mu.Lock()
+	c.offered = o
+	c.mu.Unlock()
+	if hc == nil || st.info.Open == nil {
+		// The guest closed the channel while it waited (or it was not
+		// open): nothing saved can continue.
+		c.failRestored(st)
+		return nil
+	}
+	return c.callState(reqReattach, hc, st)
 }
 
 // prepare allocates what an enabled channel needs: the pool of incoming
@@ -307,6 +349,8 @@ func (c *Channel) worker(ctx context.Context) {
 			case reqStop:
 				r.reply <- nil
 				return
+			case reqReattach:
+				r.reply <- c.reattach(r.hc, r.st)
 			case reqOpen:
 				err := c.serverOpen(r.hc)
 				r.reply <- err

@@ -117,6 +117,11 @@ func (o *Offered) Rescind(ctx context.Context) error {
 		gc.mu.Unlock()
 		return nil
 	}
+	if gc.detached {
+		// Saved for a successor, which keeps the offer.
+		gc.mu.Unlock()
+		return nil
+	}
 	cs := &gc.chans[i]
 	switch {
 	case !gc.offersSent || cs.released:

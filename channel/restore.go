@@ -1,0 +1,506 @@
+package channel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/ring"
+	"github.com/govmbus/govmbus/savedstate"
+)
+
+// maxChannelState bounds one channel's saved state.
+const maxChannelState = 256 << 20
+
+// restoredState is a checked channel state, applied to the channel's
+// packet table and waiting for Enable to re-attach it.
+type restoredState struct {
+	info    *infoRecord
+	mapped  []uint32
+	order   []restoredItem // the send queue in order
+	flight  []*OutPacket   // packets in the ring waiting for completions
+	claimed map[uint32]*OutPacket
+}
+
+// restoredItem is one send-queue entry: a packet or a completion.
+type restoredItem struct {
+	p    *OutPacket
+	comp *completionRecord
+}
+
+// parsedChannel is a channel state decoded and checked, not yet applied.
+type parsedChannel struct {
+	info    *infoRecord
+	mapped  []uint32
+	packets []*packetRecord
+	comps   []*completionRecord
+	order   []int // send-queue order: index into packets (>= 0) or ^index into comps
+}
+
+// RestoreFromBuffer restores the channel from a saved state (KMCL
+// VmbChannelRestoreFromBuffer), one or more whole records per call, as
+// SaveContinue wrote them. It returns an error matching
+// StatusMoreProcessingRequired until the chunk holding the End record,
+// then nil once the state is restored.
+//
+// Restore into a server channel that is configured (SetGuest,
+// SetInterface, SetPrimary, SetServerFlags, the callbacks) and disabled;
+// Enable then re-attaches it to the channel the guest still has (without
+// FORCE_NEW_CHANNEL) and Start resumes packets. Everything is checked —
+// the container, the channel's identity against its configuration, every
+// record and the references between them, the host's restored view of the
+// channel (ids, open parameters, GPADLs) — before anything changes: an
+// error leaves the channel as it was, and the next call starts a new
+// restore. Only a failing restore-packet callback (the VSP's own error)
+// can stop a restore half-way; the packets restored until then are
+// returned to the idle state.
+func (c *Channel) RestoreFromBuffer(buf []byte) error {
+	if err := c.serverOnly("RestoreFromBuffer"); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.enabled || c.cleaned {
+		st := c.stateLocked()
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: channel is %v; restore into a disabled channel before Enable", st)
+	}
+	if c.rest == nil {
+		c.rest = savedstate.NewRestorer(savedstate.Limits{MaxBytes: maxChannelState})
+	}
+	r := c.rest
+	c.mu.Unlock()
+	done, err := r.Feed(buf)
+	if err != nil {
+		c.dropRestorer(r)
+		return fmt.Errorf("%w: %w", StatusInvalidParameter, err)
+	}
+	if !done {
+		return StatusMoreProcessingRequired
+	}
+	c.dropRestorer(r)
+	pc, err := c.parseState(r.Begin(), r.Records())
+	if err != nil {
+		return fmt.Errorf("%w: %w", StatusInvalidParameter, err)
+	}
+	return c.apply(pc)
+}
+
+func (c *Channel) dropRestorer(r *savedstate.Restorer) {
+	c.mu.Lock()
+	if c.rest == r {
+		c.rest = nil
+	}
+	c.mu.Unlock()
+}
+
+// Restore restores the channel from a whole saved state in one buffer.
+func (c *Channel) Restore(state []byte) error {
+	err := c.RestoreFromBuffer(state)
+	if errors.Is(err, StatusMoreProcessingRequired) {
+		c.mu.Lock()
+		c.rest = nil
+		c.mu.Unlock()
+		return fail(StatusInvalidParameter, "saved state ends before its End record")
+	}
+	return err
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", savedstate.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// parseState checks a complete state against itself, the channel's
+// configuration and the host's restored view of the channel.
+func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record) (*parsedChannel, error) {
+	if b.Scope != savedstate.ScopeChannel {
+		return nil, invalidf("a %v state, not a channel state", b.Scope)
+	}
+	if !bytes.Equal(b.Identity, c.identity()) {
+		return nil, invalidf("the state is of another channel (identity %x, this channel's %x)", b.Identity, c.identity())
+	}
+	pc := &parsedChannel{}
+	for i, r := range recs {
+		var err error
+		switch r.Kind {
+		case KindChannelInfo:
+			if i != 0 {
+				return nil, invalidf("info record at %d, must be first", i+1)
+			}
+			pc.info, err = decodeInfo(r.Body)
+		case KindChannelMappings:
+			if pc.mapped != nil || i != 1 {
+				return nil, invalidf("mappings record at %d, must be second and once", i+1)
+			}
+			pc.mapped, err = decodeMappings(r.Body)
+			if pc.mapped == nil && err == nil {
+				pc.mapped = []uint32{}
+			}
+		case KindChannelPacket:
+			var p *packetRecord
+			if p, err = decodePacket(r.Body); err == nil {
+				if p.Lib.State == savedQueued {
+					pc.order = append(pc.order, len(pc.packets))
+				}
+				pc.packets = append(pc.packets, p)
+			}
+		case KindChannelCompletion:
+			var cr *completionRecord
+			if cr, err = decodeCompletion(r.Body); err == nil {
+				pc.order = append(pc.order, ^len(pc.comps))
+				pc.comps = append(pc.comps, cr)
+			}
+		default:
+			if r.Critical() {
+				return nil, invalidf("critical record of unknown kind %#x", uint16(r.Kind))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("record %d (%s): %w", i+1, savedstate.KindName(r.Kind), err)
+		}
+	}
+	info := pc.info
+	if info == nil || pc.mapped == nil {
+		return nil, invalidf("info or mappings record missing")
+	}
+	if int(info.Packets) != len(pc.packets) || int(info.Completions) != len(pc.comps) {
+		return nil, invalidf("info counts %d packets and %d completions, the state holds %d and %d", info.Packets, info.Completions, len(pc.packets), len(pc.comps))
+	}
+	if info.ServerFlags != uint32(c.cfg.serverFlags) {
+		return nil, invalidf("saved with server flags %#x, the channel has %#x", info.ServerFlags, uint32(c.cfg.serverFlags))
+	}
+	if info.Open == nil && (len(pc.packets) > 0 || len(pc.comps) > 0 || len(pc.mapped) > 0) {
+		return nil, invalidf("packets or mappings on a channel that was not open")
+	}
+	if info.Open != nil && info.Open.ChannelID != info.ChannelID {
+		return nil, invalidf("open parameters of channel %d on channel %d", info.Open.ChannelID, info.ChannelID)
+	}
+	if len(pc.comps) > c.cfg.maxPacketCount {
+		return nil, invalidf("%d queued completions, the channel holds %d incoming packets", len(pc.comps), c.cfg.maxPacketCount)
+	}
+	// Packets: queued ones in queue order, then in-flight ones by slot.
+	slots := make(map[uint32]bool, len(pc.packets))
+	inFlight := false
+	var lastSlot uint32
+	for _, p := range pc.packets {
+		l := p.Lib
+		if slots[l.Slot] {
+			return nil, invalidf("two packets in slot %d", l.Slot)
+		}
+		slots[l.Slot] = true
+		if l.TxID>>32 > uint64(info.TxSeq) {
+			return nil, invalidf("transaction id %#x is newer than the allocator's %d", l.TxID, info.TxSeq)
+		}
+		if l.State == savedInFlight {
+			if inFlight && l.Slot <= lastSlot {
+				return nil, invalidf("in-flight packets out of slot order")
+			}
+			inFlight, lastSlot = true, l.Slot
+		} else if inFlight {
+			return nil, invalidf("queued packet after in-flight ones")
+		}
+	}
+	if len(pc.packets) > maxOutPackets {
+		return nil, invalidf("%d packets", len(pc.packets))
+	}
+	if err := c.checkHost(pc); err != nil {
+		return nil, err
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	for s := range slots {
+		if int(s) < len(c.outSlots) && c.outSlots[s] != nil {
+			return nil, invalidf("packet slot %d is in use: allocate packets after the restore", s)
+		}
+	}
+	if c.outLive+len(pc.packets) > maxOutPackets {
+		return nil, invalidf("too many packets")
+	}
+	return pc, nil
+}
+
+// checkHost checks the state against what the host restored for this
+// channel: the same ids, open parameters and mapped GPADLs.
+func (c *Channel) checkHost(pc *parsedChannel) error {
+	g := c.cfg.guest
+	if g == nil {
+		return invalidf("the channel names no guest (SetGuest before restoring)")
+	}
+	rc, ok := g.Restored((&serverDevice{c: c}).Offer())
+	if !ok {
+		if c.cfg.serverFlags&ServerForceNewChannel != 0 {
+			return nil // offered anew at Enable
+		}
+		return invalidf("the guest's restored bus state holds no channel of this identity waiting for its server")
+	}
+	info := pc.info
+	if rc.ChannelID != info.ChannelID || rc.ConnectionID != info.ConnectionID {
+		return invalidf("saved as channel %d (connection %#x), the bus has it as channel %d (connection %#x)", info.ChannelID, info.ConnectionID, rc.ChannelID, rc.ConnectionID)
+	}
+	if (info.Open != nil) != rc.Open || (rc.Open && *info.Open != rc.Params) {
+		return invalidf("open parameters differ from the bus state's")
+	}
+	byID := make(map[uint32]host.RestoredGpadl, len(rc.Gpadls))
+	for _, gp := range rc.Gpadls {
+		byID[gp.ID] = gp
+	}
+	want := 0
+	for _, gp := range rc.Gpadls {
+		if gp.Mapped {
+			want++
+		}
+	}
+	for _, id := range pc.mapped {
+		if gp, ok := byID[id]; !ok || !gp.Mapped {
+			return invalidf("GPADL %#x saved as mapped is not a mapped GPADL of the channel in the bus state", id)
+		}
+	}
+	if want != len(pc.mapped) {
+		return invalidf("the bus state has %d mapped GPADLs on the channel, the channel state %d", want, len(pc.mapped))
+	}
+	return nil
+}
+
+// apply installs a checked state: packet slots are reserved, the
+// restore-packet callback brings each packet back, and the result waits
+// for Enable.
+func (c *Channel) apply(pc *parsedChannel) error {
+	st := &restoredState{info: pc.info, mapped: pc.mapped, claimed: make(map[uint32]*OutPacket)}
+	c.sendMu.Lock()
+	for _, p := range pc.packets {
+		s := p.Lib.Slot
+		for int(s) >= len(c.outSlots) {
+			c.outFree = append(c.outFree, uint32(len(c.outSlots)))
+			c.outSlots = append(c.outSlots, nil)
+		}
+		c.outSlots[s] = reservedSlot
+		c.removeFree(s)
+	}
+	c.restoring = st
+	c.sendMu.Unlock()
+
+	var err error
+	for _, p := range pc.packets {
+		if fn := c.cfg.restorePacket; fn != nil {
+			err = fn(c, p.lib, p.VSP)
+		} else {
+			var op *OutPacket
+			if op, err = c.AllocatePacket(); err == nil {
+				if err = op.Restore(p.lib); err != nil {
+					op.Free()
+				}
+			}
+		}
+		if err == nil && st.claimed[p.Lib.Slot] == nil {
+			err = fail(StatusInvalidParameter, "restore-packet callback did not restore the packet of slot %d", p.Lib.Slot)
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.sendMu.Lock()
+	c.restoring = nil
+	if err != nil {
+		for _, p := range pc.packets {
+			s := p.Lib.Slot
+			if op := st.claimed[s]; op != nil {
+				op.state = outIdle
+			} else if c.outSlots[s] == reservedSlot {
+				c.outSlots[s] = nil
+				c.outFree = append(c.outFree, s)
+			}
+		}
+		c.sendMu.Unlock()
+		return err
+	}
+	for _, i := range pc.order {
+		if i >= 0 {
+			st.order = append(st.order, restoredItem{p: st.claimed[pc.packets[i].Lib.Slot]})
+		} else {
+			st.order = append(st.order, restoredItem{comp: pc.comps[^i]})
+		}
+	}
+	for _, p := range pc.packets {
+		if p.Lib.State == savedInFlight {
+			st.flight = append(st.flight, st.claimed[p.Lib.Slot])
+		}
+	}
+	c.txSeq = max(c.txSeq, pc.info.TxSeq)
+	c.sendMu.Unlock()
+	c.mu.Lock()
+	c.restored = st
+	c.mu.Unlock()
+	return nil
+}
+
+// reservedSlot holds a slot for a packet being restored.
+var reservedSlot = &OutPacket{}
+
+// removeFree takes slot s off the free list. Must hold sendMu.
+func (c *Channel) removeFree(s uint32) {
+	for i, f := range c.outFree {
+		if f == s {
+			c.outFree = append(c.outFree[:i], c.outFree[i+1:]...)
+			return
+		}
+	}
+}
+
+// Restore brings a packet back from the library's bytes of a saved state
+// (KMCL VmbPacketRestore): called from the restore-packet callback on a
+// packet freshly allocated from the channel being restored, with the lib
+// bytes the callback received. The packet gets its saved slot and
+// transaction id, and its queued payload or its place among the
+// transactions awaiting a completion; the completion routine and Context
+// are the VSP's to set.
+func (p *OutPacket) Restore(lib []byte) error {
+	c := p.c
+	if c == nil {
+		return fail(StatusInvalidParameter, "Restore of a freed packet")
+	}
+	l, err := decodeLib(lib)
+	if err != nil {
+		return fmt.Errorf("%w: %w", StatusInvalidParameter, err)
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	st := c.restoring
+	switch {
+	case st == nil:
+		return fail(StatusInvalidDeviceState, "Restore outside a restore-packet callback")
+	case p.state != outIdle:
+		return fail(StatusInvalidParameter, "Restore of a packet in use")
+	case int(l.Slot) >= len(c.outSlots) || c.outSlots[l.Slot] != reservedSlot || st.claimed[l.Slot] != nil:
+		return fail(StatusInvalidParameter, "Restore: slot %d is not awaiting a packet", l.Slot)
+	}
+	old := p.slot
+	c.outSlots[old] = nil
+	c.outFree = append(c.outFree, old)
+	c.outSlots[l.Slot] = p
+	p.slot, p.txid, p.wait = l.Slot, l.TxID, l.Wait
+	if cap(p.buf) < len(l.Payload) {
+		p.buf = make([]byte, len(l.Payload))
+	}
+	p.n = copy(p.buf[:cap(p.buf)], l.Payload)
+	p.ranges, p.pfns = copyRanges(p.ranges[:0], p.pfns[:0], l.Ranges)
+	if l.State == savedQueued {
+		p.state = outQueued
+	} else {
+		p.state = outInFlight
+	}
+	st.claimed[l.Slot] = p
+	return nil
+}
+
+// takeRestored hands Enable the restored state, once.
+func (c *Channel) takeRestored() *restoredState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.restored
+	c.restored = nil
+	return st
+}
+
+// failRestored completes every restored packet with StatusDeviceRemoved:
+// the channel they belonged to is gone (abandoned or closed meanwhile).
+func (c *Channel) failRestored(st *restoredState) {
+	var failed []*OutPacket
+	c.sendMu.Lock()
+	for _, it := range st.order {
+		if it.p != nil {
+			it.p.state = outIdle
+			failed = append(failed, it.p)
+		}
+	}
+	for _, p := range st.flight {
+		p.state = outIdle
+		failed = append(failed, p)
+	}
+	c.sendMu.Unlock()
+	for _, p := range failed {
+		if p.completion != nil {
+			p.completion(p, StatusDeviceRemoved, nil)
+		}
+	}
+}
+
+// reattach continues the open channel hc with the restored state, on the
+// worker: rings and events as they are (the ring indices are re-read and
+// checked by the endpoints), GPADL mappings to rebuild, the send queue and
+// the transactions in flight as saved; then the signals that were lost
+// with the old process are given again.
+func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
+	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
+	if err != nil {
+		return fail(StatusInvalidDeviceState, "re-attach: %v", err)
+	}
+	c.mu.Lock()
+	c.hc = hc
+	c.mapped = make(map[uint32]bool, len(st.mapped))
+	c.remap = make(map[uint32]bool, len(st.mapped))
+	for _, id := range st.mapped {
+		c.mapped[id], c.remap[id] = true, true
+	}
+	c.mu.Unlock()
+	c.sendMu.Lock()
+	for _, it := range st.order {
+		if it.p != nil {
+			c.enqueue(&it.p.q)
+			continue
+		}
+		c.mu.Lock()
+		n := len(c.inFree)
+		in := c.inFree[n-1] // parseState bounded completions by the pool
+		c.inFree = c.inFree[:n-1]
+		in.state = pktCompleting
+		c.mu.Unlock()
+		in.txid, in.want = it.comp.TxID, true
+		if cap(in.buf) < len(it.comp.Payload) {
+			in.buf = make([]byte, len(it.comp.Payload))
+		}
+		in.cn = copy(in.buf[:cap(in.buf)], it.comp.Payload)
+		c.enqueue(&in.q)
+	}
+	done, sig := c.flushLocked(ep)
+	c.sendMu.Unlock()
+	c.goLive(ep)
+	c.finishSent(ep, done, sig)
+	if owed(hc.In, hc.Out) {
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
+	return nil
+}
+
+// owed reports whether the guest is owed a signal that the old process
+// may have lost: it reads the host→guest ring with interrupts unmasked
+// and data waiting, or it writes the guest→host ring and the space it
+// asked for (pending send size) is there.
+func owed(in, out []byte) bool {
+	if o, err := ring.Inspect(out); err == nil && o.InterruptMask == 0 && o.WriteIndex != o.ReadIndex {
+		return true
+	}
+	i, err := ring.Inspect(in)
+	if err != nil || i.FeatureBits&1 == 0 || i.DataSize == 0 {
+		return false
+	}
+	pss := i.PendingSendSize &^ 7
+	if pss == 0 || i.WriteIndex >= i.DataSize || i.ReadIndex >= i.DataSize {
+		return false
+	}
+	used := (i.WriteIndex + i.DataSize - i.ReadIndex) % i.DataSize
+	return i.DataSize-used > pss
+}
+
+// RestoredMappings are the GPADLs a restored channel had mapped whose
+// views have not been rebuilt yet: MapGpadl of each gives the view again.
+func (c *Channel) RestoredMappings() []uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]uint32, 0, len(c.remap))
+	for id := range c.remap {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}

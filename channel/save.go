@@ -1,0 +1,272 @@
+package channel
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"sort"
+
+	"github.com/govmbus/govmbus/protocol"
+	"github.com/govmbus/govmbus/savedstate"
+)
+
+// SavePacketFunc is KMCL's EvtVmbPacketSave: it saves the VSP's own state
+// of an outgoing packet still in use into buf and returns the bytes
+// written. The library calls it first with an empty buf; a VSP with state
+// to save then returns StatusBufferTooSmall (an error matching it) and n =
+// the bytes it needs, and is called again with a buffer of at least that
+// size. Returning nil with n = 0 saves nothing for the packet.
+type SavePacketFunc func(p *OutPacket, buf []byte) (n int, err error)
+
+// RestorePacketFunc is KMCL's EvtVmbPacketRestore: for each saved packet,
+// the VSP allocates a packet of c, calls its Restore with lib (the
+// library's bytes), sets its completion routine and restores its own
+// state from dev (what SavePacketFunc wrote).
+type RestorePacketFunc func(c *Channel, lib []byte, dev []byte) error
+
+// SetSavePacketCallbacks sets the packet save and restore callbacks (KMCL
+// VmbServerChannelInitSetSaveRestorePacketCallbacks); server channels,
+// while disabled. Without a restore callback the library restores each
+// packet into a packet object of its own, with no completion routine.
+func (c *Channel) SetSavePacketCallbacks(save SavePacketFunc, restore RestorePacketFunc) error {
+	return c.setter("save/restore packet callbacks", func() error {
+		if err := c.serverOnly("save/restore packet callbacks"); err != nil {
+			return err
+		}
+		c.cfg.savePacket, c.cfg.restorePacket = save, restore
+		return nil
+	})
+}
+
+// identity is the Begin identity of the channel's state: what a restore
+// checks the state belongs to.
+func (c *Channel) identity() []byte {
+	typ, inst := c.cfg.ifType, c.cfg.ifInst
+	if p := c.cfg.primary; p != nil {
+		typ, inst = p.cfg.ifType, p.cfg.ifInst
+	}
+	b := make([]byte, identitySize)
+	copy(b[0:], typ[:])
+	copy(b[16:], inst[:])
+	binary.LittleEndian.PutUint16(b[32:], c.cfg.subIndex)
+	return b
+}
+
+// SaveBegin starts a save of a server channel (KMCL VmbChannelSaveBegin):
+// it encodes the whole state now, so that any sequence of SaveContinue
+// buffer sizes yields the same bytes, calling the save-packet callback for
+// every outgoing packet still in use. The channel must be enabled and not
+// running: Paused, or Enabled/Stopped before its first Start (Pause
+// guarantees no incoming packet is still being processed). Errors:
+// StatusInvalidParameter on a client channel, StatusInvalidDeviceState if
+// the channel is running or a save is under way already (SaveEnd it
+// first), or the callback's error.
+//
+// For servicing, pause the channels, then save the host's bus
+// (host.Host.SaveGuests: that parks the control plane, so the guest
+// cannot close the channel under the save), then save the channels.
+func (c *Channel) SaveBegin() error {
+	if err := c.serverOnly("SaveBegin"); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	switch {
+	case c.saver != nil || c.saving:
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "SaveBegin: a save is under way (SaveEnd first)")
+	case !c.enabled || c.closed || c.started || c.rxWant:
+		st := c.stateLocked()
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "SaveBegin: channel is %v; Pause it first", st)
+	}
+	c.saving = true
+	c.mu.Unlock()
+	recs, err := c.snapshot()
+	var s *savedstate.Saver
+	if err == nil {
+		s, err = savedstate.NewSaver(savedstate.ScopeChannel, c.identity(), recs)
+	}
+	c.mu.Lock()
+	c.saving = false
+	if err == nil {
+		c.saver = s
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// pktSnap is one outgoing packet as the snapshot found it.
+type pktSnap struct {
+	p   *OutPacket
+	lib []byte
+}
+
+// snapshot records the channel's logical state, calling the save-packet
+// callback outside the locks.
+func (c *Channel) snapshot() ([]savedstate.Record, error) {
+	info := &infoRecord{ServerFlags: uint32(c.cfg.serverFlags)}
+	var mapped []uint32
+	c.mu.Lock()
+	if c.hc != nil {
+		info.ChannelID, info.ConnectionID = c.hc.ChannelID, c.hc.ConnectionID
+		params := c.hc.Params
+		info.Open = &params
+		for id := range c.mapped {
+			mapped = append(mapped, id)
+		}
+	} else if c.offered != nil {
+		info.ChannelID = c.offered.ChannelID()
+		info.ConnectionID = protocol.ChannelConnectionID(info.ChannelID, protocol.MessageSINT, 0)
+	}
+	c.mu.Unlock()
+	sort.Slice(mapped, func(i, j int) bool { return mapped[i] < mapped[j] })
+
+	// The send queue in order (packets and completions), then the
+	// packets in the ring waiting for a completion, by slot.
+	type item struct {
+		pkt  *pktSnap
+		comp *completionRecord
+	}
+	var items []item
+	var inflight []*pktSnap
+	c.sendMu.Lock()
+	info.TxSeq = c.txSeq
+	for q := c.qHead; q != nil; q = q.next {
+		if p := q.out; p != nil {
+			l := &libPacket{Slot: p.slot, State: savedQueued, TxID: p.txid, Wait: p.wait, Payload: p.buf[:p.n], Ranges: p.ranges}
+			items = append(items, item{pkt: &pktSnap{p: p, lib: l.encode()}})
+		} else {
+			items = append(items, item{comp: &completionRecord{TxID: q.in.txid, Payload: append([]byte(nil), q.in.buf[:q.in.cn]...)}})
+		}
+	}
+	for _, p := range c.outSlots {
+		if p != nil && p.c == c && p.state == outInFlight {
+			l := &libPacket{Slot: p.slot, State: savedInFlight, TxID: p.txid, Wait: true}
+			inflight = append(inflight, &pktSnap{p: p, lib: l.encode()})
+		}
+	}
+	c.sendMu.Unlock()
+
+	recs := make([]savedstate.Record, 0, 2+len(items)+len(inflight))
+	recs = append(recs, savedstate.Record{}, savedstate.Record{Kind: KindChannelMappings, Flags: savedstate.FlagCritical, Body: encodeMappings(mapped)})
+	addPkt := func(ps *pktSnap) error {
+		vsp, err := c.savePacketBytes(ps.p)
+		if err != nil {
+			return err
+		}
+		info.Packets++
+		recs = append(recs, savedstate.Record{Kind: KindChannelPacket, Flags: savedstate.FlagCritical, Body: encodePacket(ps.lib, vsp)})
+		return nil
+	}
+	for _, it := range items {
+		if it.pkt != nil {
+			if err := addPkt(it.pkt); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		info.Completions++
+		recs = append(recs, savedstate.Record{Kind: KindChannelCompletion, Flags: savedstate.FlagCritical, Body: it.comp.encode()})
+	}
+	for _, ps := range inflight {
+		if err := addPkt(ps); err != nil {
+			return nil, err
+		}
+	}
+	recs[0] = savedstate.Record{Kind: KindChannelInfo, Flags: savedstate.FlagCritical, Body: info.encode()}
+	return recs, nil
+}
+
+// savePacketBytes runs the two-step save-packet protocol for one packet.
+func (c *Channel) savePacketBytes(p *OutPacket) ([]byte, error) {
+	fn := c.cfg.savePacket
+	if fn == nil {
+		return nil, nil
+	}
+	n, err := fn(p, nil)
+	switch {
+	case err == nil && n == 0:
+		return nil, nil
+	case err == nil:
+		return nil, fail(StatusInvalidParameter, "save-packet callback wrote %d bytes into an empty buffer", n)
+	case !errors.Is(err, StatusBufferTooSmall):
+		return nil, err
+	case n <= 0 || n > savedstate.MaxBody-64:
+		return nil, fail(StatusInvalidBufferSize, "save-packet callback needs %d bytes", n)
+	}
+	buf := make([]byte, n)
+	m, err := fn(p, buf)
+	if err != nil {
+		return nil, err
+	}
+	if m < 0 || m > n {
+		return nil, fail(StatusInvalidParameter, "save-packet callback reports %d bytes of a %d-byte buffer", m, n)
+	}
+	return buf[:m], nil
+}
+
+// SaveContinue writes as many whole records of the state as fit into buf
+// (KMCL VmbChannelSaveContinue), continuing where the previous call
+// stopped, and returns the bytes written and the bytes the next call
+// needs:
+//   - nil (STATUS_SUCCESS): the rest of the state was written; required 0.
+//   - an error matching StatusBufferOverflow: filled > 0, more remains,
+//     required is the size of the next record.
+//   - an error matching StatusBufferTooSmall: nothing was written,
+//     required is the size of the next record.
+//
+// StatusInvalidDeviceState without SaveBegin.
+func (c *Channel) SaveContinue(buf []byte) (filled, required int, err error) {
+	c.mu.Lock()
+	s := c.saver
+	c.mu.Unlock()
+	if s == nil {
+		return 0, 0, fail(StatusInvalidDeviceState, "SaveContinue without SaveBegin")
+	}
+	filled, required, p := s.Continue(buf)
+	switch p {
+	case savedstate.TooSmall:
+		return 0, required, StatusBufferTooSmall
+	case savedstate.Overflow:
+		return filled, required, StatusBufferOverflow
+	}
+	return filled, 0, nil
+}
+
+// SaveEnd releases what SaveBegin allocated (KMCL VmbChannelSaveEnd),
+// after a finished, failed or abandoned save alike. Without a save under
+// way it does nothing.
+func (c *Channel) SaveEnd() {
+	c.mu.Lock()
+	c.saver = nil
+	c.mu.Unlock()
+}
+
+// Save writes the channel's whole state to w: SaveBegin, SaveContinue
+// until done, SaveEnd.
+func (c *Channel) Save(w io.Writer) error {
+	if err := c.SaveBegin(); err != nil {
+		return err
+	}
+	defer c.SaveEnd()
+	buf := make([]byte, 64<<10)
+	for {
+		n, req, err := c.SaveContinue(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, StatusBufferTooSmall):
+			buf = make([]byte, req)
+		case !errors.Is(err, StatusBufferOverflow):
+			return err
+		}
+	}
+}
