@@ -202,13 +202,14 @@ func newGuestStreamCmd(socket *string) *cobra.Command {
 		Use:   "stream --payload N --count N [--window N] [--json]",
 		Short: "Stream numbered, checksummed packets through the echo device and check each comes back once, intact",
 		Long: `Send --count packets of --payload bytes through the echo device, up to
---window of them in flight. Each carries a sequence number and a checksum;
-the echo device sends each back as a packet, and every one must come back
-once and intact. Exit status 1 on any loss, duplicate or corruption.`,
+--window of them in flight (by default as many as one ring holds, so
+that no packet waits for ring space). Each carries a sequence number and a
+checksum; the echo device sends each back as a packet, and every one must
+come back once and intact. Exit status 1 on any loss, duplicate or corruption.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window <= 0 || window > 1<<16 {
-				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 < --window <= 65536", echo.HeaderSize, echo.DefaultMaxPayload)
+			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window < 0 || window > 1<<16 {
+				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 <= --window <= 65536", echo.HeaderSize, echo.DefaultMaxPayload)
 			}
 			cl, ec, err := openEcho(cmd.Context(), *socket)
 			if err != nil {
@@ -238,7 +239,7 @@ once and intact. Exit status 1 on any loss, duplicate or corruption.`,
 	f := cmd.Flags()
 	f.IntVar(&payload, "payload", 64, "bytes per packet (at least 16: sequence number, checksum, length)")
 	f.Uint64Var(&count, "count", 100000, "packets")
-	f.IntVar(&window, "window", echo.DefaultWindow, "packets in flight at most")
+	f.IntVar(&window, "window", 0, "packets in flight at most (0: as many as one ring holds)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }

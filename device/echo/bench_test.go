@@ -37,3 +37,21 @@ func BenchmarkPing(b *testing.B) {
 		b.Fatalf("%v %+v", err, res)
 	}
 }
+
+// BenchmarkCheck measures the per-packet work of a stream outside the
+// channel: the sender's Packer and the receiver's Checker.
+func BenchmarkCheck(b *testing.B) {
+	for _, size := range []int{64, 16384} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			k := NewPacker(size)
+			c := NewChecker(uint64(b.N), size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for i := range uint64(b.N) {
+				if c.Check(k.Packet(i)) != VerdictOK {
+					b.Fatalf("packet %d: not OK", i)
+				}
+			}
+		})
+	}
+}

@@ -35,8 +35,9 @@ var ErrClosed = errors.New("echo: channel closed")
 // Client is the echo VSC on one guest connection. Ping and Stream may be
 // called from several goroutines, but only one Stream runs at a time.
 type Client struct {
-	ch     *channel.Channel
-	closed chan struct{} // closed when the channel closed after opening
+	ch        *channel.Channel
+	closed    chan struct{} // closed when the channel closed after opening
+	ringPages int           // pages of each ring, control page included
 
 	streamMu sync.Mutex
 	stream   atomic.Pointer[streamState] // the running stream, nil outside one
@@ -52,7 +53,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
-	c := &Client{ch: channel.NewClient(), closed: make(chan struct{})}
+	c := &Client{ch: channel.NewClient(), closed: make(chan struct{}), ringPages: cfg.RingPages}
 	active := make(chan struct{})
 	var once sync.Once
 	err := firstErr(
@@ -62,7 +63,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 		c.ch.SetRingPages(cfg.RingPages, cfg.RingPages),
 		c.ch.SetMaxPacketSize(cfg.MaxPayload),
 		c.ch.SetMaxPacketCount(DefaultMaxPacketCount),
-		c.ch.SetProcessPacketCallbacks(c.process, nil),
+		c.ch.SetProcessPacketCallbacks(c.process, c.batchEnd),
 		c.ch.SetStateCallbacks(channel.StateCallbacks{
 			PostStarted: func(*channel.Channel) { once.Do(func() { close(active) }) },
 			Closed:      func(*channel.Channel) { closeOnce(c.closed) },

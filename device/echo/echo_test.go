@@ -76,6 +76,48 @@ func TestStream(t *testing.T) {
 	}
 }
 
+// TestStreamDefaultWindow: the default window is what one ring holds.
+func TestStreamDefaultWindow(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	for _, size := range []int{16, 64, 16384, DefaultMaxPayload - 8} {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: 5000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sent != 5000 || res.Received != 5000 || res.Lost+res.Corrupted+res.Duplicated != 0 {
+			t.Fatalf("payload %d: %+v", size, res)
+		}
+	}
+}
+
+// TestStreamWindowBeyondRing: with a window larger than the rings hold,
+// packets wait in the channels' send queues and still all come back.
+func TestStreamWindowBeyondRing(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{RingPages: 9})
+	res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 4096, Count: 3000, Window: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 3000 || res.Received != 3000 || res.Lost+res.Corrupted+res.Duplicated != 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestRingWindow(t *testing.T) {
+	for _, tc := range []struct{ pages, payload, want int }{
+		{65, 64, (64*4096 - 1) / 88},       // 2978
+		{65, 16384, (64*4096 - 1) / 16408}, // 15
+		{65, 60, (64*4096 - 1) / 88},       // padded to 64
+		{2, 65536, 1},                      // never less than one
+	} {
+		if got := RingWindow(tc.pages, tc.payload); got != tc.want {
+			t.Errorf("RingWindow(%d, %d) = %d, want %d", tc.pages, tc.payload, got, tc.want)
+		}
+	}
+}
+
 // TestStreamLossReported: a VSP that is closed mid-stream loses packets;
 // Stream reports the channel closing and counts what did not come back.
 func TestStreamClosedMidway(t *testing.T) {
@@ -117,6 +159,11 @@ func TestCheckerVerdicts(t *testing.T) {
 	if v := c.Check(seqBad); v != VerdictCorrupt {
 		t.Fatalf("changed sequence number: %v", v)
 	}
+	sumBad := bytes.Clone(k.Packet(2))
+	sumBad[offSum] ^= 1
+	if v := c.Check(sumBad); v != VerdictCorrupt {
+		t.Fatalf("changed checksum: %v", v)
+	}
 	if v := c.Check(k.Packet(99)); v != VerdictCorrupt {
 		t.Fatalf("sequence beyond the count: %v", v)
 	}
@@ -130,7 +177,7 @@ func TestCheckerVerdicts(t *testing.T) {
 	if v := c.Check(nil); v != VerdictCorrupt {
 		t.Fatalf("empty: %v", v)
 	}
-	if c.Unique != 2 || c.Duplicated != 1 || c.Corrupted != 5 || c.Received != 8 || c.Lost() != 2 {
+	if c.Unique != 2 || c.Duplicated != 1 || c.Corrupted != 6 || c.Received != 9 || c.Lost() != 2 {
 		t.Fatalf("counts %+v lost %d", *c, c.Lost())
 	}
 }

@@ -33,8 +33,10 @@ type ServerConfig struct {
 
 // Server is the echo VSP for one guest: a started server channel.
 type Server struct {
-	ch   *channel.Channel
-	free chan *channel.OutPacket // answers not in use
+	ch *channel.Channel
+	// answers are the answer packets, one per incoming packet object,
+	// owned by the receive goroutine (process).
+	answers outRing
 }
 
 // NewServer offers an echo channel to guest g and starts it. Packets flow
@@ -49,7 +51,7 @@ func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
 	if cfg.MaxPacketCount <= 0 {
 		cfg.MaxPacketCount = DefaultMaxPacketCount
 	}
-	s := &Server{ch: channel.NewServer(), free: make(chan *channel.OutPacket, cfg.MaxPacketCount)}
+	s := &Server{ch: channel.NewServer()}
 	// One answer packet per incoming packet object: an incoming packet
 	// is completed only when its answer is in the ring, so the channel's
 	// pool bounds the answers and a free one is always there.
@@ -59,7 +61,7 @@ func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
 			return nil, err
 		}
 		op.SetCompletion(s.answered)
-		s.free <- op
+		s.answers.insert(newOutSlot(op))
 	}
 	err := firstErr(
 		s.ch.SetGuest(g),
@@ -99,30 +101,30 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		p.Complete(payload) // never fails: it queues when the ring is full
 		return
 	}
-	var op *channel.OutPacket
-	select {
-	case op = <-s.free:
-	default:
+	a := s.answers.take()
+	if a == nil {
 		// Cannot happen (one answer per packet object); drop rather
 		// than block the receive goroutine.
 		p.Complete(nil)
 		return
 	}
-	op.Context = p
-	if err := op.Send(payload, 0); err != nil {
+	a.in = p
+	if err := a.send(payload); err != nil {
 		// Too large for the guest's ring, or the channel is closing.
-		op.Context = nil
-		s.free <- op
+		a.in = nil
 		p.Complete(nil)
 	}
 }
 
 // answered runs when an answer is in the ring (or the channel closed):
 // the incoming packet it answers is completed now, which frees its slot.
+// It runs inside process's send, or, for an answer that waited for ring
+// space, on the goroutine that wrote the channel's send queue out.
 func (s *Server) answered(op *channel.OutPacket, _ channel.Status, _ []byte) {
-	p, _ := op.Context.(*channel.Packet)
-	op.Context = nil
-	s.free <- op // never blocks: the channel holds every answer packet
+	a := slotOf(op)
+	p := a.in
+	a.in = nil
+	a.complete()
 	if p != nil {
 		p.Complete(nil)
 	}
