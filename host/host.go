@@ -262,6 +262,14 @@ func (h *Host) Close() error {
 
 // wait disconnects guests and waits for every goroutine the host started.
 func (h *Host) wait(guests []*guestConn) {
+	h.mu.Lock()
+	idle := h.restored // restored, never resumed: no goroutine to wait for
+	h.restored = nil
+	h.mu.Unlock()
+	for _, gc := range idle {
+		gc.discard()
+		h.unregister(gc)
+	}
 	for _, gc := range guests {
 		gc.pause.stop()
 		gc.c.Close()

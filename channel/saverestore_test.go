@@ -1,0 +1,377 @@
+package channel
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+	"github.com/govmbus/govmbus/savedstate"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixture is a serviced host whose restored guest waits for a server
+// channel holding n transactions (in flight and queued) to re-attach.
+type fixture struct {
+	s       *svc
+	g       *host.Guest
+	state   []byte
+	release func() // completes what the client holds: defer it in the test
+}
+
+func newFixture(t *testing.T, n int) *fixture {
+	t.Helper()
+	s := newSvc(t)
+	old := newVSP()
+	s.server = configure(t, s.g, old, echo)
+	must(t, s.server.Enable())
+	must(t, s.server.Start())
+	var mu sync.Mutex
+	var held []*Packet
+	var released bool
+	cl := NewClient()
+	must(t, cl.SetClient(s.cl))
+	must(t, cl.SetInterface(testType, testInst))
+	must(t, cl.SetRingPages(3, 3))
+	must(t, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {
+		mu.Lock()
+		if released {
+			mu.Unlock()
+			p.Complete(nil)
+			return
+		}
+		held = append(held, p)
+		mu.Unlock()
+	}, nil))
+	t.Cleanup(func() { cl.Cleanup() })
+	release := func() {
+		mu.Lock()
+		hp := held
+		held, released = nil, true
+		mu.Unlock()
+		for _, p := range hp {
+			p.Complete(nil)
+		}
+	}
+	t.Cleanup(release)
+	must(t, cl.Enable())
+	waitState(t, s.server, StateActive)
+	for seq := uint64(0); seq < uint64(n); seq++ {
+		p, err := s.server.AllocatePacket()
+		must(t, err)
+		p.Context = seq
+		p.SetCompletion(old.done)
+		must(t, p.Send(bytes.Repeat([]byte{byte(seq)}, 600), SendWaitForCompletion))
+	}
+	eventually(t, "client holds packets", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) >= min(n, DefaultMaxPacketCount) })
+	must(t, s.server.Pause())
+	saved, err := s.h.SaveGuests()
+	must(t, err)
+	var buf bytes.Buffer
+	must(t, s.server.Save(&buf))
+	s.h.Close()
+	s.wg.Wait()
+	must(t, s.server.Cleanup())
+	h2, guests, err := host.Restore(host.Config{}, saved)
+	for i := range saved {
+		saved[i].Close()
+	}
+	must(t, err)
+	s.h = h2
+	h2.Resume()
+	return &fixture{s: s, g: guests[0], state: buf.Bytes(), release: release}
+}
+
+func records(t testing.TB, state []byte) []savedstate.Record {
+	t.Helper()
+	_, recs, err := savedstate.Parse(state, savedstate.Limits{})
+	must(t, err)
+	return recs
+}
+
+func sameRecords(t testing.TB, a, b []byte) {
+	t.Helper()
+	ra, rb := records(t, a), records(t, b)
+	if len(ra) != len(rb) {
+		t.Fatalf("%d records, then %d", len(ra), len(rb))
+	}
+	for i := range ra {
+		if ra[i].Kind != rb[i].Kind || ra[i].Flags != rb[i].Flags || !bytes.Equal(ra[i].Body, rb[i].Body) {
+			t.Fatalf("record %d (%s) differs", i+1, savedstate.KindName(ra[i].Kind))
+		}
+	}
+}
+
+func TestSaveMisuse(t *testing.T) {
+	checkLeaks(t)
+	r := newRig(t)
+	s, c := r.pair(t, echo, echo, StateCallbacks{}, StateCallbacks{})
+	if _, _, err := s.SaveContinue(make([]byte, 100)); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("SaveContinue without SaveBegin: %v", err)
+	}
+	if err := s.SaveBegin(); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("SaveBegin of an active channel: %v", err)
+	}
+	if err := c.SaveBegin(); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("SaveBegin of a client: %v", err)
+	}
+	if err := s.RestoreFromBuffer(make([]byte, 64)); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("restore into an enabled channel: %v", err)
+	}
+	must(t, s.Pause())
+	must(t, s.SaveBegin())
+	if err := s.SaveBegin(); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("second SaveBegin: %v", err)
+	}
+	if n, req, err := s.SaveContinue(nil); !errors.Is(err, StatusBufferTooSmall) || n != 0 || req == 0 {
+		t.Fatalf("empty buffer: %d %d %v", n, req, err)
+	}
+	s.SaveEnd() // unfinished
+	if _, _, err := s.SaveContinue(make([]byte, 1<<16)); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("SaveContinue after SaveEnd: %v", err)
+	}
+	var buf bytes.Buffer
+	must(t, s.Save(&buf))
+	must(t, s.Start())
+}
+
+// TestSaveRestoreSave: a restored channel saves the same records.
+func TestSaveRestoreSave(t *testing.T) {
+	checkLeaks(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	n := configure(t, f.g, newVSP(), echo)
+	must(t, n.Restore(f.state))
+	must(t, n.Enable())
+	if st := n.State(); st != StateStopped {
+		t.Fatalf("restored channel is %v, want Stopped", st)
+	}
+	var buf bytes.Buffer
+	must(t, n.Save(&buf))
+	sameRecords(t, f.state, buf.Bytes())
+}
+
+// TestSaveContinueAnySizes: whatever buffer sizes the caller uses, the
+// chunks follow the three-outcome contract and make the same records.
+func TestSaveContinueAnySizes(t *testing.T) {
+	checkLeaks(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	n := configure(t, f.g, newVSP(), echo)
+	must(t, n.Restore(f.state))
+	must(t, n.Enable())
+	rng := rand.New(rand.NewPCG(3, 4))
+	for iter := 0; iter < 200; iter++ {
+		must(t, n.SaveBegin())
+		var got []byte
+		for calls := 0; ; calls++ {
+			if calls > 100000 {
+				t.Fatal("no progress")
+			}
+			buf := bytes.Repeat([]byte{0xEE}, rng.IntN(2000))
+			filled, req, err := n.SaveContinue(buf)
+			switch {
+			case err == nil:
+				if req != 0 {
+					t.Fatalf("success with required %d", req)
+				}
+			case errors.Is(err, StatusBufferTooSmall):
+				if filled != 0 || req <= len(buf) || !bytes.Equal(buf, bytes.Repeat([]byte{0xEE}, len(buf))) {
+					t.Fatalf("too small: filled %d required %d buffer %d, or buffer touched", filled, req, len(buf))
+				}
+			case errors.Is(err, StatusBufferOverflow):
+				if filled == 0 || req <= len(buf)-filled {
+					t.Fatalf("overflow: filled %d required %d buffer %d", filled, req, len(buf))
+				}
+			default:
+				t.Fatal(err)
+			}
+			got = append(got, buf[:filled]...)
+			if err == nil {
+				break
+			}
+		}
+		n.SaveEnd()
+		sameRecords(t, f.state, got)
+	}
+}
+
+// observable is what a failed restore must leave as it was.
+type observable struct {
+	state    State
+	restored bool
+	live     int
+	slots    int
+	free     int
+}
+
+func observe(c *Channel) observable {
+	c.mu.Lock()
+	o := observable{state: c.stateLocked(), restored: c.restored != nil}
+	c.mu.Unlock()
+	c.sendMu.Lock()
+	o.live, o.slots, o.free = c.outLive, len(c.outSlots), len(c.outFree)
+	c.sendMu.Unlock()
+	return o
+}
+
+// recordSpans cuts a state into its records.
+func recordSpans(t testing.TB, state []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for off := 0; off < len(state); {
+		n := savedstate.HeaderSize + (int(uint32(state[off+8])|uint32(state[off+9])<<8|uint32(state[off+10])<<16|uint32(state[off+11])<<24)+7)&^7
+		out = append(out, state[off:off+n])
+		off += n
+	}
+	return out
+}
+
+func TestRestoreRejectsUnchanged(t *testing.T) {
+	checkLeaks(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	recs := recordSpans(t, f.state)
+	other := newFixture(t, 70)
+	defer other.release()
+	otherRecs := recordSpans(t, other.state)
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	flip := func(i int) []byte { b := bytes.Clone(f.state); b[i] ^= 0x10; return b }
+	resave := func(mut func([]savedstate.Record) []savedstate.Record) []byte {
+		b, rs, err := savedstate.Parse(f.state, savedstate.Limits{})
+		must(t, err)
+		sv, err := savedstate.NewSaver(b.Scope, b.Identity, mut(rs))
+		must(t, err)
+		return sv.Bytes()
+	}
+	cases := map[string][][]byte{
+		"corrupt header":       {flip(40)},
+		"corrupt body":         {flip(len(recs[0]) + 40)},
+		"truncated":            {f.state[:len(f.state)-5]},
+		"ends early":           {cat(recs[:len(recs)-1]...), nil},
+		"reordered":            {cat(append([][]byte{recs[0], recs[2], recs[1]}, recs[3:]...)...)},
+		"foreign chunk":        {cat(recs[:3]...), cat(otherRecs[3:]...)},
+		"garbage":              {[]byte("this is not a saved state, but long enough to look at it")},
+		"packet count":         {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:2:2], r[3:]...) })},
+		"duplicate slot":       {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:3:3], r[2:]...) })},
+		"mapping of nothing":   {resave(func(r []savedstate.Record) []savedstate.Record { r[1].Body = encodeMappings([]uint32{0x77}); return r })},
+		"unknown critical":     {resave(func(r []savedstate.Record) []savedstate.Record { return append(r, savedstate.Record{Kind: 0x00FF, Flags: savedstate.FlagCritical}) })},
+		"wrong channel id":     {resave(func(r []savedstate.Record) []savedstate.Record { r[0].Body = bytes.Clone(r[0].Body); r[0].Body[0]++; return r })},
+		"bus state":            {resave(func(r []savedstate.Record) []savedstate.Record { return nil })},
+	}
+	for name, chunks := range cases {
+		n := configure(t, f.g, newVSP(), echo)
+		before := observe(n)
+		var err error
+		for _, ch := range chunks {
+			if ch == nil {
+				break
+			}
+			if err = n.RestoreFromBuffer(ch); err != nil && !errors.Is(err, StatusMoreProcessingRequired) {
+				break
+			}
+		}
+		if name == "ends early" {
+			if !errors.Is(err, StatusMoreProcessingRequired) {
+				t.Errorf("%s: %v", name, err)
+			}
+			err = n.Restore(nil) // the next call starts anew: an empty chunk fails
+		}
+		if err == nil || errors.Is(err, StatusMoreProcessingRequired) {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if !errors.Is(err, StatusInvalidParameter) {
+			t.Errorf("%s: %v is not STATUS_INVALID_PARAMETER", name, err)
+		}
+		if after := observe(n); after != before {
+			t.Errorf("%s: channel changed: %+v, was %+v", name, after, before)
+		}
+		// The good state still restores afterwards.
+		if err := n.Restore(f.state); err != nil {
+			t.Errorf("%s: good state after a failed one: %v", name, err)
+		}
+	}
+	// Another identity: a channel of another instance refuses it.
+	n := NewServer()
+	must(t, n.SetGuest(f.g))
+	must(t, n.SetInterface(testType, protocol.GUID{1}))
+	must(t, n.SetProcessPacketCallbacks(echo, nil))
+	if err := n.Restore(f.state); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("other identity: %v", err)
+	}
+}
+
+// TestGoldenChannelState keeps a format-1 channel state: a later release
+// must still decode and check it (go test -update rewrites it).
+func TestGoldenChannelState(t *testing.T) {
+	path := filepath.Join("testdata", "golden", "channel-v1.state")
+	if *update {
+		f := newFixture(t, 70)
+		defer f.release()
+		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		must(t, os.WriteFile(path, f.state, 0o644))
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	n := configure(t, nil, newVSP(), echo)
+	b, recs, err := savedstate.Parse(want, savedstate.Limits{})
+	must(t, err)
+	pc, err := n.parseState(b, recs, false)
+	if err != nil {
+		t.Fatalf("golden state does not check: %v", err)
+	}
+	if len(pc.packets) != 70 {
+		t.Fatalf("%d packets", len(pc.packets))
+	}
+	for _, r := range recs {
+		info, ok := savedstate.LookupKind(r.Kind)
+		if !ok {
+			t.Fatalf("kind %#x not registered", uint16(r.Kind))
+		}
+		if _, err := info.Describe(r.Body); err != nil {
+			t.Fatalf("%s: %v", info.Name, err)
+		}
+	}
+}
+
+// FuzzRestoreFromBuffer feeds arbitrary chunks to RestoreFromBuffer: it
+// must never panic, and a refused state leaves the channel unchanged.
+func FuzzRestoreFromBuffer(f *testing.F) {
+	if golden, err := os.ReadFile(filepath.Join("testdata", "golden", "channel-v1.state")); err == nil {
+		f.Add(golden, uint16(0))
+		f.Add(golden, uint16(200))
+	}
+	r := newRig(f)
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		n := NewServer()
+		must(t, n.SetGuest(r.guest))
+		must(t, n.SetInterface(testType, testInst))
+		must(t, n.SetProcessPacketCallbacks(echo, nil))
+		before := observe(n)
+		c := min(int(cut), len(data))
+		var err error
+		for _, ch := range [][]byte{data[:c], data[c:]} {
+			if len(ch) == 0 {
+				continue
+			}
+			if err = n.RestoreFromBuffer(ch); err != nil && !errors.Is(err, StatusMoreProcessingRequired) {
+				break
+			}
+		}
+		if err != nil && !errors.Is(err, StatusMoreProcessingRequired) {
+			if after := observe(n); after != before {
+				t.Fatalf("refused state changed the channel: %+v, was %+v", after, before)
+			}
+		}
+	})
+}
