@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,58 +18,102 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/servicing"
 	"github.com/govmbus/govmbus/transport"
 )
 
 // newHostCmd is `vmbus host --socket PATH [--device echo|blk=FILE ...]`:
 // the host daemon. It runs until SIGINT or SIGTERM, then rescinds every
 // channel, waits briefly for the guests to release them and removes the
-// socket.
+// socket. SIGHUP services it: it saves every channel and its bus state and
+// re-executes itself in place, handing over its descriptors; the successor
+// restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
-	var socket string
+	var socket, stateFile, logFormat string
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--log-format text|json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
   echo          answers every packet (device/echo)
   blk=FILE      serves FILE as a disk (device/blk, docs/BLK.md)
-  blk-ro=FILE   serves FILE as a read-only disk`,
+  blk-ro=FILE   serves FILE as a read-only disk
+SIGHUP services the host: every channel is paused and saved with the bus
+state, and the daemon re-executes its binary in place (same pid), handing
+over guest memory, sockets and eventfds; the successor restores and logs
+"servicing complete" with the blackout. --state-file keeps the last
+servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Adopt a predecessor's descriptors before anything else, so
+			// none leaks or is mistaken for another.
+			inh, inherited, ierr := servicing.Inherited()
 			if socket == "" {
 				return usageErrorf("host: --socket is required")
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			var log *slog.Logger
+			switch logFormat {
+			case "text":
+				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			case "json":
+				log = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			default:
+				return usageErrorf("host: --log-format %q (want text or json)", logFormat)
+			}
+			if ierr != nil {
+				return failuref("host: %v", ierr)
+			}
 			devs, err := parseDevices(devices, log)
 			if err != nil {
+				for _, f := range inh.Files {
+					f.Close()
+				}
 				return err
 			}
 			defer devs.close()
-			l, err := transport.Listen(socket)
-			if err != nil {
-				return failuref("host: %v", err)
+			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log}
+			// SIGHUP is caught from the start: a servicing asked for
+			// early waits until the daemon serves.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			if inherited {
+				if err := d.adopt(inh.State, inh.Files, inh.Paused, true); err != nil {
+					return failuref("%v", err)
+				}
+			} else {
+				l, err := transport.Listen(socket)
+				if err != nil {
+					return failuref("host: %v", err)
+				}
+				d.h = host.New(d.config())
+				d.serve(l)
+				log.Info("host listening", "socket", socket, "devices", len(devs.specs))
 			}
-			h := host.New(host.Config{Logger: log, OnGuest: devs.offer})
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			served := make(chan error, 1)
-			go func() { served <- h.Serve(l) }()
-			log.Info("host listening", "socket", socket, "devices", len(devs.specs))
-			select {
-			case <-ctx.Done():
-			case err := <-served:
-				h.Close()
-				devs.wait()
-				return failuref("host: %v", err)
+			for {
+				select {
+				case <-ctx.Done():
+				case <-hup:
+					if err := d.service(); err != nil {
+						return failuref("%v", err)
+					}
+					continue
+				case err := <-d.served:
+					d.h.Close()
+					devs.wait()
+					return failuref("host: %v", err)
+				}
+				break
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := h.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err := d.h.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				log.Warn("shutdown", "err", err)
 			}
-			<-served
+			<-d.served
 			devs.wait()
 			os.Remove(socket) //nolint:errcheck // Serve's listener close removes it already
 			return nil
@@ -76,6 +121,8 @@ func newHostCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo, blk=FILE, blk-ro=FILE; repeatable")
+	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
 
@@ -87,18 +134,37 @@ type deviceSpec struct {
 	ro   bool
 }
 
-// hostDevices offers the --device list to each guest and closes the
-// guest's servers when it leaves.
+// hostDevices offers the --device list to each guest, keeps each guest's
+// servers for servicing and closes them when the guest leaves.
 type hostDevices struct {
-	specs []deviceSpec
-	log   *slog.Logger
-	wg    sync.WaitGroup
+	specs  []deviceSpec
+	values []string // the --device values, in order: what a successor must be given too
+	log    *slog.Logger
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	guests map[*host.Guest][]vsp
+}
+
+// vsp is what the daemon needs of a device server.
+type vsp interface {
+	Pause() error
+	Start() error
+	Save() ([][]byte, error)
+	Close() error
+}
+
+// guestServers is one guest and its servers, one per device (nil where
+// the device could not be offered).
+type guestServers struct {
+	g       *host.Guest
+	servers []vsp
 }
 
 // parseDevices checks the --device values and opens the disk files; a bad
 // value or an unopenable file is bad input (exit 2).
 func parseDevices(values []string, log *slog.Logger) (*hostDevices, error) {
-	d := &hostDevices{log: log}
+	d := &hostDevices{log: log, values: values, guests: make(map[*host.Guest][]vsp)}
 	blks := 0
 	for _, v := range values {
 		kind, file, hasFile := strings.Cut(v, "=")
@@ -141,33 +207,61 @@ func parseDevices(values []string, log *slog.Logger) (*hostDevices, error) {
 // offer is host.Config.OnGuest: one server per device for guest g, closed
 // once g is gone.
 func (d *hostDevices) offer(g *host.Guest) {
-	var closers []func() error
-	for _, s := range d.specs {
-		var err error
-		switch s.kind {
-		case "echo":
-			var srv *echo.Server
-			if srv, err = echo.NewServer(g, echo.ServerConfig{}); err == nil {
-				closers = append(closers, srv.Close)
-			}
-		case "blk":
-			var srv *blk.Server
-			if srv, err = blk.NewServer(g, s.file, blk.ServerConfig{Size: s.size, ReadOnly: s.ro, Logger: d.log}); err == nil {
-				closers = append(closers, srv.Close)
-			}
-		}
+	servers := make([]vsp, len(d.specs))
+	for j, s := range d.specs {
+		srv, err := d.newServer(g, j)
 		if err != nil {
 			d.log.Warn("offer", "guest", g.ID(), "device", s.kind, "err", err)
+			continue
 		}
+		servers[j] = srv
 	}
+	d.track(g, servers)
+}
+
+// newServer offers device j to guest g.
+func (d *hostDevices) newServer(g *host.Guest, j int) (vsp, error) {
+	s := d.specs[j]
+	if s.kind == "echo" {
+		return echo.NewServer(g, echo.ServerConfig{})
+	}
+	return blk.NewServer(g, s.file, d.blkConfig(s))
+}
+
+func (d *hostDevices) blkConfig(s deviceSpec) blk.ServerConfig {
+	return blk.ServerConfig{Size: s.size, ReadOnly: s.ro, Logger: d.log}
+}
+
+// track keeps g's servers until g is gone, then closes them.
+func (d *hostDevices) track(g *host.Guest, servers []vsp) {
+	d.mu.Lock()
+	d.guests[g] = servers
+	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		<-g.Done()
-		for _, c := range closers {
-			c() //nolint:errcheck // the guest is gone; nothing to tell
+		d.mu.Lock()
+		delete(d.guests, g)
+		d.mu.Unlock()
+		for _, s := range servers {
+			if s != nil {
+				s.Close() //nolint:errcheck // the guest is gone; nothing to tell
+			}
 		}
 	}()
+}
+
+// snapshot is every tracked guest and its servers, by guest id.
+func (d *hostDevices) snapshot() []guestServers {
+	d.mu.Lock()
+	out := make([]guestServers, 0, len(d.guests))
+	for g, s := range d.guests {
+		out = append(out, guestServers{g: g, servers: s})
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].g.ID() < out[j].g.ID() })
+	return out
 }
 
 // wait waits until every guest's servers are closed.

@@ -39,6 +39,12 @@ type Server struct {
 // NewServer offers a blk channel serving be to guest g and starts it.
 // Close rescinds it; be stays the caller's.
 func NewServer(g *host.Guest, be Backend, cfg ServerConfig) (*Server, error) {
+	return newServer(g, be, cfg, nil, false)
+}
+
+// newServer builds a server; with restore it restores the channel from
+// chunks before enabling it, which re-attaches it instead of offering it.
+func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, restore bool) (*Server, error) {
 	if cfg.Instance.IsZero() {
 		cfg.Instance = InterfaceInstance
 	}
@@ -68,6 +74,9 @@ func NewServer(g *host.Guest, be Backend, cfg ServerConfig) (*Server, error) {
 		s.ch.SetBlockingProcessing(true),
 		s.ch.SetProcessPacketCallbacks(s.process, nil),
 	)
+	if err == nil && restore {
+		err = restoreChunks(s.ch, chunks)
+	}
 	if err == nil {
 		err = s.ch.Enable()
 	}

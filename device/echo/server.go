@@ -42,6 +42,12 @@ type Server struct {
 // NewServer offers an echo channel to guest g and starts it. Packets flow
 // once the guest opens it. Close rescinds it.
 func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
+	return newServer(g, cfg, nil, false)
+}
+
+// newServer builds a server; with restore it restores the channel from
+// chunks before enabling it, which re-attaches it instead of offering it.
+func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool) (*Server, error) {
 	if cfg.Instance.IsZero() {
 		cfg.Instance = InterfaceInstance
 	}
@@ -52,17 +58,6 @@ func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
 		cfg.MaxPacketCount = DefaultMaxPacketCount
 	}
 	s := &Server{ch: channel.NewServer()}
-	// One answer packet per incoming packet object: an incoming packet
-	// is completed only when its answer is in the ring, so the channel's
-	// pool bounds the answers and a free one is always there.
-	for range cfg.MaxPacketCount {
-		op, err := s.ch.AllocatePacket()
-		if err != nil {
-			return nil, err
-		}
-		op.SetCompletion(s.answered)
-		s.answers.insert(newOutSlot(op))
-	}
 	err := firstErr(
 		s.ch.SetGuest(g),
 		s.ch.SetInterface(InterfaceType, cfg.Instance),
@@ -70,7 +65,23 @@ func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
 		s.ch.SetMaxPacketSize(cfg.MaxPayload),
 		s.ch.SetMaxPacketCount(cfg.MaxPacketCount),
 		s.ch.SetProcessPacketCallbacks(s.process, nil),
+		s.ch.SetSavePacketCallbacks(nil, s.restorePacket),
 	)
+	if err == nil && restore {
+		// Restored packets take their saved slots: the answers are
+		// allocated after them.
+		err = restoreChunks(s.ch, chunks)
+	}
+	// One answer packet per incoming packet object: an incoming packet
+	// is completed only when its answer is in the ring, so the channel's
+	// pool bounds the answers and a free one is always there.
+	for i := s.answers.len(); err == nil && i < cfg.MaxPacketCount; i++ {
+		var op *channel.OutPacket
+		if op, err = s.ch.AllocatePacket(); err == nil {
+			op.SetCompletion(s.answered)
+			s.answers.insert(newOutSlot(op))
+		}
+	}
 	if err == nil {
 		err = s.ch.Enable()
 	}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/govmbus/govmbus/device/blk"
+	"github.com/govmbus/govmbus/device/echo"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/servicing"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// daemon is the running host: the bus, its listener and the devices. Its
+// methods run on the daemon's main goroutine only.
+type daemon struct {
+	socket    string
+	stateFile string
+	devs      *hostDevices
+	log       *slog.Logger
+	h         *host.Host
+	l         *transport.Listener
+	served    chan error // the running Serve's result
+	count     uint32     // servicings so far
+}
+
+func (d *daemon) config() host.Config {
+	return host.Config{Logger: d.log, OnGuest: d.devs.offer}
+}
+
+// serve starts accepting on l.
+func (d *daemon) serve(l *transport.Listener) {
+	d.l = l
+	served := make(chan error, 1)
+	d.served = served
+	h := d.h
+	go func() { served <- h.Serve(l) }()
+}
+
+// service is SIGHUP: pause, save, exec the successor. It returns only if
+// the servicing failed; the daemon then serves on, and a non-nil error
+// means it could not (the caller exits).
+func (d *daemon) service() error {
+	paused := time.Now()
+	// Stop accepting: a duplicate keeps the socket listening, so guests
+	// that connect meanwhile wait in its backlog for the successor.
+	lf, err := d.l.File()
+	if err != nil {
+		d.log.Error("servicing failed", "stage", "listener", "err", err)
+		return nil
+	}
+	defer lf.Close()
+	d.l.Close()
+	<-d.served
+	resumeListener := func() error {
+		l, err := transport.ListenerFromFile(lf)
+		if err != nil {
+			return fmt.Errorf("host: listen again after a failed servicing: %w", err)
+		}
+		d.serve(l)
+		return nil
+	}
+
+	// Pause every server, then park and save the bus, then save the
+	// channels (a guest cannot close a channel under its save).
+	first := d.devs.snapshot()
+	var pausedSrv []vsp
+	unpause := func() {
+		for _, s := range pausedSrv {
+			s.Start() //nolint:errcheck // a channel closed meanwhile needs nothing
+		}
+	}
+	for _, gs := range first {
+		for _, s := range gs.servers {
+			if s == nil {
+				continue
+			}
+			if err := s.Pause(); err != nil {
+				unpause()
+				d.log.Error("servicing failed", "stage", "pause", "guest", gs.g.ID(), "err", err)
+				return resumeListener()
+			}
+			pausedSrv = append(pausedSrv, s)
+		}
+	}
+	saved, err := d.h.SaveGuests()
+	if err != nil {
+		unpause()
+		d.log.Error("servicing failed", "stage", "save bus", "err", err)
+		return resumeListener()
+	}
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	// From here the guests are detached from this host: a failure is
+	// recovered by restoring in this process from what was saved.
+	st := &hostState{Count: d.count + 1, Devices: d.devs.values}
+	files := map[string]*os.File{"listener": lf}
+	// The guests SaveGuests saved are the live ones, by id; a guest
+	// that connected after the first snapshot has its servers now.
+	var live []guestServers
+	for _, gs := range d.devs.snapshot() {
+		select {
+		case <-gs.g.Done():
+		default:
+			live = append(live, gs)
+		}
+	}
+	mapped := len(live) == len(saved)
+	var saveErr error
+	if !mapped {
+		saveErr = fmt.Errorf("%d guests saved, %d live with servers", len(saved), len(live))
+	}
+	for i := range saved {
+		g := &guestState{Index: uint32(i), Memory: saved[i].Memory != nil, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
+		files[fmt.Sprintf("g%d.conn", i)] = saved[i].Conn
+		if saved[i].Memory != nil {
+			files[fmt.Sprintf("g%d.mem", i)] = saved[i].Memory
+		}
+		for _, e := range saved[i].Events {
+			g.Events = append(g.Events, eventState{ChannelID: e.ChannelID, Dir: e.Dir})
+			files[eventName(i, e.ChannelID, e.Dir)] = e.File
+		}
+		if mapped {
+			for j, s := range live[i].servers {
+				if s == nil {
+					continue
+				}
+				if !slices.Contains(pausedSrv, s) {
+					if err := s.Pause(); err != nil {
+						saveErr = errors.Join(saveErr, err)
+						continue
+					}
+				}
+				chunks, err := s.Save()
+				if err != nil {
+					saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", i, j, err))
+					continue
+				}
+				g.Channels[j] = chunks
+			}
+		}
+		st.Guests = append(st.Guests, g)
+	}
+	state, err := st.encode(d.socket)
+	if err == nil && saveErr == nil && d.stateFile != "" {
+		err = writeFileAtomic(d.stateFile, state)
+	}
+	if err == nil && saveErr == nil {
+		var exe string
+		if exe, err = os.Executable(); err == nil {
+			err = servicing.Exec(exe, os.Args, servicing.Handover{Files: files, State: state, Paused: paused})
+		}
+	}
+	d.log.Error("servicing failed; restoring in this process", "stage", "save or exec", "err", errors.Join(saveErr, err))
+	if state, err = st.encode(d.socket); err != nil {
+		return fmt.Errorf("host: servicing: %w", err)
+	}
+	// The old objects go first: closing a detached host sends the guests
+	// nothing, and its guests' servers close with them.
+	d.h.Close()
+	d.devs.wait()
+	return d.adopt(state, files, paused, false)
+}
+
+func eventName(guest int, channel uint32, dir transport.Direction) string {
+	return fmt.Sprintf("g%d.ev%d.%d", guest, channel, dir)
+}
+
+// adopt continues a saved host: the successor's start, or a servicing
+// that failed after the save. It takes the listener and the guests from
+// files (and closes them all) and starts serving. The state is untrusted:
+// everything is checked before anything is built.
+func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time, successor bool) error {
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	st, err := parseHostState(state, d.socket)
+	if err != nil {
+		return fmt.Errorf("host: inherited state: %w", err)
+	}
+	if !slices.Equal(st.Devices, d.devs.values) {
+		return fmt.Errorf("host: inherited state has devices %q, the flags %q", st.Devices, d.devs.values)
+	}
+	lf := files["listener"]
+	if lf == nil {
+		return errors.New("host: inherited state: no listener")
+	}
+	saved := make([]host.SavedGuest, len(st.Guests))
+	for i, g := range st.Guests {
+		sg := &saved[i]
+		if sg.Conn = files[fmt.Sprintf("g%d.conn", i)]; sg.Conn == nil {
+			return fmt.Errorf("host: inherited state: guest %d has no connection", i)
+		}
+		if g.Memory {
+			if sg.Memory = files[fmt.Sprintf("g%d.mem", i)]; sg.Memory == nil {
+				return fmt.Errorf("host: inherited state: guest %d has no memory", i)
+			}
+		}
+		for _, e := range g.Events {
+			f := files[eventName(i, e.ChannelID, e.Dir)]
+			if f == nil {
+				return fmt.Errorf("host: inherited state: guest %d has no event %d/%d", i, e.ChannelID, e.Dir)
+			}
+			sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, File: f})
+		}
+		sg.State = g.Bus
+	}
+	l, err := transport.ListenerFromFile(lf)
+	if err != nil {
+		return fmt.Errorf("host: inherited listener: %w", err)
+	}
+	h, guests, err := host.Restore(d.config(), saved)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	d.h = h
+	channels := 0
+	for i, g := range guests {
+		servers := make([]vsp, len(d.devs.specs))
+		for j := range d.devs.specs {
+			s, err := d.devs.restore(g, j, st.Guests[i].Channels[j])
+			if err != nil {
+				d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[j], "err", err)
+				s = d.devs.fresh(g, j)
+			} else {
+				channels++
+			}
+			servers[j] = s
+		}
+		d.devs.track(g, servers)
+	}
+	h.Resume()
+	d.serve(l)
+	d.count = st.Count
+	d.log.Info("servicing complete",
+		"blackout_ms", float64(time.Since(paused).Microseconds())/1000,
+		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor)
+	return nil
+}
+
+// restore continues device j's server of guest g from its saved chunks.
+func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error) {
+	if chunks == nil {
+		return nil, errors.New("no saved state")
+	}
+	s := d.specs[j]
+	switch s.kind {
+	case "echo":
+		return echo.RestoreServer(g, echo.ServerConfig{}, chunks)
+	default:
+		return blk.RestoreServer(g, s.file, d.blkConfig(s), chunks)
+	}
+}
+
+// fresh gives up guest g's restored channel of device j, if any, and
+// offers the device anew (nil if that fails too).
+func (d *hostDevices) fresh(g *host.Guest, j int) vsp {
+	spec := host.OfferSpec{InterfaceType: echo.InterfaceType, InterfaceInstance: echo.InterfaceInstance}
+	if d.specs[j].kind == "blk" {
+		spec = host.OfferSpec{InterfaceType: blk.InterfaceType, InterfaceInstance: blk.InterfaceInstance}
+	}
+	g.Abandon(spec) //nolint:errcheck // nothing restored to abandon is fine
+	s, err := d.newServer(g, j)
+	if err != nil {
+		d.log.Warn("offer", "guest", g.ID(), "device", d.specs[j].kind, "err", err)
+		return nil
+	}
+	return s
+}
+
+// writeFileAtomic replaces path with data, so a reader sees the previous
+// state or this one, never half of one.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vmbus-state-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
