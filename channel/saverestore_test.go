@@ -252,19 +252,25 @@ func TestRestoreRejectsUnchanged(t *testing.T) {
 		return sv.Bytes()
 	}
 	cases := map[string][][]byte{
-		"corrupt header":       {flip(40)},
-		"corrupt body":         {flip(len(recs[0]) + 40)},
-		"truncated":            {f.state[:len(f.state)-5]},
-		"ends early":           {cat(recs[:len(recs)-1]...), nil},
-		"reordered":            {cat(append([][]byte{recs[0], recs[2], recs[1]}, recs[3:]...)...)},
-		"foreign chunk":        {cat(recs[:3]...), cat(otherRecs[3:]...)},
-		"garbage":              {[]byte("this is not a saved state, but long enough to look at it")},
-		"packet count":         {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:2:2], r[3:]...) })},
-		"duplicate slot":       {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:3:3], r[2:]...) })},
-		"mapping of nothing":   {resave(func(r []savedstate.Record) []savedstate.Record { r[1].Body = encodeMappings([]uint32{0x77}); return r })},
-		"unknown critical":     {resave(func(r []savedstate.Record) []savedstate.Record { return append(r, savedstate.Record{Kind: 0x00FF, Flags: savedstate.FlagCritical}) })},
-		"wrong channel id":     {resave(func(r []savedstate.Record) []savedstate.Record { r[0].Body = bytes.Clone(r[0].Body); r[0].Body[0]++; return r })},
-		"bus state":            {resave(func(r []savedstate.Record) []savedstate.Record { return nil })},
+		"corrupt header":     {flip(40)},
+		"corrupt body":       {flip(len(recs[0]) + 40)},
+		"truncated":          {f.state[:len(f.state)-5]},
+		"ends early":         {cat(recs[:len(recs)-1]...), nil},
+		"reordered":          {cat(append([][]byte{recs[0], recs[2], recs[1]}, recs[3:]...)...)},
+		"foreign chunk":      {cat(recs[:3]...), cat(otherRecs[3:]...)},
+		"garbage":            {[]byte("this is not a saved state, but long enough to look at it")},
+		"packet count":       {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:2:2], r[3:]...) })},
+		"duplicate slot":     {resave(func(r []savedstate.Record) []savedstate.Record { return append(r[:3:3], r[2:]...) })},
+		"mapping of nothing": {resave(func(r []savedstate.Record) []savedstate.Record { r[1].Body = encodeMappings([]uint32{0x77}); return r })},
+		"unknown critical": {resave(func(r []savedstate.Record) []savedstate.Record {
+			return append(r, savedstate.Record{Kind: 0x00FF, Flags: savedstate.FlagCritical})
+		})},
+		"wrong channel id": {resave(func(r []savedstate.Record) []savedstate.Record {
+			r[0].Body = bytes.Clone(r[0].Body)
+			r[0].Body[0]++
+			return r
+		})},
+		"bus state": {resave(func(r []savedstate.Record) []savedstate.Record { return nil })},
 	}
 	for name, chunks := range cases {
 		n := configure(t, f.g, newVSP(), echo)

@@ -3,6 +3,9 @@ package host_test
 import (
 	"bytes"
 	"errors"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +275,54 @@ func TestRestoreRefusesUnsupported(t *testing.T) {
 		if _, _, err := host.Restore(cfg, []host.SavedGuest{sg}); !errors.Is(err, host.ErrBadState) || !strings.Contains(err.Error(), "does not support") {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestGoldenBusState writes (with -update) a bus state saved with an open
+// channel, a GPADL half-sent and a teardown waiting for the open ring;
+// state_internal_test.go checks that it still restores.
+func TestGoldenBusState(t *testing.T) {
+	if !*update {
+		t.Skip("only writes the golden file (-update)")
+	}
+	d := newRecording("33333333-0000-0000-0000-000000000000")
+	cfg := host.Config{Devices: []host.Device{d}}
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionCopper)
+	ch := g.offers()[0].ChannelID
+	if st := g.createGpadl(ch, 10, pagesRange(16, 8)); st != 0 {
+		t.Fatal(st)
+	}
+	mem := g.mem.Bytes()
+	ring.Format(mem[16*4096:20*4096], true)
+	ring.Format(mem[20*4096:24*4096], true)
+	if st := g.open(&protocol.OpenChannel{ChannelID: ch, OpenID: ch, RingGpadlID: 10, DownstreamRingPageOffset: 4}); st != 0 {
+		t.Fatal(st)
+	}
+	if st := g.createGpadl(ch, 11, pagesRange(40, 3)); st != 0 {
+		t.Fatal(st)
+	}
+	msgs, err := protocol.NewGpadlMessages(ch, 12, []gpa.Range{pagesRange(100, 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.send(msgs[0])
+	g.send(msgs[1])
+	g.send(&protocol.GpadlTeardown{ChannelID: ch, GpadlID: 10})
+	g.quiet()
+	saved, err := s.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer saved[0].Close()
+	path := filepath.Join("testdata", "golden", "bus-v1.state")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, saved[0].State, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
