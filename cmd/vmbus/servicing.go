@@ -245,7 +245,7 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 	d.count = st.Count
 	d.log.Info("servicing complete",
 		"blackout_ms", float64(time.Since(paused).Microseconds())/1000,
-		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor)
+		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "pid", os.Getpid())
 	return nil
 }
 

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// logLine is one JSON log line of the host.
+type logLine map[string]any
+
+// servicedHost is a `vmbus host --log-format json` process whose log lines
+// the test reads as they come.
+type servicedHost struct {
+	cmd    *exec.Cmd
+	socket string
+	disk   string
+	state  string
+	lines  chan logLine
+	mu     sync.Mutex
+	all    []string
+}
+
+// startServicedHost runs bin as the host with echo and a blk disk of size
+// bytes, and waits until it listens.
+func startServicedHost(t *testing.T, bin string, size int64) *servicedHost {
+	t.Helper()
+	dir := t.TempDir()
+	h := &servicedHost{socket: filepath.Join(dir, "bus.sock"), disk: filepath.Join(dir, "disk.img"),
+		state: filepath.Join(dir, "state.bin"), lines: make(chan logLine, 1024)}
+	if err := os.WriteFile(h.disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(h.disk, size); err != nil {
+		t.Fatal(err)
+	}
+	h.cmd = exec.Command(bin, "host", "--socket", h.socket, "--device", "echo", "--device", "blk="+h.disk,
+		"--state-file", h.state, "--log-format", "json")
+	stderr, err := h.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			h.mu.Lock()
+			h.all = append(h.all, sc.Text())
+			h.mu.Unlock()
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				select {
+				case h.lines <- l:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	t.Cleanup(func() {
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { <-read; done <- h.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("host exit: %v\n%s", err, h.logs())
+			}
+		case <-time.After(10 * time.Second):
+			h.cmd.Process.Kill()
+			<-done
+			t.Errorf("host did not stop\n%s", h.logs())
+		}
+	})
+	h.waitMsg(t, "host listening")
+	return h
+}
+
+func (h *servicedHost) logs() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.all, "\n")
+}
+
+// waitMsg waits for the next log line with message msg.
+func (h *servicedHost) waitMsg(t *testing.T, msg string) logLine {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-h.lines:
+			if l["msg"] == msg {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no %q in the host's log:\n%s", msg, h.logs())
+		}
+	}
+}
+
+// service sends SIGHUP and waits for the successor's "servicing complete",
+// returning the blackout in milliseconds.
+func (h *servicedHost) service(t *testing.T, n int) float64 {
+	t.Helper()
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := h.waitMsg(t, "servicing complete")
+	if l["servicing"] != float64(n) {
+		t.Fatalf("servicing %v, want %d", l["servicing"], n)
+	}
+	if l["pid"] != float64(h.cmd.Process.Pid) {
+		t.Fatalf("successor pid %v, the host's %d", l["pid"], h.cmd.Process.Pid)
+	}
+	return l["blackout_ms"].(float64)
+}
+
+// guestLoop runs `vmbus guest` with args again and again until stop is
+// closed, checking each result; it returns the runs made.
+func guestLoop(t *testing.T, socket string, stop <-chan struct{}, check func(map[string]float64) bool, args ...string) (runs chan int) {
+	runs = make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { runs <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			all := append([]string{"guest", "--socket", socket}, args...)
+			out, err := exec.Command(vmbusBinary(t), append(all, "--json")...).Output()
+			var m map[string]float64
+			if err != nil || json.Unmarshal(out, &m) != nil || !check(m) {
+				var stderr []byte
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = ee.Stderr
+				}
+				t.Errorf("%v: %v: %s %s", args, err, out, stderr)
+				return
+			}
+			n++
+		}
+	}()
+	return runs
+}
+
+func cleanTraffic(m map[string]float64) bool {
+	return m["sent"] > 0 && m["received"] == m["sent"] && m["lost"]+m["duplicated"]+m["corrupted"] == 0
+}
+
+// TestE2EServicing services a host 20 times while a guest streams through
+// echo, pings (transactions awaiting completion across each save) and
+// writes and verifies the blk disk: nothing may be lost, duplicated or
+// corrupted, the pid stays, and the kept state inspects.
+func TestE2EServicing(t *testing.T) {
+	h := startServicedHost(t, vmbusBinary(t), 2<<20)
+	stop := make(chan struct{})
+	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "200", "--count", "200000")
+	pings := guestLoop(t, h.socket, stop, cleanTraffic, "ping", "--count", "2000")
+	disks := guestLoop(t, h.socket, stop, func(m map[string]float64) bool {
+		return m["size"] == 1<<20 && m["mismatches"] == 0
+	}, "disk", "verify", "--size", "1048576")
+	time.Sleep(300 * time.Millisecond) // traffic under way
+	const n = 20
+	var blackouts []float64
+	for i := 1; i <= n; i++ {
+		blackouts = append(blackouts, h.service(t, i))
+		time.Sleep(150 * time.Millisecond)
+	}
+	close(stop)
+	s, p, d := <-streams, <-pings, <-disks
+	sort.Float64s(blackouts)
+	t.Logf("%d servicings: blackout p50 %.1f ms, max %.1f ms; %d streams, %d pings, %d disk verifies", n, blackouts[n/2], blackouts[n-1], s, p, d)
+	if s == 0 || p == 0 || d == 0 {
+		t.Fatalf("a guest loop made no run: %d streams, %d pings, %d verifies", s, p, d)
+	}
+
+	out, err := exec.Command(vmbusBinary(t), "state", "inspect", "--json", h.state).Output()
+	if err != nil {
+		t.Fatalf("state inspect: %v", err)
+	}
+	var st struct {
+		Scope   string `json:"scope"`
+		Records []struct {
+			Kind string          `json:"kind"`
+			Body json.RawMessage `json:"body"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, r := range st.Records {
+		kinds[r.Kind]++
+		if r.Kind == "host-channel-chunk" && !strings.Contains(string(r.Body), `"channel-info"`) {
+			t.Errorf("channel chunk shows no channel-info: %s", r.Body)
+		}
+		if r.Kind == "host-bus-chunk" && !strings.Contains(string(r.Body), `"bus-connection"`) {
+			t.Errorf("bus chunk shows no bus-connection: %s", r.Body)
+		}
+	}
+	if kinds["host-info"] != 1 || kinds["host-guest"] < 1 || kinds["host-bus-chunk"] < 1 || kinds["host-channel-chunk"] < 2 {
+		t.Errorf("state records %v", kinds)
+	}
+}
+
+// TestE2EServicingExecFails replaces the host's binary with a file that
+// cannot run: the servicing's exec fails, the host logs it, restores in
+// its own process and serves on.
+func TestE2EServicingExecFails(t *testing.T) {
+	src, err := os.ReadFile(vmbusBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "vmbus")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startServicedHost(t, bin, 1<<20)
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+		t.Fatalf("ping before: %v", m)
+	}
+	stop := make(chan struct{})
+	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
+	time.Sleep(100 * time.Millisecond)
+	junk := bin + ".junk"
+	if err := os.WriteFile(junk, []byte("not a program\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(junk, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	h.waitMsg(t, "servicing failed; restoring in this process")
+	l := h.waitMsg(t, "servicing complete")
+	if l["exec"] != false {
+		t.Fatalf("exec %v after a failed exec", l["exec"])
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if n := <-streams; n == 0 {
+		t.Fatal("no stream ran")
+	}
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+		t.Fatalf("ping after: %v", m)
+	}
+	if d := guestJSON(t, h.socket, "disk", "verify", "--size", "65536"); d["mismatches"] != 0 {
+		t.Fatalf("disk verify after: %v", d)
+	}
+}
