@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"encoding/binary"
+
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/savedstate"
@@ -122,16 +124,30 @@ type libPacket struct {
 	Ranges  []gpa.Range `json:"ranges,omitempty"`
 }
 
-func (l *libPacket) encode() []byte {
-	var e savedstate.Encoder
-	e.U32(l.Slot).U8(l.State).U64(l.TxID).Bool(l.Wait).Bytes(l.Payload).U32(uint32(len(l.Ranges)))
+// appendTo appends the encoded bytes to b: the save of many packets
+// encodes them all into one arena.
+func (l *libPacket) appendTo(b []byte) []byte {
+	le := binary.LittleEndian
+	b = le.AppendUint32(b, l.Slot)
+	b = append(b, l.State)
+	b = le.AppendUint64(b, l.TxID)
+	w := byte(0)
+	if l.Wait {
+		w = 1
+	}
+	b = append(b, w)
+	b = le.AppendUint32(b, uint32(len(l.Payload)))
+	b = append(b, l.Payload...)
+	b = le.AppendUint32(b, uint32(len(l.Ranges)))
 	for _, r := range l.Ranges {
-		e.U32(r.ByteCount).U32(r.ByteOffset).U32(uint32(len(r.PFNs)))
+		b = le.AppendUint32(b, r.ByteCount)
+		b = le.AppendUint32(b, r.ByteOffset)
+		b = le.AppendUint32(b, uint32(len(r.PFNs)))
 		for _, p := range r.PFNs {
-			e.U64(p)
+			b = le.AppendUint64(b, p)
 		}
 	}
-	return e.Body()
+	return b
 }
 
 // decodeLib decodes and checks one packet's library bytes on their own.
@@ -188,12 +204,6 @@ type packetRecord struct {
 	Lib *libPacket `json:"library"`
 	VSP []byte     `json:"vsp"`
 	lib []byte
-}
-
-func encodePacket(lib, vsp []byte) []byte {
-	var e savedstate.Encoder
-	e.Bytes(lib).Bytes(vsp)
-	return e.Body()
 }
 
 func decodePacket(b []byte) (*packetRecord, error) {

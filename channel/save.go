@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -101,11 +102,13 @@ func (c *Channel) SaveBegin() error {
 // pktSnap is one outgoing packet as the snapshot found it.
 type pktSnap struct {
 	p   *OutPacket
-	lib []byte
+	lib libPacket
 }
 
 // snapshot records the channel's logical state, calling the save-packet
-// callback outside the locks.
+// callback outside the locks. Every packet record is encoded into one
+// arena, so a channel with many transactions in flight saves without an
+// allocation per packet.
 func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	info := &infoRecord{ServerFlags: uint32(c.cfg.serverFlags)}
 	var mapped []uint32
@@ -125,63 +128,63 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	sort.Slice(mapped, func(i, j int) bool { return mapped[i] < mapped[j] })
 
 	// The send queue in order (packets and completions), then the
-	// packets in the ring waiting for a completion, by slot.
-	type item struct {
-		pkt  *pktSnap
-		comp *completionRecord
-	}
-	var items []item
-	var inflight []*pktSnap
+	// packets in the ring waiting for a completion, by slot. Queued
+	// payloads are copied: the packet keeps its buffer.
+	var pkts []pktSnap
+	var order []int // index into pkts, or ^index into comps
+	var comps []completionRecord
 	c.sendMu.Lock()
 	info.TxSeq = c.txSeq
 	for q := c.qHead; q != nil; q = q.next {
 		if p := q.out; p != nil {
-			l := &libPacket{Slot: p.slot, State: savedQueued, TxID: p.txid, Wait: p.wait, Payload: p.buf[:p.n], Ranges: p.ranges}
-			items = append(items, item{pkt: &pktSnap{p: p, lib: l.encode()}})
+			l := libPacket{Slot: p.slot, State: savedQueued, TxID: p.txid, Wait: p.wait, Payload: bytes.Clone(p.buf[:p.n])}
+			l.Ranges, _ = copyRanges(nil, nil, p.ranges)
+			order = append(order, len(pkts))
+			pkts = append(pkts, pktSnap{p: p, lib: l})
 		} else {
-			items = append(items, item{comp: &completionRecord{TxID: q.in.txid, Payload: append([]byte(nil), q.in.buf[:q.in.cn]...)}})
+			order = append(order, ^len(comps))
+			comps = append(comps, completionRecord{TxID: q.in.txid, Payload: bytes.Clone(q.in.buf[:q.in.cn])})
 		}
 	}
 	for _, p := range c.outSlots {
-		if p != nil && p.c == c && p.state == outInFlight {
-			l := &libPacket{Slot: p.slot, State: savedInFlight, TxID: p.txid, Wait: true}
-			inflight = append(inflight, &pktSnap{p: p, lib: l.encode()})
+		if p != nil && p != reservedSlot && p.c == c && p.state == outInFlight {
+			order = append(order, len(pkts))
+			pkts = append(pkts, pktSnap{p: p, lib: libPacket{Slot: p.slot, State: savedInFlight, TxID: p.txid, Wait: true}})
 		}
 	}
 	c.sendMu.Unlock()
 
-	recs := make([]savedstate.Record, 0, 2+len(items)+len(inflight))
-	recs = append(recs, savedstate.Record{}, savedstate.Record{Kind: KindChannelMappings, Flags: savedstate.FlagCritical, Body: encodeMappings(mapped)})
-	addPkt := func(ps *pktSnap) error {
-		vsp, err := c.savePacketBytes(ps.p)
-		if err != nil {
-			return err
-		}
-		info.Packets++
-		recs = append(recs, savedstate.Record{Kind: KindChannelPacket, Flags: savedstate.FlagCritical, Body: encodePacket(ps.lib, vsp)})
-		return nil
-	}
-	for _, it := range items {
-		if it.pkt != nil {
-			if err := addPkt(it.pkt); err != nil {
-				return nil, err
-			}
+	recs := make([]savedstate.Record, 2, 2+len(order))
+	recs[1] = savedstate.Record{Kind: KindChannelMappings, Flags: savedstate.FlagCritical, Body: encodeMappings(mapped)}
+	arena := make([]byte, 0, len(pkts)*48)
+	var scratch []byte
+	for _, i := range order {
+		if i < 0 {
+			info.Completions++
+			recs = append(recs, savedstate.Record{Kind: KindChannelCompletion, Flags: savedstate.FlagCritical, Body: comps[^i].encode()})
 			continue
 		}
-		info.Completions++
-		recs = append(recs, savedstate.Record{Kind: KindChannelCompletion, Flags: savedstate.FlagCritical, Body: it.comp.encode()})
-	}
-	for _, ps := range inflight {
-		if err := addPkt(ps); err != nil {
+		ps := &pkts[i]
+		vsp, err := c.savePacketBytes(ps.p, &scratch)
+		if err != nil {
 			return nil, err
 		}
+		info.Packets++
+		start := len(arena)
+		arena = binary.LittleEndian.AppendUint32(arena, 0)
+		arena = ps.lib.appendTo(arena)
+		binary.LittleEndian.PutUint32(arena[start:], uint32(len(arena)-start-4))
+		arena = binary.LittleEndian.AppendUint32(arena, uint32(len(vsp)))
+		arena = append(arena, vsp...)
+		recs = append(recs, savedstate.Record{Kind: KindChannelPacket, Flags: savedstate.FlagCritical, Body: arena[start:len(arena):len(arena)]})
 	}
 	recs[0] = savedstate.Record{Kind: KindChannelInfo, Flags: savedstate.FlagCritical, Body: info.encode()}
 	return recs, nil
 }
 
 // savePacketBytes runs the two-step save-packet protocol for one packet.
-func (c *Channel) savePacketBytes(p *OutPacket) ([]byte, error) {
+// The bytes it returns live in *scratch until the next call.
+func (c *Channel) savePacketBytes(p *OutPacket, scratch *[]byte) ([]byte, error) {
 	fn := c.cfg.savePacket
 	if fn == nil {
 		return nil, nil
@@ -197,7 +200,11 @@ func (c *Channel) savePacketBytes(p *OutPacket) ([]byte, error) {
 	case n <= 0 || n > savedstate.MaxBody-64:
 		return nil, fail(StatusInvalidBufferSize, "save-packet callback needs %d bytes", n)
 	}
-	buf := make([]byte, n)
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	buf := (*scratch)[:n]
+	clear(buf)
 	m, err := fn(p, buf)
 	if err != nil {
 		return nil, err

@@ -79,7 +79,9 @@ type svc struct {
 	server *Channel
 }
 
-func newSvc(t *testing.T) *svc {
+func newSvc(t *testing.T) *svc { return newSvcTB(t) }
+
+func newSvcTB(t testing.TB) *svc {
 	t.Helper()
 	gs := make(chan *host.Guest, 1)
 	s := &svc{h: host.New(host.Config{OnGuest: func(g *host.Guest) { gs <- g }})}
