@@ -10,6 +10,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/govmbus/govmbus/savedstate"
+
+	// The layers that save state register their record kinds at init,
+	// so that inspect decodes them.
+	_ "github.com/govmbus/govmbus/channel"
+	_ "github.com/govmbus/govmbus/host"
 )
 
 func newStateCmd() *cobra.Command {

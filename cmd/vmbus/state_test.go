@@ -60,3 +60,42 @@ func TestStateInspect(t *testing.T) {
 		}
 	}
 }
+
+// TestStateInspectLayers inspects a real channel state and a real bus
+// state (the golden files of the channel and host packages): every record
+// is decoded by the kind its layer registered.
+func TestStateInspectLayers(t *testing.T) {
+	for _, tc := range []struct {
+		file, scope string
+		kinds       []string
+	}{
+		{filepath.Join("..", "..", "channel", "testdata", "golden", "channel-v1.state"), "channel", []string{"channel-info", "channel-mappings", "channel-packet"}},
+		{filepath.Join("..", "..", "host", "testdata", "golden", "bus-v1.state"), "bus", []string{"bus-connection", "bus-channel", "bus-gpadl"}},
+	} {
+		var s stateJSON
+		if err := json.Unmarshal([]byte(mustCLI(t, "state", "inspect", tc.file, "--json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Scope != tc.scope {
+			t.Fatalf("%s: scope %q", tc.file, s.Scope)
+		}
+		seen := map[string]bool{}
+		for _, r := range s.Records {
+			seen[r.Kind] = true
+			if _, hex := r.Body.(string); hex {
+				t.Errorf("%s: record %d (%s) shown as hex, not decoded", tc.file, r.Seq, r.Kind)
+			}
+		}
+		for _, k := range tc.kinds {
+			if !seen[k] {
+				t.Errorf("%s: no %s record in %v", tc.file, k, seen)
+			}
+		}
+		out := mustCLI(t, "state", "inspect", tc.file)
+		for _, k := range tc.kinds {
+			if !strings.Contains(out, k) {
+				t.Errorf("%s: text output lacks %s", tc.file, k)
+			}
+		}
+	}
+}
