@@ -100,11 +100,20 @@
 //
 // # Save/restore
 //
-// Not implemented yet (see docs/KMCL.md), but the state it needs is kept
-// logically: after Pause no incoming packet is outstanding and the receive
-// goroutine is parked; queued outgoing packets hold their own payload
-// copies, in order; packets awaiting completion sit in a slot table with
-// their transaction ids, and the id sequence is one counter.
+// Server channels save their state in chunks with KMCL's exact semantics
+// (SaveBegin, SaveContinue, SaveEnd; RestoreFromBuffer) in the container
+// of package savedstate; docs/SAVED_STATE.md documents every record.
+// Save runs on a channel that is not running (Pause first: no incoming
+// packet is outstanding then) and keeps only logical state: ids, open
+// parameters, which GPADLs were mapped, the send queue in order (packets
+// with their payloads, completions waiting for ring space), the packets in
+// the ring awaiting completions, the transaction id sequence, and the
+// VSP's bytes per packet (SetSavePacketCallbacks). The rings stay in guest
+// memory: a restore re-reads and checks their indices when the channel
+// re-attaches. Restore goes into a configured, disabled channel before
+// Enable; Enable re-attaches it to the channel the restored host
+// (host.Restore) holds for it, or with ServerForceNewChannel abandons that
+// instance and offers anew. docs/KMCL.md has the servicing sequence.
 //
 // # Errors
 //

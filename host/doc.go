@@ -90,6 +90,21 @@
 // it answers each as it handles it, and a guest that does not read stalls
 // only its own connection.
 //
+// # Servicing
+//
+// SaveGuests parks every guest's control plane between two messages (what
+// the guest sends meanwhile stays in the socket), saves each connection's
+// bus state (docs/SAVED_STATE.md, scope bus: version, features, channel
+// ids and states, open parameters, GPADLs complete, arriving or tearing
+// down) and duplicates its descriptors; from then on the host says nothing
+// to the guest, and Close only closes this process's copies. Restore
+// rebuilds the connections from those files and states, checked first,
+// without a message to the guest: offers are not sent again, a teardown
+// that waited still waits, a half-sent GPADL continues. Server channels of
+// package channel re-attach (Guest.Reattach) or are abandoned
+// (Guest.Abandon, FORCE_NEW_CHANNEL); Resume then starts the control
+// planes.
+//
 // # Logging
 //
 // One log/slog line per lifecycle event (guest connected, version
