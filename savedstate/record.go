@@ -44,6 +44,7 @@ type Scope uint16
 const (
 	ScopeChannel Scope = 1 // one KMCL server channel
 	ScopeBus     Scope = 2 // the host's bus: one guest connection
+	ScopeHost    Scope = 3 // a servicing host: devices, and per guest its bus and channels
 )
 
 func (s Scope) String() string {
@@ -52,6 +53,8 @@ func (s Scope) String() string {
 		return "channel"
 	case ScopeBus:
 		return "bus"
+	case ScopeHost:
+		return "host"
 	}
 	return fmt.Sprintf("scope-%d", uint16(s))
 }

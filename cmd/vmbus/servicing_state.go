@@ -11,7 +11,7 @@ import (
 // scopeHost is the scope of the state a servicing host hands its
 // successor (docs/SAVED_STATE.md): the whole daemon, wrapping each guest's
 // bus state (scope 2) and each device channel's state (scope 1).
-const scopeHost savedstate.Scope = 3
+const scopeHost = savedstate.ScopeHost
 
 // Record kinds of a host state (docs/SAVED_STATE.md). The bus and channel
 // states travel in chunk records, in order, since one may exceed a record.
