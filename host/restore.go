@@ -365,7 +365,11 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 	}
 
 	// Channels.
-	maxID := p.chans[len(p.chans)-1].ChannelID
+	// A guest saved before it asked for offers has no channels yet.
+	var maxID uint32
+	if len(p.chans) > 0 {
+		maxID = p.chans[len(p.chans)-1].ChannelID
+	}
 	if int(maxID) > len(gc.chans) {
 		gc.chans = append(gc.chans, make([]chanState, int(maxID)-len(gc.chans))...)
 	}

@@ -127,6 +127,23 @@ func TestServiceMoments(t *testing.T) {
 			t.Fatalf("open status %#x", st)
 		}
 	}
+	t.Run("no channels offered yet", func(t *testing.T) {
+		// Devices offered per guest at run time (OnGuest) may not exist
+		// yet when a save lands: the bus state then has no channels.
+		cfg := host.Config{}
+		s := newServed(t, cfg)
+		g := s.raw(t, 1<<20)
+		deadline := time.Now().Add(5 * time.Second)
+		for s.h.NumGuests() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		g.contact(protocol.VersionWin10)
+		service(t, s, cfg)
+		g.quiet()
+		if n := len(g.offers()); n != 0 {
+			t.Fatalf("%d offers from a host with no devices", n)
+		}
+	})
 	t.Run("before contact", func(t *testing.T) {
 		e := setup(t)
 		service(t, e.s, e.cfg)
