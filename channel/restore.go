@@ -167,7 +167,9 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 	if int(info.Packets) != len(pc.packets) || int(info.Completions) != len(pc.comps) {
 		return nil, invalidf("info counts %d packets and %d completions, the state holds %d and %d", info.Packets, info.Completions, len(pc.packets), len(pc.comps))
 	}
-	if info.ServerFlags != uint32(c.cfg.serverFlags) {
+	// FORCE_NEW_CHANNEL says what to do after this restore, so it may
+	// differ; the other flags shape the offer the guest has.
+	if info.ServerFlags&^uint32(ServerForceNewChannel) != uint32(c.cfg.serverFlags&^ServerForceNewChannel) {
 		return nil, invalidf("saved with server flags %#x, the channel has %#x", info.ServerFlags, uint32(c.cfg.serverFlags))
 	}
 	if info.Open == nil && (len(pc.packets) > 0 || len(pc.comps) > 0 || len(pc.mapped) > 0) {

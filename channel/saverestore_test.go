@@ -381,3 +381,44 @@ func FuzzRestoreFromBuffer(f *testing.F) {
 		}
 	})
 }
+
+// TestForceNewChannel: with FORCE_NEW_CHANNEL the restored instance is
+// rescinded, the channel offered anew under another id, and the restored
+// transactions complete with STATUS_DEVICE_REMOVED.
+func TestForceNewChannel(t *testing.T) {
+	checkLeaks(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	old, ok := f.g.Restored((&serverDevice{c: configure(t, f.g, newVSP(), echo)}).Offer())
+	if !ok {
+		t.Fatal("no restored channel")
+	}
+	v := newVSP()
+	n := configure(t, f.g, v, echo)
+	must(t, n.SetServerFlags(ServerForceNewChannel))
+	must(t, n.Restore(f.state))
+	must(t, n.Enable())
+	if v.restored != 80 {
+		t.Fatalf("%d packets restored", v.restored)
+	}
+	v.mu.Lock()
+	for seq, st := range v.results {
+		if st != StatusDeviceRemoved {
+			t.Fatalf("transaction %d: %v", seq, st)
+		}
+	}
+	got := len(v.results)
+	v.mu.Unlock()
+	if got != 80 {
+		t.Fatalf("%d restored transactions completed", got)
+	}
+	n.mu.Lock()
+	id := n.offered.ChannelID()
+	n.mu.Unlock()
+	if id == old.ChannelID {
+		t.Fatalf("offered anew under the old id %d", id)
+	}
+	if _, still := f.g.Restored((&serverDevice{c: n}).Offer()); still {
+		t.Fatal("the old instance still waits")
+	}
+}
