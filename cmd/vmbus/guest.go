@@ -22,7 +22,8 @@ func newGuestCmd() *cobra.Command {
 	var socket string
 	cmd := groupCmd("guest --socket PATH <subcommand>", "Guest-side tools: connect to a host and use its channels",
 		"Connects to a host daemon (vmbus host) as a VMBus guest.",
-		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket))
+		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket),
+		newGuestDemoLoadCmd(&socket))
 	cmd.PersistentFlags().StringVar(&socket, "socket", "", "Unix socket path of the host")
 	return cmd
 }

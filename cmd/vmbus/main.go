@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		newHostCmd(),
 		newGuestCmd(),
 		newStateCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// processesUnder lists the command lines of the live processes that name
+// dir in their arguments.
+func processesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, p := range cmdlines {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte(dir)) {
+			continue // gone meanwhile, or not ours
+		}
+		found = append(found, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return found
+}
+
+// TestE2EDemo runs `vmbus demo --json` with a temporary directory of its
+// own: it must verify everything, report plausible figures, finish in
+// time, and leave no process and no file behind.
+func TestE2EDemo(t *testing.T) {
+	bin := vmbusBinary(t)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--json", "--duration", "3s", "--servicings", "2")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout: %s\nstderr: %s", err, out, stderr.Bytes())
+	}
+	if wall > 30*time.Second {
+		t.Errorf("demo took %v", wall)
+	}
+	var r demoJSON
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("stdout is not one demo object: %v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value on stdout:\n%s", out)
+	}
+	t.Logf("%s", out)
+	if !r.Verified || len(r.Failures) > 0 {
+		t.Errorf("verified %v, failures %q", r.Verified, r.Failures)
+	}
+	if r.Packets == 0 || r.StreamBytes != r.Packets*uint64(r.Payload) || r.PacketsPerSec <= 0 || r.BytesPerSec <= 0 {
+		t.Errorf("stream: %d packets of %d, %d bytes, %.0f packets/s, %.0f B/s", r.Packets, r.Payload, r.StreamBytes, r.PacketsPerSec, r.BytesPerSec)
+	}
+	if r.StreamSeconds < 3 || r.Seconds < r.StreamSeconds || r.Seconds > wall.Seconds() {
+		t.Errorf("stream %.3f s, demo %.3f s, wall %v", r.StreamSeconds, r.Seconds, wall)
+	}
+	if r.PingSent == 0 || r.PingReceived != r.PingSent || r.PingP50us <= 0 || r.PingP99us < r.PingP50us {
+		t.Errorf("ping: %d of %d, p50 %.1f µs, p99 %.1f µs", r.PingReceived, r.PingSent, r.PingP50us, r.PingP99us)
+	}
+	if r.DiskBytesVerified <= 0 || r.DiskBytesPerSec <= 0 {
+		t.Errorf("disk: %d bytes verified, %.0f B/s", r.DiskBytesVerified, r.DiskBytesPerSec)
+	}
+	if r.Servicings != 2 || len(r.BlackoutMs) != 2 {
+		t.Errorf("servicings %d, blackouts %v", r.Servicings, r.BlackoutMs)
+	}
+	for _, ms := range r.BlackoutMs {
+		if ms <= 0 || ms > r.BlackoutMaxms {
+			t.Errorf("blackout %v ms, max %v ms", ms, r.BlackoutMaxms)
+		}
+	}
+	if r.BlackoutP50ms <= 0 || r.BlackoutP50ms > r.BlackoutMaxms {
+		t.Errorf("blackout p50 %v ms, max %v ms", r.BlackoutP50ms, r.BlackoutMaxms)
+	}
+	if r.Lost+r.Duplicated+r.Corrupted+r.Stray > 0 || r.Mismatched > 0 {
+		t.Errorf("lost %d, duplicated %d, corrupted %d, stray %d, mismatched %d", r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatched)
+	}
+	if p := processesUnder(t, tmp); len(p) > 0 {
+		t.Errorf("processes left behind:\n%s", strings.Join(p, "\n"))
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d entries left in the temporary directory, the first %s", len(left), left[0].Name())
+	}
+}
+
+// TestE2EDemoText runs the demo without --json, its output not a terminal:
+// plain progress lines, then the summary table.
+func TestE2EDemoText(t *testing.T) {
+	out, err := exec.Command(vmbusBinary(t), "demo", "--duration", "1500ms", "--servicings", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{"demo:  0.", "servicing 1 complete, blackout", "packets/s", "p99", "blackout p50",
+		"0 lost, 0 duplicated, 0 corrupted", "0 disk bytes mismatched", "\nVERIFIED"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %q in:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "\r") || strings.Contains(s, "\x1b") {
+		t.Errorf("terminal control characters in plain output:\n%q", s)
+	}
+}
+
+// TestDemoUsage: bad flags and arguments are bad usage, before anything
+// starts.
+func TestDemoUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"demo", "--duration", "0s"},
+		{"demo", "--duration", "-1s"},
+		{"demo", "--duration", "1h"},
+		{"demo", "--duration", "soon"},
+		{"demo", "--servicings", "-1"},
+		{"demo", "--servicings", "1000"},
+		{"demo", "--bogus"},
+		{"demo", "extra"},
+		{"guest", "--socket", "/nonexistent", "demo-load", "--duration", "0s"},
+		{"guest", "--socket", "/nonexistent", "demo-load", "--disk-chunk", "1000"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := runWith(args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d; stderr %s", args, code, exitUsage, stderr.Bytes())
+		}
+		if stdout.Len() > 0 || !strings.HasPrefix(stderr.String(), "vmbus: ") || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%q: stdout %q, stderr %q", args, stdout.Bytes(), stderr.Bytes())
+		}
+	}
+	// The built binary agrees.
+	err := exec.Command(vmbusBinary(t), "demo", "--servicings", "-1").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Errorf("binary: %v, want exit %d", err, exitUsage)
+	}
+}
