@@ -72,6 +72,7 @@ type Host struct {
 	guests    map[*guestConn]struct{}
 	restored  []*guestConn   // rebuilt by Restore, served once Resume runs
 	conns     sync.WaitGroup // ServeConn goroutines started by Serve
+	accepting sync.WaitGroup // connections Serve accepted, not registered yet
 }
 
 // New makes a host offering cfg.Devices. Channel ids follow the order of
@@ -151,9 +152,17 @@ func (h *Host) Serve(l *transport.Listener) error {
 			return err
 		}
 		h.conns.Add(1)
+		h.accepting.Add(1)
 		go func() {
 			defer h.conns.Done()
-			h.ServeConn(c) //nolint:errcheck // logged by ServeConn
+			gc, err := h.register(c)
+			h.accepting.Done()
+			if err != nil {
+				c.Close()
+				return
+			}
+			defer h.unregister(gc)
+			gc.run() //nolint:errcheck // logged by run
 		}()
 	}
 }

@@ -320,7 +320,14 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 	if sg.Conn == nil {
 		return nil, errors.New("host: no connection file")
 	}
-	conn, err := transport.FromFile(sg.Conn, transport.Host)
+	if sg.HelloPending && (p.conn.Contacted || p.conn.HasMemory) {
+		return nil, badState("the guest's hello is pending, yet it made contact or handed over memory")
+	}
+	fromFile := transport.FromFile
+	if sg.HelloPending {
+		fromFile = transport.FromFileBeforeHello
+	}
+	conn, err := fromFile(sg.Conn, transport.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -16,10 +16,14 @@ import (
 // state (a saved state of scope savedstate.ScopeBus). The files are
 // duplicates the receiver owns; Close closes them.
 type SavedGuest struct {
-	Conn   *os.File     // the transport socket (transport.Conn.File)
-	Memory *os.File     // guest memory, nil if the guest handed none over yet
-	Events []SavedEvent // the events of open channels, and events handed over for an open still to come
-	State  []byte       // the bus state
+	ID   uint64   // the guest's Guest.ID in the saving host
+	Conn *os.File // the transport socket (transport.Conn.File)
+	// HelloPending: the guest's transport hello had not been received; it
+	// is still in the socket (transport.FromFileBeforeHello).
+	HelloPending bool
+	Memory       *os.File     // guest memory, nil if the guest handed none over yet
+	Events       []SavedEvent // the events of open channels, and events handed over for an open still to come
+	State        []byte       // the bus state
 }
 
 // SavedEvent is one channel event's descriptor.
@@ -56,8 +60,11 @@ func (s *SavedGuest) Close() error {
 // Preconditions: stop accepting new guests first, and pause (and save)
 // the server channels of package channel: their rings are theirs to save.
 // SaveGuests on a host whose guests were saved already saves them again.
-// If it fails, the guests are resumed as if nothing happened.
+// If it fails, the guests are resumed as if nothing happened. A guest
+// whose connection Serve accepted before it stopped is saved too (SaveGuests
+// waits until it is registered); one that is gone or leaving is not.
 func (h *Host) SaveGuests() ([]SavedGuest, error) {
+	h.accepting.Wait()
 	h.mu.Lock()
 	guests := make([]*guestConn, 0, len(h.guests))
 	for gc := range h.guests {
@@ -104,6 +111,7 @@ func (gc *guestConn) save() (sg SavedGuest, err error) {
 			sg = SavedGuest{}
 		}
 	}()
+	sg.ID, sg.HelloPending = gc.id, !gc.c.HelloSeen()
 	if sg.Conn, err = gc.c.File(); err != nil {
 		return sg, err
 	}

@@ -114,6 +114,16 @@ func (c *Conn) Recv(ctx context.Context, buf []byte) (int, error) {
 	}
 }
 
+// HelloSeen reports whether the peer's hello has been received. A
+// successor taking over the connection (File) must know: if not, the hello
+// is still in the socket (FromFileBeforeHello). Call it while no Recv is
+// under way.
+func (c *Conn) HelloSeen() bool {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.helloSeen
+}
+
 // readFrame reads the next frame. It checks the hello (first and only
 // once) and returns it too. A returned descriptor belongs to the caller.
 // Must hold readMu.

@@ -78,6 +78,17 @@ func Pipe() (host, guest *Conn, err error) {
 // owns f. The hello exchange is not repeated: it happened before the
 // handover. role is the side this process speaks for.
 func FromFile(f *os.File, role Role) (*Conn, error) {
+	return fromFile(f, role, true)
+}
+
+// FromFileBeforeHello is FromFile for a connection whose peer's hello
+// its predecessor had not received yet (Conn.HelloSeen was false): the
+// hello is still in the socket, and the first Recv checks it.
+func FromFileBeforeHello(f *os.File, role Role) (*Conn, error) {
+	return fromFile(f, role, false)
+}
+
+func fromFile(f *os.File, role Role, established bool) (*Conn, error) {
 	if role != Host && role != Guest {
 		panic(fmt.Sprintf("transport: FromFile with %v", role))
 	}
@@ -94,7 +105,7 @@ func FromFile(f *os.File, role Role) (*Conn, error) {
 		uc.Close()
 		return nil, err
 	}
-	return newConn(uc, role, true), nil
+	return newConn(uc, role, established), nil
 }
 
 // File returns a duplicate of the connection's socket for a successor
