@@ -67,25 +67,21 @@ func (d *daemon) service() error {
 	}
 
 	// Pause every server, then park and save the bus, then save the
-	// channels (a guest cannot close a channel under its save).
-	first := d.devs.snapshot()
+	// channels (a guest cannot close a channel under its save). Guests come
+	// and go meanwhile: one that is gone (its servers are closing) is no
+	// part of the servicing, and SaveGuests tells which guests it saved,
+	// by id.
 	var pausedSrv []vsp
 	unpause := func() {
 		for _, s := range pausedSrv {
 			s.Start() //nolint:errcheck // a channel closed meanwhile needs nothing
 		}
 	}
-	for _, gs := range first {
-		for _, s := range gs.servers {
-			if s == nil {
-				continue
-			}
-			if err := s.Pause(); err != nil {
-				unpause()
-				d.log.Error("servicing failed", "stage", "pause", "guest", gs.g.ID(), "err", err)
-				return resumeListener()
-			}
-			pausedSrv = append(pausedSrv, s)
+	for _, gs := range d.devs.snapshot() {
+		if err := pauseGuest(gs, &pausedSrv); err != nil {
+			unpause()
+			d.log.Error("servicing failed", "stage", "pause", "guest", gs.g.ID(), "err", err)
+			return resumeListener()
 		}
 	}
 	saved, err := d.h.SaveGuests()
@@ -103,23 +99,17 @@ func (d *daemon) service() error {
 	// recovered by restoring in this process from what was saved.
 	st := &hostState{Count: d.count + 1, Devices: d.devs.values}
 	files := map[string]*os.File{"listener": lf}
-	// The guests SaveGuests saved are the live ones, by id; a guest
-	// that connected after the first snapshot has its servers now.
-	var live []guestServers
+	// A saved guest is parked, so OnGuest has run for it if it is due at
+	// all: the guest has its servers now, or it has not made contact yet
+	// and gets them through OnGuest once it does, after the restore.
+	servers := make(map[uint64][]vsp)
 	for _, gs := range d.devs.snapshot() {
-		select {
-		case <-gs.g.Done():
-		default:
-			live = append(live, gs)
-		}
+		servers[gs.g.ID()] = gs.servers
 	}
-	mapped := len(live) == len(saved)
 	var saveErr error
-	if !mapped {
-		saveErr = fmt.Errorf("%d guests saved, %d live with servers", len(saved), len(live))
-	}
 	for i := range saved {
-		g := &guestState{Index: uint32(i), Memory: saved[i].Memory != nil, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
+		srv, ok := servers[saved[i].ID]
+		g := &guestState{Index: uint32(i), Memory: saved[i].Memory != nil, NoServers: !ok, HelloPending: saved[i].HelloPending, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
 		files[fmt.Sprintf("g%d.conn", i)] = saved[i].Conn
 		if saved[i].Memory != nil {
 			files[fmt.Sprintf("g%d.mem", i)] = saved[i].Memory
@@ -128,24 +118,23 @@ func (d *daemon) service() error {
 			g.Events = append(g.Events, eventState{ChannelID: e.ChannelID, Dir: e.Dir})
 			files[eventName(i, e.ChannelID, e.Dir)] = e.File
 		}
-		if mapped {
-			for j, s := range live[i].servers {
-				if s == nil {
-					continue
-				}
-				if !slices.Contains(pausedSrv, s) {
-					if err := s.Pause(); err != nil {
-						saveErr = errors.Join(saveErr, err)
-						continue
-					}
-				}
-				chunks, err := s.Save()
-				if err != nil {
-					saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", i, j, err))
-					continue
-				}
-				g.Channels[j] = chunks
+		for j, s := range srv {
+			if s == nil {
+				continue
 			}
+			if !slices.Contains(pausedSrv, s) {
+				if err := s.Pause(); err != nil {
+					saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", saved[i].ID, j, err))
+					continue
+				}
+				pausedSrv = append(pausedSrv, s)
+			}
+			chunks, err := s.Save()
+			if err != nil {
+				saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", saved[i].ID, j, err))
+				continue
+			}
+			g.Channels[j] = chunks
 		}
 		st.Guests = append(st.Guests, g)
 	}
@@ -168,6 +157,27 @@ func (d *daemon) service() error {
 	d.h.Close()
 	d.devs.wait()
 	return d.adopt(state, files, paused, false)
+}
+
+// pauseGuest pauses guest gs's servers, adding each to paused. A guest
+// that is gone is skipped: its servers close (or closed) with it, and
+// SaveGuests does not save it.
+func pauseGuest(gs guestServers, paused *[]vsp) error {
+	for _, s := range gs.servers {
+		if s == nil {
+			continue
+		}
+		if err := s.Pause(); err != nil {
+			select {
+			case <-gs.g.Done():
+				return nil
+			default:
+				return err
+			}
+		}
+		*paused = append(*paused, s)
+	}
+	return nil
 }
 
 func eventName(guest int, channel uint32, dir transport.Direction) string {
@@ -213,7 +223,7 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 			}
 			sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, File: f})
 		}
-		sg.State = g.Bus
+		sg.State, sg.HelloPending = g.Bus, g.HelloPending
 	}
 	l, err := transport.ListenerFromFile(lf)
 	if err != nil {
@@ -227,6 +237,11 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 	d.h = h
 	channels := 0
 	for i, g := range guests {
+		if st.Guests[i].NoServers {
+			// Saved before its OnGuest: the restored host calls
+			// OnGuest when the guest makes contact.
+			continue
+		}
 		servers := make([]vsp, len(d.devs.specs))
 		for j := range d.devs.specs {
 			s, err := d.devs.restore(g, j, st.Guests[i].Channels[j])

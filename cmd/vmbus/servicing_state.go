@@ -35,6 +35,13 @@ const (
 	guestHeaderSize = 9
 )
 
+// Flags of a host-guest record (its fifth byte).
+const (
+	guestFlagMemory    = 1 << 0 // the guest's memory was handed over
+	guestFlagNoServers = 1 << 1 // saved before OnGuest: no device servers yet
+	guestFlagHello     = 1 << 2 // the guest's transport hello is still in the socket
+)
+
 func init() {
 	savedstate.RegisterKind(kindHostInfo, savedstate.KindInfo{Name: "host-info", Describe: func(b []byte) (any, error) { return decodeHostInfo(b) }})
 	savedstate.RegisterKind(kindHostGuest, savedstate.KindInfo{Name: "host-guest", Describe: func(b []byte) (any, error) { return decodeHostGuest(b) }})
@@ -61,11 +68,16 @@ type hostInfo struct {
 // state and each device's channel state (nil: not saved; the device's
 // channel is offered anew).
 type guestState struct {
-	Index    uint32       `json:"guest"`
-	Memory   bool         `json:"memory"`
-	Events   []eventState `json:"events"`
-	Bus      []byte       `json:"-"`
-	Channels [][][]byte   `json:"-"`
+	Index  uint32 `json:"guest"`
+	Memory bool   `json:"memory"`
+	// NoServers: the guest had not made contact, its servers were not
+	// built; OnGuest builds them once it does, after the restore.
+	NoServers bool `json:"no_servers,omitempty"`
+	// HelloPending: the guest's transport hello had not been received.
+	HelloPending bool         `json:"hello_pending,omitempty"`
+	Events       []eventState `json:"events"`
+	Bus          []byte       `json:"-"`
+	Channels     [][][]byte   `json:"-"`
 
 	sawChannel bool // parsing: a channel chunk came, no bus chunk may follow
 }
@@ -107,7 +119,13 @@ func (s *hostState) records() ([]savedstate.Record, error) {
 		b = binary.LittleEndian.AppendUint32(b, g.Index)
 		var mem byte
 		if g.Memory {
-			mem = 1
+			mem |= guestFlagMemory
+		}
+		if g.NoServers {
+			mem |= guestFlagNoServers
+		}
+		if g.HelloPending {
+			mem |= guestFlagHello
 		}
 		b = append(b, mem)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(g.Events)))
@@ -182,13 +200,10 @@ func decodeHostGuest(b []byte) (*guestState, error) {
 		return nil, fmt.Errorf("host-guest of %d bytes", len(b))
 	}
 	g := &guestState{Index: binary.LittleEndian.Uint32(b)}
-	switch b[4] {
-	case 0:
-	case 1:
-		g.Memory = true
-	default:
-		return nil, fmt.Errorf("host-guest: memory flag %d", b[4])
+	if b[4]&^(guestFlagMemory|guestFlagNoServers|guestFlagHello) != 0 {
+		return nil, fmt.Errorf("host-guest: flags %#x", b[4])
 	}
+	g.Memory, g.NoServers, g.HelloPending = b[4]&guestFlagMemory != 0, b[4]&guestFlagNoServers != 0, b[4]&guestFlagHello != 0
 	n := binary.LittleEndian.Uint32(b[5:])
 	if n > maxGuestEvents || uint64(len(b)-guestHeaderSize) != 5*uint64(n) {
 		return nil, fmt.Errorf("host-guest: %d events in %d bytes", n, len(b)-guestHeaderSize)
@@ -324,6 +339,9 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 	for _, g := range s.Guests {
 		if len(g.Bus) == 0 {
 			return nil, fmt.Errorf("guest %d has no bus state", g.Index)
+		}
+		if g.NoServers && g.sawChannel {
+			return nil, fmt.Errorf("guest %d has channel states but no servers", g.Index)
 		}
 	}
 	return s, nil
