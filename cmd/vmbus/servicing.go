@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/govmbus/govmbus/device/blk"
@@ -47,6 +48,7 @@ func (d *daemon) serve(l *transport.Listener) {
 // means it could not (the caller exits).
 func (d *daemon) service() error {
 	paused := time.Now()
+	ph := newPhases(paused)
 	// Stop accepting: a duplicate keeps the socket listening, so guests
 	// that connect meanwhile wait in its backlog for the successor.
 	lf, err := d.l.File()
@@ -57,6 +59,7 @@ func (d *daemon) service() error {
 	defer lf.Close()
 	d.l.Close()
 	<-d.served
+	ph.mark("listener")
 	resumeListener := func() error {
 		l, err := transport.ListenerFromFile(lf)
 		if err != nil {
@@ -71,20 +74,20 @@ func (d *daemon) service() error {
 	// and go meanwhile: one that is gone (its servers are closing) is no
 	// part of the servicing, and SaveGuests tells which guests it saved,
 	// by id.
-	var pausedSrv []vsp
+	pausedSrv := make(map[vsp]bool)
 	unpause := func() {
-		for _, s := range pausedSrv {
+		for s := range pausedSrv {
 			s.Start() //nolint:errcheck // a channel closed meanwhile needs nothing
 		}
 	}
-	for _, gs := range d.devs.snapshot() {
-		if err := pauseGuest(gs, &pausedSrv); err != nil {
-			unpause()
-			d.log.Error("servicing failed", "stage", "pause", "guest", gs.g.ID(), "err", err)
-			return resumeListener()
-		}
+	if gid, err := pauseGuests(d.devs.snapshot(), pausedSrv); err != nil {
+		unpause()
+		d.log.Error("servicing failed", "stage", "pause", "guest", gid, "err", err)
+		return resumeListener()
 	}
+	ph.mark("pause")
 	saved, err := d.h.SaveGuests()
+	ph.mark("bus_save")
 	if err != nil {
 		unpause()
 		d.log.Error("servicing failed", "stage", "save bus", "err", err)
@@ -106,7 +109,16 @@ func (d *daemon) service() error {
 	for _, gs := range d.devs.snapshot() {
 		servers[gs.g.ID()] = gs.servers
 	}
-	var saveErr error
+	// Each server is saved on its own goroutine (a few at a time): a save
+	// is independent of every other, and a server paused only now (it
+	// came after the pause above) waits for its guest's packets alone.
+	type job struct {
+		g, j int
+		id   uint64
+		s    vsp
+		late bool // not paused above
+	}
+	var jobs []job
 	for i := range saved {
 		srv, ok := servers[saved[i].ID]
 		g := &guestState{Index: uint32(i), Memory: saved[i].Memory != nil, NoServers: !ok, HelloPending: saved[i].HelloPending, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
@@ -119,33 +131,42 @@ func (d *daemon) service() error {
 			files[eventName(i, e.ChannelID, e.Dir)] = e.File
 		}
 		for j, s := range srv {
-			if s == nil {
-				continue
+			if s != nil {
+				jobs = append(jobs, job{g: i, j: j, id: saved[i].ID, s: s, late: !pausedSrv[s]})
 			}
-			if !slices.Contains(pausedSrv, s) {
-				if err := s.Pause(); err != nil {
-					saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", saved[i].ID, j, err))
-					continue
-				}
-				pausedSrv = append(pausedSrv, s)
-			}
-			chunks, err := s.Save()
-			if err != nil {
-				saveErr = errors.Join(saveErr, fmt.Errorf("guest %d device %d: %w", saved[i].ID, j, err))
-				continue
-			}
-			g.Channels[j] = chunks
 		}
 		st.Guests = append(st.Guests, g)
 	}
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(k int) {
+		jb := jobs[k]
+		if jb.late {
+			if err := jb.s.Pause(); err != nil {
+				errs[k] = fmt.Errorf("guest %d device %d: %w", jb.id, jb.j, err)
+				return
+			}
+		}
+		chunks, err := jb.s.Save()
+		if err != nil {
+			errs[k] = fmt.Errorf("guest %d device %d: %w", jb.id, jb.j, err)
+			return
+		}
+		st.Guests[jb.g].Channels[jb.j] = chunks
+	})
+	saveErr := errors.Join(errs...)
+	ph.mark("channel_save")
 	state, err := st.encode(d.socket)
+	ph.mark("pack")
 	if err == nil && saveErr == nil && d.stateFile != "" {
 		err = writeFileAtomic(d.stateFile, state)
+		ph.mark("state_file")
 	}
 	if err == nil && saveErr == nil {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
+			ph.handOn()
 			err = servicing.Exec(exe, os.Args, servicing.Handover{Files: files, State: state, Paused: paused})
+			os.Unsetenv(phasesEnv)
 		}
 	}
 	d.log.Error("servicing failed; restoring in this process", "stage", "save or exec", "err", errors.Join(saveErr, err))
@@ -156,28 +177,81 @@ func (d *daemon) service() error {
 	// nothing, and its guests' servers close with them.
 	d.h.Close()
 	d.devs.wait()
-	return d.adopt(state, files, paused, false)
+	return d.adoptPhases(state, files, ph, false)
 }
 
-// pauseGuest pauses guest gs's servers, adding each to paused. A guest
-// that is gone is skipped: its servers close (or closed) with it, and
-// SaveGuests does not save it.
-func pauseGuest(gs guestServers, paused *[]vsp) error {
-	for _, s := range gs.servers {
-		if s == nil {
-			continue
-		}
-		if err := s.Pause(); err != nil {
-			select {
-			case <-gs.g.Done():
-				return nil
-			default:
-				return err
+// pauseGuests pauses the servers of guests, adding each to paused; on
+// error it returns the guest whose server failed. The servers are paused
+// side by side (a few at a time): each Pause waits for its own packets. A
+// guest that is gone is skipped: its servers close (or closed) with it,
+// and SaveGuests does not save it.
+func pauseGuests(guests []guestServers, paused map[vsp]bool) (uint64, error) {
+	type job struct {
+		gs guestServers
+		s  vsp
+	}
+	var jobs []job
+	for _, gs := range guests {
+		for _, s := range gs.servers {
+			if s != nil {
+				jobs = append(jobs, job{gs, s})
 			}
 		}
-		*paused = append(*paused, s)
 	}
-	return nil
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(k int) {
+		if err := jobs[k].s.Pause(); err != nil {
+			select {
+			case <-jobs[k].gs.g.Done():
+				errs[k] = errGuestGone
+			default:
+				errs[k] = err
+			}
+		}
+	})
+	var gid uint64
+	var first error
+	for k, jb := range jobs {
+		switch {
+		case errs[k] == nil:
+			paused[jb.s] = true
+		case errs[k] != errGuestGone && first == nil:
+			gid, first = jb.gs.g.ID(), errs[k]
+		}
+	}
+	return gid, first
+}
+
+// errGuestGone marks a server whose Pause failed because its guest left.
+var errGuestGone = errors.New("guest gone")
+
+// maxParallel bounds the goroutines of parallel: the channel work it runs
+// mostly waits (for a channel's worker, or a guest's packets).
+const maxParallel = 32
+
+// parallel runs fn(0) … fn(n-1), up to maxParallel at a time, and returns
+// when all have returned.
+func parallel(n int, fn func(int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(n, maxParallel) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				fn(k)
+			}
+		}()
+	}
+	for k := range n {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
 }
 
 func eventName(guest int, channel uint32, dir transport.Direction) string {
@@ -189,6 +263,12 @@ func eventName(guest int, channel uint32, dir transport.Direction) string {
 // files (and closes them all) and starts serving. The state is untrusted:
 // everything is checked before anything is built.
 func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time, successor bool) error {
+	return d.adoptPhases(state, files, inheritedPhases(paused), successor)
+}
+
+// adoptPhases is adopt, timing its phases after those in ph.
+func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases, successor bool) error {
+	ph.mark("exec") // the successor's start, or nothing
 	defer func() {
 		for _, f := range files {
 			f.Close()
@@ -229,42 +309,74 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 	if err != nil {
 		return fmt.Errorf("host: inherited listener: %w", err)
 	}
+	ph.mark("parse")
 	h, guests, err := host.Restore(d.config(), saved)
+	ph.mark("bus_restore")
 	if err != nil {
 		l.Close()
 		return err
 	}
 	d.h = h
-	channels := 0
-	for i, g := range guests {
+	// Each channel is restored on its own goroutine (a few at a time); a
+	// channel that does not restore is offered anew, and the guests'
+	// servers are tracked, in order afterwards.
+	type job struct{ i, j int }
+	var jobs []job
+	servers := make([][]vsp, len(guests))
+	for i := range guests {
 		if st.Guests[i].NoServers {
 			// Saved before its OnGuest: the restored host calls
 			// OnGuest when the guest makes contact.
 			continue
 		}
-		servers := make([]vsp, len(d.devs.specs))
+		servers[i] = make([]vsp, len(d.devs.specs))
 		for j := range d.devs.specs {
-			s, err := d.devs.restore(g, j, st.Guests[i].Channels[j])
-			if err != nil {
-				d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[j], "err", err)
-				s = d.devs.fresh(g, j)
-			} else {
-				channels++
-			}
-			servers[j] = s
+			jobs = append(jobs, job{i, j})
 		}
-		d.devs.track(g, servers)
+	}
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(k int) {
+		i, j := jobs[k].i, jobs[k].j
+		servers[i][j], errs[k] = d.devs.restore(guests[i], j, st.Guests[i].Channels[j])
+	})
+	channels := 0
+	for k, jb := range jobs {
+		g := guests[jb.i]
+		if errs[k] != nil {
+			d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[jb.j], "err", errs[k])
+			servers[jb.i][jb.j] = d.devs.fresh(g, jb.j)
+		} else {
+			channels++
+		}
+	}
+	ph.mark("channel_restore")
+	// Packets flow once every channel is restored.
+	var restored []vsp
+	for k, jb := range jobs {
+		if errs[k] == nil {
+			restored = append(restored, servers[jb.i][jb.j])
+		}
+	}
+	parallel(len(restored), func(k int) {
+		restored[k].Start() //nolint:errcheck // a channel its guest closed meanwhile needs nothing
+	})
+	for i, g := range guests {
+		if servers[i] != nil {
+			d.devs.track(g, servers[i])
+		}
 	}
 	h.Resume()
 	d.serve(l)
+	ph.mark("start")
 	d.count = st.Count
 	d.log.Info("servicing complete",
-		"blackout_ms", float64(time.Since(paused).Microseconds())/1000,
+		"blackout_ms", ms(time.Since(ph.since)), "phases_ms", ph.logValue(),
 		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "pid", os.Getpid())
 	return nil
 }
 
-// restore continues device j's server of guest g from its saved chunks.
+// restore continues device j's server of guest g from its saved chunks,
+// paused: Start lets its packets flow.
 func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error) {
 	if chunks == nil {
 		return nil, errors.New("no saved state")
@@ -272,9 +384,9 @@ func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error
 	s := d.specs[j]
 	switch s.kind {
 	case "echo":
-		return echo.RestoreServer(g, echo.ServerConfig{}, chunks)
+		return echo.RestorePausedServer(g, echo.ServerConfig{}, chunks)
 	default:
-		return blk.RestoreServer(g, s.file, d.blkConfig(s), chunks)
+		return blk.RestorePausedServer(g, s.file, d.blkConfig(s), chunks)
 	}
 }
 

@@ -39,12 +39,12 @@ type Server struct {
 // NewServer offers a blk channel serving be to guest g and starts it.
 // Close rescinds it; be stays the caller's.
 func NewServer(g *host.Guest, be Backend, cfg ServerConfig) (*Server, error) {
-	return newServer(g, be, cfg, nil, false)
+	return newServer(g, be, cfg, nil, false, true)
 }
 
 // newServer builds a server; with restore it restores the channel from
 // chunks before enabling it, which re-attaches it instead of offering it.
-func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, restore bool) (*Server, error) {
+func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, restore bool, start bool) (*Server, error) {
 	if cfg.Instance.IsZero() {
 		cfg.Instance = InterfaceInstance
 	}
@@ -80,7 +80,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 	if err == nil {
 		err = s.ch.Enable()
 	}
-	if err == nil {
+	if err == nil && start {
 		err = s.ch.Start()
 	}
 	if err != nil {

@@ -64,7 +64,15 @@ func (s *Server) Save() ([][]byte, error) {
 // requests flow again. On error nothing is left running; be stays the
 // caller's.
 func RestoreServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte) (*Server, error) {
-	return newServer(g, be, cfg, chunks, true)
+	return newServer(g, be, cfg, chunks, true, true)
+}
+
+// RestorePausedServer is RestoreServer, except that packets do not flow
+// until Start: a host restoring many channels starts them all once every
+// one is restored, so the first ones' traffic does not slow the rest.
+// Close it if it is never started.
+func RestorePausedServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte) (*Server, error) {
+	return newServer(g, be, cfg, chunks, true, false)
 }
 
 // restoreChunks feeds a disabled channel its saved chunks.

@@ -42,12 +42,12 @@ type Server struct {
 // NewServer offers an echo channel to guest g and starts it. Packets flow
 // once the guest opens it. Close rescinds it.
 func NewServer(g *host.Guest, cfg ServerConfig) (*Server, error) {
-	return newServer(g, cfg, nil, false)
+	return newServer(g, cfg, nil, false, true)
 }
 
 // newServer builds a server; with restore it restores the channel from
 // chunks before enabling it, which re-attaches it instead of offering it.
-func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool) (*Server, error) {
+func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, start bool) (*Server, error) {
 	if cfg.Instance.IsZero() {
 		cfg.Instance = InterfaceInstance
 	}
@@ -85,7 +85,7 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool) (
 	if err == nil {
 		err = s.ch.Enable()
 	}
-	if err == nil {
+	if err == nil && start {
 		err = s.ch.Start()
 	}
 	if err != nil {

@@ -34,7 +34,15 @@ func (s *Server) Save() ([][]byte, error) { return saveChunks(s.ch, SaveChunkSiz
 // queued and in-flight packets come back, and packets flow again. On error
 // nothing is left running.
 func RestoreServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Server, error) {
-	return newServer(g, cfg, chunks, true)
+	return newServer(g, cfg, chunks, true, true)
+}
+
+// RestorePausedServer is RestoreServer, except that packets do not flow
+// until Start: a host restoring many channels starts them all once every
+// one is restored, so the first ones' traffic does not slow the rest.
+// Close it if it is never started.
+func RestorePausedServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Server, error) {
+	return newServer(g, cfg, chunks, true, false)
 }
 
 // saveChunks runs SaveBegin, SaveContinue with buffers of size bytes (a

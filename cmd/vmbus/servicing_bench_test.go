@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkServicing1 and BenchmarkServicing64 measure the blackout of a
+// servicing (SIGHUP until the successor runs again) of a host with echo
+// and blk and 1 guest, or 32 guests each with both channels open (64
+// channels), under echo and disk traffic. Each runs 20 servicings per b.N
+// and reports the blackout's p50 and p99 and each phase's p50 (from the
+// host's "servicing complete" log line). Benchmarks only: go test -run '^$'
+// -bench Servicing ./cmd/vmbus/.
+func BenchmarkServicing1(b *testing.B)  { benchServicing(b, 1) }
+func BenchmarkServicing64(b *testing.B) { benchServicing(b, 32) }
+
+func benchServicing(b *testing.B, guests int) {
+	bin := benchBinary(b)
+	dir := b.TempDir()
+	socket, disk := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(disk, 8<<20); err != nil {
+		b.Fatal(err)
+	}
+	host := exec.Command(bin, "host", "--socket", socket, "--device", "echo", "--device", "blk="+disk, "--log-format", "json")
+	stderr, err := host.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lines := make(chan logLine, 256)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				lines <- l
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		close(lines)
+	}()
+	defer func() {
+		host.Process.Signal(syscall.SIGTERM)
+		host.Wait()
+	}()
+	wait := func(msg string) logLine {
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					b.Fatalf("host exited before %q", msg)
+				}
+				if l["msg"] == msg {
+					return l
+				}
+				if l["level"] == "ERROR" || l["level"] == "WARN" {
+					b.Fatalf("host: %v", l)
+				}
+			case <-timeout:
+				b.Fatalf("no %q from the host", msg)
+			}
+		}
+	}
+	wait("host listening")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var loads []*exec.Cmd
+	for range guests {
+		g := exec.CommandContext(ctx, bin, "guest", "--socket", socket, "demo-load", "--duration", "10m",
+			"--interval", "1h", "--pings", "10", "--chunk", "5000", "--disk-chunk", "65536", "--payload", "200")
+		g.Stdout, g.Stderr = io.Discard, io.Discard
+		if err := g.Start(); err != nil {
+			b.Fatal(err)
+		}
+		loads = append(loads, g)
+	}
+	defer func() {
+		cancel()
+		for _, g := range loads {
+			g.Wait()
+		}
+	}()
+	time.Sleep(time.Duration(500+20*guests) * time.Millisecond) // every guest has its channels open
+
+	var blackouts []float64
+	phases := map[string][]float64{}
+	count := 0
+	b.ResetTimer()
+	for range b.N {
+		for range 20 {
+			count++
+			if err := host.Process.Signal(syscall.SIGHUP); err != nil {
+				b.Fatal(err)
+			}
+			l := wait("servicing complete")
+			if l["servicing"] != float64(count) || l["exec"] != true {
+				b.Fatalf("servicing %v exec %v, want %d by exec", l["servicing"], l["exec"], count)
+			}
+			if ch := l["channels"].(float64); guests > 1 && ch < float64(2*guests) {
+				b.Fatalf("%v channels restored, want %d", ch, 2*guests)
+			}
+			blackouts = append(blackouts, l["blackout_ms"].(float64))
+			if p, ok := l["phases_ms"].(map[string]any); ok {
+				for k, v := range p {
+					phases[k] = append(phases[k], v.(float64))
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	for i, g := range loads {
+		if g.ProcessState != nil {
+			b.Fatalf("guest %d exited early: %v", i, g.ProcessState)
+		}
+	}
+	b.ReportMetric(quantile(blackouts, 0.5), "p50_ms")
+	b.ReportMetric(quantile(blackouts, 0.99), "p99_ms")
+	names := make([]string, 0, len(phases))
+	for k := range phases {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.ReportMetric(quantile(phases[k], 0.5), k+"_p50_ms")
+	}
+	b.Logf("%d guests, %d servicings: blackouts %v", guests, len(blackouts), blackouts)
+}
+
+// quantile is the q-quantile of v (nearest rank).
+func quantile(v []float64, q float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// benchBinary builds the CLI once, as vmbusBinary does for tests.
+func benchBinary(b *testing.B) string {
+	b.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "vmbus-e2e-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "vmbus")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatalf("build: %v", buildErr)
+	}
+	return binPath
+}
