@@ -258,6 +258,7 @@ type Channel struct {
 	outLive  int
 	syncFree []*OutPacket
 	scratch  ring.OutPacket
+	st       stats // counters: see stats.go for who writes what
 
 	// save/restore (save.go, restore.go), under mu
 	saver    *savedstate.Saver

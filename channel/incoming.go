@@ -81,8 +81,10 @@ func (p *Packet) Complete(payload []byte) {
 			if c.qHead == nil {
 				err := ep.w.WriteCompletion(p.txid, payload)
 				if err == nil {
+					c.st.wrote(len(payload))
 					if !c.txHold {
 						sig = ep.w.Commit()
+						c.st.commit(sig)
 					}
 					c.sendMu.Unlock()
 					if sig {
@@ -355,6 +357,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 				r.Revert()
 				return false // PacketComplete or the quota wakes us
 			}
+			c.st.read(ep.pkt.PayloadLen())
 			c.mu.Lock()
 			c.rxBlocked = false
 			c.mu.Unlock()
@@ -366,6 +369,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			c.unpop(pk)
 			return c.batchDone(ep, err, count)
 		}
+		c.st.read(ep.pkt.PayloadLen())
 		switch ep.pkt.Type {
 		case ring.TypeCompletion:
 			c.unpop(pk)
@@ -436,6 +440,7 @@ func (c *Channel) unpop(p *Packet) {
 // space.
 func (c *Channel) commitRx(ep *endpoint) {
 	if ep.r.Commit() {
+		c.st.rxSignals++
 		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
 	}
 }
@@ -449,7 +454,9 @@ func (c *Channel) endBatch(ep *endpoint) {
 	if ep.w.Commit() {
 		sig = true
 	}
+	c.st.commit(sig)
 	c.sendMu.Unlock()
+	c.st.publishRx()
 	if sig {
 		ep.out.Signal() //nolint:errcheck // see commitRx
 	}

@@ -180,9 +180,11 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	if c.qHead == nil {
 		err := c.write(ep, p, payload, ext)
 		if err == nil {
+			c.st.wrote(len(payload))
 			var sig bool
 			if !c.txHold {
 				sig = ep.w.Commit()
+				c.st.commit(sig)
 			}
 			if p.wait {
 				p.state = outInFlight
@@ -282,7 +284,7 @@ func (c *Channel) flush(ep *endpoint) (*qitem, bool) {
 // peer must be signalled. Must hold sendMu.
 func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 	var tail *qitem
-	wrote := false
+	wrote, committed := false, false
 	for c.qHead != nil {
 		q := c.qHead
 		var err error
@@ -302,7 +304,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 		if errors.Is(err, ring.ErrFull) {
 			if wrote && !c.txHold {
 				sig = ep.w.Commit() || sig
-				wrote = false
+				wrote, committed = false, true
 			}
 			ready, werr := ep.w.WaitFor(size, hdr)
 			if werr == nil && ready {
@@ -322,6 +324,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 		q.next = nil
 		if err == nil {
 			wrote = true
+			c.st.wrote(size)
 		}
 		if q.out != nil {
 			p := q.out
@@ -345,6 +348,10 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 	}
 	if wrote && !c.txHold {
 		sig = ep.w.Commit() || sig
+		committed = true
+	}
+	if committed {
+		c.st.commit(sig)
 	}
 	return done, sig
 }
