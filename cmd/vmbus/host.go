@@ -29,7 +29,7 @@ import (
 // re-executes itself in place, handing over its descriptors; the successor
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
-	var socket, stateFile, logFormat string
+	var socket, stateFile, logFormat, metricsAddr string
 	var devices []string
 	cmd := &cobra.Command{
 		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--log-format text|json]",
@@ -91,6 +91,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				d.serve(l)
 				log.Info("host listening", "socket", socket, "devices", len(devs.specs))
 			}
+			defer d.startMetrics(metricsAddr, inherited, inh.Paused)()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			for {
@@ -123,6 +124,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo, blk=FILE, blk-ro=FILE; repeatable")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }
 
