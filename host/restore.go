@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guestmem"
@@ -55,13 +56,33 @@ func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	if len(saved) > h.limits.MaxGuests {
 		return fail(fmt.Errorf("host: %d saved guests, the limit is %d", len(saved), h.limits.MaxGuests))
 	}
+	// The guests are independent: each is rebuilt on its own goroutine
+	// (a few at a time), with the ids it would get one after another.
+	built := make([]*guestConn, len(saved))
+	errs := make([]error, len(saved))
+	first := h.nextGuest + 1
+	h.nextGuest += uint64(len(saved))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, restoreParallel)
 	for i := range saved {
-		h.nextGuest++
-		gc, err := h.restoreGuest(&saved[i], h.nextGuest)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			built[i], errs[i] = h.restoreGuest(&saved[i], first+uint64(i))
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for _, gc := range built {
+		if gc != nil {
+			gcs = append(gcs, gc)
+		}
+	}
+	for i, err := range errs {
 		if err != nil {
 			return fail(fmt.Errorf("host: restore guest %d: %w", i, err))
 		}
-		gcs = append(gcs, gc)
 	}
 	guests := make([]*Guest, len(gcs))
 	h.mu.Lock()
@@ -73,6 +94,9 @@ func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	h.mu.Unlock()
 	return h, guests, nil
 }
+
+// restoreParallel bounds the guests Restore rebuilds at a time.
+const restoreParallel = 8
 
 // Resume starts the control planes of the guests Restore rebuilt: their
 // messages, waiting in the sockets since the save, are handled from now

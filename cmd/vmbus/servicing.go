@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -49,6 +50,9 @@ func (d *daemon) serve(l *transport.Listener) {
 func (d *daemon) service() error {
 	paused := time.Now()
 	ph := newPhases(paused)
+	// No collection during the blackout: it allocates little, and a
+	// collection would take one of the few cores the guests leave.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	// Stop accepting: a duplicate keeps the socket listening, so guests
 	// that connect meanwhile wait in its backlog for the successor.
 	lf, err := d.l.File()
@@ -227,7 +231,7 @@ var errGuestGone = errors.New("guest gone")
 
 // maxParallel bounds the goroutines of parallel: the channel work it runs
 // mostly waits (for a channel's worker, or a guest's packets).
-const maxParallel = 32
+const maxParallel = 128
 
 // parallel runs fn(0) … fn(n-1), up to maxParallel at a time, and returns
 // when all have returned.
@@ -268,7 +272,8 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 
 // adoptPhases is adopt, timing its phases after those in ph.
 func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases, successor bool) error {
-	ph.mark("exec") // the successor's start, or nothing
+	ph.mark("exec")                                  // the successor's start, or nothing
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
 	defer func() {
 		for _, f := range files {
 			f.Close()

@@ -1,0 +1,62 @@
+package host_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// TestRestoreManyGuests restores several guests at once: they come back
+// in the order saved with increasing ids, and one bad state fails the
+// whole restore, naming that guest, with every other guest discarded.
+func TestRestoreManyGuests(t *testing.T) {
+	checkLeaks(t)
+	const n = 12
+	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
+	s := newServed(t, cfg)
+	for range n {
+		cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+		if _, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved, err := s.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	if len(saved) != n {
+		t.Fatalf("%d guests saved, want %d", len(saved), n)
+	}
+	s.h.Close()
+	s.wg.Wait()
+
+	bad := append([]host.SavedGuest(nil), saved...)
+	bad[7].State = append([]byte(nil), bad[7].State...)
+	bad[7].State[len(bad[7].State)/2] ^= 0xff
+	if _, _, err := host.Restore(cfg, bad); err == nil || !strings.Contains(err.Error(), "guest 7:") {
+		t.Fatalf("restore with guest 7 corrupt: %v", err)
+	}
+
+	h2, guests, err := host.Restore(cfg, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.h = h2
+	if len(guests) != n {
+		t.Fatalf("%d guests restored, want %d", len(guests), n)
+	}
+	for i := 1; i < n; i++ {
+		if guests[i].ID() <= guests[i-1].ID() {
+			t.Fatalf("guest ids %d then %d", guests[i-1].ID(), guests[i].ID())
+		}
+	}
+	h2.Resume()
+}
