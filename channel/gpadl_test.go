@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func TestGpadlMapRules(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	ctx := context.Background()
 	ids := make(chan uint32, 2)
@@ -124,7 +125,7 @@ func TestSubRanges(t *testing.T) {
 }
 
 func TestSendGpadl(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	got := make(chan string, 1)
 	sproc := func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {

@@ -3,8 +3,6 @@ package channel
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,34 +18,6 @@ var (
 	testType = protocol.MustParseGUID("0a1b2c3d-0000-4000-8000-000000000001")
 	testInst = protocol.MustParseGUID("0a1b2c3d-0000-4000-8000-0000000000aa")
 )
-
-func openFDs(t testing.TB) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// checkLeaks fails the test if it ends with more goroutines or descriptors
-// than it started with. Register it first so that it runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	fds, gs := openFDs(t), runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for (runtime.NumGoroutine() > gs || openFDs(t) > fds) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if after := openFDs(t); after > fds {
-			t.Errorf("descriptor leak: %d open before, %d after", fds, after)
-		}
-		if after := runtime.NumGoroutine(); after > gs {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutine leak: %d before, %d after\n%s", gs, after, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // rig is a host and a guest client in one process over transport.Pipe.
 type rig struct {

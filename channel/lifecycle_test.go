@@ -3,6 +3,7 @@ package channel
 import (
 	"bytes"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 func TestSettersOnlyWhileDisabled(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	s := r.newServer(t, ignore, StateCallbacks{})
 	c := r.newClient(t, ignore, StateCallbacks{})
@@ -67,7 +68,7 @@ func TestSettersOnlyWhileDisabled(t *testing.T) {
 }
 
 func TestCallbackOrder(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var srec, crec recorder
 	s, c := r.pair(t, ignore, ignore, srec.callbacks(), crec.callbacks())
@@ -87,7 +88,7 @@ func TestCallbackOrder(t *testing.T) {
 }
 
 func TestServerNeedsStart(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var got atomic.Int32
 	var srec recorder
@@ -116,7 +117,7 @@ func TestServerNeedsStart(t *testing.T) {
 }
 
 func TestLifecycleInsideCallbackRefused(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	errs := make(chan error, 8)
 	cb := StateCallbacks{
@@ -136,7 +137,7 @@ func TestLifecycleInsideCallbackRefused(t *testing.T) {
 }
 
 func TestOpenedFailureRollsBack(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	t.Run("client", func(t *testing.T) {
 		r := newRig(t)
 		var got atomic.Int32
@@ -172,7 +173,7 @@ func TestOpenedFailureRollsBack(t *testing.T) {
 }
 
 func TestDisableFromEveryState(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	server := func(t *testing.T, to func(s, c *Channel)) {
 		var srec recorder
@@ -266,7 +267,7 @@ func hasSuffix(s, suffix string) bool {
 }
 
 func TestSendsFromStartedAndPostStarted(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	got := make(chan string, 4)
 	syncErr := make(chan error, 2)
@@ -310,7 +311,7 @@ func TestSendsFromStartedAndPostStarted(t *testing.T) {
 }
 
 func TestLifecycleFromOtherGoroutineWaitsForCallback(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	release := make(chan struct{})
 	inStarted := make(chan struct{})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"runtime"
 	"strings"
 	"sync"
@@ -62,7 +63,7 @@ func sendAsync(t testing.TB, c *Channel, msgs ...string) {
 }
 
 func TestPauseWaitsForCompletion(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var h holder
 	var srec recorder
@@ -108,7 +109,7 @@ func TestPauseWaitsForCompletion(t *testing.T) {
 }
 
 func TestProcessingCompleteCounts(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var h holder
 	var counts []int
@@ -143,7 +144,7 @@ func TestProcessingCompleteCounts(t *testing.T) {
 }
 
 func TestCompletionOnlyWhenRequested(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	s, c := r.pair(t, func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { p.Complete([]byte("answer..")) }, ignore, StateCallbacks{}, StateCallbacks{})
 	p, err := c.AllocatePacket()
@@ -186,7 +187,7 @@ func readIndexMoved(c *Channel) bool {
 }
 
 func TestDeferToPassive(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	release := make(chan struct{})
 	var rxCalls, workerCalls atomic.Int32
@@ -216,7 +217,7 @@ func TestDeferToPassive(t *testing.T) {
 }
 
 func TestBlockingProcessing(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	// ProcessPacket blocks on a synchronous request of its own: the
 	// receive goroutine must keep routing completions meanwhile.
@@ -243,7 +244,7 @@ func TestBlockingProcessing(t *testing.T) {
 }
 
 func TestPacketFailStopsQueue(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var n atomic.Int32
 	_, c := r.pair(t, func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {
@@ -260,7 +261,7 @@ func TestPacketFailStopsQueue(t *testing.T) {
 }
 
 func TestQuotaCapsOutstanding(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var h holder
 	s, c := r.pair(t, h.process, ignore, StateCallbacks{}, StateCallbacks{})
@@ -289,7 +290,7 @@ func TestQuotaCapsOutstanding(t *testing.T) {
 }
 
 func TestPoolSizedByMaxPacketCount(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var h holder
 	s := r.newServer(t, h.process, StateCallbacks{})
@@ -314,7 +315,7 @@ func TestPoolSizedByMaxPacketCount(t *testing.T) {
 }
 
 func TestSendSynchronousRequestStatuses(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	t.Run("success and buffer too small", func(t *testing.T) {
 		r := newRig(t)
 		_, c := r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
@@ -391,7 +392,7 @@ func TestSendSynchronousRequestStatuses(t *testing.T) {
 }
 
 func TestFullRingQueuesInOrder(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var mu sync.Mutex
 	var seen []uint32
@@ -448,7 +449,7 @@ func TestFullRingQueuesInOrder(t *testing.T) {
 }
 
 func TestMTUAndRingLimits(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	_, c := r.pair(t, ignore, ignore, StateCallbacks{}, StateCallbacks{})
 	p, err := c.AllocatePacket()
@@ -466,7 +467,7 @@ func TestMTUAndRingLimits(t *testing.T) {
 }
 
 func TestExternalData(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	type result struct {
 		data  []byte
@@ -544,7 +545,7 @@ func TestExternalData(t *testing.T) {
 }
 
 func TestOneGoroutinePerDirection(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	before := runtime.NumGoroutine()
 	s, c := r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
@@ -558,7 +559,7 @@ func TestOneGoroutinePerDirection(t *testing.T) {
 }
 
 func TestQueuedCompletions(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	big := make([]byte, 1024)
 	s := r.newServer(t, func(_ *Channel, p *Packet, b []byte, _ PacketFlags) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -110,7 +111,7 @@ func sameRecords(t testing.TB, a, b []byte) {
 }
 
 func TestSaveMisuse(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	s, c := r.pair(t, echo, echo, StateCallbacks{}, StateCallbacks{})
 	if _, _, err := s.SaveContinue(make([]byte, 100)); !errors.Is(err, StatusInvalidDeviceState) {
@@ -144,7 +145,7 @@ func TestSaveMisuse(t *testing.T) {
 
 // TestSaveRestoreSave: a restored channel saves the same records.
 func TestSaveRestoreSave(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	f := newFixture(t, 80)
 	defer f.release()
 	n := configure(t, f.g, newVSP(), echo)
@@ -161,7 +162,7 @@ func TestSaveRestoreSave(t *testing.T) {
 // TestSaveContinueAnySizes: whatever buffer sizes the caller uses, the
 // chunks follow the three-outcome contract and make the same records.
 func TestSaveContinueAnySizes(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	f := newFixture(t, 80)
 	defer f.release()
 	n := configure(t, f.g, newVSP(), echo)
@@ -235,7 +236,7 @@ func recordSpans(t testing.TB, state []byte) [][]byte {
 }
 
 func TestRestoreRejectsUnchanged(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	f := newFixture(t, 80)
 	defer f.release()
 	recs := recordSpans(t, f.state)
@@ -386,7 +387,7 @@ func FuzzRestoreFromBuffer(f *testing.F) {
 // rescinded, the channel offered anew under another id, and the restored
 // transactions complete with STATUS_DEVICE_REMOVED.
 func TestForceNewChannel(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	f := newFixture(t, 80)
 	defer f.release()
 	old, ok := f.g.Restored((&serverDevice{c: configure(t, f.g, newVSP(), echo)}).Offer())

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -194,7 +195,7 @@ func (s *svc) service(t *testing.T, v *vsp, process ProcessPacketFunc) (state []
 // guest's requests wait in the ring; everything completes after the
 // restore, exactly once, with the right bytes.
 func TestServicingMidTraffic(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	s := newSvc(t)
 	old := newVSP()
 	s.server = configure(t, s.g, old, echo)

@@ -2,11 +2,12 @@ package channel
 
 import (
 	"bytes"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 )
 
 func TestEchoSync(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	var srec, crec recorder
 	s, c := r.pair(t, echo, ignore, srec.callbacks(), crec.callbacks())

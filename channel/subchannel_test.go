@@ -3,12 +3,13 @@ package channel
 import (
 	"bytes"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 )
 
 func TestSubchannels(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t)
 	s := r.newServer(t, echo, StateCallbacks{})
 	c := r.newClient(t, ignore, StateCallbacks{})

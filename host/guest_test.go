@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func guestsOf(cfg *host.Config, offer func(g *host.Guest)) chan *host.Guest {
 }
 
 func TestGuestOfferBeforeRequestOffers(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	dyn := newRecording("77777777-0000-0000-0000-000000000000")
 	var offered *host.Offered
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
@@ -80,7 +81,7 @@ func TestGuestOfferBeforeRequestOffers(t *testing.T) {
 }
 
 func TestGuestOfferRescindBeforeOffers(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	dyn := newRecording("77777777-0000-0000-0000-000000000000")
 	cfg := host.Config{}
 	gs := guestsOf(&cfg, nil)
@@ -104,7 +105,7 @@ func TestGuestOfferRescindBeforeOffers(t *testing.T) {
 }
 
 func TestGuestOfferLiveOpenRescind(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := host.Config{}
 	gs := guestsOf(&cfg, nil)
 	s := newServed(t, cfg)
@@ -141,7 +142,7 @@ func TestGuestOfferLiveOpenRescind(t *testing.T) {
 }
 
 func TestGuestOfferAfterDisconnect(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := host.Config{}
 	gs := guestsOf(&cfg, nil)
 	s := newServed(t, cfg)
@@ -167,7 +168,7 @@ func TestGuestOfferAfterDisconnect(t *testing.T) {
 }
 
 func TestGpadlMarkReadOnly(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	d := &mappingDevice{recordingDevice: newRecording("55555555-0000-0000-0000-000000000000"), mapped: make(chan *host.Channel, 1)}
 	s := newServed(t, host.Config{Devices: []host.Device{d}})
 	g := s.raw(t, 1<<20)

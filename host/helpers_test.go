@@ -3,8 +3,6 @@ package host_test
 import (
 	"context"
 	"errors"
-	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -15,35 +13,6 @@ import (
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/transport"
 )
-
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// checkLeaks fails the test if it ends with more descriptors or goroutines
-// than it started with. Register it first so that it runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	fds, gs := openFDs(t), runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for (runtime.NumGoroutine() > gs || openFDs(t) > fds) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if after := openFDs(t); after > fds {
-			t.Errorf("descriptor leak: %d open before, %d after", fds, after)
-		}
-		if after := runtime.NumGoroutine(); after > gs {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutine leak: %d before, %d after\n%s", gs, after, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 func TestVersionMatrix(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	for _, v := range protocol.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
@@ -73,7 +74,7 @@ func TestVersionMatrix(t *testing.T) {
 }
 
 func TestOffersSortedAndStable(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	a := newRecording("ffffffff-0000-0000-0000-000000000000")
 	b := newRecording("00000000-0000-0000-0000-0000000000ff")
 	c := newRecording("00000000-0000-0000-0000-0000000000aa")
@@ -106,7 +107,7 @@ func TestOffersSortedAndStable(t *testing.T) {
 }
 
 func TestGpadlManyPages(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	cl := s.client(t, guest.Config{MemorySize: 4 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
@@ -198,7 +199,7 @@ func echoRoundTrip(t *testing.T, ch *guest.Channel, n int) {
 }
 
 func TestEchoOpenClose(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
 	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
@@ -225,7 +226,7 @@ func TestEchoOpenClose(t *testing.T) {
 }
 
 func TestDisconnectWithoutClose(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	d := newRecording("22222222-0000-0000-0000-000000000000")
 	s := newServed(t, host.Config{Devices: []host.Device{d}})
 	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
@@ -252,7 +253,7 @@ func TestDisconnectWithoutClose(t *testing.T) {
 }
 
 func TestShutdownRescinds(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	d := newRecording("33333333-0000-0000-0000-000000000000")
 	s := newServed(t, host.Config{Devices: []host.Device{d, newEchoDevice(nil)}})
 	cl1 := s.client(t, guest.Config{MemorySize: 1 << 20})
@@ -299,7 +300,7 @@ func TestShutdownRescinds(t *testing.T) {
 }
 
 func TestGuestsIsolated(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}, Limits: host.Limits{MaxBadMessages: 10}})
 	good := s.client(t, guest.Config{MemorySize: 1 << 20})
 	o, err := good.WaitOffer(testCtx(t), echoType, protocol.GUID{})

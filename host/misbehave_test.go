@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func (g *rawGuest) open(m *protocol.OpenChannel) uint32 {
 }
 
 func TestMalformedAndOutOfOrder(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	d := newRecording("44444444-0000-0000-0000-000000000000")
 	s := newServed(t, host.Config{Devices: []host.Device{d}})
 	g := s.raw(t, 1<<20)
@@ -181,7 +182,7 @@ func (d *mappingDevice) Open(ch *host.Channel) error {
 }
 
 func TestTeardownWaitsForUnmap(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	d := &mappingDevice{recordingDevice: newRecording("55555555-0000-0000-0000-000000000000"), mapped: make(chan *host.Channel, 1)}
 	s := newServed(t, host.Config{Devices: []host.Device{d}})
 	g := s.raw(t, 1<<20)

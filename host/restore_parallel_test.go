@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // in the order saved with increasing ids, and one bad state fails the
 // whole restore, naming that guest, with every other guest discarded.
 func TestRestoreManyGuests(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	const n = 12
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	s := newServed(t, cfg)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func sameRecords(t *testing.T, a, b []byte) {
 }
 
 func TestServiceEchoMidTraffic(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	s := newServed(t, cfg)
 	cl := s.client(t, guest.Config{MemorySize: 1 << 20})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -23,7 +24,7 @@ func pattern(n int, seed uint64) []byte {
 }
 
 func TestIdentify(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, 1<<20+512, ServerConfig{MaxTransfer: 64 << 10}, ClientConfig{})
 	if r.d.Size() != 1<<20+512 || r.d.ReadOnly() || r.d.MaxTransfer() != 64<<10 {
 		t.Fatalf("size %d ro %v max %d", r.d.Size(), r.d.ReadOnly(), r.d.MaxTransfer())
@@ -31,7 +32,7 @@ func TestIdentify(t *testing.T) {
 }
 
 func TestReadWriteFlush(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	const size = 3 << 20
 	r := newRig(t, size, ServerConfig{MaxTransfer: 64 << 10}, ClientConfig{InFlight: 4})
 	data := pattern(size, 1)
@@ -67,7 +68,7 @@ func TestReadWriteFlush(t *testing.T) {
 
 // TestReaderAtSemantics: io.ReaderAt/io.WriterAt at and past the end.
 func TestReaderAtSemantics(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, 4096, ServerConfig{}, ClientConfig{})
 	buf := make([]byte, 100)
 	if n, err := r.d.ReadAt(buf, 4096-40); n != 40 || err != io.EOF {
@@ -93,7 +94,7 @@ func TestReaderAtSemantics(t *testing.T) {
 }
 
 func TestReadOnly(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, 8192, ServerConfig{ReadOnly: true}, ClientConfig{})
 	if !r.d.ReadOnly() {
 		t.Fatal("identify says writable")
@@ -141,7 +142,7 @@ func rawPayload(t *testing.T, r *rig, payload []byte, ext int) Status {
 // TestBadRequests: a hostile guest's requests get error statuses and the
 // channel keeps serving.
 func TestBadRequests(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, 1<<16, ServerConfig{MaxTransfer: 8192}, ClientConfig{})
 	cases := []struct {
 		name string

@@ -3,7 +3,6 @@ package blk
 import (
 	"context"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -12,34 +11,6 @@ import (
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/transport"
 )
-
-func openFDs(t testing.TB) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// checkLeaks fails the test if it ends with more goroutines or descriptors
-// than it started with. Register it first so that it runs last.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	fds, gs := openFDs(t), runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for (runtime.NumGoroutine() > gs || openFDs(t) > fds) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if after := openFDs(t); after > fds {
-			t.Errorf("descriptor leak: %d open before, %d after", fds, after)
-		}
-		if after := runtime.NumGoroutine(); after > gs {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutine leak: %d before, %d after\n%s", gs, after, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // rig is a host offering a blk Server over a temporary file to its one
 // guest, and the guest's Disk, over transport.Pipe.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/govmbus/govmbus/internal/leakcheck"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func TestCompletionEchoesPayload(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	req := []byte("completion-mode!")
 	resp := make([]byte, 64)
@@ -29,7 +30,7 @@ func TestCompletionEchoesPayload(t *testing.T) {
 }
 
 func TestPacketBackWithoutCompletion(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	op, err := r.c.Channel().AllocatePacket()
 	if err != nil {
@@ -51,7 +52,7 @@ func TestPacketBackWithoutCompletion(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	res, err := r.c.Ping(context.Background(), 200, 64, 5*time.Second)
 	if err != nil {
@@ -63,7 +64,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestStream(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	for _, size := range []int{16, 64, 1000, 16384} {
 		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: 3000, Window: 200})
@@ -78,7 +79,7 @@ func TestStream(t *testing.T) {
 
 // TestStreamDefaultWindow: the default window is what one ring holds.
 func TestStreamDefaultWindow(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	for _, size := range []int{16, 64, 16384, DefaultMaxPayload - 8} {
 		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: 5000})
@@ -94,7 +95,7 @@ func TestStreamDefaultWindow(t *testing.T) {
 // TestStreamWindowBeyondRing: with a window larger than the rings hold,
 // packets wait in the channels' send queues and still all come back.
 func TestStreamWindowBeyondRing(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{RingPages: 9})
 	res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 4096, Count: 3000, Window: 64})
 	if err != nil {
@@ -121,7 +122,7 @@ func TestRingWindow(t *testing.T) {
 // TestStreamLossReported: a VSP that is closed mid-stream loses packets;
 // Stream reports the channel closing and counts what did not come back.
 func TestStreamClosedMidway(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	go func() {
 		time.Sleep(20 * time.Millisecond)
@@ -185,7 +186,7 @@ func TestCheckerVerdicts(t *testing.T) {
 // TestExternalDataCompletedWithoutEcho: a GPA-direct packet gets an
 // empty completion and nothing back.
 func TestExternalDataCompletedWithoutEcho(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
 	pfn, err := r.cl.Pages().Alloc(1)
 	if err != nil {
