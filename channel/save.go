@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 
@@ -255,25 +256,78 @@ func (c *Channel) SaveEnd() {
 // Save writes the channel's whole state to w: SaveBegin, SaveContinue
 // until done, SaveEnd.
 func (c *Channel) Save(w io.Writer) error {
+	return c.saveLoop(64<<10, func(chunk []byte) error {
+		_, err := w.Write(chunk)
+		return err
+	})
+}
+
+// SaveChunks saves the paused channel as whole-record chunks of at most
+// size bytes each (larger only where a single record needs it): SaveBegin,
+// SaveContinue, SaveEnd. RestoreChunks takes them back.
+func (c *Channel) SaveChunks(size int) ([][]byte, error) {
+	var out [][]byte
+	err := c.saveLoop(size, func(chunk []byte) error {
+		out = append(out, append([]byte(nil), chunk...))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// saveLoop runs a whole save, handing each filled chunk to emit. The chunk
+// is valid only during the call.
+func (c *Channel) saveLoop(size int, emit func(chunk []byte) error) error {
 	if err := c.SaveBegin(); err != nil {
 		return err
 	}
 	defer c.SaveEnd()
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, max(size, 1))
+	// Every call writes at least one record or asks once for a larger
+	// buffer; a state holds a bounded number of records, so this ends.
 	for {
 		n, req, err := c.SaveContinue(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+			if err := emit(buf[:n]); err != nil {
+				return err
 			}
 		}
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, StatusBufferTooSmall):
+			if req <= len(buf) {
+				return fmt.Errorf("channel: save: buffer of %d bytes too small, %d required", len(buf), req)
+			}
 			buf = make([]byte, req)
 		case !errors.Is(err, StatusBufferOverflow):
 			return err
 		}
 	}
+}
+
+// RestoreChunks feeds a configured, disabled channel the chunks SaveChunks
+// produced, in order, with RestoreFromBuffer, and checks that exactly the
+// last one completes the state.
+func (c *Channel) RestoreChunks(chunks [][]byte) error {
+	if len(chunks) == 0 {
+		return fmt.Errorf("channel: restore: no saved state: %w", StatusInvalidParameter)
+	}
+	for i, chunk := range chunks {
+		err := c.RestoreFromBuffer(chunk)
+		last := i == len(chunks)-1
+		switch {
+		case !last && errors.Is(err, StatusMoreProcessingRequired):
+		case last && err == nil:
+		case err == nil:
+			return fmt.Errorf("channel: restore: state complete at chunk %d of %d: %w", i+1, len(chunks), StatusInvalidParameter)
+		case last && errors.Is(err, StatusMoreProcessingRequired):
+			return fmt.Errorf("channel: restore: saved state ends before its End record: %w", StatusInvalidParameter)
+		default:
+			return fmt.Errorf("channel: restore: chunk %d: %w", i+1, err)
+		}
+	}
+	return nil
 }

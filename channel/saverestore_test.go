@@ -2,6 +2,7 @@ package channel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"github.com/govmbus/govmbus/internal/leakcheck"
@@ -421,5 +422,46 @@ func TestForceNewChannel(t *testing.T) {
 	}
 	if _, still := f.g.Restored((&serverDevice{c: n}).Offer()); still {
 		t.Fatal("the old instance still waits")
+	}
+}
+
+// TestSaveChunksRestoreChunks: RestoreChunks takes a state one record per
+// chunk; SaveChunks gives the same records back in chunks of the size
+// asked for; a state cut short, one with a chunk after its End, and no
+// state at all are refused.
+func TestSaveChunksRestoreChunks(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	var perRecord [][]byte
+	for off := 0; off < len(f.state); {
+		size := savedstate.HeaderSize + (int(binary.LittleEndian.Uint32(f.state[off+8:]))+7)&^7
+		perRecord = append(perRecord, f.state[off:off+size])
+		off += size
+	}
+	n := configure(t, f.g, newVSP(), echo)
+	must(t, n.RestoreChunks(perRecord))
+	must(t, n.Enable())
+	chunks, err := n.SaveChunks(512)
+	must(t, err)
+	var whole []byte
+	for _, c := range chunks {
+		whole = append(whole, c...)
+	}
+	sameRecords(t, f.state, whole)
+	if len(chunks) < 2 {
+		t.Fatalf("%d chunks of a %d-byte state at 512 bytes each", len(chunks), len(whole))
+	}
+
+	cut := configure(t, f.g, newVSP(), echo)
+	if err := cut.RestoreChunks(chunks[:len(chunks)-1]); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("state without its last chunk: %v", err)
+	}
+	if err := configure(t, f.g, newVSP(), echo).RestoreChunks(nil); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("no chunks: %v", err)
+	}
+	extra := configure(t, f.g, newVSP(), echo)
+	if err := extra.RestoreChunks(append(chunks[:len(chunks):len(chunks)], chunks[0])); err == nil {
+		t.Fatal("a chunk after the End record was accepted")
 	}
 }

@@ -75,7 +75,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 		s.ch.SetProcessPacketCallbacks(s.process, nil),
 	)
 	if err == nil && restore {
-		err = restoreChunks(s.ch, chunks)
+		err = s.ch.RestoreChunks(chunks)
 	}
 	if err == nil {
 		err = s.ch.Enable()

@@ -1,10 +1,6 @@
 package blk
 
 import (
-	"errors"
-	"fmt"
-
-	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
 )
 
@@ -29,33 +25,7 @@ func (s *Server) Start() error { return s.ch.Start() }
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
 // servicing the host, save its bus: host.Host.SaveGuests). The backend is
 // not saved: the successor opens it again.
-func (s *Server) Save() ([][]byte, error) {
-	if err := s.ch.SaveBegin(); err != nil {
-		return nil, err
-	}
-	defer s.ch.SaveEnd()
-	var out [][]byte
-	buf := make([]byte, SaveChunkSize)
-	// Every call writes at least one record or asks for a larger buffer
-	// once; a state holds a bounded number of records, so this ends.
-	for {
-		n, req, err := s.ch.SaveContinue(buf)
-		if n > 0 {
-			out = append(out, append([]byte(nil), buf[:n]...))
-		}
-		switch {
-		case err == nil:
-			return out, nil
-		case errors.Is(err, channel.StatusBufferTooSmall):
-			if req <= len(buf) {
-				return nil, fmt.Errorf("blk: save: buffer of %d bytes too small, %d required", len(buf), req)
-			}
-			buf = make([]byte, req)
-		case !errors.Is(err, channel.StatusBufferOverflow):
-			return nil, err
-		}
-	}
-}
+func (s *Server) Save() ([][]byte, error) { return s.ch.SaveChunks(SaveChunkSize) }
 
 // RestoreServer continues, on a guest restored by host.Restore, the blk
 // server a predecessor saved with Save: the same backend contents and
@@ -73,26 +43,4 @@ func RestoreServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte)
 // Close it if it is never started.
 func RestorePausedServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte) (*Server, error) {
 	return newServer(g, be, cfg, chunks, true, false)
-}
-
-// restoreChunks feeds a disabled channel its saved chunks.
-func restoreChunks(ch *channel.Channel, chunks [][]byte) error {
-	if len(chunks) == 0 {
-		return errors.New("blk: restore: no saved state")
-	}
-	for i, c := range chunks {
-		err := ch.RestoreFromBuffer(c)
-		last := i == len(chunks)-1
-		switch {
-		case !last && errors.Is(err, channel.StatusMoreProcessingRequired):
-		case last && err == nil:
-		case err == nil:
-			return fmt.Errorf("blk: restore: state complete at chunk %d of %d", i+1, len(chunks))
-		case last && errors.Is(err, channel.StatusMoreProcessingRequired):
-			return errors.New("blk: restore: saved state ends before its End record")
-		default:
-			return fmt.Errorf("blk: restore: chunk %d: %w", i+1, err)
-		}
-	}
-	return nil
 }

@@ -70,7 +70,7 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	if err == nil && restore {
 		// Restored packets take their saved slots: the answers are
 		// allocated after them.
-		err = restoreChunks(s.ch, chunks)
+		err = s.ch.RestoreChunks(chunks)
 	}
 	// One answer packet per incoming packet object: an incoming packet
 	// is completed only when its answer is in the ring, so the channel's

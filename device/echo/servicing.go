@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/govmbus/govmbus/channel"
@@ -26,7 +25,7 @@ func (s *Server) Start() error { return s.ch.Start() }
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
 // servicing the host, save its bus: host.Host.SaveGuests).
-func (s *Server) Save() ([][]byte, error) { return saveChunks(s.ch, SaveChunkSize) }
+func (s *Server) Save() ([][]byte, error) { return s.ch.SaveChunks(SaveChunkSize) }
 
 // RestoreServer continues, on a guest restored by host.Restore, the echo
 // server a predecessor saved with Save: the same cfg, the saved chunks in
@@ -43,58 +42,6 @@ func RestoreServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Server, e
 // Close it if it is never started.
 func RestorePausedServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Server, error) {
 	return newServer(g, cfg, chunks, true, false)
-}
-
-// saveChunks runs SaveBegin, SaveContinue with buffers of size bytes (a
-// larger one when a single record needs it) and SaveEnd.
-func saveChunks(ch *channel.Channel, size int) ([][]byte, error) {
-	if err := ch.SaveBegin(); err != nil {
-		return nil, err
-	}
-	defer ch.SaveEnd()
-	var out [][]byte
-	buf := make([]byte, size)
-	// Every call writes at least one record or asks for a larger buffer
-	// once; a state holds a bounded number of records, so this ends.
-	for {
-		n, req, err := ch.SaveContinue(buf)
-		if n > 0 {
-			out = append(out, append([]byte(nil), buf[:n]...))
-		}
-		switch {
-		case err == nil:
-			return out, nil
-		case errors.Is(err, channel.StatusBufferTooSmall):
-			if req <= len(buf) {
-				return nil, fmt.Errorf("echo: save: buffer of %d bytes too small, %d required", len(buf), req)
-			}
-			buf = make([]byte, req)
-		case !errors.Is(err, channel.StatusBufferOverflow):
-			return nil, err
-		}
-	}
-}
-
-// restoreChunks feeds a disabled channel its saved chunks.
-func restoreChunks(ch *channel.Channel, chunks [][]byte) error {
-	if len(chunks) == 0 {
-		return errors.New("echo: restore: no saved state")
-	}
-	for i, c := range chunks {
-		err := ch.RestoreFromBuffer(c)
-		last := i == len(chunks)-1
-		switch {
-		case !last && errors.Is(err, channel.StatusMoreProcessingRequired):
-		case last && err == nil:
-		case err == nil:
-			return fmt.Errorf("echo: restore: state complete at chunk %d of %d", i+1, len(chunks))
-		case last && errors.Is(err, channel.StatusMoreProcessingRequired):
-			return errors.New("echo: restore: saved state ends before its End record")
-		default:
-			return fmt.Errorf("echo: restore: chunk %d: %w", i+1, err)
-		}
-	}
-	return nil
 }
 
 // restorePacket brings back an answer that was queued or in the ring at
