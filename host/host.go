@@ -238,8 +238,17 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		return ErrClosed
 	}
 	h.log.Info("host shutting down", "guests", len(guests))
+	// Rescinds run beside each other and beside the wait below: a guest
+	// that stopped reading its socket can hold its connection's lock in a
+	// blocked send, and must not keep Shutdown past ctx. Closing the
+	// connections (h.wait) unblocks such a send.
+	var rescinds sync.WaitGroup
 	for _, gc := range guests {
-		gc.rescindAll()
+		rescinds.Add(1)
+		go func() {
+			defer rescinds.Done()
+			gc.rescindAll()
+		}()
 	}
 	var err error
 	for _, gc := range guests {
@@ -254,6 +263,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		}
 	}
 	h.wait(guests)
+	rescinds.Wait()
 	return err
 }
 
