@@ -11,43 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// metricsHost is a `vmbus host --metrics ADDR --log-format json` process
-// whose log lines the test reads as they come.
-type metricsHost struct {
-	cmd    *exec.Cmd
-	socket string
-	lines  chan logLine
-	mu     sync.Mutex
-	all    []string
-}
-
-func (h *metricsHost) logs() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return strings.Join(h.all, "\n")
-}
-
-// wait waits for the next log line with message msg.
-func (h *metricsHost) wait(t *testing.T, msg string) logLine {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l := <-h.lines:
-			if l["msg"] == msg {
-				return l
-			}
-		case <-timeout:
-			t.Fatalf("no %q in the host's log:\n%s", msg, h.logs())
-		}
-	}
-}
 
 // freePort is a loopback address whose port was free a moment ago.
 func freePort(t *testing.T) string {
@@ -116,51 +83,9 @@ func TestE2EMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	h := &metricsHost{socket: filepath.Join(dir, "bus.sock"), lines: make(chan logLine, 1024)}
-	h.cmd = exec.Command(bin, "host", "--socket", h.socket, "--device", "echo", "--device", "blk="+disk,
-		"--log-format", "json", "--metrics", addr)
-	stderr, err := h.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			h.mu.Lock()
-			h.all = append(h.all, sc.Text())
-			h.mu.Unlock()
-			var l logLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
-				select {
-				case h.lines <- l:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		h.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { <-read; done <- h.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("host exit: %v\n%s", err, h.logs())
-			}
-		case <-time.After(10 * time.Second):
-			h.cmd.Process.Kill()
-			<-done
-			t.Errorf("host did not stop\n%s", h.logs())
-		}
-	})
-	h.wait(t, "host listening")
-	if got := h.wait(t, "metrics listening")["addr"]; got != addr {
+	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"),
+		"--device", "echo", "--device", "blk="+disk, "--metrics", addr)
+	if got := h.waitMsg(t, "metrics listening")["addr"]; got != addr {
 		t.Fatalf("metrics listening on %v, want %s", got, addr)
 	}
 
@@ -240,8 +165,8 @@ func TestE2EMetrics(t *testing.T) {
 	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	h.wait(t, "servicing complete")
-	if got := h.wait(t, "metrics listening")["addr"]; got != addr {
+	h.waitMsg(t, "servicing complete")
+	if got := h.waitMsg(t, "metrics listening")["addr"]; got != addr {
 		t.Fatalf("successor's metrics on %v, want %s", got, addr)
 	}
 	m = scrape(t, addr)

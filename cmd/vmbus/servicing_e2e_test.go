@@ -31,20 +31,30 @@ type servicedHost struct {
 }
 
 // startServicedHost runs bin as the host with echo and a blk disk of size
-// bytes, and waits until it listens.
+// bytes and a state file, and waits until it listens.
 func startServicedHost(t *testing.T, bin string, size int64) *servicedHost {
 	t.Helper()
 	dir := t.TempDir()
-	h := &servicedHost{socket: filepath.Join(dir, "bus.sock"), disk: filepath.Join(dir, "disk.img"),
-		state: filepath.Join(dir, "state.bin"), lines: make(chan logLine, 1024)}
-	if err := os.WriteFile(h.disk, nil, 0o600); err != nil {
+	disk, state := filepath.Join(dir, "disk.img"), filepath.Join(dir, "state.bin")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(h.disk, size); err != nil {
+	if err := os.Truncate(disk, size); err != nil {
 		t.Fatal(err)
 	}
-	h.cmd = exec.Command(bin, "host", "--socket", h.socket, "--device", "echo", "--device", "blk="+h.disk,
-		"--state-file", h.state, "--log-format", "json")
+	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"),
+		"--device", "echo", "--device", "blk="+disk, "--state-file", state)
+	h.disk, h.state = disk, state
+	return h
+}
+
+// startJSONHost runs `bin host --socket socket --log-format json args...`,
+// collects its log lines as they come, stops it (SIGTERM, expecting a clean
+// exit) when the test ends, and waits until it listens.
+func startJSONHost(t *testing.T, bin, socket string, args ...string) *servicedHost {
+	t.Helper()
+	h := &servicedHost{socket: socket, lines: make(chan logLine, 1024)}
+	h.cmd = exec.Command(bin, append([]string{"host", "--socket", socket, "--log-format", "json"}, args...)...)
 	stderr, err := h.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +108,7 @@ func (h *servicedHost) logs() string {
 // waitMsg waits for the next log line with message msg.
 func (h *servicedHost) waitMsg(t *testing.T, msg string) logLine {
 	t.Helper()
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(30 * time.Second)
 	for {
 		select {
 		case l := <-h.lines:
