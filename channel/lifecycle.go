@@ -281,32 +281,19 @@ func (c *Channel) Cleanup() error {
 // Pause stops the packets of an enabled channel and blocks until every
 // packet indicated so far was completed (KMCL VmbChannelPause); the
 // Suspend callback runs if packets were flowing. Start resumes.
-func (c *Channel) Pause() error {
-	unlock, err := c.lifecycle("Pause")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c.mu.Lock()
-	if !c.enabled || c.closed {
-		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "Pause: channel is %v", c.stateLocked())
-	}
-	if !c.open {
-		c.started, c.paused = false, true
-		c.mu.Unlock()
-		return nil
-	}
-	c.mu.Unlock()
-	return c.call(reqPause, nil)
-}
+func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) }
 
 // Start lets packets flow (KMCL VmbChannelStart): after Pause, and on a
 // server channel once after Enable — a server channel's packets never
 // flow before its first Start. If the channel is open, the Started and
 // PostStarted callbacks run before Start returns.
-func (c *Channel) Start() error {
-	unlock, err := c.lifecycle("Start")
+func (c *Channel) Start() error { return c.setRunning("Start", true, reqStart) }
+
+// setRunning is Pause (run false) and Start (run true): on an enabled
+// channel that is not open it only records the wish; on an open one the
+// worker makes the transition and runs the callbacks.
+func (c *Channel) setRunning(what string, run bool, req reqKind) error {
+	unlock, err := c.lifecycle(what)
 	if err != nil {
 		return err
 	}
@@ -314,15 +301,15 @@ func (c *Channel) Start() error {
 	c.mu.Lock()
 	if !c.enabled || c.closed {
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "Start: channel is %v", c.stateLocked())
+		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, c.stateLocked())
 	}
 	if !c.open {
-		c.started, c.paused = true, false
+		c.started, c.paused = run, !run
 		c.mu.Unlock()
 		return nil
 	}
 	c.mu.Unlock()
-	return c.call(reqStart, nil)
+	return c.call(req, nil)
 }
 
 // worker is the channel's control goroutine, from Enable to Disable: it
