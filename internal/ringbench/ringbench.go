@@ -18,6 +18,10 @@ type Config struct {
 	Batch    int  // packets per writer commit; 0 commits every RingSize/16 bytes
 	Signal   bool // sleep on eventfds with the interrupt-mask and pending-send protocols instead of busy-polling
 	ZeroCopy bool // read payloads in place (touching every byte) instead of copying them out
+	// RoundTrip sends every packet back through a second ring, as an
+	// echo device does (see runRoundTrip); Batch and ZeroCopy do not
+	// apply.
+	RoundTrip bool
 }
 
 // Result is what a run measured.
@@ -49,6 +53,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("batch %d is negative", c.Batch)
 	case 16+((c.Payload+7)&^7)+8 > c.RingSize-8:
 		return fmt.Errorf("a %d-byte payload does not fit in a %d-byte ring", c.Payload, c.RingSize)
+	case c.RoundTrip && (c.Batch != 0 || c.ZeroCopy):
+		return fmt.Errorf("batch and zero-copy do not apply to a round trip")
 	}
 	return nil
 }
@@ -59,6 +65,9 @@ func (c Config) Validate() error {
 func Run(c Config) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
+	}
+	if c.RoundTrip {
+		return runRoundTrip(c)
 	}
 	region := make([]byte, ring.ControlSize+c.RingSize)
 	if err := ring.Format(region, true); err != nil {

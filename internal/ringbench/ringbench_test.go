@@ -12,6 +12,10 @@ func TestRunDeliversEveryPacket(t *testing.T) {
 		{Payload: 64, Count: 20000, RingSize: 4096, Signal: true},
 		{Payload: 3000, Count: 3000, RingSize: 8192, Signal: true, Batch: 1},
 		{Payload: 0, Count: 100, RingSize: 4096},
+		{Payload: 64, Count: 20000, RingSize: 4096, RoundTrip: true},
+		{Payload: 64, Count: 20000, RingSize: 4096, RoundTrip: true, Signal: true},
+		{Payload: 3000, Count: 3000, RingSize: 8192, RoundTrip: true, Signal: true},
+		{Payload: 4000, Count: 500, RingSize: 4096, RoundTrip: true, Signal: true},
 	} {
 		res, err := Run(c)
 		if err != nil {
@@ -36,6 +40,8 @@ func TestConfigValidate(t *testing.T) {
 		{Payload: 1, Count: 1, RingSize: 4000},
 		{Payload: 1, Count: 1, RingSize: 4096, Batch: -1},
 		{Payload: 4065, Count: 1, RingSize: 4096},
+		{Payload: 64, Count: 1, RingSize: 4096, RoundTrip: true, Batch: 2},
+		{Payload: 64, Count: 1, RingSize: 4096, RoundTrip: true, ZeroCopy: true},
 	} {
 		if _, err := Run(c); err == nil {
 			t.Errorf("%+v accepted", c)
@@ -53,6 +59,20 @@ func BenchmarkRing(b *testing.B) {
 				b.Fatal(err)
 			}
 			_ = res
+		})
+	}
+}
+
+// BenchmarkRoundTrip is BenchmarkRing's round-trip form with eventfd
+// signals: the bare-ring figure for an echo stream across a channel.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, size := range []int{64, 16384} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			if _, err := Run(Config{Payload: size, Count: b.N, RingSize: 262144, RoundTrip: true, Signal: true}); err != nil {
+				b.Fatal(err)
+			}
 		})
 	}
 }

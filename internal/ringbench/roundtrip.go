@@ -1,0 +1,251 @@
+package ringbench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/govmbus/govmbus/ring"
+)
+
+// Ring framing of an in-band packet: a 16-byte descriptor, the payload
+// padded to 8 bytes, an 8-byte footer.
+func wireLen(payload int) int { return 16 + (payload+7)&^7 + 8 }
+
+// roundTripWindow is how many packets the client keeps in flight: as many
+// as one ring holds, so neither side ever waits for ring space (the echo
+// device's streams use the same window).
+func roundTripWindow(c Config) int {
+	return max((c.RingSize-1)/wireLen(c.Payload), 1)
+}
+
+// runRoundTrip is Run with Config.RoundTrip: the pattern of a VMBus
+// channel carrying an echo stream, on bare rings. The client goroutine
+// writes packets into ring "out", keeps up to roundTripWindow of them in
+// flight, and reads the answers from ring "back"; the echo goroutine reads
+// ring "out" and writes every payload, read in place, into ring "back".
+// With Signal each side has one event, as a channel has one per
+// direction: the client's for "answers arrived or out has space", the
+// echo's for "packets arrived or back has space".
+func runRoundTrip(c Config) (Result, error) {
+	mk := func() (*ring.Writer, *ring.Reader, error) {
+		region := make([]byte, ring.ControlSize+c.RingSize)
+		if err := ring.Format(region, true); err != nil {
+			return nil, nil, err
+		}
+		w, err := ring.NewWriter(region)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := ring.NewReader(region)
+		return w, r, err
+	}
+	outW, outR, err := mk()
+	if err != nil {
+		return Result{}, err
+	}
+	backW, backR, err := mk()
+	if err != nil {
+		return Result{}, err
+	}
+	var toClient, toEcho *notifier
+	if c.Signal {
+		if toClient, err = newNotifier(); err != nil {
+			return Result{}, err
+		}
+		defer toClient.Close()
+		if toEcho, err = newNotifier(); err != nil {
+			return Result{}, err
+		}
+		defer toEcho.Close()
+	}
+	var echoSignals int64
+	eerr := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		eerr <- echoSide(c, outR, backW, toClient, toEcho, &echoSignals)
+	}()
+	sum, signals, cerr := clientSide(c, outW, backR, toClient, toEcho)
+	elapsed := time.Since(start)
+	if cerr != nil {
+		// Let the echo goroutine out of its wait before returning.
+		if toEcho != nil {
+			toEcho.Signal()
+		}
+		return Result{}, cerr
+	}
+	if e := <-eerr; e != nil {
+		return Result{}, e
+	}
+	secs := elapsed.Seconds()
+	return Result{
+		Packets:       c.Count,
+		Payload:       c.Payload,
+		Seconds:       secs,
+		PacketsPerSec: float64(c.Count) / secs,
+		BytesPerSec:   float64(c.Count) * float64(c.Payload) / secs,
+		Signals:       signals + echoSignals,
+		Checksum:      sum,
+	}, nil
+}
+
+// clientSide sends c.Count packets and reads their answers, checking that
+// each comes back once and in order.
+func clientSide(c Config, w *ring.Writer, r *ring.Reader, toClient, toEcho *notifier) (sum uint64, signals int64, err error) {
+	payload := make([]byte, c.Payload)
+	dst := make([]byte, c.Payload)
+	window := roundTripWindow(c)
+	sent, back, spins := 0, 0, 0
+	signal := func(n *notifier) {
+		if n != nil {
+			n.Signal()
+			signals++
+		}
+	}
+	if toClient != nil {
+		r.DisableInterrupts()
+	}
+	for back < c.Count {
+		progress := false
+		for sent < c.Count && sent-back < window {
+			if c.Payload >= 8 {
+				binary.LittleEndian.PutUint64(payload, uint64(sent))
+			}
+			if err := w.WriteInBand(uint64(sent), 0, payload); err != nil {
+				if errors.Is(err, ring.ErrFull) {
+					break
+				}
+				return 0, 0, err
+			}
+			sent++
+			progress = true
+		}
+		if w.Commit() {
+			signal(toEcho)
+		}
+		var p ring.Packet
+		for {
+			err := r.Next(&p)
+			if errors.Is(err, ring.ErrEmpty) {
+				break
+			}
+			if err != nil {
+				return 0, 0, err
+			}
+			if p.TransactionID != uint64(back) {
+				return 0, 0, fmt.Errorf("answer %d carries transaction %d", back, p.TransactionID)
+			}
+			if p.CopyPayload(dst) >= 8 {
+				sum += binary.LittleEndian.Uint64(dst)
+			}
+			back++
+			progress = true
+		}
+		if r.Commit() {
+			signal(toEcho)
+		}
+		if progress {
+			spins = 0
+			continue
+		}
+		if toClient == nil {
+			spins++
+			backoff(spins)
+			continue
+		}
+		more, err := r.EnableInterrupts()
+		if err != nil {
+			return 0, 0, err
+		}
+		if !more {
+			if err := toClient.Wait(); err != nil {
+				return 0, 0, err
+			}
+		}
+		r.DisableInterrupts()
+	}
+	return sum, signals, nil
+}
+
+// echoSide answers c.Count packets, each with its own payload, in batches:
+// one commit of each ring and at most one signal per batch.
+func echoSide(c Config, r *ring.Reader, w *ring.Writer, toClient, toEcho *notifier, signals *int64) error {
+	spins := 0
+	if toEcho != nil {
+		r.DisableInterrupts()
+	}
+	for got := 0; got < c.Count; {
+		n := 0
+		var p ring.Packet
+		for {
+			err := r.Next(&p)
+			if errors.Is(err, ring.ErrEmpty) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			a, b := p.Segments()
+			for {
+				err = w.WriteInBand(p.TransactionID, 0, a, b)
+				if !errors.Is(err, ring.ErrFull) {
+					break
+				}
+				// The client's window keeps this from happening; wait
+				// for space properly if it does.
+				if w.Commit() && toClient != nil {
+					toClient.Signal()
+					*signals++
+				}
+				if toEcho == nil {
+					spins++
+					backoff(spins)
+					continue
+				}
+				ready, werr := w.WaitFor(c.Payload, 0)
+				if werr != nil {
+					return werr
+				}
+				if !ready {
+					if werr := toEcho.Wait(); werr != nil {
+						return werr
+					}
+				}
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		got += n
+		sig := r.Commit()
+		if w.Commit() {
+			sig = true
+		}
+		if sig && toClient != nil {
+			toClient.Signal()
+			*signals++
+		}
+		if n > 0 {
+			spins = 0
+			continue
+		}
+		if toEcho == nil {
+			spins++
+			backoff(spins)
+			continue
+		}
+		more, err := r.EnableInterrupts()
+		if err != nil {
+			return err
+		}
+		if !more {
+			if err := toEcho.Wait(); err != nil {
+				return err
+			}
+		}
+		r.DisableInterrupts()
+	}
+	return nil
+}
