@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/govmbus/govmbus/guestmem"
 )
@@ -39,6 +41,9 @@ type Conn struct {
 	rbuf      [maxFrameSize + 1]byte
 	oob       []byte
 
+	// sendTimeout bounds each write (SetSendTimeout); 0 waits forever.
+	sendTimeout atomic.Int64
+
 	mu         sync.Mutex // guards the fields below
 	closed     bool
 	dead       error // sticky receive error
@@ -64,8 +69,21 @@ func newConn(uc *net.UnixConn, role Role, established bool) *Conn {
 // Role is the side this end speaks for.
 func (c *Conn) Role() Role { return c.role }
 
+// SetSendTimeout bounds how long each later Send, SendMemory or SendEvent
+// may wait for room in the peer's receive queue: one that waits longer
+// fails with ErrSendTimeout, and the frame is not sent. A peer that stops
+// reading can thus hold a sender for at most d. Zero (the default) waits
+// as long as it takes. It is safe to call at any time.
+func (c *Conn) SetSendTimeout(d time.Duration) {
+	c.sendTimeout.Store(int64(max(d, 0)))
+	if d <= 0 {
+		c.uc.SetWriteDeadline(time.Time{}) //nolint:errcheck // fails only once closed, when no send waits anyway
+	}
+}
+
 // Send sends one control message of 1 to MaxMessageSize bytes. It may
-// block while the peer's receive queue is full; Close unblocks it.
+// block while the peer's receive queue is full, at most for the send
+// timeout (SetSendTimeout); Close unblocks it.
 func (c *Conn) Send(msg []byte) error {
 	if len(msg) == 0 || len(msg) > MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrMessageSize, len(msg), MaxMessageSize)

@@ -29,6 +29,12 @@ var (
 	// MaxMessageSize.
 	ErrMessageSize = errors.New("transport: control message size out of range")
 
+	// ErrSendTimeout: a send waited longer than the send timeout
+	// (Conn.SetSendTimeout) for room in the peer's receive queue: the
+	// peer is not reading. The frame was not sent; the connection is
+	// still open.
+	ErrSendTimeout = errors.New("transport: send timed out: the peer does not read")
+
 	// ErrNotReceived: TakeMemory or TakeEvent found nothing: the peer has
 	// not handed it over yet (or Recv has not read that far), or it was
 	// already taken.

@@ -234,13 +234,27 @@ func receivedFDs(oob []byte) []int {
 	return fds
 }
 
-// write sends frame b as one datagram, with descriptor fd if fd >= 0.
+// write sends frame b as one datagram, with descriptor fd if fd >= 0,
+// waiting for room at most the send timeout.
+//
+// Concurrent writes share the socket's one write deadline: each sets it
+// to its own start plus the timeout, so a write may wait until the
+// timeout of a later one ends. That is still bounded, and the sender of
+// a control plane that times out disconnects the peer anyway.
 func (c *Conn) write(b []byte, fd int) error {
 	var oob []byte
 	if fd >= 0 {
 		oob = unix.UnixRights(fd)
 	}
+	if d := time.Duration(c.sendTimeout.Load()); d > 0 {
+		if err := c.uc.SetWriteDeadline(time.Now().Add(d)); err != nil {
+			return mapNetErr(err)
+		}
+	}
 	if _, _, err := c.uc.WriteMsgUnix(b, oob, nil); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return ErrSendTimeout
+		}
 		return mapNetErr(err)
 	}
 	return nil
