@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/protocol"
@@ -14,6 +15,14 @@ import (
 // errTooManyBad disconnects a guest that sent more than Limits.MaxBadMessages
 // messages the host had to drop.
 var errTooManyBad = errors.New("host: too many bad messages from guest")
+
+// errNotReading disconnects a guest that left no room in its control
+// socket for Limits.SendTimeout.
+var errNotReading = errors.New("host: guest does not read its messages")
+
+// errNoRelease disconnects a guest that did not answer a rescind with
+// RelIdReleased within Limits.ReleaseTimeout.
+var errNoRelease = errors.New("host: guest did not release a rescinded channel")
 
 // guestConn is the host's side of one guest: its negotiation state, its
 // channels and its GPADLs. One goroutine (run) handles the guest's messages
@@ -49,6 +58,18 @@ type guestConn struct {
 	cleanedUp    bool
 	gpadls       *gpadlSet
 	bad          int
+	// releaseTimer fires when the oldest unanswered rescind is
+	// Limits.ReleaseTimeout old (checkReleases); releaseArmed says it is
+	// running.
+	releaseTimer *time.Timer
+	releaseArmed bool
+
+	// kickMu guards kicked: why the host disconnected the guest on its
+	// own (a send that timed out, a rescind not answered), for run to
+	// report. It is separate from mu because a send that times out may
+	// be running under mu or not.
+	kickMu sync.Mutex
+	kicked error
 
 	// Servicing (pause.go, save.go, restore.go).
 	pause    pauser
@@ -76,7 +97,10 @@ type chanState struct {
 	dynamic   *Offered // set for Guest.Offer's entries
 	open      *openChannel
 	rescinded bool
-	released  bool
+	// rescindedAt is when this host sent the rescind, for
+	// Limits.ReleaseTimeout; zero for a rescind restored from a save.
+	rescindedAt time.Time
+	released    bool
 	// waiting: restored from a saved state, for a server channel to
 	// re-attach (Guest.Reattach); dev is a waitingDevice until then.
 	waiting bool
@@ -98,6 +122,7 @@ func newGuestConn(h *Host, c *transport.Conn, id uint64) *guestConn {
 	}
 	gc.guest = &Guest{gc: gc}
 	gc.pause.init()
+	c.SetSendTimeout(h.limits.SendTimeout)
 	gc.gpadls = newGpadlSet(h.limits, func(gpadlID uint32) {
 		gc.send(&protocol.GpadlTorndown{GpadlID: gpadlID})
 	})
@@ -124,12 +149,19 @@ func (gc *guestConn) run() (err error) {
 				if !gc.pause.park() {
 					return ErrClosed
 				}
+				if err := gc.kickReason(); err != nil {
+					// Disconnected while parked (see disconnect).
+					return err
+				}
 				continue
 			}
 			if errors.Is(err, transport.ErrPeerClosed) {
 				return nil
 			}
 			if errors.Is(err, transport.ErrClosed) {
+				if err := gc.kickReason(); err != nil {
+					return err
+				}
 				return ErrClosed
 			}
 			return err
@@ -159,6 +191,9 @@ func (gc *guestConn) cleanup() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	gc.cleanedUp = true
+	if gc.releaseTimer != nil {
+		gc.releaseTimer.Stop()
+	}
 	gc.resetLocked("disconnect")
 	for k, e := range gc.pendingEvents {
 		e.Close()
@@ -210,8 +245,105 @@ func (gc *guestConn) send(m protocol.Message) {
 		// anything the guest does not expect.
 		return
 	}
-	if err := gc.c.Send(protocol.Marshal(m)); err != nil {
+	err := gc.c.Send(protocol.Marshal(m))
+	switch {
+	case err == nil:
+	case errors.Is(err, transport.ErrSendTimeout):
+		// The guest has not read for Limits.SendTimeout: whatever it is
+		// doing, the host will not wait on it any longer.
+		gc.disconnect(fmt.Errorf("%w: no room for %v in %v", errNotReading, m.Type(), gc.h.limits.SendTimeout))
+	default:
 		gc.log.Debug("send failed", "message", m.Type(), "err", err)
+	}
+}
+
+// disconnect ends the guest's connection on the host's initiative, for
+// why: it closes the transport, which ends run's Recv; run then reports
+// why and cleans up. While the control plane is paused for a save, the
+// connection stays open (closing it would fail the save of every guest):
+// run returns why once it is resumed, and a successor that took the
+// guest over meets the same behaviour and its own bounds. Safe to call
+// from any goroutine, with or without mu.
+func (gc *guestConn) disconnect(why error) {
+	gc.kickMu.Lock()
+	first := gc.kicked == nil
+	if first {
+		gc.kicked = why
+	}
+	gc.kickMu.Unlock()
+	if !first {
+		return
+	}
+	gc.log.Warn("disconnecting guest", "why", why)
+	if gc.pause.isPaused() {
+		return
+	}
+	gc.c.Close()
+}
+
+// kickReason is why disconnect ended the connection, nil if it did not.
+func (gc *guestConn) kickReason() error {
+	gc.kickMu.Lock()
+	defer gc.kickMu.Unlock()
+	return gc.kicked
+}
+
+// armReleaseTimerLocked makes sure checkReleases runs once the oldest
+// unanswered rescind is due. Must hold mu.
+func (gc *guestConn) armReleaseTimerLocked(after time.Duration) {
+	if gc.releaseArmed || gc.cleanedUp {
+		return
+	}
+	gc.releaseArmed = true
+	if gc.releaseTimer == nil {
+		gc.releaseTimer = time.AfterFunc(after, gc.checkReleases)
+		return
+	}
+	gc.releaseTimer.Reset(after)
+}
+
+// checkReleases disconnects the guest if a rescind has waited
+// Limits.ReleaseTimeout for its RelIdReleased, and otherwise waits for
+// the next one due. Runs on the timer's goroutine.
+func (gc *guestConn) checkReleases() {
+	gc.mu.Lock()
+	gc.releaseArmed = false
+	if gc.cleanedUp || gc.detached {
+		gc.mu.Unlock()
+		return
+	}
+	timeout := gc.h.limits.ReleaseTimeout
+	now := time.Now()
+	var late uint32
+	var next time.Time
+	for i := range gc.chans {
+		cs := &gc.chans[i]
+		if !cs.rescinded || cs.rescindedAt.IsZero() {
+			continue
+		}
+		due := cs.rescindedAt.Add(timeout)
+		switch {
+		case !now.Before(due):
+			if late == 0 {
+				late = uint32(i + 1)
+			}
+		case next.IsZero() || due.Before(next):
+			next = due
+		}
+	}
+	if late == 0 && !next.IsZero() {
+		gc.armReleaseTimerLocked(next.Sub(now))
+	}
+	if late != 0 && gc.pause.isPaused() {
+		// Not while a save is under way (see disconnect): look again
+		// a little later, when the save is done with or the successor
+		// holds the guest.
+		gc.armReleaseTimerLocked(timeout / 10)
+		late = 0
+	}
+	gc.mu.Unlock()
+	if late != 0 {
+		gc.disconnect(fmt.Errorf("%w: channel %d, rescinded %v ago", errNoRelease, late, timeout))
 	}
 }
 

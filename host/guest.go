@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/govmbus/govmbus/protocol"
 )
@@ -147,7 +148,8 @@ func (gc *guestConn) rescindLocked(i int) {
 	if cs.open != nil {
 		gc.closeChannelLocked(i, "rescind")
 	}
-	cs.rescinded = true
+	cs.rescinded, cs.rescindedAt = true, time.Now()
+	gc.armReleaseTimerLocked(gc.h.limits.ReleaseTimeout)
 	gc.send(&protocol.RescindChannelOffer{ChannelID: uint32(i + 1)})
 }
 

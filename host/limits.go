@@ -1,5 +1,7 @@
 package host
 
+import "time"
+
 // Limits bound what guests can make the host hold. A zero field takes the
 // default named beside it.
 type Limits struct {
@@ -18,6 +20,19 @@ type Limits struct {
 	// drops (undecodable, out of order, not allowed in the negotiated
 	// version) before it is disconnected. Default 256.
 	MaxBadMessages int
+	// SendTimeout bounds how long the host waits for room in a guest's
+	// control socket when it sends the guest a message. A guest that
+	// has not read for that long while the host has something to say is
+	// disconnected: the host never waits on a guest for longer, and
+	// nothing the host holds (that guest's state, a device goroutine
+	// completing a GPADL teardown) is held up for longer either.
+	// Default 2 s.
+	SendTimeout time.Duration
+	// ReleaseTimeout bounds how long the host waits for a guest's
+	// RelIdReleased after it rescinded a channel (Offered.Rescind,
+	// Shutdown): a guest that has not released the id by then is
+	// disconnected, which ends every wait for it. Default 10 s.
+	ReleaseTimeout time.Duration
 }
 
 // Default limits.
@@ -26,6 +41,8 @@ const (
 	DefaultMaxGpadls      = 1024
 	DefaultMaxGpadlPages  = 1 << 18
 	DefaultMaxBadMessages = 256
+	DefaultSendTimeout    = 2 * time.Second
+	DefaultReleaseTimeout = 10 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -40,6 +57,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBadMessages <= 0 {
 		l.MaxBadMessages = DefaultMaxBadMessages
+	}
+	if l.SendTimeout <= 0 {
+		l.SendTimeout = DefaultSendTimeout
+	}
+	if l.ReleaseTimeout <= 0 {
+		l.ReleaseTimeout = DefaultReleaseTimeout
 	}
 	return l
 }

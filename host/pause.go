@@ -67,6 +67,14 @@ func (p *pauser) park() bool {
 	return !p.stopped
 }
 
+// isPaused reports whether a pause (for a save) is under way or the
+// host stopped the loop.
+func (p *pauser) isPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
 // unpause lets a parked loop receive again.
 func (p *pauser) unpause() {
 	p.mu.Lock()

@@ -1,0 +1,146 @@
+package host_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// TestGuestThatNeverReadsIsDisconnected: a guest that makes the host
+// answer again and again without reading fills its socket. The host's
+// send to it gives up after Limits.SendTimeout and disconnects it, and
+// another guest is served meanwhile and afterwards.
+func TestGuestThatNeverReadsIsDisconnected(t *testing.T) {
+	leakcheck.Check(t)
+	d := newRecording("44444444-0000-0000-0000-000000000000")
+	cfg := host.Config{Devices: []host.Device{d}, Limits: host.Limits{SendTimeout: 200 * time.Millisecond}}
+	gs := guestsOf(&cfg, nil)
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionWin10)
+	bad := <-gs
+	ch := g.offers()[0].ChannelID
+
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for id := uint32(1); id < 1<<20; id++ {
+			msgs, err := protocol.NewGpadlMessages(ch, id, []gpa.Range{{ByteCount: 4096, PFNs: []uint64{1 << 40}}})
+			if err != nil {
+				return
+			}
+			if g.c.Send(protocol.Marshal(msgs[0])) != nil {
+				return // the host closed the connection
+			}
+		}
+	}()
+	select {
+	case <-bad.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a guest that never reads was not disconnected within 10 s")
+	}
+	<-flooded
+
+	// A well-behaved guest is served as usual.
+	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	o, err := cl.WaitOffer(testCtx(t), d.spec.InterfaceType, protocol.GUID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cl.Open(testCtx(t), o, guest.OpenOptions{OutPages: 2, InPages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRescindWithoutRelease: a guest that never answers a rescind with
+// RelIdReleased is disconnected after Limits.ReleaseTimeout, so a
+// Rescind without a deadline (a server channel's Disable) returns.
+func TestRescindWithoutRelease(t *testing.T) {
+	leakcheck.Check(t)
+	dyn := newRecording("77777777-0000-0000-0000-000000000000")
+	var offered *host.Offered
+	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: 300 * time.Millisecond}}
+	gs := guestsOf(&cfg, func(g *host.Guest) {
+		var err error
+		if offered, err = g.Offer(dyn); err != nil {
+			t.Error(err)
+		}
+	})
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionIron)
+	hg := <-gs
+	if len(g.offers()) != 1 {
+		t.Fatal("no offer")
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- offered.Rescind(context.Background()) }()
+	if m, ok := g.recv().(*protocol.RescindChannelOffer); !ok || m.ChannelID != offered.ChannelID() {
+		t.Fatalf("want RescindChannelOffer, got %+v", m)
+	}
+	// The guest says nothing.
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Rescind still waits 10 s after a 300 ms release timeout")
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("Rescind returned after %v, before the release timeout", took)
+	}
+	select {
+	case <-hg.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("guest not disconnected")
+	}
+}
+
+// TestRescindReleasedInTime: a guest that answers within the release
+// timeout stays connected.
+func TestRescindReleasedInTime(t *testing.T) {
+	leakcheck.Check(t)
+	dyn := newRecording("77777777-0000-0000-0000-000000000000")
+	var offered *host.Offered
+	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: 300 * time.Millisecond}}
+	gs := guestsOf(&cfg, func(g *host.Guest) {
+		var err error
+		if offered, err = g.Offer(dyn); err != nil {
+			t.Error(err)
+		}
+	})
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionIron)
+	hg := <-gs
+	g.offers()
+	done := make(chan error, 1)
+	go func() { done <- offered.Rescind(testCtx(t)) }()
+	g.recv()
+	g.send(&protocol.RelIDReleased{ChannelID: offered.ChannelID()})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // past the timeout
+	select {
+	case <-hg.Done():
+		t.Fatal("a guest that released in time was disconnected")
+	default:
+	}
+	// Still connected: a ModifyChannel of a channel not open is dropped
+	// without a word, where a closed connection would fail the receive.
+	g.send(&protocol.ModifyChannel{ChannelID: 99})
+	g.quiet()
+}
