@@ -238,6 +238,9 @@ type Channel struct {
 	inAll       []*Packet
 	inFree      []*Packet
 	outstanding int
+	// idleWaiters counts waitIdle calls under way: only they need to hear
+	// that outstanding reached zero.
+	idleWaiters int
 	quota       int
 	rxFailed    bool
 	rxWant      bool // the receive loop may indicate packets

@@ -69,69 +69,60 @@ func (p *Packet) checkOwned(what string) {
 // Complete may be called from any goroutine.
 func (p *Packet) Complete(payload []byte) {
 	c := p.c
+	if !p.want {
+		c.retire(p, "Complete", false)
+		return
+	}
 	c.mu.Lock()
 	p.checkOwned("Complete")
 	c.mu.Unlock()
-	if p.want {
-		c.sendMu.Lock()
-		ep := c.sendEP
-		if ep != nil {
-			var done *qitem
+	c.sendMu.Lock()
+	ep := c.sendEP
+	if ep == nil {
+		c.sendMu.Unlock()
+		c.release(p)
+		return
+	}
+	if c.qHead == nil {
+		err := ep.w.WriteCompletion(p.txid, payload)
+		if err == nil || !errors.Is(err, ring.ErrFull) {
+			// Written, or the ring is broken or the completion can
+			// never fit: nothing more can be sent, so it is dropped.
 			var sig bool
-			if c.qHead == nil {
-				err := ep.w.WriteCompletion(p.txid, payload)
-				if err == nil {
-					c.st.wrote(len(payload))
-					if !c.txHold {
-						sig = ep.w.Commit()
-						c.st.commit(sig)
-					}
-					c.sendMu.Unlock()
-					if sig {
-						ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
-					}
-					c.release(p)
-					return
-				}
-				if !errors.Is(err, ring.ErrFull) {
-					// The ring is broken or the completion can never fit:
-					// nothing more can be sent; drop it.
-					c.sendMu.Unlock()
-					c.release(p)
-					return
+			if err == nil {
+				c.st.wrote(len(payload))
+				if !c.txHold {
+					sig = ep.w.Commit()
+					c.st.commit(sig)
 				}
 			}
-			if cap(p.buf) < len(payload) {
-				p.buf = make([]byte, len(payload))
-			}
-			p.cn = copy(p.buf[:cap(p.buf)], payload)
-			c.mu.Lock()
-			p.state = pktCompleting
-			c.mu.Unlock()
-			c.enqueue(&p.q)
-			done, sig = c.flushLocked(ep)
 			c.sendMu.Unlock()
-			c.finishSent(ep, done, sig)
-			c.uncount(p)
+			if sig {
+				ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+			}
+			c.release(p)
 			return
 		}
-		c.sendMu.Unlock()
 	}
-	c.release(p)
+	if cap(p.buf) < len(payload) {
+		p.buf = make([]byte, len(payload))
+	}
+	p.cn = copy(p.buf[:cap(p.buf)], payload)
+	c.mu.Lock()
+	p.state = pktCompleting
+	c.mu.Unlock()
+	c.enqueue(&p.q)
+	done, sig := c.flushLocked(ep)
+	c.sendMu.Unlock()
+	c.finishSent(ep, done, sig)
+	c.uncount(p)
 }
 
 // Fail marks the packet malformed (KMCL VmbChannelPacketFail): it is
 // completed without a completion and the channel's incoming queue stops;
 // no more packets are indicated until the channel is closed and opened
 // again.
-func (p *Packet) Fail() {
-	c := p.c
-	c.mu.Lock()
-	p.checkOwned("Fail")
-	c.rxFailed = true
-	c.mu.Unlock()
-	c.release(p)
-}
+func (p *Packet) Fail() { p.c.retire(p, "Fail", true) }
 
 // DeferToPassive hands the packet to the channel's worker goroutine, which
 // calls ProcessPacket with it again; there it may block (KMCL
@@ -214,11 +205,55 @@ func (c *Channel) Outstanding() int {
 func (c *Channel) uncount(p *Packet) {
 	c.mu.Lock()
 	c.outstanding--
-	idle := c.outstanding == 0
-	wake := c.rxBlocked
-	c.rxBlocked = false
-	ep := c.ep
+	idle, wake, ep := c.afterUncountLocked()
 	c.mu.Unlock()
+	c.wakeAfter(idle, wake, ep)
+}
+
+// release completes p's outstanding life and returns it to the pool.
+func (c *Channel) release(p *Packet) {
+	c.mu.Lock()
+	p.state = pktFree
+	c.inFree = append(c.inFree, p)
+	c.outstanding--
+	idle, wake, ep := c.afterUncountLocked()
+	c.mu.Unlock()
+	c.wakeAfter(idle, wake, ep)
+}
+
+// retire checks that p is outstanding, returns it to the pool and ends
+// its outstanding life, all under one lock: the path of every packet
+// completed without a completion. With fail the incoming queue stops.
+func (c *Channel) retire(p *Packet, what string, fail bool) {
+	c.mu.Lock()
+	if p.state != pktIndicated {
+		c.mu.Unlock()
+		panic("channel: " + what + " of a packet that is not outstanding")
+	}
+	if fail {
+		c.rxFailed = true
+	}
+	p.state = pktFree
+	c.inFree = append(c.inFree, p)
+	c.outstanding--
+	idle, wake, ep := c.afterUncountLocked()
+	c.mu.Unlock()
+	c.wakeAfter(idle, wake, ep)
+}
+
+// afterUncountLocked says, after outstanding went down, whether a waitIdle
+// must hear of it and whether the receive loop waits for a packet object
+// or for the quota. Must hold mu.
+func (c *Channel) afterUncountLocked() (idle, wake bool, ep *endpoint) {
+	idle = c.outstanding == 0 && c.idleWaiters > 0
+	wake = c.rxBlocked
+	c.rxBlocked = false
+	return idle, wake, c.ep
+}
+
+// wakeAfter wakes a waitIdle and the receive loop, as afterUncountLocked
+// decided.
+func (c *Channel) wakeAfter(idle, wake bool, ep *endpoint) {
 	if idle {
 		select {
 		case c.idle <- struct{}{}:
@@ -228,15 +263,6 @@ func (c *Channel) uncount(p *Packet) {
 	if wake && ep != nil {
 		ep.in.Signal() //nolint:errcheck // wakes our own receive loop
 	}
-}
-
-// release completes p's outstanding life and returns it to the pool.
-func (c *Channel) release(p *Packet) {
-	c.mu.Lock()
-	p.state = pktFree
-	c.inFree = append(c.inFree, p)
-	c.mu.Unlock()
-	c.uncount(p)
 }
 
 // recycle returns a packet whose completion was written (or dropped) to

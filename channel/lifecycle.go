@@ -488,6 +488,14 @@ func (c *Channel) drainWork() {
 // waitIdle waits until no incoming packet is outstanding, doing work
 // (deferred packets) meanwhile.
 func (c *Channel) waitIdle() {
+	c.mu.Lock()
+	c.idleWaiters++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.idleWaiters--
+		c.mu.Unlock()
+	}()
 	for {
 		c.mu.Lock()
 		n := c.outstanding
