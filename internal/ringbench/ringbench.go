@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/ring"
 )
 
@@ -55,6 +56,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("a %d-byte payload does not fit in a %d-byte ring", c.Payload, c.RingSize)
 	case c.RoundTrip && (c.Batch != 0 || c.ZeroCopy):
 		return fmt.Errorf("batch and zero-copy do not apply to a round trip")
+	case c.RoundTrip && c.Payload < echo.HeaderSize:
+		return fmt.Errorf("a round trip carries stream packets of at least %d bytes", echo.HeaderSize)
 	}
 	return nil
 }

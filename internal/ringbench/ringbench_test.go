@@ -42,6 +42,7 @@ func TestConfigValidate(t *testing.T) {
 		{Payload: 4065, Count: 1, RingSize: 4096},
 		{Payload: 64, Count: 1, RingSize: 4096, RoundTrip: true, Batch: 2},
 		{Payload: 64, Count: 1, RingSize: 4096, RoundTrip: true, ZeroCopy: true},
+		{Payload: 15, Count: 1, RingSize: 4096, RoundTrip: true},
 	} {
 		if _, err := Run(c); err == nil {
 			t.Errorf("%+v accepted", c)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/ring"
 )
 
@@ -20,11 +21,13 @@ func roundTripWindow(c Config) int {
 	return max((c.RingSize-1)/wireLen(c.Payload), 1)
 }
 
-// runRoundTrip is Run with Config.RoundTrip: the pattern of a VMBus
-// channel carrying an echo stream, on bare rings. The client goroutine
-// writes packets into ring "out", keeps up to roundTripWindow of them in
-// flight, and reads the answers from ring "back"; the echo goroutine reads
-// ring "out" and writes every payload, read in place, into ring "back".
+// runRoundTrip is Run with Config.RoundTrip: an echo stream (`vmbus guest
+// stream`) on bare rings, with the stream's own packets and checks but
+// no channel layer. The client goroutine writes packets built by
+// echo.Packer into ring "out", keeps up to roundTripWindow of them in
+// flight, and reads the answers from ring "back", checking each in place
+// with echo.Checker; the echo goroutine reads ring "out" and writes every
+// payload, read in place, into ring "back".
 // With Signal each side has one event, as a channel has one per
 // direction: the client's for "answers arrived or out has space", the
 // echo's for "packets arrived or back has space".
@@ -93,8 +96,9 @@ func runRoundTrip(c Config) (Result, error) {
 // clientSide sends c.Count packets and reads their answers, checking that
 // each comes back once and in order.
 func clientSide(c Config, w *ring.Writer, r *ring.Reader, toClient, toEcho *notifier) (sum uint64, signals int64, err error) {
-	payload := make([]byte, c.Payload)
-	dst := make([]byte, c.Payload)
+	k := echo.NewPacker(c.Payload)
+	chk := echo.NewChecker(uint64(c.Count), c.Payload)
+	var dst []byte // a wrapped answer, copied to be checked
 	window := roundTripWindow(c)
 	sent, back, spins := 0, 0, 0
 	signal := func(n *notifier) {
@@ -109,10 +113,7 @@ func clientSide(c Config, w *ring.Writer, r *ring.Reader, toClient, toEcho *noti
 	for back < c.Count {
 		progress := false
 		for sent < c.Count && sent-back < window {
-			if c.Payload >= 8 {
-				binary.LittleEndian.PutUint64(payload, uint64(sent))
-			}
-			if err := w.WriteInBand(uint64(sent), 0, payload); err != nil {
+			if err := w.WriteInBand(uint64(sent), 0, k.Packet(uint64(sent))); err != nil {
 				if errors.Is(err, ring.ErrFull) {
 					break
 				}
@@ -136,9 +137,15 @@ func clientSide(c Config, w *ring.Writer, r *ring.Reader, toClient, toEcho *noti
 			if p.TransactionID != uint64(back) {
 				return 0, 0, fmt.Errorf("answer %d carries transaction %d", back, p.TransactionID)
 			}
-			if p.CopyPayload(dst) >= 8 {
-				sum += binary.LittleEndian.Uint64(dst)
+			a, b := p.Segments()
+			if len(b) > 0 {
+				dst = p.AppendPayload(dst[:0])
+				a = dst
 			}
+			if v := chk.Check(a); v != echo.VerdictOK {
+				return 0, 0, fmt.Errorf("answer %d: verdict %d", back, v)
+			}
+			sum += binary.LittleEndian.Uint64(a)
 			back++
 			progress = true
 		}
