@@ -174,6 +174,7 @@ type config struct {
 	primary         *Channel
 	subIndex        uint16
 	blocking        bool
+	inPlace         bool
 	// client
 	inPages, outPages int
 	ifType, ifInst    protocol.GUID
@@ -482,6 +483,32 @@ func (c *Channel) SetPrimary(primary *Channel, index uint16) error {
 func (c *Channel) SetBlockingProcessing(on bool) error {
 	return c.setter("blocking processing", func() error {
 		c.cfg.blocking = on
+		return nil
+	})
+}
+
+// SetInPlacePayloads makes ProcessPacket see a packet's payload where it
+// lies in the incoming ring, instead of a copy in the Packet, whenever the
+// payload is in one piece (a packet that wraps around the ring's end is
+// still copied). It saves a copy of every packet, which is most of the
+// receive cost of large packets, and binds the driver to three rules:
+//
+//   - The payload slice, and Packet.Payload, are valid only until
+//     ProcessPacket returns. A packet completed later must not be read
+//     after ProcessPacket returned; copy what is needed first.
+//   - The peer can rewrite ring bytes at any time: read each byte once
+//     (copy it, then parse the copy) wherever the peer is not trusted.
+//     Passing the bytes on unparsed (echo) or checking them once (a
+//     checksum) is safe.
+//   - DeferToPassive must be called inside ProcessPacket: it copies the
+//     payload into the Packet before the worker sees it.
+//
+// It does not apply with SetBlockingProcessing, whose packets are read on
+// another goroutine after the ring batch ended. Init setter: valid only
+// while disabled.
+func (c *Channel) SetInPlacePayloads(on bool) error {
+	return c.setter("in-place payloads", func() error {
+		c.cfg.inPlace = on
 		return nil
 	})
 }

@@ -31,7 +31,8 @@ type Packet struct {
 	state  uint8
 	buf    []byte
 	n      int
-	cn     int // completion payload length while pktCompleting
+	view   []byte // the payload in the ring, during ProcessPacket (SetInPlacePayloads)
+	cn     int    // completion payload length while pktCompleting
 	txid   uint64
 	want   bool // the sender asked for a completion
 	ranges []gpa.Range
@@ -53,8 +54,14 @@ func (p *Packet) CompletionRequested() bool { return p.want }
 // zeroed before ProcessPacket.
 func (p *Packet) Context() []byte { return p.ctx }
 
-// Payload is the packet's payload (the same slice ProcessPacket got).
-func (p *Packet) Payload() []byte { return p.buf[:p.n] }
+// Payload is the packet's payload (the same slice ProcessPacket got; with
+// SetInPlacePayloads valid only until ProcessPacket returns).
+func (p *Packet) Payload() []byte {
+	if p.view != nil {
+		return p.view
+	}
+	return p.buf[:p.n]
+}
 
 func (p *Packet) checkOwned(what string) {
 	if p.state != pktIndicated {
@@ -130,6 +137,11 @@ func (p *Packet) Fail() { p.c.retire(p, "Fail", true) }
 // were deferred.
 func (p *Packet) DeferToPassive() {
 	c := p.c
+	if p.view != nil {
+		// In place: the worker runs after the ring batch ended.
+		p.n = copy(p.grow(len(p.view)), p.view)
+		p.view = nil
+	}
 	c.mu.Lock()
 	p.checkOwned("DeferToPassive")
 	p.state = pktDeferred
@@ -401,7 +413,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			c.unpop(pk)
 			c.onCompletion(&ep.pkt)
 		case ring.TypeInBand, ring.TypeGPADirect:
-			if !c.fill(pk, &ep.pkt) {
+			if !c.fill(pk, &ep.pkt, c.cfg.inPlace && !c.cfg.blocking) {
 				c.unpop(pk)
 				c.mu.Lock()
 				c.rxFailed = true
@@ -413,10 +425,16 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			if len(pk.ranges) > 0 {
 				flags = PacketFlagExternalData
 			}
-			if c.cfg.blocking {
+			switch {
+			case c.cfg.blocking:
 				pk.state = pktDeferred
 				c.work <- workItem{p: pk}
-			} else {
+			case pk.view != nil:
+				c.cfg.process(c, pk, pk.view, flags)
+				// Only this goroutine fills packets, so the packet
+				// cannot be in use again yet even if it was completed.
+				pk.view = nil
+			default:
 				c.cfg.process(c, pk, pk.buf[:pk.n], flags)
 			}
 		default:
@@ -488,22 +506,34 @@ func (c *Channel) endBatch(ep *endpoint) {
 	}
 }
 
-// fill copies a ring packet into pk. It reports false for a packet the
-// channel's limits refuse (a malformed packet).
-func (c *Channel) fill(pk *Packet, rp *ring.Packet) bool {
-	n := rp.PayloadLen()
-	if n > c.cfg.maxPacketSize {
-		return false
-	}
-	if cap(pk.buf) < n {
+// grow returns the packet's buffer, at least n bytes long, grown in powers
+// of two up to the channel's maximum packet size.
+func (p *Packet) grow(n int) []byte {
+	if cap(p.buf) < n {
 		size := 256
 		for size < n {
 			size *= 2
 		}
-		pk.buf = make([]byte, min(size, c.cfg.maxPacketSize))
+		p.buf = make([]byte, max(min(size, p.c.cfg.maxPacketSize), n))
 	}
-	pk.buf = pk.buf[:cap(pk.buf)]
-	pk.n = rp.CopyPayload(pk.buf[:n])
+	p.buf = p.buf[:cap(p.buf)]
+	return p.buf[:n]
+}
+
+// fill copies a ring packet into pk, or with inPlace points pk.view at its
+// payload in the ring when that is in one piece. It reports false for a
+// packet the channel's limits refuse (a malformed packet).
+func (c *Channel) fill(pk *Packet, rp *ring.Packet, inPlace bool) bool {
+	n := rp.PayloadLen()
+	if n > c.cfg.maxPacketSize {
+		return false
+	}
+	pk.view = nil
+	if a, b := rp.Segments(); inPlace && len(b) == 0 {
+		pk.view, pk.n = a, 0
+	} else {
+		pk.n = rp.CopyPayload(pk.grow(n))
+	}
 	pk.txid = rp.TransactionID
 	pk.want = rp.CompletionRequested()
 	pk.ranges, pk.pfns = pk.ranges[:0], pk.pfns[:0]

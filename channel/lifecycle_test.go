@@ -43,6 +43,7 @@ func TestSettersOnlyWhileDisabled(t *testing.T) {
 			"Flags":             ch.SetFlags(ChannelFlagIsPipe),
 			"Primary":           ch.SetPrimary(NewServer(), 1),
 			"Blocking":          ch.SetBlockingProcessing(true),
+			"InPlace":           ch.SetInPlacePayloads(true),
 			"RingPages":         ch.SetRingPages(4, 4),
 			"TargetProcessor":   ch.SetTargetProcessor(1),
 			"Interface":         ch.SetInterface(testType, protocol.GUID{}),

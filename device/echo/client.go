@@ -64,6 +64,8 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 		c.ch.SetMaxPacketSize(cfg.MaxPayload),
 		c.ch.SetMaxPacketCount(DefaultMaxPacketCount),
 		c.ch.SetProcessPacketCallbacks(c.process, c.batchEnd),
+		// process checks each payload once, inside the callback.
+		c.ch.SetInPlacePayloads(true),
 		c.ch.SetStateCallbacks(channel.StateCallbacks{
 			PostStarted: func(*channel.Channel) { once.Do(func() { close(active) }) },
 			Closed:      func(*channel.Channel) { closeOnce(c.closed) },
