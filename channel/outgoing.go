@@ -259,6 +259,7 @@ func (c *Channel) write(ep *endpoint, p *OutPacket, payload []byte, ext []gpa.Ra
 
 // enqueue appends to the send queue. Must hold sendMu.
 func (c *Channel) enqueue(q *qitem) {
+	c.st.queued++
 	q.next = nil
 	if c.qTail == nil {
 		c.qHead = q

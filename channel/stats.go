@@ -19,6 +19,10 @@ type Stats struct {
 	// which the peer needed no signal: it was busy reading, or did not
 	// wait for ring space.
 	SignalsSent, SignalsSuppressed uint64
+	// Queued counts the packets and completions that found the outgoing
+	// ring full (or others already waiting) and waited in the channel's
+	// send queue.
+	Queued uint64
 	// CompletionsPending is the number of outgoing packets in the ring
 	// that wait for the peer's completion.
 	CompletionsPending int
@@ -39,6 +43,7 @@ type stats struct {
 	// under sendMu
 	outPackets, outBytes uint64
 	sent, suppressed     uint64
+	queued               uint64
 
 	// the receive goroutine's tally of the current batch
 	rxPackets, rxBytes, rxSignals uint64
@@ -98,6 +103,7 @@ func (c *Channel) Stats() Stats {
 	c.sendMu.Lock()
 	s.PacketsOut, s.BytesOut = c.st.outPackets, c.st.outBytes
 	s.SignalsSent, s.SignalsSuppressed = c.st.sent+rxSignals, c.st.suppressed
+	s.Queued = c.st.queued
 	for _, p := range c.outSlots {
 		if p != nil && p.state == outInFlight {
 			s.CompletionsPending++

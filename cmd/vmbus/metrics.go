@@ -49,8 +49,8 @@ type hostCollector struct {
 	servicings atomic.Uint32 // set once, before the server starts
 	blackout   prometheus.Histogram
 
-	packets, bytes, ringUsed, ringSize, signals, pending *prometheus.Desc
-	servicingsDesc                                       *prometheus.Desc
+	packets, bytes, ringUsed, ringSize, signals, pending, queued *prometheus.Desc
+	servicingsDesc                                               *prometheus.Desc
 }
 
 func newHostCollector(devs *hostDevices) *hostCollector {
@@ -69,13 +69,14 @@ func newHostCollector(devs *hostDevices) *hostCollector {
 		ringSize:       prometheus.NewDesc("govmbus_channel_ring_size_bytes", "Data size of the ring.", with("ring"), nil),
 		signals:        prometheus.NewDesc("govmbus_channel_signals_total", "Signals to the guest (sent), and commits that needed none (suppressed).", with("kind"), nil),
 		pending:        prometheus.NewDesc("govmbus_channel_completions_pending", "Packets sent to the guest that wait for its completion.", labels, nil),
+		queued:         prometheus.NewDesc("govmbus_channel_queued_total", "Packets and completions to the guest that waited in the channel's send queue for ring space.", labels, nil),
 		servicingsDesc: prometheus.NewDesc("govmbus_servicings_total", "Servicings of this host since it first started (kept across the exec).", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *hostCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.ringUsed, m.ringSize, m.signals, m.pending, m.servicingsDesc} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.ringUsed, m.ringSize, m.signals, m.pending, m.queued, m.servicingsDesc} {
 		ch <- d
 	}
 	m.blackout.Describe(ch)
@@ -125,6 +126,7 @@ func (m *hostCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(m.ringSize, st.InRingSize, "in")
 			gauge(m.ringSize, st.OutRingSize, "out")
 			ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.CompletionsPending), lv...)
+			ch <- prometheus.MustNewConstMetric(m.queued, prometheus.CounterValue, float64(st.Queued), lv...)
 		}
 	}
 }

@@ -140,7 +140,7 @@ func TestE2EMetrics(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, name := range []string{"govmbus_channel_bytes_total", "govmbus_channel_ring_used_bytes", "govmbus_channel_ring_size_bytes",
-		"govmbus_channel_signals_total", "govmbus_channel_completions_pending"} {
+		"govmbus_channel_signals_total", "govmbus_channel_completions_pending", "govmbus_channel_queued_total"} {
 		found := false
 		for k := range m {
 			found = found || strings.HasPrefix(k, name+"{")

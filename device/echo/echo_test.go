@@ -106,6 +106,37 @@ func TestStreamWindowBeyondRing(t *testing.T) {
 	}
 }
 
+// TestStreamBothDirectionsQueued: a window far beyond what the rings
+// hold, at sizes that do and do not divide the ring, keeps both ends'
+// send queues busy at once (the client's packets and the VSP's answers
+// wait for ring space); every packet still comes back once, intact.
+func TestStreamBothDirectionsQueued(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{RingPages: 3})
+	for _, tc := range []struct {
+		payload, window int
+		count           uint64
+	}{
+		{64, 2000, 40000},
+		{1000, 500, 10000},
+		{4096, 100, 3000},
+		{7000, 64, 2000},
+	} {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: tc.payload, Count: tc.count, Window: tc.window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sent != tc.count || res.Received != tc.count || res.Lost+res.Corrupted+res.Duplicated != 0 {
+			t.Fatalf("payload %d window %d: %+v", tc.payload, tc.window, res)
+		}
+	}
+	cq, sq := r.c.Channel().Stats().Queued, r.srv.Channel().Stats().Queued
+	if cq == 0 || sq == 0 {
+		t.Fatalf("queued sends: client %d, VSP %d; want both ends to have queued", cq, sq)
+	}
+	t.Logf("queued sends: client %d, VSP %d", cq, sq)
+}
+
 func TestRingWindow(t *testing.T) {
 	for _, tc := range []struct{ pages, payload, want int }{
 		{65, 64, (64*4096 - 1) / 88},       // 2978
