@@ -78,17 +78,51 @@
 //	CloseChannel of a channel not open                drop + log line (silently if rescinded)
 //	RelIdReleased of a channel not rescinded          drop + log line
 //	more than Limits.MaxBadMessages drops             disconnect
+//	no room in its control socket for a message the
+//	  host sends, for Limits.SendTimeout              disconnect
+//	no RelIdReleased Limits.ReleaseTimeout after a
+//	  rescind                                         disconnect
+//
+// What a guest does to the rings of its open channels (indices out of
+// range, descriptors that do not add up, a read index that lies, signal
+// floods, a ring it fills and never drains) is for the channel layer
+// above: a corrupt ring stops that channel's reading, a full one stops
+// its sending, and the rest of the guest and every other guest go on.
+// `vmbus guest chaos` tries all of the above against a running host.
 //
 // # Limits
 //
-// Everything a guest can make the host hold is bounded: guests
-// (Limits.MaxGuests), channels (one per device, at most 2047), GPADLs per
-// guest including half-built ones (Limits.MaxGpadls, each buffering at most
-// 64 KiB while it arrives), pages named by a guest's GPADLs
-// (Limits.MaxGpadlPages), dropped messages (Limits.MaxBadMessages) and
-// untaken events (1024, by package transport). The host queues no messages:
-// it answers each as it handles it, and a guest that does not read stalls
-// only its own connection.
+// Everything a guest can make the host hold is bounded, and what the
+// host does at the bound is fixed:
+//
+//	what                                  bound (default)                       at the bound
+//	────────────────────────────────────  ────────────────────────────────────  ───────────────────────────────
+//	guest connections                     Limits.MaxGuests (64)                 the new one is closed at once
+//	channels per guest                    one per device and Guest.Offer,       Guest.Offer: ErrNoChannelID
+//	                                        channel ids 1..2047 (guests
+//	                                        cannot make channels)
+//	GPADLs per guest, half-built included Limits.MaxGpadls (1024)               GpadlCreated, failure status
+//	range buffer of a GPADL arriving      64 KiB (protocol)                     GpadlCreated, failure status
+//	pages named by a guest's GPADLs       Limits.MaxGpadlPages (2^18, 1 GiB)    GpadlCreated, failure status
+//	control messages from the guest       one at a time, handled before the     the guest's sends wait (kernel
+//	                                        next is read; none queued here        socket buffer)
+//	control messages to the guest         none queued: sent as they arise,      disconnect
+//	                                        waiting Limits.SendTimeout (2 s)
+//	                                        at most for socket room
+//	dropped (bad) messages                Limits.MaxBadMessages (256)           disconnect
+//	a rescind's wait for RelIdReleased    Limits.ReleaseTimeout (10 s)          disconnect
+//	events handed over, not taken         1024 (package transport)              disconnect
+//	guest memory                          1 TiB (package transport)             disconnect
+//
+// The host's control plane for a guest sends while it holds that guest's
+// state (so that messages leave in the order they arose); the send
+// timeout is what bounds that hold, and it holds up only that guest's
+// connection, its devices' calls into it and a servicing that waits for
+// it to park. Per open channel, the channel layer bounds the rest: the
+// incoming packets a device holds (channel.SetMaxPacketCount: echo 256,
+// blk 64), and with them the transactions in flight and the completions
+// queued for ring space (one per incoming packet), the size of a packet
+// (SetMaxPacketSize) and of its external data (SetMaxExternalData).
 //
 // # Servicing
 //
