@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/servicing"
 	"github.com/govmbus/govmbus/transport"
 )
@@ -36,13 +38,16 @@ func newHostCmd() *cobra.Command {
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
-  echo          answers every packet (device/echo)
+  echo          answers every packet (device/echo); repeat it for more
+                echo channels (64 at most)
   blk=FILE      serves FILE as a disk (device/blk, docs/BLK.md)
   blk-ro=FILE   serves FILE as a read-only disk
 SIGHUP services the host: every channel is paused and saved with the bus
 state, and the daemon re-executes its binary in place (same pid), handing
 over guest memory, sockets and eventfds; the successor restores and logs
-"servicing complete" with the blackout. --state-file keeps the last
+"servicing complete" with the blackout. The echo channels take successive
+instances 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the
+order given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -121,19 +126,33 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 		},
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
-	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo, blk=FILE, blk-ro=FILE; repeatable")
+	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE; repeatable")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }
 
-// deviceSpec is one --device.
+// deviceSpec is one --device: one channel offered to each guest.
 type deviceSpec struct {
-	kind string // "echo" or "blk"
-	file *os.File
-	size int64
-	ro   bool
+	kind     string        // "echo" or "blk"
+	instance protocol.GUID // echo: its own, so that a guest can tell the channels apart
+	file     *os.File
+	size     int64
+	ro       bool
+}
+
+// maxEchoChannels bounds the echo devices: each costs every guest a pair
+// of rings and the host a server per guest.
+const maxEchoChannels = 64
+
+// echoInstance is the instance of the n-th echo channel, counting from 1:
+// 00000000-0000-0000-0000-00000000000n. The first is echo.InterfaceInstance,
+// so a host with one echo device offers what it always did.
+func echoInstance(n int) protocol.GUID {
+	var g protocol.GUID
+	binary.BigEndian.PutUint32(g[12:], uint32(n))
+	return g
 }
 
 // hostDevices offers the --device list to each guest, keeps each guest's
@@ -167,12 +186,18 @@ type guestServers struct {
 // value or an unopenable file is bad input (exit 2).
 func parseDevices(values []string, log *slog.Logger) (*hostDevices, error) {
 	d := &hostDevices{log: log, values: values, guests: make(map[*host.Guest][]vsp)}
-	blks := 0
+	blks, echoes := 0, 0
 	for _, v := range values {
 		kind, file, hasFile := strings.Cut(v, "=")
 		switch {
 		case v == "echo":
-			d.specs = append(d.specs, deviceSpec{kind: "echo"})
+			// One spec per value: the saved state of a servicing
+			// holds each guest's channels by --device.
+			if echoes++; echoes > maxEchoChannels {
+				d.close()
+				return nil, usageErrorf("host: %d echo devices at most", maxEchoChannels)
+			}
+			d.specs = append(d.specs, deviceSpec{kind: "echo", instance: echoInstance(echoes)})
 			continue
 		case (kind == "blk" || kind == "blk-ro") && hasFile && file != "":
 		default:
@@ -225,9 +250,21 @@ func (d *hostDevices) offer(g *host.Guest) {
 func (d *hostDevices) newServer(g *host.Guest, j int) (vsp, error) {
 	s := d.specs[j]
 	if s.kind == "echo" {
-		return echo.NewServer(g, echo.ServerConfig{})
+		return echo.NewServer(g, d.echoConfig(s))
 	}
 	return blk.NewServer(g, s.file, d.blkConfig(s))
+}
+
+func (d *hostDevices) echoConfig(s deviceSpec) echo.ServerConfig {
+	return echo.ServerConfig{Instance: s.instance}
+}
+
+// offerSpec is what device j's channel is offered as.
+func (d *hostDevices) offerSpec(j int) host.OfferSpec {
+	if s := d.specs[j]; s.kind == "echo" {
+		return host.OfferSpec{InterfaceType: echo.InterfaceType, InterfaceInstance: s.instance}
+	}
+	return host.OfferSpec{InterfaceType: blk.InterfaceType, InterfaceInstance: blk.InterfaceInstance}
 }
 
 func (d *hostDevices) blkConfig(s deviceSpec) blk.ServerConfig {

@@ -389,7 +389,7 @@ func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error
 	s := d.specs[j]
 	switch s.kind {
 	case "echo":
-		return echo.RestorePausedServer(g, echo.ServerConfig{}, chunks)
+		return echo.RestorePausedServer(g, d.echoConfig(s), chunks)
 	default:
 		return blk.RestorePausedServer(g, s.file, d.blkConfig(s), chunks)
 	}
@@ -398,11 +398,7 @@ func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error
 // fresh gives up guest g's restored channel of device j, if any, and
 // offers the device anew (nil if that fails too).
 func (d *hostDevices) fresh(g *host.Guest, j int) vsp {
-	spec := host.OfferSpec{InterfaceType: echo.InterfaceType, InterfaceInstance: echo.InterfaceInstance}
-	if d.specs[j].kind == "blk" {
-		spec = host.OfferSpec{InterfaceType: blk.InterfaceType, InterfaceInstance: blk.InterfaceInstance}
-	}
-	g.Abandon(spec) //nolint:errcheck // nothing restored to abandon is fine
+	g.Abandon(d.offerSpec(j)) //nolint:errcheck // nothing restored to abandon is fine
 	s, err := d.newServer(g, j)
 	if err != nil {
 		d.log.Warn("offer", "guest", g.ID(), "device", d.specs[j].kind, "err", err)
