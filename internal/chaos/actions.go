@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/govmbus/govmbus/gpa"
@@ -47,6 +48,7 @@ var rawActions = []action{
 	{"gpadl-half-sent", 2, (*session).gpadlHalf},
 	{"gpadl-teardown-unknown", 2, (*session).gpadlTeardownUnknown},
 	{"gpadl-burst", 1, (*session).gpadlBurst},
+	{"gpadl-exhaust", 1, (*session).gpadlExhaust},
 	{"gpadl-teardown", 1, (*session).gpadlTeardown},
 	// Opens.
 	{"open-bad-offset", 2, (*session).openBadOffset},
@@ -108,7 +110,7 @@ func rawSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report) er
 	for ctx.Err() == nil && time.Now().Before(end) {
 		a := pick(rng, rawActions)
 		out := a.do(s)
-		if s.gone() && out != outDisconnected {
+		if s.gone() && !strings.Contains(out, outDisconnected) {
 			out += ", then " + outDisconnected
 		}
 		rep.add(a.kind, out)
@@ -436,6 +438,46 @@ func (s *session) gpadlBurst() string {
 	return best
 }
 
+// exhaustCount is how many GPADLs gpadlExhaust asks for: past the host's
+// default per-guest limit (host.DefaultMaxGpadls, 1024).
+const exhaustCount = 1100
+
+// gpadlExhaust asks for more one-page GPADLs than a guest may have, all
+// at once, then reads the answers: the first ones are created, the rest
+// refused. They are left in place.
+func (s *session) gpadlExhaust() string {
+	ch := s.channel()
+	first := s.gpadlID()
+	s.nextGpadl += exhaustCount - 1
+	pfn := s.pages(1)
+	for i := range uint32(exhaustCount) {
+		if out := s.send(&protocol.GpadlHeader{ChannelID: ch, GpadlID: first + i, RangeBufferLen: 16, RangeCount: 1, Data: []uint64{4096, pfn}}); out != "" {
+			return out
+		}
+	}
+	counts := map[string]int{}
+	for range exhaustCount {
+		m, out := s.await(func(m protocol.Message) bool {
+			c, ok := m.(*protocol.GpadlCreated)
+			return ok && c.GpadlID-first < exhaustCount
+		}, answerWait)
+		if m == nil {
+			counts[out]++
+			break
+		}
+		c := m.(*protocol.GpadlCreated)
+		counts[gpadlOutcome(c.Status)]++
+		if c.Status == 0 {
+			s.gpadls = append(s.gpadls, gpadlRef{ch, c.GpadlID})
+		}
+	}
+	parts := make([]string, 0, len(counts))
+	for _, o := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%s %d", o, counts[o]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // gpadlTeardown tears one GPADL down legitimately, whether a channel
 // uses it as its ring or not.
 func (s *session) gpadlTeardown() string {
@@ -467,18 +509,48 @@ func (s *session) openBadOffset() string {
 	outPages, inPages := 2, 2
 	offsets := []uint32{0xFFFFFFFF, 4, 5, 1 << 20}
 	off := offsets[s.rng.IntN(len(offsets))]
-	_, out := s.openChannel(s.channel(), openSpec{outPages: outPages, inPages: inPages, offset: off})
+	ch, out := s.closedChannel()
+	if out != "" {
+		return out
+	}
+	_, out = s.openChannel(ch, openSpec{outPages: outPages, inPages: inPages, offset: off})
 	return out
+}
+
+// closedChannel picks an offered channel that is not open, closing one
+// if all are, so that a bad open meets the check it is meant for rather
+// than "already open".
+func (s *session) closedChannel() (uint32, string) {
+	var closed []uint32
+	for _, o := range s.offers {
+		if s.open[o.ChannelID] == nil {
+			closed = append(closed, o.ChannelID)
+		}
+	}
+	if len(closed) > 0 {
+		return closed[s.rng.IntN(len(closed))], ""
+	}
+	if len(s.open) == 0 {
+		return 0, "no channel offered"
+	}
+	id := sortedKeys(s.open)[0]
+	if out := s.closeOpen(); out != outTorndown {
+		return 0, "closing one first: " + out
+	}
+	return id, ""
 }
 
 func (s *session) openForeignGpadl() string {
 	if len(s.offers) < 2 {
 		return "fewer than two channels offered"
 	}
-	a := s.offers[s.rng.IntN(len(s.offers))].ChannelID
-	b := a
-	for b == a {
-		b = s.offers[s.rng.IntN(len(s.offers))].ChannelID
+	b, out := s.closedChannel()
+	if out != "" {
+		return out
+	}
+	a := b
+	for a == b {
+		a = s.offers[s.rng.IntN(len(s.offers))].ChannelID
 	}
 	// A ring GPADL of a, formatted, used to open b.
 	pfn := s.pages(4)
@@ -499,12 +571,20 @@ func (s *session) openForeignGpadl() string {
 }
 
 func (s *session) openCorruptRing() string {
-	_, out := s.openChannel(s.channel(), openSpec{corruptRings: true})
+	ch, out := s.closedChannel()
+	if out != "" {
+		return out
+	}
+	_, out = s.openChannel(ch, openSpec{corruptRings: true})
 	return out
 }
 
 func (s *session) openNoEvents() string {
-	_, out := s.openChannel(s.channel(), openSpec{noEvents: true})
+	ch, out := s.closedChannel()
+	if out != "" {
+		return out
+	}
+	_, out = s.openChannel(ch, openSpec{noEvents: true})
 	return out
 }
 

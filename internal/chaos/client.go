@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/govmbus/govmbus/guest"
@@ -79,7 +80,7 @@ func clientSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report)
 	for ctx.Err() == nil && time.Now().Before(end) {
 		a := pick(rng, clientActions)
 		out := a.do(s)
-		if s.gone() && out != outDisconnected {
+		if s.gone() && !strings.Contains(out, outDisconnected) {
 			out += ", then " + outDisconnected
 		}
 		rep.add(a.kind, out)

@@ -132,8 +132,7 @@ func (s *session) close() {
 		<-s.done
 	}
 	for _, r := range s.open {
-		r.toHost.Close()
-		r.fromHost.Close()
+		r.closeEvents()
 	}
 	s.mem.Close()
 }
@@ -435,8 +434,23 @@ func (s *session) openChannel(ch uint32, spec openSpec) (*rings, string) {
 	if old := s.open[ch]; old != nil {
 		old.closeEvents()
 	}
+	out = outOpened
+	if spec.noEvents {
+		// The host took events an earlier open handed over and it
+		// refused before taking them (docs/TRANSPORT.md: untaken events
+		// stay until replaced). Ours are closed: signals to these go
+		// nowhere.
+		var err1, err2 error
+		r.toHost, err1 = transport.NewEvent()
+		r.fromHost, err2 = transport.NewEvent()
+		if err1 != nil || err2 != nil {
+			r.closeEvents()
+			return nil, outOpened + ", no events here"
+		}
+		out = outOpened + " with the events of an earlier refused open"
+	}
 	s.open[ch] = r
-	return r, outOpened
+	return r, out
 }
 
 func (r *rings) closeEvents() {

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/internal/chaos"
+)
+
+// loadProgress follows a `vmbus guest demo-load` process's output: its
+// progress lines as they come, and its result line at the end.
+type loadProgress struct {
+	mu     sync.Mutex
+	lines  []loadJSON
+	result *loadJSON
+	done   chan struct{}
+}
+
+func followLoad(t *testing.T, cmd *exec.Cmd) *loadProgress {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &loadProgress{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var l loadJSON
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			p.mu.Lock()
+			if l.Type == "result" {
+				p.result = &l
+			} else {
+				p.lines = append(p.lines, l)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// last is the latest progress line.
+func (p *loadProgress) last() loadJSON {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.lines) == 0 {
+		return loadJSON{}
+	}
+	return p.lines[len(p.lines)-1]
+}
+
+// window lets the load stream for d and returns its rate meanwhile, in
+// packets per second by its own clock: the median of the rates of the
+// window's slices of about 250 ms, so that a burst of another process on
+// the machine moves it less than it would move the mean.
+func (p *loadProgress) window(d time.Duration) float64 {
+	from := p.last().Seconds
+	time.Sleep(d)
+	to := p.last().Seconds
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var rates []float64
+	var a *loadJSON
+	for i := range p.lines {
+		l := &p.lines[i]
+		if l.Seconds < from || l.Seconds > to {
+			continue
+		}
+		if a == nil {
+			a = l
+			continue
+		}
+		if l.Seconds-a.Seconds >= 0.25 {
+			rates = append(rates, float64(l.Packets-a.Packets)/(l.Seconds-a.Seconds))
+			a = l
+		}
+	}
+	if len(rates) == 0 {
+		return 0
+	}
+	sort.Float64s(rates)
+	return rates[len(rates)/2]
+}
+
+// procFDs counts the open descriptors of process pid.
+func procFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestE2EChaos runs the hostile guest (vmbus guest chaos, seed 4, 5 s)
+// against a host with echo and blk while a well-behaved guest streams
+// through echo. The host must come out alive and serving, the
+// well-behaved guest must lose, duplicate or corrupt nothing and keep at
+// least 80% of its throughput, and once the hostile guest has gone the
+// host's goroutines and descriptors must come back to where they were.
+//
+// Throughput is compared over windows of equal length measured by the
+// stream itself: one before the chaos and one after it make the
+// baseline (their mean, which cancels a drift of the machine's load), one
+// inside the chaos run (its first and last half second left out) is
+// judged against it.
+func TestE2EChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 20 s")
+	}
+	bin := vmbusBinary(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), "--device", "echo", "--device", "blk="+disk, "--metrics", addr)
+	h.waitMsg(t, "metrics listening")
+	pid := h.cmd.Process.Pid
+
+	const (
+		win       = 3 * time.Second
+		chaosTime = 5 * time.Second
+	)
+	load := exec.Command(bin, "guest", "--socket", h.socket, "demo-load", "--duration", "13s",
+		"--interval", "50ms", "--pings", "10", "--chunk", "20000")
+	p := followLoad(t, load)
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		load.Process.Kill()
+		<-p.done
+		load.Wait() //nolint:errcheck // killed if still running
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for p.last().Packets == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the well-behaved guest streams nothing\nhost:\n%s", h.logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // warm up
+
+	// What the host holds with one well-behaved guest streaming.
+	baseGoroutines := scrape(t, addr)["go_goroutines"]
+	baseFDs := procFDs(t, pid)
+
+	before := p.window(win)
+
+	ch := exec.Command(bin, "guest", "--socket", h.socket, "chaos", "--seed", "4", "--duration", chaosTime.String(), "--json")
+	var chaosOut strings.Builder
+	ch.Stdout = &chaosOut
+	if err := ch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	chaosDone := make(chan error, 1)
+	go func() { chaosDone <- ch.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+	during := p.window(chaosTime - time.Second)
+	select {
+	case err := <-chaosDone:
+		if err != nil {
+			t.Fatalf("chaos: %v\n%s", err, chaosOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		ch.Process.Kill()
+		t.Fatalf("chaos did not end")
+	}
+	var rep chaos.Report
+	if err := json.Unmarshal([]byte(chaosOut.String()), &rep); err != nil {
+		t.Fatalf("chaos report %q: %v", chaosOut.String(), err)
+	}
+	tried := 0
+	for _, a := range rep.Actions {
+		tried += a.Tried
+	}
+	if rep.Sessions < 2 || tried < 50 {
+		t.Fatalf("chaos tried little: %d sessions, %d actions\n%s", rep.Sessions, tried, chaosOut.String())
+	}
+
+	after := p.window(win)
+	baseline := (before + after) / 2
+	t.Logf("stream: %.0f packets/s before, %.0f during chaos, %.0f after: %.0f%% of the baseline; chaos: %d sessions, %d actions",
+		before, during, after, 100*during/baseline, rep.Sessions, tried)
+	if baseline <= 0 || during < 0.8*baseline {
+		t.Errorf("the well-behaved guest kept %.0f%% of its throughput during chaos, want at least 80%%", 100*during/baseline)
+	}
+
+	// The hostile guest is gone: the host lets go of what it held.
+	var goroutines float64
+	var fds int
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		goroutines, fds = scrape(t, addr)["go_goroutines"], procFDs(t, pid)
+		if goroutines <= baseGoroutines && fds <= baseFDs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after chaos the host holds %v goroutines and %d descriptors, %v and %d before", goroutines, fds, baseGoroutines, baseFDs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("host: %v goroutines and %d descriptors before chaos, %v and %d after", baseGoroutines, baseFDs, goroutines, fds)
+
+	// The well-behaved guest ends its run clean.
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the well-behaved guest did not finish")
+	}
+	if err := load.Wait(); err != nil {
+		t.Errorf("well-behaved guest: %v", err)
+	}
+	p.mu.Lock()
+	res := p.result
+	p.mu.Unlock()
+	if res == nil {
+		t.Fatal("no result from the well-behaved guest")
+	}
+	if res.Lost+res.Duplicated+res.Corrupted+res.Stray != 0 || len(res.Errors) > 0 || res.Packets == 0 {
+		t.Fatalf("well-behaved guest: %d packets, %d lost, %d duplicated, %d corrupted, %d stray, errors %v",
+			res.Packets, res.Lost, res.Duplicated, res.Corrupted, res.Stray, res.Errors)
+	}
+
+	// And the host, alive, serves a new guest.
+	if err := h.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("host process: %v", err)
+	}
+	out, err := exec.Command(bin, "guest", "--socket", h.socket, "ping", "--count", "100", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping after chaos: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "guest", "--socket", h.socket, "disk", "verify", "--size", "1048576").CombinedOutput()
+	if err != nil {
+		t.Fatalf("disk verify after chaos: %v\n%s", err, out)
+	}
+}
