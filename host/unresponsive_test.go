@@ -144,3 +144,43 @@ func TestRescindReleasedInTime(t *testing.T) {
 	g.send(&protocol.ModifyChannel{ChannelID: 99})
 	g.quiet()
 }
+
+// TestSendTimeoutDuringSave: a send to a guest that does not read times
+// out while a servicing is saving the guests. The host must not close
+// that guest's connection under the save (the guest would be lost, or
+// the save fail): it is saved like the others, and the successor meets
+// its behaviour and its own bounds.
+func TestSendTimeoutDuringSave(t *testing.T) {
+	leakcheck.Check(t)
+	d := newRecording("44444444-0000-0000-0000-000000000000")
+	s := newServed(t, host.Config{Devices: []host.Device{d}, Limits: host.Limits{SendTimeout: 300 * time.Millisecond}})
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionWin10)
+	ch := g.offers()[0].ChannelID
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for id := uint32(1); id < 1<<20; id++ {
+			msgs, err := protocol.NewGpadlMessages(ch, id, []gpa.Range{{ByteCount: 4096, PFNs: []uint64{1 << 40}}})
+			if err != nil || g.c.Send(protocol.Marshal(msgs[0])) != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(150 * time.Millisecond) // the host is blocked sending now
+
+	saved, err := s.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(saved)
+	for i := range saved {
+		saved[i].Close()
+	}
+	if n != 1 {
+		t.Fatalf("saved %d guests, want the one whose send timed out during the save", n)
+	}
+	s.h.Close()
+	g.c.Close()
+	<-flooded
+}

@@ -120,8 +120,36 @@ func rawSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report) er
 		}
 		pause(ctx, rng)
 	}
-	rep.add("leave", fmt.Sprintf("with %d channels open", min(len(s.open), 2)))
+	rep.add("leave", s.leave())
 	return nil
+}
+
+// leave is how a session ends: with whatever it opened still open, and
+// half the time in the middle of a request whose answer it will not
+// wait for.
+func (s *session) leave() string {
+	what := fmt.Sprintf("with %d channels open", min(len(s.open), 2))
+	if s.rng.IntN(2) == 0 {
+		return what
+	}
+	ch := s.channel()
+	var m protocol.Message
+	switch s.rng.IntN(4) {
+	case 0:
+		m = &protocol.GpadlHeader{ChannelID: ch, GpadlID: s.gpadlID(), RangeBufferLen: 16, RangeCount: 1, Data: []uint64{4096, s.pages(1)}}
+	case 1:
+		m = &protocol.OpenChannel{ChannelID: ch, OpenID: ch, RingGpadlID: s.nextGpadl, DownstreamRingPageOffset: 2}
+	case 2:
+		m = &protocol.Unload{}
+	default:
+		if len(s.gpadls) == 0 {
+			return what
+		}
+		g := s.gpadls[s.rng.IntN(len(s.gpadls))]
+		m = &protocol.GpadlTeardown{ChannelID: g.channel, GpadlID: g.id}
+	}
+	s.send(m)
+	return fmt.Sprintf("%s, right after a %v", what, m.Type())
 }
 
 // Control messages.

@@ -90,7 +90,7 @@ func clientSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report)
 		}
 		pause(ctx, rng)
 	}
-	rep.add("leave", fmt.Sprintf("with %d channels open", min(len(s.open), 2)))
+	rep.add("leave", s.leave())
 	return nil
 }
 
