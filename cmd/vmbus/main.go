@@ -58,6 +58,7 @@ func newRootCmd() *cobra.Command {
 		newGuestCmd(),
 		newStateCmd(),
 		newDemoCmd(),
+		newSoakCmd(),
 	)
 	return root
 }

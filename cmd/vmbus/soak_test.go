@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/device/echo"
+)
+
+// TestE2ESoak runs a small `vmbus soak --json`: 2 guests × 2 channels, 2
+// servicings. Everything must check out, every guest must have streamed on
+// both its channels (each echo device its own instance), the RSS rule must
+// have been applied to real samples, and nothing may be left behind.
+func TestE2ESoak(t *testing.T) {
+	bin := vmbusBinary(t)
+	tmp := t.TempDir()
+	logs := t.TempDir()
+	// A lenient bound: the rule is exercised here, not the host's memory,
+	// which in the first seconds still grows as the guests arrive.
+	cmd := exec.Command(bin, "soak", "--json", "--guests", "2", "--channels", "2", "--duration", "8s",
+		"--service-every", "3s", "--rss-every", "500ms", "--warmup", "0s", "--rss-growth", "1000", "--rate", "2000",
+		"--disk-every", "100ms", "--log-dir", logs)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatalf("soak: %v\nstdout: %s\nstderr: %s", err, out, stderr.Bytes())
+	}
+	if wall > 20*time.Second {
+		t.Errorf("soak took %v", wall)
+	}
+	var r soakJSON
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("stdout is not one soak object: %v\n%s", err, out)
+	}
+	if !r.Passed || len(r.Failures) > 0 {
+		t.Errorf("passed %v, failures %q", r.Passed, r.Failures)
+	}
+	if r.Servicings != 2 || r.ServicingsFailed != 0 || len(r.BlackoutMs) != 2 || r.BlackoutP50ms <= 0 ||
+		r.BlackoutP99ms < r.BlackoutP50ms || r.BlackoutMaxms != r.BlackoutP99ms {
+		t.Errorf("servicings %d (%d failed), blackouts %v, p50 %v, p99 %v, max %v",
+			r.Servicings, r.ServicingsFailed, r.BlackoutMs, r.BlackoutP50ms, r.BlackoutP99ms, r.BlackoutMaxms)
+	}
+	if len(r.PerGuest) != 2 {
+		t.Fatalf("%d guests reported", len(r.PerGuest))
+	}
+	var packets uint64
+	for _, g := range r.PerGuest {
+		if g.Exit != 0 || g.Channels != 2 || len(g.ChannelPackets) != 2 || g.Packets == 0 || g.Packets != g.Sent ||
+			g.ChannelPackets[0]+g.ChannelPackets[1] != g.Packets || g.Bytes != g.Packets*256 || g.DiskBytes == 0 {
+			t.Errorf("guest %+v", g)
+		}
+		for _, n := range g.ChannelPackets {
+			if n == 0 {
+				t.Errorf("guest %d: a channel streamed nothing: %v", g.Guest, g.ChannelPackets)
+			}
+		}
+		packets += g.Packets
+	}
+	if r.Packets != packets || r.Lost+r.Duplicated+r.Corrupted+r.Stray > 0 || r.Mismatches > 0 {
+		t.Errorf("total %d packets (guests %d), lost %d, duplicated %d, corrupted %d, stray %d, mismatched %d",
+			r.Packets, packets, r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatches)
+	}
+	if len(r.Samples) < soakMinSamples {
+		t.Fatalf("%d samples", len(r.Samples))
+	}
+	for _, s := range r.Samples {
+		if s.RSSMiB <= 0 || s.FDs <= 0 || s.Threads <= 0 {
+			t.Errorf("sample %+v", s)
+		}
+	}
+	if last := r.Samples[len(r.Samples)-1]; last.Servicings != 2 || last.Packets != packets {
+		t.Errorf("last sample %+v, want 2 servicings and %d packets", last, packets)
+	}
+	if !r.RSS.Judged || r.RSS.Samples != len(r.Samples) || r.RSS.FirstMedianMiB <= 0 || r.RSS.Grew {
+		t.Errorf("rss %+v", r.RSS)
+	}
+	for _, name := range []string{"host.jsonl", "guest-1.jsonl", "guest-2.jsonl"} {
+		b, err := os.ReadFile(logs + "/" + name)
+		if err != nil || !bytes.Contains(b, []byte(`"servicing`)) && !bytes.Contains(b, []byte(`"result"`)) {
+			t.Errorf("%s: %v, %d bytes", name, err, len(b))
+		}
+	}
+	if p := processesUnder(t, tmp); len(p) > 0 {
+		t.Errorf("processes left behind:\n%s", strings.Join(p, "\n"))
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("%d entries left in the temporary directory, the first %s", len(left), left[0].Name())
+	}
+}
+
+// TestSoakUsage: bad soak flags and bad --device forms are bad usage.
+func TestSoakUsage(t *testing.T) {
+	echoes := []string{"host", "--socket", "/nonexistent/s"}
+	for range maxEchoChannels + 1 {
+		echoes = append(echoes, "--device", "echo")
+	}
+	for _, args := range [][]string{
+		{"soak", "--guests", "0"},
+		{"soak", "--guests", "33"},
+		{"soak", "--channels", "0"},
+		{"soak", "--channels", "65"},
+		{"soak", "--duration", "0s"},
+		{"soak", "--service-every", "1ms"},
+		{"soak", "--rss-every", "1ms"},
+		{"soak", "--rate", "-1"},
+		{"soak", "--rss-growth", "0"},
+		{"soak", "--payload", "8"},
+		{"soak", "extra"},
+		{"host", "--socket", "/nonexistent/s", "--device", "echo=8"},
+		{"host", "--socket", "/nonexistent/s", "--device", "echoes"},
+		echoes,
+		{"guest", "--socket", "/nonexistent/s", "demo-load", "--channels", "0"},
+		{"guest", "--socket", "/nonexistent/s", "demo-load", "--channels", "65"},
+		{"guest", "--socket", "/nonexistent/s", "demo-load", "--rate", "-1"},
+		{"guest", "--socket", "/nonexistent/s", "demo-load", "--disk-offset", "100"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := runWith(args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d; stderr %s", args[:min(len(args), 6)], code, exitUsage, stderr.Bytes())
+		}
+	}
+}
+
+// TestEchoInstance: the first echo device keeps the instance a host with
+// one always offered; the others follow it.
+func TestEchoInstance(t *testing.T) {
+	if echoInstance(1) != echo.InterfaceInstance {
+		t.Errorf("echoInstance(1) = %v, want %v", echoInstance(1), echo.InterfaceInstance)
+	}
+	if got := echoInstance(10).String(); got != "00000000-0000-0000-0000-00000000000a" {
+		t.Errorf("echoInstance(10) = %s", got)
+	}
+}
+
+// TestJudgeRSS: the memory rule on made-up curves.
+func TestJudgeRSS(t *testing.T) {
+	curve := func(rss ...float64) []soakSample {
+		s := make([]soakSample, len(rss))
+		for i, v := range rss {
+			s[i] = soakSample{Seconds: float64(i * 30), RSSMiB: v}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name          string
+		samples       []soakSample
+		judged, grew  bool
+		first, last   float64
+		growthPctNear float64
+	}{
+		// The warm-up (before 60 s) is left out, so the early 5 MiB
+		// does not count.
+		{"flat", curve(5, 5, 20, 21, 20, 22, 20, 21, 20, 21, 20, 21), true, false, 20.5, 20.5, 0},
+		{"noisy", curve(5, 5, 20, 30, 20, 22, 24, 21, 20, 21, 20, 21), true, false, 25, 20.5, -18},
+		{"leak", curve(5, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29), true, true, 20.5, 28.5, 39},
+		{"at the bound", curve(0, 0, 10, 10, 11, 11, 11, 11, 12, 12), true, false, 10, 12, 20},
+		{"short", curve(5, 5, 20, 40, 60), false, false, 0, 0, 0},
+	} {
+		v := judgeRSS(tc.samples, time.Minute, 20)
+		if v.Judged != tc.judged || v.Grew != tc.grew || v.FirstMedianMiB != tc.first || v.LastMedianMiB != tc.last ||
+			v.GrowthPct < tc.growthPctNear-1 || v.GrowthPct > tc.growthPctNear+1 {
+			t.Errorf("%s: %+v", tc.name, v)
+		}
+	}
+}
