@@ -192,7 +192,8 @@ mismatched, a servicing failed or the host logged an error, a process
 died, or the host's memory grew: the median RSS of the last quarter of the
 samples taken after --warmup more than --rss-growth percent above the
 median of their first quarter (judged with at least 8 such samples).
---log-dir keeps the host's JSON log and each guest's progress lines.`,
+--log-dir keeps the host's JSON log, each guest's progress lines and the
+result as JSON (soak.json).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.guests < 1 || cfg.guests > soakMaxGuests || cfg.channels < 1 || cfg.channels > maxEchoChannels ||
@@ -212,6 +213,15 @@ median of their first quarter (judged with at least 8 such samples).
 			res, err := runSoak(ctx, cfg, prog)
 			if err != nil {
 				return err
+			}
+			if cfg.logDir != "" {
+				b, err := json.MarshalIndent(res, "", "  ")
+				if err == nil {
+					err = os.WriteFile(filepath.Join(cfg.logDir, "soak.json"), append(b, '\n'), 0o644)
+				}
+				if err != nil {
+					return failuref("soak: %v", err)
+				}
 			}
 			if asJSON {
 				if err := printJSON(out, res); err != nil {
@@ -238,7 +248,7 @@ median of their first quarter (judged with at least 8 such samples).
 	f.IntVar(&cfg.payload, "payload", 256, "bytes per stream packet")
 	f.BoolVar(&cfg.disk, "disk", true, "verify a disk region per guest beside the streams")
 	f.DurationVar(&cfg.diskEvery, "disk-every", time.Second, "each guest pauses this long between disk rounds")
-	f.StringVar(&cfg.logDir, "log-dir", "", "keep host.jsonl (the host's log) and guest-N.jsonl (progress lines) in this directory")
+	f.StringVar(&cfg.logDir, "log-dir", "", "keep host.jsonl (the host's log), guest-N.jsonl (progress lines) and soak.json (the result) in this directory")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (progress lines go to stderr)")
 	return cmd
 }

@@ -85,10 +85,11 @@ func TestE2ESoak(t *testing.T) {
 	if !r.RSS.Judged || r.RSS.Samples != len(r.Samples) || r.RSS.FirstMedianMiB <= 0 || r.RSS.Grew {
 		t.Errorf("rss %+v", r.RSS)
 	}
-	for _, name := range []string{"host.jsonl", "guest-1.jsonl", "guest-2.jsonl"} {
+	for name, want := range map[string]string{"host.jsonl": `"servicing complete"`, "guest-1.jsonl": `"result"`,
+		"guest-2.jsonl": `"result"`, "soak.json": `"passed": true`} {
 		b, err := os.ReadFile(logs + "/" + name)
-		if err != nil || !bytes.Contains(b, []byte(`"servicing`)) && !bytes.Contains(b, []byte(`"result"`)) {
-			t.Errorf("%s: %v, %d bytes", name, err, len(b))
+		if err != nil || !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s: %v, %d bytes without %s", name, err, len(b), want)
 		}
 	}
 	if p := processesUnder(t, tmp); len(p) > 0 {
