@@ -371,10 +371,10 @@ func runSoak(ctx context.Context, cfg soakConfig, prog io.Writer) (res soakJSON,
 		if err != nil {
 			return res, failuref("soak: %v", err)
 		}
+		// Unbuffered: a soak that dies leaves every line written so
+		// far, and the lines come a few a second.
 		defer f.Close()
-		bw := bufio.NewWriter(f)
-		defer bw.Flush()
-		hostLogW = bw
+		hostLogW = f
 	}
 	socket, disk := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "disk.img")
 	args := []string{"host", "--socket", socket, "--log-format", "json"}
@@ -451,9 +451,7 @@ func runSoak(ctx context.Context, cfg soakConfig, prog io.Writer) (res soakJSON,
 				return res, failuref("soak: %v", err)
 			}
 			defer f.Close()
-			bw := bufio.NewWriter(f)
-			defer bw.Flush()
-			w = bw
+			w = f
 		}
 		go g.follow(w)
 	}
