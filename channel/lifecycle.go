@@ -190,9 +190,13 @@ func (c *Channel) enableRestored(st *restoredState) error {
 func (c *Channel) prepare() {
 	n := c.cfg.maxPacketCount
 	if len(c.inAll) != n {
+		// One allocation for the pool: a servicing successor enables
+		// every channel in its blackout, on a heap it has yet to grow.
+		pool := make([]Packet, n)
 		c.inAll = make([]*Packet, n)
-		for i := range c.inAll {
-			p := &Packet{c: c}
+		for i := range pool {
+			p := &pool[i]
+			p.c = c
 			p.q.in = p
 			c.inAll[i] = p
 		}
@@ -443,8 +447,15 @@ func (c *Channel) maybeActivate() {
 	c.mu.Lock()
 	c.rxWant = true
 	c.rxRun.Store(true)
+	hc := c.hc
 	c.mu.Unlock()
 	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
+	// A server's peer may be owed a signal: one lost with a predecessor
+	// process (reattach leaves it to this point), or one for packets
+	// written while paused. An extra signal costs the guest a look.
+	if hc != nil && owed(hc.In, hc.Out) {
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
 	c.runCallback(c.cfg.callbacks.PostStarted)
 }
 

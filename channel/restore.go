@@ -432,8 +432,10 @@ func (c *Channel) failRestored(st *restoredState) {
 // reattach continues the open channel hc with the restored state, on the
 // worker: rings and events as they are (the ring indices are re-read and
 // checked by the endpoints), GPADL mappings to rebuild, the send queue and
-// the transactions in flight as saved; then the signals that were lost
-// with the old process are given again.
+// the transactions in flight as saved. The signals that were lost with
+// the old process are given again at Start (maybeActivate), not here: a
+// guest woken now would only spend the CPU that the restore of the other
+// channels needs, and could not be answered before Start anyway.
 func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
 	if err != nil {
@@ -466,13 +468,10 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 		in.cn = copy(in.buf[:cap(in.buf)], it.comp.Payload)
 		c.enqueue(&in.q)
 	}
-	done, sig := c.flushLocked(ep)
+	done, _ := c.flushLocked(ep) // what it wrote makes the guest owed a signal
 	c.sendMu.Unlock()
 	c.goLive(ep)
-	c.finishSent(ep, done, sig)
-	if owed(hc.In, hc.Out) {
-		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
-	}
+	c.finishSent(ep, done, false)
 	return nil
 }
 

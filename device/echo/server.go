@@ -37,6 +37,7 @@ type Server struct {
 	// answers are the answer packets, one per incoming packet object,
 	// owned by the receive goroutine (process).
 	answers outRing
+	count   int // ServerConfig.MaxPacketCount: bounds answers (suspend)
 }
 
 // NewServer offers an echo channel to guest g and starts it. Packets flow
@@ -57,7 +58,7 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	if cfg.MaxPacketCount <= 0 {
 		cfg.MaxPacketCount = DefaultMaxPacketCount
 	}
-	s := &Server{ch: channel.NewServer()}
+	s := &Server{ch: channel.NewServer(), count: cfg.MaxPacketCount}
 	err := firstErr(
 		s.ch.SetGuest(g),
 		s.ch.SetInterface(InterfaceType, cfg.Instance),
@@ -69,6 +70,7 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 		// the bytes go from the guest's ring to the answer in one copy.
 		s.ch.SetInPlacePayloads(true),
 		s.ch.SetSavePacketCallbacks(nil, s.restorePacket),
+		s.ch.SetStateCallbacks(channel.StateCallbacks{Suspend: s.suspend}),
 	)
 	if err == nil && restore {
 		// Restored packets take their saved slots: the answers are
@@ -78,7 +80,8 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	// One answer packet per incoming packet object: an incoming packet
 	// is completed only when its answer is in the ring, so the channel's
 	// pool bounds the answers and a free one is always there.
-	for i := s.answers.len(); err == nil && i < cfg.MaxPacketCount; i++ {
+	// Restored answers (still to be sent) come on top.
+	for i := 0; err == nil && i < cfg.MaxPacketCount; i++ {
 		var op *channel.OutPacket
 		if op, err = s.ch.AllocatePacket(); err == nil {
 			op.SetCompletion(s.answered)

@@ -12,11 +12,59 @@ import (
 // (unless a single record is larger).
 const SaveChunkSize = 256 << 10
 
-// Pause stops the server's packets and waits until every packet indicated
-// so far was answered: an answer is in the ring (or the packet was
-// completed) before Pause returns, so the VSP holds nothing of its own
-// that a save would have to carry. Start resumes.
+// Pause stops the server's packets and returns once every packet
+// indicated so far was answered, without waiting for the guest: an answer
+// still waiting for room in the guest's ring stays in the channel's send
+// queue, which a save carries (as a queued packet) and the successor
+// sends, and the packet it answers is completed at once (suspend). So the
+// VSP holds nothing of its own that a save would have to carry, and a
+// guest that is slow to read does not hold up a servicing. Start resumes.
 func (s *Server) Pause() error { return s.ch.Pause() }
+
+// maxAnswerFactor bounds the answer packets of a server, as a multiple of
+// its packet count: suspend adds one for each answer it lets go of.
+const maxAnswerFactor = 2
+
+// suspend is the channel's Suspend callback, on its worker while the
+// receive goroutine is parked: every incoming packet whose answer waits in
+// the send queue is completed now rather than once the guest made room,
+// so Pause (and a servicing) does not wait for the guest. An answer keeps
+// its slot until it is in the ring, so as many new answers are added as
+// packets were let go of: an incoming packet object always finds a free
+// answer. Past maxAnswerFactor times the packet count it lets go of
+// nothing more, and Pause waits as before.
+func (s *Server) suspend(c *channel.Channel) {
+	// a.in was set before the send queued op; the completion routine
+	// reads it only after op left the queue, under the lock these walks
+	// hold, so it sees what the second walk left.
+	waiting := 0
+	c.QueuedPackets(func(op *channel.OutPacket) {
+		if a, ok := op.Context.(*outSlot); ok && a.in != nil {
+			waiting++
+		}
+	})
+	added, room := 0, min(waiting, maxAnswerFactor*s.count-s.answers.len())
+	for ; added < room; added++ {
+		op, err := c.AllocatePacket()
+		if err != nil {
+			break // the channel's packet limit: let go of fewer
+		}
+		op.SetCompletion(s.answered)
+		s.answers.insert(newOutSlot(op))
+	}
+	// Answers that reached the ring since the first walk are left to
+	// their completion routine; the new answers then wait idle.
+	var detached []*channel.Packet
+	c.QueuedPackets(func(op *channel.OutPacket) {
+		if a, ok := op.Context.(*outSlot); ok && a.in != nil && len(detached) < added {
+			detached = append(detached, a.in)
+			a.in = nil
+		}
+	})
+	for _, p := range detached {
+		p.Complete(nil)
+	}
+}
 
 // Start lets packets flow again after Pause (a servicing that failed
 // before the exec resumes the old server this way).
@@ -44,10 +92,11 @@ func RestorePausedServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Ser
 	return newServer(g, cfg, chunks, true, false)
 }
 
-// restorePacket brings back an answer that was queued or in the ring at
-// the save. Pause waits for answers to reach the ring, so there are none
-// in practice; one that does come back is a busy slot of the answer ring
-// that answers nothing and goes idle once it is sent.
+// restorePacket brings back an answer that was queued at the save (Pause
+// lets go of answers the guest had no room for): a busy slot of the
+// answer ring that answers nothing and goes idle once it is sent. The
+// server then allocates its full count of answers beside the restored
+// ones, so every incoming packet object finds a free answer.
 func (s *Server) restorePacket(c *channel.Channel, lib, dev []byte) error {
 	if len(dev) != 0 {
 		return fmt.Errorf("echo: restore: %d bytes of VSP state for a packet, want none", len(dev))

@@ -1,0 +1,279 @@
+package echo
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/savedstate"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// stalled is an echo server whose guest stopped reading: the guest's
+// client channel is paused, and it sent packets whose answers do not all
+// fit in its ring, so some wait in the server's send queue (no more than
+// the server's packet count: each holds an incoming packet).
+type stalled struct {
+	h     *host.Host
+	wg    sync.WaitGroup
+	srv   *Server
+	cl    *guest.Client
+	c     *channel.Channel // the guest's raw client channel
+	sent  int
+	count int // the server's MaxPacketCount
+
+	mu   sync.Mutex
+	seqs []uint64 // the sequence numbers of the answers, as they came
+}
+
+// answers is how many answers the guest read.
+func (s *stalled) answers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seqs)
+}
+
+// send sends n packets numbered from s.sent on.
+func (s *stalled) send(t *testing.T, n int) {
+	t.Helper()
+	payload := make([]byte, stalledPayload)
+	for range n {
+		// A packet of its own each: one waiting for ring space is
+		// still being sent.
+		op, err := s.c.AllocatePacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(payload, uint64(s.sent))
+		if err := op.Send(payload, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.sent++
+	}
+}
+
+// checkAnswers checks that the guest read every answer once, in order.
+func (s *stalled) checkAnswers(t *testing.T) {
+	t.Helper()
+	waitFor(t, "every answer", func() bool { return s.answers() >= s.sent })
+	time.Sleep(20 * time.Millisecond) // a duplicate would come meanwhile
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seqs) != s.sent {
+		t.Fatalf("%d answers, want %d", len(s.seqs), s.sent)
+	}
+	for i, q := range s.seqs {
+		if q != uint64(i) {
+			t.Fatalf("answer %d carries packet %d", i, q)
+		}
+	}
+}
+
+const stalledPayload = 4096
+
+func newStalled(t *testing.T, packets int) *stalled {
+	t.Helper()
+	s := &stalled{count: 64}
+	srvs := make(chan *Server, 1)
+	s.h = host.New(host.Config{OnGuest: func(g *host.Guest) {
+		srv, err := NewServer(g, ServerConfig{MaxPacketCount: s.count})
+		if err != nil {
+			t.Error(err)
+		}
+		srvs <- srv
+	}})
+	hc, gc, err := transport.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.h.ServeConn(hc)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = <-srvs
+	t.Cleanup(func() {
+		if s.c != nil {
+			s.c.Cleanup()
+		}
+		if s.srv != nil {
+			s.srv.Close()
+		}
+		s.cl.Close()
+		s.h.Close()
+		s.wg.Wait()
+	})
+	if s.srv == nil {
+		t.FailNow()
+	}
+	s.c = channel.NewClient()
+	active := make(chan struct{}, 1)
+	for _, err := range []error{
+		s.c.SetClient(s.cl),
+		s.c.SetInterface(InterfaceType, InterfaceInstance),
+		s.c.SetRingPages(DefaultRingPages, DefaultRingPages),
+		s.c.SetProcessPacketCallbacks(func(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
+			s.mu.Lock()
+			s.seqs = append(s.seqs, binary.LittleEndian.Uint64(payload))
+			s.mu.Unlock()
+			p.Complete(nil)
+		}, nil),
+		s.c.SetStateCallbacks(channel.StateCallbacks{PostStarted: func(*channel.Channel) {
+			select {
+			case active <- struct{}{}:
+			default:
+			}
+		}}),
+		s.c.Enable(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-active:
+	case <-ctx.Done():
+		t.Fatal("the guest's channel did not open")
+	}
+	if err := s.c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, packets)
+	// Every packet read by the server, and some answers waiting for
+	// room in the guest's ring.
+	waitFor(t, "the server to read every packet and queue answers", func() bool {
+		st := s.srv.Channel().Stats()
+		return st.PacketsIn >= uint64(packets) && st.Queued > 0 && st.PacketsOut < uint64(packets)
+	})
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pauseWithin pauses the server, failing if Pause does not return in time
+// (it would wait for the guest, which does not read).
+func (s *stalled) pauseWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Pause() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Pause still waiting after %v for a guest that does not read", d)
+	}
+}
+
+// queuedRecords counts the packet records of a saved channel state.
+func queuedRecords(t *testing.T, chunks [][]byte) int {
+	t.Helper()
+	_, recs, err := savedstate.Parse(bytes.Join(chunks, nil), savedstate.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recs {
+		if r.Kind == channel.KindChannelPacket {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPauseDoesNotWaitForGuest: answers the guest has no room for stay in
+// the send queue and go into the save; Pause does not wait for them, and
+// after Start every answer reaches the guest once.
+func TestPauseDoesNotWaitForGuest(t *testing.T) {
+	leakcheck.Check(t)
+	s := newStalled(t, 96)
+	s.pauseWithin(t, 2*time.Second)
+	chunks, err := s.srv.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := queuedRecords(t, chunks); n == 0 {
+		t.Fatal("the saved state holds no queued answer")
+	}
+	if got := s.srv.answers.len(); got > maxAnswerFactor*s.count {
+		t.Fatalf("%d answers, the bound is %d", got, maxAnswerFactor*s.count)
+	}
+	if err := s.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.checkAnswers(t)
+	// More traffic than the pool's packets, with answers let go of still
+	// holding slots: none is dropped for want of a free answer.
+	s.send(t, 4*s.count)
+	s.checkAnswers(t)
+}
+
+// TestRestoreSendsQueuedAnswers services a stalled server: the answers
+// queued at the save reach the guest from the restored server, once each
+// and in order, after the guest reads again.
+func TestRestoreSendsQueuedAnswers(t *testing.T) {
+	leakcheck.Check(t)
+	s := newStalled(t, 96)
+	s.pauseWithin(t, 2*time.Second)
+	saved, err := s.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	chunks, err := s.srv.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queuedRecords(t, chunks) == 0 {
+		t.Fatal("the saved state holds no queued answer")
+	}
+	// The old process goes without a word to the guest.
+	s.h.Close()
+	s.wg.Wait()
+	s.srv.Close()
+	s.srv = nil
+	h2, guests, err := host.Restore(host.Config{}, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.h = h2
+	if s.srv, err = RestoreServer(guests[0], ServerConfig{MaxPacketCount: s.count}, chunks); err != nil {
+		t.Fatal(err)
+	}
+	h2.Resume()
+	if err := s.c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.checkAnswers(t)
+	s.send(t, 2*s.count)
+	s.checkAnswers(t)
+}
