@@ -267,3 +267,22 @@ func TestE2EChaos(t *testing.T) {
 		t.Fatalf("disk verify after chaos: %v\n%s", err, out)
 	}
 }
+
+// TestE2EChaosExitStatus: no host to reach is exit status 1, bad usage 2.
+func TestE2EChaosExitStatus(t *testing.T) {
+	bin := vmbusBinary(t)
+	none := filepath.Join(t.TempDir(), "none")
+	if err := exec.Command(bin, "guest", "--socket", none, "chaos", "--duration", "1s").Run(); exitCode(err) != 1 {
+		t.Fatalf("chaos without a host: %v, want exit 1", err)
+	}
+	for _, args := range [][]string{
+		{"guest", "chaos"},
+		{"guest", "--socket", none, "chaos", "--duration", "0s"},
+		{"guest", "--socket", none, "chaos", "--seed", "x"},
+		{"guest", "--socket", none, "chaos", "extra"},
+	} {
+		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
+			t.Fatalf("%v: %v, want exit 2", args, err)
+		}
+	}
+}
