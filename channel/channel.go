@@ -247,6 +247,7 @@ type Channel struct {
 	rxWant      bool // the receive loop may indicate packets
 	rxExit      bool
 	rxParked    bool        // the receive loop acknowledged !rxWant
+	rxStopped   bool        // StopIndications cleared rxWant; Pause finishes the job
 	rxBlocked   bool        // the receive loop waits for a packet or quota to free
 	rxRun       atomic.Bool // mirrors rxWant for the receive loop's fast path
 

@@ -287,6 +287,30 @@ func (c *Channel) Cleanup() error {
 // Suspend callback runs if packets were flowing. Start resumes.
 func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) }
 
+// StopIndications is the first half of Pause, for a caller that pauses
+// many channels at once (a servicing host): it tells the receive loop to
+// stop indicating packets and returns at once, without waiting for the
+// loop or for a worker. Stopping every channel this way first stops all
+// traffic at once, where the Pause calls that follow would each wait for
+// channels still busy with packets. Pause must follow (or Start, which
+// lets packets flow again without the callbacks, since Suspend did not
+// run). On a channel that is not running it does nothing. It is safe for
+// concurrent use, inside callbacks too.
+func (c *Channel) StopIndications() {
+	c.mu.Lock()
+	ep := c.ep
+	if ep == nil || !c.rxWant {
+		c.mu.Unlock()
+		return
+	}
+	c.rxWant = false
+	c.rxRun.Store(false)
+	c.rxParked = false
+	c.rxStopped = true
+	c.mu.Unlock()
+	ep.in.Signal() //nolint:errcheck // see maybeActivate
+}
+
 // Start lets packets flow (KMCL VmbChannelStart): after Pause, and on a
 // server channel once after Enable — a server channel's packets never
 // flow before its first Start. If the channel is open, the Started and
@@ -404,7 +428,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	ep := &endpoint{r: r, w: w, in: inEv, out: outEv, mem: mem, gpadls: gt, rxDone: make(chan struct{})}
 	c.mu.Lock()
 	c.ep = ep
-	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked = false, false, true, false, false
+	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxStopped = false, false, true, false, false, false
 	c.rxRun.Store(false)
 	c.mu.Unlock()
 	c.sendMu.Lock()
@@ -439,6 +463,15 @@ func (c *Channel) maybeActivate() {
 	c.mu.Lock()
 	ep := c.ep
 	run := c.open && c.started && !c.rxWant
+	if run && ep != nil && c.rxStopped {
+		// Stopped but never suspended: the driver saw no pause.
+		c.rxStopped = false
+		c.rxWant = true
+		c.rxRun.Store(true)
+		c.mu.Unlock()
+		ep.in.Signal() //nolint:errcheck // see below
+		return
+	}
 	c.mu.Unlock()
 	if !run || ep == nil {
 		return
@@ -465,15 +498,21 @@ func (c *Channel) maybeActivate() {
 func (c *Channel) deactivate() {
 	c.mu.Lock()
 	ep := c.ep
-	if ep == nil || !c.rxWant {
+	stopped := c.rxStopped // StopIndications did the first step
+	if ep == nil || (!c.rxWant && !stopped) {
 		c.mu.Unlock()
 		return
 	}
-	c.rxWant = false
-	c.rxRun.Store(false)
-	c.rxParked = false
+	c.rxStopped = false
+	if !stopped {
+		c.rxWant = false
+		c.rxRun.Store(false)
+		c.rxParked = false
+	}
 	c.mu.Unlock()
-	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	if !stopped {
+		ep.in.Signal() //nolint:errcheck // see maybeActivate
+	}
 	c.mu.Lock()
 	for !c.rxParked {
 		c.cond.Wait()

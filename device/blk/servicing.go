@@ -17,6 +17,11 @@ const SaveChunkSize = 256 << 10
 // the backend. Start resumes.
 func (s *Server) Pause() error { return s.ch.Pause() }
 
+// StopIndications is the first half of Pause (channel.StopIndications):
+// it stops the server's packets at once without waiting. Pause (or Start)
+// must follow; a host pausing many servers stops them all first.
+func (s *Server) StopIndications() { s.ch.StopIndications() }
+
 // Start lets requests flow again after Pause (a servicing that failed
 // before the exec resumes the old server this way).
 func (s *Server) Start() error { return s.ch.Start() }

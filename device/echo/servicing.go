@@ -66,6 +66,11 @@ func (s *Server) suspend(c *channel.Channel) {
 	}
 }
 
+// StopIndications is the first half of Pause (channel.StopIndications):
+// it stops the server's packets at once without waiting. Pause (or Start)
+// must follow; a host pausing many servers stops them all first.
+func (s *Server) StopIndications() { s.ch.StopIndications() }
+
 // Start lets packets flow again after Pause (a servicing that failed
 // before the exec resumes the old server this way).
 func (s *Server) Start() error { return s.ch.Start() }
