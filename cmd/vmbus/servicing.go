@@ -79,12 +79,18 @@ func (d *daemon) service() error {
 	// part of the servicing, and SaveGuests tells which guests it saved,
 	// by id.
 	pausedSrv := make(map[vsp]bool)
+	guests := d.devs.snapshot()
 	unpause := func() {
-		for s := range pausedSrv {
-			s.Start() //nolint:errcheck // a channel closed meanwhile needs nothing
+		// Every server: one whose Pause failed may have been stopped.
+		for _, gs := range guests {
+			for _, s := range gs.servers {
+				if s != nil {
+					s.Start() //nolint:errcheck // a channel closed meanwhile needs nothing
+				}
+			}
 		}
 	}
-	if gid, err := pauseGuests(d.devs.snapshot(), pausedSrv); err != nil {
+	if gid, err := pauseGuests(guests, pausedSrv); err != nil {
 		unpause()
 		d.log.Error("servicing failed", "stage", "pause", "guest", gid, "err", err)
 		return resumeListener()
@@ -185,7 +191,9 @@ func (d *daemon) service() error {
 }
 
 // pauseGuests pauses the servers of guests, adding each to paused; on
-// error it returns the guest whose server failed. The servers are paused
+// error it returns the guest whose server failed. Every server's packets
+// are stopped first, at once (StopIndications), so that no channel goes on
+// with its traffic while the others pause; then the servers are paused
 // side by side (a few at a time): each Pause waits for its own packets. A
 // guest that is gone is skipped: its servers close (or closed) with it,
 // and SaveGuests does not save it.
@@ -200,6 +208,11 @@ func pauseGuests(guests []guestServers, paused map[vsp]bool) (uint64, error) {
 			if s != nil {
 				jobs = append(jobs, job{gs, s})
 			}
+		}
+	}
+	for _, jb := range jobs {
+		if st, ok := jb.s.(interface{ StopIndications() }); ok {
+			st.StopIndications()
 		}
 	}
 	errs := make([]error, len(jobs))
