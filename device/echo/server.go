@@ -37,7 +37,10 @@ type Server struct {
 	// answers are the answer packets, one per incoming packet object,
 	// owned by the receive goroutine (process).
 	answers outRing
-	count   int // ServerConfig.MaxPacketCount: bounds answers (suspend)
+	count   int // ServerConfig.MaxPacketCount
+	// limit bounds answers: count, plus the answers let go of by
+	// suspend (or restored) that may still wait to be sent.
+	limit int
 }
 
 // NewServer offers an echo channel to guest g and starts it. Packets flow
@@ -79,14 +82,13 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	}
 	// One answer packet per incoming packet object: an incoming packet
 	// is completed only when its answer is in the ring, so the channel's
-	// pool bounds the answers and a free one is always there.
-	// Restored answers (still to be sent) come on top.
-	for i := 0; err == nil && i < cfg.MaxPacketCount; i++ {
-		var op *channel.OutPacket
-		if op, err = s.ch.AllocatePacket(); err == nil {
-			op.SetCompletion(s.answered)
-			s.answers.insert(newOutSlot(op))
-		}
+	// pool bounds the answers and a free one is always there. Restored
+	// answers (still to be sent) come on top. A few are allocated now,
+	// the rest as the traffic needs them (grow): a servicing successor
+	// builds every server in its blackout.
+	s.limit = cfg.MaxPacketCount + s.answers.len()
+	for i := 0; err == nil && i < min(initialAnswers, cfg.MaxPacketCount); i++ {
+		err = s.addAnswer()
 	}
 	if err == nil {
 		err = s.ch.Enable()
@@ -119,9 +121,13 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		return
 	}
 	a := s.answers.take()
+	if a == nil && s.answers.len() < s.limit && s.addAnswer() == nil {
+		a = s.answers.take()
+	}
 	if a == nil {
-		// Cannot happen (one answer per packet object); drop rather
-		// than block the receive goroutine.
+		// Cannot happen (one answer per packet object, within limit)
+		// but for an allocation failure; drop rather than block the
+		// receive goroutine.
 		p.Complete(nil)
 		return
 	}
@@ -131,6 +137,21 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		a.in = nil
 		p.Complete(nil)
 	}
+}
+
+// initialAnswers is how many answer packets a server allocates up front.
+const initialAnswers = 16
+
+// addAnswer adds an idle answer packet to the pool, to be taken next. On
+// the receive goroutine, or before it runs.
+func (s *Server) addAnswer() error {
+	op, err := s.ch.AllocatePacket()
+	if err != nil {
+		return err
+	}
+	op.SetCompletion(s.answered)
+	s.answers.insert(newOutSlot(op))
+	return nil
 }
 
 // answered runs when an answer is in the ring (or the channel closed):

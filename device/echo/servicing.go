@@ -22,54 +22,35 @@ const SaveChunkSize = 256 << 10
 func (s *Server) Pause() error { return s.ch.Pause() }
 
 // maxAnswerFactor bounds the answer packets of a server, as a multiple of
-// its packet count: suspend adds one for each answer it lets go of.
+// its packet count: suspend raises the limit by one for each answer it
+// lets go of.
 const maxAnswerFactor = 2
 
 // suspend is the channel's Suspend callback, on its worker while the
 // receive goroutine is parked: every incoming packet whose answer waits in
 // the send queue is completed now rather than once the guest made room,
 // so Pause (and a servicing) does not wait for the guest. An answer keeps
-// its slot until it is in the ring, so as many new answers are added as
-// packets were let go of: an incoming packet object always finds a free
-// answer. Past maxAnswerFactor times the packet count it lets go of
-// nothing more, and Pause waits as before.
+// its slot until it is in the ring, so the pool's limit grows by one for
+// each packet let go of: an incoming packet object always finds a free
+// answer (grow). Past maxAnswerFactor times the packet count it lets go
+// of nothing more, and Pause waits as before.
 func (s *Server) suspend(c *channel.Channel) {
 	// a.in was set before the send queued op; the completion routine
-	// reads it only after op left the queue, under the lock these walks
-	// hold, so it sees what the second walk left.
-	waiting := 0
-	c.QueuedPackets(func(op *channel.OutPacket) {
-		if a, ok := op.Context.(*outSlot); ok && a.in != nil {
-			waiting++
-		}
-	})
-	added, room := 0, min(waiting, maxAnswerFactor*s.count-s.answers.len())
-	for ; added < room; added++ {
-		op, err := c.AllocatePacket()
-		if err != nil {
-			break // the channel's packet limit: let go of fewer
-		}
-		op.SetCompletion(s.answered)
-		s.answers.insert(newOutSlot(op))
-	}
-	// Answers that reached the ring since the first walk are left to
-	// their completion routine; the new answers then wait idle.
+	// reads it only after op left the queue, under the lock this walk
+	// holds, so it sees nil once the walk took the packet.
 	var detached []*channel.Packet
+	room := maxAnswerFactor*s.count - s.limit
 	c.QueuedPackets(func(op *channel.OutPacket) {
-		if a, ok := op.Context.(*outSlot); ok && a.in != nil && len(detached) < added {
+		if a, ok := op.Context.(*outSlot); ok && a.in != nil && len(detached) < room {
 			detached = append(detached, a.in)
 			a.in = nil
 		}
 	})
+	s.limit += len(detached)
 	for _, p := range detached {
 		p.Complete(nil)
 	}
 }
-
-// StopIndications is the first half of Pause (channel.StopIndications):
-// it stops the server's packets at once without waiting. Pause (or Start)
-// must follow; a host pausing many servers stops them all first.
-func (s *Server) StopIndications() { s.ch.StopIndications() }
 
 // Start lets packets flow again after Pause (a servicing that failed
 // before the exec resumes the old server this way).
@@ -100,8 +81,8 @@ func RestorePausedServer(g *host.Guest, cfg ServerConfig, chunks [][]byte) (*Ser
 // restorePacket brings back an answer that was queued at the save (Pause
 // lets go of answers the guest had no room for): a busy slot of the
 // answer ring that answers nothing and goes idle once it is sent. The
-// server then allocates its full count of answers beside the restored
-// ones, so every incoming packet object finds a free answer.
+// pool's limit is the packet count beside the restored answers, so every
+// incoming packet object finds a free answer.
 func (s *Server) restorePacket(c *channel.Channel, lib, dev []byte) error {
 	if len(dev) != 0 {
 		return fmt.Errorf("echo: restore: %d bytes of VSP state for a packet, want none", len(dev))
