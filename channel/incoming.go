@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guestmem"
@@ -313,6 +314,18 @@ func (c *Channel) doWork(it workItem) {
 	c.cfg.process(c, p, p.buf[:p.n], flags)
 }
 
+// A peer's signal flood: after floodWakeups wake-ups in a row with nothing
+// to do, the receive goroutine waits floodPause before it sleeps on its
+// event again. A peer that follows the signalling protocol signals only
+// when it wrote into an empty ring or freed space this end waits for, so
+// a run of empty wake-ups that long (a few races at most) is misbehaviour;
+// the pause caps what a flood costs the host at floodWakeups wake-ups per
+// floodPause and channel, and adds at most floodPause of latency after one.
+const (
+	floodWakeups = 64
+	floodPause   = time.Millisecond
+)
+
 // rxLoop is the channel's receive goroutine while it is open: it reads the
 // incoming ring in batches, indicates packets, routes completions to the
 // outgoing packets that wait for them, and flushes the send queue when the
@@ -320,6 +333,7 @@ func (c *Channel) doWork(it workItem) {
 // channel wakes it by signalling that event itself.
 func (c *Channel) rxLoop(ep *endpoint) {
 	defer close(ep.rxDone)
+	idle := 0 // wake-ups in a row that found nothing to read or write
 	for {
 		c.mu.Lock()
 		if c.rxExit {
@@ -335,9 +349,25 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		}
 		c.mu.Unlock()
 		done, sig := c.flush(ep)
+		worked := done != nil || sig
 		c.finishSent(ep, done, sig)
+		before := c.st.inPackets.Load()
 		if run && c.readBatch(ep) {
+			idle = 0
 			continue
+		}
+		if worked || c.st.inPackets.Load() != before {
+			idle = 0
+		} else {
+			c.st.emptyWakeups.Add(1)
+			if idle++; idle >= floodWakeups {
+				// A peer that signals without cause costs this
+				// goroutine a wake-up each time: every floodWakeups
+				// of them in a row, it waits floodPause first.
+				idle = 0
+				c.st.floodPauses.Add(1)
+				time.Sleep(floodPause)
+			}
 		}
 		if err := ep.in.Wait(context.Background()); err != nil {
 			// The event is closed: the connection is gone.

@@ -19,6 +19,11 @@ type Stats struct {
 	// which the peer needed no signal: it was busy reading, or did not
 	// wait for ring space.
 	SignalsSent, SignalsSuppressed uint64
+	// EmptyWakeups counts the receive goroutine's wake-ups that found
+	// nothing to read or to send: a few come from races, a run of them
+	// from a peer flooding signals (the goroutine then pauses; see
+	// floodWakeups).
+	EmptyWakeups uint64
 	// Queued counts the packets and completions that found the outgoing
 	// ring full (or others already waiting) and waited in the channel's
 	// send queue.
@@ -49,6 +54,8 @@ type stats struct {
 	rxPackets, rxBytes, rxSignals uint64
 	// published at the end of each batch
 	inPackets, inBytes, inSignals atomic.Uint64
+	// counted by the receive goroutine as they happen (rare)
+	emptyWakeups, floodPauses atomic.Uint64
 }
 
 // wrote counts a packet of n payload bytes put in the outgoing ring. Must
@@ -98,6 +105,8 @@ func (c *Channel) Stats() Stats {
 	s := Stats{
 		PacketsIn: c.st.inPackets.Load(),
 		BytesIn:   c.st.inBytes.Load(),
+
+		EmptyWakeups: c.st.emptyWakeups.Load(),
 	}
 	rxSignals := c.st.inSignals.Load()
 	c.sendMu.Lock()

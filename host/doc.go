@@ -87,7 +87,9 @@
 // range, descriptors that do not add up, a read index that lies, signal
 // floods, a ring it fills and never drains) is for the channel layer
 // above: a corrupt ring stops that channel's reading, a full one stops
-// its sending, and the rest of the guest and every other guest go on.
+// its sending, a signal flood makes its receive goroutine pause 1 ms
+// every 64 wake-ups that find nothing to do, and the rest of the guest
+// and every other guest go on.
 // `vmbus guest chaos` tries all of the above against a running host.
 //
 // # Limits
