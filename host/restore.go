@@ -362,7 +362,9 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 			gc.discard()
 		}
 	}()
-	gc.log.Info("guest restored")
+	// Debug, not Info: a successor restoring many guests in its blackout
+	// would spend a millisecond on these lines; it logs one summary.
+	gc.log.Debug("guest restored")
 	c := p.conn
 	gc.contacted, gc.version, gc.features = c.Contacted, c.Version, c.Features
 	gc.offersSent, gc.shuttingDown, gc.greeted, gc.bad = c.OffersSent, c.ShuttingDown, c.Greeted, int(c.Bad)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/savedstate"
@@ -81,22 +82,36 @@ func (h *Host) SaveGuests() ([]SavedGuest, error) {
 		case <-gc.done:
 		}
 	}
-	out := make([]SavedGuest, 0, len(live))
-	for _, gc := range live {
-		sg, err := gc.save()
-		if err != nil {
-			for i := range out {
-				out[i].Close()
-			}
-			for _, gc := range live {
-				gc.mu.Lock()
-				gc.detached = false
-				gc.mu.Unlock()
-				gc.pause.unpause()
-			}
-			return nil, fmt.Errorf("host: save guest %d: %w", gc.id, err)
+	// The parked guests are independent: each is saved on its own
+	// goroutine (a few at a time), inside the servicing's blackout.
+	out := make([]SavedGuest, len(live))
+	errs := make([]error, len(live))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, restoreParallel)
+	for i, gc := range live {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = gc.save()
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
 		}
-		out = append(out, sg)
+		for j := range out {
+			out[j].Close()
+		}
+		for _, gc := range live {
+			gc.mu.Lock()
+			gc.detached = false
+			gc.mu.Unlock()
+			gc.pause.unpause()
+		}
+		return nil, fmt.Errorf("host: save guest %d: %w", live[i].id, err)
 	}
 	return out, nil
 }
