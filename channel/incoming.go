@@ -405,6 +405,9 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 		}
 		c.mu.Lock()
 		var pk *Packet
+		if len(c.inFree) == 0 {
+			c.growPoolLocked()
+		}
 		if n := len(c.inFree); n > 0 && !c.rxFailed && (c.quota == 0 || c.outstanding < c.quota) {
 			pk = c.inFree[n-1]
 			c.inFree = c.inFree[:n-1]

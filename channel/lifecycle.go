@@ -189,17 +189,11 @@ func (c *Channel) enableRestored(st *restoredState) error {
 // packets and the worker's channels.
 func (c *Channel) prepare() {
 	n := c.cfg.maxPacketCount
-	if len(c.inAll) != n {
-		// One allocation for the pool: a servicing successor enables
-		// every channel in its blackout, on a heap it has yet to grow.
-		pool := make([]Packet, n)
-		c.inAll = make([]*Packet, n)
-		for i := range pool {
-			p := &pool[i]
-			p.c = c
-			p.q.in = p
-			c.inAll[i] = p
-		}
+	if len(c.inAll) == 0 || len(c.inAll) > n {
+		c.inAll = nil
+		c.mu.Lock()
+		c.growPoolLocked()
+		c.mu.Unlock()
 	}
 	c.inFree = append(c.inFree[:0], c.inAll...)
 	for _, p := range c.inAll {
@@ -216,6 +210,40 @@ func (c *Channel) prepare() {
 	c.primaryClosed = make(chan struct{}, 1)
 	c.idle = make(chan struct{}, 1)
 	c.workerDone = make(chan struct{})
+}
+
+// initialPool is how many incoming packet objects an enabled channel has
+// at first; the pool doubles as the traffic needs, up to
+// SetMaxPacketCount.
+const initialPool = 16
+
+// growPoolLocked adds free packet objects to the incoming pool, doubling
+// it (the first call makes initialPool), and reports whether it could: a
+// pool at SetMaxPacketCount does not grow. The pool grows as the packets
+// come instead of being allocated whole at Enable: a servicing successor
+// enables every channel in its blackout, on a heap it has yet to grow
+// (every new page a fault), and most channels never need the whole pool.
+// Must hold mu, or own the channel before its worker runs.
+func (c *Channel) growPoolLocked() bool {
+	limit := c.cfg.maxPacketCount
+	have := len(c.inAll)
+	if have >= limit {
+		return false
+	}
+	add := min(max(have, initialPool), limit-have)
+	pool := make([]Packet, add) // one allocation for the lot
+	for i := range pool {
+		p := &pool[i]
+		p.c = c
+		p.q.in = p
+		p.state = pktFree
+		if c.cfg.contextSize > 0 {
+			p.ctx = make([]byte, c.cfg.contextSize)
+		}
+		c.inAll = append(c.inAll, p)
+		c.inFree = append(c.inFree, p)
+	}
+	return true
 }
 
 func (c *Channel) stopWorker() {

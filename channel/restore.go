@@ -456,8 +456,11 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 			continue
 		}
 		c.mu.Lock()
+		if len(c.inFree) == 0 {
+			c.growPoolLocked()
+		}
 		n := len(c.inFree)
-		in := c.inFree[n-1] // parseState bounded completions by the pool
+		in := c.inFree[n-1] // parseState bounded completions by the pool's maximum
 		c.inFree = c.inFree[:n-1]
 		in.state = pktCompleting
 		c.mu.Unlock()
