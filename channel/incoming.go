@@ -350,7 +350,7 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		c.mu.Unlock()
 		done, sig := c.flush(ep)
 		worked := done != nil || sig
-		c.finishSent(ep, done, sig)
+		c.finishSent(ep, done, sig && !c.quiet())
 		before := c.st.inPackets.Load()
 		if run && c.readBatch(ep) {
 			idle = 0
@@ -534,7 +534,7 @@ func (c *Channel) endBatch(ep *endpoint) {
 	c.st.commit(sig)
 	c.sendMu.Unlock()
 	c.st.publishRx()
-	if sig {
+	if sig && !c.quiet() {
 		ep.out.Signal() //nolint:errcheck // see commitRx
 	}
 }
