@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -11,16 +13,42 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	return groupCmd("bench", "Measure govmbus's throughput", "", newBenchRingCmd())
+	return groupCmd("bench", "Measure govmbus's throughput", "", newBenchRingCmd(), newBenchRingEchoCmd())
+}
+
+// newBenchRingEchoCmd is the echo process of `bench ring --round-trip
+// --processes 2`, started by it; not for use by hand.
+func newBenchRingEchoCmd() *cobra.Command {
+	var c ringbench.Config
+	cmd := &cobra.Command{
+		Use:    "ring-echo",
+		Short:  "The echo process of a two-process ring round trip",
+		Hidden: true,
+		Args:   exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.RoundTrip, c.Signal = true, true
+			err := ringbench.RunEchoProcess(c, func() { fmt.Fprintln(cmd.OutOrStdout(), "ready") })
+			if err != nil {
+				return failuref("ring-echo: %v", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&c.Payload, "payload", 64, "payload bytes per packet")
+	f.IntVar(&c.Count, "count", 0, "packets to answer")
+	f.IntVar(&c.RingSize, "ring-size", 262144, "ring data bytes")
+	return cmd
 }
 
 func newBenchRingCmd() *cobra.Command {
 	var (
-		c      ringbench.Config
-		asJSON bool
+		c         ringbench.Config
+		asJSON    bool
+		processes int
 	)
 	cmd := &cobra.Command{
-		Use:   "ring --payload N --count N --ring-size BYTES [--batch N] [--signal] [--zero-copy] [--round-trip] [--json]",
+		Use:   "ring --payload N --count N --ring-size BYTES [--batch N] [--signal] [--zero-copy] [--round-trip [--processes 2]] [--json]",
 		Short: "One writer and one reader goroutine on one ring",
 		Long: `One writer goroutine and one reader goroutine stream in-band packets
 through one ring in memory. By default both busy-poll and the reader copies
@@ -35,9 +63,26 @@ reader saw each exactly once and in order.
 goroutine reads each packet in place and writes it back through a second
 ring; the first keeps as many packets in flight as one ring holds and
 reads the answers. Packets per second then counts packets that went there
-and back. It is the raw-ring figure to hold "vmbus guest stream" against.`,
+and back. It is the raw-ring figure to hold "vmbus guest stream" against;
+with --processes 2 the echo side runs in a second process (the rings in a
+shared memfd, one eventfd per direction), as the host does for a guest.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch processes {
+			case 1:
+			case 2:
+				if !c.RoundTrip || !c.Signal {
+					return usageErrorf("bench ring: --processes 2 needs --round-trip and --signal")
+				}
+				exe, err := os.Executable()
+				if err != nil {
+					return failuref("bench ring: %v", err)
+				}
+				c.EchoCommand = []string{exe, "bench", "ring-echo", "--payload", strconv.Itoa(c.Payload),
+					"--count", strconv.Itoa(c.Count), "--ring-size", strconv.Itoa(c.RingSize)}
+			default:
+				return usageErrorf("bench ring: --processes must be 1 or 2")
+			}
 			if err := c.Validate(); err != nil {
 				return usageError(err)
 			}
@@ -63,6 +108,7 @@ and back. It is the raw-ring figure to hold "vmbus guest stream" against.`,
 	f.BoolVar(&c.Signal, "signal", false, "sleep on eventfds instead of busy-polling")
 	f.BoolVar(&c.ZeroCopy, "zero-copy", false, "read payloads in place instead of copying them")
 	f.BoolVar(&c.RoundTrip, "round-trip", false, "echo every packet back through a second ring")
+	f.IntVar(&processes, "processes", 1, "2: the echo side of --round-trip --signal runs in a process of its own")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,6 +162,11 @@ func TestRingBadUsageExit2(t *testing.T) {
 		{"bench", "ring", "--payload", "5000", "--ring-size", "4096"},
 		{"bench", "ring", "--count", "0"},
 		{"bench", "ring", "--bogus"},
+		{"bench", "ring", "--round-trip", "--payload", "8"},
+		{"bench", "ring", "--round-trip", "--batch", "2"},
+		{"bench", "ring", "--processes", "2"},
+		{"bench", "ring", "--round-trip", "--processes", "2"},
+		{"bench", "ring", "--round-trip", "--signal", "--processes", "3"},
 		{"nosuchcommand"},
 	} {
 		code, _, errs := cli(t, args...)
@@ -171,7 +177,7 @@ func TestRingBadUsageExit2(t *testing.T) {
 }
 
 func TestBenchRingJSON(t *testing.T) {
-	for _, extra := range [][]string{nil, {"--signal"}, {"--zero-copy", "--batch", "4"}} {
+	for _, extra := range [][]string{nil, {"--signal"}, {"--zero-copy", "--batch", "4"}, {"--signal", "--round-trip"}} {
 		args := append([]string{"bench", "ring", "--payload", "64", "--count", "20000", "--ring-size", "8192", "--json"}, extra...)
 		out := mustCLI(t, args...)
 		var m map[string]any
@@ -188,6 +194,33 @@ func TestBenchRingJSON(t *testing.T) {
 		}
 		if (len(extra) > 0 && extra[0] == "--signal") != (m["signals"].(float64) > 0) {
 			t.Fatalf("%v: signals %v", extra, m["signals"])
+		}
+	}
+}
+
+// TestBenchRingRoundTripTwoProcesses runs the bare-ring round trip with
+// its echo side in a second process, through the built binary (the echo
+// process is the binary itself).
+func TestBenchRingRoundTripTwoProcesses(t *testing.T) {
+	bin := vmbusBinary(t)
+	for _, payload := range []string{"64", "16384"} {
+		out, err := exec.Command(bin, "bench", "ring", "--round-trip", "--signal", "--processes", "2",
+			"--payload", payload, "--count", "20000", "--json").Output()
+		if err != nil {
+			t.Fatalf("payload %s: %v", payload, err)
+		}
+		var res struct {
+			Packets  int    `json:"packets"`
+			Checksum uint64 `json:"checksum"`
+			Signals  int    `json:"signals"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		// Every answer came back once, in order, intact (the run fails
+		// otherwise), and carried its sequence number.
+		if res.Packets != 20000 || res.Checksum != 20000*19999/2 || res.Signals == 0 {
+			t.Fatalf("payload %s: %s", payload, out)
 		}
 	}
 }

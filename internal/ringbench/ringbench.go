@@ -23,6 +23,11 @@ type Config struct {
 	// echo device does (see runRoundTrip); Batch and ZeroCopy do not
 	// apply.
 	RoundTrip bool
+	// EchoCommand, with RoundTrip, runs the echo side in a process of
+	// its own, started with this command line (its program must call
+	// RunEchoProcess), so that the rings cross two processes as a
+	// channel's do.
+	EchoCommand []string
 }
 
 // Result is what a run measured.
@@ -56,6 +61,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("a %d-byte payload does not fit in a %d-byte ring", c.Payload, c.RingSize)
 	case c.RoundTrip && (c.Batch != 0 || c.ZeroCopy):
 		return fmt.Errorf("batch and zero-copy do not apply to a round trip")
+	case len(c.EchoCommand) > 0 && !(c.RoundTrip && c.Signal):
+		return fmt.Errorf("an echo process needs a round trip with signals")
 	case c.RoundTrip && c.Payload < echo.HeaderSize:
 		return fmt.Errorf("a round trip carries stream packets of at least %d bytes", echo.HeaderSize)
 	}
@@ -68,6 +75,9 @@ func (c Config) Validate() error {
 func Run(c Config) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
+	}
+	if len(c.EchoCommand) > 0 {
+		return runRoundTripProcesses(c)
 	}
 	if c.RoundTrip {
 		return runRoundTrip(c)
