@@ -34,6 +34,7 @@ func TestIncomingPoolGrows(t *testing.T) {
 	}
 	must(t, s.Start())
 	must(t, c.Enable())
+	waitState(t, c, StateActive)
 	waitState(t, s, StateActive)
 	for range limit + 50 {
 		p, err := c.AllocatePacket()
