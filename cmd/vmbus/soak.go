@@ -113,11 +113,14 @@ type soakSample struct {
 	GuestsMiB  float64 `json:"guests_rss_mib"`
 	Servicings int     `json:"servicings"` // completed so far
 	Packets    uint64  `json:"packets"`    // every guest's, from their last progress lines
+	// Final marks the sample taken once the guests are done: it shows
+	// the host without its load and is not judged for growth.
+	Final bool `json:"final,omitempty"`
 }
 
 // rssVerdict is the memory rule: the median RSS of the last quarter of
-// the samples after the warm-up may exceed that of the first quarter by
-// at most the bound.
+// the samples after the warm-up (and before the guests are done) may
+// exceed that of the first quarter by at most the bound.
 type rssVerdict struct {
 	Judged         bool    `json:"judged"`
 	WarmupS        float64 `json:"warmup_s"`
@@ -134,7 +137,7 @@ func judgeRSS(samples []soakSample, warmup time.Duration, boundPct float64) rssV
 	v := rssVerdict{WarmupS: warmup.Seconds(), BoundPct: boundPct}
 	var rss []float64
 	for _, s := range samples {
-		if s.Seconds >= warmup.Seconds() {
+		if s.Seconds >= warmup.Seconds() && !s.Final {
 			rss = append(rss, s.RSSMiB)
 		}
 	}
@@ -536,8 +539,9 @@ func runSoak(ctx context.Context, cfg soakConfig, prog io.Writer) (res soakJSON,
 		return s
 	}
 	var samples []soakSample
-	record := func() {
+	record := func(final bool) {
 		s := sample()
+		s.Final = final
 		samples = append(samples, s)
 		var lost, dup, corrupt uint64
 		var mism int64
@@ -553,7 +557,7 @@ func runSoak(ctx context.Context, cfg soakConfig, prog io.Writer) (res soakJSON,
 		fmt.Fprintf(prog, "soak: %7.1f s  serviced %d  host RSS %.1f MiB  fds %d  threads %d  goroutines %s  packets %s  lost %d dup %d corrupt %d mismatched %d\n",
 			s.Seconds, s.Servicings, s.RSSMiB, s.FDs, s.Threads, gr, siCount(float64(s.Packets)), lost, dup, corrupt, mism)
 	}
-	record()
+	record(false)
 	// After the first, samples fall half a servicing interval after a
 	// servicing when --rss-every is a multiple of --service-every: every
 	// one sees the host as long after its exec.
@@ -571,7 +575,7 @@ wait:
 	for {
 		select {
 		case <-tick.C:
-			record()
+			record(false)
 			nextSample = nextSample.Add(cfg.rssEvery)
 			for time.Until(nextSample) <= 0 {
 				nextSample = nextSample.Add(cfg.rssEvery) // a slow sample skips a beat
@@ -594,7 +598,7 @@ wait:
 	close(ending)
 	workers.Wait()
 	if !hostDied {
-		record()
+		record(true)
 	}
 	res.Seconds = time.Since(t0).Seconds()
 
@@ -830,7 +834,11 @@ func printSoakSummary(w io.Writer, r soakJSON) {
 		if s.Goroutines >= 0 {
 			gr = strconv.Itoa(s.Goroutines)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%s\t%.1f\t%d\t\n", (time.Duration(s.Seconds) * time.Second).String(),
+		at := (time.Duration(s.Seconds) * time.Second).String()
+		if s.Final {
+			at = "guests done " + at
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%s\t%.1f\t%d\t\n", at,
 			s.Servicings, s.RSSMiB, s.FDs, s.Threads, gr, s.GuestsMiB, s.Packets)
 	}
 	tw.Flush()

@@ -82,7 +82,10 @@ func TestE2ESoak(t *testing.T) {
 	if last := r.Samples[len(r.Samples)-1]; last.Servicings != 2 || last.Packets != packets {
 		t.Errorf("last sample %+v, want 2 servicings and %d packets", last, packets)
 	}
-	if !r.RSS.Judged || r.RSS.Samples != len(r.Samples) || r.RSS.FirstMedianMiB <= 0 || r.RSS.Grew {
+	if last := r.Samples[len(r.Samples)-1]; !last.Final {
+		t.Errorf("the last sample, after the guests, is not marked final: %+v", last)
+	}
+	if !r.RSS.Judged || r.RSS.Samples != len(r.Samples)-1 || r.RSS.FirstMedianMiB <= 0 || r.RSS.Grew {
 		t.Errorf("rss %+v", r.RSS)
 	}
 	for name, want := range map[string]string{"host.jsonl": `"servicing complete"`, "guest-1.jsonl": `"result"`,
@@ -153,6 +156,10 @@ func TestJudgeRSS(t *testing.T) {
 		}
 		return s
 	}
+	final := func(s []soakSample) []soakSample {
+		s[len(s)-1].Final = true
+		return s
+	}
 	for _, tc := range []struct {
 		name          string
 		samples       []soakSample
@@ -167,6 +174,9 @@ func TestJudgeRSS(t *testing.T) {
 		{"leak", curve(5, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29), true, true, 20.5, 28.5, 39},
 		{"at the bound", curve(0, 0, 10, 10, 11, 11, 11, 11, 12, 12), true, false, 10, 12, 20},
 		{"short", curve(5, 5, 20, 40, 60), false, false, 0, 0, 0},
+		// The sample after the guests left is not judged: without it
+		// the last quarter is {28, 29}, with it {29, 3}.
+		{"final", final(curve(5, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 3)), true, true, 20.5, 28.5, 39},
 	} {
 		v := judgeRSS(tc.samples, time.Minute, 20)
 		if v.Judged != tc.judged || v.Grew != tc.grew || v.FirstMedianMiB != tc.first || v.LastMedianMiB != tc.last ||
