@@ -32,8 +32,9 @@ const maxAnswerFactor = 2
 // so Pause (and a servicing) does not wait for the guest. An answer keeps
 // its slot until it is in the ring, so the pool's limit grows by one for
 // each packet let go of: an incoming packet object always finds a free
-// answer (grow). Past maxAnswerFactor times the packet count it lets go
-// of nothing more, and Pause waits as before.
+// answer (process adds answers up to the limit). Past maxAnswerFactor
+// times the packet count it lets go of nothing more, and Pause waits as
+// before.
 func (s *Server) suspend(c *channel.Channel) {
 	// a.in was set before the send queued op; the completion routine
 	// reads it only after op left the queue, under the lock this walk
