@@ -97,8 +97,9 @@ type chanState struct {
 	dynamic   *Offered // set for Guest.Offer's entries
 	open      *openChannel
 	rescinded bool
-	// rescindedAt is when this host sent the rescind, for
-	// Limits.ReleaseTimeout; zero for a rescind restored from a save.
+	// rescindedAt is when this host sent the rescind (or restored it
+	// from a save, which does not carry the time), for
+	// Limits.ReleaseTimeout.
 	rescindedAt time.Time
 	released    bool
 	// waiting: restored from a saved state, for a server channel to

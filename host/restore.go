@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guestmem"
@@ -108,6 +109,14 @@ func (h *Host) Resume() {
 		return
 	}
 	for _, gc := range h.restored {
+		gc.mu.Lock()
+		for i := range gc.chans {
+			if cs := &gc.chans[i]; cs.rescinded && !cs.rescindedAt.IsZero() {
+				gc.armReleaseTimerLocked(h.limits.ReleaseTimeout)
+				break
+			}
+		}
+		gc.mu.Unlock()
 		h.conns.Add(1)
 		go func() {
 			defer h.conns.Done()
@@ -418,6 +427,12 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 		}
 		cs.rescinded = ch.State == chanRescinded
 		cs.released = ch.State == chanReleased
+		if cs.rescinded {
+			// The save does not carry when the rescind was sent: the
+			// guest's time to release it starts again now (Resume
+			// arms the timer).
+			cs.rescindedAt = time.Now()
+		}
 	}
 	// GPADLs, before the channels that use them open.
 	var tearing []*gpadl

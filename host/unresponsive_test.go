@@ -184,3 +184,46 @@ func TestSendTimeoutDuringSave(t *testing.T) {
 	g.c.Close()
 	<-flooded
 }
+
+// TestRestoredRescindTimesOut: a rescind the guest has not answered when
+// the host is serviced still times out in the successor (the release
+// clock starts again at the restore), and the guest is disconnected.
+func TestRestoredRescindTimesOut(t *testing.T) {
+	leakcheck.Check(t)
+	dyn := newRecording("77777777-0000-0000-0000-000000000000")
+	var offered *host.Offered
+	const timeout = 300 * time.Millisecond
+	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: timeout}}
+	gs := guestsOf(&cfg, func(g *host.Guest) {
+		var err error
+		if offered, err = g.Offer(dyn); err != nil {
+			t.Error(err)
+		}
+	})
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionIron)
+	<-gs
+	if len(g.offers()) != 1 {
+		t.Fatal("no offer")
+	}
+	done := make(chan error, 1)
+	go func() { done <- offered.Rescind(context.Background()) }()
+	if m, ok := g.recv().(*protocol.RescindChannelOffer); !ok || m.ChannelID != offered.ChannelID() {
+		t.Fatalf("want RescindChannelOffer, got %+v", m)
+	}
+	// The guest says nothing; the host is serviced before the timeout.
+	service(t, s, host.Config{Limits: host.Limits{ReleaseTimeout: timeout}})
+	restored := time.Now()
+	<-done // the old host's Rescind ends with the old host
+	deadline := time.Now().Add(5 * time.Second)
+	for s.h.NumGuests() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("restored guest not disconnected 5 s after a 300 ms release timeout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(restored); took < timeout-50*time.Millisecond {
+		t.Fatalf("disconnected %v after the restore, before the release timeout", took)
+	}
+}
