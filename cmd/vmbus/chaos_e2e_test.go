@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,6 +167,7 @@ func TestE2EChaos(t *testing.T) {
 	// What the host holds with one well-behaved guest streaming.
 	baseGoroutines := scrape(t, addr)["go_goroutines"]
 	baseFDs := procFDs(t, pid)
+	baseHeap := liveHeap(t, addr)
 
 	before := p.window(win)
 	var ratio float64
@@ -232,6 +235,22 @@ func TestE2EChaos(t *testing.T) {
 	}
 	t.Logf("host: %v goroutines and %d descriptors before chaos, %v and %d after", baseGoroutines, baseFDs, goroutines, fds)
 
+	// And the memory: the live heap after a collection comes back to
+	// where it was, give or take what the streaming guest has in flight.
+	var heap float64
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		heap = liveHeap(t, addr)
+		if heap <= baseHeap*1.1+1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after chaos the host's live heap is %.2f MiB, %.2f MiB before", heap/(1<<20), baseHeap/(1<<20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("host: live heap %.2f MiB before chaos, %.2f MiB after", baseHeap/(1<<20), heap/(1<<20))
+
 	// The well-behaved guest lost, duplicated and corrupted nothing: its
 	// counters cover every stream run and disk round it completed.
 	last := p.last()
@@ -285,4 +304,17 @@ func TestE2EChaosExitStatus(t *testing.T) {
 			t.Fatalf("%v: %v, want exit 2", args, err)
 		}
 	}
+}
+
+// liveHeap is the host's heap in use right after a garbage collection:
+// the heap profile endpoint collects first (gc=1), then /metrics reports.
+func liveHeap(t *testing.T, addr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body) //nolint:errcheck // only the collection matters
+	resp.Body.Close()
+	return scrape(t, addr)["go_memstats_heap_alloc_bytes"]
 }
