@@ -49,17 +49,12 @@ func runRoundTripProcesses(c Config) (res Result, err error) {
 		return Result{}, err
 	}
 	defer unix.Munmap(m) //nolint:errcheck // nothing to do about it
-	out, back := m[:regionSize(c)], m[regionSize(c):]
-	for _, r := range [][]byte{out, back} {
-		if err := ring.Format(r, true); err != nil {
-			return Result{}, err
-		}
-	}
-	outW, err := ring.NewWriter(out)
+	// The echo process makes its own writer and reader on these.
+	outW, _, err := formatRing(m[:regionSize(c)])
 	if err != nil {
 		return Result{}, err
 	}
-	backR, err := ring.NewReader(back)
+	_, backR, err := formatRing(m[regionSize(c):])
 	if err != nil {
 		return Result{}, err
 	}
@@ -112,16 +107,8 @@ func runRoundTripProcesses(c Config) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	secs := time.Since(start).Seconds()
-	return Result{
-		Packets:       c.Count,
-		Payload:       c.Payload,
-		Seconds:       secs,
-		PacketsPerSec: float64(c.Count) / secs,
-		BytesPerSec:   float64(c.Count) * float64(c.Payload) / secs,
-		Signals:       signals, // the client's; the echo process keeps its own
-		Checksum:      sum,
-	}, nil
+	// The echo process counts its own signals.
+	return result(c, time.Since(start), sum, signals), nil
 }
 
 // RunEchoProcess is the echo process of a two-process round trip: c is

@@ -82,15 +82,7 @@ func Run(c Config) (Result, error) {
 	if c.RoundTrip {
 		return runRoundTrip(c)
 	}
-	region := make([]byte, ring.ControlSize+c.RingSize)
-	if err := ring.Format(region, true); err != nil {
-		return Result{}, err
-	}
-	w, err := ring.NewWriter(region)
-	if err != nil {
-		return Result{}, err
-	}
-	r, err := ring.NewReader(region)
+	w, r, err := formatRing(make([]byte, ring.ControlSize+c.RingSize))
 	if err != nil {
 		return Result{}, err
 	}
@@ -121,6 +113,13 @@ func Run(c Config) (Result, error) {
 	if rerr != nil {
 		return Result{}, rerr
 	}
+	res := result(c, elapsed, sum, signals+readerSignals)
+	res.Touched = touched
+	return res, nil
+}
+
+// result is a run's Result from what it measured.
+func result(c Config, elapsed time.Duration, sum uint64, signals int64) Result {
 	secs := elapsed.Seconds()
 	return Result{
 		Packets:       c.Count,
@@ -128,10 +127,23 @@ func Run(c Config) (Result, error) {
 		Seconds:       secs,
 		PacketsPerSec: float64(c.Count) / secs,
 		BytesPerSec:   float64(c.Count) * float64(c.Payload) / secs,
-		Signals:       signals + readerSignals,
+		Signals:       signals,
 		Checksum:      sum,
-		Touched:       touched,
-	}, nil
+	}
+}
+
+// formatRing formats region as an empty ring (pending-send feature on)
+// and returns its writer and reader.
+func formatRing(region []byte) (*ring.Writer, *ring.Reader, error) {
+	if err := ring.Format(region, true); err != nil {
+		return nil, nil, err
+	}
+	w, err := ring.NewWriter(region)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := ring.NewReader(region)
+	return w, r, err
 }
 
 // ExpectedChecksum is the checksum a correct run of c reports.

@@ -32,23 +32,11 @@ func roundTripWindow(c Config) int {
 // direction: the client's for "answers arrived or out has space", the
 // echo's for "packets arrived or back has space".
 func runRoundTrip(c Config) (Result, error) {
-	mk := func() (*ring.Writer, *ring.Reader, error) {
-		region := make([]byte, ring.ControlSize+c.RingSize)
-		if err := ring.Format(region, true); err != nil {
-			return nil, nil, err
-		}
-		w, err := ring.NewWriter(region)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := ring.NewReader(region)
-		return w, r, err
-	}
-	outW, outR, err := mk()
+	outW, outR, err := formatRing(make([]byte, ring.ControlSize+c.RingSize))
 	if err != nil {
 		return Result{}, err
 	}
-	backW, backR, err := mk()
+	backW, backR, err := formatRing(make([]byte, ring.ControlSize+c.RingSize))
 	if err != nil {
 		return Result{}, err
 	}
@@ -81,16 +69,7 @@ func runRoundTrip(c Config) (Result, error) {
 	if e := <-eerr; e != nil {
 		return Result{}, e
 	}
-	secs := elapsed.Seconds()
-	return Result{
-		Packets:       c.Count,
-		Payload:       c.Payload,
-		Seconds:       secs,
-		PacketsPerSec: float64(c.Count) / secs,
-		BytesPerSec:   float64(c.Count) * float64(c.Payload) / secs,
-		Signals:       signals + echoSignals,
-		Checksum:      sum,
-	}, nil
+	return result(c, elapsed, sum, signals+echoSignals), nil
 }
 
 // clientSide sends c.Count packets and reads their answers, checking that
