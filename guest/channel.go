@@ -47,8 +47,9 @@ type Channel struct {
 	rescindSet bool          // under cl.mu
 }
 
-// Rescinded is closed when the host rescinds the channel. The channel must
-// then be closed (Close answers RelIdReleased).
+// Rescinded is closed when the host rescinds the channel, or when the
+// connection to the host ends. The channel must then be closed (Close
+// answers RelIdReleased if the connection is still there).
 func (ch *Channel) Rescinded() <-chan struct{} { return ch.rescinded }
 
 // Open opens an offered channel. It allocates OutPages+InPages contiguous

@@ -219,6 +219,15 @@ func (cl *Client) loop() {
 		close(w)
 		delete(cl.waiters, k)
 	}
+	// With the connection every open channel is gone, as if rescinded:
+	// its owner closes it, and nothing waits for a host that cannot
+	// answer any more.
+	for _, ch := range cl.channels {
+		if !ch.rescindSet {
+			ch.rescindSet = true
+			close(ch.rescinded)
+		}
+	}
 	cl.mu.Unlock()
 	close(cl.rescinded)
 	close(cl.done)

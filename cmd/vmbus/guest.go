@@ -295,6 +295,11 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 				return usageErrorf("disk verify: --size %d exceeds the disk's %d bytes", size, d.Size())
 			}
 			res, err := verifyDisk(d, size)
+			if err != nil {
+				// Nothing was verified to the end: no summary that
+				// reads as if it had been.
+				return failuref("disk verify: %v", err)
+			}
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
 					return err
@@ -302,9 +307,6 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "disk verify: %d of %d bytes, %d mismatched, %.3f s (write %.1f MB/s, read %.1f MB/s)\n",
 					res.Size, res.DiskSize, res.Mismatches, res.Seconds, res.WriteBytesPerSec/1e6, res.ReadBytesPerSec/1e6)
-			}
-			if err != nil {
-				return failuref("disk verify: %v", err)
 			}
 			if res.Mismatches > 0 {
 				return failuref("disk verify: %d bytes differ, the first at offset %d", res.Mismatches, res.FirstMismatch)
