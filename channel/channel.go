@@ -244,12 +244,14 @@ type Channel struct {
 	idleWaiters int
 	quota       int
 	rxFailed    bool
-	rxWant      bool // the receive loop may indicate packets
-	rxExit      bool
-	rxParked    bool        // the receive loop acknowledged !rxWant
-	rxStopped   bool        // StopIndications cleared rxWant; Pause finishes the job
-	rxBlocked   bool        // the receive loop waits for a packet or quota to free
-	rxRun       atomic.Bool // mirrors rxWant for the receive loop's fast path
+	// rxStopReason says why rxFailed was set, for Stats.
+	rxStopReason string
+	rxWant       bool // the receive loop may indicate packets
+	rxExit       bool
+	rxParked     bool        // the receive loop acknowledged !rxWant
+	rxStopped    bool        // StopIndications cleared rxWant; Pause finishes the job
+	rxBlocked    bool        // the receive loop waits for a packet or quota to free
+	rxRun        atomic.Bool // mirrors rxWant for the receive loop's fast path
 
 	// outgoing, under sendMu
 	sendMu   sync.Mutex

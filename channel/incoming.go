@@ -244,7 +244,7 @@ func (c *Channel) retire(p *Packet, what string, fail bool) {
 		panic("channel: " + what + " of a packet that is not outstanding")
 	}
 	if fail {
-		c.rxFailed = true
+		c.stopRxLocked("the driver failed a packet (Fail)")
 	}
 	p.state = pktFree
 	c.inFree = append(c.inFree, p)
@@ -449,7 +449,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			if !c.fill(pk, &ep.pkt, c.cfg.inPlace && !c.cfg.blocking) {
 				c.unpop(pk)
 				c.mu.Lock()
-				c.rxFailed = true
+				c.stopRxLocked(fmt.Sprintf("a packet of %d bytes with %d external ranges passes the channel's limits", ep.pkt.PayloadLen(), len(ep.pkt.Ranges)))
 				c.mu.Unlock()
 				return false
 			}
@@ -476,10 +476,19 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			// malformed packet.
 			c.unpop(pk)
 			c.mu.Lock()
-			c.rxFailed = true
+			c.stopRxLocked(fmt.Sprintf("a packet of type %d, which this layer does not take", ep.pkt.Type))
 			c.mu.Unlock()
 			return false
 		}
+	}
+}
+
+// stopRxLocked stops the incoming queue for good (until the channel opens
+// again) and keeps the first reason, for Stats. Must hold mu.
+func (c *Channel) stopRxLocked(reason string) {
+	c.rxFailed = true
+	if c.rxStopReason == "" {
+		c.rxStopReason = reason
 	}
 }
 
@@ -488,7 +497,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
 	if !errors.Is(err, ring.ErrEmpty) {
 		c.mu.Lock()
-		c.rxFailed = true
+		c.stopRxLocked(err.Error())
 		c.mu.Unlock()
 		return false
 	}

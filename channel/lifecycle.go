@@ -467,6 +467,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.mu.Lock()
 	c.ep = ep
 	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxStopped = false, false, true, false, false, false
+	c.rxStopReason = ""
 	c.rxRun.Store(false)
 	c.mu.Unlock()
 	c.sendMu.Lock()

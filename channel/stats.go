@@ -24,6 +24,11 @@ type Stats struct {
 	// from a peer flooding signals (the goroutine then pauses; see
 	// floodWakeups).
 	EmptyWakeups uint64
+	// IncomingStopped says why the channel stopped reading its incoming
+	// ring for good (a corrupt ring, a packet past the channel's limits,
+	// a packet the driver failed); empty while it reads. It is cleared
+	// when the channel opens again.
+	IncomingStopped string
 	// Queued counts the packets and completions that found the outgoing
 	// ring full (or others already waiting) and waited in the channel's
 	// send queue.
@@ -108,6 +113,9 @@ func (c *Channel) Stats() Stats {
 
 		EmptyWakeups: c.st.emptyWakeups.Load(),
 	}
+	c.mu.Lock()
+	s.IncomingStopped = c.rxStopReason
+	c.mu.Unlock()
 	rxSignals := c.st.inSignals.Load()
 	c.sendMu.Lock()
 	s.PacketsOut, s.BytesOut = c.st.outPackets, c.st.outBytes

@@ -49,8 +49,8 @@ type hostCollector struct {
 	servicings atomic.Uint32 // set once, before the server starts
 	blackout   prometheus.Histogram
 
-	packets, bytes, ringUsed, ringSize, signals, pending, queued *prometheus.Desc
-	servicingsDesc                                               *prometheus.Desc
+	packets, bytes, ringUsed, ringSize, signals, pending, queued, stopped *prometheus.Desc
+	servicingsDesc                                                        *prometheus.Desc
 }
 
 func newHostCollector(devs *hostDevices) *hostCollector {
@@ -69,6 +69,7 @@ func newHostCollector(devs *hostDevices) *hostCollector {
 		ringSize:       prometheus.NewDesc("govmbus_channel_ring_size_bytes", "Data size of the ring.", with("ring"), nil),
 		signals:        prometheus.NewDesc("govmbus_channel_signals_total", "Signals to the guest (sent), and commits that needed none (suppressed).", with("kind"), nil),
 		pending:        prometheus.NewDesc("govmbus_channel_completions_pending", "Packets sent to the guest that wait for its completion.", labels, nil),
+		stopped:        prometheus.NewDesc("govmbus_channel_incoming_stopped", "1 when the channel stopped reading its incoming ring for good (a corrupt ring, a packet past its limits, a failed packet); the reason is the label.", with("reason"), nil),
 		queued:         prometheus.NewDesc("govmbus_channel_queued_total", "Packets and completions to the guest that waited in the channel's send queue for ring space.", labels, nil),
 		servicingsDesc: prometheus.NewDesc("govmbus_servicings_total", "Servicings of this host since it first started (kept across the exec).", nil, nil),
 	}
@@ -76,7 +77,7 @@ func newHostCollector(devs *hostDevices) *hostCollector {
 
 // Describe implements prometheus.Collector.
 func (m *hostCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.ringUsed, m.ringSize, m.signals, m.pending, m.queued, m.servicingsDesc} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.ringUsed, m.ringSize, m.signals, m.pending, m.queued, m.stopped, m.servicingsDesc} {
 		ch <- d
 	}
 	m.blackout.Describe(ch)
@@ -127,6 +128,9 @@ func (m *hostCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(m.ringSize, st.OutRingSize, "out")
 			ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.CompletionsPending), lv...)
 			ch <- prometheus.MustNewConstMetric(m.queued, prometheus.CounterValue, float64(st.Queued), lv...)
+			if st.IncomingStopped != "" {
+				ch <- prometheus.MustNewConstMetric(m.stopped, prometheus.GaugeValue, 1, l(st.IncomingStopped)...)
+			}
 		}
 	}
 }
