@@ -140,6 +140,21 @@ func (gc *guestConn) run() (err error) {
 		close(gc.done)
 		gc.log.Info("guest disconnected", "reason", errString(err))
 	}()
+	gc.mu.Lock()
+	contacted := gc.contacted // a restored guest negotiated before
+	gc.mu.Unlock()
+	if !contacted {
+		timeout := gc.h.limits.ContactTimeout
+		t := time.AfterFunc(timeout, func() {
+			gc.mu.Lock()
+			ok := gc.contacted
+			gc.mu.Unlock()
+			if !ok {
+				gc.disconnect(fmt.Errorf("no version negotiated within %v of connecting", timeout))
+			}
+		})
+		defer t.Stop()
+	}
 	buf := make([]byte, transport.MaxMessageSize)
 	for {
 		ctx := gc.pause.context()

@@ -113,6 +113,7 @@
 //	                                        at most for socket room
 //	dropped (bad) messages                Limits.MaxBadMessages (256)           disconnect
 //	a rescind's wait for RelIdReleased    Limits.ReleaseTimeout (10 s)          disconnect
+//	a connection's time to negotiate      Limits.ContactTimeout (10 s)          disconnect
 //	events handed over, not taken         1024 (package transport)              disconnect
 //	guest memory                          1 TiB (package transport)             disconnect
 //

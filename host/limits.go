@@ -33,6 +33,11 @@ type Limits struct {
 	// Shutdown): a guest that has not released the id by then is
 	// disconnected, which ends every wait for it. Default 10 s.
 	ReleaseTimeout time.Duration
+	// ContactTimeout bounds how long a new connection may hold a guest
+	// slot (MaxGuests) before it negotiates a version: one that has not
+	// sent an accepted InitiateContact by then is disconnected. Default
+	// 10 s.
+	ContactTimeout time.Duration
 }
 
 // Default limits.
@@ -43,6 +48,7 @@ const (
 	DefaultMaxBadMessages = 256
 	DefaultSendTimeout    = 2 * time.Second
 	DefaultReleaseTimeout = 10 * time.Second
+	DefaultContactTimeout = 10 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -63,6 +69,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ReleaseTimeout <= 0 {
 		l.ReleaseTimeout = DefaultReleaseTimeout
+	}
+	if l.ContactTimeout <= 0 {
+		l.ContactTimeout = DefaultContactTimeout
 	}
 	return l
 }

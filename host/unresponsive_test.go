@@ -227,3 +227,30 @@ func TestRestoredRescindTimesOut(t *testing.T) {
 		t.Fatalf("disconnected %v after the restore, before the release timeout", took)
 	}
 }
+
+// TestSilentConnectionTimesOut: a connection that never negotiates a
+// version gives its guest slot back after Limits.ContactTimeout, and a
+// guest that negotiates in time stays.
+func TestSilentConnectionTimesOut(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := host.Config{Limits: host.Limits{ContactTimeout: 200 * time.Millisecond}}
+	s := newServed(t, cfg)
+	s.pipe(t) // says nothing
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionIron)
+	start := time.Now()
+	for s.h.NumGuests() != 2 && time.Since(start) < 100*time.Millisecond {
+		time.Sleep(time.Millisecond) // both connections registered
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.h.NumGuests() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d guests 5 s after a 200 ms contact timeout, want the silent one gone", s.h.NumGuests())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond) // past the timeout for the one that negotiated
+	if n := s.h.NumGuests(); n != 1 {
+		t.Fatalf("%d guests, want the one that negotiated", n)
+	}
+}
