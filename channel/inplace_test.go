@@ -34,6 +34,24 @@ func sendAll(t *testing.T, c *Channel, n int) {
 	}
 }
 
+// inPlacePair is an active pair whose server sees payloads in place and
+// whose client's rings have one data page, so that packets wrap around
+// the ring's end every few sends.
+func inPlacePair(t *testing.T, r *rig, proc ProcessPacketFunc) (s, c *Channel) {
+	t.Helper()
+	s = r.newServer(t, proc, StateCallbacks{})
+	must(t, s.SetInPlacePayloads(true))
+	must(t, s.SetMaxPacketSize(2048))
+	c = r.newClient(t, ignore, StateCallbacks{})
+	must(t, c.SetRingPages(2, 2))
+	must(t, s.Enable())
+	must(t, s.Start())
+	must(t, c.Enable())
+	waitState(t, s, StateActive)
+	waitState(t, c, StateActive)
+	return s, c
+}
+
 func TestInPlacePayloads(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t)
@@ -53,17 +71,7 @@ func TestInPlacePayloads(t *testing.T) {
 		}
 		p.Complete(nil)
 	}
-	s := r.newServer(t, proc, StateCallbacks{})
-	must(t, s.SetInPlacePayloads(true))
-	must(t, s.SetMaxPacketSize(2048))
-	c := r.newClient(t, ignore, StateCallbacks{})
-	// One data page: packets wrap around the ring's end every few sends.
-	must(t, c.SetRingPages(2, 2))
-	must(t, s.Enable())
-	must(t, s.Start())
-	must(t, c.Enable())
-	waitState(t, s, StateActive)
-	waitState(t, c, StateActive)
+	s, c := inPlacePair(t, r, proc)
 	sendAll(t, c, n)
 	eventually(t, "every packet indicated", func() bool { return next.Load() == n })
 	if bad.Load() != 0 {
@@ -115,16 +123,7 @@ func TestInPlaceDeferToPassiveCopies(t *testing.T) {
 		}
 		p.Complete(nil)
 	}
-	s := r.newServer(t, proc, StateCallbacks{})
-	must(t, s.SetInPlacePayloads(true))
-	must(t, s.SetMaxPacketSize(2048))
-	c := r.newClient(t, ignore, StateCallbacks{})
-	must(t, c.SetRingPages(2, 2))
-	must(t, s.Enable())
-	must(t, s.Start())
-	must(t, c.Enable())
-	waitState(t, s, StateActive)
-	waitState(t, c, StateActive)
+	s, c := inPlacePair(t, r, proc)
 	sendAll(t, c, n)
 	eventually(t, "the other packets", func() bool { return rxSeen.Load() == n-1 })
 	close(release)

@@ -67,22 +67,7 @@ func TestGuestThatNeverReadsIsDisconnected(t *testing.T) {
 // Rescind without a deadline (a server channel's Disable) returns.
 func TestRescindWithoutRelease(t *testing.T) {
 	leakcheck.Check(t)
-	dyn := newRecording("77777777-0000-0000-0000-000000000000")
-	var offered *host.Offered
-	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: 300 * time.Millisecond}}
-	gs := guestsOf(&cfg, func(g *host.Guest) {
-		var err error
-		if offered, err = g.Offer(dyn); err != nil {
-			t.Error(err)
-		}
-	})
-	s := newServed(t, cfg)
-	g := s.raw(t, 1<<20)
-	g.contact(protocol.VersionIron)
-	hg := <-gs
-	if len(g.offers()) != 1 {
-		t.Fatal("no offer")
-	}
+	_, g, hg, offered := offeredGuest(t, 300*time.Millisecond)
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- offered.Rescind(context.Background()) }()
@@ -112,20 +97,7 @@ func TestRescindWithoutRelease(t *testing.T) {
 // timeout stays connected.
 func TestRescindReleasedInTime(t *testing.T) {
 	leakcheck.Check(t)
-	dyn := newRecording("77777777-0000-0000-0000-000000000000")
-	var offered *host.Offered
-	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: 300 * time.Millisecond}}
-	gs := guestsOf(&cfg, func(g *host.Guest) {
-		var err error
-		if offered, err = g.Offer(dyn); err != nil {
-			t.Error(err)
-		}
-	})
-	s := newServed(t, cfg)
-	g := s.raw(t, 1<<20)
-	g.contact(protocol.VersionIron)
-	hg := <-gs
-	g.offers()
+	_, g, hg, offered := offeredGuest(t, 300*time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- offered.Rescind(testCtx(t)) }()
 	g.recv()
@@ -190,23 +162,8 @@ func TestSendTimeoutDuringSave(t *testing.T) {
 // clock starts again at the restore), and the guest is disconnected.
 func TestRestoredRescindTimesOut(t *testing.T) {
 	leakcheck.Check(t)
-	dyn := newRecording("77777777-0000-0000-0000-000000000000")
-	var offered *host.Offered
 	const timeout = 300 * time.Millisecond
-	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: timeout}}
-	gs := guestsOf(&cfg, func(g *host.Guest) {
-		var err error
-		if offered, err = g.Offer(dyn); err != nil {
-			t.Error(err)
-		}
-	})
-	s := newServed(t, cfg)
-	g := s.raw(t, 1<<20)
-	g.contact(protocol.VersionIron)
-	<-gs
-	if len(g.offers()) != 1 {
-		t.Fatal("no offer")
-	}
+	s, g, _, offered := offeredGuest(t, timeout)
 	done := make(chan error, 1)
 	go func() { done <- offered.Rescind(context.Background()) }()
 	if m, ok := g.recv().(*protocol.RescindChannelOffer); !ok || m.ChannelID != offered.ChannelID() {
@@ -253,4 +210,27 @@ func TestSilentConnectionTimesOut(t *testing.T) {
 	if n := s.h.NumGuests(); n != 1 {
 		t.Fatalf("%d guests, want the one that negotiated", n)
 	}
+}
+
+// offeredGuest serves a raw guest, negotiated, to which the host offered
+// one channel at run time (Guest.Offer), with the given release timeout.
+func offeredGuest(t *testing.T, release time.Duration) (*served, *rawGuest, *host.Guest, *host.Offered) {
+	t.Helper()
+	dyn := newRecording("77777777-0000-0000-0000-000000000000")
+	var offered *host.Offered
+	cfg := host.Config{Limits: host.Limits{ReleaseTimeout: release}}
+	gs := guestsOf(&cfg, func(g *host.Guest) {
+		var err error
+		if offered, err = g.Offer(dyn); err != nil {
+			t.Error(err)
+		}
+	})
+	s := newServed(t, cfg)
+	g := s.raw(t, 1<<20)
+	g.contact(protocol.VersionIron)
+	hg := <-gs
+	if len(g.offers()) != 1 {
+		t.Fatal("no offer")
+	}
+	return s, g, hg, offered
 }
