@@ -228,6 +228,58 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	return nil
 }
 
+// noSlot is the packet slot in the transaction id of a TrySend packet: no
+// outgoing packet has it, so a completion naming it (none was asked for)
+// is ignored.
+const noSlot = ^uint32(0)
+
+// TrySend writes payload as an in-band packet without a packet object and
+// without asking for a completion, if it fits in the ring now and nothing
+// waits in the send queue (which keeps sends in order); otherwise it sends
+// nothing and returns StatusBufferOverflow, and the caller falls back to
+// an OutPacket, which queues. It saves the packet object's bookkeeping on
+// the common path of a driver that answers packet for packet. Other
+// errors: StatusInvalidDeviceState if the channel is not open,
+// StatusInvalidBufferSize if the packet can never fit.
+func (c *Channel) TrySend(payload []byte) error {
+	if wireLen(len(payload), nil) > MTU {
+		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(len(payload), nil))
+	}
+	c.sendMu.Lock()
+	ep := c.sendEP
+	if ep == nil {
+		c.sendMu.Unlock()
+		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
+	}
+	if c.qHead != nil {
+		c.sendMu.Unlock()
+		return StatusBufferOverflow
+	}
+	c.txSeq++
+	err := ep.w.WriteInBand(uint64(c.txSeq)<<32|uint64(noSlot), 0, payload)
+	if err != nil {
+		c.sendMu.Unlock()
+		switch {
+		case errors.Is(err, ring.ErrFull):
+			return StatusBufferOverflow
+		case errors.Is(err, ring.ErrTooLarge):
+			return fail(StatusInvalidBufferSize, "packet does not fit the ring")
+		}
+		return fail(StatusDeviceRemoved, "send: %v", err)
+	}
+	c.st.wrote(len(payload))
+	var sig bool
+	if !c.txHold {
+		sig = ep.w.Commit()
+		c.st.commit(sig)
+	}
+	c.sendMu.Unlock()
+	if sig {
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
+	return nil
+}
+
 // copyRanges deep-copies ranges into the given buffers.
 func copyRanges(dst []gpa.Range, pfns []uint64, src []gpa.Range) ([]gpa.Range, []uint64) {
 	for _, r := range src {

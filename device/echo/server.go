@@ -120,6 +120,11 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		p.Complete(payload) // never fails: it queues when the ring is full
 		return
 	}
+	if s.ch.TrySend(payload) == nil {
+		// In the ring already: no answer packet needed.
+		p.Complete(nil)
+		return
+	}
 	a := s.answers.take()
 	if a == nil && s.answers.len() < s.limit && s.addAnswer() == nil {
 		a = s.answers.take()

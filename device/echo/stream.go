@@ -104,6 +104,7 @@ type streamState struct {
 	stopped bool  // no more sends: the stream ended or a send failed
 	sendErr error // why sending stopped early, nil if it did not
 	grow    func() error
+	ch      *channel.Channel // TrySend first; a packet object when it does not fit
 }
 
 // receive checks one packet that came back, on the receive goroutine.
@@ -130,6 +131,18 @@ func (s *streamState) refill() {
 	}
 	back := s.back.Load()
 	for s.sent < s.count && s.sent-back < s.window {
+		if err := s.ch.TrySend(s.k.Packet(s.sent)); err == nil {
+			s.sent++
+			continue
+		} else if !errors.Is(err, channel.StatusBufferOverflow) {
+			if errors.Is(err, channel.StatusInvalidDeviceState) {
+				err = fmt.Errorf("%w: %w", ErrClosed, err)
+			}
+			s.stopLocked(fmt.Errorf("echo: stream send %d: %w", s.sent, err))
+			return
+		}
+		// The ring is full or packets wait in the send queue: a packet
+		// object queues this one behind them.
 		sl := s.out.take()
 		if sl == nil {
 			if uint64(s.out.len()) >= s.window {
@@ -210,6 +223,7 @@ func (c *Client) Stream(ctx context.Context, cfg StreamConfig) (StreamResult, er
 		chk:    NewChecker(cfg.Count, cfg.Payload),
 		wake:   make(chan struct{}, 1),
 		k:      NewPacker(cfg.Payload),
+		ch:     c.ch,
 		count:  cfg.Count,
 		window: uint64(cfg.Window),
 	}

@@ -1,0 +1,133 @@
+package channel
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/govmbus/govmbus/internal/leakcheck"
+)
+
+// TestTrySend: TrySend writes when the ring has room and nothing is
+// queued, refuses (sending nothing) when the ring is full or a packet
+// object waits in the send queue, so that packets arrive in the order
+// they were sent, and reports a closed channel and an oversized packet.
+func TestTrySend(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var mu sync.Mutex
+	var held []*Packet
+	var seen []string
+	var release atomic.Bool
+	proc := func(_ *Channel, p *Packet, payload []byte, _ PacketFlags) {
+		mu.Lock()
+		seen = append(seen, string(payload[:8]))
+		if !release.Load() {
+			held = append(held, p)
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
+		p.Complete(nil)
+	}
+	s := r.newServer(t, proc, StateCallbacks{})
+	must(t, s.SetMaxPacketCount(4))
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, c.SetRingPages(2, 2))
+	if err := c.TrySend([]byte("closed..")); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("TrySend before the channel opened: %v", err)
+	}
+	must(t, s.Enable())
+	must(t, s.Start())
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+	t.Cleanup(func() {
+		release.Store(true)
+		mu.Lock()
+		h := held
+		held = nil
+		mu.Unlock()
+		for _, p := range h {
+			p.Complete(nil)
+		}
+	})
+	if err := c.TrySend(make([]byte, MTU)); !errors.Is(err, StatusInvalidBufferSize) {
+		t.Fatalf("TrySend past the MTU: %v", err)
+	}
+	msg := func(i int) []byte { return fmt.Appendf(nil, "%08d%0100d", i, 0) }
+
+	// The server holds four packets and stops reading: the ring fills.
+	sent := 0
+	for {
+		err := c.TrySend(msg(sent))
+		if errors.Is(err, StatusBufferOverflow) {
+			break
+		}
+		must(t, err)
+		if sent++; sent > 1000 {
+			t.Fatal("the ring never filled")
+		}
+	}
+	// A packet object queues behind the full ring; from now on TrySend
+	// refuses even when the ring has room, until the queue is empty.
+	p, err := c.AllocatePacket()
+	must(t, err)
+	p.SetCompletion(func(p *OutPacket, _ Status, _ []byte) { p.Free() })
+	must(t, p.Send(msg(sent), 0))
+	sent++
+	if err := c.TrySend(msg(sent)); !errors.Is(err, StatusBufferOverflow) {
+		t.Fatalf("TrySend with a packet queued: %v", err)
+	}
+	release.Store(true)
+	mu.Lock()
+	h := held
+	held = nil
+	mu.Unlock()
+	for _, p := range h {
+		p.Complete(nil)
+	}
+	eventually(t, "the queue flushed", func() bool { return c.TrySend(msg(sent)) == nil })
+	sent++
+	var want []string
+	for i := range sent {
+		want = append(want, string(msg(i)[:8]))
+	}
+	eventually(t, "every packet", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == sent })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, want) {
+		t.Fatalf("packets arrived as %v, want %v", seen, want)
+	}
+}
+
+// TestTrySendKeepsOrder: with a packet waiting in the send queue, TrySend
+// refuses even though the ring has room, so it cannot overtake it.
+func TestTrySendKeepsOrder(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	_, c := r.pair(t, ignore, ignore, StateCallbacks{}, StateCallbacks{})
+	p, err := c.AllocatePacket()
+	must(t, err)
+	defer p.Free()
+	// Queue p by hand, as send does when the ring is full.
+	c.sendMu.Lock()
+	p.buf = append(p.buf[:0], "queued.."...)
+	p.n = len(p.buf)
+	p.state = outQueued
+	c.enqueue(&p.q)
+	c.sendMu.Unlock()
+	if err := c.TrySend([]byte("overtake")); !errors.Is(err, StatusBufferOverflow) {
+		t.Fatalf("TrySend with a packet queued and room in the ring: %v", err)
+	}
+	c.mu.Lock()
+	ep := c.ep
+	c.mu.Unlock()
+	done, sig := c.flush(ep)
+	c.finishSent(ep, done, sig)
+	if err := c.TrySend([]byte("after...")); err != nil {
+		t.Fatalf("TrySend once the queue is empty: %v", err)
+	}
+}
