@@ -86,6 +86,26 @@ func pick(rng *rand.Rand, actions []action) action {
 	return actions[len(actions)-1]
 }
 
+// misbehave runs actions picked by weight for one session's length, or
+// until the host ends the session, counting each outcome; then it leaves.
+func (s *session) misbehave(ctx context.Context, rng *rand.Rand, rep *Report, actions []action) {
+	end := time.Now().Add(sessionLength(rng))
+	for ctx.Err() == nil && time.Now().Before(end) {
+		a := pick(rng, actions)
+		out := a.do(s)
+		if s.gone() && !strings.Contains(out, outDisconnected) {
+			out += ", then " + outDisconnected
+		}
+		rep.add(a.kind, out)
+		if s.gone() {
+			rep.SessionsEndedByHost++
+			return
+		}
+		pause(ctx, rng)
+	}
+	rep.add("leave", s.leave())
+}
+
 // rawSession is a session that speaks the control plane itself, for
 // everything: contact, offers, then random misbehaviour until its time is
 // up or the host ends it.
@@ -106,21 +126,7 @@ func rawSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report) er
 		}
 		return nil
 	}
-	end := time.Now().Add(sessionLength(rng))
-	for ctx.Err() == nil && time.Now().Before(end) {
-		a := pick(rng, rawActions)
-		out := a.do(s)
-		if s.gone() && !strings.Contains(out, outDisconnected) {
-			out += ", then " + outDisconnected
-		}
-		rep.add(a.kind, out)
-		if s.gone() {
-			rep.SessionsEndedByHost++
-			return nil
-		}
-		pause(ctx, rng)
-	}
-	rep.add("leave", s.leave())
+	s.misbehave(ctx, rng, rep, rawActions)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/govmbus/govmbus/guest"
@@ -76,21 +75,7 @@ func clientSession(ctx context.Context, cfg Config, rng *rand.Rand, rep *Report)
 	if len(s.open) == 0 {
 		return nil
 	}
-	end := time.Now().Add(sessionLength(rng))
-	for ctx.Err() == nil && time.Now().Before(end) {
-		a := pick(rng, clientActions)
-		out := a.do(s)
-		if s.gone() && !strings.Contains(out, outDisconnected) {
-			out += ", then " + outDisconnected
-		}
-		rep.add(a.kind, out)
-		if s.gone() {
-			rep.SessionsEndedByHost++
-			return nil
-		}
-		pause(ctx, rng)
-	}
-	rep.add("leave", s.leave())
+	s.misbehave(ctx, rng, rep, clientActions)
 	return nil
 }
 
