@@ -37,28 +37,8 @@ func processesUnder(t *testing.T, dir string) []string {
 func TestE2EDemo(t *testing.T) {
 	bin := vmbusBinary(t)
 	tmp := t.TempDir()
-	cmd := exec.Command(bin, "demo", "--json", "--duration", "3s", "--servicings", "2")
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	wall := time.Since(start)
-	if err != nil {
-		t.Fatalf("demo: %v\nstdout: %s\nstderr: %s", err, out, stderr.Bytes())
-	}
-	if wall > 30*time.Second {
-		t.Errorf("demo took %v", wall)
-	}
 	var r demoJSON
-	dec := json.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("stdout is not one demo object: %v\n%s", err, out)
-	}
-	if dec.More() {
-		t.Fatalf("more than one JSON value on stdout:\n%s", out)
-	}
+	out, wall := runJSON(t, tmp, 30*time.Second, &r, bin, "demo", "--json", "--duration", "3s", "--servicings", "2")
 	t.Logf("%s", out)
 	if !r.Verified || len(r.Failures) > 0 {
 		t.Errorf("verified %v, failures %q", r.Verified, r.Failures)
@@ -95,6 +75,35 @@ func TestE2EDemo(t *testing.T) {
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("%d entries left in the temporary directory, the first %s", len(left), left[0].Name())
 	}
+}
+
+// runJSON runs the command line with TMPDIR=tmp, expects exit 0 within
+// limit, and decodes stdout strictly (no unknown field, nothing after)
+// into v as exactly one JSON value. It returns stdout and the wall time.
+func runJSON(t *testing.T, tmp string, limit time.Duration, v any, args ...string) ([]byte, time.Duration) {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatalf("%s: %v\nstdout: %s\nstderr: %s", args[1], err, out, stderr.Bytes())
+	}
+	if wall > limit {
+		t.Errorf("%s took %v", args[1], wall)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("stdout is not one %s object: %v\n%s", args[1], err, out)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value on stdout:\n%s", out)
+	}
+	return out, wall
 }
 
 // TestE2EDemoText runs the demo without --json, its output not a terminal:

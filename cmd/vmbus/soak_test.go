@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,27 +20,10 @@ func TestE2ESoak(t *testing.T) {
 	logs := t.TempDir()
 	// A lenient bound: the rule is exercised here, not the host's memory,
 	// which in the first seconds still grows as the guests arrive.
-	cmd := exec.Command(bin, "soak", "--json", "--guests", "2", "--channels", "2", "--duration", "8s",
+	var r soakJSON
+	runJSON(t, tmp, 20*time.Second, &r, bin, "soak", "--json", "--guests", "2", "--channels", "2", "--duration", "8s",
 		"--service-every", "3s", "--rss-every", "500ms", "--warmup", "0s", "--rss-growth", "1000", "--rate", "2000",
 		"--disk-every", "100ms", "--log-dir", logs)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	wall := time.Since(start)
-	if err != nil {
-		t.Fatalf("soak: %v\nstdout: %s\nstderr: %s", err, out, stderr.Bytes())
-	}
-	if wall > 20*time.Second {
-		t.Errorf("soak took %v", wall)
-	}
-	var r soakJSON
-	dec := json.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("stdout is not one soak object: %v\n%s", err, out)
-	}
 	if !r.Passed || len(r.Failures) > 0 {
 		t.Errorf("passed %v, failures %q", r.Passed, r.Failures)
 	}
