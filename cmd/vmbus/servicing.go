@@ -285,7 +285,7 @@ func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time
 
 // adoptPhases is adopt, timing its phases after those in ph.
 func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases, successor bool) error {
-	ph.mark("exec")                                  // the successor's start, or nothing
+	ph.mark("startup")                               // the successor's start, or nothing
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
 	defer func() {
 		for _, f := range files {

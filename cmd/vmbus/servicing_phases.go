@@ -13,6 +13,10 @@ import (
 // that the successor's "servicing complete" shows the whole servicing.
 const phasesEnv = "GOVMBUS_SERVICING_PHASES"
 
+// initDone is when this image's packages were initialised: a successor's
+// exec step ends here, before its own start-up.
+var initDone = time.Now()
+
 // phases times the steps of a servicing, from the pause on: each mark
 // ends the step of its name.
 type phases struct {
@@ -72,7 +76,11 @@ func inheritedPhases(paused time.Time) *phases {
 		p.names = append(p.names, n)
 		p.ms = append(p.ms, x)
 	}
-	p.last = time.Unix(0, ns) // the next step, "exec", runs from the exec on
+	// The exec step runs from the exec to the end of package
+	// initialisation; the start-up step from there to the adoption.
+	p.names = append(p.names, "exec")
+	p.ms = append(p.ms, ms(initDone.Sub(time.Unix(0, ns))))
+	p.last = initDone
 	return p
 }
 
