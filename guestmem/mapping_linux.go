@@ -51,13 +51,22 @@ func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
 		panic(fmt.Sprintf("guestmem: MapPages with invalid %v", access))
 	}
 
+	size := len(pfns) << PageShift
+	// A ring's pages are usually one run of consecutive PFNs: one mmap.
+	if consecutive(pfns) {
+		region, err := mmapShared(m.fd, int64(pfns[0]<<PageShift), size, prot)
+		if err != nil {
+			return nil, fmt.Errorf("guestmem: mapping PFN %#x: %w", pfns[0], err)
+		}
+		return &Mapping{data: region, access: access}, nil
+	}
 	// Reserve the whole region first so the fixed mappings below land in
 	// address space nobody else owns.
-	size := len(pfns) << PageShift
-	region, err := unix.Mmap(-1, 0, size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	base, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("guestmem: reserving %d bytes: %w", size, err)
 	}
+	region := unsafe.Slice((*byte)(base), size)
 	// One mmap per run of consecutive PFNs, not per page.
 	for i := 0; i < len(pfns); {
 		j := i + 1
@@ -67,7 +76,7 @@ func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
 		addr := unsafe.Pointer(&region[i<<PageShift])
 		if _, err := unix.MmapPtr(m.fd, int64(pfns[i]<<PageShift), addr, uintptr((j-i)<<PageShift),
 			prot, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
-			unix.Munmap(region)
+			munmap(region)
 			return nil, fmt.Errorf("guestmem: mapping PFN %#x: %w", pfns[i], err)
 		}
 		i = j
@@ -86,10 +95,40 @@ func (mp *Mapping) Access() Access { return mp.access }
 // the bytes any more.
 func (mp *Mapping) Close() error {
 	mp.closeOnce.Do(func() {
-		if err := unix.Munmap(mp.data); err != nil {
+		if err := munmap(mp.data); err != nil {
 			mp.closeErr = fmt.Errorf("guestmem: unmapping: %w", err)
 		}
 		mp.data = nil
 	})
 	return mp.closeErr
+}
+
+// consecutive reports whether pfns is one run of consecutive PFNs.
+func consecutive(pfns []uint64) bool {
+	for i := 1; i < len(pfns); i++ {
+		if pfns[i] != pfns[i-1]+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// mmapShared maps size bytes of fd from offset off, shared. It calls mmap
+// directly: unix.Mmap records every mapping in a map behind a global
+// mutex, which the many mappings of a restore contend on. Unmap the
+// result with munmap, not unix.Munmap.
+func mmapShared(fd int, off int64, size, prot int) ([]byte, error) {
+	p, err := unix.MmapPtr(fd, off, nil, uintptr(size), prot, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(p), size), nil
+}
+
+// munmap unmaps b, which mmapShared or MapPages mapped.
+func munmap(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
 }

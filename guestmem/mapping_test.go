@@ -82,3 +82,26 @@ func TestMapPagesReadOnlyFaults(t *testing.T) {
 		t.Fatal("wrote through a read-only mapping")
 	}
 }
+
+// TestMapPagesOneRun maps one run of consecutive PFNs, which takes a
+// single mmap, and several runs, which reserve the region first.
+func TestMapPagesOneRun(t *testing.T) {
+	checkNoFDLeak(t)
+	g, h := pair(t, 8)
+	fill(g)
+	for _, pfns := range [][]uint64{{3, 4, 5, 6}, {7}, {0, 1, 2, 3, 4, 5, 6, 7}, {1, 2, 5, 6}} {
+		mp, err := h.MapPages(pfns, ReadWrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := mp.Bytes()
+		for i, pfn := range pfns {
+			if !bytes.Equal(b[i*PageSize:(i+1)*PageSize], g.Bytes()[pfn*PageSize:(pfn+1)*PageSize]) {
+				t.Fatalf("%v: page %d of the mapping is not PFN %d", pfns, i, pfn)
+			}
+		}
+		if err := mp.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

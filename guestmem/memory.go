@@ -3,6 +3,7 @@ package guestmem
 import (
 	"fmt"
 	"math"
+	"os"
 	"sync"
 
 	"github.com/govmbus/govmbus/gpa"
@@ -30,6 +31,7 @@ const MaxSize = 1 << 40
 type Memory struct {
 	data  []byte // MAP_SHARED, PROT_READ|PROT_WRITE, len == size
 	fd    int
+	file  *os.File // if not nil, fd is its descriptor, closed by closing it
 	size  uint64
 	pages uint64
 

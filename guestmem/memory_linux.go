@@ -65,6 +65,38 @@ func FromFile(f *os.File) (*Memory, error) {
 	return FromFD(fd)
 }
 
+// AdoptFile maps guest memory from f and takes ownership of f in every
+// case: on success the Memory closes f on Close, on error AdoptFile has
+// already closed it. It is FromFile without the duplicate, for a file
+// inherited from a predecessor process that has no other use. The checks
+// are FromFD's; f is made close-on-exec.
+func AdoptFile(f *os.File) (*Memory, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("guestmem: %w", err)
+	}
+	var m *Memory
+	var merr error
+	if err := rc.Control(func(fd uintptr) {
+		// Ours alone from now on: it must not leak into a child.
+		if _, err := unix.FcntlInt(fd, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			merr = fmt.Errorf("guestmem: %w", err)
+			return
+		}
+		m, merr = fromFD(int(fd))
+	}); err != nil {
+		merr = fmt.Errorf("guestmem: %w", err)
+	}
+	if merr != nil {
+		f.Close()
+		return nil, merr
+	}
+	// The descriptor stays valid while f is open, which is until Close.
+	m.file = f
+	return m, nil
+}
+
 func fromFD(fd int) (*Memory, error) {
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 	if err != nil {
@@ -91,7 +123,7 @@ func fromFD(fd int) (*Memory, error) {
 // mapFD maps size bytes of fd shared and writable. The size is final:
 // the seals checked or set by the caller forbid any change.
 func mapFD(fd int, size uint64) (*Memory, error) {
-	data, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	data, err := mmapShared(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE)
 	if err != nil {
 		return nil, fmt.Errorf("guestmem: mapping %d bytes: %w", size, err)
 	}
@@ -115,8 +147,14 @@ func (m *Memory) File() (*os.File, error) {
 // Memory must not be used afterwards.
 func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
-		err := unix.Munmap(m.data)
-		if cerr := unix.Close(m.fd); err == nil {
+		err := munmap(m.data)
+		var cerr error
+		if m.file != nil {
+			cerr = m.file.Close()
+		} else {
+			cerr = unix.Close(m.fd)
+		}
+		if err == nil {
 			err = cerr
 		}
 		m.data = nil

@@ -197,3 +197,39 @@ func TestNoFDLeakManyMemories(t *testing.T) {
 		g.Close()
 	}
 }
+
+func TestAdoptFile(t *testing.T) {
+	checkNoFDLeak(t)
+	g, err := New(2 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	f, err := g.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := AdoptFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(g.Bytes()[PageSize:], "adopted")
+	if !bytes.HasPrefix(h.Bytes()[PageSize:], []byte("adopted")) || h.Pages() != 2 {
+		t.Fatal("adopted memory does not share the guest's pages")
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The Memory closed the adopted file.
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("adopted file still open after Close: %v", err)
+	}
+	// A refused file is closed too.
+	bad := os.NewFile(uintptr(memfd(t, PageSize, 0)), "unsealed")
+	if _, err := AdoptFile(bad); !errors.Is(err, ErrNotSealed) {
+		t.Fatalf("unsealed memfd: %v", err)
+	}
+	if err := bad.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("refused file left open: %v", err)
+	}
+}
