@@ -273,7 +273,7 @@ func (c *Channel) SaveEnd() {
 // Save writes the channel's whole state to w: SaveBegin, SaveContinue
 // until done, SaveEnd.
 func (c *Channel) Save(w io.Writer) error {
-	return c.saveLoop(64<<10, func(chunk []byte) error {
+	return c.saveLoop(64<<10, false, func(chunk []byte) error {
 		_, err := w.Write(chunk)
 		return err
 	})
@@ -284,8 +284,8 @@ func (c *Channel) Save(w io.Writer) error {
 // SaveContinue, SaveEnd. RestoreChunks takes them back.
 func (c *Channel) SaveChunks(size int) ([][]byte, error) {
 	var out [][]byte
-	err := c.saveLoop(size, func(chunk []byte) error {
-		out = append(out, append([]byte(nil), chunk...))
+	err := c.saveLoop(size, true, func(chunk []byte) error {
+		out = append(out, chunk)
 		return nil
 	})
 	if err != nil {
@@ -294,20 +294,33 @@ func (c *Channel) SaveChunks(size int) ([][]byte, error) {
 	return out, nil
 }
 
-// saveLoop runs a whole save, handing each filled chunk to emit. The chunk
+// saveLoop runs a whole save, handing each filled chunk to emit. A chunk
+// holds as many whole records as fit in size bytes (in more, from the
+// first record that needs more on). The buffers are no larger than what
+// is left of the state: a paused channel's state is mostly a few hundred
+// bytes, and a servicing saves every channel in its blackout. With fresh
+// every chunk is a buffer of its own, which emit may keep; else the chunk
 // is valid only during the call.
-func (c *Channel) saveLoop(size int, emit func(chunk []byte) error) error {
+func (c *Channel) saveLoop(size int, fresh bool, emit func(chunk []byte) error) error {
 	if err := c.SaveBegin(); err != nil {
 		return err
 	}
 	defer c.SaveEnd()
-	buf := make([]byte, max(size, 1))
+	c.mu.Lock()
+	left := c.saver.Len()
+	c.mu.Unlock()
+	size = max(size, 1)
+	var buf []byte
 	// Every call writes at least one record or asks once for a larger
 	// buffer; a state holds a bounded number of records, so this ends.
 	for {
+		if want := max(min(size, left), 1); fresh || len(buf) < want {
+			buf = make([]byte, want)
+		}
 		n, req, err := c.SaveContinue(buf)
+		left -= n
 		if n > 0 {
-			if err := emit(buf[:n]); err != nil {
+			if err := emit(buf[:n:n]); err != nil {
 				return err
 			}
 		}
@@ -318,7 +331,7 @@ func (c *Channel) saveLoop(size int, emit func(chunk []byte) error) error {
 			if req <= len(buf) {
 				return fmt.Errorf("channel: save: buffer of %d bytes too small, %d required", len(buf), req)
 			}
-			buf = make([]byte, req)
+			size = req
 		case !errors.Is(err, StatusBufferOverflow):
 			return err
 		}

@@ -465,3 +465,50 @@ func TestSaveChunksRestoreChunks(t *testing.T) {
 		t.Fatal("a chunk after the End record was accepted")
 	}
 }
+
+// TestSaveChunksBoundaries: SaveChunks cuts the state where a SaveContinue
+// loop with a size-byte buffer does (growing it for a record that needs
+// more), and every chunk is a buffer of its own, no longer than needed.
+func TestSaveChunksBoundaries(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 80)
+	defer f.release()
+	n := configure(t, f.g, newVSP(), echo)
+	must(t, n.Restore(f.state))
+	must(t, n.Enable())
+	for _, size := range []int{1, 100, 512, 4096, 1 << 20} {
+		// The reference loop, with one buffer.
+		must(t, n.SaveBegin())
+		var want [][]byte
+		buf := make([]byte, size)
+		for {
+			m, req, err := n.SaveContinue(buf)
+			if m > 0 {
+				want = append(want, bytes.Clone(buf[:m]))
+			}
+			if err == nil {
+				break
+			}
+			if errors.Is(err, StatusBufferTooSmall) {
+				buf = make([]byte, req)
+			} else if !errors.Is(err, StatusBufferOverflow) {
+				t.Fatal(err)
+			}
+		}
+		n.SaveEnd()
+		got, err := n.SaveChunks(size)
+		must(t, err)
+		if len(got) != len(want) {
+			t.Fatalf("size %d: %d chunks, want %d", size, len(got), len(want))
+		}
+		for i := range got {
+			if len(got[i]) != len(want[i]) || cap(got[i]) != len(got[i]) {
+				t.Fatalf("size %d: chunk %d of %d bytes (cap %d), want %d", size, i, len(got[i]), cap(got[i]), len(want[i]))
+			}
+			if i > 0 && &got[i][0] == &got[i-1][0] {
+				t.Fatalf("size %d: chunks %d and %d share a buffer", size, i-1, i)
+			}
+		}
+		sameRecords(t, bytes.Join(want, nil), bytes.Join(got, nil))
+	}
+}
