@@ -205,7 +205,7 @@ type Channel struct {
 	// callback runs.
 	life       sync.Mutex
 	inCallback atomic.Int32
-	workerID   atomic.Uint64 // goid of the worker goroutine
+	workerID   atomic.Uint64 // goid of the worker goroutine, once it ran a callback; else 0
 
 	mu      sync.Mutex
 	cond    *sync.Cond // on mu: endpoint, outstanding and receive-loop changes

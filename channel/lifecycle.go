@@ -51,7 +51,7 @@ func (c *Channel) runCallback(fn func(*Channel)) {
 	if fn == nil {
 		return
 	}
-	c.inCallback.Add(1)
+	c.enterCallback()
 	defer c.inCallback.Add(-1)
 	fn(c)
 }
@@ -61,9 +61,24 @@ func (c *Channel) runOpened() error {
 	if fn == nil {
 		return nil
 	}
-	c.inCallback.Add(1)
+	c.enterCallback()
 	defer c.inCallback.Add(-1)
 	return fn(c)
+}
+
+// enterCallback marks a state callback running, on the worker. The
+// worker's goroutine id is read here, the first time the worker runs a
+// callback, and not when it starts: reading it takes a stack trace
+// (goid), and most workers never run a callback (a channel without
+// Started, PostStarted or Suspend), among them every channel a
+// servicing successor restores in its blackout. It is stored before
+// inCallback rises, so a lifecycle call that sees a callback running
+// sees the worker's id too.
+func (c *Channel) enterCallback() {
+	if c.workerID.Load() == 0 {
+		c.workerID.Store(goid())
+	}
+	c.inCallback.Add(1)
 }
 
 // lifecycle guards a lifecycle call: refused from inside a state
@@ -384,8 +399,7 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 // in blocking mode, all packets).
 func (c *Channel) worker(ctx context.Context) {
 	defer close(c.workerDone)
-	c.workerID.Store(goid())
-	defer c.workerID.Store(0)
+	defer c.workerID.Store(0) // set by the first callback (enterCallback)
 	for {
 		if !c.server {
 			c.clientTryOpen(ctx)

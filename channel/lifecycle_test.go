@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -343,4 +344,30 @@ func TestLifecycleFromOtherGoroutineWaitsForCallback(t *testing.T) {
 	}
 	must(t, c.Disable())
 	must(t, s.Disable())
+}
+
+// TestLifecycleDuringCallbackFromElsewhereWaits: a lifecycle call from
+// another goroutine while a state callback runs is not refused (the
+// worker's identity is read lazily, at its first callback): it waits for
+// the lifecycle call under way and then succeeds.
+func TestLifecycleDuringCallbackFromElsewhereWaits(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	started := make(chan error, 1)
+	var once sync.Once
+	cb := StateCallbacks{Suspend: func(c *Channel) {
+		once.Do(func() {
+			go func() { started <- c.Start() }()
+			time.Sleep(20 * time.Millisecond) // Start is waiting by now
+		})
+	}}
+	s, _ := r.pair(t, ignore, ignore, cb, StateCallbacks{})
+	must(t, s.Pause())
+	select {
+	case err := <-started:
+		must(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start from another goroutine did not return")
+	}
+	waitState(t, s, StateActive)
 }
