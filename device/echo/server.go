@@ -83,13 +83,11 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	// One answer packet per incoming packet object: an incoming packet
 	// is completed only when its answer is in the ring, so the channel's
 	// pool bounds the answers and a free one is always there. Restored
-	// answers (still to be sent) come on top. A few are allocated now,
-	// the rest as the traffic needs them (grow): a servicing successor
-	// builds every server in its blackout.
+	// answers (still to be sent) come on top. None is allocated now:
+	// process adds them as the traffic needs them, which is seldom (an
+	// answer goes out by TrySend unless the guest's ring is full), and a
+	// servicing successor builds every server in its blackout.
 	s.limit = cfg.MaxPacketCount + s.answers.len()
-	for i := 0; err == nil && i < min(initialAnswers, cfg.MaxPacketCount); i++ {
-		err = s.addAnswer()
-	}
 	if err == nil {
 		err = s.ch.Enable()
 	}
@@ -143,9 +141,6 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		p.Complete(nil)
 	}
 }
-
-// initialAnswers is how many answer packets a server allocates up front.
-const initialAnswers = 16
 
 // addAnswer adds an idle answer packet to the pool, to be taken next. On
 // the receive goroutine, or before it runs.
