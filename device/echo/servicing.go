@@ -21,6 +21,12 @@ const SaveChunkSize = 256 << 10
 // guest that is slow to read does not hold up a servicing. Start resumes.
 func (s *Server) Pause() error { return s.ch.Pause() }
 
+// StopIndications is the first half of Pause (channel.StopIndications):
+// it stops the server's packets at once without waiting. Pause (or Start)
+// must follow; a host pausing many servers stops them all first, so that
+// no server goes on echoing while the others pause.
+func (s *Server) StopIndications() { s.ch.StopIndications() }
+
 // maxAnswerFactor bounds the answer packets of a server, as a multiple of
 // its packet count: suspend raises the limit by one for each answer it
 // lets go of.

@@ -277,3 +277,35 @@ func TestRestoreSendsQueuedAnswers(t *testing.T) {
 	s.send(t, 2*s.count)
 	s.checkAnswers(t)
 }
+
+// TestStopIndicationsThenPause: StopIndications stops the server's
+// packets at once, Pause finishes, and Start lets pings through again;
+// StopIndications then Start (no Pause) resumes too.
+func TestStopIndicationsThenPause(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	ping := func() {
+		t.Helper()
+		res, err := r.c.Ping(context.Background(), 10, 64, 5*time.Second)
+		if err != nil || res.Lost+res.Corrupted != 0 {
+			t.Fatalf("%v %+v", err, res)
+		}
+	}
+	ping()
+	r.srv.StopIndications()
+	if err := r.srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.srv.Channel().State(); st != channel.StatePaused {
+		t.Fatalf("state %v after Pause", st)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ping()
+	r.srv.StopIndications()
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ping()
+}
