@@ -74,7 +74,15 @@ func Exec(exe string, args []string, h Handover) error {
 		}
 	}
 	env := append(withoutVar(os.Environ()), EnvVar+"="+spec.String())
+	// Without a keeper the exec only takes longer.
+	k, kerr := startKeeper()
+	if kerr == nil {
+		env = append(env, keeperVar+"="+strconv.Itoa(k.pid))
+	}
 	err = syscall.Exec(exe, args, env)
+	if k != nil {
+		k.release()
+	}
 	restoreCloexec(fds)
 	return fmt.Errorf("servicing: exec %s: %w", exe, err)
 }
@@ -103,7 +111,7 @@ func restoreCloexec(fds []int) {
 func withoutVar(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, EnvVar+"=") {
+		if !strings.HasPrefix(kv, EnvVar+"=") && !strings.HasPrefix(kv, keeperVar+"=") {
 			out = append(out, kv)
 		}
 	}
@@ -137,6 +145,7 @@ func stateMemfd(state []byte) (int, error) {
 // from the environment either way, so a later exec does not pass it on by
 // mistake. On error every descriptor named in the handover is closed.
 func Inherited() (h Handover, ok bool, err error) {
+	reapKeeper()
 	spec, present := os.LookupEnv(EnvVar)
 	if !present {
 		return Handover{}, false, nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("exec failed:", err)
 		os.Exit(3)
 	case "successor":
+		keeperPID, _ := strconv.Atoi(os.Getenv(keeperVar))
 		h, ok, err := Inherited()
 		if err != nil || !ok {
 			fmt.Println("inherit:", ok, err)
@@ -47,6 +50,7 @@ func TestMain(m *testing.M) {
 		flags, _ := unix.FcntlInt(h.Files["pipe"].Fd(), unix.F_GETFD, 0)
 		fmt.Printf("state=%q pipe=%q paused=%d cloexec=%v env=%q\n", h.State, buf[:n], h.Paused.UnixNano(),
 			flags&unix.FD_CLOEXEC != 0, os.Getenv(EnvVar))
+		fmt.Println(keeperOutcome(keeperPID))
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -60,6 +64,11 @@ func TestExecHandsOverFilesAndState(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	want := `state="saved state bytes" pipe="through the pipe" paused=12345 cloexec=true env=""`
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		want += "\nkeeper reaped"
+	} else {
+		want += "\nno keeper"
+	}
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Fatalf("successor printed\n%s\nwant\n%s", got, want)
 	}
@@ -118,4 +127,47 @@ func TestExecFailureLeavesDescriptors(t *testing.T) {
 	if err := Exec("/bin/true", nil, Handover{Files: map[string]*os.File{"a=b": r}}); err == nil {
 		t.Fatal("bad name accepted")
 	}
+	// The keeper of the failed exec is gone and reaped: no child is left.
+	if kids := children(t); kids != "" {
+		t.Fatalf("children left after a failed exec: %s", kids)
+	}
+}
+
+// keeperOutcome is what became of the predecessor's keeper pid, as a
+// successor sees it: it must have been this process's child, and must be
+// reaped without the successor doing anything more than Inherited.
+func keeperOutcome(pid int) string {
+	if pid == 0 {
+		return "no keeper"
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return "keeper reaped"
+		}
+		// Field 4 is the parent: the keeper is this process's child.
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 1 && f[1] != strconv.Itoa(os.Getpid()) {
+			return "keeper is not our child: parent " + f[1]
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return "keeper not reaped"
+}
+
+// children lists this process's child processes.
+func children(t *testing.T) string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	var all []string
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			all = append(all, string(bytes.TrimSpace(b)))
+		}
+	}
+	return strings.Join(all, " ")
 }

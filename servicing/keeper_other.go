@@ -1,0 +1,9 @@
+//go:build !(linux && amd64)
+
+package servicing
+
+import "errors"
+
+// startKeeper is only implemented on linux/amd64; elsewhere the exec
+// tears down the old address space itself.
+func startKeeper() (*keeper, error) { return nil, errors.ErrUnsupported }
