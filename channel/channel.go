@@ -221,7 +221,7 @@ type Channel struct {
 	// worker
 	ctl           chan request
 	workerDone    chan struct{}
-	work          chan workItem
+	work          workQueue
 	lost          chan struct{} // the receive loop lost its event
 	primaryClosed chan struct{}
 	idle          chan struct{} // outstanding dropped to 0

@@ -147,7 +147,7 @@ func (p *Packet) DeferToPassive() {
 	p.checkOwned("DeferToPassive")
 	p.state = pktDeferred
 	c.mu.Unlock()
-	c.work <- workItem{p: p} // never blocks: room for every packet of the pool
+	c.work.push(workItem{p: p}) // never blocks
 }
 
 // ExternalData returns the memory a GPA-direct packet describes as a
@@ -461,7 +461,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			switch {
 			case c.cfg.blocking:
 				pk.state = pktDeferred
-				c.work <- workItem{p: pk}
+				c.work.push(workItem{p: pk})
 			case pk.view != nil:
 				c.cfg.process(c, pk, pk.view, flags)
 				// Only this goroutine fills packets, so the packet
@@ -504,7 +504,7 @@ func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
 	c.commitRx(ep)
 	if count > 0 {
 		if c.cfg.blocking {
-			c.work <- workItem{batchEnd: count}
+			c.work.push(workItem{batchEnd: count})
 		} else if fn := c.cfg.processComplete; fn != nil {
 			fn(c, count)
 		}

@@ -220,7 +220,7 @@ func (c *Channel) prepare() {
 	}
 	c.outstanding = 0
 	c.ctl = make(chan request)
-	c.work = make(chan workItem, 2*n+1)
+	c.work.reset()
 	c.lost = make(chan struct{}, 1)
 	c.primaryClosed = make(chan struct{}, 1)
 	c.idle = make(chan struct{}, 1)
@@ -445,8 +445,8 @@ func (c *Channel) worker(ctx context.Context) {
 				c.maybeActivate()
 				r.reply <- nil
 			}
-		case it := <-c.work:
-			c.doWork(it)
+		case <-c.work.ready:
+			c.doQueuedWork()
 		case <-rescinded:
 			c.closeOpen()
 		case <-c.lost:
@@ -576,15 +576,30 @@ func (c *Channel) deactivate() {
 	c.waitIdle()
 }
 
-// drainWork does the work already queued.
-func (c *Channel) drainWork() {
-	for {
-		select {
-		case it := <-c.work:
-			c.doWork(it)
-		default:
+// doQueuedWork does the work queued so far, for the worker's loop: what
+// comes in meanwhile waits for the next turn of the loop, so that a
+// lifecycle request is not held up by a peer that keeps the queue busy.
+func (c *Channel) doQueuedWork() {
+	for n := c.work.len(); n > 0; n-- {
+		it, ok := c.work.pop()
+		if !ok {
 			return
 		}
+		c.doWork(it)
+	}
+	if c.work.len() > 0 {
+		c.work.wake()
+	}
+}
+
+// drainWork does the work queued, until the queue is empty.
+func (c *Channel) drainWork() {
+	for {
+		it, ok := c.work.pop()
+		if !ok {
+			return
+		}
+		c.doWork(it)
 	}
 }
 
@@ -607,8 +622,8 @@ func (c *Channel) waitIdle() {
 			return
 		}
 		select {
-		case it := <-c.work:
-			c.doWork(it)
+		case <-c.work.ready:
+			c.drainWork()
 		case <-c.idle:
 		}
 	}
