@@ -32,7 +32,8 @@
 // (Conn.File), the listener (Listener.File), guest memory
 // (guestmem.Memory.File) and events (Event.File) to its successor, which
 // rebuilds them with FromFile, ListenerFromFile, guestmem.FromFile and
-// EventFromFile. Nothing is said to the guest: a connection ends only
+// EventFromFile, or, taking the inherited files over instead of
+// duplicating them, guestmem.AdoptFile and AdoptEvent. Nothing is said to the guest: a connection ends only
 // when the last descriptor of one of its ends is closed, so the guest
 // does not notice the handover.
 package transport

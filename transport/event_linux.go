@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,51 +46,172 @@ func NewEvent() (*Event, error) {
 // process (servicing). It duplicates f's descriptor; the caller still owns
 // f. A descriptor that is not an eventfd is refused.
 func EventFromFile(f *os.File) (*Event, error) {
-	rc, err := f.SyscallConn()
+	nfd, err := dupFile(f)
 	if err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	nfd := -1
-	var dupErr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	if dupErr != nil {
-		return nil, fmt.Errorf("transport: dup: %w", dupErr)
+		return nil, err
 	}
 	return eventFromFD(nfd)
 }
 
-// eventFromFD adopts fd: on error it is closed.
-func eventFromFD(fd int) (*Event, error) {
-	if err := checkEventFD(fd); err != nil {
-		unix.Close(fd)
+// AdoptEvent is EventFromFile without the duplicate: it takes ownership
+// of f in every case (on error f is closed), so f must have no other use.
+// A file the runtime poller already waits on, as os.NewFile makes of an
+// inherited non-blocking eventfd, is used as it is: neither duplicated
+// nor registered with the poller a second time. f should be
+// close-on-exec (servicing.Inherited's are).
+func AdoptEvent(f *os.File) (*Event, error) {
+	err := controlFD(f, checkEvent)
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	// O_NONBLOCK belongs to the open file, shared with the peer's copy;
-	// set it whatever the peer did, or the runtime poller cannot wait on
-	// the descriptor and Wait could not be cancelled.
-	if err := unix.SetNonblock(fd, true); err != nil {
+	// A file os.NewFile found blocking is not registered with the poller,
+	// and Wait could not be cancelled: make a new one of a duplicate.
+	if f.SetReadDeadline(time.Time{}) != nil {
+		nfd, err := dupFile(f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return eventFromFD(nfd)
+	}
+	return &Event{f: f}, nil
+}
+
+// dupFile duplicates f's descriptor (close-on-exec) without switching f
+// to blocking mode, as f.Fd would.
+func dupFile(f *os.File) (int, error) {
+	nfd := -1
+	if err := controlFD(f, func(fd int) (err error) {
+		nfd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("transport: dup: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return -1, err
+	}
+	return nfd, nil
+}
+
+// controlFD runs fn with f's descriptor held open.
+func controlFD(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	return ferr
+}
+
+// eventFromFD adopts fd: on error it is closed.
+func eventFromFD(fd int) (*Event, error) {
+	if err := checkEvent(fd); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("transport: eventfd: %w", err)
+		return nil, err
 	}
 	return &Event{f: os.NewFile(uintptr(fd), "eventfd")}, nil
 }
 
-// checkEventFD refuses descriptors that are not eventfds: a pipe or socket
-// handed over in its place could block Signal or Wait forever.
-func checkEventFD(fd int) error {
-	var buf [64]byte
-	n, err := unix.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd), buf[:])
+// checkEvent refuses a descriptor that is not an eventfd: a pipe or
+// socket handed over in its place could block Signal or Wait forever.
+// Then it makes it non-blocking: O_NONBLOCK belongs to the open file,
+// shared with the peer's copy; it is set whatever the peer did, or the
+// runtime poller could not wait on the descriptor and Wait could not be
+// cancelled.
+//
+// The usual case costs a few cheap system calls instead of a readlink of
+// /proc/self/fd: fstat says the descriptor is a file on the kernel's
+// shared anonymous inode (as eventfds are, and pipes, sockets, regular
+// files and devices are not), and two writes behave as they do on an
+// eventfd only: adding 0 is allowed and changes nothing (it only wakes
+// the peer's pollers, which find nothing to read), and adding 2⁶⁴−1 is
+// refused with EINVAL whatever the count. The other files on that inode
+// (timerfd, signalfd, epoll, inotify, fanotify, perf events, …) refuse
+// both writes, and the few that take writes (a device's file) take both
+// or neither. The writes go to no file but such an anonymous one, which
+// its sender can write to itself, and only once it is non-blocking.
+// Anything else is judged by the name /proc gives it.
+func checkEvent(fd int) error {
+	var st unix.Stat_t
+	ref, err := anonInode()
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
 	if err != nil {
 		return &FrameError{Kind: uint8(kindEvent), Reason: "cannot inspect event descriptor", Err: err}
 	}
-	if string(buf[:n]) != "anon_inode:[eventfd]" {
-		return &FrameError{Kind: uint8(kindEvent), Reason: fmt.Sprintf("event descriptor is %q, not an eventfd", buf[:n])}
+	if st.Dev != ref.Dev || st.Ino != ref.Ino {
+		// Not an eventfd, unless a kernel gives eventfds inodes of
+		// their own: ask /proc.
+		if name, err := fdName(fd); err != nil || name != "anon_inode:[eventfd]" {
+			return notEventFD(fd)
+		}
+		return setNonblock(fd)
+	}
+	if err := setNonblock(fd); err != nil {
+		return err
+	}
+	_, errMax := unix.Write(fd, probeMax[:])
+	n, errZero := unix.Write(fd, probeZero[:])
+	if errMax != unix.EINVAL || errZero != nil || n != len(probeZero) {
+		return notEventFD(fd)
 	}
 	return nil
+}
+
+// eventfd write probes (checkEvent).
+var (
+	probeZero = [8]byte{}
+	probeMax  = [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+)
+
+// anonInode is the inode the kernel gives eventfds, and other files
+// without one of their own (timerfd, signalfd, epoll, …): that of an
+// eventfd this process makes once.
+var anonInode = sync.OnceValues(func() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(fd)
+	err = unix.Fstat(fd, &st)
+	return st, err
+})
+
+func setNonblock(fd int) error {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil && fl&unix.O_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|unix.O_NONBLOCK)
+	}
+	if err != nil {
+		return fmt.Errorf("transport: eventfd: %w", err)
+	}
+	return nil
+}
+
+// notEventFD is the error for a descriptor that is not an eventfd, named
+// as /proc names it.
+func notEventFD(fd int) error {
+	name, err := fdName(fd)
+	if err != nil {
+		return &FrameError{Kind: uint8(kindEvent), Reason: "cannot inspect event descriptor", Err: err}
+	}
+	return &FrameError{Kind: uint8(kindEvent), Reason: fmt.Sprintf("event descriptor is %q, not an eventfd", name)}
+}
+
+// fdName is what /proc/self/fd says descriptor fd is.
+func fdName(fd int) (string, error) {
+	var buf [64]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // Signal wakes the other side's Wait.

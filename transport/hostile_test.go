@@ -110,6 +110,39 @@ func TestHostileFrames(t *testing.T) {
 				sent = append(sent, p[0], p[1])
 				sendRaw(t, s, evFrame, p[0])
 			}},
+		{name: "event is a socket", want: ErrProtocol,
+			send: func(t *testing.T, s int) {
+				p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, p[0], p[1])
+				sendRaw(t, s, evFrame, p[0])
+			}},
+		// Files on the kernel's shared anonymous inode, as eventfds are.
+		{name: "event is a timerfd", want: ErrProtocol,
+			send: func(t *testing.T, s int) {
+				fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, fd)
+				sendRaw(t, s, evFrame, fd)
+			}},
+		{name: "event is an epoll descriptor", want: ErrProtocol,
+			send: func(t *testing.T, s int) {
+				fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, fd)
+				sendRaw(t, s, evFrame, fd)
+			}},
+		{name: "event is a memfd", want: ErrProtocol,
+			send: func(t *testing.T, s int) {
+				fd := unsealedMemfd(t)
+				sendRaw(t, s, evFrame, fd)
+			}},
 		{name: "unsealed memory", want: guestmem.ErrNotSealed,
 			send: func(t *testing.T, s int) { sendRaw(t, s, memFrame(4096), unsealedMemfd(t)) }},
 		{name: "memory is an eventfd", want: ErrProtocol,
