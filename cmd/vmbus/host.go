@@ -83,6 +83,12 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			d.hup = hup
+			// SIGINT and SIGTERM too: one that comes right after a
+			// servicing's restore must stop the daemon cleanly, not
+			// end it by Go's default action.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			if inherited {
 				if err := d.adopt(inh.State, inh.Files, inh.Paused, true); err != nil {
 					return failuref("%v", err)
@@ -97,8 +103,6 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				log.Info("host listening", "socket", socket, "devices", len(devs.specs))
 			}
 			defer d.startMetrics(metricsAddr, inherited, inh.Paused)()
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			for {
 				select {
 				case <-ctx.Done():

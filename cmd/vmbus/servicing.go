@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/govmbus/govmbus/device/blk"
@@ -28,6 +30,7 @@ type daemon struct {
 	h         *host.Host
 	l         *transport.Listener
 	served    chan error // the running Serve's result
+	hup       chan os.Signal
 	count     uint32     // servicings so far
 }
 
@@ -175,7 +178,13 @@ func (d *daemon) service() error {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
 			ph.handOn()
+			// SIGHUPs from here on are merged into this servicing. The
+			// new image would die of one that comes before it asks for
+			// SIGHUP again (Go's default), but keeps a SIG_IGN across the
+			// exec and until its signal.Notify.
+			signal.Ignore(syscall.SIGHUP)
 			err = servicing.Exec(exe, os.Args, servicing.Handover{Files: files, State: state, Paused: paused})
+			signal.Notify(d.hup, syscall.SIGHUP)
 			os.Unsetenv(phasesEnv)
 		}
 	}
