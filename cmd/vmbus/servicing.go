@@ -29,9 +29,9 @@ type daemon struct {
 	log       *slog.Logger
 	h         *host.Host
 	l         *transport.Listener
-	served    chan error // the running Serve's result
-	hup       chan os.Signal
-	count     uint32     // servicings so far
+	served    chan error     // the running Serve's result
+	hup       chan os.Signal // SIGHUP, taken back after a failed exec
+	count     uint32         // servicings so far
 }
 
 func (d *daemon) config() host.Config {
