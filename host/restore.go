@@ -46,6 +46,29 @@ func badState(format string, args ...any) error {
 //
 // It returns the host and each restored guest, in the order of saved.
 func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
+	return restore(cfg, saved, false)
+}
+
+// RestoreOwned is Restore taking the files of saved over instead of
+// duplicating them: whatever the outcome, each file is the restored
+// host's or closed, and is set to nil in saved, so that the caller's
+// SavedGuest.Close closes nothing. The files must have no other use. A
+// successor's inherited files are that: this spares a duplicate, and a
+// second registration with the runtime poller, per descriptor
+// (transport.AdoptEvent, guestmem.AdoptFile; a socket is still
+// duplicated, by net.FileConn). The checks are Restore's.
+func RestoreOwned(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
+	h, guests, err := restore(cfg, saved, true)
+	for i := range saved {
+		// What restoreGuest did not hand to an owner: refused before it
+		// got there, or a guest past the limit.
+		saved[i].Close()
+		saved[i].Conn, saved[i].Memory, saved[i].Events = nil, nil, nil
+	}
+	return h, guests, err
+}
+
+func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) {
 	h := New(cfg)
 	var gcs []*guestConn
 	fail := func(err error) (*Host, []*Guest, error) {
@@ -70,7 +93,7 @@ func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			built[i], errs[i] = h.restoreGuest(&saved[i], first+uint64(i))
+			built[i], errs[i] = h.restoreGuest(&saved[i], first+uint64(i), own)
 			<-sem
 		}()
 	}
@@ -341,8 +364,10 @@ func (h *Host) checkBus(p *parsedBus) error {
 	return nil
 }
 
-// restoreGuest rebuilds one guest connection.
-func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error) {
+// restoreGuest rebuilds one guest connection. With own, it takes sg's
+// files over: each one it hands to an owner (which closes it on error) is
+// set to nil in sg, and RestoreOwned closes the rest.
+func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, err error) {
 	p, err := h.parseBus(sg.State)
 	if err != nil {
 		return nil, err
@@ -361,6 +386,10 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 		fromFile = transport.FromFileBeforeHello
 	}
 	conn, err := fromFile(sg.Conn, transport.Host)
+	if own {
+		sg.Conn.Close() // the Conn has a duplicate, if any
+		sg.Conn = nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +407,13 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 	gc.contacted, gc.version, gc.features = c.Contacted, c.Version, c.Features
 	gc.offersSent, gc.shuttingDown, gc.greeted, gc.bad = c.OffersSent, c.ShuttingDown, c.Greeted, int(c.Bad)
 	if sg.Memory != nil {
-		mem, err := guestmem.FromFile(sg.Memory)
+		var mem *guestmem.Memory
+		if own {
+			mem, err = guestmem.AdoptFile(sg.Memory)
+			sg.Memory = nil
+		} else {
+			mem, err = guestmem.FromFile(sg.Memory)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -394,12 +429,19 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64) (_ *guestConn, err error)
 			e.Close()
 		}
 	}()
-	for _, se := range sg.Events {
+	for i := range sg.Events {
+		se := &sg.Events[i]
 		k := eventKey{se.ChannelID, se.Dir}
 		if events[k] != nil || (se.Dir != transport.ToHost && se.Dir != transport.ToGuest) {
 			return nil, fmt.Errorf("host: event for channel %d %v given twice or bad", se.ChannelID, se.Dir)
 		}
-		e, err := transport.EventFromFile(se.File)
+		var e *transport.Event
+		if own {
+			e, err = transport.AdoptEvent(se.File)
+			se.File = nil
+		} else {
+			e, err = transport.EventFromFile(se.File)
+		}
 		if err != nil {
 			return nil, err
 		}

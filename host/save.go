@@ -15,7 +15,7 @@ import (
 // SavedGuest is one guest connection as a servicing host hands it to its
 // successor: the descriptors the guest's state lives in, and the bus
 // state (a saved state of scope savedstate.ScopeBus). The files are
-// duplicates the receiver owns; Close closes them.
+// duplicates the receiver owns; Close closes those that are not nil.
 type SavedGuest struct {
 	ID   uint64   // the guest's Guest.ID in the saving host
 	Conn *os.File // the transport socket (transport.Conn.File)
@@ -44,7 +44,9 @@ func (s *SavedGuest) Close() error {
 		errs = append(errs, s.Memory.Close())
 	}
 	for _, e := range s.Events {
-		errs = append(errs, e.File.Close())
+		if e.File != nil {
+			errs = append(errs, e.File.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
