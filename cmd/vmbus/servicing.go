@@ -196,6 +196,8 @@ func (d *daemon) service() error {
 	// nothing, and its guests' servers close with them.
 	d.h.Close()
 	d.devs.wait()
+	// The saved files are in files, which adoptPhases takes over.
+	saved = nil
 	return d.adoptPhases(state, files, ph, false)
 }
 
@@ -312,19 +314,32 @@ func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases
 	if lf == nil {
 		return errors.New("host: inherited state: no listener")
 	}
+	// The guests' files move from files to saved, for RestoreOwned to
+	// take over: each is in one of the two, which are closed on return.
 	saved := make([]host.SavedGuest, len(st.Guests))
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	take := func(name string) *os.File {
+		f := files[name]
+		delete(files, name)
+		return f
+	}
 	for i, g := range st.Guests {
 		sg := &saved[i]
-		if sg.Conn = files[fmt.Sprintf("g%d.conn", i)]; sg.Conn == nil {
+		if sg.Conn = take(fmt.Sprintf("g%d.conn", i)); sg.Conn == nil {
 			return fmt.Errorf("host: inherited state: guest %d has no connection", i)
 		}
 		if g.Memory {
-			if sg.Memory = files[fmt.Sprintf("g%d.mem", i)]; sg.Memory == nil {
+			if sg.Memory = take(fmt.Sprintf("g%d.mem", i)); sg.Memory == nil {
 				return fmt.Errorf("host: inherited state: guest %d has no memory", i)
 			}
 		}
+		sg.Events = make([]host.SavedEvent, 0, len(g.Events))
 		for _, e := range g.Events {
-			f := files[eventName(i, e.ChannelID, e.Dir)]
+			f := take(eventName(i, e.ChannelID, e.Dir))
 			if f == nil {
 				return fmt.Errorf("host: inherited state: guest %d has no event %d/%d", i, e.ChannelID, e.Dir)
 			}
@@ -337,7 +352,7 @@ func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases
 		return fmt.Errorf("host: inherited listener: %w", err)
 	}
 	ph.mark("parse")
-	h, guests, err := host.Restore(d.config(), saved)
+	h, guests, err := host.RestoreOwned(d.config(), saved)
 	ph.mark("bus_restore")
 	if err != nil {
 		l.Close()
