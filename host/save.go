@@ -76,10 +76,16 @@ func (h *Host) SaveGuests() ([]SavedGuest, error) {
 	h.mu.Unlock()
 	sort.Slice(guests, func(i, j int) bool { return guests[i].id < guests[j].id })
 
+	// Ask every guest's loop to park first, then wait for each: the loops
+	// wake up and park side by side, not one after another.
+	parked := make([]<-chan struct{}, len(guests))
+	for i, gc := range guests {
+		parked[i] = gc.pause.pause()
+	}
 	var live []*guestConn
-	for _, gc := range guests {
+	for i, gc := range guests {
 		select {
-		case <-gc.pause.pause():
+		case <-parked[i]:
 			live = append(live, gc)
 		case <-gc.done:
 		}
