@@ -252,6 +252,11 @@ type Channel struct {
 	rxStopped    bool        // StopIndications cleared rxWant; Pause finishes the job
 	rxBlocked    bool        // the receive loop waits for a packet or quota to free
 	rxRun        atomic.Bool // mirrors rxWant for the receive loop's fast path
+	// rxSleeping is set while the receive loop waits for its event, past
+	// every decision to read: a loop asleep when rxWant goes false is
+	// parked already (it looks at rxWant, under mu, before it reads
+	// again), so it need not be woken to say so.
+	rxSleeping atomic.Bool
 
 	// outgoing, under sendMu
 	sendMu   sync.Mutex

@@ -369,7 +369,12 @@ func (c *Channel) rxLoop(ep *endpoint) {
 				time.Sleep(floodPause)
 			}
 		}
-		if err := ep.in.Wait(context.Background()); err != nil {
+		// Asleep: a stop of the packets (StopIndications, Pause) may
+		// count the loop as parked without waking it (rxSleeping).
+		c.rxSleeping.Store(true)
+		err := ep.in.Wait(context.Background())
+		c.rxSleeping.Store(false)
+		if err != nil {
 			// The event is closed: the connection is gone.
 			ep.rxErr = err
 			select {
@@ -434,6 +439,13 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			c.mu.Unlock()
 			c.onCompletion(&ep.pkt)
 			continue
+		}
+		if !c.rxRun.Load() {
+			// Stopped while the packet object was taken: looked at
+			// again right before the read, so that a packet sent
+			// after StopIndications returned is not read.
+			c.unpop(pk)
+			return true
 		}
 		err := r.Next(&ep.pkt)
 		if err != nil {

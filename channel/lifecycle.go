@@ -340,6 +340,7 @@ func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) 
 // run). On a channel that is not running it does nothing. It is safe for
 // concurrent use, inside callbacks too.
 func (c *Channel) StopIndications() {
+	canSkip := !c.sendQueued()
 	c.mu.Lock()
 	ep := c.ep
 	if ep == nil || !c.rxWant {
@@ -348,10 +349,26 @@ func (c *Channel) StopIndications() {
 	}
 	c.rxWant = false
 	c.rxRun.Store(false)
-	c.rxParked = false
 	c.rxStopped = true
+	// A loop asleep is parked as it is: no wake-up (an eventfd write
+	// and a goroutine to schedule, per channel, in a servicing's pause).
+	c.rxParked = canSkip && c.rxSleeping.Load()
+	parked := c.rxParked
 	c.mu.Unlock()
-	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	if !parked {
+		ep.in.Signal() //nolint:errcheck // see maybeActivate
+	}
+}
+
+// sendQueued reports whether packets wait in the send queue. A receive
+// loop woken to park flushes the queue on the way; one that is asleep
+// when its packets stop is counted as parked without a wake-up only if
+// there is nothing to flush, so the queue a save finds is the same.
+// Anything queued after the look is flushed by its sender.
+func (c *Channel) sendQueued() bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.qHead != nil
 }
 
 // quiet reports whether the receive loop holds back its signals to the
@@ -549,6 +566,7 @@ func (c *Channel) maybeActivate() {
 // stops indicating, queued work is done, Suspend runs, and every indicated
 // packet is completed. On the worker.
 func (c *Channel) deactivate() {
+	canSkip := !c.sendQueued()
 	c.mu.Lock()
 	ep := c.ep
 	stopped := c.rxStopped // StopIndications did the first step
@@ -557,13 +575,15 @@ func (c *Channel) deactivate() {
 		return
 	}
 	c.rxStopped = false
+	wake := false
 	if !stopped {
 		c.rxWant = false
 		c.rxRun.Store(false)
-		c.rxParked = false
+		c.rxParked = canSkip && c.rxSleeping.Load() // as in StopIndications
+		wake = !c.rxParked
 	}
 	c.mu.Unlock()
-	if !stopped {
+	if wake {
 		ep.in.Signal() //nolint:errcheck // see maybeActivate
 	}
 	c.mu.Lock()

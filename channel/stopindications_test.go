@@ -62,3 +62,37 @@ func TestStopIndications(t *testing.T) {
 		t.Fatalf("state %v", s.State())
 	}
 }
+
+// TestStopIndicationsAsleepNoWakeup: the receive goroutine of an idle
+// server, asleep on its event, is not woken to stop (StopIndications) or
+// to pause: it counts as parked as it is. Packets flow again after Start.
+func TestStopIndicationsAsleepNoWakeup(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var got atomic.Int32
+	count := func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }
+	s, c := r.pair(t, count, ignore, StateCallbacks{}, StateCallbacks{})
+	send := func() {
+		t.Helper()
+		p, err := c.AllocatePacket()
+		must(t, err)
+		must(t, p.Send([]byte("x"), 0))
+	}
+	for _, stop := range []bool{true, false} {
+		want := got.Load() + 1
+		send()
+		eventually(t, "the packet", func() bool { return got.Load() == want })
+		eventually(t, "the receive goroutine asleep", s.rxSleeping.Load)
+		before := s.Stats().EmptyWakeups
+		if stop {
+			s.StopIndications()
+		}
+		must(t, s.Pause())
+		if n := s.Stats().EmptyWakeups - before; n != 0 {
+			t.Fatalf("stop %v: %d wake-ups to pause an idle channel", stop, n)
+		}
+		must(t, s.Start())
+		send()
+		eventually(t, "a packet after Start", func() bool { return got.Load() == want+1 })
+	}
+}
