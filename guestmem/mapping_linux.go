@@ -29,6 +29,31 @@ type Mapping struct {
 // after the Memory is closed (it holds its own references to the pages)
 // until its own Close.
 func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
+	region, err := m.mapPages(pfns, access)
+	if err != nil {
+		return nil, err
+	}
+	return &Mapping{data: region, access: access}, nil
+}
+
+// MapPagesSplit is MapPages of pfns as two Mappings, of pfns[:at] and
+// pfns[at:], made with one mmap where the pages are consecutive (as a
+// channel's two rings usually are) instead of two. Each Mapping is
+// unmapped by its own Close. It panics unless 0 < at < len(pfns).
+func (m *Memory) MapPagesSplit(pfns []uint64, at int, access Access) (*Mapping, *Mapping, error) {
+	if at <= 0 || at >= len(pfns) {
+		panic(fmt.Sprintf("guestmem: MapPagesSplit of %d pages at %d", len(pfns), at))
+	}
+	region, err := m.mapPages(pfns, access)
+	if err != nil {
+		return nil, nil, err
+	}
+	cut := at << PageShift
+	return &Mapping{data: region[:cut:cut], access: access}, &Mapping{data: region[cut:], access: access}, nil
+}
+
+// mapPages is MapPages, returning the region.
+func (m *Memory) mapPages(pfns []uint64, access Access) ([]byte, error) {
 	if len(pfns) == 0 {
 		return nil, fmt.Errorf("%w: no pages to map", ErrMalformedRange)
 	}
@@ -58,7 +83,7 @@ func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
 		if err != nil {
 			return nil, fmt.Errorf("guestmem: mapping PFN %#x: %w", pfns[0], err)
 		}
-		return &Mapping{data: region, access: access}, nil
+		return region, nil
 	}
 	// Reserve the whole region first so the fixed mappings below land in
 	// address space nobody else owns.
@@ -81,7 +106,7 @@ func (m *Memory) MapPages(pfns []uint64, access Access) (*Mapping, error) {
 		}
 		i = j
 	}
-	return &Mapping{data: region, access: access}, nil
+	return region, nil
 }
 
 // Bytes returns the mapped pages, len(pfns)*PageSize bytes, valid until

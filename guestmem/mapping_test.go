@@ -105,3 +105,42 @@ func TestMapPagesOneRun(t *testing.T) {
 		}
 	}
 }
+
+// TestMapPagesSplit maps pages as two Mappings, each closed on its own.
+func TestMapPagesSplit(t *testing.T) {
+	checkNoFDLeak(t)
+	g, h := pair(t, 8)
+	fill(g)
+	for _, tc := range []struct {
+		pfns []uint64
+		at   int
+	}{{[]uint64{2, 3, 4, 5, 6}, 2}, {[]uint64{0, 1}, 1}, {[]uint64{6, 1, 2, 7}, 3}} {
+		a, b, err := h.MapPagesSplit(tc.pfns, tc.at, ReadWrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Bytes()) != tc.at*PageSize || len(b.Bytes()) != (len(tc.pfns)-tc.at)*PageSize {
+			t.Fatalf("%v at %d: %d and %d bytes", tc.pfns, tc.at, len(a.Bytes()), len(b.Bytes()))
+		}
+		check := func(mp *Mapping, pfns []uint64) {
+			for i, pfn := range pfns {
+				if !bytes.Equal(mp.Bytes()[i*PageSize:(i+1)*PageSize], g.Bytes()[pfn*PageSize:(pfn+1)*PageSize]) {
+					t.Fatalf("%v at %d: page %d is not PFN %d", tc.pfns, tc.at, i, pfn)
+				}
+			}
+		}
+		check(a, tc.pfns[:tc.at])
+		check(b, tc.pfns[tc.at:])
+		// Either half outlives the other.
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		check(b, tc.pfns[tc.at:])
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := h.MapPagesSplit([]uint64{1, 99}, 1, ReadWrite); !errors.Is(err, ErrOutOfBounds) {
+		t.Fatalf("out of bounds: %v", err)
+	}
+}

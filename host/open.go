@@ -111,11 +111,9 @@ func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(ui
 	if off == 0 || off >= pages {
 		return nil, openErr(statusInvalidParameter, "downstream ring page offset %d outside (0, %d)", off, pages)
 	}
-	if oc.inMap, err = gc.mem.MapPages(r.PFNs[:off], guestmem.ReadWrite); err != nil {
-		return nil, openErr(statusInvalidParameter, "map guest→host ring: %v", err)
-	}
-	if oc.outMap, err = gc.mem.MapPages(r.PFNs[off:], guestmem.ReadWrite); err != nil {
-		return nil, openErr(statusInvalidParameter, "map host→guest ring: %v", err)
+	// One mmap for both halves when the pages are consecutive.
+	if oc.inMap, oc.outMap, err = gc.mem.MapPagesSplit(r.PFNs, int(off), guestmem.ReadWrite); err != nil {
+		return nil, openErr(statusInvalidParameter, "map rings: %v", err)
 	}
 	// Constructing the endpoints validates the control pages the guest
 	// wrote; the device builds its own.
