@@ -101,9 +101,15 @@ func fromFile(f *os.File, role Role, established bool) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("transport: inherited descriptor is a %T, not a Unix socket", nc)
 	}
-	if err := checkSeqpacket(uc); err != nil {
+	// net.FileConn read the socket's type (SO_TYPE) and named the
+	// connection's network after it: "unixpacket" is SOCK_SEQPACKET.
+	network := ""
+	if a := uc.LocalAddr(); a != nil {
+		network = a.Network()
+	}
+	if network != "unixpacket" {
 		uc.Close()
-		return nil, err
+		return nil, fmt.Errorf("transport: inherited socket is %q, need unixpacket (SOCK_SEQPACKET)", network)
 	}
 	return newConn(uc, role, established), nil
 }
