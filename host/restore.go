@@ -177,7 +177,16 @@ func (h *Host) parseBus(state []byte) (*parsedBus, error) {
 	if begin.Scope != savedstate.ScopeBus || !bytes.Equal(begin.Identity, busIdentity) {
 		return nil, badState("a %v state with identity %q, not a bus state", begin.Scope, begin.Identity)
 	}
-	p := &parsedBus{}
+	var nChans, nGpadls int
+	for _, r := range recs {
+		switch r.Kind {
+		case KindBusChannel:
+			nChans++
+		case KindBusGpadl:
+			nGpadls++
+		}
+	}
+	p := &parsedBus{chans: make([]*chanRecord, 0, nChans), gpadls: make([]*gpadlRecord, 0, nGpadls)}
 	for i, r := range recs {
 		switch r.Kind {
 		case KindBusConnection:
