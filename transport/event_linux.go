@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -137,16 +138,12 @@ func eventFromFD(fd int) (*Event, error) {
 // Anything else is judged by the name /proc gives it.
 func checkEvent(fd int) error {
 	var st unix.Stat_t
-	ref, err := anonInode()
-	if err == nil {
-		err = unix.Fstat(fd, &st)
-	}
-	if err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return &FrameError{Kind: uint8(kindEvent), Reason: "cannot inspect event descriptor", Err: err}
 	}
-	if st.Dev != ref.Dev || st.Ino != ref.Ino {
+	if dev, ino, ok := anonInode(); !ok || st.Dev != dev || st.Ino != ino {
 		// Not an eventfd, unless a kernel gives eventfds inodes of
-		// their own: ask /proc.
+		// their own (or the reference is missing): ask /proc.
 		if name, err := fdName(fd); err != nil || name != "anon_inode:[eventfd]" {
 			return notEventFD(fd)
 		}
@@ -169,19 +166,39 @@ var (
 	probeMax  = [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 )
 
-// anonInode is the inode the kernel gives eventfds, and other files
-// without one of their own (timerfd, signalfd, epoll, …): that of an
-// eventfd this process makes once.
-var anonInode = sync.OnceValues(func() (unix.Stat_t, error) {
-	var st unix.Stat_t
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		return st, err
+// anonRef is the inode the kernel gives eventfds, and other files without
+// one of their own (timerfd, signalfd, epoll, …): that of an eventfd this
+// process makes on first use (anonInode).
+var anonRef struct {
+	mu       sync.Mutex
+	ok       atomic.Bool // dev and ino are set
+	dev, ino uint64
+}
+
+// anonInode returns anonRef's inode, or ok false if it cannot be had now
+// (out of descriptors, say); a later call tries again.
+func anonInode() (dev, ino uint64, ok bool) {
+	if anonRef.ok.Load() {
+		return anonRef.dev, anonRef.ino, true
 	}
-	defer unix.Close(fd)
-	err = unix.Fstat(fd, &st)
-	return st, err
-})
+	anonRef.mu.Lock()
+	defer anonRef.mu.Unlock()
+	if !anonRef.ok.Load() {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			return 0, 0, false
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err != nil {
+			return 0, 0, false
+		}
+		anonRef.dev, anonRef.ino = st.Dev, st.Ino
+		anonRef.ok.Store(true)
+	}
+	return anonRef.dev, anonRef.ino, true
+}
 
 func setNonblock(fd int) error {
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
