@@ -1,0 +1,180 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestAdoptEvent adopts an eventfd file as a successor would: no
+// duplicate, the file is the Event's and closes with it; a file that is
+// not an eventfd is refused and closed.
+func TestAdoptEvent(t *testing.T) {
+	checkLeaks(t)
+	peer, err := NewEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	f, err := peer.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	e, err := AdoptEvent(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t); n != before {
+		t.Fatalf("%d descriptors open after AdoptEvent, %d before", n, before)
+	}
+	if err := peer.Signal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Wait is still cancellable: the adopted file is the poller's.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := e.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v", err)
+	}
+	e.Close()
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("adopted file open after the Event's Close: %v", err)
+	}
+
+	// Refused, and closed.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[1])
+	pf := os.NewFile(uintptr(p[0]), "pipe")
+	if _, err := AdoptEvent(pf); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("pipe adopted as an event: %v", err)
+	}
+	if err := pf.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("refused file left open: %v", err)
+	}
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AdoptEvent(os.NewFile(uintptr(tfd), "timerfd")); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("timerfd adopted as an event: %v", err)
+	}
+}
+
+// TestAdoptBlockingEvent adopts a file os.NewFile made of a blocking
+// eventfd, which the poller does not wait on: the Event still gets one it
+// can cancel a Wait on.
+func TestAdoptBlockingEvent(t *testing.T) {
+	checkLeaks(t)
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := AdoptEvent(os.NewFile(uintptr(fd), "eventfd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := e.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v", err)
+	}
+	if err := e.Signal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// benchEventFiles makes files of eventfds as a successor inherits them.
+func benchEventFiles(b *testing.B, n int) []*os.File {
+	b.Helper()
+	fs := make([]*os.File, n)
+	for i := range fs {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fs[i] = os.NewFile(uintptr(fd), "eventfd")
+	}
+	return fs
+}
+
+func BenchmarkEventFromFile(b *testing.B) {
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		fs := benchEventFiles(b, 64)
+		b.StartTimer()
+		for _, f := range fs {
+			e, err := EventFromFile(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			b.StopTimer()
+			e.Close()
+			b.StartTimer()
+		}
+	}
+}
+
+func BenchmarkAdoptEvent(b *testing.B) {
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		fs := benchEventFiles(b, 64)
+		b.StartTimer()
+		for _, f := range fs {
+			e, err := AdoptEvent(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			e.Close()
+			b.StartTimer()
+		}
+	}
+}
+
+// TestFromFileRefusesOtherSockets: only a SOCK_SEQPACKET Unix socket is a
+// connection.
+func TestFromFileRefusesOtherSockets(t *testing.T) {
+	checkLeaks(t)
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+		p, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(p[0]), "socket")
+		if c, err := FromFile(f, Host); err == nil {
+			c.Close()
+			t.Fatalf("socket type %d accepted", typ)
+		}
+		f.Close()
+		unix.Close(p[1])
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(p[0]), "pipe")
+	if c, err := FromFile(f, Host); err == nil {
+		c.Close()
+		t.Fatal("pipe accepted")
+	}
+	f.Close()
+	unix.Close(p[1])
+}
