@@ -8,9 +8,10 @@ import "runtime"
 // (which runs on the channel's worker goroutine and must be refused: the
 // worker would wait for itself) or from another goroutine (which must
 // simply wait its turn). It costs a stack trace (microseconds, more in a
-// fresh process), so it is used only when a callback runs: by the worker
-// before its first callback (enterCallback) and by a lifecycle call made
-// while one runs; never on packet paths, nor when a worker starts.
+// fresh process), so it is used only for channels with callbacks: by the
+// worker a while after it starts or before its first callback
+// (learnWorkerID), and by a lifecycle call made while one runs; never on
+// packet paths, nor when a worker starts.
 func goid() uint64 {
 	var buf [64]byte
 	b := buf[:runtime.Stack(buf[:], false)]

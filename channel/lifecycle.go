@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"time"
 
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
@@ -67,18 +68,40 @@ func (c *Channel) runOpened() error {
 }
 
 // enterCallback marks a state callback running, on the worker. The
-// worker's goroutine id is read here, the first time the worker runs a
-// callback, and not when it starts: reading it takes a stack trace
-// (goid), and most workers never run a callback (a channel without
-// Started, PostStarted or Suspend), among them every channel a
-// servicing successor restores in its blackout. It is stored before
-// inCallback rises, so a lifecycle call that sees a callback running
-// sees the worker's id too.
+// worker's goroutine id must be known by then; reading it takes a stack
+// trace (goid), so a worker reads it neither when it starts (a servicing
+// successor starts every worker in its blackout) nor at all if its
+// channel has no state callbacks (every blk server): it reads it
+// workerIDDelay after it starts, or here if a callback comes first. It
+// is stored before inCallback rises, so a lifecycle call that sees a
+// callback running sees the worker's id too.
 func (c *Channel) enterCallback() {
+	c.learnWorkerID()
+	c.inCallback.Add(1)
+}
+
+// workerIDDelay is how long a worker whose channel has state callbacks
+// runs before it reads its goroutine id (goid) unasked: well past the
+// blackout of a servicing that started it (tens of milliseconds), and
+// long before the next one, whose Pause runs the Suspend callback. A
+// restored echo server's first callback is that Suspend: without this
+// its worker paid the stack trace inside the next blackout, in every
+// channel at once.
+const workerIDDelay = 100 * time.Millisecond
+
+// learnWorkerID reads the worker's goroutine id if it is not known yet.
+// Only the worker calls it.
+func (c *Channel) learnWorkerID() {
 	if c.workerID.Load() == 0 {
 		c.workerID.Store(goid())
 	}
-	c.inCallback.Add(1)
+}
+
+// hasStateCallbacks reports whether the channel has a state callback,
+// and so a worker that will need its goroutine id.
+func (c *Channel) hasStateCallbacks() bool {
+	cb := &c.cfg.callbacks
+	return cb.Opened != nil || cb.Closed != nil || cb.Suspend != nil || cb.Started != nil || cb.PostStarted != nil
 }
 
 // lifecycle guards a lifecycle call: refused from inside a state
@@ -416,7 +439,15 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 // in blocking mode, all packets).
 func (c *Channel) worker(ctx context.Context) {
 	defer close(c.workerDone)
-	defer c.workerID.Store(0) // set by the first callback (enterCallback)
+	defer c.workerID.Store(0) // set by learnWorkerID
+	// learn fires workerIDDelay after the worker starts, if it will run
+	// callbacks: then it reads its id, outside any blackout.
+	var learn <-chan time.Time
+	if c.hasStateCallbacks() {
+		t := time.NewTimer(workerIDDelay)
+		defer t.Stop()
+		learn = t.C
+	}
 	for {
 		if !c.server {
 			c.clientTryOpen(ctx)
@@ -464,6 +495,9 @@ func (c *Channel) worker(ctx context.Context) {
 			}
 		case <-c.work.ready:
 			c.doQueuedWork()
+		case <-learn:
+			learn = nil
+			c.learnWorkerID()
 		case <-rescinded:
 			c.closeOpen()
 		case <-c.lost:

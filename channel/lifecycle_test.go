@@ -371,3 +371,27 @@ func TestLifecycleDuringCallbackFromElsewhereWaits(t *testing.T) {
 	}
 	waitState(t, s, StateActive)
 }
+
+// A worker whose channel has state callbacks reads its goroutine id a
+// while after it starts (outside a servicing's blackout), not in its
+// first callback; one without callbacks never reads it. A lifecycle call
+// from a callback that comes after is still refused.
+func TestWorkerLearnsIDUnasked(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	errs := make(chan error, 1)
+	cb := StateCallbacks{Suspend: func(c *Channel) { errs <- c.Start() }}
+	s, plain := r.pair(t, ignore, ignore, cb, StateCallbacks{})
+	eventually(t, "the worker's id", func() bool { return s.workerID.Load() != 0 })
+	if s.inCallback.Load() != 0 {
+		t.Fatal("a callback runs")
+	}
+	time.Sleep(workerIDDelay + 50*time.Millisecond)
+	if id := plain.workerID.Load(); id != 0 {
+		t.Fatalf("worker of a channel without callbacks read its id: %d", id)
+	}
+	must(t, s.Pause())
+	if err := <-errs; !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("Start inside Suspend: %v", err)
+	}
+}
