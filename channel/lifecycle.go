@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/govmbus/govmbus/guestmem"
@@ -269,14 +270,24 @@ func (c *Channel) growPoolLocked() bool {
 		return false
 	}
 	add := min(max(have, initialPool), limit-have)
-	pool := make([]Packet, add) // one allocation for the lot
+	// One allocation each for the packets, their contexts and the two
+	// lists' growth, not one per packet or per append doubling: a
+	// servicing successor makes every pool in its blackout.
+	pool := make([]Packet, add)
+	cs := c.cfg.contextSize
+	var ctx []byte
+	if cs > 0 {
+		ctx = make([]byte, add*cs)
+	}
+	c.inAll = slices.Grow(c.inAll, add)
+	c.inFree = slices.Grow(c.inFree, add)
 	for i := range pool {
 		p := &pool[i]
 		p.c = c
 		p.q.in = p
 		p.state = pktFree
-		if c.cfg.contextSize > 0 {
-			p.ctx = make([]byte, c.cfg.contextSize)
+		if cs > 0 {
+			p.ctx = ctx[i*cs : (i+1)*cs : (i+1)*cs]
 		}
 		c.inAll = append(c.inAll, p)
 		c.inFree = append(c.inFree, p)
