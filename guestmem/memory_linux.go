@@ -142,6 +142,12 @@ func (m *Memory) File() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "guestmem"), nil
 }
 
+// Descriptor is the memory's descriptor number, borrowed: it stays the
+// Memory's, valid until Close, for handing to a successor process by
+// number (servicing.Exec). Unlike File it makes no duplicate and no
+// *os.File. The caller must not close it or use it after Close.
+func (m *Memory) Descriptor() int { return m.fd }
+
 // Close unmaps guest memory and closes its descriptor. It is idempotent;
 // later calls return the first call's result. Slices obtained from the
 // Memory must not be used afterwards.

@@ -33,7 +33,11 @@
 // (guestmem.Memory.File) and events (Event.File) to its successor, which
 // rebuilds them with FromFile, ListenerFromFile, guestmem.FromFile and
 // EventFromFile, or, taking the inherited files over instead of
-// duplicating them, guestmem.AdoptFile and AdoptEvent. Nothing is said to the guest: a connection ends only
+// duplicating them, guestmem.AdoptFile and AdoptEvent (AdoptEventFD and
+// guestmem.FromFD for bare descriptors). An exec in place may pass the
+// live descriptors themselves instead of duplicates: Conn.Descriptor,
+// Event.Descriptor and guestmem.Memory.Descriptor lend their numbers.
+// Nothing is said to the guest: a connection ends only
 // when the last descriptor of one of its ends is closed, so the guest
 // does not notice the handover.
 package transport

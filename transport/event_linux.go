@@ -79,6 +79,18 @@ func AdoptEvent(f *os.File) (*Event, error) {
 	return &Event{f: f}, nil
 }
 
+// AdoptEventFD is AdoptEvent of a bare descriptor, as a successor
+// inherits it (servicing.Inherited): it takes fd over in every case (on
+// error fd is closed), checks that it is an eventfd, makes it
+// non-blocking and registers it with the runtime poller. fd must have no
+// other use and should be close-on-exec.
+func AdoptEventFD(fd int) (*Event, error) {
+	if fd < 0 {
+		return nil, &FrameError{Kind: uint8(kindEvent), Reason: fmt.Sprintf("event descriptor %d", fd)}
+	}
+	return eventFromFD(fd)
+}
+
 // dupFile duplicates f's descriptor (close-on-exec) without switching f
 // to blocking mode, as f.Fd would.
 func dupFile(f *os.File) (int, error) {
@@ -291,6 +303,19 @@ func (e *Event) File() (*os.File, error) {
 		return nil, fmt.Errorf("transport: dup: %w", err)
 	}
 	return os.NewFile(uintptr(nfd), "eventfd"), nil
+}
+
+// Descriptor is the eventfd's descriptor number, borrowed: it stays this
+// Event's, valid until Close, for handing to a successor process by
+// number (servicing.Exec clears its close-on-exec for the exec alone).
+// Unlike File it makes no duplicate and no *os.File. The caller must not
+// close it, change its mode or use it after Close.
+func (e *Event) Descriptor() (int, error) {
+	fd := -1
+	if err := e.control(func(n int) error { fd = n; return nil }); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // control runs fn with the eventfd's descriptor held open.

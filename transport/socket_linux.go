@@ -128,6 +128,23 @@ func (c *Conn) File() (*os.File, error) {
 	return f, nil
 }
 
+// Descriptor is the connection's socket descriptor number, borrowed: it
+// stays the Conn's, valid until Close, for handing to a successor process
+// by number (servicing.Exec). Unlike File it makes no duplicate and no
+// *os.File. The caller must not close it, change its mode or use it after
+// Close; what File says about Recv holds too.
+func (c *Conn) Descriptor() (int, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return -1, mapNetErr(err)
+	}
+	fd := -1
+	if err := rc.Control(func(n uintptr) { fd = int(n) }); err != nil {
+		return -1, mapNetErr(err)
+	}
+	return fd, nil
+}
+
 func checkSeqpacket(sc syscall.Conn) error {
 	rc, err := sc.SyscallConn()
 	if err != nil {
