@@ -96,6 +96,12 @@ func (r *busRig) save(b *testing.B) []host.SavedGuest {
 		b.Fatalf("%d guests saved", len(saved))
 	}
 	b.StopTimer()
+	// Kept past the old host, as after a failed exec (untimed).
+	for i := range saved {
+		if err := saved[i].Own(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	r.h.Close()
 	r.wg.Wait()
 	return saved

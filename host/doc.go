@@ -133,9 +133,11 @@
 // the guest sends meanwhile stays in the socket), saves each connection's
 // bus state (docs/SAVED_STATE.md, scope bus: version, features, channel
 // ids and states, open parameters, GPADLs complete, arriving or tearing
-// down) and duplicates its descriptors; from then on the host says nothing
-// to the guest, and Close only closes this process's copies. Restore
-// rebuilds the connections from those files and states, checked first,
+// down) and lends its descriptors (SavedGuest, FD: no duplicates, valid
+// until Close, which an exec in between makes moot); from then on the host
+// says nothing to the guest. SavedGuest.Own duplicates them when they must
+// outlive the host (a failed exec). Restore and RestoreOwned rebuild the
+// connections from those descriptors and states, checked first,
 // without a message to the guest: offers are not sent again, a teardown
 // that waited still waits, a half-sent GPADL continues. Server channels of
 // package channel re-attach (Guest.Reattach) or are abandoned

@@ -197,3 +197,22 @@ func (d *recordingDevice) counts() (opens, closes int) {
 	defer d.mu.Unlock()
 	return d.opens, d.closes
 }
+
+// saveGuests is SaveGuests, its descriptors made the SavedGuests' own
+// (SavedGuest.Own), so that they outlive h: what a servicing does when
+// its exec failed.
+func saveGuests(h *host.Host) ([]host.SavedGuest, error) {
+	saved, err := h.SaveGuests()
+	if err != nil {
+		return nil, err
+	}
+	for i := range saved {
+		if err := saved[i].Own(); err != nil {
+			for j := range saved {
+				saved[j].Close()
+			}
+			return nil, err
+		}
+	}
+	return saved, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -29,7 +30,8 @@ func badState(format string, args ...any) error {
 // Restore makes a host that continues the guest connections a predecessor
 // saved with SaveGuests: the same version, channel ids, open channels (on
 // the same rings and events), GPADLs, and what was under way. It
-// duplicates the files of saved (the caller still owns them) and checks
+// duplicates the descriptors of saved (the caller keeps them, owned or
+// borrowed) and checks
 // every state completely before it builds anything; a state that claims a
 // protocol version or features this host does not support is refused.
 //
@@ -49,23 +51,49 @@ func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	return restore(cfg, saved, false)
 }
 
-// RestoreOwned is Restore taking the files of saved over instead of
-// duplicating them: whatever the outcome, each file is the restored
-// host's or closed, and is set to nil in saved, so that the caller's
-// SavedGuest.Close closes nothing. The files must have no other use. A
-// successor's inherited files are that: this spares a duplicate, and a
-// second registration with the runtime poller, per descriptor
-// (transport.AdoptEvent, guestmem.AdoptFile; a socket is still
-// duplicated, by net.FileConn). The checks are Restore's.
+// RestoreOwned is Restore taking the owned descriptors of saved over
+// instead of duplicating them: whatever the outcome, each is the restored
+// host's or closed, and saved's FDs are none afterwards (Events nil), so
+// that the caller's SavedGuest.Close closes nothing. A borrowed FD is
+// duplicated, as Restore does, and stays its lender's. An owned
+// descriptor must have no other use and should be close-on-exec. A
+// successor's inherited descriptors are that: each becomes an Event or
+// Memory as it is (transport.AdoptEventFD, guestmem.FromFD), registered
+// with the runtime poller once, on the goroutine restoring its guest (a
+// socket is still duplicated, by net.FileConn). The checks are Restore's.
 func RestoreOwned(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	h, guests, err := restore(cfg, saved, true)
 	for i := range saved {
 		// What restoreGuest did not hand to an owner: refused before it
 		// got there, or a guest past the limit.
 		saved[i].Close()
-		saved[i].Conn, saved[i].Memory, saved[i].Events = nil, nil, nil
+		saved[i].Events = nil
 	}
 	return h, guests, err
+}
+
+// dup is a copy of s with owned duplicates of its descriptors. On error
+// it has closed those it made.
+func (s *SavedGuest) dup() (SavedGuest, error) {
+	c := *s
+	c.Conn, c.Memory, c.Events = FD{}, FD{}, make([]SavedEvent, len(s.Events))
+	var err error
+	c.Conn, err = s.Conn.Dup()
+	if err == nil {
+		c.Memory, err = s.Memory.Dup()
+	}
+	for i := range s.Events {
+		if err != nil {
+			break
+		}
+		c.Events[i] = SavedEvent{ChannelID: s.Events[i].ChannelID, Dir: s.Events[i].Dir}
+		c.Events[i].FD, err = s.Events[i].FD.Dup()
+	}
+	if err != nil {
+		c.Close()
+		return SavedGuest{}, err
+	}
+	return c, nil
 }
 
 func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) {
@@ -374,18 +402,31 @@ func (h *Host) checkBus(p *parsedBus) error {
 }
 
 // restoreGuest rebuilds one guest connection. With own, it takes sg's
-// files over: each one it hands to an owner (which closes it on error) is
-// set to nil in sg, and RestoreOwned closes the rest.
+// descriptors over (duplicating the borrowed ones first): each one it
+// hands to an owner (which closes it on error) is set to none in sg, and
+// RestoreOwned closes the rest. Without, it works on duplicates.
 func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, err error) {
 	p, err := h.parseBus(sg.State)
 	if err != nil {
 		return nil, err
 	}
-	if (sg.Memory != nil) != p.conn.HasMemory {
-		return nil, badState("memory file given: %v; the state says %v", sg.Memory != nil, p.conn.HasMemory)
+	if sg.Memory.Valid() != p.conn.HasMemory {
+		return nil, badState("memory file given: %v; the state says %v", sg.Memory.Valid(), p.conn.HasMemory)
 	}
-	if sg.Conn == nil {
+	if !sg.Conn.Valid() {
 		return nil, errors.New("host: no connection file")
+	}
+	if own {
+		if err := sg.Own(); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := sg.dup()
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		sg = &c
 	}
 	if sg.HelloPending && (p.conn.Contacted || p.conn.HasMemory) {
 		return nil, badState("the guest's hello is pending, yet it made contact or handed over memory")
@@ -394,11 +435,10 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, 
 	if sg.HelloPending {
 		fromFile = transport.FromFileBeforeHello
 	}
-	conn, err := fromFile(sg.Conn, transport.Host)
-	if own {
-		sg.Conn.Close() // the Conn has a duplicate, if any
-		sg.Conn = nil
-	}
+	cf := os.NewFile(uintptr(sg.Conn.Int()), "conn")
+	sg.Conn = FD{} // cf's now
+	conn, err := fromFile(cf, transport.Host)
+	cf.Close() // the Conn has a duplicate, if any
 	if err != nil {
 		return nil, err
 	}
@@ -415,14 +455,9 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, 
 	c := p.conn
 	gc.contacted, gc.version, gc.features = c.Contacted, c.Version, c.Features
 	gc.offersSent, gc.shuttingDown, gc.greeted, gc.bad = c.OffersSent, c.ShuttingDown, c.Greeted, int(c.Bad)
-	if sg.Memory != nil {
-		var mem *guestmem.Memory
-		if own {
-			mem, err = guestmem.AdoptFile(sg.Memory)
-			sg.Memory = nil
-		} else {
-			mem, err = guestmem.FromFile(sg.Memory)
-		}
+	if sg.Memory.Valid() {
+		mem, err := guestmem.FromFD(sg.Memory.Int())
+		sg.Memory = FD{} // mem's, or closed
 		if err != nil {
 			return nil, err
 		}
@@ -444,13 +479,8 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, 
 		if events[k] != nil || (se.Dir != transport.ToHost && se.Dir != transport.ToGuest) {
 			return nil, fmt.Errorf("host: event for channel %d %v given twice or bad", se.ChannelID, se.Dir)
 		}
-		var e *transport.Event
-		if own {
-			e, err = transport.AdoptEvent(se.File)
-			se.File = nil
-		} else {
-			e, err = transport.EventFromFile(se.File)
-		}
+		e, err := transport.AdoptEventFD(se.FD.Int())
+		se.FD = FD{} // e's, or closed
 		if err != nil {
 			return nil, err
 		}

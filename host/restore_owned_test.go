@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -35,7 +34,7 @@ func TestRestoreOwned(t *testing.T) {
 		echoRoundTrip(t, ch, 5)
 		chans = append(chans, ch)
 	}
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,39 +46,43 @@ func TestRestoreOwned(t *testing.T) {
 	bad := make([]host.SavedGuest, len(saved))
 	for i := range saved {
 		bad[i] = saved[i]
-		f, err := dupFile(saved[i].Conn)
+		f, err := saved[i].Conn.Dup()
 		if err != nil {
 			t.Fatal(err)
 		}
 		bad[i].Conn = f
-		if bad[i].Memory, err = dupFile(saved[i].Memory); err != nil {
+		if bad[i].Memory, err = saved[i].Memory.Dup(); err != nil {
 			t.Fatal(err)
 		}
 		bad[i].Events = nil
 		for _, e := range saved[i].Events {
-			f, err := dupFile(e.File)
+			f, err := e.FD.Dup()
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad[i].Events = append(bad[i].Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, File: f})
+			bad[i].Events = append(bad[i].Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: f})
 		}
 	}
-	kept := append([]host.SavedGuest(nil), bad...)
+	kept := make([]host.SavedGuest, len(bad))
+	for i := range bad {
+		kept[i] = bad[i]
+		kept[i].Events = append([]host.SavedEvent(nil), bad[i].Events...)
+	}
 	bad[2].State = append([]byte(nil), bad[2].State...)
 	bad[2].State[len(bad[2].State)/2] ^= 0xff
 	if _, _, err := host.RestoreOwned(cfg, bad); err == nil || !strings.Contains(err.Error(), "guest 2:") {
 		t.Fatalf("restore with guest 2 corrupt: %v", err)
 	}
 	for i := range kept {
-		if kept[i].Conn.Close() == nil || kept[i].Memory.Close() == nil {
+		if isOpen(kept[i].Conn) || isOpen(kept[i].Memory) {
 			t.Fatalf("guest %d: a file left open by a failed RestoreOwned", i)
 		}
 		for _, e := range kept[i].Events {
-			if e.File.Close() == nil {
+			if isOpen(e.FD) {
 				t.Fatalf("guest %d: an event left open by a failed RestoreOwned", i)
 			}
 		}
-		if bad[i].Conn != nil || bad[i].Memory != nil || bad[i].Events != nil {
+		if bad[i].Conn.Valid() || bad[i].Memory.Valid() || bad[i].Events != nil {
 			t.Fatalf("guest %d: files not cleared", i)
 		}
 	}
@@ -93,7 +96,7 @@ func TestRestoreOwned(t *testing.T) {
 		t.Fatalf("%d guests restored", len(guests))
 	}
 	for i := range saved {
-		if saved[i].Conn != nil || saved[i].Memory != nil || saved[i].Events != nil {
+		if saved[i].Conn.Valid() || saved[i].Memory.Valid() || saved[i].Events != nil {
 			t.Fatalf("guest %d: files not cleared", i)
 		}
 	}
@@ -103,18 +106,48 @@ func TestRestoreOwned(t *testing.T) {
 	}
 }
 
-// dupFile duplicates f's descriptor into a file of its own.
-func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
+// isOpen reports whether d's descriptor is open. Nothing else in the
+// test opens descriptors meanwhile, so a closed number is not reused.
+func isOpen(d host.FD) bool {
+	_, err := unix.FcntlInt(uintptr(d.Int()), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// TestRestoreBorrowed restores straight from what SaveGuests returned,
+// before the old host closes: Restore and RestoreOwned duplicate the
+// borrowed descriptors and leave them to their lender.
+func TestRestoreBorrowed(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
+	s := newServed(t, cfg)
+	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	nfd, derr := -1, error(nil)
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
+	ch, err := cl.Open(testCtx(t), o, guest.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if derr != nil {
-		return nil, derr
+	echoRoundTrip(t, ch, 5)
+	saved, err := s.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	if len(saved) != 1 || saved[0].Conn.Owned() || saved[0].Memory.Owned() || len(saved[0].Events) != 2 || saved[0].Events[0].FD.Owned() {
+		t.Fatalf("saved %+v: want one guest of borrowed descriptors", saved)
+	}
+	conn := saved[0].Conn
+	h2, _, err := host.RestoreOwned(cfg, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isOpen(conn) {
+		t.Fatal("RestoreOwned closed a borrowed descriptor")
+	}
+	s.h.Close()
+	s.wg.Wait()
+	s.h = h2
+	h2.Resume()
+	echoRoundTrip(t, ch, 20)
 }

@@ -24,7 +24,7 @@ func TestRestoreManyGuests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}

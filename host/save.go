@@ -3,9 +3,10 @@ package host
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/savedstate"
@@ -14,15 +15,20 @@ import (
 
 // SavedGuest is one guest connection as a servicing host hands it to its
 // successor: the descriptors the guest's state lives in, and the bus
-// state (a saved state of scope savedstate.ScopeBus). The files are
-// duplicates the receiver owns; Close closes those that are not nil.
+// state (a saved state of scope savedstate.ScopeBus).
+//
+// SaveGuests returns the descriptors borrowed from the saving host (see
+// FD): a servicing passes their numbers to the successor's exec as they
+// are. Own turns them into duplicates of the SavedGuest's own, for a
+// restore in the same process after a failed exec. Close closes those it
+// owns.
 type SavedGuest struct {
-	ID   uint64   // the guest's Guest.ID in the saving host
-	Conn *os.File // the transport socket (transport.Conn.File)
+	ID   uint64 // the guest's Guest.ID in the saving host
+	Conn FD     // the transport socket (transport.Conn.Descriptor)
 	// HelloPending: the guest's transport hello had not been received; it
 	// is still in the socket (transport.FromFileBeforeHello).
 	HelloPending bool
-	Memory       *os.File     // guest memory, nil if the guest handed none over yet
+	Memory       FD           // guest memory, none if the guest handed none over yet
 	Events       []SavedEvent // the events of open channels, and events handed over for an open still to come
 	State        []byte       // the bus state
 }
@@ -31,22 +37,109 @@ type SavedGuest struct {
 type SavedEvent struct {
 	ChannelID uint32
 	Dir       transport.Direction
-	File      *os.File
+	FD        FD
 }
 
-// Close closes every file of s.
+// FD is a saved descriptor: none (the zero FD), one its holder owns, or
+// one borrowed from the host that saved it, valid until that host's
+// Close. The number of a borrowed FD may be handed to an exec (package
+// servicing), never closed or changed by the borrower.
+//
+// An FD is a value: copies share the descriptor, and Close on one of them
+// makes the others stale, as with any descriptor number.
+type FD struct {
+	n     int32 // the descriptor + 1; 0 is none
+	owned bool
+}
+
+// OwnedFD is an FD of descriptor fd that its holder owns: Close closes
+// it, and RestoreOwned takes it over. A negative fd is none.
+func OwnedFD(fd int) FD {
+	if fd < 0 || fd >= 1<<31-1 {
+		return FD{}
+	}
+	return FD{n: int32(fd) + 1, owned: true}
+}
+
+// borrowedFD is an FD of a descriptor that stays its lender's.
+func borrowedFD(fd int) FD {
+	if fd < 0 || fd >= 1<<31-1 {
+		return FD{}
+	}
+	return FD{n: int32(fd) + 1}
+}
+
+// Valid reports whether d is a descriptor, not none.
+func (d FD) Valid() bool { return d.n != 0 }
+
+// Int is d's descriptor number, -1 for none.
+func (d FD) Int() int { return int(d.n) - 1 }
+
+// Owned reports whether d's holder owns the descriptor (Close closes it).
+func (d FD) Owned() bool { return d.n != 0 && d.owned }
+
+// Close closes d's descriptor if d owns it, and makes d none either way.
+func (d *FD) Close() error {
+	fd, owned := d.Int(), d.Owned()
+	*d = FD{}
+	if owned {
+		return unix.Close(fd)
+	}
+	return nil
+}
+
+// Dup is an owned duplicate of d (close-on-exec); none for none.
+func (d FD) Dup() (FD, error) {
+	if !d.Valid() {
+		return FD{}, nil
+	}
+	nfd, err := unix.FcntlInt(uintptr(d.Int()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return FD{}, fmt.Errorf("host: dup: %w", err)
+	}
+	return OwnedFD(nfd), nil
+}
+
+// own makes d owned, duplicating it if it is borrowed.
+func (d *FD) own() error {
+	if !d.Valid() || d.owned {
+		return nil
+	}
+	nd, err := d.Dup()
+	if err != nil {
+		return err
+	}
+	*d = nd
+	return nil
+}
+
+// Own makes every descriptor of s its own: each borrowed one is replaced
+// by a duplicate (close-on-exec), so that s outlives the host that saved
+// it. A servicing calls it only when its exec failed, before closing the
+// old host, to restore in the same process. On error the descriptors
+// already duplicated stay in s (Close closes them) and the rest stay
+// borrowed.
+func (s *SavedGuest) Own() error {
+	if err := s.Conn.own(); err != nil {
+		return err
+	}
+	if err := s.Memory.own(); err != nil {
+		return err
+	}
+	for i := range s.Events {
+		if err := s.Events[i].FD.own(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes every descriptor s owns and makes them all none.
 func (s *SavedGuest) Close() error {
 	var errs []error
-	if s.Conn != nil {
-		errs = append(errs, s.Conn.Close())
-	}
-	if s.Memory != nil {
-		errs = append(errs, s.Memory.Close())
-	}
-	for _, e := range s.Events {
-		if e.File != nil {
-			errs = append(errs, e.File.Close())
-		}
+	errs = append(errs, s.Conn.Close(), s.Memory.Close())
+	for i := range s.Events {
+		errs = append(errs, s.Events[i].FD.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -54,11 +147,12 @@ func (s *SavedGuest) Close() error {
 // SaveGuests saves every connected guest's bus state for a successor
 // process (servicing). It parks each guest's control plane between two
 // messages (what the guest sends meanwhile waits in the socket for the
-// successor), records the state, duplicates the descriptors, and from then
-// on the host says nothing more to the guest: Close after SaveGuests
-// closes the devices and this process's descriptors only, and the guest
-// notices nothing, as long as the returned files stay open until the
-// successor took them over.
+// successor), records the state, and from then on the host says nothing
+// more to the guest. The descriptors it returns are h's, borrowed (FD):
+// no duplicate is made, and they are valid until h.Close. Close after
+// SaveGuests closes the devices and these descriptors, and the guest
+// notices nothing as long as a copy of each lives on: in the successor an
+// exec made in between, or in duplicates SavedGuest.Own made first.
 //
 // Preconditions: stop accepting new guests first, and pause (and save)
 // the server channels of package channel: their rings are theirs to save.
@@ -135,9 +229,11 @@ func (gc *guestConn) save() (sg SavedGuest, err error) {
 		}
 	}()
 	sg.ID, sg.HelloPending = gc.id, !gc.c.HelloSeen()
-	if sg.Conn, err = gc.c.File(); err != nil {
+	cfd, err := gc.c.Descriptor()
+	if err != nil {
 		return sg, err
 	}
+	sg.Conn = borrowedFD(cfd)
 	if gc.mem == nil {
 		// The guest's memory may have been read by the transport without
 		// an InitiateContact yet: it must reach the successor too.
@@ -149,17 +245,15 @@ func (gc *guestConn) save() (sg SavedGuest, err error) {
 		}
 	}
 	if gc.mem != nil {
-		if sg.Memory, err = gc.mem.File(); err != nil {
-			return sg, err
-		}
+		sg.Memory = borrowedFD(gc.mem.Descriptor())
 	}
 	recs := []savedstate.Record{{Kind: KindBusConnection, Flags: savedstate.FlagCritical, Body: gc.connRecord().encode()}}
 	addEvent := func(id uint32, dir transport.Direction, e *transport.Event) error {
-		f, err := e.File()
+		fd, err := e.Descriptor()
 		if err != nil {
 			return err
 		}
-		sg.Events = append(sg.Events, SavedEvent{ChannelID: id, Dir: dir, File: f})
+		sg.Events = append(sg.Events, SavedEvent{ChannelID: id, Dir: dir, FD: borrowedFD(fd)})
 		return nil
 	}
 	for i := range gc.chans {

@@ -40,7 +40,7 @@ func TestServiceBeforeHello(t *testing.T) {
 	for s.h.NumGuests() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 // the saved states.
 func service(t *testing.T, s *served, cfg host.Config) [][]byte {
 	t.Helper()
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestRestoreRefusesUnsupported(t *testing.T) {
 	s := newServed(t, cfg)
 	g := s.raw(t, 1<<20)
 	g.contact(protocol.VersionCopper)
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestGoldenBusState(t *testing.T) {
 	g.send(msgs[1])
 	g.send(&protocol.GpadlTeardown{ChannelID: ch, GpadlID: 10})
 	g.quiet()
-	saved, err := s.h.SaveGuests()
+	saved, err := saveGuests(s.h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,16 +9,20 @@
 // eventfds never close: a connection ends only when the last descriptor of
 // one end goes. What crosses execve:
 //
-//   - named files (a listener, each guest's socket, memory and events),
-//     whose descriptors have close-on-exec cleared for the exec only;
+//   - named descriptors (a listener, each guest's socket, memory and
+//     events): the very ones the predecessor serves on, not duplicates,
+//     with close-on-exec cleared for the exec only;
 //   - the saved state, in a sealed memfd;
 //   - the moment the predecessor paused, so the successor can log the
 //     blackout.
 //
 // The environment variable GOVMBUS_HANDOVER lists them for the successor,
-// which adopts them with Inherited before doing anything else. Everything
-// in that variable and memfd is checked: a successor started with a
-// malformed handover fails with an error rather than guessing.
+// which adopts them with Inherited before doing anything else: it sets
+// close-on-exec on them again (one close_range where the kernel has it)
+// and hands them out as numbers, each to be wrapped and checked by
+// whoever takes it over. Everything in that variable and memfd is
+// checked: a successor started with a malformed handover fails with an
+// error rather than guessing.
 //
 // Only this package knows how the handover travels; the host decides what
 // to save and how to restore it.

@@ -22,9 +22,18 @@ const MaxState = 256 << 20
 
 // Handover is what one host image passes to the next.
 type Handover struct {
-	// Files are the descriptors to keep, by name. Names are the caller's
+	// FDs are the descriptors to keep, by name. Names are the caller's
 	// and must be non-empty without ',', '=' or ';'.
-	Files map[string]*os.File
+	//
+	// For Exec they are borrowed: they stay the caller's, open, and Exec
+	// clears their close-on-exec for the exec only, so that the very
+	// descriptors the caller serves on (not duplicates) cross into the
+	// new image. From Inherited they are the caller's to own and close,
+	// close-on-exec, and not yet wrapped in an *os.File or checked for
+	// what they are: that is for whoever adopts each one (os.NewFile,
+	// or a package's adopting constructor), which also finds one that
+	// is not open.
+	FDs map[string]int
 	// State is the saved state.
 	State []byte
 	// Paused is when the predecessor stopped serving.
@@ -36,8 +45,10 @@ var ErrMalformed = errors.New("servicing: malformed handover")
 
 // Exec replaces the running program with a new image of exe (the same
 // binary, or an upgrade), passing h. It returns only on failure, and then
-// every descriptor is as it was: close-on-exec is restored and the state
-// memfd closed, so the caller can resume serving.
+// every descriptor is as it was: close-on-exec is set again on those of
+// h.FDs and the state memfd closed, so the caller can resume serving.
+// h.FDs must be open and stay so until Exec returns; Exec does not close
+// them.
 func Exec(exe string, args []string, h Handover) error {
 	if len(h.State) > MaxState {
 		return fmt.Errorf("servicing: state of %d bytes exceeds %d", len(h.State), MaxState)
@@ -47,33 +58,14 @@ func Exec(exe string, args []string, h Handover) error {
 		return err
 	}
 	defer unix.Close(stateFD)
-
-	names := make([]string, 0, len(h.Files))
-	for name := range h.Files {
-		if name == "" || strings.ContainsAny(name, ",=;") {
-			return fmt.Errorf("servicing: bad file name %q", name)
-		}
-		names = append(names, name)
+	spec, fds, err := handoverSpec(h, stateFD)
+	if err != nil {
+		return err
 	}
-	sort.Strings(names)
-	var spec strings.Builder
-	fmt.Fprintf(&spec, "v1;state=%d;paused=%d", stateFD, h.Paused.UnixNano())
-	fds := []int{stateFD}
-	for _, name := range names {
-		fd, err := rawFD(h.Files[name])
-		if err != nil {
-			return fmt.Errorf("servicing: %s: %w", name, err)
-		}
-		fmt.Fprintf(&spec, ";%s=%d", name, fd)
-		fds = append(fds, fd)
+	if err := clearCloexec(fds); err != nil {
+		return err
 	}
-	for _, fd := range fds {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			restoreCloexec(fds)
-			return fmt.Errorf("servicing: clear close-on-exec: %w", err)
-		}
-	}
-	env := append(withoutVar(os.Environ()), EnvVar+"="+spec.String())
+	env := append(withoutVar(os.Environ()), EnvVar+"="+spec)
 	// Without a keeper the exec only takes longer.
 	k, kerr := startKeeper()
 	if kerr == nil {
@@ -87,25 +79,69 @@ func Exec(exe string, args []string, h Handover) error {
 	return fmt.Errorf("servicing: exec %s: %w", exe, err)
 }
 
-// rawFD is f's descriptor. It does not use File.Fd, which would switch a
-// non-blocking descriptor (shared with the live socket or eventfd it was
-// duplicated from) to blocking mode.
-func rawFD(f *os.File) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
+// handoverSpec is the value of EnvVar for h with its state in stateFD,
+// and every descriptor it names (stateFD first).
+func handoverSpec(h Handover, stateFD int) (string, []int, error) {
+	names := make([]string, 0, len(h.FDs))
+	size := 64
+	for name, fd := range h.FDs {
+		if name == "" || strings.ContainsAny(name, ",=;") || name == "state" || name == "paused" {
+			return "", nil, fmt.Errorf("servicing: bad file name %q", name)
+		}
+		if fd < 0 {
+			return "", nil, fmt.Errorf("servicing: %s: descriptor %d", name, fd)
+		}
+		names = append(names, name)
+		size += len(name) + 12
 	}
-	fd := -1
-	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
-		return -1, err
+	sort.Strings(names)
+	b := make([]byte, 0, size)
+	b = append(b, "v1;state="...)
+	b = strconv.AppendInt(b, int64(stateFD), 10)
+	b = append(b, ";paused="...)
+	b = strconv.AppendInt(b, h.Paused.UnixNano(), 10)
+	fds := make([]int, 1, 1+len(names))
+	fds[0] = stateFD
+	for _, name := range names {
+		fd := h.FDs[name]
+		b = append(b, ';')
+		b = append(b, name...)
+		b = append(b, '=')
+		b = strconv.AppendInt(b, int64(fd), 10)
+		fds = append(fds, fd)
 	}
-	return fd, nil
+	return string(b), fds, nil
+}
+
+// clearCloexec clears close-on-exec on fds, or on none of them (error).
+func clearCloexec(fds []int) error {
+	for i, fd := range fds {
+		if err := setCloexec(fd, false); err != nil {
+			restoreCloexec(fds[:i])
+			return fmt.Errorf("servicing: clear close-on-exec of descriptor %d: %w", fd, err)
+		}
+	}
+	return nil
 }
 
 func restoreCloexec(fds []int) {
 	for _, fd := range fds {
-		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		setCloexec(fd, true) //nolint:errcheck // an open descriptor takes it
 	}
+}
+
+// setCloexec sets or clears fd's close-on-exec flag. F_SETFD does not
+// block: a raw system call spares the scheduler's bookkeeping, which a
+// servicing pays once per handed-over descriptor.
+func setCloexec(fd int, on bool) error {
+	var flag uintptr
+	if on {
+		flag = unix.FD_CLOEXEC
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFD, flag); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 func withoutVar(env []string) []string {
@@ -144,6 +180,16 @@ func stateMemfd(state []byte) (int, error) {
 // started with one: ok is false when it was not. The variable is removed
 // from the environment either way, so a later exec does not pass it on by
 // mistake. On error every descriptor named in the handover is closed.
+//
+// The handover's descriptors come back as numbers in h.FDs (see
+// Handover), close-on-exec again: Inherited sets it on the whole range
+// from the lowest to the highest descriptor named, with one close_range
+// system call where the kernel has CLOSE_RANGE_CLOEXEC (Linux 5.11), else
+// one fcntl per descriptor. Besides the handover's own, that range holds
+// only descriptors this image opened before Inherited (close-on-exec
+// already, as Go opens every one) and any that whoever started the first
+// image passed on without close-on-exec and that happen to lie among the
+// predecessor's: those become close-on-exec too.
 func Inherited() (h Handover, ok bool, err error) {
 	reapKeeper()
 	spec, present := os.LookupEnv(EnvVar)
@@ -155,18 +201,19 @@ func Inherited() (h Handover, ok bool, err error) {
 	if len(fields) < 3 || fields[0] != "v1" {
 		return Handover{}, true, fmt.Errorf("%w: %q", ErrMalformed, spec)
 	}
-	h.Files = map[string]*os.File{}
-	var stateFile *os.File
+	h.FDs = make(map[string]int, len(fields)-3)
+	stateFD := -1
 	fail := func(e error) (Handover, bool, error) {
-		for _, f := range h.Files {
-			f.Close()
+		for _, fd := range h.FDs {
+			unix.Close(fd)
 		}
-		if stateFile != nil {
-			stateFile.Close()
+		if stateFD >= 0 {
+			unix.Close(stateFD)
 		}
 		return Handover{}, true, e
 	}
-	seen := map[int]bool{}
+	seen := make(map[int]bool, len(fields))
+	lo, hi := -1, -1
 	for _, kv := range fields[1:] {
 		name, val, found := strings.Cut(kv, "=")
 		if !found || name == "" {
@@ -181,29 +228,34 @@ func Inherited() (h Handover, ok bool, err error) {
 			continue
 		}
 		fd, err := strconv.Atoi(val)
-		if err != nil || fd < 3 || seen[fd] {
+		if err != nil || fd < 3 || fd > maxFD || seen[fd] {
 			return fail(fmt.Errorf("%w: descriptor %q for %s", ErrMalformed, val, name))
 		}
-		seen[fd] = true
-		// Close-on-exec again at once: these are ours now, and must not
-		// leak into children.
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-			return fail(fmt.Errorf("%w: descriptor %d for %s: %v", ErrMalformed, fd, name, err))
-		}
-		f := os.NewFile(uintptr(fd), name)
-		if name == "state" {
-			stateFile = f
-			continue
-		}
-		if _, dup := h.Files[name]; dup {
-			f.Close()
+		if _, dup := h.FDs[name]; dup || (name == "state" && stateFD >= 0) {
 			return fail(fmt.Errorf("%w: %s named twice", ErrMalformed, name))
 		}
-		h.Files[name] = f
+		seen[fd] = true
+		if name == "state" {
+			stateFD = fd
+		} else {
+			h.FDs[name] = fd
+		}
+		if lo < 0 || fd < lo {
+			lo = fd
+		}
+		hi = max(hi, fd)
 	}
-	if stateFile == nil {
+	if stateFD < 0 {
 		return fail(fmt.Errorf("%w: no state", ErrMalformed))
 	}
+	// Close-on-exec again at once: these are ours now, and must not leak
+	// into children.
+	if err := cloexecRange(lo, hi, seen); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrMalformed, err))
+	}
+	stateFile := os.NewFile(uintptr(stateFD), "state")
+	stateFD = -1 // stateFile's
+	defer stateFile.Close()
 	st, err := stateFile.Stat()
 	if err != nil || st.Size() > MaxState {
 		return fail(fmt.Errorf("%w: state memfd unusable or over %d bytes", ErrMalformed, MaxState))
@@ -211,10 +263,33 @@ func Inherited() (h Handover, ok bool, err error) {
 	if _, err := stateFile.Seek(0, io.SeekStart); err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}
-	h.State, err = io.ReadAll(io.LimitReader(stateFile, MaxState))
-	if err != nil {
+	// Sealed by the predecessor: the size is the state's.
+	h.State = make([]byte, st.Size())
+	if _, err := io.ReadFull(stateFile, h.State); err != nil {
 		return fail(fmt.Errorf("%w: read state: %v", ErrMalformed, err))
 	}
-	stateFile.Close()
 	return h, true, nil
+}
+
+// maxFD bounds a descriptor number in a handover (the kernel's own limit,
+// fs.nr_open, is 2³⁰ at most).
+const maxFD = 1 << 30
+
+// cloexecRange sets close-on-exec on every descriptor from lo to hi, with
+// one system call where the kernel can; else on each of fds, one by one,
+// which also finds one that is not open.
+func cloexecRange(lo, hi int, fds map[int]bool) error {
+	err := unix.CloseRange(uint(lo), uint(hi), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	for fd := range fds {
+		if err := setCloexec(fd, true); err != nil {
+			return fmt.Errorf("descriptor %d: %w", fd, err)
+		}
+	}
+	return nil
 }

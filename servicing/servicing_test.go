@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		w.Write([]byte("through the pipe"))
 		w.Close()
 		err = Exec(os.Args[0], os.Args, Handover{
-			Files:  map[string]*os.File{"pipe": r},
+			FDs:    map[string]int{"pipe": int(r.Fd())},
 			State:  []byte("saved state bytes"),
 			Paused: time.Unix(0, 12345),
 		})
@@ -46,8 +46,9 @@ func TestMain(m *testing.M) {
 			os.Exit(4)
 		}
 		buf := make([]byte, 64)
-		n, _ := h.Files["pipe"].Read(buf)
-		flags, _ := unix.FcntlInt(h.Files["pipe"].Fd(), unix.F_GETFD, 0)
+		pipe := os.NewFile(uintptr(h.FDs["pipe"]), "pipe")
+		n, _ := pipe.Read(buf)
+		flags, _ := unix.FcntlInt(pipe.Fd(), unix.F_GETFD, 0)
 		fmt.Printf("state=%q pipe=%q paused=%d cloexec=%v env=%q\n", h.State, buf[:n], h.Paused.UnixNano(),
 			flags&unix.FD_CLOEXEC != 0, os.Getenv(EnvVar))
 		fmt.Println(keeperOutcome(keeperPID))
@@ -93,6 +94,10 @@ func TestInheritedRejectsMalformed(t *testing.T) {
 		fmt.Sprintf("v1;state=%d;paused=x", good),
 		fmt.Sprintf("v1;state=%d;paused=0;a=%d;a=%d", good, r.Fd(), r.Fd()),
 		fmt.Sprintf("v1;state=%d;paused=0;=5", good),
+		fmt.Sprintf("v1;state=%d;paused=0;state=%d", good, r.Fd()),
+		fmt.Sprintf("v1;state=%d;paused=0;a=%d", good, 1<<31),
+		fmt.Sprintf("v1;state=%d;paused=0;a=-4", good),
+		fmt.Sprintf("v1;state=%d;paused=0;a", good),
 		"v1;state=999999;paused=0",
 	} {
 		os.Setenv(EnvVar, spec)
@@ -110,12 +115,11 @@ func TestExecFailureLeavesDescriptors(t *testing.T) {
 	r, w, _ := os.Pipe()
 	defer r.Close()
 	defer w.Close()
-	err := Exec("/nonexistent/binary", []string{"x"}, Handover{Files: map[string]*os.File{"p": r}, State: []byte("s")})
+	err := Exec("/nonexistent/binary", []string{"x"}, Handover{FDs: map[string]int{"p": int(r.Fd())}, State: []byte("s")})
 	if err == nil {
 		t.Fatal("exec of a missing binary succeeded")
 	}
-	fd, _ := rawFD(r)
-	flags, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	flags, _ := unix.FcntlInt(r.Fd(), unix.F_GETFD, 0)
 	if flags&unix.FD_CLOEXEC == 0 {
 		t.Fatal("close-on-exec not restored after a failed exec")
 	}
@@ -124,8 +128,21 @@ func TestExecFailureLeavesDescriptors(t *testing.T) {
 	if n, _ := r.Read(buf); !bytes.Equal(buf[:n], []byte("still works")) {
 		t.Fatal("pipe unusable after failed exec")
 	}
-	if err := Exec("/bin/true", nil, Handover{Files: map[string]*os.File{"a=b": r}}); err == nil {
-		t.Fatal("bad name accepted")
+	for _, name := range []string{"a=b", "", "x;y", "state", "paused"} {
+		if err := Exec("/bin/true", nil, Handover{FDs: map[string]int{name: int(r.Fd())}}); err == nil {
+			t.Fatalf("bad name %q accepted", name)
+		}
+	}
+	if err := Exec("/bin/true", nil, Handover{FDs: map[string]int{"p": -1}}); err == nil {
+		t.Fatal("negative descriptor accepted")
+	}
+	// A descriptor that is not open fails the exec before it happens,
+	// and leaves the others as they were.
+	if err := Exec("/bin/true", nil, Handover{FDs: map[string]int{"a": int(r.Fd()), "b": 1 << 29}}); err == nil {
+		t.Fatal("a descriptor that is not open accepted")
+	}
+	if flags, _ := unix.FcntlInt(r.Fd(), unix.F_GETFD, 0); flags&unix.FD_CLOEXEC == 0 {
+		t.Fatal("close-on-exec not restored after a refused descriptor")
 	}
 	// The keeper of the failed exec is gone and reaped: no child is left.
 	if kids := children(t); kids != "" {

@@ -71,8 +71,8 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			}
 			devs, err := parseDevices(devices, log)
 			if err != nil {
-				for _, f := range inh.Files {
-					f.Close()
+				for _, fd := range inh.FDs {
+					syscall.Close(fd)
 				}
 				return err
 			}
@@ -90,7 +90,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if inherited {
-				if err := d.adopt(inh.State, inh.Files, inh.Paused, true); err != nil {
+				if err := d.adopt(inh.State, inh.FDs, inh.Paused, true); err != nil {
 					return failuref("%v", err)
 				}
 			} else {

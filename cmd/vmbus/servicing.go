@@ -114,7 +114,16 @@ func (d *daemon) service() error {
 	// From here the guests are detached from this host: a failure is
 	// recovered by restoring in this process from what was saved.
 	st := &hostState{Count: d.count + 1, Devices: d.devs.values}
-	files := map[string]*os.File{"listener": lf}
+	// The exec is handed the descriptors this process serves on, by
+	// number (borrowed: SaveGuests made no duplicates): valid until d.h
+	// closes, which only the failure path below does.
+	lfd, err := fileFD(lf)
+	if err != nil {
+		unpause()
+		d.log.Error("servicing failed", "stage", "listener", "err", err)
+		return resumeListener()
+	}
+	files := map[string]int{"listener": lfd}
 	// A saved guest is parked, so OnGuest has run for it if it is due at
 	// all: the guest has its servers now, or it has not made contact yet
 	// and gets them through OnGuest once it does, after the restore.
@@ -134,14 +143,15 @@ func (d *daemon) service() error {
 	var jobs []job
 	for i := range saved {
 		srv, ok := servers[saved[i].ID]
-		g := &guestState{Index: uint32(i), Memory: saved[i].Memory != nil, NoServers: !ok, HelloPending: saved[i].HelloPending, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
-		files[fmt.Sprintf("g%d.conn", i)] = saved[i].Conn
-		if saved[i].Memory != nil {
-			files[fmt.Sprintf("g%d.mem", i)] = saved[i].Memory
+		g := &guestState{Index: uint32(i), Memory: saved[i].Memory.Valid(), NoServers: !ok, HelloPending: saved[i].HelloPending, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
+		files[fmt.Sprintf("g%d.conn", i)] = saved[i].Conn.Int()
+		if saved[i].Memory.Valid() {
+			files[fmt.Sprintf("g%d.mem", i)] = saved[i].Memory.Int()
 		}
+		g.Events = make([]eventState, 0, len(saved[i].Events))
 		for _, e := range saved[i].Events {
 			g.Events = append(g.Events, eventState{ChannelID: e.ChannelID, Dir: e.Dir})
-			files[eventName(i, e.ChannelID, e.Dir)] = e.File
+			files[eventName(i, e.ChannelID, e.Dir)] = e.FD.Int()
 		}
 		for j, s := range srv {
 			if s != nil {
@@ -183,7 +193,7 @@ func (d *daemon) service() error {
 			// SIGHUP again (Go's default), but keeps a SIG_IGN across the
 			// exec and until its signal.Notify.
 			signal.Ignore(syscall.SIGHUP)
-			err = servicing.Exec(exe, os.Args, servicing.Handover{Files: files, State: state, Paused: paused})
+			err = servicing.Exec(exe, os.Args, servicing.Handover{FDs: files, State: state, Paused: paused})
 			signal.Notify(d.hup, syscall.SIGHUP)
 			os.Unsetenv(phasesEnv)
 		}
@@ -192,13 +202,76 @@ func (d *daemon) service() error {
 	if state, err = st.encode(d.socket); err != nil {
 		return fmt.Errorf("host: servicing: %w", err)
 	}
+	// The descriptors are still the old host's: duplicates of them (off
+	// the fast path, which needs none) outlive it, moved to owned for
+	// adoptPhases to take over.
+	owned, err := ownHandover(files, lf, saved)
+	if err != nil {
+		return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
+	}
+	saved = nil
 	// The old objects go first: closing a detached host sends the guests
 	// nothing, and its guests' servers close with them.
 	d.h.Close()
 	d.devs.wait()
-	// The saved files are in files, which adoptPhases takes over.
-	saved = nil
-	return d.adoptPhases(state, files, ph, false)
+	return d.adoptPhases(state, owned, ph, false)
+}
+
+// ownHandover makes the saved guests' descriptors their own (duplicates
+// of those borrowed from the host) and returns them, with a duplicate of
+// the listener lf, by the names of files, for adoptPhases to take over.
+// Whatever the outcome, saved's descriptors are closed or in the result.
+func ownHandover(files map[string]int, lf *os.File, saved []host.SavedGuest) (map[string]int, error) {
+	owned := make(map[string]int, len(files))
+	fail := func(err error) (map[string]int, error) {
+		for i := range saved {
+			saved[i].Close()
+		}
+		for _, fd := range owned {
+			syscall.Close(fd)
+		}
+		return nil, err
+	}
+	for i := range saved {
+		if err := saved[i].Own(); err != nil {
+			return fail(err)
+		}
+	}
+	lfd, err := fileFD(lf)
+	if err == nil {
+		lfd, err = syscall.Dup(lfd)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	syscall.CloseOnExec(lfd)
+	owned["listener"] = lfd
+	for i := range saved {
+		sg := &saved[i]
+		owned[fmt.Sprintf("g%d.conn", i)] = sg.Conn.Int()
+		if sg.Memory.Valid() {
+			owned[fmt.Sprintf("g%d.mem", i)] = sg.Memory.Int()
+		}
+		for _, e := range sg.Events {
+			owned[eventName(i, e.ChannelID, e.Dir)] = e.FD.Int()
+		}
+	}
+	return owned, nil
+}
+
+// fileFD is f's descriptor. It does not use File.Fd, which would switch a
+// non-blocking descriptor (shared with the live socket it was duplicated
+// from) to blocking mode.
+func fileFD(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // pauseGuests pauses the servers of guests, adding each to paused; on
@@ -288,19 +361,20 @@ func eventName(guest int, channel uint32, dir transport.Direction) string {
 
 // adopt continues a saved host: the successor's start, or a servicing
 // that failed after the save. It takes the listener and the guests from
-// files (and closes them all) and starts serving. The state is untrusted:
+// files, descriptors it owns from then on (and closes them all, or hands
+// them to the restored host), and starts serving. The state is untrusted:
 // everything is checked before anything is built.
-func (d *daemon) adopt(state []byte, files map[string]*os.File, paused time.Time, successor bool) error {
+func (d *daemon) adopt(state []byte, files map[string]int, paused time.Time, successor bool) error {
 	return d.adoptPhases(state, files, inheritedPhases(paused), successor)
 }
 
 // adoptPhases is adopt, timing its phases after those in ph.
-func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases, successor bool) error {
+func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, successor bool) error {
 	ph.mark("startup")                               // the successor's start, or nothing
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
 	defer func() {
-		for _, f := range files {
-			f.Close()
+		for _, fd := range files {
+			syscall.Close(fd)
 		}
 	}()
 	st, err := parseHostState(state, d.socket)
@@ -310,8 +384,8 @@ func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases
 	if !slices.Equal(st.Devices, d.devs.values) {
 		return fmt.Errorf("host: inherited state has devices %q, the flags %q", st.Devices, d.devs.values)
 	}
-	lf := files["listener"]
-	if lf == nil {
+	lfd, ok := files["listener"]
+	if !ok {
 		return errors.New("host: inherited state: no listener")
 	}
 	// The guests' files move from files to saved, for RestoreOwned to
@@ -322,32 +396,38 @@ func (d *daemon) adoptPhases(state []byte, files map[string]*os.File, ph *phases
 			saved[i].Close()
 		}
 	}()
-	take := func(name string) *os.File {
-		f := files[name]
+	take := func(name string) host.FD {
+		fd, ok := files[name]
+		if !ok {
+			return host.FD{}
+		}
 		delete(files, name)
-		return f
+		return host.OwnedFD(fd)
 	}
 	for i, g := range st.Guests {
 		sg := &saved[i]
-		if sg.Conn = take(fmt.Sprintf("g%d.conn", i)); sg.Conn == nil {
+		if sg.Conn = take(fmt.Sprintf("g%d.conn", i)); !sg.Conn.Valid() {
 			return fmt.Errorf("host: inherited state: guest %d has no connection", i)
 		}
 		if g.Memory {
-			if sg.Memory = take(fmt.Sprintf("g%d.mem", i)); sg.Memory == nil {
+			if sg.Memory = take(fmt.Sprintf("g%d.mem", i)); !sg.Memory.Valid() {
 				return fmt.Errorf("host: inherited state: guest %d has no memory", i)
 			}
 		}
 		sg.Events = make([]host.SavedEvent, 0, len(g.Events))
 		for _, e := range g.Events {
-			f := take(eventName(i, e.ChannelID, e.Dir))
-			if f == nil {
+			fd := take(eventName(i, e.ChannelID, e.Dir))
+			if !fd.Valid() {
 				return fmt.Errorf("host: inherited state: guest %d has no event %d/%d", i, e.ChannelID, e.Dir)
 			}
-			sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, File: f})
+			sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
 		}
 		sg.State, sg.HelloPending = g.Bus, g.HelloPending
 	}
+	lf := os.NewFile(uintptr(lfd), "listener")
+	delete(files, "listener")
 	l, err := transport.ListenerFromFile(lf)
+	lf.Close() // l has a duplicate, if any
 	if err != nil {
 		return fmt.Errorf("host: inherited listener: %w", err)
 	}
