@@ -58,8 +58,12 @@ type connRecord struct {
 	Bad          uint32                `json:"bad_messages"`
 }
 
+// connRecordLen is the size of connRecord's body.
+const connRecordLen = 1 + 4 + 4 + 4 + 4 + 8 + 4
+
 func (r *connRecord) encode() []byte {
 	var e savedstate.Encoder
+	e.Grow(connRecordLen)
 	e.Bool(r.Contacted).U32(uint32(r.Version)).U32(uint32(r.Features)).U32(r.MessageConn)
 	e.Bool(r.OffersSent).Bool(r.ShuttingDown).Bool(r.Greeted).Bool(r.HasMemory)
 	e.U64(r.MemorySize).U32(r.Bad)
@@ -96,10 +100,15 @@ type chanRecord struct {
 
 func (r *chanRecord) encode() []byte {
 	var e savedstate.Encoder
+	var open []byte
+	if r.State == chanOpen {
+		open = protocol.Marshal(r.Open)
+	}
+	e.Grow(4 + 1 + len(r.Type) + len(r.Instance) + 2 + 2 + 2 + len(r.UserDefined) + 4 + 1 + 4 + len(open))
 	e.U32(r.ChannelID).Bool(r.Dynamic).Raw(r.Type[:]).Raw(r.Instance[:]).U16(r.Subchannel)
 	e.U16(uint16(r.Flags)).U16(r.MMIO).Raw(r.UserDefined[:]).U32(r.ConnectionID).U8(r.State)
 	if r.State == chanOpen {
-		e.Bytes(protocol.Marshal(r.Open))
+		e.Bytes(open)
 	}
 	return e.Body()
 }
@@ -170,6 +179,7 @@ type rangeRecord struct {
 
 func (r *gpadlRecord) encode() []byte {
 	var e savedstate.Encoder
+	e.Grow(r.encodedLen())
 	e.U32(r.ID).U32(r.ChannelID).U8(r.State).Bool(r.Mapped).Bool(r.ReadOnly).Bool(r.Ring)
 	if r.State == savedAssembling {
 		e.U32(uint32(len(r.Msgs)))
@@ -186,6 +196,21 @@ func (r *gpadlRecord) encode() []byte {
 		}
 	}
 	return e.Body()
+}
+
+// encodedLen is the size of r's body.
+func (r *gpadlRecord) encodedLen() int {
+	n := 4 + 4 + 1 + 1 + 1 + 1 + 4
+	if r.State == savedAssembling {
+		for _, m := range r.Msgs {
+			n += 4 + len(m)
+		}
+		return n
+	}
+	for _, rg := range r.Ranges {
+		n += 4 + 4 + 4 + 8*len(rg.PFNs)
+	}
+	return n
 }
 
 func decodeGpadl(b []byte) (*gpadlRecord, error) {

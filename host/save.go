@@ -247,7 +247,10 @@ func (gc *guestConn) save() (sg SavedGuest, err error) {
 	if gc.mem != nil {
 		sg.Memory = borrowedFD(gc.mem.Descriptor())
 	}
-	recs := []savedstate.Record{{Kind: KindBusConnection, Flags: savedstate.FlagCritical, Body: gc.connRecord().encode()}}
+	gpadls := gc.gpadls.snapshot()
+	recs := make([]savedstate.Record, 1, 1+len(gc.chans)+len(gpadls))
+	recs[0] = savedstate.Record{Kind: KindBusConnection, Flags: savedstate.FlagCritical, Body: gc.connRecord().encode()}
+	sg.Events = make([]SavedEvent, 0, 2*len(gc.chans)+len(gc.pendingEvents))
 	addEvent := func(id uint32, dir transport.Direction, e *transport.Event) error {
 		fd, err := e.Descriptor()
 		if err != nil {
@@ -300,7 +303,7 @@ func (gc *guestConn) save() (sg SavedGuest, err error) {
 			return sg, err
 		}
 	}
-	for _, g := range gc.gpadls.snapshot() {
+	for _, g := range gpadls {
 		recs = append(recs, savedstate.Record{Kind: KindBusGpadl, Flags: savedstate.FlagCritical, Body: g.encode()})
 	}
 	s, err := savedstate.NewSaver(savedstate.ScopeBus, busIdentity, recs)
@@ -375,8 +378,11 @@ func (s *gpadlSet) snapshot() []*gpadlRecord {
 		if g.state == gpadlAssembling {
 			r.Msgs = g.msgs
 		}
-		for _, rg := range g.ranges {
-			r.Ranges = append(r.Ranges, rangeRecord{ByteCount: rg.ByteCount, ByteOffset: rg.ByteOffset, PFNs: rg.PFNs})
+		if len(g.ranges) > 0 {
+			r.Ranges = make([]rangeRecord, len(g.ranges))
+			for i, rg := range g.ranges {
+				r.Ranges[i] = rangeRecord{ByteCount: rg.ByteCount, ByteOffset: rg.ByteOffset, PFNs: rg.PFNs}
+			}
 		}
 		out = append(out, r)
 	}

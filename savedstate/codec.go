@@ -9,6 +9,17 @@ import (
 // The zero value is ready to use.
 type Encoder struct{ b []byte }
 
+// Grow reserves room for n more bytes, so that a body of known size is
+// built in one allocation instead of growing as fields are appended.
+func (e *Encoder) Grow(n int) *Encoder {
+	if n > cap(e.b)-len(e.b) {
+		nb := make([]byte, len(e.b), len(e.b)+n)
+		copy(nb, e.b)
+		e.b = nb
+	}
+	return e
+}
+
 // U8 appends a byte.
 func (e *Encoder) U8(v uint8) *Encoder { e.b = append(e.b, v); return e }
 

@@ -305,3 +305,18 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+// TestEncoderGrow: Grow reserves room without changing the body, so that
+// a body of the size reserved is built without growing.
+func TestEncoderGrow(t *testing.T) {
+	var e Encoder
+	e.U16(0x0201).Grow(12)
+	before := cap(e.Body())
+	e.U32(0x06050403).U64(0x0e0d0c0b0a090807)
+	if got := e.Body(); !bytes.Equal(got, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}) || cap(got) != before {
+		t.Fatalf("body %v, capacity %d then %d", got, before, cap(got))
+	}
+	if cap(e.Grow(0).Body()) != before {
+		t.Fatal("Grow(0) reallocated")
+	}
+}
