@@ -208,7 +208,7 @@ type Channel struct {
 	workerID   atomic.Uint64 // goid of the worker goroutine, once it ran a callback; else 0
 
 	mu      sync.Mutex
-	cond    *sync.Cond // on mu: endpoint, outstanding and receive-loop changes
+	cond    sync.Cond // on mu: endpoint, outstanding and receive-loop changes
 	enabled bool
 	open    bool // the channel is open and Opened succeeded
 	started bool // packets may flow once open (server: Start called)
@@ -228,6 +228,7 @@ type Channel struct {
 	openCancel    context.CancelFunc
 
 	// server binding
+	dev     serverDevice // what the host calls (Offer, Reattach): one per channel, not one per call
 	offered *host.Offered
 	hc      *host.Channel
 	mapped  map[uint32]bool
@@ -318,7 +319,8 @@ func newChannel(server bool) *Channel {
 		inPages:        DefaultRingPages,
 		outPages:       DefaultRingPages,
 	}
-	c.cond = sync.NewCond(&c.mu)
+	c.cond.L = &c.mu
+	c.dev.c = c
 	return c
 }
 

@@ -107,13 +107,15 @@ func (c *Channel) hasStateCallbacks() bool {
 
 // lifecycle guards a lifecycle call: refused from inside a state
 // callback (on the worker goroutine), one at a time otherwise; a call from
-// another goroutine while a callback runs waits for it.
-func (c *Channel) lifecycle(what string) (unlock func(), err error) {
+// another goroutine while a callback runs waits for it. On success it
+// holds life, which the caller unlocks (not through a returned func: a
+// method value is an allocation per call, Enable's in a blackout).
+func (c *Channel) lifecycle(what string) error {
 	if c.inCallback.Load() > 0 && goid() == c.workerID.Load() {
-		return nil, fail(StatusInvalidDeviceState, "%s inside a state-change callback", what)
+		return fail(StatusInvalidDeviceState, "%s inside a state-change callback", what)
 	}
 	c.life.Lock()
-	return c.life.Unlock, nil
+	return nil
 }
 
 // Enable makes the channel live and returns at once (KMCL
@@ -121,11 +123,10 @@ func (c *Channel) lifecycle(what string) (unlock func(), err error) {
 // channel starts waiting (in the background) for the target offer and
 // opens it. A subchannel can be enabled only while its primary is open.
 func (c *Channel) Enable() error {
-	unlock, err := c.lifecycle("Enable")
-	if err != nil {
+	if err := c.lifecycle("Enable"); err != nil {
 		return err
 	}
-	defer unlock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	switch {
 	case c.cleaned:
@@ -163,7 +164,14 @@ func (c *Channel) Enable() error {
 	}
 
 	c.prepare()
-	ctx, cancel := context.WithCancel(context.Background())
+	// Only a client's worker waits for the outside (its offer, the
+	// open), with a context Disable cancels; a server's has none to
+	// cancel, and a servicing successor enables every server in its
+	// blackout.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if !c.server {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	c.mu.Lock()
 	c.enabled, c.closed, c.paused, c.open = true, false, false, false
 	c.started = !c.server
@@ -180,10 +188,10 @@ func (c *Channel) Enable() error {
 			// FORCE_NEW_CHANNEL: the guest drops the old instance (a
 			// rescind) and gets a new offer; what was under way on
 			// the old one fails.
-			cfg.guest.Abandon((&serverDevice{c: c}).Offer()) //nolint:errcheck // nothing restored on the bus: nothing to abandon
+			cfg.guest.Abandon(c.dev.Offer()) //nolint:errcheck // nothing restored on the bus: nothing to abandon
 			defer c.failRestored(st)
 		}
-		o, err := cfg.guest.Offer(&serverDevice{c: c})
+		o, err := cfg.guest.Offer(&c.dev)
 		if err != nil {
 			c.stopWorker()
 			c.leavePrimary()
@@ -202,7 +210,7 @@ func (c *Channel) Enable() error {
 // enableRestored re-attaches a restored server channel to the channel
 // the guest still has. Must hold life; the worker runs.
 func (c *Channel) enableRestored(st *restoredState) error {
-	o, hc, err := c.cfg.guest.Reattach(&serverDevice{c: c})
+	o, hc, err := c.cfg.guest.Reattach(&c.dev)
 	if err != nil {
 		c.stopWorker()
 		c.leavePrimary()
@@ -313,11 +321,10 @@ func (c *Channel) leavePrimary() {
 // goroutine the channel started has ended (KMCL VmbChannelDisable).
 // Disabling a disabled channel does nothing.
 func (c *Channel) Disable() error {
-	unlock, err := c.lifecycle("Disable")
-	if err != nil {
+	if err := c.lifecycle("Disable"); err != nil {
 		return err
 	}
-	defer unlock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	if !c.enabled {
 		c.mu.Unlock()
@@ -347,11 +354,10 @@ func (c *Channel) Cleanup() error {
 	if err := c.Disable(); err != nil {
 		return err
 	}
-	unlock, err := c.lifecycle("Cleanup")
-	if err != nil {
+	if err := c.lifecycle("Cleanup"); err != nil {
 		return err
 	}
-	defer unlock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	c.cleaned = true
 	c.inAll, c.inFree = nil, nil
@@ -425,11 +431,10 @@ func (c *Channel) Start() error { return c.setRunning("Start", true, reqStart) }
 // channel that is not open it only records the wish; on an open one the
 // worker makes the transition and runs the callbacks.
 func (c *Channel) setRunning(what string, run bool, req reqKind) error {
-	unlock, err := c.lifecycle(what)
-	if err != nil {
+	if err := c.lifecycle(what); err != nil {
 		return err
 	}
-	defer unlock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	if !c.enabled || c.closed {
 		c.mu.Unlock()

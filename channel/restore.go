@@ -231,7 +231,7 @@ func (c *Channel) checkHost(pc *parsedChannel) error {
 	if g == nil {
 		return invalidf("the channel names no guest (SetGuest before restoring)")
 	}
-	rc, ok := g.Restored((&serverDevice{c: c}).Offer())
+	rc, ok := g.Restored(c.dev.Offer())
 	if !ok {
 		if c.cfg.serverFlags&ServerForceNewChannel != 0 {
 			return nil // offered anew at Enable
