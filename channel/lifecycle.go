@@ -287,6 +287,12 @@ func (c *Channel) growPoolLocked() bool {
 	if cs > 0 {
 		ctx = make([]byte, add*cs)
 	}
+	if cap(c.inAll) == 0 && cap(c.inFree) == 0 {
+		// The first pool: both lists in one block (a list that
+		// outgrows its part moves out on its own).
+		lists := make([]*Packet, 2*add)
+		c.inAll, c.inFree = lists[:0:add], lists[add:add]
+	}
 	c.inAll = slices.Grow(c.inAll, add)
 	c.inFree = slices.Grow(c.inFree, add)
 	for i := range pool {
