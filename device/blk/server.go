@@ -44,6 +44,11 @@ func NewServer(g *host.Guest, be Backend, cfg ServerConfig) (*Server, error) {
 
 // newServer builds a server; with restore it restores the channel from
 // chunks before enabling it, which re-attaches it instead of offering it.
+// discardLogger is the Logger of a server configured without one: one for
+// all, not one per server (a servicing successor makes every server in its
+// blackout).
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, restore bool, start bool) (*Server, error) {
 	if cfg.Instance.IsZero() {
 		cfg.Instance = InterfaceInstance
@@ -55,7 +60,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 		return nil, errors.New("blk: max transfer above 1 MiB or negative size")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = discardLogger
 	}
 	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg}
 	err := firstErr(
