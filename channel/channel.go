@@ -224,6 +224,7 @@ type Channel struct {
 	work          workQueue
 	lost          chan struct{} // the receive loop lost its event
 	primaryClosed chan struct{}
+	released      chan struct{} // Release went live: PostStarted is due
 	idle          chan struct{} // outstanding dropped to 0
 	openCancel    context.CancelFunc
 
@@ -251,6 +252,8 @@ type Channel struct {
 	rxExit       bool
 	rxParked     bool        // the receive loop acknowledged !rxWant
 	rxStopped    bool        // StopIndications cleared rxWant; Pause finishes the job
+	rxHeld       bool        // started by StartHeld: Release makes it live
+	rxHeldPost   bool        // Release is to run PostStarted (Started ran)
 	rxBlocked    bool        // the receive loop waits for a packet or quota to free
 	rxRun        atomic.Bool // mirrors rxWant for the receive loop's fast path
 	// rxSleeping is set while the receive loop waits for its event, past

@@ -16,6 +16,7 @@ type reqKind uint8
 
 const (
 	reqStart reqKind = iota
+	reqStartHeld
 	reqPause
 	reqOpen     // server: host.Device.Open
 	reqClose    // server: host.Device.Close; client: Disable
@@ -255,6 +256,7 @@ func (c *Channel) prepare() {
 	c.work.reset()
 	c.lost = make(chan struct{}, 1)
 	c.primaryClosed = make(chan struct{}, 1)
+	c.released = make(chan struct{}, 1)
 	c.idle = make(chan struct{}, 1)
 	c.workerDone = make(chan struct{})
 }
@@ -433,6 +435,55 @@ func (c *Channel) quiet() bool { return c.server && !c.rxRun.Load() }
 // PostStarted callbacks run before Start returns.
 func (c *Channel) Start() error { return c.setRunning("Start", true, reqStart) }
 
+// StartHeld is Start without the packets: Started runs and the channel
+// counts as started, but its incoming queue goes live, and PostStarted
+// runs, only at Release. A servicing's successor starts every restored
+// channel this way and then releases them all at once, so that the
+// traffic of the first channels, and of the peers they wake, does not
+// compete for the CPUs with the start of the others. Pause and Disable
+// before Release end the hold; a channel not open yet starts as with
+// Start when it opens.
+func (c *Channel) StartHeld() error { return c.setRunning("StartHeld", true, reqStartHeld) }
+
+// unholdLocked ends a hold (StartHeld) that Release did not: for
+// deactivate, the held channel is as one whose indications stopped, so
+// that Suspend follows the Started it had.
+func (c *Channel) unholdLocked() {
+	if c.rxHeld {
+		c.rxStopped = true
+	}
+	c.rxHeld, c.rxHeldPost = false, false
+}
+
+// Release makes a channel started by StartHeld live: its receive loop
+// reads the incoming ring from now on, its peer is signalled if owed, and
+// PostStarted follows on the worker. It does no more than that, so that
+// releasing many channels in a row is quick. Release of a channel that is
+// not held does nothing. It may be called from any goroutine, but not
+// from a state callback.
+func (c *Channel) Release() {
+	c.mu.Lock()
+	if !c.rxHeld || c.ep == nil {
+		c.mu.Unlock()
+		return
+	}
+	ep, hc, post := c.ep, c.hc, c.rxHeldPost
+	c.rxHeld, c.rxHeldPost = false, false
+	c.rxWant = true
+	c.rxRun.Store(true)
+	c.mu.Unlock()
+	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	if hc != nil && owed(hc.In, hc.Out) {
+		ep.out.Signal() //nolint:errcheck // see maybeActivate
+	}
+	if post {
+		select {
+		case c.released <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // setRunning is Pause (run false) and Start (run true): on an enabled
 // channel that is not open it only records the wish; on an open one the
 // worker makes the transition and runs the callbacks.
@@ -503,17 +554,29 @@ func (c *Channel) worker(ctx context.Context) {
 				c.mu.Lock()
 				wasRunning := c.open && c.started
 				c.started, c.paused = false, true
+				c.unholdLocked()
 				c.mu.Unlock()
+				select {
+				case <-c.released: // a Release the pause overtook
+				default:
+				}
 				if wasRunning {
 					c.deactivate()
 				}
 				r.reply <- nil
-			case reqStart:
+			case reqStart, reqStartHeld:
 				c.mu.Lock()
 				c.started, c.paused = true, false
 				c.mu.Unlock()
-				c.maybeActivate()
+				c.activate(r.kind == reqStartHeld)
 				r.reply <- nil
+			}
+		case <-c.released:
+			c.mu.Lock()
+			live := c.open && c.rxWant
+			c.mu.Unlock()
+			if live {
+				c.runCallback(c.cfg.callbacks.PostStarted)
 			}
 		case <-c.work.ready:
 			c.doQueuedWork()
@@ -554,6 +617,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.mu.Lock()
 	c.ep = ep
 	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxStopped = false, false, true, false, false, false
+	c.rxHeld, c.rxHeldPost = false, false
 	c.rxStopReason = ""
 	c.rxRun.Store(false)
 	c.mu.Unlock()
@@ -585,13 +649,22 @@ func (c *Channel) dropEndpoint() {
 // maybeActivate starts the packets of an open, started channel that is not
 // running yet: Started, then the incoming queue goes live, then
 // PostStarted. On the worker.
-func (c *Channel) maybeActivate() {
+func (c *Channel) maybeActivate() { c.activate(false) }
+
+// activate is maybeActivate; held stops it before the incoming queue goes
+// live, which Release then does (StartHeld).
+func (c *Channel) activate(held bool) {
 	c.mu.Lock()
 	ep := c.ep
-	run := c.open && c.started && !c.rxWant
+	run := c.open && c.started && !c.rxWant && !c.rxHeld
 	if run && ep != nil && c.rxStopped {
 		// Stopped but never suspended: the driver saw no pause.
 		c.rxStopped = false
+		if held {
+			c.rxHeld, c.rxHeldPost = true, false
+			c.mu.Unlock()
+			return
+		}
 		c.rxWant = true
 		c.rxRun.Store(true)
 		c.mu.Unlock()
@@ -604,6 +677,11 @@ func (c *Channel) maybeActivate() {
 	}
 	c.runCallback(c.cfg.callbacks.Started)
 	c.mu.Lock()
+	if held {
+		c.rxHeld, c.rxHeldPost = true, true
+		c.mu.Unlock()
+		return
+	}
 	c.rxWant = true
 	c.rxRun.Store(true)
 	hc := c.hc
@@ -722,6 +800,9 @@ func (c *Channel) closeOpen() bool {
 	if ep == nil || !wasOpen {
 		return false
 	}
+	c.mu.Lock()
+	c.unholdLocked()
+	c.mu.Unlock()
 	c.deactivate()
 	c.mu.Lock()
 	c.rxExit = true

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
@@ -479,9 +480,22 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			restored = append(restored, servers[jb.i][jb.j])
 		}
 	}
+	// Every channel is started held, then all are released at once: a
+	// channel live early would wake its guest, and the guests' threads
+	// would take the CPUs from the start of the channels after it (a
+	// start is a round trip to the channel's worker).
 	parallel(len(restored), func(k int) {
+		if hc, ok := restored[k].(heldStarter); ok {
+			hc.Channel().StartHeld() //nolint:errcheck // as Start below
+			return
+		}
 		restored[k].Start() //nolint:errcheck // a channel its guest closed meanwhile needs nothing
 	})
+	for _, s := range restored {
+		if hc, ok := s.(heldStarter); ok {
+			hc.Channel().Release()
+		}
+	}
 	for i, g := range guests {
 		if servers[i] != nil {
 			d.devs.track(g, servers[i])
@@ -496,6 +510,10 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "pid", os.Getpid())
 	return nil
 }
+
+// heldStarter is a server whose channel can be started held (StartHeld,
+// Release): echo's and blk's.
+type heldStarter interface{ Channel() *channel.Channel }
 
 // restore continues device j's server of guest g from its saved chunks,
 // paused: Start lets its packets flow.
