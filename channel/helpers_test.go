@@ -163,3 +163,15 @@ func (r *rig) pair(t testing.TB, sp, cp ProcessPacketFunc, scb, ccb StateCallbac
 	waitState(t, s, StateActive)
 	return s, c
 }
+
+// ownSaved makes the descriptors of SaveGuests' answer the SavedGuests'
+// own (host.SavedGuest.Own), so that they outlive the saving host: a
+// restore in the same process, as after a failed exec.
+func ownSaved(tb testing.TB, saved []host.SavedGuest) {
+	tb.Helper()
+	for i := range saved {
+		if err := saved[i].Own(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}

@@ -135,6 +135,7 @@ func BenchmarkServiceHost64(b *testing.B) {
 		}
 		saved, err := s.h.SaveGuests()
 		must(b, err)
+		ownSaved(b, saved)
 		states := make([][]byte, chans)
 		for i, srv := range servers {
 			var buf bytes.Buffer

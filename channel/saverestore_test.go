@@ -76,6 +76,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	must(t, s.server.Pause())
 	saved, err := s.h.SaveGuests()
 	must(t, err)
+	ownSaved(t, saved)
 	var buf bytes.Buffer
 	must(t, s.server.Save(&buf))
 	s.h.Close()

@@ -162,6 +162,7 @@ func (s *svc) service(t *testing.T, v *vsp, process ProcessPacketFunc) (state []
 	must(t, s.server.Pause())
 	saved, err := s.h.SaveGuests()
 	must(t, err)
+	ownSaved(t, saved)
 	parts := chunks(t, s.server, []int{100, 4096, 333, 1 << 16})
 	state = bytes.Join(parts, nil)
 	s.h.Close()

@@ -83,6 +83,7 @@ func TestServicingSubchannel(t *testing.T) {
 	}()
 	saved, err := s.h.SaveGuests()
 	must(t, err)
+	ownSaved(t, saved)
 	primParts := chunks(t, prim, []int{4096})
 	subParts := chunks(t, sub, []int{4096})
 	s.h.Close()

@@ -244,6 +244,7 @@ func TestRestoreSendsQueuedAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ownSaved(t, saved)
 	defer func() {
 		for i := range saved {
 			saved[i].Close()
