@@ -178,3 +178,75 @@ func TestFromFileRefusesOtherSockets(t *testing.T) {
 	f.Close()
 	unix.Close(p[1])
 }
+
+// TestCheckEventWakesNoPoller: checking an eventfd wakes nobody who waits
+// on it (the guest, for the event it waits on, during a servicing), and
+// leaves its count alone.
+func TestCheckEventWakesNoPoller(t *testing.T) {
+	if !genericPollBits {
+		t.Skip("the write probe decides on this architecture")
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	// As the Go runtime's poller registers a descriptor: edge-triggered,
+	// reading and writing. Registering reports it writable once.
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(efd)}); err != nil {
+		t.Fatal(err)
+	}
+	var evs [1]unix.EpollEvent
+	unix.EpollWait(ep, evs[:], 0)
+	if n, _ := unix.EpollWait(ep, evs[:], 0); n != 0 {
+		t.Fatalf("%d events before the check", n)
+	}
+	if err := checkEvent(efd); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := unix.EpollWait(ep, evs[:], 0); n != 0 {
+		t.Fatal("the check woke a poller of the eventfd")
+	}
+	var buf [8]byte
+	if _, err := unix.Read(efd, buf[:]); err != unix.EAGAIN {
+		t.Fatalf("count changed by the check: read %v", err)
+	}
+}
+
+// TestCheckEventEdges: an eventfd about to overflow (not writable) is
+// still an eventfd; a timerfd that expired (readable) is not.
+func TestCheckEventEdges(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	full := [8]byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	if _, err := unix.Write(efd, full[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEvent(efd); err != nil {
+		t.Fatalf("a full eventfd refused: %v", err)
+	}
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(tfd)
+	spec := unix.ItimerSpec{Value: unix.Timespec{Nsec: 1000}}
+	if err := unix.TimerfdSettime(tfd, 0, &spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(tfd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(pfd, 5000); err != nil || pfd[0].Revents&unix.POLLIN == 0 {
+		t.Fatalf("timer did not expire: %v", err)
+	}
+	if err := checkEvent(tfd); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("an expired timerfd passed as an eventfd: %v", err)
+	}
+}

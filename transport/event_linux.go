@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,16 +139,22 @@ func eventFromFD(fd int) (*Event, error) {
 // cancelled.
 //
 // The usual case costs a few cheap system calls instead of a readlink of
-// /proc/self/fd: fstat says the descriptor is a file on the kernel's
-// shared anonymous inode (as eventfds are, and pipes, sockets, regular
-// files and devices are not), and two writes behave as they do on an
-// eventfd only: adding 0 is allowed and changes nothing (it only wakes
-// the peer's pollers, which find nothing to read), and adding 2⁶⁴−1 is
-// refused with EINVAL whatever the count. The other files on that inode
-// (timerfd, signalfd, epoll, inotify, fanotify, perf events, …) refuse
-// both writes, and the few that take writes (a device's file) take both
-// or neither. The writes go to no file but such an anonymous one, which
-// its sender can write to itself, and only once it is non-blocking.
+// /proc/self/fd, and none of them wakes anyone: fstat says the descriptor
+// is a file on the kernel's shared anonymous inode (as eventfds are, and
+// pipes, sockets, regular files and devices are not); a write of 2⁶⁴−1
+// is refused with EINVAL, as an eventfd refuses it whatever its count and
+// as a file without a write operation refuses any write; and a poll
+// without waiting finds it writable (POLLOUT) without POLLWRNORM or
+// POLLRDNORM, which only an eventfd reports: the other files on that inode
+// (timerfd, signalfd, epoll, inotify, fanotify, pidfd, userfaultfd, perf
+// events, io_uring, and files without a poll operation, which report all
+// four) report POLLWRNORM with POLLOUT, or no POLLOUT. An eventfd whose
+// count is about to overflow is not writable, so anything else is judged
+// by a write adding 0, which an eventfd takes and changes nothing by and
+// which the others refuse; it is kept for that case because it wakes the
+// peer's pollers (the guest's, for the event it waits on), which find
+// nothing to read. The writes go to no file but such an anonymous one,
+// which its sender can write to itself, and only once it is non-blocking.
 // Anything else is judged by the name /proc gives it.
 func checkEvent(fd int) error {
 	var st unix.Stat_t
@@ -164,13 +172,47 @@ func checkEvent(fd int) error {
 	if err := setNonblock(fd); err != nil {
 		return err
 	}
-	_, errMax := unix.Write(fd, probeMax[:])
+	if _, err := unix.Write(fd, probeMax[:]); err != unix.EINVAL {
+		return notEventFD(fd)
+	}
+	if writableEventFD(fd) {
+		return nil
+	}
 	n, errZero := unix.Write(fd, probeZero[:])
-	if errMax != unix.EINVAL || errZero != nil || n != len(probeZero) {
+	if errZero != nil || n != len(probeZero) {
 		return notEventFD(fd)
 	}
 	return nil
 }
+
+// writableEventFD reports whether a poll of fd, without waiting, says what
+// only a writable eventfd says: POLLOUT, and no POLLWRNORM, POLLRDNORM,
+// POLLERR, POLLHUP or POLLNVAL.
+func writableEventFD(fd int) bool {
+	if !genericPollBits {
+		return false
+	}
+	pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | pollRdNorm | unix.POLLOUT | pollWrNorm}}
+	n, err := unix.Poll(pfd[:], 0)
+	if err != nil || n != 1 {
+		return false
+	}
+	const others = pollWrNorm | pollRdNorm | unix.POLLERR | unix.POLLHUP | unix.POLLNVAL
+	r := pfd[0].Revents
+	return r&unix.POLLOUT != 0 && r&others == 0
+}
+
+// POLLRDNORM and POLLWRNORM as most architectures number them
+// (asm-generic/poll.h); x/sys/unix does not name them. On MIPS and SPARC
+// POLLWRNORM is POLLOUT, and writableEventFD leaves the decision to the
+// write probe.
+const (
+	pollRdNorm = 0x40
+	pollWrNorm = 0x100
+)
+
+// genericPollBits: pollRdNorm and pollWrNorm are this architecture's.
+var genericPollBits = !strings.HasPrefix(runtime.GOARCH, "mips") && !strings.HasPrefix(runtime.GOARCH, "sparc")
 
 // eventfd write probes (checkEvent).
 var (
