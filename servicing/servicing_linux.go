@@ -130,18 +130,14 @@ func restoreCloexec(fds []int) {
 	}
 }
 
-// setCloexec sets or clears fd's close-on-exec flag. F_SETFD does not
-// block: a raw system call spares the scheduler's bookkeeping, which a
-// servicing pays once per handed-over descriptor.
+// setCloexec sets or clears fd's close-on-exec flag.
 func setCloexec(fd int, on bool) error {
-	var flag uintptr
+	flag := 0
 	if on {
 		flag = unix.FD_CLOEXEC
 	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFD, flag); errno != 0 {
-		return errno
-	}
-	return nil
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, flag)
+	return err
 }
 
 func withoutVar(env []string) []string {
