@@ -108,9 +108,14 @@ func pad8(n int) int { return (n + 7) &^ 7 }
 // encodedLen is a record's size on the wire.
 func encodedLen(bodyLen int) int { return HeaderSize + pad8(bodyLen) }
 
-// appendRecord appends one encoded record.
+// appendRecord appends one encoded record. The header is built in b
+// itself: a header array of its own would escape to the heap through the
+// checksum's assembly, an allocation per record.
 func appendRecord(b []byte, kind Kind, flags uint32, seq uint32, saveID uint64, body []byte) []byte {
-	var h [HeaderSize]byte
+	start := len(b)
+	var zero [HeaderSize]byte
+	b = append(b, zero[:]...)
+	h := b[start:]
 	le := binary.LittleEndian
 	le.PutUint32(h[0:], Magic)
 	le.PutUint16(h[4:], FormatVersion)
@@ -119,12 +124,10 @@ func appendRecord(b []byte, kind Kind, flags uint32, seq uint32, saveID uint64, 
 	le.PutUint32(h[12:], seq)
 	le.PutUint64(h[16:], saveID)
 	le.PutUint32(h[24:], flags)
-	crc := crc32.Update(0, castagnoli, h[:])
+	crc := crc32.Update(0, castagnoli, h[:HeaderSize])
 	crc = crc32.Update(crc, castagnoli, body)
 	le.PutUint32(h[28:], crc)
-	b = append(b, h[:]...)
 	b = append(b, body...)
-	var zero [8]byte
 	return append(b, zero[:pad8(len(body))-len(body)]...)
 }
 
