@@ -79,6 +79,16 @@ func (r *recorder) reset() {
 	r.mu.Unlock()
 }
 
+// sendBytes sends n one-byte packets from c, without completions.
+func sendBytes(t *testing.T, c *Channel, n int32) {
+	t.Helper()
+	for range n {
+		p, err := c.AllocatePacket()
+		must(t, err)
+		must(t, p.Send([]byte("x"), 0))
+	}
+}
+
 // callbacks records every state callback under prefix.
 func (r *recorder) callbacks() StateCallbacks {
 	return StateCallbacks{

@@ -20,14 +20,7 @@ func TestStartHeld(t *testing.T) {
 	var srec recorder
 	count := func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }
 	s, c := r.pair(t, count, ignore, srec.callbacks(), StateCallbacks{})
-	send := func(n int32) {
-		t.Helper()
-		for range n {
-			p, err := c.AllocatePacket()
-			must(t, err)
-			must(t, p.Send([]byte("x"), 0))
-		}
-	}
+	send := func(n int32) { t.Helper(); sendBytes(t, c, n) }
 	quiet := func(want int32) {
 		t.Helper()
 		time.Sleep(30 * time.Millisecond)

@@ -20,14 +20,7 @@ func TestStopIndications(t *testing.T) {
 	var srec recorder
 	count := func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }
 	s, c := r.pair(t, count, ignore, srec.callbacks(), StateCallbacks{})
-	send := func(n int32) {
-		t.Helper()
-		for range n {
-			p, err := c.AllocatePacket()
-			must(t, err)
-			must(t, p.Send([]byte("x"), 0))
-		}
-	}
+	send := func(n int32) { t.Helper(); sendBytes(t, c, n) }
 	send(1)
 	eventually(t, "the first packet", func() bool { return got.Load() == 1 })
 
