@@ -120,10 +120,7 @@ func (r *busyRig) service(b *testing.B, timed string) servicingTimes {
 	}
 	phase("pause", &t.pause, func() {
 		for _, s := range r.srvs {
-			// As vmbus host does: only a server that has it.
-			if st, ok := any(s).(interface{ StopIndications() }); ok {
-				st.StopIndications()
-			}
+			s.StopIndications()
 		}
 		var wg sync.WaitGroup
 		for _, s := range r.srvs {
