@@ -173,6 +173,7 @@ type hostDevices struct {
 
 // vsp is what the daemon needs of a device server.
 type vsp interface {
+	StopIndications()
 	Pause() error
 	Start() error
 	Save() ([][]byte, error)

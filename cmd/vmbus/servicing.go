@@ -296,9 +296,7 @@ func pauseGuests(guests []guestServers, paused map[vsp]bool) (uint64, error) {
 		}
 	}
 	for _, jb := range jobs {
-		if st, ok := jb.s.(interface{ StopIndications() }); ok {
-			st.StopIndications()
-		}
+		jb.s.StopIndications()
 	}
 	errs := make([]error, len(jobs))
 	parallel(len(jobs), func(k int) {
