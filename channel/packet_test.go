@@ -16,6 +16,7 @@ import (
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/ring"
+	"github.com/govmbus/govmbus/transport"
 )
 
 // holder keeps indicated packets for the test to complete later.
@@ -547,6 +548,11 @@ func TestExternalData(t *testing.T) {
 func TestOneGoroutinePerDirection(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t)
+	// transport's signal watch, one goroutine per process while any Event
+	// is open, runs from here on: it is no channel's.
+	keep, err := transport.NewEvent()
+	must(t, err)
+	defer keep.Close()
 	before := runtime.NumGoroutine()
 	s, c := r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
 	// Each open channel: a worker and a receive goroutine.

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,10 +25,34 @@ import (
 // at a time. Close may be called at any time, from any goroutine, and
 // wakes a blocked Wait.
 type Event struct {
-	f         *os.File // non-blocking eventfd, registered with the runtime poller
-	rbuf      [8]byte  // Wait's read buffer; a field, not a local, so Wait does not allocate
+	f         *os.File              // non-blocking eventfd, registered with the runtime poller
+	rc        syscall.RawConn       // f's: Wait reads through it
+	readFn    func(fd uintptr) bool // e.read, bound once so that Wait does not allocate
+	readErr   error                 // readFn's result
+	rbuf      [8]byte               // Wait's read buffer; a field, not a local, so Wait does not allocate
+	iov       unix.Iovec            // → rbuf
+	closed    atomic.Bool
+	sigStart  atomic.Uint64 // Signals that began their write
+	sigEnd    atomic.Uint64 // Signals whose write returned
+	watch     watchState    // signalWatch's, under its lock
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// newEvent makes an Event of f, an eventfd checkEvent accepted (open
+// non-blocking), and has signalWatch look after its Signals.
+func newEvent(f *os.File) (*Event, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("transport: eventfd: %w", err)
+	}
+	e := &Event{f: f, rc: rc}
+	e.iov.Base = &e.rbuf[0]
+	e.iov.SetLen(len(e.rbuf))
+	e.readFn = e.read
+	watchEvent(e)
+	return e, nil
 }
 
 // one is the eventfd increment. Never written, so concurrent Signals may
@@ -42,7 +68,7 @@ func NewEvent() (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: eventfd: %w", err)
 	}
-	return &Event{f: os.NewFile(uintptr(fd), "eventfd")}, nil
+	return newEvent(os.NewFile(uintptr(fd), "eventfd"))
 }
 
 // EventFromFile makes an Event of an eventfd inherited from another
@@ -78,7 +104,7 @@ func AdoptEvent(f *os.File) (*Event, error) {
 		}
 		return eventFromFD(nfd)
 	}
-	return &Event{f: f}, nil
+	return newEvent(f)
 }
 
 // AdoptEventFD is AdoptEvent of a bare descriptor, as a successor
@@ -128,7 +154,7 @@ func eventFromFD(fd int) (*Event, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	return &Event{f: os.NewFile(uintptr(fd), "eventfd")}, nil
+	return newEvent(os.NewFile(uintptr(fd), "eventfd"))
 }
 
 // checkEvent refuses a descriptor that is not an eventfd: a pipe or
@@ -286,8 +312,15 @@ func fdName(fd int) (string, error) {
 }
 
 // Signal wakes the other side's Wait.
+//
+// The write blocks only if the peer made it so: it shares the open file,
+// and can push the count to its limit and clear O_NONBLOCK. signalWatch
+// frees such a write within two of its ticks.
 func (e *Event) Signal() error {
-	if _, err := e.f.Write(one[:]); err != nil {
+	e.sigStart.Add(1)
+	_, err := e.f.Write(one[:])
+	e.sigEnd.Add(1)
+	if err != nil {
 		if errors.Is(err, os.ErrClosed) {
 			return ErrClosed
 		}
@@ -302,6 +335,11 @@ func (e *Event) Signal() error {
 //
 // A peer that dies does not wake Wait: the control plane learns of it from
 // the Conn (ErrPeerClosed) and closes the channel's Events.
+//
+// Wait never blocks in the kernel, whatever the peer did to the shared
+// open file's O_NONBLOCK: it reads with RWF_NOWAIT (Linux 5.12 and later
+// honour it for eventfds) and otherwise waits in the runtime poller, which
+// ctx and Close can wake.
 func (e *Event) Wait(ctx context.Context) error {
 	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {
@@ -321,9 +359,13 @@ func (e *Event) Wait(ctx context.Context) error {
 			}
 		}()
 	}
-	if _, err := e.f.Read(e.rbuf[:]); err != nil {
+	err := e.rc.Read(e.readFn)
+	if err == nil {
+		err = e.readErr
+	}
+	if err != nil {
 		switch {
-		case errors.Is(err, os.ErrClosed):
+		case e.closed.Load() || errors.Is(err, os.ErrClosed):
 			return ErrClosed
 		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
 			return ctx.Err()
@@ -331,6 +373,43 @@ func (e *Event) Wait(ctx context.Context) error {
 		return fmt.Errorf("transport: wait: %w", err)
 	}
 	return nil
+}
+
+// read is Wait's attempt at the count: false when there is none yet, and
+// Wait is to wait for the poller.
+func (e *Event) read(fd uintptr) bool {
+	for {
+		errno := readNowait(fd, &e.iov)
+		switch errno {
+		case 0:
+			e.readErr = nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case unix.EOPNOTSUPP, unix.ENOSYS:
+			// A kernel without RWF_NOWAIT for eventfds: a plain read,
+			// which blocks if the peer cleared O_NONBLOCK.
+			_, err := unix.Read(int(fd), e.rbuf[:])
+			if err == unix.EAGAIN {
+				return false
+			}
+			e.readErr = err
+			return true
+		default:
+			e.readErr = errno
+			return true
+		}
+	}
+}
+
+// readNowait reads an eventfd's count into iov without waiting, whatever
+// the open file's O_NONBLOCK (preadv2 at the current position with
+// RWF_NOWAIT; x/sys/unix's Preadv2 would allocate).
+func readNowait(fd uintptr, iov *unix.Iovec) unix.Errno {
+	_, _, errno := unix.Syscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(iov)), 1, ^uintptr(0), ^uintptr(0), unix.RWF_NOWAIT)
+	return errno
 }
 
 // File returns a duplicate of the eventfd for handing to another process;
@@ -376,6 +455,10 @@ func (e *Event) control(fn func(fd int) error) error {
 // Close closes this process's copy of the eventfd and wakes a blocked
 // Wait. It is idempotent.
 func (e *Event) Close() error {
-	e.closeOnce.Do(func() { e.closeErr = e.f.Close() })
+	e.closeOnce.Do(func() {
+		e.closed.Store(true)
+		unwatchEvent(e)
+		e.closeErr = e.f.Close()
+	})
 	return e.closeErr
 }
