@@ -12,6 +12,7 @@ import (
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/ring"
+	"golang.org/x/sys/unix"
 )
 
 // action is one kind of misbehaviour. do returns the outcome to count.
@@ -67,6 +68,7 @@ var rawActions = []action{
 	{"ring-rewrite-while-read", 2, (*session).ringRewriteWhileRead},
 	{"ring-fill-never-drain", 2, (*session).ringFillNeverDrain},
 	{"signal-flood", 2, (*session).signalFlood},
+	{"event-blocking-pinned", 2, (*session).eventBlockingPinned},
 	// The control socket.
 	{"socket-stop-reading", 1, (*session).stopReading},
 }
@@ -904,6 +906,76 @@ func (s *session) signalFlood() string {
 		time.Sleep(floodGap)
 	}
 	return s.keptOrGone()
+}
+
+// eventBlockingPinned turns both of a channel's eventfds to blocking mode
+// (the open file, and with it O_NONBLOCK, is shared with the host) and
+// pins the count of the host's event to the guest at its limit, so that
+// the host's next signal cannot be written. Then it sends a request whose
+// answer the host signals, and reports whether that signal got through
+// (the host reads the pinned count away: the count becomes its 1).
+func (s *session) eventBlockingPinned() string {
+	r, out := s.anyOpen()
+	if r == nil {
+		return out
+	}
+	toHost, err1 := r.toHost.Descriptor()
+	fromHost, err2 := r.fromHost.Descriptor()
+	if err1 != nil || err2 != nil {
+		return "event closed"
+	}
+	var limit [8]byte
+	binary.LittleEndian.PutUint64(limit[:], 1<<64-2)
+	pinned := false
+	for range 10 { // the host may signal between the read and the write
+		var b [8]byte
+		unix.Read(fromHost, b[:]) //nolint:errcheck // empty is fine
+		if _, err := unix.Write(fromHost, limit[:]); err == nil {
+			pinned = true
+			break
+		}
+	}
+	if !pinned {
+		return "could not pin the count"
+	}
+	for _, fd := range []int{toHost, fromHost} {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err == nil {
+			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+		}
+		if err != nil {
+			return "cannot change the mode"
+		}
+	}
+	w0 := binary.LittleEndian.Uint32(r.in[offWriteIndex:])
+	if w, err := ring.NewWriter(r.out); err == nil {
+		w.WriteInBand(7, ring.FlagCompletionRequested, make([]byte, 32)) //nolint:errcheck // a full ring answers nothing
+		w.Commit()
+	}
+	r.toHost.Signal() //nolint:errcheck // the host may be gone; keptOrGone says so
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if binary.LittleEndian.Uint32(r.in[offWriteIndex:]) == w0 {
+			continue // not answered (yet)
+		}
+		// Writable means the count is below its limit again: the host
+		// read it away and wrote its signal. (A read would block in
+		// blocking mode on a count of 0, so look before reading.)
+		pfd := []unix.PollFd{{Fd: int32(fromHost), Events: unix.POLLIN | unix.POLLOUT}}
+		if n, err := unix.Poll(pfd, 0); err == nil && n == 1 && pfd[0].Revents&unix.POLLOUT != 0 {
+			if pfd[0].Revents&unix.POLLIN != 0 {
+				var b [8]byte
+				unix.Read(fromHost, b[:]) //nolint:errcheck // readable, so it does not block
+			}
+			if out := s.keptOrGone(); out != outKept {
+				return out
+			}
+			return "host's signal got through"
+		}
+	}
+	if binary.LittleEndian.Uint32(r.in[offWriteIndex:]) == w0 {
+		return s.keptOrGone()
+	}
+	return "host's signal stuck"
 }
 
 // stopReading stops reading the control socket for a while, making the

@@ -23,6 +23,9 @@
 //     with a corrupt ring, without events, twice; closes what is not open;
 //   - floods signals (rate-limited, so that the flood measures the host
 //     and not this process's appetite for CPU);
+//   - switches a channel's eventfds, whose open files it shares with the
+//     host, to blocking mode and pins the count of the host's event at
+//     its limit, then asks for an answer the host must signal;
 //   - fills a channel's rings with requests and never reads the answers,
 //     and stops reading its control socket for a while;
 //   - leaves with GPADLs and channels open.
