@@ -199,6 +199,20 @@ func TestE2EServicing(t *testing.T) {
 		t.Fatalf("a guest loop made no run: %d streams, %d pings, %d verifies", s, p, d)
 	}
 
+	// The kept state is the last servicing's. The loops' guests come and
+	// go, and a servicing between two of their runs saves no channel: the
+	// last one is made with a guest that holds its channels open.
+	hold := exec.Command(vmbusBinary(t), "guest", "--socket", h.socket, "stream", "--payload", "200", "--count", "1000000000")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		hold.Process.Kill()
+		hold.Wait()
+	}()
+	time.Sleep(300 * time.Millisecond)
+	h.service(t, n+1)
+
 	out, err := exec.Command(vmbusBinary(t), "state", "inspect", "--json", h.state).Output()
 	if err != nil {
 		t.Fatalf("state inspect: %v", err)
