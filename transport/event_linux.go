@@ -379,7 +379,10 @@ func (e *Event) Wait(ctx context.Context) error {
 // Wait is to wait for the poller.
 func (e *Event) read(fd uintptr) bool {
 	for {
-		errno := readNowait(fd, &e.iov)
+		errno := unix.EOPNOTSUPP
+		if !noNowait.Load() {
+			errno = readNowait(fd, &e.iov)
+		}
 		switch errno {
 		case 0:
 			e.readErr = nil
@@ -391,6 +394,7 @@ func (e *Event) read(fd uintptr) bool {
 		case unix.EOPNOTSUPP, unix.ENOSYS:
 			// A kernel without RWF_NOWAIT for eventfds: a plain read,
 			// which blocks if the peer cleared O_NONBLOCK.
+			noNowait.Store(true)
 			_, err := unix.Read(int(fd), e.rbuf[:])
 			if err == unix.EAGAIN {
 				return false
@@ -403,6 +407,10 @@ func (e *Event) read(fd uintptr) bool {
 		}
 	}
 }
+
+// noNowait: this kernel refused RWF_NOWAIT on an eventfd; Wait reads
+// plainly from then on.
+var noNowait atomic.Bool
 
 // readNowait reads an eventfd's count into iov without waiting, whatever
 // the open file's O_NONBLOCK (preadv2 at the current position with
