@@ -924,10 +924,24 @@ func (s *session) eventBlockingPinned() string {
 	if err1 != nil || err2 != nil {
 		return "event closed"
 	}
+	setMode := func(nonblock bool) bool {
+		for _, fd := range []int{toHost, fromHost} {
+			if unix.SetNonblock(fd, nonblock) != nil {
+				return false
+			}
+		}
+		return true
+	}
+	// The pin is written in non-blocking mode (this action may have left
+	// the files blocking before): the host may signal between the read
+	// and the write, and a blocking write would then wait for good.
+	if !setMode(true) {
+		return "cannot change the mode"
+	}
 	var limit [8]byte
 	binary.LittleEndian.PutUint64(limit[:], 1<<64-2)
 	pinned := false
-	for range 10 { // the host may signal between the read and the write
+	for range 10 {
 		var b [8]byte
 		unix.Read(fromHost, b[:]) //nolint:errcheck // empty is fine
 		if _, err := unix.Write(fromHost, limit[:]); err == nil {
@@ -938,16 +952,15 @@ func (s *session) eventBlockingPinned() string {
 	if !pinned {
 		return "could not pin the count"
 	}
-	for _, fd := range []int{toHost, fromHost} {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err == nil {
-			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-		}
-		if err != nil {
-			return "cannot change the mode"
-		}
+	if !setMode(false) {
+		return "cannot change the mode"
 	}
+	// Everything the host wrote so far counts as read and interrupts are
+	// on (another action may have scribbled on the control page), so
+	// that the host's answer finds its ring empty and is signalled.
 	w0 := binary.LittleEndian.Uint32(r.in[offWriteIndex:])
+	put32(r.in, offReadIndex, w0)
+	put32(r.in, offInterruptMask, 0)
 	if w, err := ring.NewWriter(r.out); err == nil {
 		w.WriteInBand(7, ring.FlagCompletionRequested, make([]byte, 32)) //nolint:errcheck // a full ring answers nothing
 		w.Commit()
@@ -963,8 +976,8 @@ func (s *session) eventBlockingPinned() string {
 		pfd := []unix.PollFd{{Fd: int32(fromHost), Events: unix.POLLIN | unix.POLLOUT}}
 		if n, err := unix.Poll(pfd, 0); err == nil && n == 1 && pfd[0].Revents&unix.POLLOUT != 0 {
 			if pfd[0].Revents&unix.POLLIN != 0 {
-				var b [8]byte
-				unix.Read(fromHost, b[:]) //nolint:errcheck // readable, so it does not block
+				b := [][]byte{make([]byte, 8)}
+				unix.Preadv2(fromHost, b, -1, unix.RWF_NOWAIT) //nolint:errcheck // a read that cannot block: the count may be gone by now
 			}
 			if out := s.keptOrGone(); out != outKept {
 				return out
