@@ -89,7 +89,10 @@
 // above: a corrupt ring stops that channel's reading, a full one stops
 // its sending, a signal flood makes its receive goroutine pause 1 ms
 // every 64 wake-ups that find nothing to do, and the rest of the guest
-// and every other guest go on.
+// and every other guest go on. An eventfd the guest switches to blocking
+// mode, its count pinned at the limit, holds no host thread: the host's
+// waits never block in the kernel and a signal stuck in its write is
+// freed within 100 ms (transport.Event).
 // `vmbus guest chaos` tries all of the above against a running host.
 //
 // # Limits
