@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmbus/govmbus/gpa"
@@ -393,6 +394,11 @@ func (c *Channel) rxLoop(ep *endpoint) {
 	}
 }
 
+// testHookBeforeRead, if set, runs on the receive goroutine right before
+// each read of a packet the loop means to indicate: a test puts a
+// StopIndications, and a packet sent after it, exactly there.
+var testHookBeforeRead atomic.Pointer[func(*Channel)]
+
 // readBatch reads packets until the ring is empty, the loop must stop, or
 // no packet object (or quota) is free. It reports whether the loop should
 // go on without sleeping.
@@ -429,6 +435,10 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			if err != nil {
 				return c.batchDone(ep, err, count)
 			}
+			if !c.rxRun.Load() {
+				r.Unread() // see below
+				return true
+			}
 			if ep.pkt.Type != ring.TypeCompletion {
 				r.Revert()
 				return false // PacketComplete or the quota wakes us
@@ -447,10 +457,21 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			c.unpop(pk)
 			return true
 		}
+		if h := testHookBeforeRead.Load(); h != nil {
+			(*h)(c)
+		}
 		err := r.Next(&ep.pkt)
 		if err != nil {
 			c.unpop(pk)
 			return c.batchDone(ep, err, count)
+		}
+		if !c.rxRun.Load() {
+			// Stopped during the read: the packet may have been sent
+			// after StopIndications returned, so it goes back to the
+			// ring unindicated, to be read after Start.
+			r.Unread()
+			c.unpop(pk)
+			return true
 		}
 		c.st.read(ep.pkt.PayloadLen())
 		switch ep.pkt.Type {

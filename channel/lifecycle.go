@@ -383,11 +383,12 @@ func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) 
 // stop indicating packets and returns at once, without waiting for the
 // loop or for a worker. Stopping every channel this way first stops all
 // traffic at once, where the Pause calls that follow would each wait for
-// channels still busy with packets. Since it does not wait, a packet the
-// loop was already reading when it was called may still be indicated just
-// after it returns (the loop looks at the flag before each read; the
-// window is a few instructions wide); Pause waits for that packet's
-// completion like any other. Pause must follow (or Start, which
+// channels still busy with packets. No packet sent after it returns is
+// indicated: the loop looks at the flag before each read and again after
+// it, and a packet read meanwhile goes back to the ring unindicated. A
+// packet the loop had read and passed before the call may still be
+// indicated just after it returns; Pause waits for that packet like any
+// other. Pause must follow (or Start, which
 // lets packets flow again without the callbacks, since Suspend did not
 // run). On a channel that is not running it does nothing. It is safe for
 // concurrent use, inside callbacks too.

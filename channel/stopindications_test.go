@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,4 +89,100 @@ func TestStopIndicationsAsleepNoWakeup(t *testing.T) {
 		send()
 		eventually(t, "a packet after Start", func() bool { return got.Load() == want+1 })
 	}
+}
+
+// TestStopIndicationsUnderStream: under a stream of packets, no packet
+// sent after StopIndications returned is indicated before Start, over
+// many stops; and every packet is indicated once in the end.
+func TestStopIndicationsUnderStream(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var after atomic.Uint64 // packets from this sequence number on were sent after the stop returned; 0: none
+	var late atomic.Uint64  // such a packet, indicated
+	var indicated atomic.Uint64
+	process := func(_ *Channel, p *Packet, b []byte, _ PacketFlags) {
+		seq := binary.LittleEndian.Uint64(b)
+		if a := after.Load(); a != 0 && seq >= a {
+			late.CompareAndSwap(0, seq)
+		}
+		indicated.Add(1)
+		p.Complete(nil)
+	}
+	s, c := r.pair(t, process, ignore, StateCallbacks{}, StateCallbacks{})
+	seq := uint64(1)
+	send := func(n int) {
+		t.Helper()
+		var b [8]byte
+		deadline := time.Now().Add(5 * time.Second)
+		for range n {
+			binary.LittleEndian.PutUint64(b[:], seq)
+			for c.TrySend(b[:]) != nil { // the ring is full: the server is stopped, or behind
+				if time.Now().After(deadline) {
+					t.Fatalf("packet %d not sent in 5 s", seq)
+				}
+				time.Sleep(10 * time.Microsecond)
+			}
+			seq++
+		}
+	}
+	const rounds = 300
+	for range rounds {
+		send(64)
+		s.StopIndications()
+		after.Store(seq)
+		send(16)
+		time.Sleep(200 * time.Microsecond)
+		if l := late.Load(); l != 0 {
+			t.Fatalf("packet %d, sent after StopIndications returned, was indicated", l)
+		}
+		after.Store(0)
+		must(t, s.Start())
+		// The next round starts on a server that runs: one started and
+		// stopped again before its receive goroutine woke up would
+		// read nothing, and the ring would fill over the rounds.
+		want := seq - 1
+		eventually(t, "every packet indicated", func() bool { return indicated.Load() == want })
+	}
+}
+
+// TestStopIndicationsDuringRead puts a StopIndications, and a packet sent
+// after it returned, between the receive loop's last look at the flag
+// before a read and the read itself: the packet is read but goes back to
+// the ring unindicated, and Start indicates it.
+func TestStopIndicationsDuringRead(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var got atomic.Int32
+	process := func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { got.Add(1); p.Complete(nil) }
+	s, c := r.pair(t, process, ignore, StateCallbacks{}, StateCallbacks{})
+	sendBytes(t, c, 1)
+	eventually(t, "the first packet", func() bool { return got.Load() == 1 })
+
+	var fired atomic.Bool
+	sent := make(chan error, 1)
+	hook := func(ch *Channel) {
+		if ch != s || !fired.CompareAndSwap(false, true) {
+			return
+		}
+		s.StopIndications()
+		sent <- c.TrySend([]byte("late"))
+	}
+	testHookBeforeRead.Store(&hook)
+	defer testHookBeforeRead.Store(nil)
+	// Wake the loop with its ring empty: the hook's packet is the one
+	// its read finds.
+	eventually(t, "the receive goroutine asleep", s.rxSleeping.Load)
+	s.ep.in.Signal() //nolint:errcheck // the channel is open
+	select {
+	case err := <-sent:
+		must(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hook did not run")
+	}
+	time.Sleep(30 * time.Millisecond)
+	if n := got.Load(); n != 1 {
+		t.Fatalf("%d packets indicated after StopIndications, want none", n-1)
+	}
+	must(t, s.Start())
+	eventually(t, "the packet, after Start", func() bool { return got.Load() == 2 })
 }

@@ -16,6 +16,8 @@ import (
 type Reader struct {
 	ring
 	out       uint32 // next packet to read, after the unpublished batch
+	last      uint32 // where the packet Next returned last begins
+	hasLast   bool   // last is set: no Commit, Revert or Unread since
 	committed uint32 // read index last published
 	in        uint32 // last validated write index
 	feature   bool   // the ring uses pending send size (read once)
@@ -154,8 +156,22 @@ func (r *Reader) Next(p *Packet) error {
 		*p = Packet{}
 		return err
 	}
+	r.last, r.hasLast = r.out, true
 	r.out = r.advance(r.out, p.Len)
 	return nil
+}
+
+// Unread returns the packet Next returned last to the unread state, so
+// that the next Next returns it again, and reports whether there was one
+// (none after a Commit, a Revert or another Unread). Unlike Revert it
+// leaves the packets read before it in the batch. The packet must not be
+// used after it.
+func (r *Reader) Unread() bool {
+	if !r.hasLast {
+		return false
+	}
+	r.out, r.hasLast = r.last, false
+	return true
 }
 
 // refresh loads the write index once and validates it.
@@ -290,6 +306,7 @@ func (r *Reader) parseTypeHeader(p *Packet, dataOff uint32) error {
 // endBatch starts a new generation: packets of the old one are dead.
 func (r *Reader) endBatch() {
 	r.gen++
+	r.hasLast = false
 	r.ranges = r.ranges[:0]
 	r.pfns = r.pfns[:0]
 	r.xfer = r.xfer[:0]

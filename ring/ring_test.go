@@ -281,6 +281,52 @@ func TestRevert(t *testing.T) {
 	}
 }
 
+// TestUnread: Unread gives back the last packet read and only it; the
+// packets read before it stay read, and Commit publishes up to them.
+func TestUnread(t *testing.T) {
+	region := newRegion(t, 4096)
+	w := mustWriter(t, region)
+	for id := uint64(1); id <= 3; id++ {
+		w.WriteInBand(id, 0, []byte("pkt"))
+	}
+	w.Commit()
+	r := mustReader(t, region)
+	next := func() uint64 {
+		t.Helper()
+		var p Packet
+		if err := r.Next(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p.TransactionID
+	}
+	if r.Unread() {
+		t.Fatal("Unread before any Next reported a packet")
+	}
+	next()
+	if id := next(); id != 2 {
+		t.Fatalf("second packet %d", id)
+	}
+	if !r.Unread() {
+		t.Fatal("Unread after Next reported none")
+	}
+	if r.Unread() {
+		t.Fatal("a second Unread reported a packet")
+	}
+	if id := next(); id != 2 {
+		t.Fatalf("after Unread: packet %d, want 2 again", id)
+	}
+	r.Unread()
+	r.Commit() // publishes packet 1 only
+	if r.Unread() {
+		t.Fatal("Unread after Commit reported a packet")
+	}
+	r2 := mustReader(t, region)
+	var p Packet
+	if err := r2.Next(&p); err != nil || p.TransactionID != 2 {
+		t.Fatalf("a new reader starts at packet %d (%v), want 2", p.TransactionID, err)
+	}
+}
+
 func TestPacketUseAfterCommitPanics(t *testing.T) {
 	region := newRegion(t, 4096)
 	w := mustWriter(t, region)
