@@ -966,7 +966,7 @@ func (s *session) eventBlockingPinned() string {
 		w.Commit()
 	}
 	r.toHost.Signal() //nolint:errcheck // the host may be gone; keptOrGone says so
-	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if binary.LittleEndian.Uint32(r.in[offWriteIndex:]) == w0 {
 			continue // not answered (yet)
 		}
