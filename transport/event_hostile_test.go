@@ -25,11 +25,7 @@ func peerBlocking(t *testing.T, e *Event) int {
 	}
 	fd := -1
 	rc.Control(func(u uintptr) { fd = int(u) })
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-	}
-	if err != nil {
+	if err := unix.SetNonblock(fd, false); err != nil {
 		t.Fatal(err)
 	}
 	return fd
