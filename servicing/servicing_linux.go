@@ -38,6 +38,9 @@ type Handover struct {
 	State []byte
 	// Paused is when the predecessor stopped serving.
 	Paused time.Time
+	// Note is passed on as it is by a spawned handover (Successor.Hand),
+	// for the caller's own use; Exec does not carry it.
+	Note string
 }
 
 // ErrMalformed means the handover variable or state could not be trusted.
@@ -82,19 +85,17 @@ func Exec(exe string, args []string, h Handover) error {
 // handoverSpec is the value of EnvVar for h with its state in stateFD,
 // and every descriptor it names (stateFD first).
 func handoverSpec(h Handover, stateFD int) (string, []int, error) {
-	names := make([]string, 0, len(h.FDs))
+	names := sortedNames(h.FDs)
 	size := 64
-	for name, fd := range h.FDs {
+	for _, name := range names {
 		if name == "" || strings.ContainsAny(name, ",=;") || name == "state" || name == "paused" {
 			return "", nil, fmt.Errorf("servicing: bad file name %q", name)
 		}
-		if fd < 0 {
+		if fd := h.FDs[name]; fd < 0 {
 			return "", nil, fmt.Errorf("servicing: %s: descriptor %d", name, fd)
 		}
-		names = append(names, name)
 		size += len(name) + 12
 	}
-	sort.Strings(names)
 	b := make([]byte, 0, size)
 	b = append(b, "v1;state="...)
 	b = strconv.AppendInt(b, int64(stateFD), 10)
@@ -111,6 +112,16 @@ func handoverSpec(h Handover, stateFD int) (string, []int, error) {
 		fds = append(fds, fd)
 	}
 	return string(b), fds, nil
+}
+
+// sortedNames is the names of fds, sorted.
+func sortedNames(fds map[string]int) []string {
+	names := make([]string, 0, len(fds))
+	for name := range fds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // clearCloexec clears close-on-exec on fds, or on none of them (error).

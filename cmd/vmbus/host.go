@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +33,7 @@ import (
 // re-executes itself in place, handing over its descriptors; the successor
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
-	var socket, stateFile, logFormat, metricsAddr string
+	var socket, stateFile, logFormat, metricsAddr, servicingMode string
 	var devices []string
 	cmd := &cobra.Command{
 		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--log-format text|json]",
@@ -54,6 +56,13 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			// Adopt a predecessor's descriptors before anything else, so
 			// none leaks or is mistaken for another.
 			inh, inherited, ierr := servicing.Inherited()
+			pred, spawned, serr := servicing.Spawned()
+			if ierr == nil && serr != nil {
+				ierr = serr
+			}
+			if ierr == nil && inherited && spawned {
+				ierr = errors.New("servicing: both an inherited and a spawned handover")
+			}
 			if socket == "" {
 				return usageErrorf("host: --socket is required")
 			}
@@ -66,8 +75,20 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			default:
 				return usageErrorf("host: --log-format %q (want text or json)", logFormat)
 			}
+			if servicingMode != "exec" && servicingMode != "spawn" {
+				return usageErrorf("host: --servicing %q (want exec or spawn)", servicingMode)
+			}
 			if ierr != nil {
 				return failuref("host: %v", ierr)
+			}
+			sup, err := supervisorFromEnv()
+			if err != nil {
+				return failuref("%v", err)
+			}
+			if servicingMode == "spawn" && sup == nil && !spawned && !inherited {
+				// Started by a user: keep this process id, and run the
+				// host in a worker that servicings replace.
+				return superviseHost()
 			}
 			devs, err := parseDevices(devices, log)
 			if err != nil {
@@ -77,7 +98,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				return err
 			}
 			defer devs.close()
-			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log}
+			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log, spawn: servicingMode == "spawn", sup: sup, spawned: spawned}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
 			hup := make(chan os.Signal, 1)
@@ -89,7 +110,34 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			// end it by Go's default action.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			if inherited {
+			if spawned {
+				// A successor spawned by a servicing: its start-up is
+				// done; the predecessor pauses and hands over now.
+				channels, _ := strconv.Atoi(os.Getenv(warmUpEnv))
+				os.Unsetenv(warmUpEnv)
+				gcPercent := warmUp(channels)
+				if err := pred.Ready(); err != nil {
+					return failuref("host: %v", err)
+				}
+				h, err := pred.Receive()
+				if err != nil {
+					return failuref("host: %v", err)
+				}
+				d.starting = func() { pred.Starting() } //nolint:errcheck // a predecessor gone learns nothing
+				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
+				if err == nil {
+					// Before the predecessor learns it may exit: the
+					// supervisor must know this process by then.
+					err = d.sup.announce()
+				}
+				pred.Report(err)
+				if err != nil {
+					return failuref("%v", err)
+				}
+				d.starting = nil
+				debug.SetGCPercent(gcPercent)
+				inherited, inh.Paused = true, h.Paused
+			} else if inherited {
 				if err := d.adopt(inh.State, inh.FDs, inh.Paused, true); err != nil {
 					return failuref("%v", err)
 				}
@@ -101,6 +149,9 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				d.h = host.New(d.config())
 				d.serve(l)
 				log.Info("host listening", "socket", socket, "devices", len(devs.specs))
+				if err := d.sup.announce(); err != nil {
+					return failuref("host: %v", err)
+				}
 			}
 			defer d.startMetrics(metricsAddr, inherited, inh.Paused)()
 			for {
@@ -133,6 +184,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE; repeatable")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&servicingMode, "servicing", "exec", "how SIGHUP services the host: exec (re-execute in place, same pid) or spawn (start the successor first, then hand over)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }

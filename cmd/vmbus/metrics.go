@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
@@ -196,6 +197,12 @@ func (d *daemon) startMetrics(addr string, successor bool, paused time.Time) (st
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	l, err := net.Listen("tcp", addr)
+	// A spawned successor's predecessor holds the address until it
+	// exits, right after the handover.
+	for tries := 0; err != nil && d.spawned && errors.Is(err, syscall.EADDRINUSE) && tries < 100; tries++ {
+		time.Sleep(20 * time.Millisecond)
+		l, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		d.log.Error("metrics not served", "addr", addr, "err", err)
 		return func() {}

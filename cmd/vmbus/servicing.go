@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +36,12 @@ type daemon struct {
 	served    chan error     // the running Serve's result
 	hup       chan os.Signal // SIGHUP, taken back after a failed exec
 	count     uint32         // servicings so far
+	spawn     bool           // --servicing spawn: hand over to a successor started beforehand
+	sup       *supervisor    // with --servicing spawn, the supervisor to announce this worker to
+	spawned   bool           // started by a spawned servicing
+	// starting, if set, is called by adoptPhases once the restore
+	// succeeded, just before packets may flow.
+	starting func()
 }
 
 func (d *daemon) config() host.Config {
@@ -52,6 +61,19 @@ func (d *daemon) serve(l *transport.Listener) {
 // the servicing failed; the daemon then serves on, and a non-nil error
 // means it could not (the caller exits).
 func (d *daemon) service() error {
+	// With --servicing spawn the successor starts up first, while the
+	// channels still run: its start is no part of the blackout.
+	var succ *servicing.Successor
+	if d.spawn {
+		var err error
+		if succ, err = d.spawnSuccessor(); err != nil {
+			d.log.Error("servicing failed", "stage", "spawn", "err", err)
+			return nil
+		}
+		// Ended on every way out but the successful handover, which
+		// does not return.
+		defer succ.Abort()
+	}
 	paused := time.Now()
 	ph := newPhases(paused)
 	// No collection during the blackout: it allocates little, and a
@@ -185,7 +207,14 @@ func (d *daemon) service() error {
 		err = writeFileAtomic(d.stateFile, state)
 		ph.mark("state_file")
 	}
-	if err == nil && saveErr == nil {
+	if err == nil && saveErr == nil && succ != nil {
+		var started bool
+		if started, err = d.handOver(succ, servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); started {
+			// The successor may have let packets flow: this image
+			// cannot take its guests back.
+			return fmt.Errorf("host: servicing: the successor failed after it started: %w", err)
+		}
+	} else if err == nil && saveErr == nil {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
 			ph.handOn()
@@ -216,6 +245,58 @@ func (d *daemon) service() error {
 	d.h.Close()
 	d.devs.wait()
 	return d.adoptPhases(state, owned, ph, false)
+}
+
+// spawnSuccessor starts a new image of this program for a spawned
+// servicing and waits until it is ready for its handover.
+func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, phasesEnv+"=") || strings.HasPrefix(kv, warmUpEnv+"=")
+	})
+	channels := 0
+	for _, gs := range d.devs.snapshot() {
+		channels += len(gs.servers)
+	}
+	env = append(env, warmUpEnv+"="+strconv.Itoa(channels))
+	if d.sup != nil {
+		env = append(env, supervisorEnv+"=3")
+	}
+	succ, err := servicing.Spawn(exe, os.Args, env, d.sup.file()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := succ.WaitReady(successorReadyTimeout); err != nil {
+		succ.Abort()
+		return nil, fmt.Errorf("successor %d: %w", succ.Pid(), err)
+	}
+	return succ, nil
+}
+
+// successorReadyTimeout bounds a spawned successor's start-up;
+// successorServeTimeout its restore, from the handover until it serves.
+const (
+	successorReadyTimeout = 10 * time.Second
+	successorServeTimeout = 30 * time.Second
+)
+
+// handOver passes h to succ and waits until it serves; then this image
+// exits (status 0), without a word to its guests: they are the
+// successor's. It returns only if the successor failed, and then started
+// tells whether it may have let packets flow.
+func (d *daemon) handOver(succ *servicing.Successor, h servicing.Handover) (started bool, err error) {
+	if err := succ.Hand(h); err != nil {
+		return false, err
+	}
+	if started, err = succ.Wait(successorServeTimeout); err != nil {
+		return started, fmt.Errorf("successor %d: %w", succ.Pid(), err)
+	}
+	succ.Release()
+	os.Exit(0)
+	return true, nil // not reached
 }
 
 // ownHandover makes the saved guests' descriptors their own (duplicates
@@ -369,7 +450,7 @@ func (d *daemon) adopt(state []byte, files map[string]int, paused time.Time, suc
 
 // adoptPhases is adopt, timing its phases after those in ph.
 func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, successor bool) error {
-	ph.mark("startup")                               // the successor's start, or nothing
+	ph.mark(ph.first)                                // the successor's start or handover, or nothing
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
 	defer func() {
 		for _, fd := range files {
@@ -478,6 +559,9 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			restored = append(restored, servers[jb.i][jb.j])
 		}
 	}
+	if d.starting != nil {
+		d.starting()
+	}
 	// Every channel is started held, then all are released at once: a
 	// channel live early would wake its guest, and the guests' threads
 	// would take the CPUs from the start of the channels after it (a
@@ -505,7 +589,7 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	d.count = st.Count
 	d.log.Info("servicing complete",
 		"blackout_ms", ms(time.Since(ph.since)), "phases_ms", ph.logValue(),
-		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "pid", os.Getpid())
+		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "spawned", d.spawned, "pid", os.Getpid())
 	return nil
 }
 
@@ -558,4 +642,53 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp.Name())
 	}
 	return err
+}
+
+// warmUpEnv tells a spawned successor how many channels its predecessor
+// serves, for warmUp.
+const warmUpEnv = "GOVMBUS_SUCCESSOR_CHANNELS"
+
+// warmUp readies a spawned successor's memory for its restore of about
+// channels channels, before it says it is ready. A page this process has
+// not touched yet costs a page fault at its first touch, 3–6 µs on a
+// virtual machine; the restore touches a few hundred of them (goroutine
+// stacks, packet pools, the channels' objects). Heap and stacks touched
+// here and freed are reused by the restore instead. The collector is set
+// to leave them be (a high GOGC, so that the scavenger keeps them as well)
+// until the servicing is over; warmUp returns the setting to restore then.
+func warmUp(channels int) (gcPercent int) {
+	channels = min(max(channels, 64), 8192)
+	sink := make([][]byte, 0, channels*24)
+	for range cap(sink) {
+		b := make([]byte, 2048)
+		b[0], b[len(b)-1] = 1, 1 // fresh memory is not touched by make
+		sink = append(sink, b)
+	}
+	var wg sync.WaitGroup
+	for range 2 * channels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deepStack(16)
+		}()
+	}
+	wg.Wait()
+	runtime.KeepAlive(sink)
+	sink = nil
+	gcPercent = debug.SetGCPercent(2000)
+	runtime.GC()
+	return gcPercent
+}
+
+// deepStack uses about n KiB of stack, so that its goroutine's stack grows
+// to that size.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var pad [1000]byte
+	if n <= 0 {
+		return pad[0]
+	}
+	pad[n%len(pad)] = byte(n)
+	return deepStack(n-1) + pad[(n*7)%len(pad)]
 }

@@ -24,13 +24,22 @@ import (
 // blk. Each runs 20 servicings per b.N and reports the blackout's p50 and
 // p99 and each phase's p50 (from the host's "servicing complete" log
 // line). Benchmarks only: go test -run '^$' -bench Servicing ./cmd/vmbus/.
-func BenchmarkServicing1(b *testing.B)          { benchServicing(b, 1, 1) }
-func BenchmarkServicing64(b *testing.B)         { benchServicing(b, 32, 1) }
-func BenchmarkServicing64OneGuest(b *testing.B) { benchServicing(b, 1, 63) }
+func BenchmarkServicing1(b *testing.B)          { benchServicing(b, 1, 1, "exec") }
+func BenchmarkServicing64(b *testing.B)         { benchServicing(b, 32, 1, "exec") }
+func BenchmarkServicing64OneGuest(b *testing.B) { benchServicing(b, 1, 63, "exec") }
+
+// BenchmarkServicingSpawn1, BenchmarkServicingSpawn64 and
+// BenchmarkServicingSpawn64OneGuest are the same with --servicing spawn:
+// the successor starts up before the pause and takes the handover over a
+// socket.
+func BenchmarkServicingSpawn1(b *testing.B)          { benchServicing(b, 1, 1, "spawn") }
+func BenchmarkServicingSpawn64(b *testing.B)         { benchServicing(b, 32, 1, "spawn") }
+func BenchmarkServicingSpawn64OneGuest(b *testing.B) { benchServicing(b, 1, 63, "spawn") }
 
 // benchServicing runs guests guest processes against a host with echos
-// echo devices and a blk disk; each guest streams on every echo channel.
-func benchServicing(b *testing.B, guests, echos int) {
+// echo devices and a blk disk, serviced by mode (--servicing); each guest
+// streams on every echo channel.
+func benchServicing(b *testing.B, guests, echos int, mode string) {
 	bin := benchBinary(b)
 	dir := b.TempDir()
 	socket, disk := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "disk.img")
@@ -40,7 +49,7 @@ func benchServicing(b *testing.B, guests, echos int) {
 	if err := os.Truncate(disk, 8<<20); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"host", "--socket", socket, "--log-format", "json"}
+	args := []string{"host", "--socket", socket, "--log-format", "json", "--servicing", mode}
 	for range echos {
 		args = append(args, "--device", "echo")
 	}
