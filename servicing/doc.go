@@ -24,6 +24,16 @@
 // checked: a successor started with a malformed handover fails with an
 // error rather than guessing.
 //
+// The alternative is a spawned handover (Spawn): the new image is started
+// as a process of its own while the old one still serves, says when it is
+// ready, and receives the same descriptors (SCM_RIGHTS over a socket pair,
+// 250 per message) and state (a sealed memfd) once the old image has
+// paused and saved. It tells the old image when it is about to let packets
+// flow and when it serves: a successor that fails before that leaves the
+// guests to the old image, which restores them itself. The runtime's and
+// the program's start-up are then no part of the blackout; the price is a
+// new process id, which the host's supervisor hides from its users.
+//
 // Only this package knows how the handover travels; the host decides what
 // to save and how to restore it.
 package servicing

@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		})
 		fmt.Println("exec failed:", err)
 		os.Exit(3)
+	case "spawned":
+		os.Exit(spawnedRole())
 	case "successor":
 		keeperPID, _ := strconv.Atoi(os.Getenv(keeperVar))
 		h, ok, err := Inherited()

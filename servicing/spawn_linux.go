@@ -15,8 +15,8 @@ import (
 // successor (Spawn) the descriptor of its socket to the predecessor.
 const SuccessorVar = "GOVMBUS_SUCCESSOR"
 
-// ErrSuccessorGone means a spawned successor ended, or closed its socket,
-// before it said what the servicing is waiting for.
+// ErrSuccessorGone means the other image of a spawned handover ended, or
+// closed its socket, before it said what this one is waiting for.
 var ErrSuccessorGone = errors.New("servicing: the successor is gone")
 
 // errTimeout is a wait on the other image that ran out of time.
@@ -35,9 +35,8 @@ const fdsPerMessage = 250
 const (
 	msgReady    = 'R' // successor: started, waiting for the handover
 	msgFDs      = 'F' // predecessor: a batch of descriptors
-	msgStarting = 'S' // successor: about to let packets flow
-	msgDone     = 'O' // successor: serving
-	msgFailed   = 'E' // successor: failed before starting; text follows
+	msgReceived = 'A' // successor: has the handover, the guests are its own
+	msgFailed   = 'E' // successor: failed before it took them; text follows
 )
 
 // handMagic opens the memfd of a spawned handover.
@@ -129,33 +128,33 @@ func (s *Successor) Hand(h Handover) error {
 	return nil
 }
 
-// Wait waits up to timeout for the successor to serve. started reports
-// whether it said it was about to let packets flow: a successor that
-// fails or ends before that has touched nothing the caller could not take
-// back (its own restore failed), one that fails after it may have.
-func (s *Successor) Wait(timeout time.Duration) (started bool, err error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		kind, text, err := recvMsg(s.sock, time.Until(deadline))
-		if err != nil {
-			return started, err
-		}
-		switch kind {
-		case msgStarting:
-			started = true
-		case msgDone:
-			return true, nil
-		case msgFailed:
-			return started, fmt.Errorf("servicing: the successor failed: %s", text)
-		default:
-			return started, fmt.Errorf("servicing: the successor said %q", kind)
-		}
+// WaitReceived waits up to timeout for the successor to take the
+// handover over. From then on the guests are the successor's: this
+// process must exit without reading any descriptor it handed over (a
+// read of an eventfd or a socket would take what the successor waits
+// for), which ExitKeepingAddressSpace does. The successor starts its
+// channels once this process is gone.
+func (s *Successor) WaitReceived(timeout time.Duration) error {
+	kind, text, err := recvMsg(s.sock, timeout)
+	switch {
+	case err != nil:
+		return err
+	case kind == msgFailed:
+		return fmt.Errorf("servicing: the successor failed: %s", text)
+	case kind != msgReceived:
+		return fmt.Errorf("servicing: the successor said %q, not received", kind)
 	}
+	return nil
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
+// After Abort or Release it does nothing.
 func (s *Successor) Abort() {
+	if s.sock < 0 {
+		return
+	}
 	unix.Close(s.sock)
+	s.sock = -1
 	s.proc.Kill() //nolint:errcheck // one that exited already is fine
 	s.proc.Wait() //nolint:errcheck // reaped either way
 }
@@ -163,7 +162,11 @@ func (s *Successor) Abort() {
 // Release lets go of a successor that serves: it is not waited for (it
 // outlives this process, which usually exits next).
 func (s *Successor) Release() {
+	if s.sock < 0 {
+		return
+	}
 	unix.Close(s.sock)
+	s.sock = -1
 	s.proc.Release() //nolint:errcheck // nothing to free on Linux
 }
 
@@ -247,9 +250,11 @@ func waitReadable(sock int, timeout time.Duration) error {
 	}
 }
 
-// Predecessor is a spawned successor's side of the spawn socket.
+// Predecessor is a spawned successor's side of the spawn socket, and a
+// pidfd of the predecessor (-1 without).
 type Predecessor struct {
-	sock int
+	sock  int
+	pidfd int
 }
 
 // Spawned reports whether this process was started by Spawn and, if so,
@@ -270,29 +275,52 @@ func Spawned() (*Predecessor, bool, error) {
 		return nil, true, fmt.Errorf("%w: descriptor %d is not a socket", ErrMalformed, fd)
 	}
 	unix.CloseOnExec(fd)
-	return &Predecessor{sock: fd}, true, nil
+	pidfd, err := unix.PidfdOpen(os.Getppid(), 0)
+	if err != nil {
+		pidfd = -1
+	} else {
+		unix.CloseOnExec(pidfd)
+	}
+	return &Predecessor{sock: fd, pidfd: pidfd}, true, nil
 }
 
 // Ready tells the predecessor that this image waits for its handover.
 func (p *Predecessor) Ready() error { return p.send(msgReady, "") }
 
-// Starting tells the predecessor that packets are about to flow here: from
-// now on it cannot take its guests back.
-func (p *Predecessor) Starting() error { return p.send(msgStarting, "") }
+// Received tells the predecessor that this image has taken its handover
+// over; the predecessor exits then.
+func (p *Predecessor) Received() error { return p.send(msgReceived, "") }
 
-// Report tells the predecessor how the servicing ended here (nil: this
-// image serves) and closes the socket.
-func (p *Predecessor) Report(err error) {
-	if err == nil {
-		p.send(msgDone, "") //nolint:errcheck // a predecessor gone needs no answer
-	} else {
-		msg := err.Error()
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
-		p.send(msgFailed, msg) //nolint:errcheck // as above
+// Fail tells the predecessor that this image cannot take the handover
+// over, before Received: the guests stay the predecessor's.
+func (p *Predecessor) Fail(err error) {
+	msg := err.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
 	}
-	unix.Close(p.sock)
+	p.send(msgFailed, msg) //nolint:errcheck // a predecessor gone learns nothing
+}
+
+// WaitGone waits up to timeout for the predecessor to have exited, after
+// Received: until then its threads could still read what it handed over.
+func (p *Predecessor) WaitGone(timeout time.Duration) error {
+	defer func() {
+		if p.pidfd >= 0 {
+			unix.Close(p.pidfd)
+			p.pidfd = -1
+		}
+		unix.Close(p.sock)
+	}()
+	if p.pidfd < 0 {
+		// No pidfd (Linux before 5.3): the socket's end comes with the
+		// predecessor's descriptors, after its threads are gone.
+		_, _, err := recvMsg(p.sock, timeout)
+		if errors.Is(err, ErrSuccessorGone) {
+			return nil
+		}
+		return err
+	}
+	return waitReadable(p.pidfd, timeout)
 }
 
 func (p *Predecessor) send(kind byte, text string) error {
@@ -402,31 +430,47 @@ func parseHandBody(memfd int, fds []int) (Handover, error) {
 		}
 		off += n
 	}
+	h, names, err := decodeHandBody(b, len(fds))
+	if err != nil {
+		return Handover{}, err
+	}
+	h.FDs = make(map[string]int, len(names))
+	for i, name := range names {
+		h.FDs[name] = fds[i]
+	}
+	return h, nil
+}
+
+// decodeHandBody decodes what handBody laid out, for nfds descriptors:
+// the handover but its descriptors, and their names in order.
+func decodeHandBody(b []byte, nfds int) (Handover, []string, error) {
 	r := reader{b: b}
 	var magic [4]byte
 	copy(magic[:], r.bytes(4))
 	if magic != handMagic || r.u32() != 1 {
-		return Handover{}, fmt.Errorf("%w: not a version 1 handover", ErrMalformed)
+		return Handover{}, nil, fmt.Errorf("%w: not a version 1 handover", ErrMalformed)
 	}
 	h := Handover{Paused: time.Unix(0, int64(r.u64()))}
 	h.Note = string(r.str())
 	n := int(r.u32())
-	if r.bad || n != len(fds) {
-		return Handover{}, fmt.Errorf("%w: %d names for %d descriptors", ErrMalformed, n, len(fds))
+	if r.bad || n != nfds || n > maxHandFDs {
+		return Handover{}, nil, fmt.Errorf("%w: %d names for %d descriptors", ErrMalformed, n, nfds)
 	}
-	h.FDs = make(map[string]int, n)
-	for i := range n {
+	names := make([]string, 0, n)
+	seen := make(map[string]bool, n)
+	for range n {
 		name := string(r.str())
-		if _, dup := h.FDs[name]; dup || name == "" || r.bad {
-			return Handover{}, fmt.Errorf("%w: name %q", ErrMalformed, name)
+		if seen[name] || name == "" || r.bad {
+			return Handover{}, nil, fmt.Errorf("%w: name %q", ErrMalformed, name)
 		}
-		h.FDs[name] = fds[i]
+		seen[name] = true
+		names = append(names, name)
 	}
 	h.State = r.str()
 	if r.bad || len(r.b) != 0 || len(h.State) > MaxState {
-		return Handover{}, fmt.Errorf("%w: state", ErrMalformed)
+		return Handover{}, nil, fmt.Errorf("%w: state", ErrMalformed)
 	}
-	return h, nil
+	return h, names, nil
 }
 
 // reader takes little-endian fields off b; past its end it sets bad and
@@ -451,3 +495,12 @@ func (r *reader) bytes(n int) []byte {
 func (r *reader) u32() uint32 { return binary.LittleEndian.Uint32(r.bytes(4)) }
 func (r *reader) u64() uint64 { return binary.LittleEndian.Uint64(r.bytes(8)) }
 func (r *reader) str() []byte { return r.bytes(int(r.u32())) }
+
+// ExitKeepingAddressSpace exits this process with code after a spawned
+// handover, leaving the teardown of its address space to a keeper (see
+// Exec), so that the successor waiting for it to be gone (WaitGone) does
+// not also wait for that.
+func ExitKeepingAddressSpace(code int) {
+	startKeeper() //nolint:errcheck // without one the exit only takes longer
+	os.Exit(code)
+}

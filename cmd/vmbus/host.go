@@ -36,7 +36,7 @@ func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode string
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--log-format text|json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--log-format text|json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -47,7 +47,12 @@ func newHostCmd() *cobra.Command {
 SIGHUP services the host: every channel is paused and saved with the bus
 state, and the daemon re-executes its binary in place (same pid), handing
 over guest memory, sockets and eventfds; the successor restores and logs
-"servicing complete" with the blackout. The echo channels take successive
+"servicing complete" with the blackout. With --servicing spawn the
+successor instead starts up as a new process while the channels still run,
+and only then does the host pause, save and hand over (over a socket): a
+shorter blackout. The command then runs as a supervisor that keeps its pid,
+passes SIGHUP, SIGINT and SIGTERM to the current host process and exits
+with its status. The echo channels take successive
 instances 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the
 order given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
@@ -121,16 +126,26 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				}
 				h, err := pred.Receive()
 				if err != nil {
+					pred.Fail(err)
 					return failuref("host: %v", err)
 				}
-				d.starting = func() { pred.Starting() } //nolint:errcheck // a predecessor gone learns nothing
-				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
-				if err == nil {
-					// Before the predecessor learns it may exit: the
-					// supervisor must know this process by then.
-					err = d.sup.announce()
+				// Known to the supervisor before the predecessor exits.
+				if err := d.sup.announce(); err != nil {
+					pred.Fail(err)
+					for _, fd := range h.FDs {
+						syscall.Close(fd)
+					}
+					return failuref("host: %v", err)
 				}
-				pred.Report(err)
+				pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
+				d.starting = func() {
+					// Until the predecessor is gone its readers could
+					// take a guest's signal or message from this image.
+					if err := pred.WaitGone(successorServeTimeout); err != nil {
+						log.Warn("servicing: the predecessor is not gone", "err", err)
+					}
+				}
+				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
 				if err != nil {
 					return failuref("%v", err)
 				}

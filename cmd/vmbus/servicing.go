@@ -208,12 +208,15 @@ func (d *daemon) service() error {
 		ph.mark("state_file")
 	}
 	if err == nil && saveErr == nil && succ != nil {
-		var started bool
-		if started, err = d.handOver(succ, servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); started {
-			// The successor may have let packets flow: this image
-			// cannot take its guests back.
-			return fmt.Errorf("host: servicing: the successor failed after it started: %w", err)
+		// Once the successor has the handover, this image exits at
+		// once, reading nothing more: a read of a guest's eventfd or
+		// socket would take what the successor waits for.
+		if err = succ.Hand(servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); err == nil {
+			if err = succ.WaitReceived(successorServeTimeout); err == nil {
+				servicing.ExitKeepingAddressSpace(0)
+			}
 		}
+		succ.Abort()
 	} else if err == nil && saveErr == nil {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
@@ -277,27 +280,12 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 }
 
 // successorReadyTimeout bounds a spawned successor's start-up;
-// successorServeTimeout its restore, from the handover until it serves.
+// successorServeTimeout its taking of the handover, and its wait for the
+// predecessor to be gone.
 const (
 	successorReadyTimeout = 10 * time.Second
 	successorServeTimeout = 30 * time.Second
 )
-
-// handOver passes h to succ and waits until it serves; then this image
-// exits (status 0), without a word to its guests: they are the
-// successor's. It returns only if the successor failed, and then started
-// tells whether it may have let packets flow.
-func (d *daemon) handOver(succ *servicing.Successor, h servicing.Handover) (started bool, err error) {
-	if err := succ.Hand(h); err != nil {
-		return false, err
-	}
-	if started, err = succ.Wait(successorServeTimeout); err != nil {
-		return started, fmt.Errorf("successor %d: %w", succ.Pid(), err)
-	}
-	succ.Release()
-	os.Exit(0)
-	return true, nil // not reached
-}
 
 // ownHandover makes the saved guests' descriptors their own (duplicates
 // of those borrowed from the host) and returns them, with a duplicate of

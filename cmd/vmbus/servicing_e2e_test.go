@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,11 +29,12 @@ type servicedHost struct {
 	lines  chan logLine
 	mu     sync.Mutex
 	all    []string
+	spawn  bool // --servicing spawn: successors are new processes under a supervisor
 }
 
 // startServicedHost runs bin as the host with echo and a blk disk of size
-// bytes and a state file, and waits until it listens.
-func startServicedHost(t *testing.T, bin string, size int64) *servicedHost {
+// bytes and a state file, and more flags args, and waits until it listens.
+func startServicedHost(t *testing.T, bin string, size int64, args ...string) *servicedHost {
 	t.Helper()
 	dir := t.TempDir()
 	disk, state := filepath.Join(dir, "disk.img"), filepath.Join(dir, "state.bin")
@@ -43,7 +45,7 @@ func startServicedHost(t *testing.T, bin string, size int64) *servicedHost {
 		t.Fatal(err)
 	}
 	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"),
-		"--device", "echo", "--device", "blk="+disk, "--state-file", state)
+		append([]string{"--device", "echo", "--device", "blk=" + disk, "--state-file", state}, args...)...)
 	h.disk, h.state = disk, state
 	return h
 }
@@ -53,7 +55,7 @@ func startServicedHost(t *testing.T, bin string, size int64) *servicedHost {
 // exit) when the test ends, and waits until it listens.
 func startJSONHost(t *testing.T, bin, socket string, args ...string) *servicedHost {
 	t.Helper()
-	h := &servicedHost{socket: socket, lines: make(chan logLine, 1024)}
+	h := &servicedHost{socket: socket, lines: make(chan logLine, 1024), spawn: slices.Contains(args, "spawn")}
 	h.cmd = exec.Command(bin, append([]string{"host", "--socket", socket, "--log-format", "json"}, args...)...)
 	stderr, err := h.cmd.StderrPipe()
 	if err != nil {
@@ -132,7 +134,12 @@ func (h *servicedHost) service(t *testing.T, n int) float64 {
 	if l["servicing"] != float64(n) {
 		t.Fatalf("servicing %v, want %d", l["servicing"], n)
 	}
-	if l["pid"] != float64(h.cmd.Process.Pid) {
+	if h.spawn {
+		// A new process under the supervisor, which keeps its pid.
+		if l["spawned"] != true || l["pid"] == float64(h.cmd.Process.Pid) {
+			t.Fatalf("spawned %v, successor pid %v, the supervisor's %d", l["spawned"], l["pid"], h.cmd.Process.Pid)
+		}
+	} else if l["pid"] != float64(h.cmd.Process.Pid) {
 		t.Fatalf("successor pid %v, the host's %d", l["pid"], h.cmd.Process.Pid)
 	}
 	return l["blackout_ms"].(float64)
@@ -176,8 +183,16 @@ func cleanTraffic(m map[string]float64) bool {
 // echo, pings (transactions awaiting completion across each save) and
 // writes and verifies the blk disk: nothing may be lost, duplicated or
 // corrupted, the pid stays, and the kept state inspects.
-func TestE2EServicing(t *testing.T) {
-	h := startServicedHost(t, vmbusBinary(t), 2<<20)
+func TestE2EServicing(t *testing.T) { testServicing(t) }
+
+// TestE2EServicingSpawn is TestE2EServicing with --servicing spawn: each
+// servicing's successor is a new process, started before the pause; the
+// supervisor's pid stays, and SIGTERM to it stops the host cleanly (the
+// test's end).
+func TestE2EServicingSpawn(t *testing.T) { testServicing(t, "--servicing", "spawn") }
+
+func testServicing(t *testing.T, args ...string) {
+	h := startServicedHost(t, vmbusBinary(t), 2<<20, args...)
 	stop := make(chan struct{})
 	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "200", "--count", "200000")
 	pings := guestLoop(t, h.socket, stop, cleanTraffic, "ping", "--count", "2000")
@@ -286,5 +301,48 @@ func TestE2EServicingExecFails(t *testing.T) {
 	}
 	if d := guestJSON(t, h.socket, "disk", "verify", "--size", "65536"); d["mismatches"] != 0 {
 		t.Fatalf("disk verify after: %v", d)
+	}
+}
+
+// TestE2EServicingSpawnFails replaces the host's binary with a file that
+// cannot run: with --servicing spawn the successor never starts, the host
+// logs it and serves on without having paused a channel.
+func TestE2EServicingSpawnFails(t *testing.T) {
+	src, err := os.ReadFile(vmbusBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "vmbus")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startServicedHost(t, bin, 1<<20, "--servicing", "spawn")
+	stop := make(chan struct{})
+	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
+	time.Sleep(100 * time.Millisecond)
+	junk := bin + ".junk"
+	if err := os.WriteFile(junk, []byte("not a program\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(junk, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := h.waitMsg(t, "servicing failed")
+	if l["stage"] != "spawn" {
+		t.Fatalf("failed at stage %v, want spawn", l["stage"])
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if n := <-streams; n == 0 {
+		t.Fatal("no stream ran")
+	}
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+		t.Fatalf("ping after: %v", m)
+	}
+	if strings.Contains(h.logs(), "servicing complete") {
+		t.Fatalf("a servicing completed:\n%s", h.logs())
 	}
 }
