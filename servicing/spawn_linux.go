@@ -83,14 +83,19 @@ func (s *Successor) Pid() int { return s.proc.Pid }
 // WaitReady waits up to timeout for the successor to be ready for its
 // handover.
 func (s *Successor) WaitReady(timeout time.Duration) error {
+	return s.expect(msgReady, "ready", timeout)
+}
+
+// expect waits up to timeout for the successor to say want.
+func (s *Successor) expect(want byte, name string, timeout time.Duration) error {
 	kind, text, err := recvMsg(s.sock, timeout)
 	switch {
 	case err != nil:
 		return err
 	case kind == msgFailed:
 		return fmt.Errorf("servicing: the successor failed: %s", text)
-	case kind != msgReady:
-		return fmt.Errorf("servicing: the successor said %q, not ready", kind)
+	case kind != want:
+		return fmt.Errorf("servicing: the successor said %q, not %s", kind, name)
 	}
 	return nil
 }
@@ -135,16 +140,7 @@ func (s *Successor) Hand(h Handover) error {
 // for), which ExitKeepingAddressSpace does. The successor starts its
 // channels once this process is gone.
 func (s *Successor) WaitReceived(timeout time.Duration) error {
-	kind, text, err := recvMsg(s.sock, timeout)
-	switch {
-	case err != nil:
-		return err
-	case kind == msgFailed:
-		return fmt.Errorf("servicing: the successor failed: %s", text)
-	case kind != msgReceived:
-		return fmt.Errorf("servicing: the successor said %q, not received", kind)
-	}
-	return nil
+	return s.expect(msgReceived, "received", timeout)
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
