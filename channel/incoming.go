@@ -376,6 +376,12 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		err := ep.in.Wait(context.Background())
 		c.rxSleeping.Store(false)
 		if err != nil {
+			c.mu.Lock()
+			exit := c.rxExit
+			c.mu.Unlock()
+			if exit {
+				continue // Relinquish stopped the waits: exit at the top
+			}
 			// The event is closed: the connection is gone.
 			ep.rxErr = err
 			select {

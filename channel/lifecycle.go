@@ -849,3 +849,29 @@ func (c *Channel) closeOpen() bool {
 	c.sendMu.Unlock()
 	return true
 }
+
+// Relinquish ends the receive goroutine of a paused channel whose state
+// was saved and handed to another process (a spawned servicing), which
+// serves the channel from now on. The goroutine waits on the channel's
+// event even while the channel is paused, and a read of it there would
+// take the other process's wake-up: after Relinquish this process reads
+// nothing more from the event. It returns once the goroutine is gone. The
+// channel is of no further use but to be discarded with the process; a
+// channel not paused, or not open, is left as it is
+// (STATUS_INVALID_DEVICE_STATE).
+func (c *Channel) Relinquish() error {
+	c.mu.Lock()
+	ep, open, paused := c.ep, c.open, c.paused
+	if ep == nil || !open || !paused {
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Relinquish: the channel is not open and paused")
+	}
+	c.rxExit = true
+	c.cond.Broadcast() // a goroutine whose event failed waits for rxExit
+	c.mu.Unlock()
+	// Not a signal to wake the goroutine: the other process's reader
+	// could take it. The wait ends without reading the count.
+	ep.in.StopWaits()
+	<-ep.rxDone
+	return nil
+}

@@ -36,6 +36,7 @@ const (
 	msgReady    = 'R' // successor: started, waiting for the handover
 	msgFDs      = 'F' // predecessor: a batch of descriptors
 	msgReceived = 'A' // successor: has the handover, the guests are its own
+	msgProceed  = 'G' // predecessor: reads nothing handed over any more
 	msgFailed   = 'E' // successor: failed before it took them; text follows
 )
 
@@ -135,12 +136,26 @@ func (s *Successor) Hand(h Handover) error {
 
 // WaitReceived waits up to timeout for the successor to take the
 // handover over. From then on the guests are the successor's: this
-// process must exit without reading any descriptor it handed over (a
-// read of an eventfd or a socket would take what the successor waits
-// for), which ExitKeepingAddressSpace does. The successor starts its
-// channels once this process is gone.
+// process must read none of the descriptors it handed over (a read of an
+// eventfd or a socket would take what the successor waits for), then say
+// so (Proceed) or exit. The successor starts its channels only then.
 func (s *Successor) WaitReceived(timeout time.Duration) error {
 	return s.expect(msgReceived, "received", timeout)
+}
+
+// Proceed tells the successor that this process reads none of the
+// descriptors it handed over any more.
+func (s *Successor) Proceed() error {
+	for {
+		err := unix.Sendmsg(s.sock, []byte{msgProceed}, nil, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("servicing: tell the successor: %w", err)
+		}
+		return nil
+	}
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
@@ -246,11 +261,9 @@ func waitReadable(sock int, timeout time.Duration) error {
 	}
 }
 
-// Predecessor is a spawned successor's side of the spawn socket, and a
-// pidfd of the predecessor (-1 without).
+// Predecessor is a spawned successor's side of the spawn socket.
 type Predecessor struct {
-	sock  int
-	pidfd int
+	sock int
 }
 
 // Spawned reports whether this process was started by Spawn and, if so,
@@ -271,13 +284,7 @@ func Spawned() (*Predecessor, bool, error) {
 		return nil, true, fmt.Errorf("%w: descriptor %d is not a socket", ErrMalformed, fd)
 	}
 	unix.CloseOnExec(fd)
-	pidfd, err := unix.PidfdOpen(os.Getppid(), 0)
-	if err != nil {
-		pidfd = -1
-	} else {
-		unix.CloseOnExec(pidfd)
-	}
-	return &Predecessor{sock: fd, pidfd: pidfd}, true, nil
+	return &Predecessor{sock: fd}, true, nil
 }
 
 // Ready tells the predecessor that this image waits for its handover.
@@ -297,26 +304,22 @@ func (p *Predecessor) Fail(err error) {
 	p.send(msgFailed, msg) //nolint:errcheck // a predecessor gone learns nothing
 }
 
-// WaitGone waits up to timeout for the predecessor to have exited, after
-// Received: until then its threads could still read what it handed over.
-func (p *Predecessor) WaitGone(timeout time.Duration) error {
-	defer func() {
-		if p.pidfd >= 0 {
-			unix.Close(p.pidfd)
-			p.pidfd = -1
-		}
-		unix.Close(p.sock)
-	}()
-	if p.pidfd < 0 {
-		// No pidfd (Linux before 5.3): the socket's end comes with the
-		// predecessor's descriptors, after its threads are gone.
-		_, _, err := recvMsg(p.sock, timeout)
-		if errors.Is(err, ErrSuccessorGone) {
-			return nil
-		}
+// WaitProceed waits up to timeout, after Received, until the predecessor
+// reads none of what it handed over any more: its Proceed, or its end (the
+// socket's end comes with the predecessor's descriptors, after its threads
+// are gone). It closes the socket.
+func (p *Predecessor) WaitProceed(timeout time.Duration) error {
+	defer unix.Close(p.sock)
+	kind, _, err := recvMsg(p.sock, timeout)
+	switch {
+	case errors.Is(err, ErrSuccessorGone):
+		return nil
+	case err != nil:
 		return err
+	case kind != msgProceed:
+		return fmt.Errorf("servicing: the predecessor said %q, not proceed", kind)
 	}
-	return waitReadable(p.pidfd, timeout)
+	return nil
 }
 
 func (p *Predecessor) send(kind byte, text string) error {
@@ -494,8 +497,7 @@ func (r *reader) str() []byte { return r.bytes(int(r.u32())) }
 
 // ExitKeepingAddressSpace exits this process with code after a spawned
 // handover, leaving the teardown of its address space to a keeper (see
-// Exec), so that the successor waiting for it to be gone (WaitGone) does
-// not also wait for that.
+// Exec): it runs beside the successor, not before this process's exit.
 func ExitKeepingAddressSpace(code int) {
 	startKeeper() //nolint:errcheck // without one the exit only takes longer
 	os.Exit(code)

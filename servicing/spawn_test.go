@@ -19,7 +19,7 @@ const spawnBehaviour = "GOVMBUS_SPAWN_TEST_BEHAVIOUR"
 
 // spawnedRole is the test binary as a spawned successor: it receives the
 // handover, reads the pipe handed over, and then, by spawnBehaviour, takes
-// it over and waits for its predecessor to be gone ("ok"), or refuses it
+// it over and waits for its predecessor's Proceed ("ok"), or refuses it
 // ("fail"). "early" exits before it is ready.
 func spawnedRole() int {
 	behaviour := os.Getenv(spawnBehaviour)
@@ -50,11 +50,11 @@ func spawnedRole() int {
 	fmt.Printf("state=%q pipe=%q paused=%d note=%q cloexec=%v fds=%d\n", h.State, buf[:n], h.Paused.UnixNano(), h.Note, flags&unix.FD_CLOEXEC != 0, len(h.FDs))
 	p.Received()
 	start := time.Now()
-	if err := p.WaitGone(10 * time.Second); err != nil {
-		fmt.Println("wait gone:", err)
+	if err := p.WaitProceed(10 * time.Second); err != nil {
+		fmt.Println("wait proceed:", err)
 		return 4
 	}
-	fmt.Printf("predecessor gone after the wait: %v\n", time.Since(start) >= 200*time.Millisecond)
+	fmt.Printf("proceeded after %v\n", time.Since(start) >= 200*time.Millisecond)
 	return 0
 }
 
@@ -118,15 +118,18 @@ func TestSpawnHandsOverFilesAndState(t *testing.T) {
 	if err := s.WaitReceived(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// The successor waits for this process (its parent) to end; the test
-	// cannot end, so it closes the socket, which a successor without a
-	// pidfd would wait for, 300 ms later: the successor must still be
-	// waiting then.
+	// The successor waits for Proceed: 300 ms later it is still there.
 	time.Sleep(300 * time.Millisecond)
 	if s.proc.Signal(syscall.Signal(0)) != nil {
-		t.Fatal("the successor did not wait for its predecessor")
+		t.Fatal("the successor did not wait for Proceed")
 	}
-	want := `state="saved state bytes" pipe="through the pipe" paused=12345 note="a;note" cloexec=true fds=301`
+	if err := s.Proceed(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.proc.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := `state="saved state bytes" pipe="through the pipe" paused=12345 note="a;note" cloexec=true fds=301` + "\nproceeded after true"
 	if got := output(t, out); got != want {
 		t.Fatalf("successor printed\n%s\nwant\n%s", got, want)
 	}

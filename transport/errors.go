@@ -12,6 +12,10 @@ var (
 	// Event.Close) before or during the call.
 	ErrClosed = errors.New("transport: closed")
 
+	// ErrWaitsStopped: Event.StopWaits was called; the event is still
+	// open, and Signal still works.
+	ErrWaitsStopped = errors.New("transport: waits stopped")
+
 	// ErrPeerClosed: the peer closed its end or died. It matches io.EOF
 	// too, for callers that treat a vanished peer like the end of a
 	// stream.

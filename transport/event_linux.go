@@ -32,6 +32,7 @@ type Event struct {
 	rbuf      [8]byte               // Wait's read buffer; a field, not a local, so Wait does not allocate
 	iov       unix.Iovec            // → rbuf
 	closed    atomic.Bool
+	stopped   atomic.Bool   // StopWaits: no Wait reads the count any more
 	sigStart  atomic.Uint64 // Signals that began their write
 	sigEnd    atomic.Uint64 // Signals whose write returned
 	watch     watchState    // signalWatch's, under its lock
@@ -352,10 +353,13 @@ func (e *Event) Wait(ctx context.Context) error {
 		})
 		defer func() {
 			// If the deadline was set, undo it for the next Wait, but only
-			// once the function that set it has finished.
+			// once the function that set it has finished (and not after
+			// StopWaits, whose deadline it is too).
 			if !stop() {
 				<-fired
-				e.f.SetReadDeadline(time.Time{})
+				if !e.stopped.Load() {
+					e.f.SetReadDeadline(time.Time{})
+				}
 			}
 		}()
 	}
@@ -367,12 +371,23 @@ func (e *Event) Wait(ctx context.Context) error {
 		switch {
 		case e.closed.Load() || errors.Is(err, os.ErrClosed):
 			return ErrClosed
+		case e.stopped.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+			return ErrWaitsStopped
 		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
 			return ctx.Err()
 		}
 		return fmt.Errorf("transport: wait: %w", err)
 	}
 	return nil
+}
+
+// StopWaits ends a Wait in progress and makes every later one fail at
+// once with ErrWaitsStopped, neither reading the count: for a process that
+// hands the event to another one, which from then on must get every
+// signal. Signal and Close work as before.
+func (e *Event) StopWaits() {
+	e.stopped.Store(true)
+	e.f.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // a closed event has no Wait to end
 }
 
 // read is Wait's attempt at the count: false when there is none yet, and

@@ -139,10 +139,10 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				}
 				pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
 				d.starting = func() {
-					// Until the predecessor is gone its readers could
-					// take a guest's signal or message from this image.
-					if err := pred.WaitGone(successorServeTimeout); err != nil {
-						log.Warn("servicing: the predecessor is not gone", "err", err)
+					// Until the predecessor lets go its readers could
+					// take a guest's signal from this image.
+					if err := pred.WaitProceed(successorServeTimeout); err != nil {
+						log.Warn("servicing: the predecessor did not let go", "err", err)
 					}
 				}
 				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)

@@ -208,11 +208,14 @@ func (d *daemon) service() error {
 		ph.mark("state_file")
 	}
 	if err == nil && saveErr == nil && succ != nil {
-		// Once the successor has the handover, this image exits at
-		// once, reading nothing more: a read of a guest's eventfd or
-		// socket would take what the successor waits for.
+		// Once the successor has the handover, this image reads
+		// nothing more (a read of a guest's eventfd would take what the
+		// successor waits for; the parked control planes read nothing),
+		// tells it so and exits.
 		if err = succ.Hand(servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); err == nil {
 			if err = succ.WaitReceived(successorServeTimeout); err == nil {
+				d.relinquish()
+				succ.Proceed() //nolint:errcheck // a successor gone sees this process's end instead
 				servicing.ExitKeepingAddressSpace(0)
 			}
 		}
@@ -279,9 +282,25 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 	return succ, nil
 }
 
+// relinquish ends the receive goroutines of every (paused) channel this
+// image served, after a spawned successor took them over.
+func (d *daemon) relinquish() {
+	var chans []*channel.Channel
+	for _, gs := range d.devs.snapshot() {
+		for _, s := range gs.servers {
+			if hc, ok := s.(heldStarter); ok {
+				chans = append(chans, hc.Channel())
+			}
+		}
+	}
+	parallel(len(chans), func(k int) {
+		chans[k].Relinquish() //nolint:errcheck // one not open has no goroutine to end
+	})
+}
+
 // successorReadyTimeout bounds a spawned successor's start-up;
 // successorServeTimeout its taking of the handover, and its wait for the
-// predecessor to be gone.
+// predecessor to let go.
 const (
 	successorReadyTimeout = 10 * time.Second
 	successorServeTimeout = 30 * time.Second
@@ -645,7 +664,10 @@ const warmUpEnv = "GOVMBUS_SUCCESSOR_CHANNELS"
 // to leave them be (a high GOGC, so that the scavenger keeps them as well)
 // until the servicing is over; warmUp returns the setting to restore then.
 func warmUp(channels int) (gcPercent int) {
-	channels = min(max(channels, 64), 8192)
+	// About 48 KiB of heap and two 16 KiB stacks per channel, as
+	// counted in a 64-channel restore; at most 24 MiB of heap and 16 MiB
+	// of stacks.
+	channels = min(max(channels, 64), 512)
 	sink := make([][]byte, 0, channels*24)
 	for range cap(sink) {
 		b := make([]byte, 2048)

@@ -261,14 +261,7 @@ func testServicing(t *testing.T, args ...string) {
 // cannot run: the servicing's exec fails, the host logs it, restores in
 // its own process and serves on.
 func TestE2EServicingExecFails(t *testing.T) {
-	src, err := os.ReadFile(vmbusBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "vmbus")
-	if err := os.WriteFile(bin, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := copyBinary(t)
 	h := startServicedHost(t, bin, 1<<20)
 	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
 		t.Fatalf("ping before: %v", m)
@@ -276,13 +269,7 @@ func TestE2EServicingExecFails(t *testing.T) {
 	stop := make(chan struct{})
 	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
 	time.Sleep(100 * time.Millisecond)
-	junk := bin + ".junk"
-	if err := os.WriteFile(junk, []byte("not a program\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(junk, bin); err != nil {
-		t.Fatal(err)
-	}
+	breakBinary(t, bin, 0o644)
 	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -308,25 +295,12 @@ func TestE2EServicingExecFails(t *testing.T) {
 // cannot run: with --servicing spawn the successor never starts, the host
 // logs it and serves on without having paused a channel.
 func TestE2EServicingSpawnFails(t *testing.T) {
-	src, err := os.ReadFile(vmbusBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "vmbus")
-	if err := os.WriteFile(bin, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := copyBinary(t)
 	h := startServicedHost(t, bin, 1<<20, "--servicing", "spawn")
 	stop := make(chan struct{})
 	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
 	time.Sleep(100 * time.Millisecond)
-	junk := bin + ".junk"
-	if err := os.WriteFile(junk, []byte("not a program\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(junk, bin); err != nil {
-		t.Fatal(err)
-	}
+	breakBinary(t, bin, 0o755)
 	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -344,5 +318,32 @@ func TestE2EServicingSpawnFails(t *testing.T) {
 	}
 	if strings.Contains(h.logs(), "servicing complete") {
 		t.Fatalf("a servicing completed:\n%s", h.logs())
+	}
+}
+
+// copyBinary is a copy of the CLI that a test may replace (breakBinary).
+func copyBinary(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile(vmbusBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "vmbus")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// breakBinary replaces bin, at once (rename), with a file of mode perm
+// that cannot run.
+func breakBinary(t *testing.T, bin string, perm os.FileMode) {
+	t.Helper()
+	junk := bin + ".junk"
+	if err := os.WriteFile(junk, []byte("not a program\n"), perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(junk, bin); err != nil {
+		t.Fatal(err)
 	}
 }
