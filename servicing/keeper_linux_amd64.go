@@ -2,13 +2,15 @@ package servicing
 
 import (
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // keeperClone starts the keeper (keeper_linux_amd64.s): a child sharing
-// this address space that exits once rfd reads end of file.
-func keeperClone(rfd, wfd uintptr) (pid, errno uintptr)
+// this address space that exits delay nanoseconds after rfd reads end of
+// file.
+func keeperClone(rfd, wfd, delay uintptr) (pid, errno uintptr)
 
 // keeperStack is the keeper's stack. It needs a few bytes only: the
 // keeper makes system calls and nothing else.
@@ -22,7 +24,11 @@ var keeperStack [4096]byte
 // there. A second process holding the address space defers that work to
 // its own exit, which the exec triggers by closing the pipe's write end
 // (close-on-exec) and which runs beside the new image.
-func startKeeper() (*keeper, error) {
+//
+// The keeper exits delay after the exec (or exit) that ends this image:
+// with a delay its teardown of the address space does not compete with
+// what the next image does at once.
+func startKeeper(delay time.Duration) (*keeper, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, err
@@ -32,7 +38,7 @@ func startKeeper() (*keeper, error) {
 	// must happen on one thread, which the assembly does without a
 	// preemption point; the lock is a second guard.
 	runtime.LockOSThread()
-	pid, errno := keeperClone(uintptr(p[0]), uintptr(p[1]))
+	pid, errno := keeperClone(uintptr(p[0]), uintptr(p[1]), uintptr(max(delay, 0)))
 	runtime.UnlockOSThread()
 	unix.Close(p[0])
 	if errno != 0 {

@@ -1,16 +1,17 @@
 #include "textflag.h"
 
-// func keeperClone(rfd, wfd uintptr) (pid, errno uintptr)
+// func keeperClone(rfd, wfd, delay uintptr) (pid, errno uintptr)
 //
 // It blocks every signal in the calling thread, clones a child that shares
 // this address space (CLONE_VM, exit signal SIGCHLD), and restores the
 // thread's signal mask. The child inherits the fully blocked mask, runs on
 // the top of keeperStack, and only makes raw system calls: it closes every descriptor but
 // rfd, reads rfd until end of file (when the last write end, held by the
-// parent with close-on-exec, goes away) and exits. Its hold on the address
+// parent with close-on-exec, goes away), sleeps delay nanoseconds (if not
+// zero) and exits. Its hold on the address
 // space keeps the parent's execve from tearing it down; that happens when
 // the child exits, beside the new image.
-TEXT ·keeperClone(SB),NOSPLIT,$16-32
+TEXT ·keeperClone(SB),NOSPLIT,$16-40
 	MOVQ	$-1, 0(SP)		// the set to block: every signal
 	MOVQ	$2, DI			// SIG_SETMASK
 	LEAQ	0(SP), SI
@@ -21,6 +22,7 @@ TEXT ·keeperClone(SB),NOSPLIT,$16-32
 
 	MOVQ	rfd+0(FP), R12
 	MOVQ	wfd+8(FP), R13
+	MOVQ	delay+16(FP), R14
 	MOVQ	$0x111, DI		// CLONE_VM | SIGCHLD
 	LEAQ	·keeperStack+4032(SB), SI
 	MOVQ	$0, DX
@@ -40,13 +42,13 @@ TEXT ·keeperClone(SB),NOSPLIT,$16-32
 	SYSCALL
 	CMPQ	BX, $-4096
 	JHI	failed
-	MOVQ	BX, pid+16(FP)
-	MOVQ	$0, errno+24(FP)
+	MOVQ	BX, pid+24(FP)
+	MOVQ	$0, errno+32(FP)
 	RET
 failed:
 	NEGQ	BX
-	MOVQ	$0, pid+16(FP)
-	MOVQ	BX, errno+24(FP)
+	MOVQ	$0, pid+24(FP)
+	MOVQ	BX, errno+32(FP)
 	RET
 
 child:
@@ -81,6 +83,20 @@ wait:
 	JGT	wait			// a byte: nobody writes one, but keep waiting
 	CMPQ	AX, $-4			// EINTR
 	JEQ	wait
+	CMPQ	R14, $0
+	JEQ	exit
+	MOVQ	SP, DI
+	SUBQ	$128, DI		// a timespec on the child's stack
+	MOVQ	R14, AX
+	XORQ	DX, DX
+	MOVQ	$1000000000, CX
+	DIVQ	CX			// AX seconds, DX nanoseconds
+	MOVQ	AX, 0(DI)
+	MOVQ	DX, 8(DI)
+	MOVQ	$0, SI
+	MOVQ	$35, AX			// nanosleep (a signal cannot cut it short: all are blocked)
+	SYSCALL
+exit:
 	MOVQ	$0, DI
 	MOVQ	$60, AX			// exit
 	SYSCALL

@@ -2,8 +2,11 @@
 
 package servicing
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // startKeeper is only implemented on linux/amd64; elsewhere the exec
 // tears down the old address space itself.
-func startKeeper() (*keeper, error) { return nil, errors.ErrUnsupported }
+func startKeeper(time.Duration) (*keeper, error) { return nil, errors.ErrUnsupported }

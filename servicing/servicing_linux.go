@@ -70,7 +70,7 @@ func Exec(exe string, args []string, h Handover) error {
 	}
 	env := append(withoutVar(os.Environ()), EnvVar+"="+spec)
 	// Without a keeper the exec only takes longer.
-	k, kerr := startKeeper()
+	k, kerr := startKeeper(0)
 	if kerr == nil {
 		env = append(env, keeperVar+"="+strconv.Itoa(k.pid))
 	}

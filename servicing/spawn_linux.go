@@ -36,7 +36,6 @@ const (
 	msgReady    = 'R' // successor: started, waiting for the handover
 	msgFDs      = 'F' // predecessor: a batch of descriptors
 	msgReceived = 'A' // successor: has the handover, the guests are its own
-	msgProceed  = 'G' // predecessor: reads nothing handed over any more
 	msgFailed   = 'E' // successor: failed before it took them; text follows
 )
 
@@ -103,7 +102,8 @@ func (s *Successor) expect(want byte, name string, timeout time.Duration) error 
 
 // Hand passes h to the successor. The descriptors of h.FDs are sent as
 // they are (the kernel gives the successor its own), and stay the
-// caller's; the state goes in a sealed memfd.
+// caller's, which must read none of them any more; the state goes in a
+// sealed memfd.
 func (s *Successor) Hand(h Handover) error {
 	if len(h.State) > MaxState {
 		return fmt.Errorf("servicing: state of %d bytes exceeds %d", len(h.State), MaxState)
@@ -135,27 +135,12 @@ func (s *Successor) Hand(h Handover) error {
 }
 
 // WaitReceived waits up to timeout for the successor to take the
-// handover over. From then on the guests are the successor's: this
-// process must read none of the descriptors it handed over (a read of an
-// eventfd or a socket would take what the successor waits for), then say
-// so (Proceed) or exit. The successor starts its channels only then.
+// handover over; from then on the guests are the successor's. The caller
+// must have stopped reading the descriptors it handed over before Hand (a
+// read of an eventfd or a socket would take what the successor waits
+// for): the successor lets packets flow as soon as it has restored them.
 func (s *Successor) WaitReceived(timeout time.Duration) error {
 	return s.expect(msgReceived, "received", timeout)
-}
-
-// Proceed tells the successor that this process reads none of the
-// descriptors it handed over any more.
-func (s *Successor) Proceed() error {
-	for {
-		err := unix.Sendmsg(s.sock, []byte{msgProceed}, nil, nil, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("servicing: tell the successor: %w", err)
-		}
-		return nil
-	}
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
@@ -291,35 +276,22 @@ func Spawned() (*Predecessor, bool, error) {
 func (p *Predecessor) Ready() error { return p.send(msgReady, "") }
 
 // Received tells the predecessor that this image has taken its handover
-// over; the predecessor exits then.
-func (p *Predecessor) Received() error { return p.send(msgReceived, "") }
+// over (the predecessor exits then), and closes the socket.
+func (p *Predecessor) Received() error {
+	defer unix.Close(p.sock)
+	return p.send(msgReceived, "")
+}
 
 // Fail tells the predecessor that this image cannot take the handover
-// over, before Received: the guests stay the predecessor's.
+// over, instead of Received: the guests stay the predecessor's. It closes
+// the socket.
 func (p *Predecessor) Fail(err error) {
+	defer unix.Close(p.sock)
 	msg := err.Error()
 	if len(msg) > 500 {
 		msg = msg[:500]
 	}
 	p.send(msgFailed, msg) //nolint:errcheck // a predecessor gone learns nothing
-}
-
-// WaitProceed waits up to timeout, after Received, until the predecessor
-// reads none of what it handed over any more: its Proceed, or its end (the
-// socket's end comes with the predecessor's descriptors, after its threads
-// are gone). It closes the socket.
-func (p *Predecessor) WaitProceed(timeout time.Duration) error {
-	defer unix.Close(p.sock)
-	kind, _, err := recvMsg(p.sock, timeout)
-	switch {
-	case errors.Is(err, ErrSuccessorGone):
-		return nil
-	case err != nil:
-		return err
-	case kind != msgProceed:
-		return fmt.Errorf("servicing: the predecessor said %q, not proceed", kind)
-	}
-	return nil
 }
 
 func (p *Predecessor) send(kind byte, text string) error {
@@ -497,8 +469,9 @@ func (r *reader) str() []byte { return r.bytes(int(r.u32())) }
 
 // ExitKeepingAddressSpace exits this process with code after a spawned
 // handover, leaving the teardown of its address space to a keeper (see
-// Exec): it runs beside the successor, not before this process's exit.
-func ExitKeepingAddressSpace(code int) {
-	startKeeper() //nolint:errcheck // without one the exit only takes longer
+// Exec) that waits delay first: the successor is restoring meanwhile, on
+// the same CPUs.
+func ExitKeepingAddressSpace(code int, delay time.Duration) {
+	startKeeper(delay) //nolint:errcheck // without one the exit only takes longer
 	os.Exit(code)
 }

@@ -138,18 +138,10 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 					return failuref("host: %v", err)
 				}
 				pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
-				d.starting = func() {
-					// Until the predecessor lets go its readers could
-					// take a guest's signal from this image.
-					if err := pred.WaitProceed(successorServeTimeout); err != nil {
-						log.Warn("servicing: the predecessor did not let go", "err", err)
-					}
-				}
 				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
 				if err != nil {
 					return failuref("%v", err)
 				}
-				d.starting = nil
 				debug.SetGCPercent(gcPercent)
 				inherited, inh.Paused = true, h.Paused
 			} else if inherited {

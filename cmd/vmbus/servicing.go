@@ -39,9 +39,6 @@ type daemon struct {
 	spawn     bool           // --servicing spawn: hand over to a successor started beforehand
 	sup       *supervisor    // with --servicing spawn, the supervisor to announce this worker to
 	spawned   bool           // started by a spawned servicing
-	// starting, if set, is called by adoptPhases once the restore
-	// succeeded, just before packets may flow.
-	starting func()
 }
 
 func (d *daemon) config() host.Config {
@@ -208,15 +205,15 @@ func (d *daemon) service() error {
 		ph.mark("state_file")
 	}
 	if err == nil && saveErr == nil && succ != nil {
-		// Once the successor has the handover, this image reads
-		// nothing more (a read of a guest's eventfd would take what the
-		// successor waits for; the parked control planes read nothing),
-		// tells it so and exits.
+		// This image reads nothing handed over from here on: a read of
+		// a guest's eventfd would take what the successor waits for (the
+		// parked control planes read nothing). Once the successor has
+		// the handover, this image exits.
+		d.relinquish()
+		ph.mark("relinquish")
 		if err = succ.Hand(servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); err == nil {
 			if err = succ.WaitReceived(successorServeTimeout); err == nil {
-				d.relinquish()
-				succ.Proceed() //nolint:errcheck // a successor gone sees this process's end instead
-				servicing.ExitKeepingAddressSpace(0)
+				servicing.ExitKeepingAddressSpace(0, teardownDelay)
 			}
 		}
 		succ.Abort()
@@ -282,8 +279,10 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 	return succ, nil
 }
 
-// relinquish ends the receive goroutines of every (paused) channel this
-// image served, after a spawned successor took them over.
+// relinquish ends the receive goroutines of every (paused, saved) channel
+// this image served, before it hands them to a spawned successor. After
+// a failed handover this image restores them anew (adoptPhases), as after
+// a failed exec.
 func (d *daemon) relinquish() {
 	var chans []*channel.Channel
 	for _, gs := range d.devs.snapshot() {
@@ -298,9 +297,13 @@ func (d *daemon) relinquish() {
 	})
 }
 
+// teardownDelay is how long a spawned servicing's old image leaves its
+// address space be after it exits: its teardown, a few milliseconds of
+// CPU, then comes after the blackout instead of beside the restore.
+const teardownDelay = 100 * time.Millisecond
+
 // successorReadyTimeout bounds a spawned successor's start-up;
-// successorServeTimeout its taking of the handover, and its wait for the
-// predecessor to let go.
+// successorServeTimeout its taking of the handover.
 const (
 	successorReadyTimeout = 10 * time.Second
 	successorServeTimeout = 30 * time.Second
@@ -565,9 +568,6 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		if errs[k] == nil {
 			restored = append(restored, servers[jb.i][jb.j])
 		}
-	}
-	if d.starting != nil {
-		d.starting()
 	}
 	// Every channel is started held, then all are released at once: a
 	// channel live early would wake its guest, and the guests' threads
