@@ -28,12 +28,12 @@
 // as a process of its own while the old one still serves, says when it is
 // ready, and receives the same descriptors (SCM_RIGHTS over a socket pair,
 // 250 per message) and state (a sealed memfd) once the old image has
-// paused and saved. It tells the old image once it has taken the handover
-// over, and the old image then exits, reading nothing more; the successor
-// lets packets flow only once the old image is gone (a pidfd), since the
-// old image's readers could take a guest's signal or message from it. A
-// successor that fails before it took the handover over leaves the guests
-// to the old image, which restores them itself. The runtime's and
+// paused and saved. The old image must read none of those descriptors
+// from then on (a read of a guest's eventfd would take the successor's
+// wake-up; the host relinquishes its channels' readers before Hand), and
+// exits once the successor says it has taken the handover over. A
+// successor that fails before that leaves the guests to the old image,
+// which restores them itself. The runtime's and
 // the program's start-up are then no part of the blackout; the price is a
 // new process id, which the host's supervisor hides from its users.
 //
