@@ -144,7 +144,7 @@ func (s *Successor) WaitReceived(timeout time.Duration) error {
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
-// After Abort or Release it does nothing.
+// A second Abort does nothing.
 func (s *Successor) Abort() {
 	if s.sock < 0 {
 		return
@@ -153,17 +153,6 @@ func (s *Successor) Abort() {
 	s.sock = -1
 	s.proc.Kill() //nolint:errcheck // one that exited already is fine
 	s.proc.Wait() //nolint:errcheck // reaped either way
-}
-
-// Release lets go of a successor that serves: it is not waited for (it
-// outlives this process, which usually exits next).
-func (s *Successor) Release() {
-	if s.sock < 0 {
-		return
-	}
-	unix.Close(s.sock)
-	s.sock = -1
-	s.proc.Release() //nolint:errcheck // nothing to free on Linux
 }
 
 // handBody lays out h (but its descriptors) for the memfd, and lists the
