@@ -34,6 +34,7 @@ import (
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode string
+	var rtBlackout bool
 	var devices []string
 	cmd := &cobra.Command{
 		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--log-format text|json]",
@@ -103,7 +104,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				return err
 			}
 			defer devs.close()
-			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log, spawn: servicingMode == "spawn", sup: sup, spawned: spawned}
+			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log, spawn: servicingMode == "spawn", sup: sup, spawned: spawned, rt: rtBlackout}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
 			hup := make(chan os.Signal, 1)
@@ -121,6 +122,13 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 				channels, _ := strconv.Atoi(os.Getenv(warmUpEnv))
 				os.Unsetenv(warmUpEnv)
 				gcPercent := warmUp(channels)
+				if d.rt {
+					// Boosted already as it waits, so that it takes the
+					// boosted predecessor's handover at once.
+					if err := servicing.Boost(); err != nil {
+						log.Warn("blackout not boosted", "err", err)
+					}
+				}
 				if err := pred.Ready(); err != nil {
 					return failuref("host: %v", err)
 				}
@@ -191,6 +199,7 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE; repeatable")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().BoolVar(&rtBlackout, "rt-blackout", false, "run each servicing's blackout at real-time priority (SCHED_FIFO 1; needs CAP_SYS_NICE)")
 	cmd.Flags().StringVar(&servicingMode, "servicing", "exec", "how SIGHUP services the host: exec (re-execute in place, same pid) or spawn (start the successor first, then hand over)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd

@@ -39,6 +39,7 @@ type daemon struct {
 	spawn     bool           // --servicing spawn: hand over to a successor started beforehand
 	sup       *supervisor    // with --servicing spawn, the supervisor to announce this worker to
 	spawned   bool           // started by a spawned servicing
+	rt        bool           // --rt-blackout: the blackout runs at real-time priority
 }
 
 func (d *daemon) config() host.Config {
@@ -70,6 +71,13 @@ func (d *daemon) service() error {
 		// Ended on every way out but the successful handover, which
 		// does not return.
 		defer succ.Abort()
+	}
+	if d.rt {
+		// Until the exec (the successor ends it), the handover (this
+		// image exits), or the restore in this process after a failure.
+		if err := servicing.Boost(); err != nil {
+			d.log.Warn("blackout not boosted", "err", err)
+		}
 	}
 	paused := time.Now()
 	ph := newPhases(paused)
@@ -593,9 +601,15 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	h.Resume()
 	d.serve(l)
 	ph.mark("start")
+	blackout := ph.last.Sub(ph.since) // every channel runs again
+	if d.rt {
+		if err := servicing.Unboost(); err != nil {
+			d.log.Warn("blackout boost not ended", "err", err)
+		}
+	}
 	d.count = st.Count
 	d.log.Info("servicing complete",
-		"blackout_ms", ms(time.Since(ph.since)), "phases_ms", ph.logValue(),
+		"blackout_ms", ms(blackout), "phases_ms", ph.logValue(),
 		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "spawned", d.spawned, "pid", os.Getpid())
 	return nil
 }

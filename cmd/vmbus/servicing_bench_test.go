@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govmbus/govmbus/servicing"
 )
 
 // BenchmarkServicing1 and BenchmarkServicing64 measure the blackout of a
@@ -36,10 +39,29 @@ func BenchmarkServicingSpawn1(b *testing.B)          { benchServicing(b, 1, 1, "
 func BenchmarkServicingSpawn64(b *testing.B)         { benchServicing(b, 32, 1, "spawn") }
 func BenchmarkServicingSpawn64OneGuest(b *testing.B) { benchServicing(b, 1, 63, "spawn") }
 
+// BenchmarkServicingSpawnRT1, …SpawnRT64, …SpawnRT64OneGuest and
+// BenchmarkServicingRT64 add --rt-blackout: each blackout at real-time
+// priority. They need CAP_SYS_NICE (or RLIMIT_RTPRIO), and are skipped
+// without.
+func BenchmarkServicingSpawnRT1(b *testing.B) { benchServicing(b, 1, 1, "spawn", "--rt-blackout") }
+func BenchmarkServicingSpawnRT64(b *testing.B) {
+	benchServicing(b, 32, 1, "spawn", "--rt-blackout")
+}
+func BenchmarkServicingSpawnRT64OneGuest(b *testing.B) {
+	benchServicing(b, 1, 63, "spawn", "--rt-blackout")
+}
+func BenchmarkServicingRT64(b *testing.B) { benchServicing(b, 32, 1, "exec", "--rt-blackout") }
+
 // benchServicing runs guests guest processes against a host with echos
-// echo devices and a blk disk, serviced by mode (--servicing); each guest
-// streams on every echo channel.
-func benchServicing(b *testing.B, guests, echos int, mode string) {
+// echo devices and a blk disk, serviced by mode (--servicing) with more
+// host flags; each guest streams on every echo channel.
+func benchServicing(b *testing.B, guests, echos int, mode string, flags ...string) {
+	if slices.Contains(flags, "--rt-blackout") {
+		if err := servicing.Boost(); err != nil {
+			b.Skipf("--rt-blackout needs the privilege to boost: %v", err)
+		}
+		servicing.Unboost() //nolint:errcheck // probed only
+	}
 	bin := benchBinary(b)
 	dir := b.TempDir()
 	socket, disk := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "disk.img")
@@ -49,7 +71,7 @@ func benchServicing(b *testing.B, guests, echos int, mode string) {
 	if err := os.Truncate(disk, 8<<20); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"host", "--socket", socket, "--log-format", "json", "--servicing", mode}
+	args := append([]string{"host", "--socket", socket, "--log-format", "json", "--servicing", mode}, flags...)
 	for range echos {
 		args = append(args, "--device", "echo")
 	}

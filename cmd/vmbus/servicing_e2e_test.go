@@ -191,6 +191,14 @@ func TestE2EServicing(t *testing.T) { testServicing(t) }
 // test's end).
 func TestE2EServicingSpawn(t *testing.T) { testServicing(t, "--servicing", "spawn") }
 
+// TestE2EServicingSpawnRT is TestE2EServicingSpawn with --rt-blackout:
+// nothing may be lost either when each blackout runs at real-time
+// priority (or, without the privilege, after the warning that it does
+// not).
+func TestE2EServicingSpawnRT(t *testing.T) {
+	testServicing(t, "--servicing", "spawn", "--rt-blackout")
+}
+
 func testServicing(t *testing.T, args ...string) {
 	h := startServicedHost(t, vmbusBinary(t), 2<<20, args...)
 	stop := make(chan struct{})
