@@ -37,7 +37,7 @@ func newHostCmd() *cobra.Command {
 	var rtBlackout bool
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--log-format text|json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -53,7 +53,9 @@ successor instead starts up as a new process while the channels still run,
 and only then does the host pause, save and hand over (over a socket): a
 shorter blackout. The command then runs as a supervisor that keeps its pid,
 passes SIGHUP, SIGINT and SIGTERM to the current host process and exits
-with its status. The echo channels take successive
+with its status. --rt-blackout runs each blackout at real-time priority
+(SCHED_FIFO; needs CAP_SYS_NICE), so that woken guests do not preempt the
+host until every channel runs again. The echo channels take successive
 instances 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the
 order given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
