@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,39 +119,10 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 			if spawned {
 				// A successor spawned by a servicing: its start-up is
 				// done; the predecessor pauses and hands over now.
-				channels, _ := strconv.Atoi(os.Getenv(warmUpEnv))
-				os.Unsetenv(warmUpEnv)
-				gcPercent := warmUp(channels)
-				if d.rt {
-					// Boosted already as it waits, so that it takes the
-					// boosted predecessor's handover at once.
-					if err := servicing.Boost(); err != nil {
-						log.Warn("blackout not boosted", "err", err)
-					}
-				}
-				if err := pred.Ready(); err != nil {
-					return failuref("host: %v", err)
-				}
-				h, err := pred.Receive()
-				if err != nil {
-					pred.Fail(err)
-					return failuref("host: %v", err)
-				}
-				// Known to the supervisor before the predecessor exits.
-				if err := d.sup.announce(); err != nil {
-					pred.Fail(err)
-					for _, fd := range h.FDs {
-						syscall.Close(fd)
-					}
-					return failuref("host: %v", err)
-				}
-				pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
-				err = d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
-				if err != nil {
+				if inh.Paused, err = d.adoptSpawned(pred); err != nil {
 					return failuref("%v", err)
 				}
-				debug.SetGCPercent(gcPercent)
-				inherited, inh.Paused = true, h.Paused
+				inherited = true
 			} else if inherited {
 				if err := d.adopt(inh.State, inh.FDs, inh.Paused, true); err != nil {
 					return failuref("%v", err)

@@ -287,6 +287,42 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 	return succ, nil
 }
 
+// adoptSpawned is the start of a successor spawned by a servicing: it
+// warms up, says it is ready, takes the handover, announces itself to the
+// supervisor, tells the predecessor (which exits then) and restores. It
+// returns when the predecessor paused.
+func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
+	channels, _ := strconv.Atoi(os.Getenv(warmUpEnv))
+	os.Unsetenv(warmUpEnv)
+	gcPercent := warmUp(channels)
+	defer debug.SetGCPercent(gcPercent)
+	if d.rt {
+		// Boosted already as it waits, so that it takes the boosted
+		// predecessor's handover at once.
+		if err := servicing.Boost(); err != nil {
+			d.log.Warn("blackout not boosted", "err", err)
+		}
+	}
+	if err := pred.Ready(); err != nil {
+		return time.Time{}, fmt.Errorf("host: %w", err)
+	}
+	h, err := pred.Receive()
+	if err != nil {
+		pred.Fail(err)
+		return time.Time{}, fmt.Errorf("host: %w", err)
+	}
+	// Known to the supervisor before the predecessor exits.
+	if err := d.sup.announce(); err != nil {
+		pred.Fail(err)
+		for _, fd := range h.FDs {
+			syscall.Close(fd)
+		}
+		return time.Time{}, fmt.Errorf("host: %w", err)
+	}
+	pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
+	return h.Paused, d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
+}
+
 // relinquish ends the receive goroutines of every (paused, saved) channel
 // this image served, before it hands them to a spawned successor. After
 // a failed handover this image restores them anew (adoptPhases), as after
