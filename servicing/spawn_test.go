@@ -81,6 +81,15 @@ func output(t *testing.T, f *os.File) string {
 	return strings.TrimSpace(string(b))
 }
 
+// readyThenHand waits for s to be ready and hands it a pipe (handPipe).
+func readyThenHand(t *testing.T, s *Successor) {
+	t.Helper()
+	if err := s.WaitReady(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	handPipe(t, s)
+}
+
 // handPipe hands a pipe with "through the pipe" in it and 300 more
 // descriptors (more than one message takes) to s.
 func handPipe(t *testing.T, s *Successor) {
@@ -104,10 +113,7 @@ func handPipe(t *testing.T, s *Successor) {
 func TestSpawnHandsOverFilesAndState(t *testing.T) {
 	s, out := spawnTest(t, "ok")
 	defer s.Abort()
-	if err := s.WaitReady(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	handPipe(t, s)
+	readyThenHand(t, s)
 	if err := s.WaitReceived(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +129,7 @@ func TestSpawnHandsOverFilesAndState(t *testing.T) {
 func TestSpawnedFailureBeforeReceived(t *testing.T) {
 	s, _ := spawnTest(t, "fail")
 	defer s.Abort()
-	if err := s.WaitReady(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	handPipe(t, s)
+	readyThenHand(t, s)
 	if err := s.WaitReceived(10 * time.Second); err == nil || !strings.Contains(err.Error(), "restore refused") {
 		t.Fatalf("WaitReceived: %v", err)
 	}

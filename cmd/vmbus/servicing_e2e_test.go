@@ -286,14 +286,7 @@ func TestE2EServicingExecFails(t *testing.T) {
 	if l["exec"] != false {
 		t.Fatalf("exec %v after a failed exec", l["exec"])
 	}
-	time.Sleep(100 * time.Millisecond)
-	close(stop)
-	if n := <-streams; n == 0 {
-		t.Fatal("no stream ran")
-	}
-	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
-		t.Fatalf("ping after: %v", m)
-	}
+	servedOn(t, h, stop, streams)
 	if d := guestJSON(t, h.socket, "disk", "verify", "--size", "65536"); d["mismatches"] != 0 {
 		t.Fatalf("disk verify after: %v", d)
 	}
@@ -316,14 +309,7 @@ func TestE2EServicingSpawnFails(t *testing.T) {
 	if l["stage"] != "spawn" {
 		t.Fatalf("failed at stage %v, want spawn", l["stage"])
 	}
-	time.Sleep(100 * time.Millisecond)
-	close(stop)
-	if n := <-streams; n == 0 {
-		t.Fatal("no stream ran")
-	}
-	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
-		t.Fatalf("ping after: %v", m)
-	}
+	servedOn(t, h, stop, streams)
 	if strings.Contains(h.logs(), "servicing complete") {
 		t.Fatalf("a servicing completed:\n%s", h.logs())
 	}
@@ -353,5 +339,19 @@ func breakBinary(t *testing.T, bin string, perm os.FileMode) {
 	}
 	if err := os.Rename(junk, bin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// servedOn ends a stream loop (stop, streams) that ran across a failed
+// servicing, and checks that it ran and that the host still answers pings.
+func servedOn(t *testing.T, h *servicedHost, stop chan struct{}, streams chan int) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if n := <-streams; n == 0 {
+		t.Fatal("no stream ran")
+	}
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+		t.Fatalf("ping after: %v", m)
 	}
 }
