@@ -241,6 +241,11 @@ type Channel struct {
 	inAll       []*Packet
 	inFree      []*Packet
 	outstanding int
+	// restarts are the outstanding packets marked SetRestartable, which
+	// a Pause does not wait for and a save records; redo are those a
+	// restore brought back, indicated again when the channel goes live.
+	restarts []*Packet
+	redo     []*restartRecord
 	// idleWaiters counts waitIdle calls under way: only they need to hear
 	// that outstanding reached zero.
 	idleWaiters int
@@ -263,9 +268,13 @@ type Channel struct {
 	rxSleeping atomic.Bool
 
 	// outgoing, under sendMu
-	sendMu   sync.Mutex
-	sendEP   *endpoint
-	txHold   bool // the receive loop is in a batch and will commit
+	sendMu sync.Mutex
+	sendEP *endpoint
+	txHold bool // the receive loop is in a batch and will commit
+	// holdDone: the channel is paused, and a completion (only a
+	// restartable packet's can come) waits in held, not in the ring.
+	holdDone bool
+	held     []*Packet
 	qHead    *qitem
 	qTail    *qitem
 	txSeq    uint32

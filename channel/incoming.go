@@ -29,18 +29,20 @@ const (
 // A Packet must be completed exactly once, with Complete or Fail; it must
 // not be used afterwards.
 type Packet struct {
-	c      *Channel
-	state  uint8
-	buf    []byte
-	n      int
-	view   []byte // the payload in the ring, during ProcessPacket (SetInPlacePayloads)
-	cn     int    // completion payload length while pktCompleting
-	txid   uint64
-	want   bool // the sender asked for a completion
-	ranges []gpa.Range
-	pfns   []uint64
-	ctx    []byte
-	q      qitem
+	c     *Channel
+	state uint8
+	buf   []byte
+	n     int
+	view  []byte // the payload in the ring, during ProcessPacket (SetInPlacePayloads)
+	cn    int    // completion payload length while pktCompleting
+	txid  uint64
+	want  bool // the sender asked for a completion
+	// restart: SetRestartable marked it (listed in Channel.restarts).
+	restart bool
+	ranges  []gpa.Range
+	pfns    []uint64
+	ctx     []byte
+	q       qitem
 }
 
 // Channel is the packet's channel.
@@ -91,6 +93,19 @@ func (p *Packet) Complete(payload []byte) {
 		c.sendMu.Unlock()
 		c.release(p)
 		return
+	}
+	if c.holdDone {
+		c.holdLocked(p, payload)
+		c.sendMu.Unlock()
+		return
+	}
+	if p.restart {
+		// Before the completion is written or queued, under sendMu: a
+		// save (which holds sendMu) sees the packet as still to do or
+		// as completed, never as both.
+		c.mu.Lock()
+		c.unrestartLocked(p)
+		c.mu.Unlock()
 	}
 	if c.qHead == nil {
 		err := ep.w.WriteCompletion(p.txid, payload)
@@ -218,6 +233,7 @@ func (c *Channel) Outstanding() int {
 // completion to be written) and wakes whoever waits for that.
 func (c *Channel) uncount(p *Packet) {
 	c.mu.Lock()
+	c.unrestartLocked(p)
 	c.outstanding--
 	idle, wake, ep := c.afterUncountLocked()
 	c.mu.Unlock()
@@ -227,6 +243,7 @@ func (c *Channel) uncount(p *Packet) {
 // release completes p's outstanding life and returns it to the pool.
 func (c *Channel) release(p *Packet) {
 	c.mu.Lock()
+	c.unrestartLocked(p)
 	p.state = pktFree
 	c.inFree = append(c.inFree, p)
 	c.outstanding--
@@ -247,6 +264,7 @@ func (c *Channel) retire(p *Packet, what string, fail bool) {
 	if fail {
 		c.stopRxLocked("the driver failed a packet (Fail)")
 	}
+	c.unrestartLocked(p)
 	p.state = pktFree
 	c.inFree = append(c.inFree, p)
 	c.outstanding--
@@ -256,10 +274,11 @@ func (c *Channel) retire(p *Packet, what string, fail bool) {
 }
 
 // afterUncountLocked says, after outstanding went down, whether a waitIdle
-// must hear of it and whether the receive loop waits for a packet object
-// or for the quota. Must hold mu.
+// must hear of it (a Pause waits for all but the restartable packets) and
+// whether the receive loop waits for a packet object or for the quota.
+// Must hold mu.
 func (c *Channel) afterUncountLocked() (idle, wake bool, ep *endpoint) {
-	idle = c.outstanding == 0 && c.idleWaiters > 0
+	idle = c.busyLocked() == 0 && c.idleWaiters > 0
 	wake = c.rxBlocked
 	c.rxBlocked = false
 	return idle, wake, c.ep

@@ -474,9 +474,11 @@ func (c *Channel) Release() {
 	}
 	ep, hc, post := c.ep, c.hc, c.rxHeldPost
 	c.rxHeld, c.rxHeldPost = false, false
+	c.redoLocked()
 	c.rxWant = true
 	c.rxRun.Store(true)
 	c.mu.Unlock()
+	c.resumeCompletions()
 	ep.in.Signal() //nolint:errcheck // see maybeActivate
 	if hc != nil && owed(hc.In, hc.Out) {
 		ep.out.Signal() //nolint:errcheck // see maybeActivate
@@ -568,6 +570,7 @@ func (c *Channel) worker(ctx context.Context) {
 				if wasRunning {
 					c.deactivate()
 				}
+				c.holdCompletions()
 				r.reply <- nil
 			case reqStart, reqStartHeld:
 				c.mu.Lock()
@@ -670,9 +673,11 @@ func (c *Channel) activate(held bool) {
 			c.mu.Unlock()
 			return
 		}
+		c.redoLocked()
 		c.rxWant = true
 		c.rxRun.Store(true)
 		c.mu.Unlock()
+		c.resumeCompletions()
 		ep.in.Signal() //nolint:errcheck // see below
 		return
 	}
@@ -687,10 +692,12 @@ func (c *Channel) activate(held bool) {
 		c.mu.Unlock()
 		return
 	}
+	c.redoLocked()
 	c.rxWant = true
 	c.rxRun.Store(true)
 	hc := c.hc
 	c.mu.Unlock()
+	c.resumeCompletions()
 	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
 	// A server's peer may be owed a signal: one lost with a predecessor
 	// process (reattach leaves it to this point), or one for packets
@@ -703,7 +710,8 @@ func (c *Channel) activate(held bool) {
 
 // deactivate stops the packets of a running channel: the receive loop
 // stops indicating, queued work is done, Suspend runs, and every indicated
-// packet is completed. On the worker.
+// packet is completed but the restartable ones (SetRestartable), which
+// closeOpen waits for as well. On the worker.
 func (c *Channel) deactivate() {
 	canSkip := !c.sendQueued()
 	c.mu.Lock()
@@ -732,7 +740,7 @@ func (c *Channel) deactivate() {
 	c.mu.Unlock()
 	c.drainWork()
 	c.runCallback(c.cfg.callbacks.Suspend)
-	c.waitIdle()
+	c.waitIdle(false)
 }
 
 // doQueuedWork does the work queued so far, for the worker's loop: what
@@ -762,9 +770,9 @@ func (c *Channel) drainWork() {
 	}
 }
 
-// waitIdle waits until no incoming packet is outstanding, doing work
-// (deferred packets) meanwhile.
-func (c *Channel) waitIdle() {
+// waitIdle waits until no incoming packet is outstanding (with all) or
+// none but restartable ones, doing work (deferred packets) meanwhile.
+func (c *Channel) waitIdle(all bool) {
 	c.mu.Lock()
 	c.idleWaiters++
 	c.mu.Unlock()
@@ -776,6 +784,9 @@ func (c *Channel) waitIdle() {
 	for {
 		c.mu.Lock()
 		n := c.outstanding
+		if !all {
+			n = c.busyLocked()
+		}
 		c.mu.Unlock()
 		if n == 0 {
 			return
@@ -809,6 +820,9 @@ func (c *Channel) closeOpen() bool {
 	c.unholdLocked()
 	c.mu.Unlock()
 	c.deactivate()
+	// Restartable packets too, also on a channel paused before: the
+	// driver may still complete them, and the pool is reset below.
+	c.waitIdle(true)
 	c.mu.Lock()
 	c.rxExit = true
 	c.mu.Unlock()
@@ -816,6 +830,7 @@ func (c *Channel) closeOpen() bool {
 	<-ep.rxDone
 	c.drainWork()
 	c.failOutgoing()
+	c.dropHeld()
 
 	for _, s := range subs {
 		select {
@@ -840,9 +855,12 @@ func (c *Channel) closeOpen() bool {
 	}
 	c.inFree = append(c.inFree[:0], c.inAll...)
 	for _, p := range c.inAll {
-		p.state = pktFree
+		p.state, p.restart = pktFree, false
 	}
 	c.outstanding = 0
+	clear(c.restarts)
+	c.restarts = c.restarts[:0]
+	c.redo = nil
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	c.sendEP = nil

@@ -24,6 +24,9 @@ const (
 	// KindChannelCompletion: a completion of an incoming packet, queued
 	// behind a full ring.
 	KindChannelCompletion savedstate.Kind = 0x0004
+	// KindChannelRestart: an incoming packet marked restartable that was
+	// still being processed, to indicate again after the restore.
+	KindChannelRestart savedstate.Kind = 0x0005
 )
 
 const identitySize = 36
@@ -244,9 +247,35 @@ func decodeCompletion(b []byte) (*completionRecord, error) {
 	return r, nil
 }
 
+// restartRecord is KindChannelRestart's body.
+type restartRecord struct {
+	TxID    uint64 `json:"transaction_id"`
+	Want    bool   `json:"completion_requested"`
+	Payload []byte `json:"payload"`
+}
+
+func (r *restartRecord) encode() []byte {
+	var e savedstate.Encoder
+	e.U64(r.TxID).Bool(r.Want).Bytes(r.Payload)
+	return e.Body()
+}
+
+func decodeRestart(b []byte) (*restartRecord, error) {
+	d := savedstate.NewDecoder(b)
+	r := &restartRecord{TxID: d.U64(), Want: d.Bool(), Payload: d.Bytes(MTU)}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	if wireLen(len(r.Payload), nil) > MTU {
+		return nil, savedstate.ErrInvalid
+	}
+	return r, nil
+}
+
 func init() {
 	savedstate.RegisterKind(KindChannelInfo, savedstate.KindInfo{Name: "channel-info", Describe: func(b []byte) (any, error) { return decodeInfo(b) }})
 	savedstate.RegisterKind(KindChannelMappings, savedstate.KindInfo{Name: "channel-mappings", Describe: func(b []byte) (any, error) { return decodeMappings(b) }})
 	savedstate.RegisterKind(KindChannelPacket, savedstate.KindInfo{Name: "channel-packet", Describe: func(b []byte) (any, error) { return decodePacket(b) }})
 	savedstate.RegisterKind(KindChannelCompletion, savedstate.KindInfo{Name: "channel-completion", Describe: func(b []byte) (any, error) { return decodeCompletion(b) }})
+	savedstate.RegisterKind(KindChannelRestart, savedstate.KindInfo{Name: "channel-restart", Describe: func(b []byte) (any, error) { return decodeRestart(b) }})
 }

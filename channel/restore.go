@@ -22,6 +22,7 @@ type restoredState struct {
 	order   []restoredItem // the send queue in order
 	flight  []*OutPacket   // packets in the ring waiting for completions
 	claimed map[uint32]*OutPacket
+	redo    []*restartRecord // restartable packets to indicate again
 }
 
 // restoredItem is one send-queue entry: a packet or a completion.
@@ -37,6 +38,7 @@ type parsedChannel struct {
 	packets []*packetRecord
 	comps   []*completionRecord
 	order   []int // send-queue order: index into packets (>= 0) or ^index into comps
+	redo    []*restartRecord
 }
 
 // RestoreFromBuffer restores the channel from a saved state (KMCL
@@ -123,6 +125,9 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 	pc := &parsedChannel{}
 	for i, r := range recs {
 		var err error
+		if len(pc.redo) > 0 && (r.Kind == KindChannelPacket || r.Kind == KindChannelCompletion) {
+			return nil, invalidf("%s record at %d after a restart record", savedstate.KindName(r.Kind), i+1)
+		}
 		switch r.Kind {
 		case KindChannelInfo:
 			if i != 0 {
@@ -151,6 +156,14 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 				pc.order = append(pc.order, ^len(pc.comps))
 				pc.comps = append(pc.comps, cr)
 			}
+		case KindChannelRestart:
+			var rr *restartRecord
+			if rr, err = decodeRestart(r.Body); err == nil {
+				if len(rr.Payload) > c.cfg.maxPacketSize {
+					err = invalidf("a restartable packet of %d bytes, the channel takes %d", len(rr.Payload), c.cfg.maxPacketSize)
+				}
+				pc.redo = append(pc.redo, rr)
+			}
 		default:
 			if r.Critical() {
 				return nil, invalidf("critical record of unknown kind %#x", uint16(r.Kind))
@@ -172,14 +185,14 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 	if info.ServerFlags&^uint32(ServerForceNewChannel) != uint32(c.cfg.serverFlags&^ServerForceNewChannel) {
 		return nil, invalidf("saved with server flags %#x, the channel has %#x", info.ServerFlags, uint32(c.cfg.serverFlags))
 	}
-	if info.Open == nil && (len(pc.packets) > 0 || len(pc.comps) > 0 || len(pc.mapped) > 0) {
+	if info.Open == nil && (len(pc.packets) > 0 || len(pc.comps) > 0 || len(pc.redo) > 0 || len(pc.mapped) > 0) {
 		return nil, invalidf("packets or mappings on a channel that was not open")
 	}
 	if info.Open != nil && info.Open.ChannelID != info.ChannelID {
 		return nil, invalidf("open parameters of channel %d on channel %d", info.Open.ChannelID, info.ChannelID)
 	}
-	if len(pc.comps) > c.cfg.maxPacketCount {
-		return nil, invalidf("%d queued completions, the channel holds %d incoming packets", len(pc.comps), c.cfg.maxPacketCount)
+	if len(pc.comps)+len(pc.redo) > c.cfg.maxPacketCount {
+		return nil, invalidf("%d queued completions and %d restartable packets, the channel holds %d incoming packets", len(pc.comps), len(pc.redo), c.cfg.maxPacketCount)
 	}
 	// Packets: queued ones in queue order, then in-flight ones by slot.
 	slots := make(map[uint32]bool, len(pc.packets))
@@ -270,7 +283,7 @@ func (c *Channel) checkHost(pc *parsedChannel) error {
 // restore-packet callback brings each packet back, and the result waits
 // for Enable.
 func (c *Channel) apply(pc *parsedChannel) error {
-	st := &restoredState{info: pc.info, mapped: pc.mapped, claimed: make(map[uint32]*OutPacket)}
+	st := &restoredState{info: pc.info, mapped: pc.mapped, claimed: make(map[uint32]*OutPacket), redo: pc.redo}
 	c.sendMu.Lock()
 	for _, p := range pc.packets {
 		s := p.Lib.Slot
@@ -448,6 +461,7 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 	for _, id := range st.mapped {
 		c.mapped[id], c.remap[id] = true, true
 	}
+	c.redo = st.redo // indicated when the channel goes live
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	for _, it := range st.order {

@@ -129,11 +129,14 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	sort.Slice(mapped, func(i, j int) bool { return mapped[i] < mapped[j] })
 
 	// The send queue in order (packets and completions), then the
-	// packets in the ring waiting for a completion, by slot. Queued
-	// payloads are copied: the packet keeps its buffer.
+	// completions held while paused (they join the queue's tail at
+	// Start), then the packets in the ring waiting for a completion, by
+	// slot, then the restartable packets still to do. Queued payloads are
+	// copied: the packet keeps its buffer.
 	var pkts []pktSnap
 	var order []int // index into pkts, or ^index into comps
 	var comps []completionRecord
+	var restarts []*restartRecord
 	c.sendMu.Lock()
 	info.TxSeq = c.txSeq
 	for q := c.qHead; q != nil; q = q.next {
@@ -147,6 +150,18 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 			comps = append(comps, completionRecord{TxID: q.in.txid, Payload: bytes.Clone(q.in.buf[:q.in.cn])})
 		}
 	}
+	for _, in := range c.held {
+		order = append(order, ^len(comps))
+		comps = append(comps, completionRecord{TxID: in.txid, Payload: bytes.Clone(in.buf[:in.cn])})
+	}
+	// Under sendMu as well, which a restartable packet's completion takes
+	// before it is written or held: each is to do or completed, once.
+	c.mu.Lock()
+	for _, p := range c.restarts {
+		restarts = append(restarts, &restartRecord{TxID: p.txid, Want: p.want, Payload: bytes.Clone(p.buf[:p.n])})
+	}
+	restarts = append(restarts, c.redo...) // restored, not live yet
+	c.mu.Unlock()
 	for _, p := range c.outSlots {
 		if p != nil && p != reservedSlot && p.c == c && p.state == outInFlight {
 			order = append(order, len(pkts))
@@ -178,6 +193,9 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 		arena = binary.LittleEndian.AppendUint32(arena, uint32(len(vsp)))
 		arena = append(arena, vsp...)
 		recs = append(recs, savedstate.Record{Kind: KindChannelPacket, Flags: savedstate.FlagCritical, Body: arena[start:len(arena):len(arena)]})
+	}
+	for _, r := range restarts {
+		recs = append(recs, savedstate.Record{Kind: KindChannelRestart, Flags: savedstate.FlagCritical, Body: r.encode()})
 	}
 	recs[0] = savedstate.Record{Kind: KindChannelInfo, Flags: savedstate.FlagCritical, Body: info.encode()}
 	return recs, nil

@@ -356,9 +356,11 @@ func TestGoldenChannelState(t *testing.T) {
 // FuzzRestoreFromBuffer feeds arbitrary chunks to RestoreFromBuffer: it
 // must never panic, and a refused state leaves the channel unchanged.
 func FuzzRestoreFromBuffer(f *testing.F) {
-	if golden, err := os.ReadFile(filepath.Join("testdata", "golden", "channel-v1.state")); err == nil {
-		f.Add(golden, uint16(0))
-		f.Add(golden, uint16(200))
+	for _, name := range []string{"channel-v1.state", "channel-restart-v1.state"} {
+		if golden, err := os.ReadFile(filepath.Join("testdata", "golden", name)); err == nil {
+			f.Add(golden, uint16(0))
+			f.Add(golden, uint16(200))
+		}
 	}
 	r := newRig(f)
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
