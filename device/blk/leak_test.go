@@ -19,9 +19,17 @@ type rig struct {
 	cl   *guest.Client
 	d    *Disk
 	file *os.File
+	h    *host.Host
+	wg   sync.WaitGroup // ServeConn
 }
 
 func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig {
+	return newRigWith(t, size, scfg, ccfg, nil)
+}
+
+// newRigWith is newRig whose server serves wrap(file) (the file itself if
+// wrap is nil).
+func newRigWith(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig, wrap func(*os.File) Backend) *rig {
 	t.Helper()
 	r := &rig{}
 	f, err := os.CreateTemp(t.TempDir(), "disk")
@@ -33,9 +41,13 @@ func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig
 	}
 	r.file = f
 	scfg.Size = size
+	var be Backend = f
+	if wrap != nil {
+		be = wrap(f)
+	}
 	srvs := make(chan *Server, 1)
-	h := host.New(host.Config{OnGuest: func(g *host.Guest) {
-		s, err := NewServer(g, f, scfg)
+	r.h = host.New(host.Config{OnGuest: func(g *host.Guest) {
+		s, err := NewServer(g, be, scfg)
 		if err != nil {
 			t.Error(err)
 		}
@@ -45,11 +57,10 @@ func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	r.wg.Add(1)
 	go func() {
-		defer wg.Done()
-		h.ServeConn(hc)
+		defer r.wg.Done()
+		r.h.ServeConn(hc)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -66,8 +77,8 @@ func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig
 			r.srv.Close()
 		}
 		r.cl.Close()
-		h.Close()
-		wg.Wait()
+		r.h.Close()
+		r.wg.Wait()
 		f.Close()
 	})
 	if r.srv == nil {

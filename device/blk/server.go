@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/guestmem"
@@ -34,7 +35,16 @@ type Server struct {
 	ch  *channel.Channel
 	be  Backend
 	cfg ServerConfig
+	// flushes feeds the flusher goroutine, which Close ends (flushed
+	// closes then); it holds every packet the channel may have
+	// outstanding, so a send never blocks the worker.
+	flushes   chan *channel.Packet
+	flushed   chan struct{}
+	closeOnce sync.Once
 }
+
+// maxPackets is the requests a server's channel may have outstanding.
+const maxPackets = 64
 
 // NewServer offers a blk channel serving be to guest g and starts it.
 // Close rescinds it; be stays the caller's.
@@ -62,7 +72,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger
 	}
-	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg}
+	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg, flushes: make(chan *channel.Packet, maxPackets), flushed: make(chan struct{})}
 	err := firstErr(
 		s.ch.SetGuest(g),
 		s.ch.SetInterface(InterfaceType, cfg.Instance),
@@ -71,7 +81,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 		// up to this size; a longer packet is malformed to the channel
 		// layer, which stops the channel (docs/BLK.md).
 		s.ch.SetMaxPacketSize(MaxPacket),
-		s.ch.SetMaxPacketCount(64),
+		s.ch.SetMaxPacketCount(maxPackets),
 		// A transfer's pages: one more than its length needs, for a
 		// buffer that starts inside a page.
 		s.ch.SetMaxExternalData(int(cfg.MaxTransfer), int(cfg.MaxTransfer)/pageSize+1),
@@ -92,22 +102,76 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 		s.ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, err
 	}
+	go s.flusher()
 	return s, nil
 }
 
 // Channel is the server channel, for state queries.
 func (s *Server) Channel() *channel.Channel { return s.ch }
 
-// Close rescinds the channel and waits until it is torn down. It is
-// idempotent.
-func (s *Server) Close() error { return s.ch.Cleanup() }
+// Close rescinds the channel and waits until it is torn down, flushes in
+// progress included. It is idempotent.
+func (s *Server) Close() error {
+	err := s.ch.Cleanup() // waits for every request, flushes too
+	s.closeOnce.Do(func() { close(s.flushes) })
+	<-s.flushed
+	return err
+}
 
 // process serves one request on the channel's worker goroutine. Every
-// request is completed, with an error status if it is bad.
+// request is completed, with an error status if it is bad. A FLUSH goes
+// to the flusher instead, marked restartable: its fsync may take as long
+// as the disk likes, and neither the requests behind it nor a pause for
+// servicing need to wait for it (a successor flushes again).
 func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
+	external := flags&channel.PacketFlagExternalData != 0
+	if req, st := ParseRequest(payload); st == StatusOK && req.Op == OpFlush && !external && req.Offset == 0 && req.Length == 0 {
+		if p.SetRestartable() == nil { // it has no external data: cannot fail
+			s.flushes <- p // room for every outstanding packet: never blocks
+			return
+		}
+	}
 	var out [ResponseSize]byte
-	s.serve(p, payload, flags&channel.PacketFlagExternalData != 0).Marshal(out[:])
+	s.serve(p, payload, external).Marshal(out[:])
 	p.Complete(out[:])
+}
+
+// flusher carries out FLUSH requests until Close. The requests that come
+// while one fsync runs share the next: each was received before that
+// fsync started, so it covers every WRITE completed before the request.
+func (s *Server) flusher() {
+	defer close(s.flushed)
+	batch := make([]*channel.Packet, 0, maxPackets)
+	for p := range s.flushes {
+		batch = append(batch[:0], p)
+	more:
+		for {
+			select {
+			case q, ok := <-s.flushes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, q)
+			default:
+				break more
+			}
+		}
+		var out [ResponseSize]byte
+		s.sync().Marshal(out[:])
+		for _, q := range batch {
+			q.Complete(out[:])
+		}
+		clear(batch)
+	}
+}
+
+// sync makes the backend durable: a FLUSH's response.
+func (s *Server) sync() Response {
+	if err := s.be.Sync(); err != nil {
+		s.cfg.Logger.Warn("blk flush", "err", err)
+		return Response{Status: StatusIOError}
+	}
+	return Response{}
 }
 
 // serve checks and carries out one request.
@@ -121,12 +185,8 @@ func (s *Server) serve(p *channel.Packet, payload []byte, external bool) Respons
 		if external || req.Offset != 0 || req.Length != 0 {
 			return Response{Status: StatusBadRequest}
 		}
-		if req.Op == OpFlush {
-			if err := s.be.Sync(); err != nil {
-				s.cfg.Logger.Warn("blk flush", "err", err)
-				return Response{Status: StatusIOError}
-			}
-			return Response{}
+		if req.Op == OpFlush { // process hands valid ones to the flusher
+			return s.sync()
 		}
 		var fl uint32
 		if s.cfg.ReadOnly {

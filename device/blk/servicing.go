@@ -10,11 +10,13 @@ import (
 const SaveChunkSize = 256 << 10
 
 // Pause stops the server's requests and waits until every request
-// indicated so far was carried out and completed: the blk VSP keeps no
-// state of its own between requests (each is served whole on the
-// channel's worker, its response queued as the packet's completion), so
-// after Pause everything a successor needs is in the channel's state and
-// the backend. Start resumes.
+// indicated so far was carried out and completed, but a FLUSH still
+// waiting for its fsync: the blk VSP keeps no state of its own between
+// requests (each is served whole on the channel's worker, its response
+// queued as the packet's completion), and a FLUSH is restartable
+// (channel.Packet.SetRestartable), saved as still to do and flushed again
+// by the successor. So after Pause everything a successor needs is in the
+// channel's state and the backend. Start resumes.
 func (s *Server) Pause() error { return s.ch.Pause() }
 
 // StopIndications is the first half of Pause (channel.StopIndications):

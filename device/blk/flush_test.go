@@ -1,0 +1,172 @@
+package blk
+
+import (
+	"bytes"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+)
+
+// slowDisk is a file whose Sync waits until gate closes (a disk that takes
+// its time), counting the calls begun.
+type slowDisk struct {
+	*os.File
+	gate  chan struct{}
+	open  sync.Once
+	syncs atomic.Int32
+}
+
+func newSlowDisk(f *os.File) *slowDisk { return &slowDisk{File: f, gate: make(chan struct{})} }
+
+func (d *slowDisk) Sync() error {
+	d.syncs.Add(1)
+	<-d.gate
+	return d.File.Sync()
+}
+
+func (d *slowDisk) release() { d.open.Do(func() { close(d.gate) }) }
+
+// TestFlushAcrossServicing: a FLUSH waiting for its fsync does not hold up
+// the server's Pause; the save records it; the successor's server flushes
+// its backend again and answers it, once; the old fsync's end reaches the
+// guest not at all.
+func TestFlushAcrossServicing(t *testing.T) {
+	leakcheck.Check(t)
+	var old *slowDisk
+	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
+		old = newSlowDisk(f)
+		return old
+	})
+	defer old.release() // before the cleanups, which wait for it
+	data := pattern(8192, 7)
+	if _, err := r.d.WriteAt(data, 4096); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 2)
+	go func() { flushed <- r.d.Flush() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for old.syncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush never reached the backend")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	paused := make(chan error, 1)
+	go func() { paused <- r.srv.Pause() }()
+	select {
+	case err := <-paused:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pause waited for the fsync")
+	}
+	saved, err := r.h.SaveGuests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownSaved(t, saved)
+	chunks, err := r.srv.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old fsync ends now, in the old host: nothing reaches the guest.
+	old.release()
+	r.h.Close()
+	r.wg.Wait()
+	if err := r.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-flushed:
+		t.Fatalf("the flush returned (%v) before the restore", err)
+	default:
+	}
+
+	fresh := &slowDisk{File: r.file, gate: make(chan struct{})}
+	fresh.release()
+	h2, guests, err := host.Restore(host.Config{}, saved)
+	for i := range saved {
+		saved[i].Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.h = h2
+	r.srv, err = RestoreServer(guests[0], fresh, ServerConfig{Size: 1 << 20}, chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.Resume()
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("flush after the restore: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flush saved at the pause was not answered after the restore")
+	}
+	if n := fresh.syncs.Load(); n != 1 {
+		t.Fatalf("the successor synced %d times, want the saved flush once", n)
+	}
+	got := make([]byte, len(data))
+	if _, err := r.d.ReadAt(got, 4096); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read after the restore: %v", err)
+	}
+	if err := r.d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-flushed:
+		t.Fatalf("a second answer to the first flush (%v)", err)
+	default:
+	}
+}
+
+// TestFlushesShareAnFsync: flushes that come while one fsync runs are all
+// answered by the next one, not one fsync each.
+func TestFlushesShareAnFsync(t *testing.T) {
+	leakcheck.Check(t)
+	var disk *slowDisk
+	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
+		disk = newSlowDisk(f)
+		return disk
+	})
+	defer disk.release()
+	const n = 6
+	errs := make(chan error, n)
+	go func() { errs <- r.d.Flush() }()
+	for disk.syncs.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range n - 1 {
+		go func() { errs <- r.d.Flush() }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.srv.Channel().Outstanding() < n { // all at the server, behind the first fsync
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d flushes reached the server", r.srv.Channel().Outstanding(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	disk.release()
+	for range n {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a flush was not answered")
+		}
+	}
+	if got := disk.syncs.Load(); got != 2 {
+		t.Fatalf("%d fsyncs for %d flushes, want 2 (the first, then one for the rest)", got, n)
+	}
+}
