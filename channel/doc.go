@@ -104,11 +104,13 @@
 // (SaveBegin, SaveContinue, SaveEnd; RestoreFromBuffer) in the container
 // of package savedstate; docs/SAVED_STATE.md documents every record.
 // Save runs on a channel that is not running (Pause first: no incoming
-// packet is outstanding then) and keeps only logical state: ids, open
+// packet is outstanding then, but those the driver marked restartable,
+// Packet.SetRestartable) and keeps only logical state: ids, open
 // parameters, which GPADLs were mapped, the send queue in order (packets
 // with their payloads, completions waiting for ring space), the packets in
-// the ring awaiting completions, the transaction id sequence, and the
-// VSP's bytes per packet (SetSavePacketCallbacks). The rings stay in guest
+// the ring awaiting completions, the transaction id sequence, the VSP's
+// bytes per packet (SetSavePacketCallbacks), and the restartable packets
+// still to do, which the restored channel indicates again. The rings stay in guest
 // memory: a restore re-reads and checks their indices when the channel
 // re-attaches. Restore goes into a configured, disabled channel before
 // Enable; Enable re-attaches it to the channel the restored host
