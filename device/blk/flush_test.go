@@ -170,3 +170,52 @@ func TestFlushesShareAnFsync(t *testing.T) {
 		t.Fatalf("%d fsyncs for %d flushes, want 2 (the first, then one for the rest)", got, n)
 	}
 }
+
+// TestNoFsyncWhilePaused: a FLUSH waiting behind a running fsync when the
+// server pauses does not get an fsync of its own until Start (a
+// servicing's exec would wait for it), and is answered after Start.
+func TestNoFsyncWhilePaused(t *testing.T) {
+	leakcheck.Check(t)
+	var disk *slowDisk
+	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
+		disk = newSlowDisk(f)
+		return disk
+	})
+	defer disk.release()
+	errs := make(chan error, 2)
+	go func() { errs <- r.d.Flush() }()
+	for disk.syncs.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { errs <- r.d.Flush() }()
+	for r.srv.Channel().Outstanding() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := r.srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	disk.release() // the first fsync ends; its answer is held
+	for r.srv.Channel().Outstanding() > 1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // time enough for a flusher that does not park to begin the next fsync
+	if n := disk.syncs.Load(); n != 1 {
+		t.Fatalf("%d fsyncs while paused, want only the one under way at the pause", n)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a flush was not answered after Start")
+		}
+	}
+	if n := disk.syncs.Load(); n != 2 {
+		t.Fatalf("%d fsyncs, want 2", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/guestmem"
@@ -41,6 +42,13 @@ type Server struct {
 	flushes   chan *channel.Packet
 	flushed   chan struct{}
 	closeOnce sync.Once
+	// hold parks the flusher before its next fsync while the server is
+	// paused (StopIndications or Pause until Start or Close): the FLUSHes
+	// it has are saved as still to do, and an fsync begun after the pause
+	// would only delay a servicing's exec, which waits for every thread
+	// of the process to leave its system call. kick wakes it.
+	hold atomic.Bool
+	kick chan struct{}
 }
 
 // maxPackets is the requests a server's channel may have outstanding.
@@ -72,7 +80,7 @@ func newServer(g *host.Guest, be Backend, cfg ServerConfig, chunks [][]byte, res
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger
 	}
-	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg, flushes: make(chan *channel.Packet, maxPackets), flushed: make(chan struct{})}
+	s := &Server{ch: channel.NewServer(), be: be, cfg: cfg, flushes: make(chan *channel.Packet, maxPackets), flushed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	err := firstErr(
 		s.ch.SetGuest(g),
 		s.ch.SetInterface(InterfaceType, cfg.Instance),
@@ -112,6 +120,7 @@ func (s *Server) Channel() *channel.Channel { return s.ch }
 // Close rescinds the channel and waits until it is torn down, flushes in
 // progress included. It is idempotent.
 func (s *Server) Close() error {
+	s.resumeFlushes()     // Cleanup waits for the flushes the flusher holds
 	err := s.ch.Cleanup() // waits for every request, flushes too
 	s.closeOnce.Do(func() { close(s.flushes) })
 	<-s.flushed
@@ -156,12 +165,27 @@ func (s *Server) flusher() {
 				break more
 			}
 		}
+		for s.hold.Load() {
+			<-s.kick
+		}
 		var out [ResponseSize]byte
 		s.sync().Marshal(out[:])
 		for _, q := range batch {
 			q.Complete(out[:])
 		}
 		clear(batch)
+	}
+}
+
+// holdFlushes parks the flusher before its next fsync; resumeFlushes lets
+// it go on.
+func (s *Server) holdFlushes() { s.hold.Store(true) }
+
+func (s *Server) resumeFlushes() {
+	s.hold.Store(false)
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -16,17 +16,29 @@ const SaveChunkSize = 256 << 10
 // queued as the packet's completion), and a FLUSH is restartable
 // (channel.Packet.SetRestartable), saved as still to do and flushed again
 // by the successor. So after Pause everything a successor needs is in the
-// channel's state and the backend. Start resumes.
-func (s *Server) Pause() error { return s.ch.Pause() }
+// channel's state and the backend. No fsync starts while the server is
+// paused (an fsync under way when a servicing execs would hold up the
+// exec). Start resumes.
+func (s *Server) Pause() error {
+	s.holdFlushes()
+	return s.ch.Pause()
+}
 
 // StopIndications is the first half of Pause (channel.StopIndications):
 // it stops the server's packets at once without waiting. Pause (or Start)
 // must follow; a host pausing many servers stops them all first.
-func (s *Server) StopIndications() { s.ch.StopIndications() }
+func (s *Server) StopIndications() {
+	s.holdFlushes()
+	s.ch.StopIndications()
+}
 
 // Start lets requests flow again after Pause (a servicing that failed
 // before the exec resumes the old server this way).
-func (s *Server) Start() error { return s.ch.Start() }
+func (s *Server) Start() error {
+	err := s.ch.Start()
+	s.resumeFlushes()
+	return err
+}
 
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
