@@ -53,9 +53,11 @@ shorter blackout. The command then runs as a supervisor that keeps its pid,
 passes SIGHUP, SIGINT and SIGTERM to the current host process and exits
 with its status. --rt-blackout runs each blackout at real-time priority
 (SCHED_FIFO; needs CAP_SYS_NICE), so that woken guests do not preempt the
-host until every channel runs again. The echo channels take successive
-instances 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the
-order given; a guest tells them apart by instance. --state-file keeps the last
+host until every channel runs again; with 64 channels under load,
+--servicing spawn --rt-blackout keeps the blackout within 20 ms (README,
+Servicing). The echo channels take successive instances
+00000000-0000-0000-0000-000000000001, ...0002 and so on, in the order
+given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
