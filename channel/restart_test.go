@@ -241,18 +241,27 @@ func TestRestartableAcrossServicing(t *testing.T) {
 	}
 }
 
+// pausedPair is a rig's server (f's process) and client, the server
+// paused while f holds the restartable packet the client sent with
+// payload.
+func pausedPair(t *testing.T, f *slowFlush, payload string) (*Channel, *completions) {
+	t.Helper()
+	r := newRig(t)
+	s, cl := r.pair(t, f.process, ignore, StateCallbacks{}, StateCallbacks{})
+	cs := &completions{}
+	cs.send(t, cl, payload)
+	eventually(t, "indicated", func() bool { return len(f.indicated()) == 1 })
+	pauseWithin(t, s, 5*time.Second)
+	return s, cs
+}
+
 // TestRestartableHeldUntilStart: without a servicing, a restartable
 // packet completed while the channel is paused is held and sent at Start.
 func TestRestartableHeldUntilStart(t *testing.T) {
 	leakcheck.Check(t)
-	r := newRig(t)
 	f := newSlowFlush("-done")
 	defer f.release() // before the cleanups: a failed test must not leave Cleanup waiting
-	s, cl := r.pair(t, f.process, ignore, StateCallbacks{}, StateCallbacks{})
-	var cs completions
-	cs.send(t, cl, "R9______")
-	eventually(t, "indicated", func() bool { return len(f.indicated()) == 1 })
-	pauseWithin(t, s, 5*time.Second)
+	s, cs := pausedPair(t, f, "R9______")
 	before := s.Stats().PacketsOut
 	f.release()
 	f.wg.Wait()
@@ -271,14 +280,9 @@ func TestRestartableHeldUntilStart(t *testing.T) {
 // under the driver.
 func TestRestartableCloseWaits(t *testing.T) {
 	leakcheck.Check(t)
-	r := newRig(t)
 	f := newSlowFlush("")
 	defer f.release() // before the cleanups: a failed test must not leave Cleanup waiting
-	s, cl := r.pair(t, f.process, ignore, StateCallbacks{}, StateCallbacks{})
-	var cs completions
-	cs.send(t, cl, "R1______")
-	eventually(t, "indicated", func() bool { return len(f.indicated()) == 1 })
-	pauseWithin(t, s, 5*time.Second)
+	s, _ := pausedPair(t, f, "R1______")
 	var closed atomic.Bool
 	done := make(chan error, 1)
 	go func() {
@@ -344,17 +348,7 @@ func TestGoldenRestartState(t *testing.T) {
 		f.s.h.Close() // parked by the save: the guest's channels close without it
 		f.s.wg.Wait()
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	n := configure(t, nil, newVSP(), echo)
-	b, recs, err := savedstate.Parse(want, savedstate.Limits{})
-	must(t, err)
-	pc, err := n.parseState(b, recs, false)
-	if err != nil {
-		t.Fatalf("golden state does not check: %v", err)
-	}
+	pc, recs := checkGolden(t, path)
 	if len(pc.redo) != 1 || string(pc.redo[0].Payload) != "R1______" || !pc.redo[0].Want {
 		t.Fatalf("restart records %+v", pc.redo)
 	}

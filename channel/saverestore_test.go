@@ -328,17 +328,7 @@ func TestGoldenChannelState(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		must(t, os.WriteFile(path, f.state, 0o644))
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	n := configure(t, nil, newVSP(), echo)
-	b, recs, err := savedstate.Parse(want, savedstate.Limits{})
-	must(t, err)
-	pc, err := n.parseState(b, recs, false)
-	if err != nil {
-		t.Fatalf("golden state does not check: %v", err)
-	}
+	pc, recs := checkGolden(t, path)
 	if len(pc.packets) != 70 {
 		t.Fatalf("%d packets", len(pc.packets))
 	}
@@ -351,6 +341,24 @@ func TestGoldenChannelState(t *testing.T) {
 			t.Fatalf("%s: %v", info.Name, err)
 		}
 	}
+}
+
+// checkGolden reads the golden state at path and checks it as a channel
+// configured alike would, without a host.
+func checkGolden(t *testing.T, path string) (*parsedChannel, []savedstate.Record) {
+	t.Helper()
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	n := configure(t, nil, newVSP(), echo)
+	b, recs, err := savedstate.Parse(want, savedstate.Limits{})
+	must(t, err)
+	pc, err := n.parseState(b, recs, false)
+	if err != nil {
+		t.Fatalf("golden state does not check: %v", err)
+	}
+	return pc, recs
 }
 
 // FuzzRestoreFromBuffer feeds arbitrary chunks to RestoreFromBuffer: it

@@ -31,6 +31,33 @@ func (d *slowDisk) Sync() error {
 
 func (d *slowDisk) release() { d.open.Do(func() { close(d.gate) }) }
 
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// answered waits for n flushes to return, each without an error.
+func answered(t *testing.T, errs <-chan error, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a flush was not answered")
+		}
+	}
+}
+
 // TestFlushAcrossServicing: a FLUSH waiting for its fsync does not hold up
 // the server's Pause; the save records it; the successor's server flushes
 // its backend again and answers it, once; the old fsync's end reaches the
@@ -49,13 +76,7 @@ func TestFlushAcrossServicing(t *testing.T) {
 	}
 	flushed := make(chan error, 2)
 	go func() { flushed <- r.d.Flush() }()
-	deadline := time.Now().Add(5 * time.Second)
-	for old.syncs.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the flush never reached the backend")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the flush at the backend", func() bool { return old.syncs.Load() > 0 })
 
 	paused := make(chan error, 1)
 	go func() { paused <- r.srv.Pause() }()
@@ -142,30 +163,14 @@ func TestFlushesShareAnFsync(t *testing.T) {
 	const n = 6
 	errs := make(chan error, n)
 	go func() { errs <- r.d.Flush() }()
-	for disk.syncs.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first fsync", func() bool { return disk.syncs.Load() > 0 })
 	for range n - 1 {
 		go func() { errs <- r.d.Flush() }()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for r.srv.Channel().Outstanding() < n { // all at the server, behind the first fsync
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d flushes reached the server", r.srv.Channel().Outstanding(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// All at the server, behind the first fsync.
+	waitFor(t, "every flush at the server", func() bool { return r.srv.Channel().Outstanding() == n })
 	disk.release()
-	for range n {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a flush was not answered")
-		}
-	}
+	answered(t, errs, n)
 	if got := disk.syncs.Load(); got != 2 {
 		t.Fatalf("%d fsyncs for %d flushes, want 2 (the first, then one for the rest)", got, n)
 	}
@@ -184,20 +189,14 @@ func TestNoFsyncWhilePaused(t *testing.T) {
 	defer disk.release()
 	errs := make(chan error, 2)
 	go func() { errs <- r.d.Flush() }()
-	for disk.syncs.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first fsync", func() bool { return disk.syncs.Load() > 0 })
 	go func() { errs <- r.d.Flush() }()
-	for r.srv.Channel().Outstanding() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "both flushes at the server", func() bool { return r.srv.Channel().Outstanding() == 2 })
 	if err := r.srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	disk.release() // the first fsync ends; its answer is held
-	for r.srv.Channel().Outstanding() > 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first answer held", func() bool { return r.srv.Channel().Outstanding() == 1 })
 	time.Sleep(50 * time.Millisecond) // time enough for a flusher that does not park to begin the next fsync
 	if n := disk.syncs.Load(); n != 1 {
 		t.Fatalf("%d fsyncs while paused, want only the one under way at the pause", n)
@@ -205,16 +204,7 @@ func TestNoFsyncWhilePaused(t *testing.T) {
 	if err := r.srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a flush was not answered after Start")
-		}
-	}
+	answered(t, errs, 2)
 	if n := disk.syncs.Load(); n != 2 {
 		t.Fatalf("%d fsyncs, want 2", n)
 	}
