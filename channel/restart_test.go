@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/gpa"
-	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/savedstate"
 )
@@ -207,16 +206,8 @@ func TestRestartableAcrossServicing(t *testing.T) {
 	if after := s.server.Stats().PacketsOut; after != before {
 		t.Fatalf("the paused channel wrote %d packets after its save", after-before)
 	}
-	s.h.Close()
-	s.wg.Wait()
-	must(t, s.server.Cleanup())
-
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
-	must(t, err)
-	s.h, s.g = h2, guests[0]
+	s.successor(t, saved)
+	h2 := s.h
 	fresh := newSlowFlush("-new")
 	defer fresh.release() // before the cleanups: a failed test must not leave Cleanup waiting
 	fresh.release()       // the new disk is quick

@@ -79,17 +79,9 @@ func newFixture(t *testing.T, n int) *fixture {
 	ownSaved(t, saved)
 	var buf bytes.Buffer
 	must(t, s.server.Save(&buf))
-	s.h.Close()
-	s.wg.Wait()
-	must(t, s.server.Cleanup())
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
-	must(t, err)
-	s.h = h2
-	h2.Resume()
-	return &fixture{s: s, g: guests[0], state: buf.Bytes(), release: release}
+	s.successor(t, saved)
+	s.h.Resume()
+	return &fixture{s: s, g: s.g, state: buf.Bytes(), release: release}
 }
 
 func records(t testing.TB, state []byte) []savedstate.Record {

@@ -153,6 +153,22 @@ func chunks(t testing.TB, c *Channel, sizes []int) [][]byte {
 	}
 }
 
+// successor ends the old host and server as a serviced process does
+// (nothing reaches the guest) and restores a host from saved, which it
+// closes: s.h and s.g are the restored host and guest, not yet resumed.
+func (s *svc) successor(t testing.TB, saved []host.SavedGuest) {
+	t.Helper()
+	s.h.Close()
+	s.wg.Wait()
+	must(t, s.server.Cleanup()) // the old process's object
+	h2, guests, err := host.Restore(host.Config{}, saved)
+	for i := range saved {
+		saved[i].Close()
+	}
+	must(t, err)
+	s.h, s.g = h2, guests[0]
+}
+
 // service pauses the server, saves the bus and the channel, closes the
 // old host without a word to the guest, restores a new one from
 // duplicated files and a new server channel from the chunks, and starts
@@ -165,15 +181,8 @@ func (s *svc) service(t *testing.T, v *vsp, process ProcessPacketFunc) (state []
 	ownSaved(t, saved)
 	parts := chunks(t, s.server, []int{100, 4096, 333, 1 << 16})
 	state = bytes.Join(parts, nil)
-	s.h.Close()
-	s.wg.Wait()
-	must(t, s.server.Cleanup()) // the old process's object: nothing reaches the guest
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
-	must(t, err)
-	s.h, s.g = h2, guests[0]
+	s.successor(t, saved)
+	h2 := s.h
 	n := configure(t, s.g, v, process)
 	for i, p := range parts {
 		err := n.RestoreFromBuffer(p)

@@ -31,6 +31,17 @@ func (d *slowDisk) Sync() error {
 
 func (d *slowDisk) release() { d.open.Do(func() { close(d.gate) }) }
 
+// newSlowRig is a rig whose server's disk is a slowDisk.
+func newSlowRig(t *testing.T) (*rig, *slowDisk) {
+	t.Helper()
+	var disk *slowDisk
+	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
+		disk = newSlowDisk(f)
+		return disk
+	})
+	return r, disk
+}
+
 // waitFor polls cond for up to 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -64,11 +75,7 @@ func answered(t *testing.T, errs <-chan error, n int) {
 // guest not at all.
 func TestFlushAcrossServicing(t *testing.T) {
 	leakcheck.Check(t)
-	var old *slowDisk
-	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
-		old = newSlowDisk(f)
-		return old
-	})
+	r, old := newSlowRig(t)
 	defer old.release() // before the cleanups, which wait for it
 	data := pattern(8192, 7)
 	if _, err := r.d.WriteAt(data, 4096); err != nil {
@@ -154,11 +161,7 @@ func TestFlushAcrossServicing(t *testing.T) {
 // answered by the next one, not one fsync each.
 func TestFlushesShareAnFsync(t *testing.T) {
 	leakcheck.Check(t)
-	var disk *slowDisk
-	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
-		disk = newSlowDisk(f)
-		return disk
-	})
+	r, disk := newSlowRig(t)
 	defer disk.release()
 	const n = 6
 	errs := make(chan error, n)
@@ -181,11 +184,7 @@ func TestFlushesShareAnFsync(t *testing.T) {
 // servicing's exec would wait for it), and is answered after Start.
 func TestNoFsyncWhilePaused(t *testing.T) {
 	leakcheck.Check(t)
-	var disk *slowDisk
-	r := newRigWith(t, 1<<20, ServerConfig{}, ClientConfig{}, func(f *os.File) Backend {
-		disk = newSlowDisk(f)
-		return disk
-	})
+	r, disk := newSlowRig(t)
 	defer disk.release()
 	errs := make(chan error, 2)
 	go func() { errs <- r.d.Flush() }()
