@@ -134,14 +134,18 @@ func (s *Server) Close() error {
 // servicing need to wait for it (a successor flushes again).
 func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
 	external := flags&channel.PacketFlagExternalData != 0
-	if req, st := ParseRequest(payload); st == StatusOK && req.Op == OpFlush && !external && req.Offset == 0 && req.Length == 0 {
-		if p.SetRestartable() == nil { // it has no external data: cannot fail
+	req, st := ParseRequest(payload)
+	resp := Response{Status: st}
+	if st == StatusOK {
+		if req.Op == OpFlush && !external && req.Offset == 0 && req.Length == 0 && p.SetRestartable() == nil {
+			// SetRestartable cannot fail here: no external data.
 			s.flushes <- p // room for every outstanding packet: never blocks
 			return
 		}
+		resp = s.serve(p, req, external)
 	}
 	var out [ResponseSize]byte
-	s.serve(p, payload, external).Marshal(out[:])
+	resp.Marshal(out[:])
 	p.Complete(out[:])
 }
 
@@ -198,12 +202,8 @@ func (s *Server) sync() Response {
 	return Response{}
 }
 
-// serve checks and carries out one request.
-func (s *Server) serve(p *channel.Packet, payload []byte, external bool) Response {
-	req, st := ParseRequest(payload)
-	if st != StatusOK {
-		return Response{Status: st}
-	}
+// serve checks and carries out one parsed request.
+func (s *Server) serve(p *channel.Packet, req Request, external bool) Response {
 	switch req.Op {
 	case OpIdentify, OpFlush:
 		if external || req.Offset != 0 || req.Length != 0 {
