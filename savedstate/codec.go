@@ -159,7 +159,9 @@ func (d *Decoder) Count(minSize int) int {
 }
 
 // Err is the first failure, and also fails if bytes are left over: a body
-// longer than its kind's layout is as wrong as a shorter one.
+// longer than its kind's layout is as wrong as a shorter one. Before the
+// last field is read there are always bytes left, so Err is for the end of
+// a body; Failed is what a loop over a body's elements tests.
 func (d *Decoder) Err() error {
 	if d.err != nil {
 		return d.err
@@ -169,6 +171,10 @@ func (d *Decoder) Err() error {
 	}
 	return nil
 }
+
+// Failed reports whether a read failed or a rule was found broken so far.
+// Unlike Err it does not count the bytes still to be read.
+func (d *Decoder) Failed() bool { return d.err != nil }
 
 // Fail records a rule the caller found broken, if none failed before.
 func (d *Decoder) Fail(format string, args ...any) {

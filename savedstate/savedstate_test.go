@@ -236,6 +236,30 @@ func TestDecoder(t *testing.T) {
 	}
 }
 
+// TestDecoderFailed: mid-body, Failed reports only a failure, while Err
+// also counts the bytes still to read; a loop over a body's elements
+// that tested Err would never run.
+func TestDecoderFailed(t *testing.T) {
+	d := NewDecoder([]byte{1, 2, 3, 4, 5})
+	d.U8()
+	if d.Failed() || d.Err() == nil {
+		t.Fatalf("mid-body: Failed %v, Err %v", d.Failed(), d.Err())
+	}
+	d.U32()
+	if d.Failed() || d.Err() != nil {
+		t.Fatalf("at the end: Failed %v, Err %v", d.Failed(), d.Err())
+	}
+	d.U8()
+	if !d.Failed() || !errors.Is(d.Err(), ErrInvalid) {
+		t.Fatalf("past the end: Failed %v, Err %v", d.Failed(), d.Err())
+	}
+	d = NewDecoder([]byte{1, 2})
+	d.Fail("a rule")
+	if !d.Failed() {
+		t.Fatal("Fail: not Failed")
+	}
+}
+
 // TestGoldenV1 keeps a format-1 state as a file: a release that changes
 // the format must still read it (go test -update rewrites it).
 func TestGoldenV1(t *testing.T) {
