@@ -164,7 +164,7 @@ func decodeLib(b []byte) (*libPacket, error) {
 		n = 0
 	}
 	pfns := 0
-	for i := 0; i < n && d.Err() == nil; i++ {
+	for i := 0; i < n && !d.Failed(); i++ {
 		r := gpa.Range{ByteCount: d.U32(), ByteOffset: d.U32()}
 		k := d.Count(8)
 		if pfns += k; pfns > maxSavedPFNs {
@@ -175,7 +175,7 @@ func decodeLib(b []byte) (*libPacket, error) {
 		for j := range r.PFNs {
 			r.PFNs[j] = d.U64()
 		}
-		if err := r.Validate(); err != nil && d.Err() == nil {
+		if err := r.Validate(); err != nil && !d.Failed() {
 			d.Fail("range %d: %v", i, err)
 		}
 		l.Ranges = append(l.Ranges, r)

@@ -30,6 +30,21 @@ type fixture struct {
 
 func newFixture(t *testing.T, n int) *fixture {
 	t.Helper()
+	return newFixtureWith(t, n, fixtureOpts{})
+}
+
+// fixtureOpts add to a fixture's traffic.
+type fixtureOpts struct {
+	// queue sends more from the server, after its n packets (so behind
+	// the ones queued) and before the pause.
+	queue func(s *Channel, v *vsp)
+	// client sees every packet the client is given, before it is held
+	// or completed, in ProcessPacket.
+	client func(p *Packet, payload []byte, flags PacketFlags)
+}
+
+func newFixtureWith(t *testing.T, n int, opts fixtureOpts) *fixture {
+	t.Helper()
 	s := newSvc(t)
 	old := newVSP()
 	s.server = configure(t, s.g, old, echo)
@@ -42,7 +57,10 @@ func newFixture(t *testing.T, n int) *fixture {
 	must(t, cl.SetClient(s.cl))
 	must(t, cl.SetInterface(testType, testInst))
 	must(t, cl.SetRingPages(3, 3))
-	must(t, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {
+	must(t, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, payload []byte, flags PacketFlags) {
+		if opts.client != nil {
+			opts.client(p, payload, flags)
+		}
 		mu.Lock()
 		if released {
 			mu.Unlock()
@@ -71,6 +89,9 @@ func newFixture(t *testing.T, n int) *fixture {
 		p.Context = seq
 		p.SetCompletion(old.done)
 		must(t, p.Send(bytes.Repeat([]byte{byte(seq)}, 600), SendWaitForCompletion))
+	}
+	if opts.queue != nil {
+		opts.queue(s.server, old)
 	}
 	eventually(t, "client holds packets", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) >= min(n, DefaultMaxPacketCount) })
 	must(t, s.server.Pause())
@@ -356,7 +377,7 @@ func checkGolden(t *testing.T, path string) (*parsedChannel, []savedstate.Record
 // FuzzRestoreFromBuffer feeds arbitrary chunks to RestoreFromBuffer: it
 // must never panic, and a refused state leaves the channel unchanged.
 func FuzzRestoreFromBuffer(f *testing.F) {
-	for _, name := range []string{"channel-v1.state", "channel-restart-v1.state"} {
+	for _, name := range []string{"channel-v1.state", "channel-restart-v1.state", "channel-external-v1.state"} {
 		if golden, err := os.ReadFile(filepath.Join("testdata", "golden", name)); err == nil {
 			f.Add(golden, uint16(0))
 			f.Add(golden, uint16(200))

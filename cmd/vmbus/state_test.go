@@ -99,3 +99,32 @@ func TestStateInspectLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestStateInspectRanges inspects a channel state whose send queue holds a
+// packet with external data (the channel package's golden file): the
+// packet's ranges are decoded and printed.
+func TestStateInspectRanges(t *testing.T) {
+	file := filepath.Join("..", "..", "channel", "testdata", "golden", "channel-external-v1.state")
+	var s stateJSON
+	if err := json.Unmarshal([]byte(mustCLI(t, "state", "inspect", file, "--json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	var ranges []any
+	for _, r := range s.Records {
+		body, _ := r.Body.(map[string]any)
+		lib, _ := body["library"].(map[string]any)
+		if rs, ok := lib["ranges"].([]any); ok && r.Kind == "channel-packet" {
+			ranges = append(ranges, rs...)
+		}
+	}
+	if len(ranges) != 2 {
+		t.Fatalf("%d ranges decoded, want the GPA-direct packet's 2: %+v", len(ranges), ranges)
+	}
+	first, _ := ranges[0].(map[string]any)
+	if first["ByteCount"] != float64(5000) || first["ByteOffset"] != float64(100) {
+		t.Fatalf("first range %+v", first)
+	}
+	if out := mustCLI(t, "state", "inspect", file); !strings.Contains(out, `"ranges":[{"ByteCount":5000,"ByteOffset":100,"PFNs":[10,11]}`) {
+		t.Fatalf("text output lacks the ranges:\n%s", out)
+	}
+}
