@@ -285,6 +285,11 @@ type Channel struct {
 	scratch  ring.OutPacket
 	st       stats // counters: see stats.go for who writes what
 
+	// txStopped: a server channel is paused or being saved, and nothing
+	// at all is written to its outgoing ring (paused.go). Under sendMu;
+	// it implies holdDone.
+	txStopped bool
+
 	// save/restore (save.go, restore.go), under mu
 	saver    *savedstate.Saver
 	saving   bool

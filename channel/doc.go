@@ -80,7 +80,10 @@
 // the receive goroutine (woken by that signal) writes the queue out. A
 // packet sent with SendWaitForCompletion completes when the peer's
 // completion with its transaction id arrives (id = send sequence << 32 |
-// packet slot, so a late completion never matches a reused packet).
+// packet slot, so a late completion never matches a reused packet). A
+// paused server channel, or one being saved, writes nothing to its ring
+// until Start: what it sends waits in the queue, which a save records
+// and a servicing's successor sends.
 //
 // # Goroutines and signals
 //

@@ -478,7 +478,7 @@ func (c *Channel) Release() {
 	c.rxWant = true
 	c.rxRun.Store(true)
 	c.mu.Unlock()
-	c.resumeCompletions()
+	c.resumeWrites()
 	ep.in.Signal() //nolint:errcheck // see maybeActivate
 	if hc != nil && owed(hc.In, hc.Out) {
 		ep.out.Signal() //nolint:errcheck // see maybeActivate
@@ -570,7 +570,7 @@ func (c *Channel) worker(ctx context.Context) {
 				if wasRunning {
 					c.deactivate()
 				}
-				c.holdCompletions()
+				c.stopWrites()
 				r.reply <- nil
 			case reqStart, reqStartHeld:
 				c.mu.Lock()
@@ -677,7 +677,7 @@ func (c *Channel) activate(held bool) {
 		c.rxWant = true
 		c.rxRun.Store(true)
 		c.mu.Unlock()
-		c.resumeCompletions()
+		c.resumeWrites()
 		ep.in.Signal() //nolint:errcheck // see below
 		return
 	}
@@ -697,7 +697,7 @@ func (c *Channel) activate(held bool) {
 	c.rxRun.Store(true)
 	hc := c.hc
 	c.mu.Unlock()
-	c.resumeCompletions()
+	c.resumeWrites()
 	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
 	// A server's peer may be owed a signal: one lost with a predecessor
 	// process (reattach leaves it to this point), or one for packets

@@ -123,8 +123,8 @@ func (p *OutPacket) SetCompletion(fn CompletionFunc) { p.completion = fn }
 func (p *OutPacket) Channel() *Channel { return p.c }
 
 // Send sends payload as an in-band packet (KMCL VmbPacketSend). The payload
-// is copied (into the ring, or into the packet while the ring is full), so
-// the caller may reuse it when Send returns. With SendWaitForCompletion the
+// is copied (into the ring, or into the packet while the ring is full or
+// the channel is paused), so the caller may reuse it when Send returns. With SendWaitForCompletion the
 // packet completes when the peer's completion arrives; otherwise when it
 // is in the ring. Errors: StatusInvalidDeviceState if the channel is not
 // open, StatusInvalidBufferSize if the packet can never fit the ring or
@@ -177,7 +177,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	c.txSeq++
 	p.txid = uint64(c.txSeq)<<32 | uint64(p.slot)
 	p.wait = flags&SendWaitForCompletion != 0
-	if c.qHead == nil {
+	if c.qHead == nil && !c.txStopped {
 		err := c.write(ep, p, payload, ext)
 		if err == nil {
 			c.st.wrote(len(payload))
@@ -234,8 +234,9 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 const noSlot = ^uint32(0)
 
 // TrySend writes payload as an in-band packet without a packet object and
-// without asking for a completion, if it fits in the ring now and nothing
-// waits in the send queue (which keeps sends in order); otherwise it sends
+// without asking for a completion, if it fits in the ring now, nothing
+// waits in the send queue (which keeps sends in order) and the channel is
+// not paused (nor being saved); otherwise it sends
 // nothing and returns StatusBufferOverflow, and the caller falls back to
 // an OutPacket, which queues. It saves the packet object's bookkeeping on
 // the common path of a driver that answers packet for packet. Other
@@ -251,7 +252,7 @@ func (c *Channel) TrySend(payload []byte) error {
 		c.sendMu.Unlock()
 		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
 	}
-	if c.qHead != nil {
+	if c.qHead != nil || c.txStopped {
 		c.sendMu.Unlock()
 		return StatusBufferOverflow
 	}
@@ -334,8 +335,12 @@ func (c *Channel) flush(ep *endpoint) (*qitem, bool) {
 // flushLocked writes queued packets in order until the ring is full; then
 // it asks the peer (pending send size) to signal once the head fits. It
 // returns the items written whose senders must hear of it, and whether the
-// peer must be signalled. Must hold sendMu.
+// peer must be signalled. While writes are stopped (paused.go) it writes
+// nothing. Must hold sendMu.
 func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
+	if c.txStopped {
+		return nil, false
+	}
 	var tail *qitem
 	wrote, committed := false, false
 	for c.qHead != nil {
@@ -495,8 +500,8 @@ func (c *Channel) failOutgoing() {
 //   - StatusCancelled when timeout passed first (timeout > 0);
 //   - StatusDeviceRemoved when the channel closed first;
 //   - StatusBufferOverflow when timeout is 0 and the packet does not fit
-//     in the ring now (it is not queued; the wait for the completion has
-//     no limit then).
+//     in the ring now, or the channel is paused (it is not queued; the
+//     wait for the completion has no limit then).
 //
 // A negative timeout (NoTimeout) waits for ring space and for the
 // completion without limit. It must not be called from ProcessPacket on

@@ -80,64 +80,6 @@ func (c *Channel) unrestartLocked(p *Packet) {
 // but the restartable ones. Must hold mu.
 func (c *Channel) busyLocked() int { return c.outstanding - len(c.restarts) }
 
-// holdCompletions makes every completion from now on wait in the channel
-// instead of the ring, as the channel pauses: only restartable packets
-// are completed while it is paused.
-func (c *Channel) holdCompletions() {
-	c.sendMu.Lock()
-	c.holdDone = true
-	c.sendMu.Unlock()
-}
-
-// holdLocked keeps p's completion payload while the channel is paused.
-// Must hold sendMu, with c.holdDone set.
-func (c *Channel) holdLocked(p *Packet, payload []byte) {
-	if cap(p.buf) < len(payload) {
-		p.buf = make([]byte, len(payload))
-	}
-	p.cn = copy(p.buf[:cap(p.buf)], payload)
-	c.mu.Lock()
-	p.state = pktCompleting
-	c.unrestartLocked(p)
-	c.outstanding--
-	// Idle waiters only: the receive loop is parked, and is woken when
-	// the channel goes live again anyway.
-	idle := c.idleWaiters > 0 && c.busyLocked() == 0
-	c.mu.Unlock()
-	c.held = append(c.held, p)
-	c.wakeAfter(idle, false, nil)
-}
-
-// resumeCompletions ends holdCompletions as the channel goes live again:
-// the completions held meanwhile join the send queue and are written.
-func (c *Channel) resumeCompletions() {
-	c.sendMu.Lock()
-	c.holdDone = false
-	ep := c.sendEP
-	if len(c.held) == 0 || ep == nil {
-		c.sendMu.Unlock()
-		return
-	}
-	for i, p := range c.held {
-		c.enqueue(&p.q)
-		c.held[i] = nil
-	}
-	c.held = c.held[:0]
-	done, sig := c.flushLocked(ep)
-	c.sendMu.Unlock()
-	c.finishSent(ep, done, sig)
-}
-
-// dropHeld forgets the held completions of a channel that closes: its
-// packet pool is reset.
-func (c *Channel) dropHeld() {
-	c.sendMu.Lock()
-	clear(c.held)
-	c.held = c.held[:0]
-	c.holdDone = false
-	c.sendMu.Unlock()
-}
-
 // redoLocked hands the restartable packets a restore brought back to the
 // worker, which indicates them before anything the receive loop reads
 // next. Must hold mu, as the channel goes live.

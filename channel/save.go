@@ -138,6 +138,9 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	var comps []completionRecord
 	var restarts []*restartRecord
 	c.sendMu.Lock()
+	// Nothing reaches the ring after this look at the queue, until Start
+	// (paused.go): the queue recorded is the queue a successor sends.
+	c.txStopped, c.holdDone = true, true
 	info.TxSeq = c.txSeq
 	for q := c.qHead; q != nil; q = q.next {
 		if p := q.out; p != nil {
