@@ -28,3 +28,22 @@ func Inspect(region []byte) (Control, error) {
 		FeatureBits:     r.featureBits.Load(),
 	}, nil
 }
+
+// PendingSendMet reports whether the snapshot shows a writer asleep for
+// space that is already free: the ring uses the pending send size, the
+// writer asked for some, and more than that is writable now. Whoever
+// reads this ring then owes the writer a signal; it is the state
+// ReaderShouldSignal catches at the commit that frees the space, seen
+// afterwards (for instance by a process that took over the reading end).
+// Indices that are not valid give false.
+func (c Control) PendingSendMet() bool {
+	if c.FeatureBits&FeaturePendingSendSize == 0 || c.WriteIndex >= c.DataSize || c.ReadIndex >= c.DataSize {
+		return false
+	}
+	pss := pendingSendBytes(c.PendingSendSize)
+	if pss == 0 {
+		return false
+	}
+	r := ring{size: c.DataSize}
+	return c.DataSize-r.used(c.WriteIndex, c.ReadIndex) > pss
+}

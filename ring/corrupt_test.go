@@ -133,7 +133,7 @@ func FuzzReader(f *testing.F) {
 		copy(region[ControlSize:], data)
 		binary.LittleEndian.PutUint32(region[0:], in)
 		binary.LittleEndian.PutUint32(region[4:], out)
-		region[offFeatureBits] = 1
+		region[FeatureBitsOffset] = 1
 		r, err := NewReader(region)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
@@ -160,7 +160,7 @@ func FuzzReader(f *testing.F) {
 				break
 			}
 			consumed += p.Len
-			if consumed > published || uint32(p.PayloadLen())+descriptorSize+footerSize > p.Len {
+			if consumed > published || uint32(p.PayloadLen())+descriptorSize+FooterSize > p.Len {
 				t.Fatalf("packet %+v overruns: consumed %d of %d", p, consumed, published)
 			}
 			_ = p.Payload()

@@ -5,22 +5,32 @@ import "fmt"
 // ControlSize is the size of the control page that precedes the data area.
 const ControlSize = 4096
 
-// Offsets of the control page fields (WIRE.md §1).
+// Offsets of the control page fields (WIRE.md §1), each a little-endian
+// u32. The endpoints of this package are the only code that should need
+// them; tools that forge or inspect a control page (chaos tests, dumps)
+// use these names rather than restating the layout.
 const (
-	offWriteIndex     = 0x00
-	offReadIndex      = 0x04
-	offInterruptMask  = 0x08
-	offPendingSend    = 0x0C
-	offFeatureBits    = 0x40
-	featPendingSendSz = 1 << 0
+	WriteIndexOffset      = 0x00 // written by the writer: where its next packet goes
+	ReadIndexOffset       = 0x04 // written by the reader: where the next unread packet is
+	InterruptMaskOffset   = 0x08 // written by the reader: non-zero means "do not signal me"
+	PendingSendSizeOffset = 0x0C // written by the writer: bytes it waits for, 0 for none
+	FeatureBitsOffset     = 0x40 // set when the ring is formatted
 )
+
+// FeaturePendingSendSize is the feature bit (at FeatureBitsOffset) that
+// says the ring takes part in the pending send size protocol.
+const FeaturePendingSendSize = 1 << 0
 
 // Packet layout constants.
 const (
 	descriptorSize = 16 // type, data offset, length, flags, transaction id
-	footerSize     = 8  // u64 (start index << 32) after every packet
 	typeHeaderSize = 8  // GPA-direct and transfer-page headers
 	transferRange  = 8  // {u32 byte count, u32 byte offset}
+
+	// FooterSize is the 8-byte footer after every packet (its start index
+	// in the high 32 bits). It is not counted by the descriptor's length,
+	// so MaxPacketLen excludes it; PacketLen includes it.
+	FooterSize = 8
 
 	// MaxPacketLen is the largest packet a descriptor can describe, without
 	// its footer: the u16 length counts 8-byte units (65535 × 8 = 524,280
@@ -76,5 +86,3 @@ type TransferRange struct {
 	Count  uint32
 	Offset uint32
 }
-
-func align8(n int) int { return (n + 7) &^ 7 }

@@ -39,13 +39,13 @@ func NewReader(region []byte) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := &Reader{ring: r, feature: r.featureBits.Load()&featPendingSendSz != 0}
+	rd := &Reader{ring: r, feature: r.featureBits.Load()&FeaturePendingSendSize != 0}
 	out := r.readIndex.Load()
-	if err := r.checkIndex(out, offReadIndex, "read index"); err != nil {
+	if err := r.checkIndex(out, ReadIndexOffset, "read index"); err != nil {
 		return nil, err
 	}
 	in := r.writeIndex.Load()
-	if err := r.checkIndex(in, offWriteIndex, "write index"); err != nil {
+	if err := r.checkIndex(in, WriteIndexOffset, "write index"); err != nil {
 		return nil, err
 	}
 	rd.out, rd.committed, rd.in = out, out, in
@@ -177,7 +177,7 @@ func (r *Reader) Unread() bool {
 // refresh loads the write index once and validates it.
 func (r *Reader) refresh() error {
 	in := r.writeIndex.Load()
-	if err := r.checkIndex(in, offWriteIndex, "write index"); err != nil {
+	if err := r.checkIndex(in, WriteIndexOffset, "write index"); err != nil {
 		r.err = err
 		return err
 	}
@@ -185,7 +185,7 @@ func (r *Reader) refresh() error {
 	// falls inside what this reader already consumed would make the
 	// unread span wrap around the whole ring.
 	if r.used(in, r.committed) < r.used(r.out, r.committed) {
-		err := corruptControl(offWriteIndex, "write index %#x moved back over packets already read (up to %#x)", in, r.out)
+		err := corruptControl(WriteIndexOffset, "write index %#x moved back over packets already read (up to %#x)", in, r.out)
 		r.err = err
 		return err
 	}
@@ -197,7 +197,7 @@ func (r *Reader) refresh() error {
 // into p.
 func (r *Reader) parse(p *Packet, avail uint32) error {
 	start := r.out
-	if avail < descriptorSize+footerSize {
+	if avail < descriptorSize+FooterSize {
 		return corruptData(start, "%d bytes published, less than the smallest packet", avail)
 	}
 	// One load of each half of the descriptor; every decision below uses
@@ -224,13 +224,13 @@ func (r *Reader) parse(p *Packet, avail uint32) error {
 		return corruptData(start, "data offset %d (8-byte units) is below 2", off8)
 	case len8 < off8:
 		return corruptData(start, "length %d is below data offset %d (8-byte units)", len8, off8)
-	case uint32(len8)*8+footerSize > avail:
-		return corruptData(start, "packet of %d bytes with footer, only %d bytes published", uint32(len8)*8+footerSize, avail)
+	case uint32(len8)*8+FooterSize > avail:
+		return corruptData(start, "packet of %d bytes with footer, only %d bytes published", uint32(len8)*8+FooterSize, avail)
 	case flags&^knownFlags != 0:
 		return corruptData(start, "unknown flags %#x", flags)
 	}
 	dataOff := uint32(off8) * 8
-	p.Len = uint32(len8)*8 + footerSize
+	p.Len = uint32(len8)*8 + FooterSize
 
 	if typ == TypeGPADirect || typ == TypeTransferPages {
 		if err := r.parseTypeHeader(p, dataOff); err != nil {
@@ -331,7 +331,7 @@ func (r *Reader) Commit() (signal bool) {
 	// after our store, as the writer's re-check in WaitFor is ordered.
 	in := r.writeIndex.Load()
 	if in >= r.size || in%8 != 0 {
-		r.err = corruptControl(offWriteIndex, "write index %#x is not a valid index", in)
+		r.err = corruptControl(WriteIndexOffset, "write index %#x is not a valid index", in)
 		return false
 	}
 	pss := r.pendingSend.Load()

@@ -41,11 +41,11 @@ func newRing(region []byte) (ring, error) {
 	return ring{
 		data:          data,
 		size:          uint32(len(data)),
-		writeIndex:    word(ctl, offWriteIndex),
-		readIndex:     word(ctl, offReadIndex),
-		interruptMask: word(ctl, offInterruptMask),
-		pendingSend:   word(ctl, offPendingSend),
-		featureBits:   word(ctl, offFeatureBits),
+		writeIndex:    word(ctl, WriteIndexOffset),
+		readIndex:     word(ctl, ReadIndexOffset),
+		interruptMask: word(ctl, InterruptMaskOffset),
+		pendingSend:   word(ctl, PendingSendSizeOffset),
+		featureBits:   word(ctl, FeatureBitsOffset),
 	}, nil
 }
 
@@ -60,7 +60,7 @@ func Format(region []byte, pendingSend bool) error {
 	}
 	clear(region[:ControlSize])
 	if pendingSend {
-		r.featureBits.Store(featPendingSendSz)
+		r.featureBits.Store(FeaturePendingSendSize)
 	}
 	return nil
 }

@@ -418,8 +418,8 @@ func TestStreamMirroredSeeds(t *testing.T) {
 		size := rng.IntN(2048)
 		rng.IntN(4)
 		got = p.AppendPayload(got[:0])
-		if p.TransactionID != uint64(i) || len(got) != align8(size) {
-			t.Fatalf("packet %d: id %d len %d want %d", i, p.TransactionID, len(got), align8(size))
+		if p.TransactionID != uint64(i) || len(got) != PayloadLen(size) {
+			t.Fatalf("packet %d: id %d len %d want %d", i, p.TransactionID, len(got), PayloadLen(size))
 		}
 		for j := 0; j < size; j++ {
 			if got[j] != byte(i+j) {

@@ -23,7 +23,7 @@ func ReaderShouldSignal(featurePendingSend bool, pendingSend, writableBefore, wr
 	if !featurePendingSend {
 		return false
 	}
-	pss := pendingSend &^ 7
+	pss := pendingSendBytes(pendingSend)
 	if pss == 0 {
 		return false
 	}
@@ -41,3 +41,7 @@ func pendingSendFor(need, size uint32) uint32 {
 	pss = (pss + 7) &^ 7
 	return min(pss, size-8)
 }
+
+// pendingSendBytes is the request a pending send size field makes: its low
+// 3 bits carry nothing.
+func pendingSendBytes(field uint32) uint32 { return field &^ 7 }

@@ -101,7 +101,7 @@ func TestSignalProtocol(t *testing.T) {
 	if ready || err != nil {
 		t.Fatalf("WaitFor on a full ring: %v %v", ready, err)
 	}
-	pss := binary.LittleEndian.Uint32(region[offPendingSend:])
+	pss := binary.LittleEndian.Uint32(region[PendingSendSizeOffset:])
 	if pss < 2000+24 || pss%8 != 0 {
 		t.Fatalf("pending send size %d", pss)
 	}
@@ -128,7 +128,7 @@ func TestSignalProtocol(t *testing.T) {
 	if err := w.WriteInBand(10, 0, make([]byte, 2000)); err != nil {
 		t.Fatal(err)
 	}
-	if got := binary.LittleEndian.Uint32(region[offPendingSend:]); got != 0 {
+	if got := binary.LittleEndian.Uint32(region[PendingSendSizeOffset:]); got != 0 {
 		t.Fatalf("pending send size %d after the write, want 0", got)
 	}
 }
@@ -144,7 +144,7 @@ func TestWaitForReadyAndNoFeature(t *testing.T) {
 	if ready, err := w.WaitFor(8, 0); !ready || err != nil {
 		t.Fatalf("WaitFor with space: %v %v", ready, err)
 	}
-	if binary.LittleEndian.Uint32(region[offPendingSend:]) != 0 {
+	if binary.LittleEndian.Uint32(region[PendingSendSizeOffset:]) != 0 {
 		t.Fatal("pending send size left set although space was there")
 	}
 }

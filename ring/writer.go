@@ -36,13 +36,13 @@ func NewWriter(region []byte) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{ring: r, feature: r.featureBits.Load()&featPendingSendSz != 0}
+	w := &Writer{ring: r, feature: r.featureBits.Load()&FeaturePendingSendSize != 0}
 	in := r.writeIndex.Load()
-	if err := r.checkIndex(in, offWriteIndex, "write index"); err != nil {
+	if err := r.checkIndex(in, WriteIndexOffset, "write index"); err != nil {
 		return nil, err
 	}
 	out := r.readIndex.Load()
-	if err := r.checkIndex(out, offReadIndex, "read index"); err != nil {
+	if err := r.checkIndex(out, ReadIndexOffset, "read index"); err != nil {
 		return nil, err
 	}
 	w.in, w.committed, w.out = in, in, out
@@ -133,11 +133,11 @@ func (w *Writer) write(typ PacketType, flags uint16, txid uint64, hdr []byte, pi
 		}
 	}
 	dataOff := descriptorSize + len(hdr)
-	total := dataOff + align8(n)
+	total := PacketLen(len(hdr), n) - FooterSize
 	if total > MaxPacketLen {
 		return fmt.Errorf("%w: packet of %d bytes, a descriptor describes at most %d", ErrTooLarge, total, MaxPacketLen)
 	}
-	need := uint32(total + footerSize)
+	need := uint32(total + FooterSize)
 	if err := w.reserve(need); err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (w *Writer) fill(dst []byte, start uint32, typ PacketType, dataOff, total i
 	}
 	clear(dst[off:total])
 	binary.LittleEndian.PutUint64(dst[total:], uint64(start)<<32)
-	return w.advance(start, uint32(total+footerSize))
+	return w.advance(start, uint32(total+FooterSize))
 }
 
 // fillWrapped lays out a packet that runs past the end of the data area,
@@ -193,10 +193,10 @@ func (w *Writer) fillWrapped(start uint32, typ PacketType, dataOff, total int, f
 		off = w.put(off, p)
 		n += len(p)
 	}
-	if pad := align8(n) - n; pad > 0 {
+	if pad := PayloadLen(n) - n; pad > 0 {
 		off = w.put(off, zeros[:pad])
 	}
-	var footer [footerSize]byte
+	var footer [FooterSize]byte
 	binary.LittleEndian.PutUint64(footer[:], uint64(start)<<32)
 	return w.put(off, footer[:])
 }
@@ -223,7 +223,7 @@ func (w *Writer) reserve(need uint32) error {
 // refresh loads the read index once and validates it.
 func (w *Writer) refresh() error {
 	out := w.readIndex.Load()
-	if err := w.checkIndex(out, offReadIndex, "read index"); err != nil {
+	if err := w.checkIndex(out, ReadIndexOffset, "read index"); err != nil {
 		w.err = err
 		return err
 	}
@@ -231,7 +231,7 @@ func (w *Writer) refresh() error {
 	// overwrite packets it has not published; the reader cannot have read
 	// them, so such an index is a lie.
 	if w.used(w.in, out) < w.used(w.in, w.committed) {
-		err := corruptControl(offReadIndex, "read index %#x is inside the unpublished batch [%#x, %#x)",
+		err := corruptControl(ReadIndexOffset, "read index %#x is inside the unpublished batch [%#x, %#x)",
 			out, w.committed, w.in)
 		w.err = err
 		return err
@@ -289,8 +289,8 @@ func (w *Writer) WaitFor(payload, headerBytes int) (ready bool, err error) {
 	if !w.feature {
 		return false, ErrNoPendingSend
 	}
-	total := uint64(descriptorSize+headerBytes) + uint64(align8(payload)) + footerSize
-	if total > uint64(w.size-8) {
+	total := PacketLen(headerBytes, payload)
+	if uint64(total) > uint64(w.size-8) {
 		return false, fmt.Errorf("%w: packet of %d bytes with footer can never fit", ErrTooLarge, total)
 	}
 	need := uint32(total)
