@@ -21,16 +21,14 @@ const MTU = ring.MaxPacketLen
 
 // Defaults of the Set* configuration.
 const (
-	DefaultMaxPacketSize     = 4096
-	DefaultMaxPacketCount    = 64
-	DefaultMaxExternalSize   = 1 << 20
-	DefaultMaxExternalChain  = 256
-	DefaultRingPages         = guest.DefaultRingPages
-	maxOutPackets            = 1 << 16 // AllocatePacket fails beyond this many live packets
-	maxPacketCountLimit      = 1 << 16
-	maxContextSize           = 1 << 16
-	descriptorSize           = 16
-	gpaDirectTypeHeaderBytes = 8
+	DefaultMaxPacketSize    = 4096
+	DefaultMaxPacketCount   = 64
+	DefaultMaxExternalSize  = 1 << 20
+	DefaultMaxExternalChain = 256
+	DefaultRingPages        = guest.DefaultRingPages
+	maxOutPackets           = 1 << 16 // AllocatePacket fails beyond this many live packets
+	maxPacketCountLimit     = 1 << 16
+	maxContextSize          = 1 << 16
 )
 
 // ChannelFlags are the flags of SetFlags.

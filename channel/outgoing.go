@@ -144,13 +144,19 @@ func (p *OutPacket) SendExternal(payload []byte, ext []gpa.Range, flags SendFlag
 	return p.send(payload, ext, flags, false)
 }
 
-// wireLen is the ring size of a packet without its footer.
+// wireLen is the ring size of a packet without its footer: the length its
+// descriptor describes, which the MTU bounds.
 func wireLen(payload int, ext []gpa.Range) int {
-	n := descriptorSize + (payload+7)&^7
-	if len(ext) > 0 {
-		n += gpaDirectTypeHeaderBytes + gpa.EncodedLenOf(ext)
+	return ring.PacketLen(typeHeaderLen(ext), payload) - ring.FooterSize
+}
+
+// typeHeaderLen is the type header of a packet with external ranges ext:
+// none for an in-band packet, a GPA-direct header otherwise.
+func typeHeaderLen(ext []gpa.Range) int {
+	if len(ext) == 0 {
+		return 0
 	}
-	return n
+	return ring.GPADirectHeaderLen(ext)
 }
 
 func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQueue bool) error {
@@ -210,7 +216,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 		c.sendMu.Unlock()
 		return StatusBufferOverflow
 	}
-	if ep.w.Size() < wireLen(len(payload), ext)+8 {
+	if ep.w.Size() < wireLen(len(payload), ext)+ring.FooterSize {
 		c.sendMu.Unlock()
 		return fail(StatusInvalidBufferSize, "packet does not fit the ring")
 	}
@@ -350,10 +356,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 		if q.out != nil {
 			p := q.out
 			err = c.write(ep, p, p.buf[:p.n], p.ranges)
-			size = p.n
-			if len(p.ranges) > 0 {
-				hdr = gpaDirectTypeHeaderBytes + gpa.EncodedLenOf(p.ranges)
-			}
+			size, hdr = p.n, typeHeaderLen(p.ranges)
 		} else {
 			p := q.in
 			err = ep.w.WriteCompletion(p.txid, p.buf[:p.cn])

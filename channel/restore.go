@@ -501,15 +501,7 @@ func owed(in, out []byte) bool {
 		return true
 	}
 	i, err := ring.Inspect(in)
-	if err != nil || i.FeatureBits&1 == 0 || i.DataSize == 0 {
-		return false
-	}
-	pss := i.PendingSendSize &^ 7
-	if pss == 0 || i.WriteIndex >= i.DataSize || i.ReadIndex >= i.DataSize {
-		return false
-	}
-	used := (i.WriteIndex + i.DataSize - i.ReadIndex) % i.DataSize
-	return i.DataSize-used > pss
+	return err == nil && i.PendingSendMet()
 }
 
 // RestoredMappings are the GPADLs a restored channel had mapped whose

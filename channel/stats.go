@@ -1,6 +1,10 @@
 package channel
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/govmbus/govmbus/ring"
+)
 
 // Stats is a snapshot of a channel's traffic counters and ring occupancy
 // (Channel.Stats). Counters start at zero when the Channel is allocated
@@ -67,7 +71,7 @@ type stats struct {
 // hold sendMu.
 func (s *stats) wrote(n int) {
 	s.outPackets++
-	s.outBytes += uint64(n+7) &^ 7
+	s.outBytes += uint64(ring.PayloadLen(n))
 }
 
 // commit counts a commit of the outgoing ring (or of both rings at a

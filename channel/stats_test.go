@@ -2,6 +2,8 @@ package channel
 
 import (
 	"testing"
+
+	"github.com/govmbus/govmbus/ring"
 )
 
 // TestStatsCounts checks the counters of both ends for a known pattern:
@@ -52,7 +54,7 @@ func TestStatsCounts(t *testing.T) {
 		must(t, p.Send(msg, SendWaitForCompletion))
 	}
 	cs, ss = c.Stats(), s.Stats()
-	wire := k * (wireLen(small, nil) + 8) // each packet and its footer
+	wire := k * ring.PacketLen(0, small) // each packet and its footer
 	if cs.CompletionsPending != k || cs.OutRingUsed != wire || ss.InRingUsed != wire {
 		t.Errorf("paused server: client pending %d, out ring %d; server in ring %d; want %d, %d, %d",
 			cs.CompletionsPending, cs.OutRingUsed, ss.InRingUsed, k, wire, wire)

@@ -146,7 +146,7 @@ func ringWrite(path string, p *ring.OutPacket, payload []byte) error {
 		switch {
 		case errors.Is(err, ring.ErrFull):
 			free, _ := w.Free()
-			return failuref("ring full: the packet needs %d bytes, %d are free", packetBytes(p, len(payload)), max(free, 0))
+			return failuref("ring full: the packet needs %d bytes, %d are free", ring.PacketLen(p.HeaderLen(), len(payload)), max(free, 0))
 		case errors.Is(err, ring.ErrTooLarge):
 			return failuref("ring full: %v", err)
 		}
@@ -154,18 +154,6 @@ func ringWrite(path string, p *ring.OutPacket, payload []byte) error {
 	}
 	w.Commit()
 	return nil
-}
-
-// packetBytes is the space a packet takes in the ring, footer included.
-func packetBytes(p *ring.OutPacket, payload int) int {
-	n := 16 + (payload+7)&^7 + 8
-	switch p.Type {
-	case ring.TypeGPADirect:
-		n += 8 + gpa.EncodedLenOf(p.Ranges)
-	case ring.TypeTransferPages:
-		n += 8 + 8*len(p.TransferRanges)
-	}
-	return n
 }
 
 func parseGPARange(s string) (gpa.Range, error) {

@@ -672,15 +672,6 @@ func (s *session) closeOpen() string {
 
 // Rings.
 
-// Control page fields (reference/WIRE.md §1).
-const (
-	offWriteIndex    = 0x00
-	offReadIndex     = 0x04
-	offInterruptMask = 0x08
-	offPendingSend   = 0x0C
-	offFeatureBits   = 0x40
-)
-
 func dataSize(region []byte) uint32 { return uint32(len(region) - ring.ControlSize) }
 
 func put32(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
@@ -710,7 +701,7 @@ func (s *session) ringWriteIndexGarbage() string {
 	if r == nil {
 		return out
 	}
-	put32(r.out, offWriteIndex, s.rng.Uint32())
+	put32(r.out, ring.WriteIndexOffset, s.rng.Uint32())
 	return s.afterRing(r)
 }
 
@@ -724,7 +715,7 @@ func (s *session) ringWriteIndexPastEnd() string {
 	if s.rng.IntN(3) == 0 {
 		v = 8*uint32(s.rng.IntN(int(size/8))) + 1 + uint32(s.rng.IntN(7)) // unaligned
 	}
-	put32(r.out, offWriteIndex, v)
+	put32(r.out, ring.WriteIndexOffset, v)
 	return s.afterRing(r)
 }
 
@@ -736,10 +727,10 @@ func (s *session) ringBadDescriptor() string {
 		return out
 	}
 	size := dataSize(r.out)
-	w := binary.LittleEndian.Uint32(r.out[offWriteIndex:])
+	w := binary.LittleEndian.Uint32(r.out[ring.WriteIndexOffset:])
 	if w >= size || w%8 != 0 {
 		w = 0
-		put32(r.out, offReadIndex, 0)
+		put32(r.out, ring.ReadIndexOffset, 0)
 	}
 	typ, dataOff, length, flags := uint16(ring.TypeInBand), uint16(2), uint16(4), uint16(0)
 	switch s.rng.IntN(7) {
@@ -769,7 +760,7 @@ func (s *session) ringBadDescriptor() string {
 	for i := range 40 {
 		data[(w+uint32(i))%size] = pkt[i]
 	}
-	put32(r.out, offWriteIndex, (w+40)%size)
+	put32(r.out, ring.WriteIndexOffset, (w+40)%size)
 	return s.afterRing(r)
 }
 
@@ -784,7 +775,7 @@ func (s *session) ringReadIndexGarbage() string {
 	if s.rng.IntN(2) == 0 {
 		v = dataSize(r.in) + uint32(s.rng.IntN(4096))
 	}
-	put32(r.in, offReadIndex, v)
+	put32(r.in, ring.ReadIndexOffset, v)
 	// Send a request so the host has something to write.
 	if w, err := ring.NewWriter(r.out); err == nil {
 		w.WriteInBand(1, ring.FlagCompletionRequested, make([]byte, 16)) //nolint:errcheck // a full ring is fine
@@ -804,11 +795,11 @@ func (s *session) ringControlGarbage() string {
 	}
 	switch s.rng.IntN(3) {
 	case 0:
-		put32(region, offPendingSend, s.rng.Uint32())
+		put32(region, ring.PendingSendSizeOffset, s.rng.Uint32())
 	case 1:
-		put32(region, offInterruptMask, s.rng.Uint32())
+		put32(region, ring.InterruptMaskOffset, s.rng.Uint32())
 	default:
-		put32(region, offFeatureBits, s.rng.Uint32())
+		put32(region, ring.FeatureBitsOffset, s.rng.Uint32())
 	}
 	return s.afterRing(r)
 }
@@ -824,8 +815,8 @@ func (s *session) ringRewriteWhileRead() string {
 	w, err := ring.NewWriter(r.out)
 	if err != nil {
 		// Already corrupt: rewrite whatever is there.
-		put32(r.out, offWriteIndex, 0)
-		put32(r.out, offReadIndex, 0)
+		put32(r.out, ring.WriteIndexOffset, 0)
+		put32(r.out, ring.ReadIndexOffset, 0)
 	} else {
 		w.WriteInBand(7, ring.FlagCompletionRequested, make([]byte, 32)) //nolint:errcheck
 		w.Commit()
@@ -836,7 +827,7 @@ func (s *session) ringRewriteWhileRead() string {
 		off := s.rng.IntN(min(len(data), 256))
 		data[off] = byte(s.rng.Uint32())
 		if i%8 == 0 {
-			put32(r.out, offWriteIndex, 8*uint32(s.rng.IntN(64)))
+			put32(r.out, ring.WriteIndexOffset, 8*uint32(s.rng.IntN(64)))
 			r.toHost.Signal() //nolint:errcheck
 			time.Sleep(200 * time.Microsecond)
 		}
@@ -958,16 +949,16 @@ func (s *session) eventBlockingPinned() string {
 	// Everything the host wrote so far counts as read and interrupts are
 	// on (another action may have scribbled on the control page), so
 	// that the host's answer finds its ring empty and is signalled.
-	w0 := binary.LittleEndian.Uint32(r.in[offWriteIndex:])
-	put32(r.in, offReadIndex, w0)
-	put32(r.in, offInterruptMask, 0)
+	w0 := binary.LittleEndian.Uint32(r.in[ring.WriteIndexOffset:])
+	put32(r.in, ring.ReadIndexOffset, w0)
+	put32(r.in, ring.InterruptMaskOffset, 0)
 	if w, err := ring.NewWriter(r.out); err == nil {
 		w.WriteInBand(7, ring.FlagCompletionRequested, make([]byte, 32)) //nolint:errcheck // a full ring answers nothing
 		w.Commit()
 	}
 	r.toHost.Signal() //nolint:errcheck // the host may be gone; keptOrGone says so
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if binary.LittleEndian.Uint32(r.in[offWriteIndex:]) == w0 {
+		if binary.LittleEndian.Uint32(r.in[ring.WriteIndexOffset:]) == w0 {
 			continue // not answered (yet)
 		}
 		// Writable means the count is below its limit again: the host
@@ -985,7 +976,7 @@ func (s *session) eventBlockingPinned() string {
 			return "host's signal got through"
 		}
 	}
-	if binary.LittleEndian.Uint32(r.in[offWriteIndex:]) == w0 {
+	if binary.LittleEndian.Uint32(r.in[ring.WriteIndexOffset:]) == w0 {
 		return s.keptOrGone()
 	}
 	return "host's signal stuck"

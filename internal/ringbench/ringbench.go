@@ -57,7 +57,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ring size %d must be a positive multiple of 4096", c.RingSize)
 	case c.Batch < 0:
 		return fmt.Errorf("batch %d is negative", c.Batch)
-	case 16+((c.Payload+7)&^7)+8 > c.RingSize-8:
+	case ring.PacketLen(0, c.Payload) > c.RingSize-8:
 		return fmt.Errorf("a %d-byte payload does not fit in a %d-byte ring", c.Payload, c.RingSize)
 	case c.RoundTrip && (c.Batch != 0 || c.ZeroCopy):
 		return fmt.Errorf("batch and zero-copy do not apply to a round trip")

@@ -10,15 +10,11 @@ import (
 	"github.com/govmbus/govmbus/ring"
 )
 
-// Ring framing of an in-band packet: a 16-byte descriptor, the payload
-// padded to 8 bytes, an 8-byte footer.
-func wireLen(payload int) int { return 16 + (payload+7)&^7 + 8 }
-
 // roundTripWindow is how many packets the client keeps in flight: as many
 // as one ring holds, so neither side ever waits for ring space (the echo
 // device's streams use the same window).
 func roundTripWindow(c Config) int {
-	return max((c.RingSize-1)/wireLen(c.Payload), 1)
+	return max(ring.PacketsFit(c.RingSize, c.Payload), 1)
 }
 
 // runRoundTrip is Run with Config.RoundTrip: an echo stream (`vmbus guest
