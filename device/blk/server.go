@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/govmbus/govmbus/channel"
-	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/protocol"
 )
@@ -231,9 +230,9 @@ func (s *Server) serve(p *channel.Packet, req Request, external bool) Response {
 	if req.Op == OpWrite && s.cfg.ReadOnly {
 		return Response{Status: StatusReadOnly}
 	}
-	access := guestmem.ReadWrite // READ writes guest memory
+	access := channel.AccessReadWrite // READ writes guest memory
 	if req.Op == OpWrite {
-		access = guestmem.ReadOnly
+		access = channel.AccessReadOnly
 	}
 	v, err := p.ExternalData(access)
 	if err != nil || v.Len() != int64(req.Length) {

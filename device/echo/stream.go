@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
-	"github.com/govmbus/govmbus/guestmem"
-	"github.com/govmbus/govmbus/ring"
 )
 
 // StreamConfig is one Stream run.
@@ -33,22 +31,12 @@ type StreamConfig struct {
 // DefaultIdle is StreamConfig.Idle when zero.
 const DefaultIdle = 2 * time.Second
 
-// Ring packet framing (package ring): a descriptor before the payload,
-// padded to 8 bytes, and a footer after it.
-const (
-	wireDescriptor = 16
-	wireFooter     = 8
-)
-
 // RingWindow is how many in-band packets of payload bytes fit at once in
 // a ring of pages pages, control page included (at least 1). A stream
 // with this window never fills a ring: neither its packets nor the echo
 // device's answers wait in a send queue.
 func RingWindow(pages, payload int) int {
-	data := pages*guestmem.PageSize - ring.ControlSize
-	wire := wireDescriptor + (payload+7)&^7 + wireFooter
-	// A ring keeps at least one byte free.
-	return max((data-1)/wire, 1)
+	return max(channel.RingCapacity(pages, payload), 1)
 }
 
 // idleChecks is how many times per Idle Stream's goroutine wakes to
