@@ -176,9 +176,11 @@ func (d *Decoder) Err() error {
 // Unlike Err it does not count the bytes still to be read.
 func (d *Decoder) Failed() bool { return d.err != nil }
 
-// Fail records a rule the caller found broken, if none failed before.
+// Fail records a rule the caller found broken, if none failed before. The
+// message is formatted as by fmt.Errorf: a %w in format keeps that cause
+// beside ErrInvalid for errors.Is.
 func (d *Decoder) Fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+		d.err = fmt.Errorf("%w: %w", ErrInvalid, fmt.Errorf(format, args...))
 	}
 }
