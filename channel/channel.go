@@ -249,7 +249,9 @@ type Channel struct {
 	idleWaiters int
 	quota       int
 	rxFailed    bool
-	// rxStopReason says why rxFailed was set, for Stats.
+	// rxStopErr says why rxFailed was set, for Stats; rxStopReason is
+	// its detail, formatted once.
+	rxStopErr    error
 	rxStopReason string
 	rxWant       bool // the receive loop may indicate packets
 	rxExit       bool

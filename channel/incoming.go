@@ -262,7 +262,7 @@ func (c *Channel) retire(p *Packet, what string, fail bool) {
 		panic("channel: " + what + " of a packet that is not outstanding")
 	}
 	if fail {
-		c.stopRxLocked("the driver failed a packet (Fail)")
+		c.stopRxLocked(StatusInvalidParameter, "the driver failed a packet (Fail)")
 	}
 	c.unrestartLocked(p)
 	p.state = pktFree
@@ -507,7 +507,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			if !c.fill(pk, &ep.pkt, c.cfg.inPlace && !c.cfg.blocking) {
 				c.unpop(pk)
 				c.mu.Lock()
-				c.stopRxLocked(fmt.Sprintf("a packet of %d bytes with %d external ranges passes the channel's limits", ep.pkt.PayloadLen(), len(ep.pkt.Ranges)))
+				c.stopRxLocked(StatusInvalidBufferSize, "a packet of %d bytes with %d external ranges passes the channel's limits", ep.pkt.PayloadLen(), len(ep.pkt.Ranges))
 				c.mu.Unlock()
 				return false
 			}
@@ -534,7 +534,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			// malformed packet.
 			c.unpop(pk)
 			c.mu.Lock()
-			c.stopRxLocked(fmt.Sprintf("a packet of type %d, which this layer does not take", ep.pkt.Type))
+			c.stopRxLocked(StatusInvalidParameter, "a packet of type %d, which this layer does not take", ep.pkt.Type)
 			c.mu.Unlock()
 			return false
 		}
@@ -542,11 +542,13 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 }
 
 // stopRxLocked stops the incoming queue for good (until the channel opens
-// again) and keeps the first reason, for Stats. Must hold mu.
-func (c *Channel) stopRxLocked(reason string) {
+// again) and keeps the first reason, for Stats: s says what kind of stop
+// it was, and a %w in format keeps the cause. Must hold mu.
+func (c *Channel) stopRxLocked(s Status, format string, args ...any) {
 	c.rxFailed = true
-	if c.rxStopReason == "" {
-		c.rxStopReason = reason
+	if c.rxStopErr == nil {
+		e := statusErrorf(s, format, args...)
+		c.rxStopErr, c.rxStopReason = e, e.detail.Error()
 	}
 }
 
@@ -555,7 +557,7 @@ func (c *Channel) stopRxLocked(reason string) {
 func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
 	if !errors.Is(err, ring.ErrEmpty) {
 		c.mu.Lock()
-		c.stopRxLocked(err.Error())
+		c.stopRxLocked(StatusDeviceRemoved, "%w", err)
 		c.mu.Unlock()
 		return false
 	}

@@ -199,7 +199,7 @@ func (c *Channel) Enable() error {
 			c.mu.Lock()
 			c.enabled, c.started = false, false
 			c.mu.Unlock()
-			return fail(StatusInvalidDeviceState, "Enable: offer: %v", err)
+			return fail(StatusInvalidDeviceState, "Enable: offer: %w", err)
 		}
 		c.mu.Lock()
 		c.offered = o
@@ -219,7 +219,7 @@ func (c *Channel) enableRestored(st *restoredState) error {
 		c.enabled, c.started = false, false
 		c.restored = st // Enable may be tried again
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "Enable: re-attach: %v", err)
+		return fail(StatusInvalidDeviceState, "Enable: re-attach: %w", err)
 	}
 	c.mu.Lock()
 	c.offered = o
@@ -626,7 +626,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.ep = ep
 	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxStopped = false, false, true, false, false, false
 	c.rxHeld, c.rxHeldPost = false, false
-	c.rxStopReason = ""
+	c.rxStopReason, c.rxStopErr = "", nil
 	c.rxRun.Store(false)
 	c.mu.Unlock()
 	c.sendMu.Lock()

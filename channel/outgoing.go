@@ -209,7 +209,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 			if errors.Is(err, ring.ErrTooLarge) {
 				return fail(StatusInvalidBufferSize, "packet does not fit the ring")
 			}
-			return fail(StatusDeviceRemoved, "send: %v", err)
+			return fail(StatusDeviceRemoved, "send: %w", err)
 		}
 	}
 	if noQueue {
@@ -272,7 +272,7 @@ func (c *Channel) TrySend(payload []byte) error {
 		case errors.Is(err, ring.ErrTooLarge):
 			return fail(StatusInvalidBufferSize, "packet does not fit the ring")
 		}
-		return fail(StatusDeviceRemoved, "send: %v", err)
+		return fail(StatusDeviceRemoved, "send: %w", err)
 	}
 	c.st.wrote(len(payload))
 	var sig bool

@@ -72,10 +72,13 @@ func decodeInfo(b []byte) (*infoRecord, error) {
 	r := &infoRecord{ChannelID: d.U32(), ConnectionID: d.U32()}
 	if raw := d.Bytes(256); len(raw) > 0 {
 		m, err := protocol.Decode(raw)
-		if oc, ok := m.(*protocol.OpenChannel); err == nil && ok {
+		switch oc, ok := m.(*protocol.OpenChannel); {
+		case err != nil:
+			d.Fail("open parameters are not an OpenChannel message (%w)", err)
+		case !ok:
+			d.Fail("open parameters are not an OpenChannel message (a %T)", m)
+		default:
 			r.Open = oc
-		} else {
-			d.Fail("open parameters are not an OpenChannel message (%v)", err)
 		}
 	}
 	r.TxSeq, r.ServerFlags, r.Packets, r.Completions = d.U32(), d.U32(), d.U32(), d.U32()
@@ -176,7 +179,7 @@ func decodeLib(b []byte) (*libPacket, error) {
 			r.PFNs[j] = d.U64()
 		}
 		if err := r.Validate(); err != nil && !d.Failed() {
-			d.Fail("range %d: %v", i, err)
+			d.Fail("range %d: %w", i, err)
 		}
 		l.Ranges = append(l.Ranges, r)
 	}

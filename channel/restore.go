@@ -452,7 +452,7 @@ func (c *Channel) failRestored(st *restoredState) {
 func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
 	if err != nil {
-		return fail(StatusInvalidDeviceState, "re-attach: %v", err)
+		return fail(StatusInvalidDeviceState, "re-attach: %w", err)
 	}
 	c.mu.Lock()
 	c.hc = hc

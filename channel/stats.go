@@ -33,6 +33,13 @@ type Stats struct {
 	// a packet the driver failed); empty while it reads. It is cleared
 	// when the channel opens again.
 	IncomingStopped string
+	// IncomingErr is the error behind IncomingStopped, nil while the
+	// channel reads. It matches a Status with errors.Is:
+	// StatusDeviceRemoved for a ring the peer broke (and then also the
+	// ring's error, such as ring.ErrCorrupt), StatusInvalidBufferSize for
+	// a packet past the channel's limits, StatusInvalidParameter for a
+	// packet of a type this layer does not take or one the driver failed.
+	IncomingErr error
 	// Queued counts the packets and completions that found the outgoing
 	// ring full (or others already waiting) and waited in the channel's
 	// send queue.
@@ -118,7 +125,7 @@ func (c *Channel) Stats() Stats {
 		EmptyWakeups: c.st.emptyWakeups.Load(),
 	}
 	c.mu.Lock()
-	s.IncomingStopped = c.rxStopReason
+	s.IncomingStopped, s.IncomingErr = c.rxStopReason, c.rxStopErr
 	c.mu.Unlock()
 	rxSignals := c.st.inSignals.Load()
 	c.sendMu.Lock()

@@ -68,16 +68,25 @@ func StatusOf(err error) Status {
 	return StatusUnsuccessful
 }
 
-// statusError is a Status with detail; errors.Is matches the Status.
+// statusError is a Status with detail. errors.Is matches the Status and,
+// when the detail was formatted with %w, the cause it wraps: an error that
+// crosses this package keeps what the layers under it said
+// (errors.Is(err, ring.ErrCorrupt)) beside what KMCL returns.
 type statusError struct {
-	s   Status
-	msg string
+	s      Status
+	detail error
 }
 
-func (e *statusError) Error() string { return "channel: " + e.msg + ": " + e.s.Error() }
-func (e *statusError) Unwrap() error { return e.s }
+func (e *statusError) Error() string   { return "channel: " + e.detail.Error() + ": " + e.s.Error() }
+func (e *statusError) Unwrap() []error { return []error{e.s, e.detail} }
 
-// fail wraps s with a message.
+// statusErrorf wraps s with a message formatted as by fmt.Errorf, so a %w
+// in format keeps that cause.
+func statusErrorf(s Status, format string, args ...any) *statusError {
+	return &statusError{s: s, detail: fmt.Errorf(format, args...)}
+}
+
+// fail is statusErrorf as an error.
 func fail(s Status, format string, args ...any) error {
-	return &statusError{s: s, msg: fmt.Sprintf(format, args...)}
+	return statusErrorf(s, format, args...)
 }
