@@ -123,6 +123,8 @@
 // # Errors
 //
 // Failures are errors that match a Status (an NTSTATUS) with errors.Is.
-// A caller's misuse (completing a packet twice, sending a packet that is
+// One caused by a layer below wraps that cause as well, so errors.Is also
+// matches it (ring.ErrCorrupt for a ring the peer broke, savedstate.ErrInvalid
+// for a state that does not restore). A caller's misuse (completing a packet twice, sending a packet that is
 // being sent, freeing it) panics.
 package channel

@@ -33,6 +33,13 @@
 // peer can still change their bytes. Treat them as untrusted input, copy
 // what must not change under you, and stop using them at Commit.
 //
+// # Sizes
+//
+// PacketLen, PayloadLen and PacketsFit say how much of a ring a packet
+// takes and how many fit, and the *Offset constants name the control-page
+// fields, so that the layers above size windows and check limits without
+// restating the layout. They never overflow, whatever length they are given.
+//
 // # Concurrency
 //
 // A Writer and a Reader of the same ring may run on different goroutines
