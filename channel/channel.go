@@ -397,12 +397,14 @@ func (c *Channel) clientOnly(what string) error {
 }
 
 // SetMaxPacketSize sets the largest incoming payload (KMCL
-// VmbChannelInitSetMaximumPacketSize). 0 is invalid. A larger incoming
-// packet is treated as malformed (as PacketFail).
+// VmbChannelInitSetMaximumPacketSize). 0 is invalid, and so is a size past
+// the MTU: StatusInvalidParameter2, as the KMCL page documents for its
+// PacketSize. A larger incoming packet is treated as malformed (as
+// PacketFail).
 func (c *Channel) SetMaxPacketSize(n int) error {
 	return c.setter("max packet size", func() error {
 		if n <= 0 || n > MTU {
-			return fail(StatusInvalidParameter, "max packet size %d", n)
+			return fail(StatusInvalidParameter2, "max packet size %d", n)
 		}
 		c.cfg.maxPacketSize = n
 		return nil
@@ -423,11 +425,17 @@ func (c *Channel) SetMaxPacketCount(n int) error {
 }
 
 // SetMaxExternalData bounds the external data of an incoming packet: bytes
-// and page count (KMCL VmbChannelInitSetMaximumExternalData).
+// and page count (KMCL VmbChannelInitSetMaximumExternalData). Zero (or
+// less) is invalid in either: StatusInvalidParameter2 for size,
+// StatusInvalidParameter3 for chainLength, the codes the KMCL page gives
+// for DataSize and ChainLength.
 func (c *Channel) SetMaxExternalData(size, chainLength int) error {
 	return c.setter("max external data", func() error {
-		if size <= 0 || chainLength <= 0 {
-			return fail(StatusInvalidParameter, "max external data %d bytes, %d pages", size, chainLength)
+		if size <= 0 {
+			return fail(StatusInvalidParameter2, "max external data %d bytes", size)
+		}
+		if chainLength <= 0 {
+			return fail(StatusInvalidParameter3, "max external data chain of %d pages", chainLength)
 		}
 		c.cfg.maxExtSize, c.cfg.maxExtChain = size, chainLength
 		return nil
@@ -479,11 +487,12 @@ func (c *Channel) SetFriendlyName(name string) error {
 // FriendlyName is the name SetFriendlyName gave.
 func (c *Channel) FriendlyName() string { return c.cfg.name }
 
-// SetFlags sets the channel flags (KMCL VmbChannelInitSetFlags).
+// SetFlags sets the channel flags (KMCL VmbChannelInitSetFlags). Unknown
+// bits fail with StatusInvalidParameter2, as the KMCL page documents.
 func (c *Channel) SetFlags(f ChannelFlags) error {
 	return c.setter("flags", func() error {
 		if f&^ChannelFlagIsPipe != 0 {
-			return fail(StatusInvalidParameter, "unknown channel flags %#x", uint32(f))
+			return fail(StatusInvalidParameter2, "unknown channel flags %#x", uint32(f))
 		}
 		c.cfg.flags = f
 		return nil
@@ -604,13 +613,15 @@ func (c *Channel) SetGuest(g *host.Guest) error {
 }
 
 // SetServerFlags sets the server flags (KMCL VmbServerChannelInitSetFlags).
+// Unknown bits fail with StatusInvalidParameter2, as the KMCL page
+// documents.
 func (c *Channel) SetServerFlags(f ServerFlags) error {
 	return c.setter("server flags", func() error {
 		if err := c.serverOnly("server flags"); err != nil {
 			return err
 		}
 		if f&^0x1F != 0 {
-			return fail(StatusInvalidParameter, "unknown server flags %#x", uint32(f))
+			return fail(StatusInvalidParameter2, "unknown server flags %#x", uint32(f))
 		}
 		c.cfg.serverFlags = f
 		return nil
@@ -620,11 +631,15 @@ func (c *Channel) SetServerFlags(f ServerFlags) error {
 // SetMMIO sets the MMIO space the offer asks for, in megabytes (KMCL
 // VmbServerChannelInitSetMmioMegabytes); optional is recorded only (the
 // offer message of the versions this host speaks carries it, but the host
-// does not allocate MMIO).
+// does not allocate MMIO). Both zero is StatusInvalidParameter, as the
+// KMCL page documents: one of them must be greater than zero.
 func (c *Channel) SetMMIO(megabytes, optional uint16) error {
 	return c.setter("MMIO", func() error {
 		if err := c.serverOnly("MMIO"); err != nil {
 			return err
+		}
+		if megabytes == 0 && optional == 0 {
+			return fail(StatusInvalidParameter, "MMIO of 0 MB and 0 MB optional")
 		}
 		c.cfg.mmio, c.cfg.mmioOptional = megabytes, optional
 		return nil

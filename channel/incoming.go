@@ -202,13 +202,17 @@ func (p *Packet) ExternalData(access guestmem.Access) (*guestmem.RangeView, erro
 }
 
 // SetTransactionQuota caps the incoming packets outstanding at once (KMCL
-// SetTransactionQuota): while n packets
-// are indicated and not completed, the receive loop stops reading data
-// packets from the ring (completions still pass). 0 removes the cap (the
-// pool size, SetMaxPacketCount, still bounds it).
-func (c *Channel) SetTransactionQuota(n int) {
-	if n < 0 {
-		n = 0
+// VmbChannelSetTransactionQuota): while n packets are indicated and not
+// completed, the receive loop stops reading data packets from the ring
+// (completions still pass). The pool size, SetMaxPacketCount, bounds them
+// too, so a quota at least that large lifts the cap. The KMCL page allows
+// only a quota above zero: 0 or less fails with StatusInvalidParameter2
+// (KMCL's function returns nothing; here the misuse is reported) and
+// leaves the quota as it was. Unlike KMCL, raising the quota restarts a
+// receive loop that the quota stopped, without waiting for a completion.
+func (c *Channel) SetTransactionQuota(n int) error {
+	if n <= 0 {
+		return fail(StatusInvalidParameter2, "transaction quota %d: must be greater than 0", n)
 	}
 	c.mu.Lock()
 	c.quota = n
@@ -219,6 +223,7 @@ func (c *Channel) SetTransactionQuota(n int) {
 	if wake && ep != nil {
 		ep.in.Signal() //nolint:errcheck // wakes our own receive loop
 	}
+	return nil
 }
 
 // Outstanding is the number of incoming packets indicated and not yet

@@ -17,7 +17,7 @@ func TestSettersOnlyWhileDisabled(t *testing.T) {
 	r := newRig(t)
 	s := r.newServer(t, ignore, StateCallbacks{})
 	c := r.newClient(t, ignore, StateCallbacks{})
-	if err := s.SetMaxPacketSize(0); !errors.Is(err, StatusInvalidParameter) {
+	if err := s.SetMaxPacketSize(0); !errors.Is(err, StatusInvalidParameter2) {
 		t.Fatalf("max packet size 0: %v", err)
 	}
 	must(t, s.SetFriendlyName("one"))
@@ -394,4 +394,32 @@ func TestWorkerLearnsIDUnasked(t *testing.T) {
 	if err := <-errs; !errors.Is(err, StatusInvalidDeviceState) {
 		t.Fatalf("Start inside Suspend: %v", err)
 	}
+}
+
+// TestSetterArgumentStatuses checks the argument errors of the setters
+// against the codes their KMCL pages document: the n-th parameter of the
+// C function (the channel is the first) fails with
+// STATUS_INVALID_PARAMETER_n.
+func TestSetterArgumentStatuses(t *testing.T) {
+	s := NewServer()
+	cases := []struct {
+		name string
+		err  error
+		want Status
+	}{
+		{"SetMaxPacketSize(0)", s.SetMaxPacketSize(0), StatusInvalidParameter2},
+		{"SetMaxExternalData(0, 1)", s.SetMaxExternalData(0, 1), StatusInvalidParameter2},
+		{"SetMaxExternalData(1, 0)", s.SetMaxExternalData(1, 0), StatusInvalidParameter3},
+		{"SetFlags(0x2)", s.SetFlags(0x2), StatusInvalidParameter2},
+		{"SetServerFlags(0x20)", s.SetServerFlags(0x20), StatusInvalidParameter2},
+		{"SetMMIO(0, 0)", s.SetMMIO(0, 0), StatusInvalidParameter},
+		{"SetTransactionQuota(0)", s.SetTransactionQuota(0), StatusInvalidParameter2},
+	}
+	for _, tc := range cases {
+		if got := StatusOf(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	must(t, s.SetTransactionQuota(1))
+	must(t, s.SetMMIO(0, 1))
 }

@@ -266,7 +266,7 @@ func TestQuotaCapsOutstanding(t *testing.T) {
 	r := newRig(t)
 	var h holder
 	s, c := r.pair(t, h.process, ignore, StateCallbacks{}, StateCallbacks{})
-	s.SetTransactionQuota(2)
+	must(t, s.SetTransactionQuota(2))
 	sendAsync(t, c, "1", "2", "3", "4", "5")
 	eventually(t, "two packets", func() bool { return h.count() == 2 })
 	time.Sleep(20 * time.Millisecond)
@@ -279,7 +279,7 @@ func TestQuotaCapsOutstanding(t *testing.T) {
 	total[0].Complete(nil)
 	eventually(t, "third packet", func() bool { return h.count() == 1 })
 	total = append(total, h.take()...)
-	s.SetTransactionQuota(0)
+	must(t, s.SetTransactionQuota(DefaultMaxPacketCount))
 	eventually(t, "the rest", func() bool { return h.count() == 2 })
 	total = append(total, h.take()...)
 	for _, p := range total[1:] {

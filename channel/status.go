@@ -21,6 +21,8 @@ const (
 	StatusBufferTooSmall         Status = 0xC0000023
 	StatusInsufficientResources  Status = 0xC000009A
 	StatusInvalidParameter1      Status = 0xC00000EF // a setter called on a channel that is not disabled
+	StatusInvalidParameter2      Status = 0xC00000F0 // a setter's first argument is invalid (KMCL's parameter 2)
+	StatusInvalidParameter3      Status = 0xC00000F1 // a setter's second argument is invalid (KMCL's parameter 3)
 	StatusCancelled              Status = 0xC0000120
 	StatusInvalidDeviceState     Status = 0xC0000184
 	StatusInvalidBufferSize      Status = 0xC0000206
@@ -36,6 +38,8 @@ var statusNames = map[Status]string{
 	StatusBufferTooSmall:         "STATUS_BUFFER_TOO_SMALL",
 	StatusInsufficientResources:  "STATUS_INSUFFICIENT_RESOURCES",
 	StatusInvalidParameter1:      "STATUS_INVALID_PARAMETER_1",
+	StatusInvalidParameter2:      "STATUS_INVALID_PARAMETER_2",
+	StatusInvalidParameter3:      "STATUS_INVALID_PARAMETER_3",
 	StatusCancelled:              "STATUS_CANCELLED",
 	StatusInvalidDeviceState:     "STATUS_INVALID_DEVICE_STATE",
 	StatusInvalidBufferSize:      "STATUS_INVALID_BUFFER_SIZE",
