@@ -213,8 +213,11 @@ type Channel struct {
 	paused  bool
 	closed  bool // client: the open channel went away; subchannel: closed with its primary
 	cleaned bool
-	ep      *endpoint
-	subs    map[*Channel]struct{} // enabled subchannels of this primary
+	// pauseArmed: Pause was called while disabled, so the next Enable
+	// brings the channel up paused (KMCL VmbChannelPause).
+	pauseArmed bool
+	ep         *endpoint
+	subs       map[*Channel]struct{} // enabled subchannels of this primary
 
 	// worker
 	ctl           chan request

@@ -174,8 +174,12 @@ func (c *Channel) Enable() error {
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	c.mu.Lock()
-	c.enabled, c.closed, c.paused, c.open = true, false, false, false
-	c.started = !c.server
+	c.enabled, c.closed, c.open = true, false, false
+	// A Pause while disabled comes into force here: the channel opens
+	// but no packet flows until Start.
+	c.paused = c.pauseArmed
+	c.started = !c.server && !c.pauseArmed
+	c.pauseArmed = false
 	c.openCancel = cancel
 	c.mu.Unlock()
 	go c.worker(ctx)
@@ -375,7 +379,11 @@ func (c *Channel) Cleanup() error {
 
 // Pause stops the packets of an enabled channel and blocks until every
 // packet indicated so far was completed (KMCL VmbChannelPause); the
-// Suspend callback runs if packets were flowing. Start resumes.
+// Suspend callback runs if packets were flowing. Start resumes. On a
+// disabled channel it arms a paused start, as the KMCL page says Pause
+// does there: the next Enable brings the channel up paused (a client
+// opens but does not start; a server stays paused after the guest opens),
+// and Start lets packets flow.
 func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) }
 
 // StopIndications is the first half of Pause, for a caller that pauses
@@ -500,6 +508,11 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 	}
 	defer c.life.Unlock()
 	c.mu.Lock()
+	if !c.enabled && !c.cleaned && req == reqPause {
+		c.pauseArmed = true
+		c.mu.Unlock()
+		return nil
+	}
 	if !c.enabled || c.closed {
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, c.stateLocked())

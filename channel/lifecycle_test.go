@@ -423,3 +423,43 @@ func TestSetterArgumentStatuses(t *testing.T) {
 	must(t, s.SetTransactionQuota(1))
 	must(t, s.SetMMIO(0, 1))
 }
+
+// TestPauseBeforeEnableArmsPausedStart: KMCL's Pause on a disabled channel
+// sets it to come up paused when enabled, where it used to be refused.
+func TestPauseBeforeEnableArmsPausedStart(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var slog, clog recorder
+	s := r.newServer(t, echo, slog.callbacks())
+	c := r.newClient(t, echo, clog.callbacks())
+	must(t, s.Pause())
+	must(t, c.Pause())
+	must(t, s.Enable())
+	must(t, c.Enable())
+	eventually(t, "both ends opened", func() bool { return clog.String() != "" && slog.String() != "" })
+	waitState(t, c, StatePaused)
+	waitState(t, s, StatePaused)
+	// Started would have run with Opened, on the same worker: had it
+	// been due, it would be in the log now.
+	c.Pause() //nolint:errcheck // a paused channel: waits for its worker only
+	s.Pause() //nolint:errcheck // as above
+	if got := clog.String(); got != "Opened" {
+		t.Fatalf("client callbacks of a paused start: %q, want only Opened", got)
+	}
+	if got := slog.String(); got != "Opened" {
+		t.Fatalf("server callbacks of a paused start: %q, want only Opened", got)
+	}
+	must(t, s.Start())
+	must(t, c.Start())
+	waitState(t, c, StateActive)
+	waitState(t, s, StateActive)
+	resp := make([]byte, 8)
+	n, err := c.SendSynchronousRequest([]byte("started!"), nil, 0, resp, 10*time.Second)
+	if err != nil || string(resp[:n]) != "started!" {
+		t.Fatalf("after Start: %q, %v", resp[:n], err)
+	}
+	// Armed once: Disable and Enable again start as usual.
+	must(t, c.Disable())
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+}
