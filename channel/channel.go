@@ -294,8 +294,17 @@ type Channel struct {
 	txStopped bool
 
 	// save/restore (save.go, restore.go), under mu
-	saver    *savedstate.Saver
-	saving   bool
+	saver  *savedstate.Saver
+	saving bool
+	// saveStale: the channel changed in a way no caller can refuse (the
+	// guest closed it) while a save was open; SaveContinue fails.
+	saveStale bool
+	// saveOpen mirrors saving || saver != nil for the send paths, which
+	// read it under sendMu without taking mu.
+	saveOpen atomic.Bool
+	// saveMu serializes SaveContinue and SaveEnd: a Saver is not safe
+	// for concurrent use.
+	saveMu   sync.Mutex
 	rest     *savedstate.Restorer
 	restored *restoredState  // applied by a restore, taken by Enable
 	remap    map[uint32]bool // mapped GPADLs whose view the VSP has not rebuilt yet

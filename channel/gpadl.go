@@ -142,6 +142,9 @@ func (c *Channel) MapGpadl(id uint32, access guestmem.Access) (*guestmem.RangeVi
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.refuseInSave("MapGpadl"); err != nil {
+		return nil, err // a save records which GPADLs are mapped
+	}
 	if c.hc == nil {
 		return nil, fail(StatusInvalidDeviceState, "MapGpadl on a channel that is not open")
 	}
@@ -174,6 +177,9 @@ func (c *Channel) UnmapGpadl(id uint32) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.refuseInSave("UnmapGpadl"); err != nil {
+		return err
+	}
 	if c.hc == nil || !c.mapped[id] {
 		return fail(StatusInvalidParameter, "GPADL %#x is not mapped", id)
 	}

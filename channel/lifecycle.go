@@ -342,6 +342,10 @@ func (c *Channel) Disable() error {
 		c.mu.Unlock()
 		return nil
 	}
+	if err := c.refuseInSave("Disable"); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	offered, cancel := c.offered, c.openCancel
 	c.mu.Unlock()
 	cancel()
@@ -356,6 +360,7 @@ func (c *Channel) Disable() error {
 	c.mu.Lock()
 	c.enabled, c.open, c.started, c.paused, c.closed = false, false, false, false, false
 	c.offered, c.openCancel = nil, nil
+	c.staleSaveLocked() // a SaveBegin that overtook the check above
 	c.mu.Unlock()
 	return nil
 }
@@ -516,6 +521,12 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 	if !c.enabled || c.closed {
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, c.stateLocked())
+	}
+	if run {
+		if err := c.refuseInSave(what); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 	}
 	if !c.open {
 		c.started, c.paused = run, !run
@@ -821,6 +832,11 @@ func (c *Channel) closeOpen() bool {
 	c.mu.Lock()
 	ep := c.ep
 	wasOpen := c.open
+	if ep != nil && wasOpen {
+		// The guest closed the channel (or went away) under an open
+		// save, which no call could refuse: the state is stale.
+		c.staleSaveLocked()
+	}
 	subs := make([]*Channel, 0, len(c.subs))
 	for s := range c.subs {
 		subs = append(subs, s)

@@ -175,6 +175,10 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 		c.sendMu.Unlock()
 		panic("channel: send of a packet still being sent")
 	}
+	if err := c.refuseInSave("send"); err != nil {
+		c.sendMu.Unlock()
+		return err
+	}
 	ep := c.sendEP
 	if ep == nil {
 		c.sendMu.Unlock()
@@ -253,6 +257,10 @@ func (c *Channel) TrySend(payload []byte) error {
 		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(len(payload), nil))
 	}
 	c.sendMu.Lock()
+	if err := c.refuseInSave("TrySend"); err != nil {
+		c.sendMu.Unlock()
+		return err
+	}
 	ep := c.sendEP
 	if ep == nil {
 		c.sendMu.Unlock()

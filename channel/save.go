@@ -67,21 +67,37 @@ func (c *Channel) identity() []byte {
 // For servicing, pause the channels, then save the host's bus
 // (host.Host.SaveGuests: that parks the control plane, so the guest
 // cannot close the channel under the save), then save the channels.
+//
+// From SaveBegin to SaveEnd nothing may change what the state describes,
+// or the state handed out would be stale (a transaction lost or done
+// twice after the restore): Start, StartHeld, Disable, Cleanup, every
+// send (Send, SendExternal, SendGpadl, TrySend, SendSynchronousRequest),
+// MapGpadl and UnmapGpadl fail with StatusInvalidDeviceState meanwhile.
+// A change no call can refuse (the guest closes the channel) makes the
+// next SaveContinue fail instead.
 func (c *Channel) SaveBegin() error {
+	_, err := c.saveBegin()
+	return err
+}
+
+// saveBegin is SaveBegin; it returns the save it opened, which saveLoop
+// continues only while it is still the channel's open save.
+func (c *Channel) saveBegin() (*savedstate.Saver, error) {
 	if err := c.serverOnly("SaveBegin"); err != nil {
-		return err
+		return nil, err
 	}
 	c.mu.Lock()
 	switch {
 	case c.saver != nil || c.saving:
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "SaveBegin: a save is under way (SaveEnd first)")
+		return nil, fail(StatusInvalidDeviceState, "SaveBegin: a save is under way (SaveEnd first)")
 	case !c.enabled || c.closed || c.started || c.rxWant:
 		st := c.stateLocked()
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "SaveBegin: channel is %v; Pause it first", st)
+		return nil, fail(StatusInvalidDeviceState, "SaveBegin: channel is %v; Pause it first", st)
 	}
-	c.saving = true
+	c.saving, c.saveStale = true, false
+	c.setSaveOpenLocked()
 	c.mu.Unlock()
 	recs, err := c.snapshot()
 	var s *savedstate.Saver
@@ -93,11 +109,36 @@ func (c *Channel) SaveBegin() error {
 	if err == nil {
 		c.saver = s
 	}
+	c.setSaveOpenLocked()
 	c.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return s, nil
+}
+
+// setSaveOpenLocked updates saveOpen after saving or saver changed. Must
+// hold mu.
+func (c *Channel) setSaveOpenLocked() { c.saveOpen.Store(c.saving || c.saver != nil) }
+
+// refuseInSave fails what would change the channel while a save is open
+// (KMCL: the state VmbChannelSaveBegin captured must still be the
+// channel's when VmbChannelSaveEnd closes the save). A caller that
+// needs the answer ordered with SaveBegin's snapshot holds mu or sendMu,
+// which SaveBegin takes after it sets saveOpen.
+func (c *Channel) refuseInSave(what string) error {
+	if c.saveOpen.Load() {
+		return fail(StatusInvalidDeviceState, "%s between SaveBegin and SaveEnd", what)
 	}
 	return nil
+}
+
+// staleSaveLocked marks an open save stale: the channel changed under
+// it. Must hold mu.
+func (c *Channel) staleSaveLocked() {
+	if c.saving || c.saver != nil {
+		c.saveStale = true
+	}
 }
 
 // pktSnap is one outgoing packet as the snapshot found it.
@@ -264,13 +305,28 @@ func (c *Channel) savePacketBytes(p *OutPacket, scratch *[]byte) ([]byte, error)
 //   - an error matching StatusBufferTooSmall: nothing was written,
 //     required is the size of the next record.
 //
-// StatusInvalidDeviceState without SaveBegin.
+// StatusInvalidDeviceState without SaveBegin, or when the channel changed
+// since SaveBegin in a way no call could refuse (the guest closed it):
+// then SaveEnd, and the save must start over once the channel is paused
+// again. It is safe to call concurrently with SaveBegin and SaveEnd, which
+// it never sees half done.
 func (c *Channel) SaveContinue(buf []byte) (filled, required int, err error) {
+	return c.saveContinue(nil, buf)
+}
+
+// saveContinue is SaveContinue of the open save, which must be want
+// unless want is nil.
+func (c *Channel) saveContinue(want *savedstate.Saver, buf []byte) (filled, required int, err error) {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	s := c.saver
+	s, stale := c.saver, c.saveStale
 	c.mu.Unlock()
-	if s == nil {
+	switch {
+	case s == nil || (want != nil && s != want):
 		return 0, 0, fail(StatusInvalidDeviceState, "SaveContinue without SaveBegin")
+	case stale:
+		return 0, 0, fail(StatusInvalidDeviceState, "SaveContinue: the channel changed since SaveBegin")
 	}
 	filled, required, p := s.Continue(buf)
 	switch p {
@@ -283,11 +339,22 @@ func (c *Channel) SaveContinue(buf []byte) (filled, required int, err error) {
 }
 
 // SaveEnd releases what SaveBegin allocated (KMCL VmbChannelSaveEnd),
-// after a finished, failed or abandoned save alike. Without a save under
-// way it does nothing.
-func (c *Channel) SaveEnd() {
+// after a finished, failed or abandoned save alike, and lets the channel
+// change again. Without a save under way it does nothing; a SaveBegin
+// still under way on another goroutine is not ended.
+func (c *Channel) SaveEnd() { c.saveEnd(nil) }
+
+// saveEnd is SaveEnd of the open save if it is s (or any, with nil): a
+// save loop ends its own save, not one begun after another goroutine
+// ended it.
+func (c *Channel) saveEnd(s *savedstate.Saver) {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	c.saver = nil
+	if s == nil || c.saver == s {
+		c.saver = nil
+	}
+	c.setSaveOpenLocked()
 	c.mu.Unlock()
 }
 
@@ -323,13 +390,12 @@ func (c *Channel) SaveChunks(size int) ([][]byte, error) {
 // every chunk is a buffer of its own, which emit may keep; else the chunk
 // is valid only during the call.
 func (c *Channel) saveLoop(size int, fresh bool, emit func(chunk []byte) error) error {
-	if err := c.SaveBegin(); err != nil {
+	s, err := c.saveBegin()
+	if err != nil {
 		return err
 	}
-	defer c.SaveEnd()
-	c.mu.Lock()
-	left := c.saver.Len()
-	c.mu.Unlock()
+	defer c.saveEnd(s)
+	left := s.Len()
 	size = max(size, 1)
 	var buf []byte
 	// Every call writes at least one record or asks once for a larger
@@ -338,7 +404,7 @@ func (c *Channel) saveLoop(size int, fresh bool, emit func(chunk []byte) error) 
 		if want := max(min(size, left), 1); fresh || len(buf) < want {
 			buf = make([]byte, want)
 		}
-		n, req, err := c.SaveContinue(buf)
+		n, req, err := c.saveContinue(s, buf)
 		left -= n
 		if n > 0 {
 			if err := emit(buf[:n:n]); err != nil {
