@@ -12,12 +12,14 @@ import (
 	"github.com/govmbus/govmbus/savedstate"
 )
 
-// SavePacketFunc is KMCL's EvtVmbPacketSave: it saves the VSP's own state
-// of an outgoing packet still in use into buf and returns the bytes
-// written. The library calls it first with an empty buf; a VSP with state
-// to save then returns StatusBufferTooSmall (an error matching it) and n =
-// the bytes it needs, and is called again with a buffer of at least that
-// size. Returning nil with n = 0 saves nothing for the packet.
+// SavePacketFunc is KMCL's EvtVmbChannelSavePacket: it saves the VSP's
+// own state of an outgoing packet still in use into buf and returns the
+// bytes written. The library calls it first with an empty buf; a VSP with
+// state to save then fails (StatusBufferTooSmall is the usual error, but
+// as in KMCL any error will do) with n = the bytes it needs, and is called
+// again with a buffer of at least that size (an empty one if n is 0); an
+// error from that second call fails the save. Returning nil with n = 0
+// from the first call saves nothing for the packet.
 type SavePacketFunc func(p *OutPacket, buf []byte) (n int, err error)
 
 // RestorePacketFunc is KMCL's EvtVmbPacketRestore: for each saved packet,
@@ -269,15 +271,17 @@ func (c *Channel) savePacketBytes(p *OutPacket, scratch *[]byte) ([]byte, error)
 	if fn == nil {
 		return nil, nil
 	}
+	// KMCL's EvtVmbChannelSavePacket page: the first call, with a zero
+	// size, fails if there is state to save and gives the size needed;
+	// after any failure of it (not only STATUS_BUFFER_TOO_SMALL) KMCL
+	// calls again with a buffer at least that large.
 	n, err := fn(p, nil)
 	switch {
 	case err == nil && n == 0:
 		return nil, nil
 	case err == nil:
 		return nil, fail(StatusInvalidParameter, "save-packet callback wrote %d bytes into an empty buffer", n)
-	case !errors.Is(err, StatusBufferTooSmall):
-		return nil, err
-	case n <= 0 || n > savedstate.MaxBody-64:
+	case n < 0 || n > savedstate.MaxBody-64:
 		return nil, fail(StatusInvalidBufferSize, "save-packet callback needs %d bytes", n)
 	}
 	if cap(*scratch) < n {
