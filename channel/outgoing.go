@@ -517,13 +517,27 @@ func (c *Channel) failOutgoing() {
 // A negative timeout (NoTimeout) waits for ring space and for the
 // completion without limit. It must not be called from ProcessPacket on
 // the receive goroutine, nor from Started.
+//
+// On a server channel it never waits for the guest: KMCL's page lets the
+// root call it only with a zero timeout and without
+// SendWaitForCompletion, so a host thread cannot hang on a guest that
+// never answers. There the packet goes into the ring now or not at all
+// (StatusBufferOverflow), no completion is asked for, and the result is
+// 0 bytes; any other timeout, SendWaitForCompletion or external data
+// (which needs a completion) fail with StatusInvalidParameter.
 func (c *Channel) SendSynchronousRequest(payload []byte, ext []gpa.Range, flags SendFlags, resp []byte, timeout time.Duration) (int, error) {
+	if c.server && (timeout != 0 || flags&SendWaitForCompletion != 0 || len(ext) > 0) {
+		return 0, fail(StatusInvalidParameter, "SendSynchronousRequest on a server: only a zero timeout, without waiting for a completion")
+	}
 	p, err := c.syncPacket()
 	if err != nil {
 		return 0, err
 	}
 	p.resp = resp
-	if err := p.send(payload, ext, flags|SendWaitForCompletion, timeout == 0); err != nil {
+	if !c.server {
+		flags |= SendWaitForCompletion
+	}
+	if err := p.send(payload, ext, flags, timeout == 0); err != nil {
 		c.putSync(p)
 		return 0, err
 	}

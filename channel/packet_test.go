@@ -221,8 +221,8 @@ func TestBlockingProcessing(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t)
 	// ProcessPacket blocks on a synchronous request of its own: the
-	// receive goroutine must keep routing completions meanwhile.
-	var s *Channel
+	// receive goroutine must keep routing completions meanwhile. (A
+	// client's: a server's request never waits.)
 	done := make(chan error, 1)
 	proc := func(ch *Channel, p *Packet, payload []byte, _ PacketFlags) {
 		if string(payload[:4]) == "ping" {
@@ -232,15 +232,15 @@ func TestBlockingProcessing(t *testing.T) {
 		}
 		p.Complete(nil)
 	}
-	s = r.newServer(t, proc, StateCallbacks{})
-	must(t, s.SetBlockingProcessing(true))
-	c := r.newClient(t, echo, StateCallbacks{})
+	s := r.newServer(t, echo, StateCallbacks{})
+	c := r.newClient(t, proc, StateCallbacks{})
+	must(t, c.SetBlockingProcessing(true))
 	must(t, s.Enable())
 	must(t, s.Start())
 	must(t, c.Enable())
 	waitState(t, s, StateActive)
 	waitState(t, c, StateActive)
-	sendAsync(t, c, "ping")
+	sendAsync(t, s, "ping")
 	must(t, <-done)
 }
 
@@ -625,4 +625,44 @@ func queued(c *Channel) int {
 		n++
 	}
 	return n
+}
+
+// TestServerSyncRequestNeverWaits: KMCL lets the root call
+// VmbChannelSendSynchronousRequest only with a zero timeout and without
+// waiting for the completion, so a host cannot hang on its guest; here a
+// guest that never completes cannot hold the server's call.
+func TestServerSyncRequestNeverWaits(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var h holder
+	s, _ := r.pair(t, echo, h.process, StateCallbacks{}, StateCallbacks{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.SendSynchronousRequest([]byte("no wait."), nil, 0, make([]byte, 8), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(10 * time.Second):
+		for _, p := range h.take() {
+			p.Complete(nil) // lets the request, and the teardown, end
+		}
+		t.Fatalf("a server's synchronous request waits for a guest that never completes (then: %v)", <-done)
+	}
+	eventually(t, "the guest got it", func() bool { return h.count() == 1 })
+	for _, p := range h.take() {
+		if p.CompletionRequested() {
+			t.Fatal("a server's synchronous request asked for a completion")
+		}
+		p.Complete(nil)
+	}
+	if _, err := s.SendSynchronousRequest([]byte("wait...."), nil, SendWaitForCompletion, nil, 0); !errors.Is(err, StatusInvalidParameter) {
+		t.Fatalf("server request waiting for completion: %v", err)
+	}
+	for _, to := range []time.Duration{time.Second, NoTimeout} {
+		if _, err := s.SendSynchronousRequest([]byte("wait...."), nil, 0, nil, to); !errors.Is(err, StatusInvalidParameter) {
+			t.Fatalf("server request with timeout %v: %v", to, err)
+		}
+	}
 }
