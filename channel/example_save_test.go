@@ -73,6 +73,20 @@ func ExampleChannel_SaveContinue() {
 	// and Enable would re-attach it; this guest has no restored bus state,
 	// so the channel takes ServerForceNewChannel and is only cleaned up.
 	fresh := newPingServer(g, channel.ServerForceNewChannel)
+	// The VSP brings each saved packet back and names who hears of its
+	// completion (a state with packets needs this callback).
+	check(fresh.SetSavePacketCallbacks(nil, func(c *channel.Channel, lib, _ []byte) error {
+		p, err := c.AllocatePacket()
+		if err != nil {
+			return err
+		}
+		if err := p.Restore(lib); err != nil {
+			p.Free()
+			return err
+		}
+		p.SetCompletion(func(*channel.OutPacket, channel.Status, []byte) {})
+		return nil
+	}))
 	for _, chunk := range chunks {
 		fmt.Println("RestoreFromBuffer:", channel.StatusOf(fresh.RestoreFromBuffer(chunk)))
 	}

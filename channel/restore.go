@@ -68,6 +68,12 @@ func (c *Channel) RestoreFromBuffer(buf []byte) error {
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: channel is %v; restore into a disabled channel before Enable", st)
 	}
+	if c.restored != nil {
+		// A second state would re-reserve the packets of the first: one
+		// restore per Enable (KMCL restores a channel from one save).
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: the channel is restored already; Enable it")
+	}
 	if c.rest == nil {
 		c.rest = savedstate.NewRestorer(savedstate.Limits{MaxBytes: maxChannelState})
 	}
@@ -85,6 +91,13 @@ func (c *Channel) RestoreFromBuffer(buf []byte) error {
 	pc, err := c.parseState(r.Begin(), r.Records(), true)
 	if err != nil {
 		return fmt.Errorf("%w: %w", StatusInvalidParameter, err)
+	}
+	if len(pc.packets) > 0 && c.cfg.restorePacket == nil {
+		// KMCL's EvtVmbChannelRestorePacket page: the VSP brings each
+		// packet back (VmbPacketAllocate, VmbPacketRestore) and sets its
+		// completion routine. Without the callback no one would hear
+		// of the packets' completions: refused, nothing changed.
+		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: the state holds %d packets and the channel has no restore-packet callback (SetSavePacketCallbacks)", len(pc.packets))
 	}
 	return c.apply(pc)
 }
@@ -299,16 +312,7 @@ func (c *Channel) apply(pc *parsedChannel) error {
 
 	var err error
 	for _, p := range pc.packets {
-		if fn := c.cfg.restorePacket; fn != nil {
-			err = fn(c, p.lib, p.VSP)
-		} else {
-			var op *OutPacket
-			if op, err = c.AllocatePacket(); err == nil {
-				if err = op.Restore(p.lib); err != nil {
-					op.Free()
-				}
-			}
-		}
+		err = c.cfg.restorePacket(c, p.lib, p.VSP)
 		if err == nil && st.claimed[p.Lib.Slot] == nil {
 			err = fail(StatusInvalidParameter, "restore-packet callback did not restore the packet of slot %d", p.Lib.Slot)
 		}

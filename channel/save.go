@@ -30,8 +30,9 @@ type RestorePacketFunc func(c *Channel, lib []byte, dev []byte) error
 
 // SetSavePacketCallbacks sets the packet save and restore callbacks (KMCL
 // VmbServerChannelInitSetSaveRestorePacketCallbacks); server channels,
-// while disabled. Without a restore callback the library restores each
-// packet into a packet object of its own, with no completion routine.
+// while disabled. Without a restore callback a saved state that holds
+// packets is refused by RestoreFromBuffer (StatusInvalidDeviceState):
+// nothing would hear of their completions.
 func (c *Channel) SetSavePacketCallbacks(save SavePacketFunc, restore RestorePacketFunc) error {
 	return c.setter("save/restore packet callbacks", func() error {
 		if err := c.serverOnly("save/restore packet callbacks"); err != nil {

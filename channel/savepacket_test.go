@@ -53,3 +53,26 @@ func TestSavePacketSecondCallAfterAnyFailure(t *testing.T) {
 	must(t, s.Start())
 	must(t, c.Start())
 }
+
+// TestRestoreRefusals: a state with packets needs a restore-packet
+// callback (else the packets' completions would reach no one), and a
+// restored channel takes no second state.
+func TestRestoreRefusals(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 4)
+	defer f.release()
+	bare := NewServer()
+	must(t, bare.SetGuest(f.g))
+	must(t, bare.SetInterface(testType, testInst))
+	must(t, bare.SetProcessPacketCallbacks(echo, nil))
+	t.Cleanup(func() { bare.Cleanup() })
+	if err := bare.Restore(f.state); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("restore of packets without a restore-packet callback: %v", err)
+	}
+	n := configure(t, f.g, newVSP(), echo)
+	must(t, n.Restore(f.state))
+	if err := n.Restore(f.state); !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("second restore into a restored channel: %v", err)
+	}
+	must(t, n.Enable())
+}
