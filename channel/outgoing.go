@@ -101,9 +101,14 @@ func (c *Channel) InitializePacket(p *OutPacket) error {
 }
 
 // Free releases the packet object (KMCL VmbPacketFree). The packet must be
-// idle: not queued and not waiting for a completion.
+// idle: not queued and not waiting for a completion. A packet without a
+// completion routine frees itself when its send completes (see
+// SetCompletion): Free is for one not sent, or with a routine of its own.
 func (p *OutPacket) Free() {
 	c := p.c
+	if c == nil {
+		panic("channel: Free of a freed packet (one without a completion routine frees itself when its send completes)")
+	}
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if p.state != outIdle {
@@ -116,8 +121,22 @@ func (p *OutPacket) Free() {
 }
 
 // SetCompletion sets the completion routine (KMCL
-// VmbPacketSetCompletionRoutine); nil means none.
+// VmbPacketSetCompletionRoutine). The default routine, which nil restores,
+// frees the packet once its send completed, as KMCL's does (the
+// VmbPacketAllocate page): a driver that sends and forgets leaks no
+// packet. A driver that reuses a packet sets a routine of its own and
+// frees the packet itself.
 func (p *OutPacket) SetCompletion(fn CompletionFunc) { p.completion = fn }
+
+// completed runs the packet's completion routine, or the default one,
+// which frees it. Not under sendMu.
+func (p *OutPacket) completed(st Status, payload []byte) {
+	if fn := p.completion; fn != nil {
+		fn(p, st, payload)
+		return
+	}
+	p.Free()
+}
 
 // Channel is the packet's channel.
 func (p *OutPacket) Channel() *Channel { return p.c }
@@ -203,8 +222,8 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 			if sig {
 				ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
 			}
-			if !p.wait && p.completion != nil {
-				p.completion(p, StatusSuccess, nil)
+			if !p.wait {
+				p.completed(StatusSuccess, nil)
 			}
 			return nil
 		}
@@ -434,9 +453,7 @@ func (c *Channel) finishSent(ep *endpoint, done *qitem, sig bool) {
 		next := q.next
 		q.next = nil
 		if q.out != nil {
-			if fn := q.out.completion; fn != nil {
-				fn(q.out, q.out.status, nil)
-			}
+			q.out.completed(q.out.status, nil)
 		} else {
 			c.recycle(q.in)
 		}
@@ -460,9 +477,7 @@ func (c *Channel) onCompletion(rp *ring.Packet) {
 	}
 	p.state = outIdle
 	c.sendMu.Unlock()
-	if p.completion != nil {
-		p.completion(p, StatusSuccess, rp.Payload())
-	}
+	p.completed(StatusSuccess, rp.Payload())
 }
 
 // failOutgoing completes every queued and in-flight packet with
@@ -492,9 +507,7 @@ func (c *Channel) failOutgoing() {
 	c.sendEP = nil
 	c.sendMu.Unlock()
 	for _, p := range failed {
-		if p.completion != nil {
-			p.completion(p, StatusDeviceRemoved, nil)
-		}
+		p.completed(StatusDeviceRemoved, nil)
 	}
 	for _, p := range ins {
 		c.recycle(p)

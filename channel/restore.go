@@ -440,9 +440,7 @@ func (c *Channel) failRestored(st *restoredState) {
 	}
 	c.sendMu.Unlock()
 	for _, p := range failed {
-		if p.completion != nil {
-			p.completion(p, StatusDeviceRemoved, nil)
-		}
+		p.completed(StatusDeviceRemoved, nil)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/gpa"
 )
 
@@ -36,6 +37,9 @@ func TestPacketBackWithoutCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A routine of its own keeps the packet the test's to reuse (the
+	// default one frees it after its first send).
+	op.SetCompletion(func(*channel.OutPacket, channel.Status, []byte) {})
 	defer op.Free()
 	for range 3 {
 		if err := op.Send([]byte("packet-back-mode"), 0); err != nil {
