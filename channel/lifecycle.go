@@ -356,6 +356,7 @@ func (c *Channel) Disable() error {
 	}
 	c.call(reqClose, nil) //nolint:errcheck // closes what is still open
 	c.stopWorker()
+	c.failOutgoing() // packets queued while the channel never opened
 	c.leavePrimary()
 	c.mu.Lock()
 	c.enabled, c.open, c.started, c.paused, c.closed = false, false, false, false, false
@@ -666,6 +667,10 @@ func (c *Channel) goLive(ep *endpoint) {
 	c.open = true
 	c.mu.Unlock()
 	go c.rxLoop(ep)
+	// Packets queued before the channel opened (sendBeforeOpen) go
+	// out now that Opened succeeded.
+	done, sig := c.flush(ep)
+	c.finishSent(ep, done, sig)
 }
 
 // dropEndpoint forgets an endpoint whose open failed.

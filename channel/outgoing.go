@@ -200,8 +200,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	}
 	ep := c.sendEP
 	if ep == nil {
-		c.sendMu.Unlock()
-		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
+		return c.sendBeforeOpen(p, payload, ext, flags, noQueue)
 	}
 	c.txSeq++
 	p.txid = uint64(c.txSeq)<<32 | uint64(p.slot)
@@ -254,6 +253,38 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	done, sig := c.flushLocked(ep)
 	c.sendMu.Unlock()
 	c.finishSent(ep, done, sig)
+	return nil
+}
+
+// sendBeforeOpen queues a packet sent on an enabled channel that is not
+// open (yet, or again): KMCL's EvtVmbChannelOpened page says packets can
+// be queued before that callback, but not sent. The queue goes out once
+// the channel opens (goLive); Disable fails it with StatusDeviceRemoved.
+// A disabled channel, or a client channel that closed (it does not open
+// again), refuses the send. Called with sendMu held; unlocks it.
+func (c *Channel) sendBeforeOpen(p *OutPacket, payload []byte, ext []gpa.Range, flags SendFlags, noQueue bool) error {
+	c.mu.Lock()
+	waiting := c.enabled && !c.closed
+	c.mu.Unlock()
+	switch {
+	case !waiting:
+		c.sendMu.Unlock()
+		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
+	case noQueue:
+		c.sendMu.Unlock()
+		return StatusBufferOverflow
+	}
+	c.txSeq++
+	p.txid = uint64(c.txSeq)<<32 | uint64(p.slot)
+	p.wait = flags&SendWaitForCompletion != 0
+	if cap(p.buf) < len(payload) {
+		p.buf = make([]byte, len(payload))
+	}
+	p.n = copy(p.buf[:cap(p.buf)], payload)
+	p.ranges, p.pfns = copyRanges(p.ranges[:0], p.pfns[:0], ext)
+	p.state = outQueued
+	c.enqueue(&p.q)
+	c.sendMu.Unlock()
 	return nil
 }
 
@@ -417,6 +448,8 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 		if q.out != nil {
 			p := q.out
 			switch {
+			case errors.Is(err, ring.ErrTooLarge):
+				p.status = StatusInvalidBufferSize // queued before the ring was known
 			case err != nil:
 				p.status = StatusDeviceRemoved
 			case p.wait:

@@ -42,3 +42,42 @@ func TestDefaultCompletionFreesPacket(t *testing.T) {
 	}
 	p.Free()
 }
+
+// TestSendBeforeOpenQueues: KMCL's EvtVmbChannelOpened page lets packets
+// be queued before the channel opens (they are sent once it is open), so
+// a send on an enabled channel that is not open yet queues, and Disable
+// fails what never went out.
+func TestSendBeforeOpenQueues(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	s := r.newServer(t, echo, StateCallbacks{})
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, c.Enable()) // waits for an offer that does not come yet
+	got := make(chan string, 1)
+	p, err := c.AllocatePacket()
+	must(t, err)
+	p.SetCompletion(func(_ *OutPacket, st Status, payload []byte) {
+		got <- st.Error() + ":" + string(payload)
+	})
+	must(t, p.Send([]byte("early..."), SendWaitForCompletion))
+	must(t, s.Enable())
+	must(t, s.Start())
+	if g := <-got; g != StatusSuccess.Error()+":early..." {
+		t.Fatalf("queued before the open: %s", g)
+	}
+	p.Free()
+
+	// Queued, and the channel never opens: Disable fails the packet.
+	must(t, c.Disable())
+	must(t, s.Disable())
+	must(t, c.Enable())
+	q, err := c.AllocatePacket()
+	must(t, err)
+	q.SetCompletion(func(_ *OutPacket, st Status, _ []byte) { got <- st.Error() })
+	must(t, q.Send([]byte("never..."), 0))
+	must(t, c.Disable())
+	if g := <-got; g != StatusDeviceRemoved.Error() {
+		t.Fatalf("queued on a channel disabled before it opened: %s", g)
+	}
+	q.Free()
+}

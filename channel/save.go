@@ -182,6 +182,12 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	var comps []completionRecord
 	var restarts []*restartRecord
 	c.sendMu.Lock()
+	if info.Open == nil && c.qHead != nil {
+		// Packets queued before the channel opened (sendBeforeOpen):
+		// the saved state of a channel that is not open holds none.
+		c.sendMu.Unlock()
+		return nil, fail(StatusInvalidDeviceState, "SaveBegin: packets queued on a channel the guest has not opened")
+	}
 	// Nothing reaches the ring after this look at the queue, until Start
 	// (paused.go): the queue recorded is the queue a successor sends.
 	c.txStopped, c.holdDone = true, true
