@@ -81,6 +81,9 @@
 // packet sent with SendWaitForCompletion completes when the peer's
 // completion with its transaction id arrives (id = send sequence << 32 |
 // packet slot, so a late completion never matches a reused packet). A
+// packet without a completion routine frees itself then, as KMCL's
+// default routine does. A send on an enabled channel that is not open
+// yet queues until it opens. A
 // paused server channel, or one being saved, writes nothing to its ring
 // until Start: what it sends waits in the queue, which a save records
 // and a servicing's successor sends.
@@ -119,6 +122,9 @@
 // Enable; Enable re-attaches it to the channel the restored host
 // (host.Restore) holds for it, or with ServerForceNewChannel abandons that
 // instance and offers anew. docs/KMCL.md has the servicing sequence.
+// Between SaveBegin and SaveEnd the calls that would change what the save
+// captured (Start, Disable, sends, GPADL maps) fail, so a state handed
+// out is never stale.
 //
 // # Errors
 //
