@@ -10,6 +10,7 @@ import (
 
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 // slowDisk is a file whose Sync waits until gate closes (a disk that takes
@@ -42,17 +43,7 @@ func newSlowRig(t *testing.T) (*rig, *slowDisk) {
 	return r, disk
 }
 
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+var waitFor = testbus.Eventually
 
 // answered waits for n flushes to return, each without an error.
 func answered(t *testing.T, errs <-chan error, n int) {
@@ -95,19 +86,14 @@ func TestFlushAcrossServicing(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Pause waited for the fsync")
 	}
-	saved, err := r.h.SaveGuests()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ownSaved(t, saved)
+	saved := r.Save(t)
 	chunks, err := r.srv.Save()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The old fsync ends now, in the old host: nothing reaches the guest.
 	old.release()
-	r.h.Close()
-	r.wg.Wait()
+	r.Stop()
 	if err := r.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,19 +105,12 @@ func TestFlushAcrossServicing(t *testing.T) {
 
 	fresh := &slowDisk{File: r.file, gate: make(chan struct{})}
 	fresh.release()
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
+	r.Restore(t, host.Config{}, saved)
+	r.srv, err = RestoreServer(r.Guest, fresh, ServerConfig{Size: 1 << 20}, chunks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.h = h2
-	r.srv, err = RestoreServer(guests[0], fresh, ServerConfig{Size: 1 << 20}, chunks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2.Resume()
+	r.Host.Resume()
 	select {
 	case err := <-flushed:
 		if err != nil {

@@ -1,26 +1,20 @@
 package blk
 
 import (
-	"context"
 	"os"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
-	"github.com/govmbus/govmbus/transport"
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 // rig is a host offering a blk Server over a temporary file to its one
-// guest, and the guest's Disk, over transport.Pipe.
+// guest, and the guest's Disk.
 type rig struct {
+	*testbus.Bus
 	srv  *Server
-	cl   *guest.Client
 	d    *Disk
 	file *os.File
-	h    *host.Host
-	wg   sync.WaitGroup // ServeConn
 }
 
 func newRig(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig) *rig {
@@ -36,6 +30,7 @@ func newRigWith(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() }) // after the bus's, which close the server's users
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
@@ -45,30 +40,12 @@ func newRigWith(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig, 
 	if wrap != nil {
 		be = wrap(f)
 	}
-	srvs := make(chan *Server, 1)
-	r.h = host.New(host.Config{OnGuest: func(g *host.Guest) {
-		s, err := NewServer(g, be, scfg)
-		if err != nil {
+	r.Bus = testbus.New(t, testbus.Config{Host: host.Config{OnGuest: func(g *host.Guest) {
+		var err error
+		if r.srv, err = NewServer(g, be, scfg); err != nil {
 			t.Error(err)
 		}
-		srvs <- s
-	}})
-	hc, gc, err := transport.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.h.ServeConn(hc)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r.cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv = <-srvs
+	}}})
 	t.Cleanup(func() {
 		if r.d != nil {
 			r.d.Close()
@@ -76,16 +53,11 @@ func newRigWith(t testing.TB, size int64, scfg ServerConfig, ccfg ClientConfig, 
 		if r.srv != nil {
 			r.srv.Close()
 		}
-		r.cl.Close()
-		r.h.Close()
-		r.wg.Wait()
-		f.Close()
 	})
 	if r.srv == nil {
 		t.FailNow()
 	}
-	r.d, err = Open(ctx, r.cl, ccfg)
-	if err != nil {
+	if r.d, err = Open(testbus.Context(t), r.Client, ccfg); err != nil {
 		t.Fatal(err)
 	}
 	return r

@@ -3,9 +3,10 @@ package echo
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 // BenchmarkStream measures checked streaming through the echo VSP and
@@ -17,26 +18,17 @@ func BenchmarkStream(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime(b)
+			cpu0 := testbus.CPUTime(b)
 			res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: uint64(b.N)})
 			b.StopTimer()
 			// CPU time of both ends per packet: on a shared machine it
 			// varies far less than the wall time per packet.
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testbus.CPUTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
 			if err != nil || res.Lost+res.Corrupted+res.Duplicated != 0 {
 				b.Fatalf("%v %+v", err, res)
 			}
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process used so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPing measures one round trip (request and completion).

@@ -223,7 +223,7 @@ func TestCheckerVerdicts(t *testing.T) {
 func TestExternalDataCompletedWithoutEcho(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
-	pfn, err := r.cl.Pages().Alloc(1)
+	pfn, err := r.Client.Pages().Alloc(1)
 	if err != nil {
 		t.Fatal(err)
 	}

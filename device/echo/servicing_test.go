@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
-	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/internal/testbus"
 	"github.com/govmbus/govmbus/savedstate"
-	"github.com/govmbus/govmbus/transport"
 )
 
 // stalled is an echo server whose guest stopped reading: the guest's
@@ -21,10 +20,8 @@ import (
 // fit in its ring, so some wait in the server's send queue (no more than
 // the server's packet count: each holds an incoming packet).
 type stalled struct {
-	h     *host.Host
-	wg    sync.WaitGroup
+	*testbus.Bus
 	srv   *Server
-	cl    *guest.Client
 	c     *channel.Channel // the guest's raw client channel
 	sent  int
 	count int // the server's MaxPacketCount
@@ -81,29 +78,12 @@ const stalledPayload = 4096
 func newStalled(t *testing.T, packets int) *stalled {
 	t.Helper()
 	s := &stalled{count: 64}
-	srvs := make(chan *Server, 1)
-	s.h = host.New(host.Config{OnGuest: func(g *host.Guest) {
-		srv, err := NewServer(g, ServerConfig{MaxPacketCount: s.count})
-		if err != nil {
+	s.Bus = testbus.New(t, testbus.Config{Host: host.Config{OnGuest: func(g *host.Guest) {
+		var err error
+		if s.srv, err = NewServer(g, ServerConfig{MaxPacketCount: s.count}); err != nil {
 			t.Error(err)
 		}
-		srvs <- srv
-	}})
-	hc, gc, err := transport.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.h.ServeConn(hc)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if s.cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	s.srv = <-srvs
+	}}})
 	t.Cleanup(func() {
 		if s.c != nil {
 			s.c.Cleanup()
@@ -111,17 +91,15 @@ func newStalled(t *testing.T, packets int) *stalled {
 		if s.srv != nil {
 			s.srv.Close()
 		}
-		s.cl.Close()
-		s.h.Close()
-		s.wg.Wait()
 	})
 	if s.srv == nil {
 		t.FailNow()
 	}
+	ctx := testbus.Context(t)
 	s.c = channel.NewClient()
 	active := make(chan struct{}, 1)
 	for _, err := range []error{
-		s.c.SetClient(s.cl),
+		s.c.SetClient(s.Client),
 		s.c.SetInterface(InterfaceType, InterfaceInstance),
 		s.c.SetRingPages(DefaultRingPages, DefaultRingPages),
 		s.c.SetProcessPacketCallbacks(func(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
@@ -160,16 +138,7 @@ func newStalled(t *testing.T, packets int) *stalled {
 	return s
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+var waitFor = testbus.Eventually
 
 // pauseWithin pauses the server, failing if Pause does not return in time
 // (it would wait for the guest, which does not read).
@@ -240,11 +209,7 @@ func TestRestoreSendsQueuedAnswers(t *testing.T) {
 	leakcheck.Check(t)
 	s := newStalled(t, 96)
 	s.pauseWithin(t, 2*time.Second)
-	saved, err := s.h.SaveGuests()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ownSaved(t, saved)
+	saved := s.Save(t)
 	defer func() {
 		for i := range saved {
 			saved[i].Close()
@@ -258,15 +223,14 @@ func TestRestoreSendsQueuedAnswers(t *testing.T) {
 		t.Fatal("the saved state holds no queued answer")
 	}
 	// The old process goes without a word to the guest.
-	s.h.Close()
-	s.wg.Wait()
+	s.Stop()
 	s.srv.Close()
 	s.srv = nil
 	h2, guests, err := host.Restore(host.Config{}, saved)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.h = h2
+	s.Host = h2
 	if s.srv, err = RestoreServer(guests[0], ServerConfig{MaxPacketCount: s.count}, chunks); err != nil {
 		t.Fatal(err)
 	}
