@@ -1,16 +1,13 @@
 package host_test
 
 import (
-	"context"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/testbus"
 	"github.com/govmbus/govmbus/protocol"
-	"github.com/govmbus/govmbus/transport"
 )
 
 // nopDevice opens and closes channels and does nothing with them: the
@@ -24,9 +21,8 @@ func (d nopDevice) Close(*host.Channel)      {}
 // busRig is a host serving benchGuests guests in this process, each with
 // two open channels, for the servicing benchmarks.
 type busRig struct {
+	*testbus.Served
 	cfg       host.Config
-	h         *host.Host
-	wg        sync.WaitGroup
 	restoreFn func(host.Config, []host.SavedGuest) (*host.Host, []*host.Guest, error)
 
 	saveCPU, restoreCPU time.Duration // CPU time in SaveGuests and the restores
@@ -41,28 +37,10 @@ func newBusRig(b *testing.B) *busRig {
 		nopDevice{host.OfferSpec{InterfaceType: echoType, InterfaceInstance: protocol.MustParseGUID("00000000-0000-0000-0000-00000000000b")}},
 	}
 	r := &busRig{cfg: host.Config{Devices: devs}, restoreFn: host.Restore}
-	r.h = host.New(r.cfg)
-	b.Cleanup(func() {
-		r.h.Close()
-		r.wg.Wait()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	r.Served = testbus.NewServed(b, r.cfg)
 	for range benchGuests {
-		hc, gc, err := transport.Pipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.h.ServeConn(hc)
-		}()
-		cl, err := guest.New(ctx, gc, guest.Config{MemorySize: 1 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { cl.Close(); gc.Close() })
+		cl := r.Connect(b, guest.Config{MemorySize: 1 << 20})
+		ctx := testbus.Context(b)
 		for _, d := range devs {
 			o, err := cl.WaitOffer(ctx, echoType, d.Offer().InterfaceInstance)
 			if err != nil {
@@ -76,19 +54,11 @@ func newBusRig(b *testing.B) *busRig {
 	return r
 }
 
-// cpuTime is the CPU time this process used so far, user and system: on
-// a shared box a steadier measure than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru) //nolint:errcheck // cannot fail
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // save saves the bus, timed, and closes the old host, untimed.
 func (r *busRig) save(b *testing.B) []host.SavedGuest {
-	t0 := cpuTime()
-	saved, err := r.h.SaveGuests()
-	r.saveCPU += cpuTime() - t0
+	t0 := testbus.CPUTime(b)
+	saved, err := r.Host.SaveGuests()
+	r.saveCPU += testbus.CPUTime(b) - t0
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,21 +67,16 @@ func (r *busRig) save(b *testing.B) []host.SavedGuest {
 	}
 	b.StopTimer()
 	// Kept past the old host, as after a failed exec (untimed).
-	for i := range saved {
-		if err := saved[i].Own(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	r.h.Close()
-	r.wg.Wait()
+	testbus.Own(b, saved)
+	r.Stop()
 	return saved
 }
 
 // restore restores from saved, timed, and resumes the new host, untimed.
 func (r *busRig) restore(b *testing.B, saved []host.SavedGuest) {
-	t0 := cpuTime()
+	t0 := testbus.CPUTime(b)
 	h2, _, err := r.restoreFn(r.cfg, saved)
-	r.restoreCPU += cpuTime() - t0
+	r.restoreCPU += testbus.CPUTime(b) - t0
 	b.StopTimer()
 	for i := range saved {
 		saved[i].Close()
@@ -119,7 +84,7 @@ func (r *busRig) restore(b *testing.B, saved []host.SavedGuest) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.h = h2
+	r.Host = h2
 	h2.Resume()
 }
 

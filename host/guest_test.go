@@ -109,7 +109,7 @@ func TestGuestOfferLiveOpenRescind(t *testing.T) {
 	cfg := host.Config{}
 	gs := guestsOf(&cfg, nil)
 	s := newServed(t, cfg)
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	if _, err := cl.RequestOffers(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestGuestOfferAfterDisconnect(t *testing.T) {
 	cfg := host.Config{}
 	gs := guestsOf(&cfg, nil)
 	s := newServed(t, cfg)
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	hg := <-gs
 	o, err := hg.Offer(newEchoDevice(nil))
 	if err != nil {

@@ -7,60 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/testbus"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/transport"
 )
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T) context.Context { return testbus.Context(t) }
 
 // served is a host serving one or more guests over transport.Pipe.
-type served struct {
-	h  *host.Host
-	wg sync.WaitGroup
-}
+type served struct{ *testbus.Served }
 
 func newServed(t *testing.T, cfg host.Config) *served {
-	s := &served{h: host.New(cfg)}
-	t.Cleanup(func() {
-		s.h.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-// pipe connects a new guest end to the host.
-func (s *served) pipe(t *testing.T) *transport.Conn {
-	t.Helper()
-	hc, gc, err := transport.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.h.ServeConn(hc)
-	}()
-	t.Cleanup(func() { gc.Close() })
-	return gc
-}
-
-// client connects a guest.Client to the host.
-func (s *served) client(t *testing.T, cfg guest.Config) *guest.Client {
-	t.Helper()
-	c := s.pipe(t)
-	cl, err := guest.New(testCtx(t), c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	return cl
+	return &served{testbus.NewServed(t, cfg)}
 }
 
 // rawGuest speaks messages directly, for tests of misbehaviour.
@@ -73,7 +33,7 @@ type rawGuest struct {
 
 func (s *served) raw(t *testing.T, memSize uint64) *rawGuest {
 	t.Helper()
-	c := s.pipe(t)
+	c := s.Pipe(t)
 	g := &rawGuest{t: t, c: c, buf: make([]byte, transport.MaxMessageSize)}
 	if memSize > 0 {
 		mem, err := guestmem.New(memSize)
@@ -196,23 +156,4 @@ func (d *recordingDevice) counts() (opens, closes int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.opens, d.closes
-}
-
-// saveGuests is SaveGuests, its descriptors made the SavedGuests' own
-// (SavedGuest.Own), so that they outlive h: what a servicing does when
-// its exec failed.
-func saveGuests(h *host.Host) ([]host.SavedGuest, error) {
-	saved, err := h.SaveGuests()
-	if err != nil {
-		return nil, err
-	}
-	for i := range saved {
-		if err := saved[i].Own(); err != nil {
-			for j := range saved {
-				saved[j].Close()
-			}
-			return nil, err
-		}
-	}
-	return saved, nil
 }

@@ -31,7 +31,7 @@ func TestVersionMatrix(t *testing.T) {
 			if got := v >= protocol.VersionCopper; vr.HasFeatures != got {
 				t.Fatalf("HasFeatures = %v", vr.HasFeatures)
 			}
-			cl := s.client(t, guest.Config{Versions: []protocol.Version{v}, MemorySize: 1 << 20, Features: protocol.AllFeatures})
+			cl := s.Connect(t, guest.Config{Versions: []protocol.Version{v}, MemorySize: 1 << 20, Features: protocol.AllFeatures})
 			if cl.Version() != v {
 				t.Fatalf("negotiated %v", cl.Version())
 			}
@@ -48,13 +48,13 @@ func TestVersionMatrix(t *testing.T) {
 		})
 	}
 	t.Run("step down", func(t *testing.T) {
-		cl := s.client(t, guest.Config{Versions: []protocol.Version{0x00070000, 0x00060001, protocol.VersionWin8}, MemorySize: 1 << 20})
+		cl := s.Connect(t, guest.Config{Versions: []protocol.Version{0x00070000, 0x00060001, protocol.VersionWin8}, MemorySize: 1 << 20})
 		if cl.Version() != protocol.VersionWin8 {
 			t.Fatalf("negotiated %v", cl.Version())
 		}
 	})
 	t.Run("unknown only", func(t *testing.T) {
-		c := s.pipe(t)
+		c := s.Pipe(t)
 		_, err := guest.New(testCtx(t), c, guest.Config{Versions: []protocol.Version{0x00070000, 0x00000001}, MemorySize: 1 << 20})
 		if !errors.Is(err, guest.ErrNoVersion) {
 			t.Fatalf("err = %v, want ErrNoVersion", err)
@@ -80,7 +80,7 @@ func TestOffersSortedAndStable(t *testing.T) {
 	c := newRecording("00000000-0000-0000-0000-0000000000aa")
 	s := newServed(t, host.Config{Devices: []host.Device{a, b, c, newEchoDevice(nil)}})
 	for range 2 {
-		cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+		cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 		offers, err := cl.RequestOffers(testCtx(t))
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +109,7 @@ func TestOffersSortedAndStable(t *testing.T) {
 func TestGpadlManyPages(t *testing.T) {
 	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
-	cl := s.client(t, guest.Config{MemorySize: 4 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 4 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func echoRoundTrip(t *testing.T, ch *guest.Channel, n int) {
 func TestEchoOpenClose(t *testing.T) {
 	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}})
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestDisconnectWithoutClose(t *testing.T) {
 	leakcheck.Check(t)
 	d := newRecording("22222222-0000-0000-0000-000000000000")
 	s := newServed(t, host.Config{Devices: []host.Device{d}})
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), d.spec.InterfaceType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -256,9 +256,9 @@ func TestShutdownRescinds(t *testing.T) {
 	leakcheck.Check(t)
 	d := newRecording("33333333-0000-0000-0000-000000000000")
 	s := newServed(t, host.Config{Devices: []host.Device{d, newEchoDevice(nil)}})
-	cl1 := s.client(t, guest.Config{MemorySize: 1 << 20})
-	cl2 := s.client(t, guest.Config{MemorySize: 1 << 20})
-	s.pipe(t) // a guest that never says anything
+	cl1 := s.Connect(t, guest.Config{MemorySize: 1 << 20})
+	cl2 := s.Connect(t, guest.Config{MemorySize: 1 << 20})
+	s.Pipe(t) // a guest that never says anything
 	o, err := cl1.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestShutdownRescinds(t *testing.T) {
 		}
 	}()
 	done := make(chan error, 1)
-	go func() { done <- s.h.Shutdown(testCtx(t)) }()
+	go func() { done <- s.Host.Shutdown(testCtx(t)) }()
 	for _, cl := range []*guest.Client{cl2} {
 		got := map[uint32]bool{}
 		for len(got) < 2 {
@@ -302,7 +302,7 @@ func TestShutdownRescinds(t *testing.T) {
 func TestGuestsIsolated(t *testing.T) {
 	leakcheck.Check(t)
 	s := newServed(t, host.Config{Devices: []host.Device{newEchoDevice(nil)}, Limits: host.Limits{MaxBadMessages: 10}})
-	good := s.client(t, guest.Config{MemorySize: 1 << 20})
+	good := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := good.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)

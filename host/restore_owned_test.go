@@ -22,7 +22,7 @@ func TestRestoreOwned(t *testing.T) {
 	s := newServed(t, cfg)
 	var chans []*guest.Channel
 	for range n {
-		cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+		cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 		o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 		if err != nil {
 			t.Fatal(err)
@@ -34,12 +34,8 @@ func TestRestoreOwned(t *testing.T) {
 		echoRoundTrip(t, ch, 5)
 		chans = append(chans, ch)
 	}
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.h.Close()
-	s.wg.Wait()
+	saved := s.Save(t)
+	s.Stop()
 
 	// A corrupt guest fails the whole restore; the files of a copy are
 	// all closed (the Close below finds them closed).
@@ -91,7 +87,7 @@ func TestRestoreOwned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.h = h2
+	s.Host = h2
 	if len(guests) != n {
 		t.Fatalf("%d guests restored", len(guests))
 	}
@@ -120,7 +116,7 @@ func TestRestoreBorrowed(t *testing.T) {
 	leakcheck.Check(t)
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	s := newServed(t, cfg)
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +126,7 @@ func TestRestoreBorrowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	echoRoundTrip(t, ch, 5)
-	saved, err := s.h.SaveGuests()
+	saved, err := s.Host.SaveGuests()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +141,8 @@ func TestRestoreBorrowed(t *testing.T) {
 	if !isOpen(conn) {
 		t.Fatal("RestoreOwned closed a borrowed descriptor")
 	}
-	s.h.Close()
-	s.wg.Wait()
-	s.h = h2
+	s.Stop()
+	s.Host = h2
 	h2.Resume()
 	echoRoundTrip(t, ch, 20)
 }

@@ -19,15 +19,12 @@ func TestRestoreManyGuests(t *testing.T) {
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	s := newServed(t, cfg)
 	for range n {
-		cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+		cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 		if _, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	saved := s.Save(t)
 	defer func() {
 		for i := range saved {
 			saved[i].Close()
@@ -36,8 +33,7 @@ func TestRestoreManyGuests(t *testing.T) {
 	if len(saved) != n {
 		t.Fatalf("%d guests saved, want %d", len(saved), n)
 	}
-	s.h.Close()
-	s.wg.Wait()
+	s.Stop()
 
 	bad := append([]host.SavedGuest(nil), saved...)
 	bad[7].State = append([]byte(nil), bad[7].State...)
@@ -50,7 +46,7 @@ func TestRestoreManyGuests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.h = h2
+	s.Host = h2
 	if len(guests) != n {
 		t.Fatalf("%d guests restored, want %d", len(guests), n)
 	}

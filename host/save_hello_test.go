@@ -5,10 +5,10 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/testbus"
 	"github.com/govmbus/govmbus/transport"
 )
 
@@ -32,29 +32,19 @@ func TestServiceBeforeHello(t *testing.T) {
 	greeted := make(chan uint64, 2)
 	cfg.OnGuest = func(g *host.Guest) { greeted <- g.ID() }
 	s := newServed(t, cfg)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.h.ServeConn(hc)
-	}()
-	for s.h.NumGuests() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.Serve(hc)
+	testbus.Eventually(t, "the guest at the host", func() bool { return s.Host.NumGuests() > 0 })
+	saved := s.Save(t)
 	if len(saved) != 1 || !saved[0].HelloPending {
 		t.Fatalf("saved %d guests, hello pending %v", len(saved), len(saved) == 1 && saved[0].HelloPending)
 	}
-	s.h.Close()
-	s.wg.Wait()
+	s.Stop()
 	h2, _, err := host.Restore(cfg, saved)
 	saved[0].Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.h = h2
+	s.Host = h2
 	h2.Resume()
 
 	// Only now does the guest's hello arrive; the guest speaks on as

@@ -24,12 +24,8 @@ import (
 // the saved states.
 func service(t *testing.T, s *served, cfg host.Config) [][]byte {
 	t.Helper()
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.h.Close()
-	s.wg.Wait()
+	saved := s.Save(t)
+	s.Stop()
 	h2, guests, err := host.Restore(cfg, saved)
 	var states [][]byte
 	for i := range saved {
@@ -42,7 +38,7 @@ func service(t *testing.T, s *served, cfg host.Config) [][]byte {
 	if len(guests) != len(saved) {
 		t.Fatalf("%d guests restored of %d", len(guests), len(saved))
 	}
-	s.h = h2
+	s.Host = h2
 	h2.Resume()
 	// A second save of the restored host must give the same records.
 	return states
@@ -73,7 +69,7 @@ func TestServiceEchoMidTraffic(t *testing.T) {
 	leakcheck.Check(t)
 	cfg := host.Config{Devices: []host.Device{newEchoDevice(nil)}}
 	s := newServed(t, cfg)
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), echoType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +82,7 @@ func TestServiceEchoMidTraffic(t *testing.T) {
 	states := service(t, s, cfg)
 	echoRoundTrip(t, ch, 50)
 	// Save the successor too: the same records.
-	again, err := s.h.SaveGuests()
+	again, err := s.Host.SaveGuests()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +90,7 @@ func TestServiceEchoMidTraffic(t *testing.T) {
 	for i := range again {
 		again[i].Close()
 	}
-	s.h.Close()
+	s.Host.Close()
 }
 
 // TestServiceMoments lands a save at each moment of the control plane and
@@ -112,7 +108,7 @@ func TestServiceMoments(t *testing.T) {
 		s := newServed(t, cfg)
 		g := s.raw(t, 1<<20)
 		deadline := time.Now().Add(5 * time.Second)
-		for s.h.NumGuests() == 0 && time.Now().Before(deadline) {
+		for s.Host.NumGuests() == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		return &env{s: s, g: g, cfg: cfg}
@@ -135,7 +131,7 @@ func TestServiceMoments(t *testing.T) {
 		s := newServed(t, cfg)
 		g := s.raw(t, 1<<20)
 		deadline := time.Now().Add(5 * time.Second)
-		for s.h.NumGuests() == 0 && time.Now().Before(deadline) {
+		for s.Host.NumGuests() == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		g.contact(protocol.VersionWin10)
@@ -260,10 +256,7 @@ func TestRestoreRefusesUnsupported(t *testing.T) {
 	s := newServed(t, cfg)
 	g := s.raw(t, 1<<20)
 	g.contact(protocol.VersionCopper)
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	saved := s.Save(t)
 	defer func() {
 		for i := range saved {
 			saved[i].Close()
@@ -331,10 +324,7 @@ func TestGoldenBusState(t *testing.T) {
 	g.send(msgs[1])
 	g.send(&protocol.GpadlTeardown{ChannelID: ch, GpadlID: 10})
 	g.quiet()
-	saved, err := saveGuests(s.h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	saved := s.Save(t)
 	defer saved[0].Close()
 	path := filepath.Join("testdata", "golden", "bus-v1.state")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

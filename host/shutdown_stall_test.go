@@ -44,7 +44,7 @@ func TestShutdownWithGuestThatNeverReads(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- s.h.Shutdown(ctx) }()
+	go func() { done <- s.Host.Shutdown(ctx) }()
 	select {
 	case err := <-done:
 		if err == nil {

@@ -48,7 +48,7 @@ func TestGuestThatNeverReadsIsDisconnected(t *testing.T) {
 	<-flooded
 
 	// A well-behaved guest is served as usual.
-	cl := s.client(t, guest.Config{MemorySize: 1 << 20})
+	cl := s.Connect(t, guest.Config{MemorySize: 1 << 20})
 	o, err := cl.WaitOffer(testCtx(t), d.spec.InterfaceType, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestSendTimeoutDuringSave(t *testing.T) {
 	}()
 	time.Sleep(150 * time.Millisecond) // the host is blocked sending now
 
-	saved, err := s.h.SaveGuests()
+	saved, err := s.Host.SaveGuests()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestSendTimeoutDuringSave(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("saved %d guests, want the one whose send timed out during the save", n)
 	}
-	s.h.Close()
+	s.Host.Close()
 	g.c.Close()
 	<-flooded
 }
@@ -174,7 +174,7 @@ func TestRestoredRescindTimesOut(t *testing.T) {
 	service(t, s, host.Config{Limits: host.Limits{ReleaseTimeout: timeout}})
 	<-done // the old host's Rescind ends with the old host
 	deadline := time.Now().Add(5 * time.Second)
-	for s.h.NumGuests() != 0 {
+	for s.Host.NumGuests() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("restored guest not disconnected 5 s after a 300 ms release timeout")
 		}
@@ -192,22 +192,22 @@ func TestSilentConnectionTimesOut(t *testing.T) {
 	leakcheck.Check(t)
 	cfg := host.Config{Limits: host.Limits{ContactTimeout: 200 * time.Millisecond}}
 	s := newServed(t, cfg)
-	s.pipe(t) // says nothing
+	s.Pipe(t) // says nothing
 	g := s.raw(t, 1<<20)
 	g.contact(protocol.VersionIron)
 	start := time.Now()
-	for s.h.NumGuests() != 2 && time.Since(start) < 100*time.Millisecond {
+	for s.Host.NumGuests() != 2 && time.Since(start) < 100*time.Millisecond {
 		time.Sleep(time.Millisecond) // both connections registered
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.h.NumGuests() != 1 {
+	for s.Host.NumGuests() != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d guests 5 s after a 200 ms contact timeout, want the silent one gone", s.h.NumGuests())
+			t.Fatalf("%d guests 5 s after a 200 ms contact timeout, want the silent one gone", s.Host.NumGuests())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(400 * time.Millisecond) // past the timeout for the one that negotiated
-	if n := s.h.NumGuests(); n != 1 {
+	if n := s.Host.NumGuests(); n != 1 {
 		t.Fatalf("%d guests, want the one that negotiated", n)
 	}
 }
