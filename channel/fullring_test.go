@@ -31,9 +31,9 @@ func openFullGuest(t *testing.T, s *svc, inPages int) *fullGuest {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	o, err := s.cl.WaitOffer(ctx, testType, testInst)
+	o, err := s.Client.WaitOffer(ctx, testType, testInst)
 	must(t, err)
-	ch, err := s.cl.Open(ctx, o, guest.OpenOptions{OutPages: 16, InPages: inPages})
+	ch, err := s.Client.Open(ctx, o, guest.OpenOptions{OutPages: 16, InPages: inPages})
 	must(t, err)
 	g := &fullGuest{ch: ch, got: make(map[uint64]int)}
 	g.w, err = ring.NewWriter(ch.Out)
@@ -105,7 +105,7 @@ func TestServicingFullRingCompletionsOnce(t *testing.T) {
 	)
 	s := newSvc(t)
 	server := func() *Channel {
-		c := configure(t, s.g, newVSP(), echo)
+		c := configure(t, s.Guest, newVSP(), echo)
 		must(t, c.SetMaxPacketCount(requests))
 		return c
 	}
@@ -127,9 +127,7 @@ func TestServicingFullRingCompletionsOnce(t *testing.T) {
 	for round := range rounds {
 		old := s.server
 		must(t, old.Pause())
-		saved, err := s.h.SaveGuests()
-		must(t, err)
-		ownSaved(t, saved)
+		saved := s.Save(t)
 		parts := chunks(t, old, []int{4096})
 
 		// The guest reads between the save and the handover, as a
@@ -153,7 +151,7 @@ func TestServicingFullRingCompletionsOnce(t *testing.T) {
 		must(t, n.RestoreChunks(parts))
 		must(t, n.Enable())
 		must(t, n.Start())
-		s.h.Resume()
+		s.Host.Resume()
 		s.server = n
 	}
 

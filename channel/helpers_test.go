@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/testbus"
 	"github.com/govmbus/govmbus/protocol"
-	"github.com/govmbus/govmbus/transport"
 )
 
 var (
@@ -28,31 +27,8 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	gs := make(chan *host.Guest, 1)
-	h := host.New(host.Config{OnGuest: func(g *host.Guest) { gs <- g }})
-	hc, gc, err := transport.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		h.ServeConn(hc)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{h: h, cl: cl, guest: <-gs}
-	t.Cleanup(func() {
-		cl.Close()
-		h.Close()
-		wg.Wait()
-	})
-	return r
+	b := testbus.New(t, testbus.Config{})
+	return &rig{h: b.Host, guest: b.Guest, cl: b.Client}
 }
 
 // recorder logs callbacks in order.
@@ -134,7 +110,7 @@ func (r *rig) newClient(t testing.TB, process ProcessPacketFunc, cb StateCallbac
 // waitState polls until c is in state want.
 func waitState(t testing.TB, c *Channel, want State) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testbus.Timeout)
 	for c.State() != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("state %v, want %v", c.State(), want)
@@ -144,16 +120,7 @@ func waitState(t testing.TB, c *Channel, want State) {
 }
 
 // eventually polls cond.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+var eventually = testbus.Eventually
 
 // echo completes every packet with its own payload.
 func echo(_ *Channel, p *Packet, payload []byte, _ PacketFlags) { p.Complete(payload) }
@@ -172,16 +139,4 @@ func (r *rig) pair(t testing.TB, sp, cp ProcessPacketFunc, scb, ccb StateCallbac
 	waitState(t, c, StateActive)
 	waitState(t, s, StateActive)
 	return s, c
-}
-
-// ownSaved makes the descriptors of SaveGuests' answer the SavedGuests'
-// own (host.SavedGuest.Own), so that they outlive the saving host: a
-// restore in the same process, as after a failed exec.
-func ownSaved(tb testing.TB, saved []host.SavedGuest) {
-	tb.Helper()
-	for i := range saved {
-		if err := saved[i].Own(); err != nil {
-			tb.Fatal(err)
-		}
-	}
 }

@@ -154,11 +154,11 @@ func pausedWithRestart(t *testing.T) *restartFix {
 	t.Helper()
 	s := newSvc(t)
 	f := &restartFix{s: s, old: newSlowFlush("-old"), cs: &completions{}}
-	s.server = configure(t, s.g, newVSP(), f.old.process)
+	s.server = configure(t, s.Guest, newVSP(), f.old.process)
 	must(t, s.server.Enable())
 	must(t, s.server.Start())
 	f.cl = NewClient()
-	must(t, f.cl.SetClient(s.cl))
+	must(t, f.cl.SetClient(s.Client))
 	must(t, f.cl.SetInterface(testType, testInst))
 	must(t, f.cl.SetProcessPacketCallbacks(ignore, nil))
 	t.Cleanup(func() { f.cl.Cleanup() })
@@ -186,9 +186,7 @@ func TestRestartableAcrossServicing(t *testing.T) {
 	if n := s.server.Outstanding(); n != 1 {
 		t.Fatalf("%d packets outstanding after the pause, want the restartable one", n)
 	}
-	saved, err := s.h.SaveGuests()
-	must(t, err)
-	ownSaved(t, saved)
+	saved := s.Save(t)
 	parts := chunks(t, s.server, []int{64, 4096})
 	state := bytes.Join(parts, nil)
 	rr := restartRecords(t, state)
@@ -207,11 +205,11 @@ func TestRestartableAcrossServicing(t *testing.T) {
 		t.Fatalf("the paused channel wrote %d packets after its save", after-before)
 	}
 	s.successor(t, saved)
-	h2 := s.h
+	h2 := s.Host
 	fresh := newSlowFlush("-new")
 	defer fresh.release() // before the cleanups: a failed test must not leave Cleanup waiting
 	fresh.release()       // the new disk is quick
-	n := configure(t, s.g, newVSP(), fresh.process)
+	n := configure(t, s.Guest, newVSP(), fresh.process)
 	must(t, n.RestoreChunks(parts))
 	must(t, n.Enable())
 	if got := fresh.indicated(); len(got) != 0 {
@@ -331,13 +329,12 @@ func TestGoldenRestartState(t *testing.T) {
 	if *update {
 		f := pausedWithRestart(t)
 		defer f.old.release()
-		_, err := f.s.h.SaveGuests()
+		_, err := f.s.Host.SaveGuests()
 		must(t, err)
 		var buf bytes.Buffer
 		must(t, f.s.server.Save(&buf))
 		must(t, os.WriteFile(path, buf.Bytes(), 0o644))
-		f.s.h.Close() // parked by the save: the guest's channels close without it
-		f.s.wg.Wait()
+		f.s.Stop() // parked by the save: the guest's channels close without it
 	}
 	pc, recs := checkGolden(t, path)
 	if len(pc.redo) != 1 || string(pc.redo[0].Payload) != "R1______" || !pc.redo[0].Want {

@@ -20,13 +20,13 @@ func BenchmarkSaveContinue10kInFlight(b *testing.B) {
 	const n = 10000
 	s := newSvcTB(b)
 	v := newVSP()
-	srv := configure(b, s.g, v, echo)
+	srv := configure(b, s.Guest, v, echo)
 	must(b, srv.Enable())
 	must(b, srv.Start())
 	var mu sync.Mutex
 	var held []*Packet
 	cl := NewClient()
-	must(b, cl.SetClient(s.cl))
+	must(b, cl.SetClient(s.Client))
 	must(b, cl.SetInterface(testType, testInst))
 	must(b, cl.SetMaxPacketCount(n+64))
 	must(b, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {
@@ -92,7 +92,7 @@ func BenchmarkServiceHost64(b *testing.B) {
 		return srv
 	}
 	for i := range servers {
-		servers[i] = newServer(s.g, i)
+		servers[i] = newServer(s.Guest, i)
 		must(b, servers[i].Enable())
 		must(b, servers[i].Start())
 	}
@@ -101,7 +101,7 @@ func BenchmarkServiceHost64(b *testing.B) {
 	var echoes atomic.Int64
 	for i := range chans {
 		cl := NewClient()
-		must(b, cl.SetClient(s.cl))
+		must(b, cl.SetClient(s.Client))
 		must(b, cl.SetInterface(testType, inst(i)))
 		must(b, cl.SetProcessPacketCallbacks(echo, nil))
 		must(b, cl.Enable())
@@ -133,33 +133,25 @@ func BenchmarkServiceHost64(b *testing.B) {
 		for _, srv := range servers {
 			must(b, srv.Pause())
 		}
-		saved, err := s.h.SaveGuests()
-		must(b, err)
-		ownSaved(b, saved)
+		saved := s.Save(b)
 		states := make([][]byte, chans)
 		for i, srv := range servers {
 			var buf bytes.Buffer
 			must(b, srv.Save(&buf))
 			states[i] = buf.Bytes()
 		}
-		s.h.Close()
-		s.wg.Wait()
+		s.Stop()
 		for _, srv := range servers {
 			must(b, srv.Cleanup())
 		}
-		h2, guests, err := host.Restore(host.Config{}, saved)
-		for i := range saved {
-			saved[i].Close()
-		}
-		must(b, err)
-		s.h, s.g = h2, guests[0]
+		s.Restore(b, host.Config{}, saved)
 		for i := range servers {
-			servers[i] = newServer(s.g, i)
+			servers[i] = newServer(s.Guest, i)
 			must(b, servers[i].Restore(states[i]))
 			must(b, servers[i].Enable())
 			must(b, servers[i].Start())
 		}
-		h2.Resume()
+		s.Host.Resume()
 		times = append(times, time.Since(start))
 		before := echoes.Load()
 		eventually(b, "traffic after the restore", func() bool { return echoes.Load() > before+chans })

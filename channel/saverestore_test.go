@@ -47,14 +47,14 @@ func newFixtureWith(t *testing.T, n int, opts fixtureOpts) *fixture {
 	t.Helper()
 	s := newSvc(t)
 	old := newVSP()
-	s.server = configure(t, s.g, old, echo)
+	s.server = configure(t, s.Guest, old, echo)
 	must(t, s.server.Enable())
 	must(t, s.server.Start())
 	var mu sync.Mutex
 	var held []*Packet
 	var released bool
 	cl := NewClient()
-	must(t, cl.SetClient(s.cl))
+	must(t, cl.SetClient(s.Client))
 	must(t, cl.SetInterface(testType, testInst))
 	must(t, cl.SetRingPages(3, 3))
 	must(t, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, payload []byte, flags PacketFlags) {
@@ -95,14 +95,12 @@ func newFixtureWith(t *testing.T, n int, opts fixtureOpts) *fixture {
 	}
 	eventually(t, "client holds packets", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) >= min(n, DefaultMaxPacketCount) })
 	must(t, s.server.Pause())
-	saved, err := s.h.SaveGuests()
-	must(t, err)
-	ownSaved(t, saved)
+	saved := s.Save(t)
 	var buf bytes.Buffer
 	must(t, s.server.Save(&buf))
 	s.successor(t, saved)
-	s.h.Resume()
-	return &fixture{s: s, g: s.g, state: buf.Bytes(), release: release}
+	s.Host.Resume()
+	return &fixture{s: s, g: s.Guest, state: buf.Bytes(), release: release}
 }
 
 func records(t testing.TB, state []byte) []savedstate.Record {

@@ -2,19 +2,17 @@ package channel
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/govmbus/govmbus/internal/leakcheck"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/internal/testbus"
+
 	"github.com/govmbus/govmbus/host"
-	"github.com/govmbus/govmbus/transport"
 )
 
 // vsp is a server's own per-transaction state: the sequence number of each
@@ -73,42 +71,13 @@ func (v *vsp) restore(c *Channel, lib, dev []byte) error {
 
 // svc is a host, a guest client and the server channel to service.
 type svc struct {
-	h      *host.Host
-	g      *host.Guest
-	cl     *guest.Client
-	wg     sync.WaitGroup
+	*testbus.Bus
 	server *Channel
 }
 
 func newSvc(t *testing.T) *svc { return newSvcTB(t) }
 
-func newSvcTB(t testing.TB) *svc {
-	t.Helper()
-	gs := make(chan *host.Guest, 1)
-	s := &svc{h: host.New(host.Config{OnGuest: func(g *host.Guest) { gs <- g }})}
-	hc, gc, err := transport.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.h.ServeConn(hc)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.g = <-gs
-	t.Cleanup(func() {
-		s.cl.Close()
-		s.h.Close()
-		s.wg.Wait()
-	})
-	return s
-}
+func newSvcTB(t testing.TB) *svc { return &svc{Bus: testbus.New(t, testbus.Config{})} }
 
 // configure sets up a server channel the same way before and after.
 func configure(t testing.TB, g *host.Guest, v *vsp, process ProcessPacketFunc) *Channel {
@@ -155,18 +124,13 @@ func chunks(t testing.TB, c *Channel, sizes []int) [][]byte {
 
 // successor ends the old host and server as a serviced process does
 // (nothing reaches the guest) and restores a host from saved, which it
-// closes: s.h and s.g are the restored host and guest, not yet resumed.
+// closes: s.Host and s.Guest are the restored host and guest, not yet
+// resumed.
 func (s *svc) successor(t testing.TB, saved []host.SavedGuest) {
 	t.Helper()
-	s.h.Close()
-	s.wg.Wait()
+	s.Stop()
 	must(t, s.server.Cleanup()) // the old process's object
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
-	must(t, err)
-	s.h, s.g = h2, guests[0]
+	s.Restore(t, host.Config{}, saved)
 }
 
 // service pauses the server, saves the bus and the channel, closes the
@@ -176,14 +140,12 @@ func (s *svc) successor(t testing.TB, saved []host.SavedGuest) {
 func (s *svc) service(t *testing.T, v *vsp, process ProcessPacketFunc) (state []byte) {
 	t.Helper()
 	must(t, s.server.Pause())
-	saved, err := s.h.SaveGuests()
-	must(t, err)
-	ownSaved(t, saved)
+	saved := s.Save(t)
 	parts := chunks(t, s.server, []int{100, 4096, 333, 1 << 16})
 	state = bytes.Join(parts, nil)
 	s.successor(t, saved)
-	h2 := s.h
-	n := configure(t, s.g, v, process)
+	h2 := s.Host
+	n := configure(t, s.Guest, v, process)
 	for i, p := range parts {
 		err := n.RestoreFromBuffer(p)
 		if i < len(parts)-1 && !errors.Is(err, StatusMoreProcessingRequired) {
@@ -208,7 +170,7 @@ func TestServicingMidTraffic(t *testing.T) {
 	leakcheck.Check(t)
 	s := newSvc(t)
 	old := newVSP()
-	s.server = configure(t, s.g, old, echo)
+	s.server = configure(t, s.Guest, old, echo)
 	must(t, s.server.Enable())
 	must(t, s.server.Start())
 
@@ -225,7 +187,7 @@ func TestServicingMidTraffic(t *testing.T) {
 		p.Complete(b)
 	}
 	cl := NewClient()
-	must(t, cl.SetClient(s.cl))
+	must(t, cl.SetClient(s.Client))
 	must(t, cl.SetInterface(testType, testInst))
 	must(t, cl.SetRingPages(3, 3))
 	must(t, cl.SetProcessPacketCallbacks(func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) {

@@ -33,19 +33,19 @@ func TestServicingSubchannel(t *testing.T) {
 	leakcheck.Check(t)
 	s := newSvc(t)
 	v := newVSP()
-	prim := configure(t, s.g, v, echo)
-	sub := configure(t, s.g, v, echo)
+	prim := configure(t, s.Guest, v, echo)
+	sub := configure(t, s.Guest, v, echo)
 	must(t, sub.SetPrimary(prim, 1))
 	must(t, prim.Enable())
 	must(t, prim.Start())
 
 	cp := NewClient()
-	must(t, cp.SetClient(s.cl))
+	must(t, cp.SetClient(s.Client))
 	must(t, cp.SetInterface(testType, testInst))
 	must(t, cp.SetProcessPacketCallbacks(ignore, nil))
 	t.Cleanup(func() { cp.Cleanup() })
 	cs := NewClient()
-	must(t, cs.SetClient(s.cl))
+	must(t, cs.SetClient(s.Client))
 	must(t, cs.SetInterface(testType, testInst))
 	must(t, cs.SetPrimary(cp, 1))
 	must(t, cs.SetProcessPacketCallbacks(ignore, nil))
@@ -81,40 +81,32 @@ func TestServicingSubchannel(t *testing.T) {
 		}
 		pending <- err
 	}()
-	saved, err := s.h.SaveGuests()
-	must(t, err)
-	ownSaved(t, saved)
+	saved := s.Save(t)
 	primParts := chunks(t, prim, []int{4096})
 	subParts := chunks(t, sub, []int{4096})
-	s.h.Close()
-	s.wg.Wait()
+	s.Stop()
 	must(t, sub.Cleanup())
 	must(t, prim.Cleanup())
-	h2, guests, err := host.Restore(host.Config{}, saved)
-	for i := range saved {
-		saved[i].Close()
-	}
-	must(t, err)
-	s.h, s.g = h2, guests[0]
+	s.Restore(t, host.Config{}, saved)
 
-	np := configure(t, s.g, v, echo)
+	np := configure(t, s.Guest, v, echo)
 	must(t, restoreAll(np, primParts))
 	// The subchannel's state names subchannel 1: a channel set up as
 	// subchannel 2 of the primary refuses it, unchanged.
-	wrong := configure(t, s.g, v, echo)
+	wrong := configure(t, s.Guest, v, echo)
 	must(t, wrong.SetPrimary(np, 2))
 	if err := restoreAll(wrong, subParts); err == nil || errors.Is(err, StatusMoreProcessingRequired) {
 		t.Fatalf("subchannel 1's state restored into subchannel 2: %v", err)
 	}
 	must(t, wrong.Cleanup())
-	ns := configure(t, s.g, v, echo)
+	ns := configure(t, s.Guest, v, echo)
 	must(t, ns.SetPrimary(np, 1))
 	must(t, restoreAll(ns, subParts))
 	must(t, np.Enable())
 	must(t, np.Start())
 	must(t, ns.Enable())
 	must(t, ns.Start())
-	h2.Resume()
+	s.Host.Resume()
 
 	if err := <-pending; err != nil {
 		t.Fatalf("request sent during the servicing: %v", err)
