@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
@@ -24,7 +25,7 @@ type Served struct {
 func NewServed(tb testing.TB, cfg host.Config) *Served {
 	tb.Helper()
 	h := &Served{Host: host.New(cfg)}
-	tb.Cleanup(h.Stop)
+	tb.Cleanup(func() { h.stopWithin(tb) })
 	return h
 }
 
@@ -71,7 +72,8 @@ func (h *Served) Listen(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	hh := h.Host
-	h.serving.Go(func() { hh.Serve(l) }) //nolint:errcheck // ErrClosed at the end
+	h.serving.Go(func() { hh.Serve(l) })    //nolint:errcheck // ErrClosed at the end
+	tb.Cleanup(func() { h.stopWithin(tb) }) // before the directory goes
 	return socket
 }
 
@@ -81,6 +83,22 @@ func (h *Served) Listen(tb testing.TB) string {
 func (h *Served) Stop() {
 	h.Host.Close() //nolint:errcheck // ErrClosed when stopped before
 	h.serving.Wait()
+}
+
+// stopWithin is Stop for a cleanup: a host that does not stop within
+// Timeout fails tb rather than hang it (its goroutines are left, and a
+// leak check reports them).
+func (h *Served) stopWithin(tb testing.TB) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Stop()
+	}()
+	select {
+	case <-done:
+	case <-time.After(Timeout):
+		tb.Errorf("the host did not stop within %v", Timeout)
+	}
 }
 
 // Save saves the host's guests (SaveGuests), each made its SavedGuest's
