@@ -16,43 +16,27 @@ import (
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/chaos"
 	"github.com/govmbus/govmbus/internal/leakcheck"
-	"github.com/govmbus/govmbus/transport"
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 // serveEcho runs a host in this process that offers every guest an echo
 // server, as `vmbus host --device echo` does, and returns its socket.
 func serveEcho(t *testing.T) (string, *host.Host) {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "bus.sock")
-	l, err := transport.Listen(socket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
-	h := host.New(host.Config{OnGuest: func(g *host.Guest) {
+	t.Cleanup(wg.Wait) // after the host's close, which ends every guest
+	h := testbus.NewServed(t, host.Config{OnGuest: func(g *host.Guest) {
 		s, err := echo.NewServer(g, echo.ServerConfig{})
 		if err != nil {
 			t.Errorf("echo server: %v", err)
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-g.Done()
 			s.Close()
-		}()
+		})
 	}})
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		h.Serve(l) //nolint:errcheck // ErrClosed at the end
-	}()
-	t.Cleanup(func() {
-		h.Close()
-		<-served
-		wg.Wait()
-	})
-	return socket, h
+	return h.Listen(t), h.Host
 }
 
 func TestRunAgainstHost(t *testing.T) {

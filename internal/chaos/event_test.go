@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
-	"github.com/govmbus/govmbus/transport"
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 // A guest that turns its eventfds to blocking mode and pins the host's
@@ -19,14 +18,9 @@ import (
 // still shuts down: no host thread stays in the eventfd's read or write.
 func TestEventBlockingPinned(t *testing.T) {
 	leakcheck.Check(t)
-	socket := filepath.Join(t.TempDir(), "bus.sock")
-	l, err := transport.Listen(socket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var servers []*echo.Server
-	h := host.New(host.Config{OnGuest: func(g *host.Guest) {
+	h := testbus.NewServed(t, host.Config{OnGuest: func(g *host.Guest) {
 		s, err := echo.NewServer(g, echo.ServerConfig{})
 		if err != nil {
 			t.Errorf("echo server: %v", err)
@@ -36,11 +30,7 @@ func TestEventBlockingPinned(t *testing.T) {
 		servers = append(servers, s)
 		mu.Unlock()
 	}})
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		h.Serve(l) //nolint:errcheck // ErrClosed at the end
-	}()
+	socket := h.Listen(t)
 
 	for seed := range uint64(3) {
 		rng := rand.New(rand.NewPCG(seed, 1))
@@ -68,8 +58,7 @@ func TestEventBlockingPinned(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		h.Close()
-		<-served
+		h.Stop()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, s := range servers {
