@@ -13,6 +13,10 @@ type Limits struct {
 
 // Begin is what a state's Begin record says.
 type Begin struct {
+	// Version is the state's format version. Every record's header
+	// carries it, and a state of a version this release does not read is
+	// refused before its Begin is known.
+	Version  uint16
 	Scope    Scope
 	Records  int // including Begin and End
 	Identity []byte
@@ -110,6 +114,7 @@ func (r *Restorer) accept(h header, body []byte, off int) error {
 			return invalid(off, seq, "Begin announces %d records (2 to %d allowed)", count, r.limits.MaxRecords)
 		}
 		r.begin = Begin{
+			Version:  FormatVersion,
 			Scope:    Scope(le.Uint16(body[0:])),
 			Records:  int(count),
 			Identity: append([]byte(nil), body[8:]...),
