@@ -247,6 +247,9 @@ type Channel struct {
 	// restore brought back, indicated again when the channel goes live.
 	restarts []*Packet
 	redo     []*restartRecord
+	// waitRestarts: Pause waits for restartable packets too
+	// (SetPauseWaitsForRestartable).
+	waitRestarts atomic.Bool
 	// idleWaiters counts waitIdle calls under way: only they need to hear
 	// that outstanding reached zero.
 	idleWaiters int

@@ -740,7 +740,8 @@ func (c *Channel) activate(held bool) {
 // deactivate stops the packets of a running channel: the receive loop
 // stops indicating, queued work is done, Suspend runs, and every indicated
 // packet is completed but the restartable ones (SetRestartable), which
-// closeOpen waits for as well. On the worker.
+// closeOpen waits for as well, and so does deactivate itself once
+// SetPauseWaitsForRestartable asked it to. On the worker.
 func (c *Channel) deactivate() {
 	canSkip := !c.sendQueued()
 	c.mu.Lock()
@@ -769,7 +770,7 @@ func (c *Channel) deactivate() {
 	c.mu.Unlock()
 	c.drainWork()
 	c.runCallback(c.cfg.callbacks.Suspend)
-	c.waitIdle(false)
+	c.waitIdle(c.waitRestarts.Load())
 }
 
 // doQueuedWork does the work queued so far, for the worker's loop: what
