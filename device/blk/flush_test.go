@@ -187,3 +187,48 @@ func TestNoFsyncWhilePaused(t *testing.T) {
 		t.Fatalf("%d fsyncs, want 2", n)
 	}
 }
+
+// TestPauseWaitsForFlushes: on a channel whose Pause waits for
+// restartable packets (a servicing into a release that cannot redo a
+// FLUSH), the flusher does not park: the FLUSH under way and the one
+// behind it both get their fsync, are answered while the server pauses,
+// and the Pause returns once they are.
+func TestPauseWaitsForFlushes(t *testing.T) {
+	leakcheck.Check(t)
+	r, disk := newSlowRig(t)
+	defer disk.release()
+	defer r.srv.resumeFlushes() // a failed test must not leave the flusher parked under the cleanups
+	r.srv.Channel().SetPauseWaitsForRestartable(true)
+	errs := make(chan error, 2)
+	go func() { errs <- r.d.Flush() }()
+	waitFor(t, "the first fsync", func() bool { return disk.syncs.Load() > 0 })
+	go func() { errs <- r.d.Flush() }()
+	waitFor(t, "both flushes at the server", func() bool { return r.srv.Channel().Outstanding() == 2 })
+	paused := make(chan error, 1)
+	go func() { paused <- r.srv.Pause() }()
+	// Only a wrong Pause returns here; a right one is still waiting.
+	select {
+	case err := <-paused:
+		t.Fatalf("Pause returned (%v) while flushes were outstanding", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	disk.release()
+	answered(t, errs, 2)
+	select {
+	case err := <-paused:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Pause did not return once the flushes were answered")
+	}
+	if n := r.srv.Channel().Outstanding(); n != 0 {
+		t.Fatalf("%d requests outstanding after the pause", n)
+	}
+	if n := disk.syncs.Load(); n != 2 {
+		t.Fatalf("%d fsyncs, want 2", n)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -181,8 +181,14 @@ func (s *Server) flusher() {
 }
 
 // holdFlushes parks the flusher before its next fsync; resumeFlushes lets
-// it go on.
-func (s *Server) holdFlushes() { s.hold.Store(true) }
+// it go on. Not on a channel whose Pause waits for restartable packets
+// (channel.Channel.SetPauseWaitsForRestartable): that Pause waits for
+// the flushes the flusher has, which a parked flusher would never answer.
+func (s *Server) holdFlushes() {
+	if !s.ch.PauseWaitsForRestartable() {
+		s.hold.Store(true)
+	}
+}
 
 func (s *Server) resumeFlushes() {
 	s.hold.Store(false)

@@ -18,7 +18,9 @@ const SaveChunkSize = 256 << 10
 // by the successor. So after Pause everything a successor needs is in the
 // channel's state and the backend. No fsync starts while the server is
 // paused (an fsync under way when a servicing execs would hold up the
-// exec). Start resumes.
+// exec). On a channel set to SetPauseWaitsForRestartable (a servicing
+// into a release that cannot redo a FLUSH), Pause instead waits for the
+// FLUSHes too, and their fsyncs run. Start resumes.
 func (s *Server) Pause() error {
 	s.holdFlushes()
 	return s.ch.Pause()
