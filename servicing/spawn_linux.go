@@ -51,7 +51,12 @@ var handMagic = [4]byte{'G', 'V', 'H', 'O'}
 type Successor struct {
 	proc *os.Process
 	sock int
+	note []byte // what it said with its ready message
 }
+
+// MaxReadyNote bounds what a successor says with its ready message
+// (Predecessor.ReadyWith).
+const MaxReadyNote = 4096
 
 // Spawn starts exe with args and env as a successor, with stdin, stdout
 // and stderr this process's and extra as descriptors 3 and on, and returns
@@ -81,23 +86,33 @@ func Spawn(exe string, args, env []string, extra ...*os.File) (*Successor, error
 func (s *Successor) Pid() int { return s.proc.Pid }
 
 // WaitReady waits up to timeout for the successor to be ready for its
-// handover.
+// handover. What the successor said with it is ReadyNote then.
 func (s *Successor) WaitReady(timeout time.Duration) error {
-	return s.expect(msgReady, "ready", timeout)
+	text, err := s.expect(msgReady, "ready", timeout)
+	if err == nil {
+		s.note = []byte(text)
+	}
+	return err
 }
 
-// expect waits up to timeout for the successor to say want.
-func (s *Successor) expect(want byte, name string, timeout time.Duration) error {
+// ReadyNote is what the successor said with its ready message
+// (Predecessor.ReadyWith), at most MaxReadyNote bytes, untrusted; empty if
+// it said nothing, as a release that predates the note does.
+func (s *Successor) ReadyNote() []byte { return s.note }
+
+// expect waits up to timeout for the successor to say want, and returns
+// the text that came with it.
+func (s *Successor) expect(want byte, name string, timeout time.Duration) (string, error) {
 	kind, text, err := recvMsg(s.sock, timeout)
 	switch {
 	case err != nil:
-		return err
+		return "", err
 	case kind == msgFailed:
-		return fmt.Errorf("servicing: the successor failed: %s", text)
+		return "", fmt.Errorf("servicing: the successor failed: %s", text)
 	case kind != want:
-		return fmt.Errorf("servicing: the successor said %q, not %s", kind, name)
+		return "", fmt.Errorf("servicing: the successor said %q, not %s", kind, name)
 	}
-	return nil
+	return text, nil
 }
 
 // Hand passes h to the successor. The descriptors of h.FDs are sent as
@@ -140,7 +155,8 @@ func (s *Successor) Hand(h Handover) error {
 // read of an eventfd or a socket would take what the successor waits
 // for): the successor lets packets flow as soon as it has restored them.
 func (s *Successor) WaitReceived(timeout time.Duration) error {
-	return s.expect(msgReceived, "received", timeout)
+	_, err := s.expect(msgReceived, "received", timeout)
+	return err
 }
 
 // Abort ends a successor that is not to serve: it is killed and reaped.
@@ -197,9 +213,9 @@ func recvMsg(sock int, timeout time.Duration) (byte, string, error) {
 	if err := waitReadable(sock, timeout); err != nil {
 		return 0, "", err
 	}
-	var buf [512]byte
+	var buf [1 + MaxReadyNote]byte
 	for {
-		n, _, _, _, err := unix.Recvmsg(sock, buf[:], nil, unix.MSG_CMSG_CLOEXEC)
+		n, _, flags, _, err := unix.Recvmsg(sock, buf[:], nil, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
@@ -208,6 +224,9 @@ func recvMsg(sock int, timeout time.Duration) (byte, string, error) {
 		}
 		if n == 0 {
 			return 0, "", ErrSuccessorGone
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			return 0, "", fmt.Errorf("%w: a message of more than %d bytes", ErrMalformed, len(buf))
 		}
 		return buf[0], string(buf[1:n]), nil
 	}
@@ -263,6 +282,17 @@ func Spawned() (*Predecessor, bool, error) {
 
 // Ready tells the predecessor that this image waits for its handover.
 func (p *Predecessor) Ready() error { return p.send(msgReady, "") }
+
+// ReadyWith is Ready, saying note with it (at most MaxReadyNote bytes):
+// what the predecessor should know of this image before it pauses, such
+// as which saved states it reads. A predecessor that predates the note
+// takes the message as a plain Ready.
+func (p *Predecessor) ReadyWith(note []byte) error {
+	if len(note) > MaxReadyNote {
+		return fmt.Errorf("servicing: a ready note of %d bytes exceeds %d", len(note), MaxReadyNote)
+	}
+	return p.send(msgReady, string(note))
+}
 
 // Received tells the predecessor that this image has taken its handover
 // over (the predecessor exits then), and closes the socket.

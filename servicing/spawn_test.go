@@ -30,7 +30,15 @@ func spawnedRole() int {
 	if behaviour == "early" {
 		return 5
 	}
-	if err := p.Ready(); err != nil {
+	ready := p.Ready
+	switch behaviour {
+	case "note":
+		ready = func() error { return p.ReadyWith([]byte("format 1\nkind 0x0001\n")) }
+	case "long-note":
+		// Past what ReadyWith allows: a broken successor's message.
+		ready = func() error { return p.send(msgReady, strings.Repeat("k", MaxReadyNote+1)) }
+	}
+	if err := ready(); err != nil {
 		fmt.Println("ready:", err)
 		return 4
 	}
@@ -237,4 +245,29 @@ func sortedNamesEqual(names []string) bool {
 		}
 	}
 	return true
+}
+
+// TestSpawnReadyNote: what a successor says with its ready message
+// reaches the predecessor whole; one that says nothing (an older release)
+// gives an empty note; one longer than MaxReadyNote is refused, not cut.
+func TestSpawnReadyNote(t *testing.T) {
+	for _, tc := range []struct {
+		behaviour, note string
+		fails           bool
+	}{{"ok", "", false}, {"note", "format 1\nkind 0x0001\n", false}, {"long-note", "", true}} {
+		s, _ := spawnTest(t, tc.behaviour)
+		err := s.WaitReady(10 * time.Second)
+		if tc.fails {
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: %v, want ErrMalformed", tc.behaviour, err)
+			}
+		} else if err != nil || string(s.ReadyNote()) != tc.note {
+			t.Errorf("%s: note %q, %v; want %q", tc.behaviour, s.ReadyNote(), err, tc.note)
+		}
+		s.Abort()
+	}
+	var p Predecessor
+	if err := p.ReadyWith(make([]byte, MaxReadyNote+1)); err == nil {
+		t.Error("ReadyWith sent a note longer than MaxReadyNote")
+	}
 }
