@@ -2,10 +2,13 @@ package channel
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/savedstate"
 )
 
 // TestPauseWaitsForRestartable: with SetPauseWaitsForRestartable, a Pause
@@ -77,5 +80,37 @@ func TestPauseWaitsForRestartable(t *testing.T) {
 	eventually(t, "an echo after the restore", func() bool { return cs.count("ok:e2______") == 1 })
 	if got := fresh.indicated(); len(got) != 0 || cs.total() != 2 {
 		t.Fatalf("indicated again %v; completions %v, want R1-old and e2 once each", got, cs.got)
+	}
+}
+
+// TestGoldenCompletionState keeps a format-1 channel state holding a
+// completion record (0x0004): a restartable packet completed while its
+// channel was paused, held and saved, from a real save (go test -update
+// rewrites it). A later release must still decode and check it.
+func TestGoldenCompletionState(t *testing.T) {
+	path := filepath.Join("testdata", "golden", "channel-completion-v1.state")
+	if *update {
+		f := pausedWithRestart(t)
+		f.old.release()
+		f.old.wg.Wait() // completed while paused: held
+		_, err := f.s.Host.SaveGuests()
+		must(t, err)
+		var buf bytes.Buffer
+		must(t, f.s.server.Save(&buf))
+		must(t, os.WriteFile(path, buf.Bytes(), 0o644))
+		f.s.Stop() // parked by the save: the guest's channels close without it
+	}
+	pc, recs := checkGolden(t, path)
+	if len(pc.comps) != 1 || string(bytes.TrimRight(pc.comps[0].Payload, "\x00")) != "R1______-old" || len(pc.redo) != 0 {
+		t.Fatalf("completion records %+v, restart records %+v", pc.comps, pc.redo)
+	}
+	for _, r := range recs {
+		info, ok := savedstate.LookupKind(r.Kind)
+		if !ok {
+			t.Fatalf("kind %#x not registered", uint16(r.Kind))
+		}
+		if _, err := info.Describe(r.Body); err != nil {
+			t.Fatalf("%s: %v", info.Name, err)
+		}
 	}
 }
