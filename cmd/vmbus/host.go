@@ -32,10 +32,10 @@ import (
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode string
-	var rtBlackout bool
+	var rtBlackout, stateKinds, asJSON bool
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -58,9 +58,23 @@ host until every channel runs again; with 64 channels under load,
 Servicing). The echo channels take successive instances
 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the order
 given; a guest tells them apart by instance. --state-file keeps the last
-servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
+servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.
+
+Before it pauses anything, a servicing asks the successor which saved
+states it reads (docs/SAVED_STATE.md, Compatibility): --state-kinds prints
+this build's answer (the format version, then each record kind it reads)
+and exits. A successor too old to answer is taken to read the kinds of the
+first release; the host then waits for restartable packets (a blk FLUSH)
+in its pause instead of saving them, and refuses the servicing ("servicing
+refused") if its state could not be read at all.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateKinds {
+				return printStateKinds(cmd.OutOrStdout(), asJSON)
+			}
+			if asJSON {
+				return usageErrorf("host: --json goes with --state-kinds")
+			}
 			// Adopt a predecessor's descriptors before anything else, so
 			// none leaks or is mistaken for another.
 			inh, inherited, ierr := servicing.Inherited()
@@ -174,6 +188,8 @@ servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.`,
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().BoolVar(&rtBlackout, "rt-blackout", false, "run each servicing's blackout at real-time priority (SCHED_FIFO 1; needs CAP_SYS_NICE)")
 	cmd.Flags().StringVar(&servicingMode, "servicing", "exec", "how SIGHUP services the host: exec (re-execute in place, same pid) or spawn (start the successor first, then hand over)")
+	cmd.Flags().BoolVar(&stateKinds, "state-kinds", false, "print the saved-state format and record kinds this build reads (what a servicing asks its successor), and exit")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --state-kinds: print one JSON object")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,8 @@ func newStateCmd() *cobra.Command {
 
 // stateJSON is `vmbus state inspect --json`.
 type stateJSON struct {
+	Format   uint16       `json:"format"`
+	Kinds    []kindJSON   `json:"kinds"` // every kind the state uses, nested states' too
 	Scope    string       `json:"scope"`
 	SaveID   string       `json:"save_id"`
 	Identity string       `json:"identity"`
@@ -45,8 +48,11 @@ func newStateInspectCmd() *cobra.Command {
 		Short: "Check and print a saved state: its Begin record and every record",
 		Long: `Check a saved state (docs/SAVED_STATE.md) as a restore would — magic,
 versions, checksums, sequence, save id, count and digest — and print it.
-Records of known kinds are decoded; others are shown as hex. A state that
-breaks a rule exits 2 with one line naming the record, offset and rule.`,
+Records of known kinds are decoded; others are shown as hex. First come
+the format version and every record kind the state uses, those of the bus
+and channel states a host state carries included: what a build must read
+to restore it (compare "vmbus host --state-kinds"). A state that breaks a
+rule exits 2 with one line naming the record, offset and rule.`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readLimited(args[0], 256<<20)
@@ -57,7 +63,13 @@ breaks a rule exits 2 with one line naming the record, offset and rule.`,
 			if err != nil {
 				return usageError(err)
 			}
+			_, used, err := stateUses(data)
+			if err != nil {
+				return usageError(err)
+			}
 			s := stateJSON{
+				Format:   begin.Version,
+				Kinds:    kindsJSON(used),
 				Scope:    begin.Scope.String(),
 				SaveID:   fmt.Sprintf("%#016x", begin.SaveID),
 				Identity: hex.EncodeToString(begin.Identity),
@@ -92,6 +104,12 @@ breaks a rule exits 2 with one line naming the record, offset and rule.`,
 func printState(w io.Writer, s stateJSON) {
 	fmt.Fprintf(w, "saved state: %s scope, %d bytes, %d records, save id %s\n", s.Scope, s.Bytes, len(s.Records)+2, s.SaveID)
 	fmt.Fprintf(w, "identity     %s\n", s.Identity)
+	kinds := make([]string, len(s.Kinds))
+	for i, k := range s.Kinds {
+		kinds[i] = k.Kind + " " + k.Name
+	}
+	fmt.Fprintf(w, "format       %d\n", s.Format)
+	fmt.Fprintf(w, "kinds        %s\n", strings.Join(kinds, ", "))
 	for _, r := range s.Records {
 		crit := ""
 		if r.Critical {
