@@ -20,6 +20,7 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/savedstate"
 	"github.com/govmbus/govmbus/servicing"
 	"github.com/govmbus/govmbus/transport"
 )
@@ -72,6 +73,23 @@ func (d *daemon) service() error {
 		// does not return.
 		defer succ.Abort()
 	}
+	// Pre-flight, before anything pauses: the state is made for what
+	// the successor reads, or not at all.
+	reads, how, err := d.successorReads(succ)
+	if err == nil {
+		if what := unreadable(reads); what != "" {
+			err = fmt.Errorf("the successor (%s) does not read %s", how, what)
+		}
+	}
+	if err != nil {
+		d.log.Error("servicing refused", "err", err)
+		return nil
+	}
+	waitRestarts := !reads.Reads(channel.KindChannelRestart)
+	if waitRestarts {
+		d.log.Info("servicing waits for restartable packets", "reason", "the successor does not read channel-restart records", "successor", how)
+	}
+	d.devs.pauseWaitsForRestartable(waitRestarts)
 	if d.rt {
 		// Until the exec (the successor ends it), the handover (this
 		// image exits), or the restore in this process after a failure.
@@ -192,6 +210,9 @@ func (d *daemon) service() error {
 	parallel(len(jobs), func(k int) {
 		jb := jobs[k]
 		if jb.late {
+			if hc, ok := jb.s.(heldStarter); ok {
+				hc.Channel().SetPauseWaitsForRestartable(waitRestarts)
+			}
 			if err := jb.s.Pause(); err != nil {
 				errs[k] = fmt.Errorf("guest %d device %d: %w", jb.id, jb.j, err)
 				return
@@ -207,6 +228,12 @@ func (d *daemon) service() error {
 	saveErr := errors.Join(errs...)
 	ph.mark("channel_save")
 	state, err := st.encode(d.socket)
+	if err == nil && saveErr == nil && len(reads.Missing(savedstate.Supported().Kinds)) > 0 {
+		// A successor that reads less than this build: never hand it
+		// a state it would refuse (the pause above should have kept
+		// out what it does not read; this is the check).
+		err = checkReadable(state, reads)
+	}
 	ph.mark("pack")
 	if err == nil && saveErr == nil && d.stateFile != "" {
 		err = writeFileAtomic(d.stateFile, state)
@@ -303,7 +330,8 @@ func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 			d.log.Warn("blackout not boosted", "err", err)
 		}
 	}
-	if err := pred.Ready(); err != nil {
+	// What this image reads, for the predecessor's pre-flight.
+	if err := pred.ReadyWith(savedstate.Supported().AppendText(nil, false)); err != nil {
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
 	h, err := pred.Receive()

@@ -25,7 +25,8 @@ var goldenStates = []string{
 
 // TestGoldenStatesCoverEveryKind reads every golden state with this
 // build: each checks, nested states included; the host state an older
-// release saved parses as a successor would take it; and together they use every kind this
+// release saved parses as a successor would take it and uses only the
+// kinds of the first release; and together they use every kind this
 // build reads, so that a kind added without a golden state fails here.
 func TestGoldenStatesCoverEveryKind(t *testing.T) {
 	all := map[savedstate.Kind]bool{}
@@ -48,6 +49,9 @@ func TestGoldenStatesCoverEveryKind(t *testing.T) {
 			st, err := parseHostState(data, string(begin.Identity))
 			if err != nil || len(st.Guests) == 0 || st.Guests[0].Channels[1] == nil {
 				t.Fatalf("%s: %v (%+v)", path, err, st)
+			}
+			if m := firstRelease.Missing(used); len(m) != 0 {
+				t.Errorf("%s: kinds %v beyond the first release", path, m)
 			}
 		}
 	}

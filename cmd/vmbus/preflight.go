@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/savedstate"
+	"github.com/govmbus/govmbus/servicing"
+)
+
+// A servicing's pre-flight: before it pauses anything, the host learns
+// what the successor reads of saved states (docs/SAVED_STATE.md,
+// Compatibility), so that it never hands over a state the successor must
+// refuse. Such a refusal leaves nobody serving the guests' devices: the
+// successor offers them anew, and what was in flight is lost.
+
+// firstRelease is what a successor that cannot say what it reads is taken
+// to read: the record kinds of the first release that serviced a host
+// (7572855, format 1), which every release since reads. Kind 0x0005
+// (channel-restart) came later, in 084e832, which predates the answer
+// (`vmbus host --state-kinds`), so a release without the answer may
+// refuse it.
+var firstRelease = savedstate.Support{
+	Formats: []uint16{1},
+	Kinds: []savedstate.Kind{
+		channel.KindChannelInfo, channel.KindChannelMappings, channel.KindChannelPacket, channel.KindChannelCompletion,
+		host.KindBusConnection, host.KindBusChannel, host.KindBusGpadl,
+		kindHostInfo, kindHostGuest, kindHostBusChunk, kindHostChannelChunk,
+	},
+}
+
+// probeTimeout bounds the run of the successor's binary that asks what it
+// reads; it answers at once, so the bound is for a binary that hangs. A
+// variable for tests.
+var probeTimeout = 10 * time.Second
+
+// maxProbeOutput bounds what the probe keeps of the binary's output.
+const maxProbeOutput = 64 << 10
+
+// errProbeTimeout is a probe whose binary did not exit in time.
+var errProbeTimeout = errors.New("no answer in time")
+
+// probeBinary asks the binary at exe what it reads (`exe host
+// --state-kinds`), waiting at most probeTimeout. It returns
+// errProbeTimeout for a binary that did not exit in time, and another
+// error for one that exited without an answer it can parse (an older
+// release, which does not know the flag) or could not run.
+func probeBinary(exe string) (savedstate.Support, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "host", "--state-kinds")
+	// Nothing of a handover or a supervisor: the probe is no host.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOVMBUS_") })
+	out := &limitedBuffer{max: maxProbeOutput}
+	cmd.Stdout = out
+	cmd.WaitDelay = time.Second // a child that keeps stdout open does not hold the wait
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return savedstate.Support{}, fmt.Errorf("%w: %s, within %v", errProbeTimeout, exe, probeTimeout)
+	}
+	if err != nil {
+		return savedstate.Support{}, err
+	}
+	if out.over {
+		return savedstate.Support{}, fmt.Errorf("more than %d bytes of answer", maxProbeOutput)
+	}
+	return savedstate.ParseSupport(out.b.Bytes())
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	b    bytes.Buffer
+	max  int
+	over bool
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if n := l.max - l.b.Len(); len(p) > n {
+		l.b.Write(p[:max(n, 0)])
+		l.over = true
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+// successorReads is the pre-flight: what the successor reads, by its
+// answer (a spawned successor's ready note, or the binary this process
+// execs), or firstRelease where it gives none. It returns how it knows,
+// for the log, and an error only when the servicing must not go on.
+func (d *daemon) successorReads(succ *servicing.Successor) (savedstate.Support, string, error) {
+	if succ != nil {
+		if note := succ.ReadyNote(); len(note) > 0 {
+			if s, err := savedstate.ParseSupport(note); err == nil {
+				return s, "answer", nil
+			}
+		}
+		return firstRelease, "no answer: taken as the first release", nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return savedstate.Support{}, "", err
+	}
+	s, err := probeBinary(exe)
+	switch {
+	case err == nil:
+		return s, "answer", nil
+	case errors.Is(err, errProbeTimeout):
+		// A binary that hangs at its start would hang the exec too.
+		return savedstate.Support{}, "", err
+	default:
+		// An older release exits 2 on the flag it does not know. A
+		// binary that cannot run at all fails the exec as well, and the
+		// servicing then restores in this process: no state reaches a
+		// successor that way.
+		return firstRelease, fmt.Sprintf("no answer (%v): taken as the first release", err), nil
+	}
+}
+
+// avoidable are the kinds a servicing can keep out of its state for a
+// successor that does not read them, and how: a Pause that waits for
+// restartable packets saves none.
+var avoidable = []savedstate.Kind{channel.KindChannelRestart}
+
+// unreadable returns what of this build's state the successor (reads)
+// cannot read and the servicing cannot avoid: a format version or kinds.
+// Empty means the servicing may go on.
+func unreadable(reads savedstate.Support) string {
+	if !reads.ReadsFormat(savedstate.FormatVersion) {
+		return fmt.Sprintf("format %d", savedstate.FormatVersion)
+	}
+	var missing []string
+	for _, k := range reads.Missing(savedstate.Supported().Kinds) {
+		if !slices.Contains(avoidable, k) {
+			missing = append(missing, fmt.Sprintf("%#04x %s", uint16(k), savedstate.KindName(k)))
+		}
+	}
+	return strings.Join(missing, ", ")
+}
+
+// kindList is kinds for a log line: "0x0001 channel-info, ...".
+func kindList(kinds []savedstate.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = fmt.Sprintf("%#04x %s", uint16(k), savedstate.KindName(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// checkReadable fails if state uses a kind that reads lacks.
+func checkReadable(state []byte, reads savedstate.Support) error {
+	_, used, err := stateUses(state)
+	if err != nil {
+		return err
+	}
+	if m := reads.Missing(used); len(m) > 0 {
+		return fmt.Errorf("the state holds %s, which the successor does not read", kindList(m))
+	}
+	return nil
+}
+
+// pauseWaitsForRestartable sets every server channel's Pause to wait for
+// restartable packets, or not (channel.Channel.SetPauseWaitsForRestartable),
+// for the servicing about to pause them.
+func (d *hostDevices) pauseWaitsForRestartable(wait bool) {
+	for _, gs := range d.snapshot() {
+		for _, s := range gs.servers {
+			if hc, ok := s.(heldStarter); ok {
+				hc.Channel().SetPauseWaitsForRestartable(wait)
+			}
+		}
+	}
+}

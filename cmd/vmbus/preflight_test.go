@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/savedstate"
+)
+
+// hostStateWith is a host state of one guest whose device 0 carries
+// channel (a channel state) and whose bus state is the golden one.
+func hostStateWith(t *testing.T, channelState string) []byte {
+	t.Helper()
+	bus, err := os.ReadFile(goldenStates[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := os.ReadFile(channelState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &hostState{Count: 1, Devices: []string{"echo"}, Guests: []*guestState{{Bus: bus, Channels: [][][]byte{{ch}}}}}
+	b, err := st.encode("bus.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPreflightRules: what a successor must read, and what the servicing
+// refuses for or avoids.
+func TestPreflightRules(t *testing.T) {
+	if s := unreadable(savedstate.Supported()); s != "" {
+		t.Errorf("this build does not read its own state: %s", s)
+	}
+	if s := unreadable(firstRelease); s != "" {
+		t.Errorf("the first release cannot be serviced into: %s", s)
+	}
+	noGuest := savedstate.Support{Formats: []uint16{1}, Kinds: slices.DeleteFunc(slices.Clone(firstRelease.Kinds), func(k savedstate.Kind) bool { return k == kindHostGuest })}
+	if s := unreadable(noGuest); !strings.Contains(s, "0x0201 host-guest") {
+		t.Errorf("a successor without host-guest: %q", s)
+	}
+	if s := unreadable(savedstate.Support{Formats: []uint16{2}, Kinds: savedstate.Supported().Kinds}); s != "format 1" {
+		t.Errorf("a successor of format 2 only: %q", s)
+	}
+	restart := hostStateWith(t, goldenStates[2])
+	if err := checkReadable(restart, savedstate.Supported()); err != nil {
+		t.Fatal(err)
+	}
+	err := checkReadable(restart, firstRelease)
+	if err == nil || !strings.Contains(err.Error(), "0x0005 channel-restart") {
+		t.Fatalf("a channel-restart record for the first release: %v", err)
+	}
+	if err := checkReadable(hostStateWith(t, goldenStates[1]), firstRelease); err != nil {
+		t.Fatalf("a completion record for the first release: %v", err)
+	}
+	// A nested state that does not check is no state to hand over.
+	bad := hostStateWith(t, goldenStates[0])
+	st, err := parseHostState(bad, "bus.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Guests[0].Channels[0][0] = st.Guests[0].Channels[0][0][:100]
+	if bad, err = st.encode("bus.sock"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReadable(bad, savedstate.Supported()); err == nil {
+		t.Fatal("a cut channel state checked")
+	}
+	if !slices.Contains(avoidable, channel.KindChannelRestart) {
+		t.Fatal("channel-restart is not avoidable")
+	}
+}
+
+// TestProbeBinary asks binaries what they read: this build answers; one
+// that exits without an answer (an older release: unknown flag), one
+// that cannot run, and one that hangs give errors, the last a timeout.
+func TestProbeBinary(t *testing.T) {
+	got, err := probeBinary(vmbusBinary(t))
+	if err != nil || !slices.Equal(got.Kinds, savedstate.Supported().Kinds) {
+		t.Fatalf("this build: %+v, %v", got, err)
+	}
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	older := script("older", `echo "vmbus: unknown flag: --state-kinds" >&2; exit 2`)
+	if _, err := probeBinary(older); err == nil || errorsIsTimeout(err) {
+		t.Fatalf("older release: %v", err)
+	}
+	partial := script("partial", `printf 'format 1\nkind 0x0001\n'`)
+	if got, err := probeBinary(partial); err != nil || !slices.Equal(got.Kinds, []savedstate.Kind{1}) {
+		t.Fatalf("partial: %+v, %v", got, err)
+	}
+	if _, err := probeBinary(filepath.Join(dir, "missing")); err == nil || errorsIsTimeout(err) {
+		t.Fatalf("missing binary: %v", err)
+	}
+	defer func(d time.Duration) { probeTimeout = d }(probeTimeout)
+	probeTimeout = 200 * time.Millisecond
+	if _, err := probeBinary(script("hangs", "exec sleep 30")); !errorsIsTimeout(err) {
+		t.Fatalf("a binary that hangs: %v", err)
+	}
+}
+
+func errorsIsTimeout(err error) bool { return errors.Is(err, errProbeTimeout) }
