@@ -174,3 +174,38 @@ func TestE2EServicingAcrossReleases(t *testing.T) {
 		t.Fatalf("host gone: %v", err)
 	}
 }
+
+// TestE2EServicingRefused: a successor binary that says it reads less
+// than the state needs (no host-guest records) is refused before
+// anything pauses: one log line, and the host serves on; with this build
+// back at the path the next SIGHUP services it.
+func TestE2EServicingRefused(t *testing.T) {
+	bin := copyBinary(t)
+	h := startServicedHost(t, bin, 1<<20)
+	stop := make(chan struct{})
+	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
+	time.Sleep(100 * time.Millisecond)
+	script := bin + ".script"
+	answer := "format 1\\nkind 0x0001\\nkind 0x0002\\nkind 0x0003\\nkind 0x0004\\nkind 0x0005\\nkind 0x0100\\nkind 0x0101\\nkind 0x0102\\nkind 0x0200\\nkind 0x0202\\nkind 0x0203\\n"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '"+answer+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	install(t, script, bin)
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := h.waitMsg(t, "servicing refused")
+	if err, _ := l["err"].(string); !strings.Contains(err, "0x0201 host-guest") {
+		t.Fatalf("refused for %q", err)
+	}
+	servedOn(t, h, stop, streams)
+	logs := h.logs()
+	if strings.Count(logs, `"level":"ERROR"`) != 1 || strings.Contains(logs, "servicing complete") || strings.Contains(logs, "servicing failed") {
+		t.Fatalf("want the one refusal, no servicing:\n%s", logs)
+	}
+	install(t, vmbusBinary(t), bin)
+	h.service(t, 1)
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+		t.Fatalf("ping after the servicing: %v", m)
+	}
+}
