@@ -88,3 +88,14 @@ func groupCmd(use, short, long string, children ...*cobra.Command) *cobra.Comman
 	cmd.AddCommand(children...)
 	return cmd
 }
+
+// exactArgs is cobra.ExactArgs with an error that names what is missing,
+// reported as bad usage.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s: want %s, got %d arguments", cmd.Name(), names, len(args))
+		}
+		return nil
+	}
+}

@@ -4,14 +4,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/internal/ringtext"
 	"github.com/govmbus/govmbus/ring"
 )
 
@@ -98,7 +94,7 @@ decimal or 0x-prefixed hex.`,
 				return usageErrorf("--transfer-set and --transfer-range apply to transfer-pages packets only")
 			}
 			for _, s := range ranges {
-				r, err := parseGPARange(s)
+				r, err := ringtext.ParseGPARange(s)
 				if err != nil {
 					return usageErrorf("--range %q: %v", s, err)
 				}
@@ -109,7 +105,7 @@ decimal or 0x-prefixed hex.`,
 			}
 			p.TransferPageSet = transferSet
 			for _, s := range transferRanges {
-				tr, err := parseTransferRange(s)
+				tr, err := ringtext.ParseTransferRange(s)
 				if err != nil {
 					return usageErrorf("--transfer-range %q: %v", s, err)
 				}
@@ -156,118 +152,6 @@ func ringWrite(path string, p *ring.OutPacket, payload []byte) error {
 	return nil
 }
 
-func parseGPARange(s string) (gpa.Range, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return gpa.Range{}, errors.New("want PFN[,PFN...]:OFFSET:LEN")
-	}
-	off, err := parseUint(parts[1], 32)
-	if err != nil {
-		return gpa.Range{}, fmt.Errorf("offset: %v", err)
-	}
-	n, err := parseUint(parts[2], 32)
-	if err != nil {
-		return gpa.Range{}, fmt.Errorf("length: %v", err)
-	}
-	r := gpa.Range{ByteCount: uint32(n), ByteOffset: uint32(off)}
-	for _, ps := range strings.Split(parts[0], ",") {
-		pfn, err := parseUint(ps, 64)
-		if err != nil {
-			return gpa.Range{}, fmt.Errorf("pfn: %v", err)
-		}
-		r.PFNs = append(r.PFNs, pfn)
-	}
-	if len(r.PFNs) == 1 && off < gpa.PageSize {
-		pages := gpa.PagesSpanned(r.ByteOffset, r.ByteCount)
-		if pages > 1<<16 {
-			return gpa.Range{}, fmt.Errorf("range spans %d pages", pages)
-		}
-		for i := uint64(1); i < pages; i++ {
-			r.PFNs = append(r.PFNs, r.PFNs[0]+i)
-		}
-	}
-	if err := r.Validate(); err != nil {
-		return gpa.Range{}, err
-	}
-	return r, nil
-}
-
-func parseTransferRange(s string) (ring.TransferRange, error) {
-	off, n, ok := strings.Cut(s, ":")
-	if !ok {
-		return ring.TransferRange{}, errors.New("want OFFSET:LEN")
-	}
-	o, err := parseUint(off, 32)
-	if err != nil {
-		return ring.TransferRange{}, fmt.Errorf("offset: %v", err)
-	}
-	c, err := parseUint(n, 32)
-	if err != nil {
-		return ring.TransferRange{}, fmt.Errorf("length: %v", err)
-	}
-	return ring.TransferRange{Offset: uint32(o), Count: uint32(c)}, nil
-}
-
-func parseUint(s string, bits int) (uint64, error) {
-	v, err := strconv.ParseUint(s, 0, bits)
-	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) {
-			return 0, fmt.Errorf("%q: %v", s, ne.Err)
-		}
-		return 0, err
-	}
-	return v, nil
-}
-
-// packetJSON is one packet as `ring read` and `ring dump --json` print it;
-// fields that do not apply to the packet's type are left out.
-type packetJSON struct {
-	Offset         *uint32        `json:"offset,omitempty"`
-	Type           uint16         `json:"type"`
-	Flags          uint16         `json:"flags"`
-	TxID           uint64         `json:"txid"`
-	Payload        string         `json:"payload"`
-	Ranges         []rangeJSON    `json:"ranges,omitempty"`
-	TransferSet    *uint16        `json:"transfer_set,omitempty"`
-	TransferRanges []transferJSON `json:"transfer_ranges,omitempty"`
-}
-
-type rangeJSON struct {
-	Offset uint32   `json:"offset"`
-	Count  uint32   `json:"count"`
-	PFNs   []uint64 `json:"pfns"`
-}
-
-type transferJSON struct {
-	Offset uint32 `json:"offset"`
-	Count  uint32 `json:"count"`
-}
-
-func toJSON(p *ring.Packet, withOffset bool) packetJSON {
-	j := packetJSON{
-		Type:    uint16(p.Type),
-		Flags:   p.Flags,
-		TxID:    p.TransactionID,
-		Payload: hex.EncodeToString(p.Payload()),
-	}
-	if withOffset {
-		off := p.Offset
-		j.Offset = &off
-	}
-	for _, r := range p.Ranges {
-		j.Ranges = append(j.Ranges, rangeJSON{Offset: r.ByteOffset, Count: r.ByteCount, PFNs: append([]uint64(nil), r.PFNs...)})
-	}
-	if p.Type == ring.TypeTransferPages {
-		set := p.TransferPageSet
-		j.TransferSet = &set
-		for _, tr := range p.TransferRanges {
-			j.TransferRanges = append(j.TransferRanges, transferJSON{Offset: tr.Offset, Count: tr.Count})
-		}
-	}
-	return j
-}
-
 func newRingReadCmd() *cobra.Command {
 	var maxPackets int
 	cmd := &cobra.Command{
@@ -301,7 +185,7 @@ printed and consumed, and the command exits 2 naming the offset and rule.`,
 					}
 					break
 				}
-				if err := enc.Encode(toJSON(&p, false)); err != nil {
+				if err := enc.Encode(ringtext.FromPacket(&p, false)); err != nil {
 					r.Revert()
 					return err
 				}
@@ -315,18 +199,6 @@ printed and consumed, and the command exits 2 naming the offset and rule.`,
 	}
 	cmd.Flags().IntVar(&maxPackets, "max", 0, "consume at most N packets (0: all)")
 	return cmd
-}
-
-// dumpJSON is `ring dump --json`.
-type dumpJSON struct {
-	DataSize        uint32       `json:"data_size"`
-	WriteIndex      uint32       `json:"write_index"`
-	ReadIndex       uint32       `json:"read_index"`
-	InterruptMask   uint32       `json:"interrupt_mask"`
-	PendingSendSize uint32       `json:"pending_send_size"`
-	FeatureBits     uint32       `json:"feature_bits"`
-	Packets         []packetJSON `json:"packets"`
-	Error           string       `json:"error,omitempty"`
 }
 
 func newRingDumpCmd() *cobra.Command {
@@ -348,30 +220,7 @@ readable is shown and the command exits 2 naming the offset and rule.`,
 			if err != nil {
 				return usageError(err)
 			}
-			d := dumpJSON{
-				DataSize: ctl.DataSize, WriteIndex: ctl.WriteIndex, ReadIndex: ctl.ReadIndex,
-				InterruptMask: ctl.InterruptMask, PendingSendSize: ctl.PendingSendSize, FeatureBits: ctl.FeatureBits,
-				Packets: []packetJSON{},
-			}
-			var rerr error
-			r, err := ring.NewReader(rf.Region())
-			if err != nil {
-				rerr = err
-			} else {
-				var p ring.Packet
-				for {
-					if err := r.Next(&p); err != nil {
-						if !errors.Is(err, ring.ErrEmpty) {
-							rerr = err
-						}
-						break
-					}
-					d.Packets = append(d.Packets, toJSON(&p, true))
-				}
-			}
-			if rerr != nil {
-				d.Error = rerr.Error()
-			}
+			d, rerr := ringtext.NewDump(ctl, rf.Region())
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -379,8 +228,8 @@ readable is shown and the command exits 2 naming the offset and rule.`,
 				if err := enc.Encode(d); err != nil {
 					return err
 				}
-			} else {
-				printDump(out, d)
+			} else if err := d.WriteText(out); err != nil {
+				return err
 			}
 			if rerr != nil {
 				return usageError(rerr)
@@ -390,38 +239,4 @@ readable is shown and the command exits 2 naming the offset and rule.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-func printDump(w io.Writer, d dumpJSON) {
-	fmt.Fprintf(w, "data size          %d\n", d.DataSize)
-	fmt.Fprintf(w, "write index        %#x\n", d.WriteIndex)
-	fmt.Fprintf(w, "read index         %#x\n", d.ReadIndex)
-	fmt.Fprintf(w, "interrupt mask     %d\n", d.InterruptMask)
-	fmt.Fprintf(w, "pending send size  %d\n", d.PendingSendSize)
-	fmt.Fprintf(w, "feature bits       %#x\n", d.FeatureBits)
-	fmt.Fprintf(w, "unread packets     %d\n", len(d.Packets))
-	for _, p := range d.Packets {
-		fmt.Fprintf(w, "@%#06x %-14s flags=%d txid=%d payload=%s", *p.Offset, ring.PacketType(p.Type), p.Flags, p.TxID, p.Payload)
-		for _, r := range p.Ranges {
-			fmt.Fprintf(w, " range=%v:%d:%d", r.PFNs, r.Offset, r.Count)
-		}
-		if p.TransferSet != nil {
-			fmt.Fprintf(w, " transfer_set=%d", *p.TransferSet)
-			for _, tr := range p.TransferRanges {
-				fmt.Fprintf(w, " transfer_range=%d:%d", tr.Offset, tr.Count)
-			}
-		}
-		fmt.Fprintln(w)
-	}
-}
-
-// exactArgs is cobra.ExactArgs with an error that names what is missing,
-// reported as bad usage.
-func exactArgs(n int, names string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageErrorf("%s: want %s, got %d arguments", cmd.Name(), names, len(args))
-		}
-		return nil
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/govmbus/govmbus/internal/ringtext"
 )
 
 // cli runs the command line in-process and returns exit status, stdout and
@@ -62,7 +64,7 @@ func TestRingReadJSON(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatal("dump changed the ring file")
 	}
-	var d dumpJSON
+	var d ringtext.Dump
 	if err := json.Unmarshal([]byte(dump), &d); err != nil {
 		t.Fatal(err)
 	}
