@@ -21,6 +21,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/govmbus/govmbus/internal/guestload"
 	"golang.org/x/term"
 )
 
@@ -229,7 +231,7 @@ func runDemo(ctx context.Context, cfg demoConfig, prog *demoProgress) (res demoJ
 		}
 	}()
 
-	var result *loadJSON
+	var result *guestload.Line
 	markStarted := func() {
 		select {
 		case <-started:
@@ -244,15 +246,15 @@ read:
 			if !ok {
 				break read
 			}
-			var m loadJSON
+			var m guestload.Line
 			if json.Unmarshal([]byte(l), &m) != nil {
 				continue
 			}
 			switch m.Type {
-			case "progress":
+			case guestload.TypeProgress:
 				markStarted()
 				prog.update(m)
-			case "result":
+			case guestload.TypeResult:
 				result = &m
 			}
 		case <-ctx.Done():
@@ -503,7 +505,7 @@ type demoProgress struct {
 	mu        sync.Mutex
 	done      int // servicings completed
 	lastPlain time.Time
-	last      loadJSON
+	last      guestload.Line
 }
 
 func newDemoProgress(w io.Writer, plain bool, duration time.Duration, servicings int) *demoProgress {
@@ -520,7 +522,7 @@ func newDemoProgress(w io.Writer, plain bool, duration time.Duration, servicings
 	return p
 }
 
-func (p *demoProgress) update(m loadJSON) {
+func (p *demoProgress) update(m guestload.Line) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.last = m

@@ -10,7 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govmbus/govmbus/internal/guestload"
 )
+
+// loadJSON is a stdout line of `vmbus guest demo-load`, as the e2e tests
+// decode it.
+type loadJSON = guestload.Line
 
 // processesUnder lists the command lines of the live processes that name
 // dir in their arguments.

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +11,7 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/internal/guestload"
 	"github.com/govmbus/govmbus/protocol"
 )
 
@@ -111,10 +109,6 @@ func openEcho(ctx context.Context, socket string) (*guest.Client, *echo.Client, 
 		return nil, nil, failuref("guest: echo device: %v", err)
 	}
 	return cl, ec, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
 }
 
 // pingJSON is `vmbus guest ping --json`.
@@ -249,17 +243,6 @@ func newGuestDiskCmd(socket *string) *cobra.Command {
 	return groupCmd("disk <subcommand>", "Use the blk device", "", newGuestDiskVerifyCmd(socket))
 }
 
-// diskVerifyJSON is `vmbus guest disk verify --json`.
-type diskVerifyJSON struct {
-	DiskSize         int64   `json:"disk_size"`
-	Size             int64   `json:"size"`
-	Mismatches       int64   `json:"mismatches"`
-	FirstMismatch    int64   `json:"first_mismatch"`
-	Seconds          float64 `json:"seconds"`
-	WriteBytesPerSec float64 `json:"write_bytes_per_sec"`
-	ReadBytesPerSec  float64 `json:"read_bytes_per_sec"`
-}
-
 func newGuestDiskVerifyCmd(socket *string) *cobra.Command {
 	var (
 		size   int64
@@ -294,7 +277,7 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 			if size > d.Size() {
 				return usageErrorf("disk verify: --size %d exceeds the disk's %d bytes", size, d.Size())
 			}
-			res, err := verifyDisk(d, size)
+			res, err := guestload.VerifyDisk(d, size)
 			if err != nil {
 				// Nothing was verified to the end: no summary that
 				// reads as if it had been.
@@ -317,61 +300,4 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 	cmd.Flags().Int64Var(&size, "size", 0, "bytes to verify from the start of the disk (0: the whole disk, at most 64 MiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-// verifyDisk writes a pattern over [0, size), flushes, reads it back and
-// counts the bytes that differ.
-func verifyDisk(d *blk.Disk, size int64) (diskVerifyJSON, error) {
-	res := diskVerifyJSON{DiskSize: d.Size(), Size: size, FirstMismatch: -1}
-	const chunk = 4 << 20
-	seed := rand.Uint64()
-	gen := func(off int64, b []byte) {
-		rng := rand.New(rand.NewPCG(seed, uint64(off)))
-		for i := 0; i < len(b); i += 8 {
-			v := rng.Uint64()
-			for j := 0; j < 8 && i+j < len(b); j++ {
-				b[i+j] = byte(v >> (8 * j))
-			}
-		}
-	}
-	want := make([]byte, min(chunk, size))
-	got := make([]byte, len(want))
-	start := time.Now()
-	for off := int64(0); off < size; off += chunk {
-		b := want[:min(chunk, size-off)]
-		gen(off, b)
-		if _, err := d.WriteAt(b, off); err != nil {
-			return res, fmt.Errorf("write at %d: %w", off, err)
-		}
-	}
-	if err := d.Flush(); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
-	}
-	mid := time.Now()
-	for off := int64(0); off < size; off += chunk {
-		b, g := want[:min(chunk, size-off)], got[:min(chunk, size-off)]
-		if _, err := d.ReadAt(g, off); err != nil {
-			return res, fmt.Errorf("read at %d: %w", off, err)
-		}
-		gen(off, b)
-		if !bytes.Equal(b, g) {
-			for i := range b {
-				if b[i] != g[i] {
-					if res.FirstMismatch < 0 {
-						res.FirstMismatch = off + int64(i)
-					}
-					res.Mismatches++
-				}
-			}
-		}
-	}
-	end := time.Now()
-	res.Seconds = end.Sub(start).Seconds()
-	if w := mid.Sub(start).Seconds(); w > 0 {
-		res.WriteBytesPerSec = float64(size) / w
-	}
-	if r := end.Sub(mid).Seconds(); r > 0 {
-		res.ReadBytesPerSec = float64(size) / r
-	}
-	return res, nil
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/govmbus/govmbus/internal/guestload"
 )
 
 // Soak bounds and fixed figures.
@@ -264,8 +266,8 @@ type soakGuest struct {
 	read  chan struct{} // closed when its stdout ended
 
 	mu     sync.Mutex
-	last   loadJSON  // its last progress line
-	result *loadJSON // its result line
+	last   guestload.Line  // its last progress line
+	result *guestload.Line // its result line
 }
 
 // follow reads the guest's stdout lines until they end, keeping a copy in
@@ -277,16 +279,16 @@ func (g *soakGuest) follow(w io.Writer) {
 		if w != nil {
 			fmt.Fprintln(w, l)
 		}
-		var m loadJSON
+		var m guestload.Line
 		if json.Unmarshal([]byte(l), &m) != nil {
 			continue
 		}
 		g.mu.Lock()
 		switch m.Type {
-		case "progress":
+		case guestload.TypeProgress:
 			g.last = m
 			once.Do(func() { close(g.first) })
-		case "result":
+		case guestload.TypeResult:
 			g.result = &m
 			g.last = m
 		}
