@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/device/echo"
+	"github.com/govmbus/govmbus/internal/soak"
 )
 
 // TestE2ESoak runs a small `vmbus soak --json`: 2 guests × 2 channels, 2
@@ -20,7 +21,7 @@ func TestE2ESoak(t *testing.T) {
 	logs := t.TempDir()
 	// A lenient bound: the rule is exercised here, not the host's memory,
 	// which in the first seconds still grows as the guests arrive.
-	var r soakJSON
+	var r soak.Result
 	runJSON(t, tmp, 20*time.Second, &r, bin, "soak", "--json", "--guests", "2", "--channels", "2", "--duration", "8s",
 		"--service-every", "3s", "--rss-every", "500ms", "--warmup", "0s", "--rss-growth", "1000", "--rate", "2000",
 		"--disk-every", "100ms", "--log-dir", logs)
@@ -52,7 +53,7 @@ func TestE2ESoak(t *testing.T) {
 		t.Errorf("total %d packets (guests %d), lost %d, duplicated %d, corrupted %d, stray %d, mismatched %d",
 			r.Packets, packets, r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatches)
 	}
-	if len(r.Samples) < soakMinSamples {
+	if len(r.Samples) < soak.MinSamples {
 		t.Fatalf("%d samples", len(r.Samples))
 	}
 	for _, s := range r.Samples {
@@ -125,44 +126,5 @@ func TestEchoInstance(t *testing.T) {
 	}
 	if got := echoInstance(10).String(); got != "00000000-0000-0000-0000-00000000000a" {
 		t.Errorf("echoInstance(10) = %s", got)
-	}
-}
-
-// TestJudgeRSS: the memory rule on made-up curves.
-func TestJudgeRSS(t *testing.T) {
-	curve := func(rss ...float64) []soakSample {
-		s := make([]soakSample, len(rss))
-		for i, v := range rss {
-			s[i] = soakSample{Seconds: float64(i * 30), RSSMiB: v}
-		}
-		return s
-	}
-	final := func(s []soakSample) []soakSample {
-		s[len(s)-1].Final = true
-		return s
-	}
-	for _, tc := range []struct {
-		name          string
-		samples       []soakSample
-		judged, grew  bool
-		first, last   float64
-		growthPctNear float64
-	}{
-		// The warm-up (before 60 s) is left out, so the early 5 MiB
-		// does not count.
-		{"flat", curve(5, 5, 20, 21, 20, 22, 20, 21, 20, 21, 20, 21), true, false, 20.5, 20.5, 0},
-		{"noisy", curve(5, 5, 20, 30, 20, 22, 24, 21, 20, 21, 20, 21), true, false, 25, 20.5, -18},
-		{"leak", curve(5, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29), true, true, 20.5, 28.5, 39},
-		{"at the bound", curve(0, 0, 10, 10, 11, 11, 11, 11, 12, 12), true, false, 10, 12, 20},
-		{"short", curve(5, 5, 20, 40, 60), false, false, 0, 0, 0},
-		// The sample after the guests left is not judged: without it
-		// the last quarter is {28, 29}, with it {29, 3}.
-		{"final", final(curve(5, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 3)), true, true, 20.5, 28.5, 39},
-	} {
-		v := judgeRSS(tc.samples, time.Minute, 20)
-		if v.Judged != tc.judged || v.Grew != tc.grew || v.FirstMedianMiB != tc.first || v.LastMedianMiB != tc.last ||
-			v.GrowthPct < tc.growthPctNear-1 || v.GrowthPct > tc.growthPctNear+1 {
-			t.Errorf("%s: %+v", tc.name, v)
-		}
 	}
 }
