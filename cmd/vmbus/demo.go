@@ -1,18 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,55 +14,18 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-
-	"github.com/govmbus/govmbus/internal/guestload"
 	"golang.org/x/term"
+
+	"github.com/govmbus/govmbus/internal/demo"
+	"github.com/govmbus/govmbus/internal/guestload"
 )
 
-// Demo defaults and bounds.
+// Demo bounds, and how often plain progress prints.
 const (
-	demoDiskSize     = 8 << 20          // bytes of the blk disk's temporary file
 	demoMaxDuration  = 10 * time.Minute // --duration at most
 	demoMaxServicing = 50               // --servicings at most
-	demoStartTimeout = 10 * time.Second // for the host to listen, the guest to load
-	demoStopTimeout  = 10 * time.Second // for a child to exit after SIGTERM
-	demoServiceWait  = 15 * time.Second // for one servicing to complete
 	demoPlainEvery   = time.Second      // one plain progress line this often
 )
-
-// demoJSON is `vmbus demo --json`, and the figures of the summary table.
-type demoJSON struct {
-	Verified bool     `json:"verified"`
-	Failures []string `json:"failures,omitempty"` // why not verified
-	Seconds  float64  `json:"seconds"`            // the whole demo, wall time
-
-	Payload       int     `json:"payload"`
-	Packets       uint64  `json:"packets"`
-	StreamBytes   uint64  `json:"stream_bytes"`
-	StreamSeconds float64 `json:"stream_seconds"`
-	PacketsPerSec float64 `json:"packets_per_sec"`
-	BytesPerSec   float64 `json:"bytes_per_sec"`
-
-	PingSent     uint64  `json:"ping_sent"`
-	PingReceived uint64  `json:"ping_received"`
-	PingP50us    float64 `json:"ping_p50_us"`
-	PingP99us    float64 `json:"ping_p99_us"`
-
-	DiskBytesVerified int64   `json:"disk_bytes_verified"`
-	DiskSeconds       float64 `json:"disk_seconds"`
-	DiskBytesPerSec   float64 `json:"disk_bytes_per_sec"`
-
-	Servicings    int       `json:"servicings"`
-	BlackoutMs    []float64 `json:"blackout_ms"`
-	BlackoutP50ms float64   `json:"blackout_p50_ms"`
-	BlackoutMaxms float64   `json:"blackout_max_ms"`
-
-	Lost       uint64 `json:"lost"`
-	Duplicated uint64 `json:"duplicated"`
-	Corrupted  uint64 `json:"corrupted"`
-	Stray      uint64 `json:"stray"`
-	Mismatched int64  `json:"mismatched"`
-}
 
 func newDemoCmd() *cobra.Command {
 	var (
@@ -102,10 +58,14 @@ Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
 			if asJSON {
 				progOut, plain = cmd.ErrOrStderr(), false
 			}
-			res, err := runDemo(ctx, demoConfig{duration: duration, servicings: servicings},
+			bin, err := os.Executable()
+			if err != nil {
+				return failuref("demo: own binary: %v", err)
+			}
+			res, err := demo.Run(ctx, demo.Config{Bin: bin, Duration: duration, Servicings: servicings},
 				newDemoProgress(progOut, plain, duration, servicings))
 			if err != nil {
-				return err
+				return failuref("%v", err)
 			}
 			if asJSON {
 				if err := printJSON(out, res); err != nil {
@@ -125,372 +85,6 @@ Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
 	f.IntVar(&servicings, "servicings", 2, "service the host this many times during the traffic")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-type demoConfig struct {
-	duration   time.Duration
-	servicings int
-}
-
-// runDemo runs the host and the guest and gathers the figures. The error
-// is for a demo that could not run (no temporary directory, no binary, a
-// child that would not start); what ran and went wrong is in Failures.
-// Every child is stopped and waited for, and the temporary directory
-// removed, before it returns.
-func runDemo(ctx context.Context, cfg demoConfig, prog *demoProgress) (res demoJSON, err error) {
-	start := time.Now()
-	res.BlackoutMs = []float64{}
-	failf := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
-	defer func() {
-		res.Seconds = time.Since(start).Seconds()
-		res.Verified = err == nil && len(res.Failures) == 0
-	}()
-
-	bin, err := os.Executable()
-	if err != nil {
-		return res, failuref("demo: own binary: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "vmbus-demo-")
-	if err != nil {
-		return res, failuref("demo: %v", err)
-	}
-	defer os.RemoveAll(dir)
-	socket, disk, state := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "disk.img"), filepath.Join(dir, "state.bin")
-	if err := os.WriteFile(disk, nil, 0o600); err != nil {
-		return res, failuref("demo: %v", err)
-	}
-	if err := os.Truncate(disk, demoDiskSize); err != nil {
-		return res, failuref("demo: %v", err)
-	}
-
-	host, err := startDemoChild(bin, "host", "--socket", socket, "--device", "echo", "--device", "blk="+disk,
-		"--state-file", state, "--log-format", "json")
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		if code, why := host.stop(0); code != 0 {
-			failf("host: %s", why)
-		}
-	}()
-	if _, err := host.waitLog(ctx, "host listening", demoStartTimeout); err != nil {
-		return res, failuref("demo: host did not start: %v%s", err, host.tail())
-	}
-
-	guest, err := startDemoChild(bin, "guest", "--socket", socket, "demo-load", "--duration", cfg.duration.String())
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		// A guest whose stdout ended is exiting: give it time to, unless
-		// the demo was interrupted.
-		grace := demoStopTimeout
-		if ctx.Err() != nil {
-			grace = 0
-		}
-		if code, why := guest.stop(grace); code != 0 {
-			failf("guest: %s", why)
-		}
-	}()
-
-	// The servicings, spaced evenly over the traffic once it flows.
-	serviced := make(chan struct{})
-	started := make(chan struct{})   // the guest's traffic flows
-	guestDone := make(chan struct{}) // no servicing starts after this
-	var blackouts []float64
-	var svcErr error
-	go func() {
-		defer close(serviced)
-		select {
-		case <-started:
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-guestDone:
-			return
-		default:
-		}
-		t0 := time.Now()
-		for i := 1; i <= cfg.servicings; i++ {
-			at := t0.Add(cfg.duration * time.Duration(i) / time.Duration(cfg.servicings+1))
-			select {
-			case <-time.After(time.Until(at)):
-			case <-guestDone:
-				return
-			case <-ctx.Done():
-				return
-			}
-			ms, err := host.service(ctx, i)
-			if err != nil {
-				svcErr = fmt.Errorf("servicing %d: %w", i, err)
-				return
-			}
-			blackouts = append(blackouts, ms)
-			prog.serviced(i, ms)
-		}
-	}()
-
-	var result *guestload.Line
-	markStarted := func() {
-		select {
-		case <-started:
-		default:
-			close(started)
-		}
-	}
-read:
-	for {
-		select {
-		case l, ok := <-guest.lines:
-			if !ok {
-				break read
-			}
-			var m guestload.Line
-			if json.Unmarshal([]byte(l), &m) != nil {
-				continue
-			}
-			switch m.Type {
-			case guestload.TypeProgress:
-				markStarted()
-				prog.update(m)
-			case guestload.TypeResult:
-				result = &m
-			}
-		case <-ctx.Done():
-			break read
-		}
-	}
-	prog.finish()
-	close(guestDone)
-	markStarted()
-	<-serviced
-	if ctx.Err() != nil {
-		return res, failuref("demo: interrupted")
-	}
-
-	if svcErr != nil {
-		failf("%v", svcErr)
-	}
-	res.Servicings = len(blackouts)
-	if res.Servicings != cfg.servicings {
-		failf("%d of %d servicings done", res.Servicings, cfg.servicings)
-	}
-	if len(blackouts) > 0 {
-		res.BlackoutMs = blackouts
-		s := slices.Sorted(slices.Values(blackouts))
-		res.BlackoutP50ms, res.BlackoutMaxms = s[(len(s)-1)/2], s[len(s)-1]
-	}
-	if result == nil {
-		failf("the guest printed no result%s", guest.tail())
-		return res, nil
-	}
-	r := *result
-	res.Payload, res.Packets, res.StreamBytes, res.StreamSeconds = r.Payload, r.Packets, r.Bytes, r.StreamSeconds
-	if r.StreamSeconds > 0 {
-		res.PacketsPerSec, res.BytesPerSec = float64(r.Packets)/r.StreamSeconds, float64(r.Bytes)/r.StreamSeconds
-	}
-	res.PingSent, res.PingReceived, res.PingP50us, res.PingP99us = r.PingSent, r.PingReceived, r.PingP50us, r.PingP99us
-	res.DiskBytesVerified, res.DiskSeconds = r.DiskBytes, r.DiskSeconds
-	if r.DiskSeconds > 0 {
-		res.DiskBytesPerSec = float64(r.DiskBytes) / r.DiskSeconds
-	}
-	res.Lost, res.Duplicated, res.Corrupted, res.Stray, res.Mismatched = r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatches
-	for _, e := range r.Errors {
-		failf("guest: %s", e)
-	}
-	if r.Packets == 0 || r.Packets != r.Sent {
-		failf("%d of %d stream packets came back intact", r.Packets, r.Sent)
-	}
-	if r.DiskBytes == 0 {
-		failf("no disk bytes verified")
-	}
-	if r.PingSent == 0 || r.PingReceived != r.PingSent {
-		failf("%d of %d pings answered", r.PingReceived, r.PingSent)
-	}
-	if n := r.Lost + r.Duplicated + r.Corrupted + r.Stray; n > 0 || r.Mismatches > 0 {
-		failf("%d lost, %d duplicated, %d corrupted, %d stray packets, %d disk bytes mismatched",
-			r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatches)
-	}
-	return res, nil
-}
-
-// demoChild is a child process of the demo: this binary with other args,
-// in its own process group (so a terminal's Ctrl-C reaches the demo, which
-// stops its children in order), killed by the kernel should the demo die
-// first. A goroutine reads its stdout lines into lines (closed at EOF) and
-// keeps the last lines of its stderr; host log lines (JSON on stderr) go to
-// logs.
-type demoChild struct {
-	cmd   *exec.Cmd
-	lines chan string   // stdout, closed at EOF
-	logs  chan logEntry // stderr JSON lines, never closed
-	done  chan struct{} // closed once the process has been waited for
-	err   error         // Wait's, valid after done
-
-	mu   sync.Mutex
-	last []string // the last stderr lines
-}
-
-// logEntry is one JSON log line of the host.
-type logEntry map[string]any
-
-// demoTailLines is how many stderr lines of a child an error quotes.
-const demoTailLines = 8
-
-func startDemoChild(bin string, args ...string) (*demoChild, error) {
-	c := &demoChild{cmd: exec.Command(bin, args...), lines: make(chan string, 64),
-		logs: make(chan logEntry, 256), done: make(chan struct{})}
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	c.cmd.WaitDelay = time.Second
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		return nil, failuref("demo: %v", err)
-	}
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		return nil, failuref("demo: %v", err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		return nil, failuref("demo: start %s: %v", args[0], err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		defer close(c.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.last = append(c.last, sc.Text())
-			if len(c.last) > demoTailLines {
-				c.last = c.last[1:]
-			}
-			c.mu.Unlock()
-			var l logEntry
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
-				// Only servicing lines are awaited more than once; a full
-				// queue drops the chatter, never those.
-				if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "servicing") {
-					c.logs <- l
-				} else {
-					select {
-					case c.logs <- l:
-					default:
-					}
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		wg.Wait()
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-// tail is the child's last stderr lines, for an error message.
-func (c *demoChild) tail() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.last) == 0 {
-		return ""
-	}
-	return "\n  " + strings.Join(c.last, "\n  ")
-}
-
-// waitLog waits for the next log line whose message is msg.
-func (c *demoChild) waitLog(ctx context.Context, msg string, timeout time.Duration) (logEntry, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case l := <-c.logs:
-			if l["msg"] == msg {
-				return l, nil
-			}
-		case <-c.done:
-			return nil, fmt.Errorf("exited (%v) before %q", c.err, msg)
-		case <-t.C:
-			return nil, fmt.Errorf("no %q within %v", msg, timeout)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// service sends the host SIGHUP and waits for its n-th "servicing
-// complete", returning the blackout in milliseconds.
-func (c *demoChild) service(ctx context.Context, n int) (float64, error) {
-	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		return 0, err
-	}
-	l, err := c.waitLog(ctx, "servicing complete", demoServiceWait)
-	if err != nil {
-		return 0, fmt.Errorf("%w%s", err, c.tail())
-	}
-	if l["servicing"] != float64(n) {
-		return 0, fmt.Errorf("the host counts servicing %v", l["servicing"])
-	}
-	if l["pid"] != float64(c.cmd.Process.Pid) {
-		return 0, fmt.Errorf("the successor's pid %v is not the host's %d", l["pid"], c.cmd.Process.Pid)
-	}
-	ms, ok := l["blackout_ms"].(float64)
-	if !ok {
-		return 0, errors.New("no blackout_ms in the servicing complete line")
-	}
-	return ms, nil
-}
-
-// stop waits up to grace for the child to exit by itself, then asks its
-// process group to stop (SIGTERM), kills it after demoStopTimeout, and
-// waits for the child. It reports the exit code (-1
-// if killed by a signal) and, when not 0, why, with its last stderr lines.
-func (c *demoChild) stop(grace time.Duration) (int, string) {
-	// Drain what the stdout reader may still hold, so it never blocks.
-	go func() {
-		for range c.lines {
-		}
-	}()
-	if grace > 0 {
-		t := time.NewTimer(grace)
-		select {
-		case <-c.done:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	select {
-	case <-c.done:
-	default:
-		pid := c.cmd.Process.Pid
-		syscall.Kill(-pid, syscall.SIGTERM)
-		t := time.NewTimer(demoStopTimeout)
-		select {
-		case <-c.done:
-		case <-t.C:
-			syscall.Kill(-pid, syscall.SIGKILL)
-			<-c.done
-		}
-		t.Stop()
-	}
-	code := c.cmd.ProcessState.ExitCode()
-	if code == 0 {
-		return 0, ""
-	}
-	return code, fmt.Sprintf("exit: %v%s", c.err, c.tail())
 }
 
 // demoProgress shows the guest's progress lines: a bar on a terminal; else,
@@ -522,7 +116,8 @@ func newDemoProgress(w io.Writer, plain bool, duration time.Duration, servicings
 	return p
 }
 
-func (p *demoProgress) update(m guestload.Line) {
+// Update shows a progress line of the guest.
+func (p *demoProgress) Update(m guestload.Line) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.last = m
@@ -542,7 +137,8 @@ func (p *demoProgress) update(m guestload.Line) {
 	}
 }
 
-func (p *demoProgress) serviced(n int, ms float64) {
+// Serviced shows a servicing done.
+func (p *demoProgress) Serviced(n int, ms float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done = n
@@ -551,7 +147,8 @@ func (p *demoProgress) serviced(n int, ms float64) {
 	}
 }
 
-func (p *demoProgress) finish() {
+// Finish ends the bar.
+func (p *demoProgress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.bar != nil {
@@ -560,7 +157,7 @@ func (p *demoProgress) finish() {
 }
 
 // printDemoSummary prints the summary table.
-func printDemoSummary(w io.Writer, r demoJSON) {
+func printDemoSummary(w io.Writer, r demo.Result) {
 	verdict := "VERIFIED: nothing lost, duplicated, corrupted or mismatched"
 	if !r.Verified {
 		verdict = "NOT VERIFIED: " + strings.Join(r.Failures, "; ")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govmbus/govmbus/internal/demo"
 	"github.com/govmbus/govmbus/internal/guestload"
 )
 
@@ -43,7 +44,7 @@ func processesUnder(t *testing.T, dir string) []string {
 func TestE2EDemo(t *testing.T) {
 	bin := vmbusBinary(t)
 	tmp := t.TempDir()
-	var r demoJSON
+	var r demo.Result
 	out, wall := runJSON(t, tmp, 30*time.Second, &r, bin, "demo", "--json", "--duration", "3s", "--servicings", "2")
 	t.Logf("%s", out)
 	if !r.Verified || len(r.Failures) > 0 {
