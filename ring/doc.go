@@ -17,7 +17,10 @@
 // exact predicates real VMBus uses (interrupt mask; pending send size). A
 // batch that was not committed can be reverted. The ring never signals by
 // itself: the owner of the endpoint delivers the signal (an eventfd, a
-// hypercall), so one batch costs at most one signal.
+// hypercall), so one batch costs at most one signal. A writer that finds
+// the ring full asks to be signalled once its packet fits (WaitFor, the
+// pending send size), counting the part of its batch not yet published,
+// which the reader cannot see.
 //
 // # The peer is hostile
 //

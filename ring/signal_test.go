@@ -148,3 +148,61 @@ func TestWaitForReadyAndNoFeature(t *testing.T) {
 		t.Fatal("pending send size left set although space was there")
 	}
 }
+
+// TestWaitForMidBatch: a writer that finds the ring full in the middle of
+// a batch, and publishes the batch only after asking to be woken, is
+// woken by the reader once its packet fits, wherever the reader is when
+// the batch is published. The reader measures free space against the
+// published write index: a request for the packet alone was already met,
+// as the reader saw the ring, once it had read enough of what came
+// before the batch, and it never signalled.
+func TestWaitForMidBatch(t *testing.T) {
+	const (
+		payload = 64
+		wire    = 16 + payload + 8
+		old     = 30 // packets published before the batch
+	)
+	for k := 0; k <= old; k++ { // packets read before the batch is published
+		region := newRegion(t, 4096)
+		if err := Format(region, true); err != nil {
+			t.Fatal(err)
+		}
+		w, r := mustWriter(t, region), mustReader(t, region)
+		for i := range old {
+			if err := w.WriteInBand(uint64(i), 0, make([]byte, payload)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Commit()
+		batch := 0
+		for w.WriteInBand(uint64(old+batch), 0, make([]byte, payload)) == nil {
+			batch++
+		}
+		if ready, err := w.WaitFor(payload, 0); ready || err != nil {
+			t.Fatalf("WaitFor with %d packets in the batch: ready %v, %v", batch, ready, err)
+		}
+		woken := false
+		read := func() bool {
+			if err := r.Next(new(Packet)); err != nil {
+				return false
+			}
+			if r.Commit() && !woken {
+				woken = true
+				if err := w.WriteInBand(0, 0, make([]byte, payload)); err != nil {
+					t.Fatalf("read %d before the publish: signalled, but the packet does not fit: %v", k, err)
+				}
+			}
+			return true
+		}
+		for range k {
+			read()
+		}
+		w.Commit()
+		for read() {
+		}
+		if !woken {
+			t.Fatalf("read %d of %d packets before the batch of %d (%d bytes) was published, then the rest: never signalled the writer, which waits for %d bytes",
+				k, old, batch, batch*wire, wire)
+		}
+	}
+}

@@ -280,6 +280,13 @@ func (w *Writer) Free() (int, error) {
 // otherwise it sleeps until signalled and writes again. The request is
 // cleared by the next successful write.
 //
+// A writer may ask in the middle of a batch, and must Commit before it
+// sleeps. The reader measures free space against the write index it can
+// see, so the request counts the uncommitted batch too: asked for the
+// packet alone, a reader that frees the room before the batch is
+// published would already have more free space than asked for, and
+// would never see it cross the mark (nor signal).
+//
 // size is the payload length (without descriptor, type header or footer)
 // of the packet the writer waits to send; headerBytes is its type header.
 func (w *Writer) WaitFor(payload, headerBytes int) (ready bool, err error) {
@@ -294,7 +301,8 @@ func (w *Writer) WaitFor(payload, headerBytes int) (ready bool, err error) {
 		return false, fmt.Errorf("%w: packet of %d bytes with footer can never fit", ErrTooLarge, total)
 	}
 	need := uint32(total)
-	w.pendingSend.Store(pendingSendFor(need, w.size))
+	ask := min(uint64(need)+uint64(w.used(w.in, w.committed)), uint64(w.size))
+	w.pendingSend.Store(pendingSendFor(uint32(ask), w.size))
 	w.pending = true
 	if err := w.refresh(); err != nil {
 		return false, err
