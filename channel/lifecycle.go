@@ -705,9 +705,15 @@ func (c *Channel) activate(held bool) {
 		c.redoLocked()
 		c.rxWant = true
 		c.rxRun.Store(true)
+		hc := c.hc
 		c.mu.Unlock()
 		c.resumeWrites()
 		ep.in.Signal() //nolint:errcheck // see below
+		// The receive loop held back its signals since the stop
+		// (quiet), as for a pause.
+		if hc != nil && owed(hc.In, hc.Out) {
+			ep.out.Signal() //nolint:errcheck // see below
+		}
 		return
 	}
 	c.mu.Unlock()

@@ -1,12 +1,14 @@
 package channel
 
 import (
+	"context"
 	"encoding/binary"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/ring"
 )
 
 // TestStopIndications: StopIndications stops a running server's packets
@@ -185,4 +187,49 @@ func TestStopIndicationsDuringRead(t *testing.T) {
 	}
 	must(t, s.Start())
 	eventually(t, "the packet, after Start", func() bool { return got.Load() == 2 })
+}
+
+// TestStartAfterStopIndicationsSignalsOwed: a server whose packets are
+// stopped holds back its signals to the guest, and Start right after
+// StopIndications gives the one owed: here for the completions that
+// waited for room and were written as the guest freed it, after the stop.
+func TestStartAfterStopIndicationsSignalsOwed(t *testing.T) {
+	leakcheck.Check(t)
+	const requests = 60 // a one-page ring holds 46 completions
+	s := newSvc(t)
+	s.server = configure(t, s.Guest, newVSP(), echo)
+	must(t, s.server.SetMaxPacketCount(requests))
+	must(t, s.server.Enable())
+	must(t, s.server.Start())
+	g := openFullGuest(t, s, 2)
+	defer g.close()
+	g.send(t, 1, requests)
+	eventually(t, "completions queued behind the full ring", func() bool {
+		return s.server.Stats().PacketsIn == requests && s.server.sendQueued()
+	})
+
+	s.server.StopIndications()
+	// The guest empties its ring and signals (the server waits for the
+	// room): the server writes the rest, into a ring the guest is not
+	// reading, and holds back the signal while its packets are stopped.
+	n := g.read(t)
+	eventually(t, "the queued completions written", func() bool { return !s.server.sendQueued() })
+	eventually(t, "the receive goroutine asleep again", s.server.rxSleeping.Load)
+	if c, err := ring.Inspect(g.ch.In); err != nil || c.WriteIndex == c.ReadIndex || c.InterruptMask != 0 {
+		t.Fatalf("guest's ring %+v (%v): want unread completions and the guest waiting for a signal", c, err)
+	}
+	// The guest never waited: forget the signals of before the stop.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	g.ch.FromHost.Wait(ctx) //nolint:errcheck // a timeout means there were none
+	cancel()
+	must(t, s.server.Start())
+	// Start gave the signal before it returned: the wait finds it at once.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.ch.FromHost.Wait(ctx); err != nil {
+		t.Fatalf("no signal for the %d completions written while stopped: %v", requests-n, err)
+	}
+	if m := g.read(t); n+m != requests {
+		t.Fatalf("%d completions read, want %d", n+m, requests)
+	}
 }
