@@ -191,20 +191,22 @@ func newGuestStreamCmd(socket *string) *cobra.Command {
 	var (
 		payload, window int
 		count           uint64
+		idle            time.Duration
 		asJSON          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stream --payload N --count N [--window N] [--json]",
+		Use:   "stream --payload N --count N [--window N] [--idle D] [--json]",
 		Short: "Stream numbered, checksummed packets through the echo device and check each comes back once, intact",
 		Long: `Send --count packets of --payload bytes through the echo device, up to
 --window of them in flight (by default as many as one ring holds, so
 that no packet waits for ring space). Each carries a sequence number and a
 checksum; the echo device sends each back as a packet, and every one must
-come back once and intact. Exit status 1 on any loss, duplicate or corruption.`,
+come back once and intact; packets still missing once none came back for
+--idle count as lost. Exit status 1 on any loss, duplicate or corruption.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window < 0 || window > 1<<16 {
-				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 <= --window <= 65536", echo.HeaderSize, echo.DefaultMaxPayload)
+			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window < 0 || window > 1<<16 || idle <= 0 {
+				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 <= --window <= 65536, --idle > 0", echo.HeaderSize, echo.DefaultMaxPayload)
 			}
 			cl, ec, err := openEcho(cmd.Context(), *socket)
 			if err != nil {
@@ -212,7 +214,7 @@ come back once and intact. Exit status 1 on any loss, duplicate or corruption.`,
 			}
 			defer cl.Close()
 			defer ec.Close()
-			res, err := ec.Stream(cmd.Context(), echo.StreamConfig{Payload: payload, Count: count, Window: window})
+			res, err := ec.Stream(cmd.Context(), echo.StreamConfig{Payload: payload, Count: count, Window: window, Idle: idle})
 			out := streamJSON{payload, res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds, res.PacketsPerSec, res.BytesPerSec}
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
@@ -235,6 +237,7 @@ come back once and intact. Exit status 1 on any loss, duplicate or corruption.`,
 	f.IntVar(&payload, "payload", 64, "bytes per packet (at least 16: sequence number, checksum, length)")
 	f.Uint64Var(&count, "count", 100000, "packets")
 	f.IntVar(&window, "window", 0, "packets in flight at most (0: as many as one ring holds)")
+	f.DurationVar(&idle, "idle", echo.DefaultIdle, "count the packets still missing as lost once none came back for this long")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }

@@ -135,6 +135,7 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 	for _, args := range [][]string{
 		{"guest", "--socket", none, "stream", "--payload", "8", "--count", "10"},
 		{"guest", "--socket", none, "stream", "--payload", "64", "--count", "0"},
+		{"guest", "--socket", none, "stream", "--payload", "64", "--count", "10", "--idle", "0"},
 		{"guest", "--socket", none, "ping", "--count", "-1"},
 		{"guest", "--socket", none, "ping", "--bogus"},
 		{"guest", "--socket", none, "disk"},
