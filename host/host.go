@@ -71,6 +71,7 @@ type Host struct {
 	listeners map[*transport.Listener]struct{}
 	guests    map[*guestConn]struct{}
 	restored  []*guestConn   // rebuilt by Restore, served once Resume runs
+	refused   []error        // why Restore left each guest out, if it did (RestoreErrors)
 	conns     sync.WaitGroup // ServeConn goroutines started by Serve
 	accepting sync.WaitGroup // connections Serve accepted, not registered yet
 }

@@ -64,7 +64,7 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 	if m.Extended && gc.features&(protocol.FeatureGuestSpecifiedSignalParams|protocol.FeatureInterruptRedirection) == 0 {
 		return openErr(statusInvalidParameter, "long OpenChannel form without the feature")
 	}
-	oc, err := gc.buildOpen(i, m, gc.takeEvent)
+	oc, err := gc.buildOpen(i, m, gc.takeEvent, true)
 	if err != nil {
 		return err
 	}
@@ -82,8 +82,12 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 
 // buildOpen maps the rings of channel index i as OpenChannel m describes
 // them and takes its events, everything but the device's Open: tryOpen
-// and a restore share it.
-func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(uint32, transport.Direction) (*transport.Event, error)) (_ *openChannel, err error) {
+// and a restore share it. With checkRings it refuses rings whose control
+// pages are corrupt, as an open does; a restore does not: the guest may
+// have written them since the open, and a corrupt ring stops only the
+// channel that reads it (its device checks them as it builds its
+// endpoints).
+func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(uint32, transport.Direction) (*transport.Event, error), checkRings bool) (_ *openChannel, err error) {
 	g, err := gc.gpadls.acquireRing(m.ChannelID, m.RingGpadlID)
 	if err != nil {
 		return nil, openErr(statusInvalidParameter, "%v", err)
@@ -117,11 +121,13 @@ func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(ui
 	}
 	// Constructing the endpoints validates the control pages the guest
 	// wrote; the device builds its own.
-	if _, err = ring.NewReader(oc.inMap.Bytes()); err != nil {
-		return nil, openErr(statusInvalidParameter, "guest→host ring: %v", err)
-	}
-	if _, err = ring.NewWriter(oc.outMap.Bytes()); err != nil {
-		return nil, openErr(statusInvalidParameter, "host→guest ring: %v", err)
+	if checkRings {
+		if _, err = ring.NewReader(oc.inMap.Bytes()); err != nil {
+			return nil, openErr(statusInvalidParameter, "guest→host ring: %v", err)
+		}
+		if _, err = ring.NewWriter(oc.outMap.Bytes()); err != nil {
+			return nil, openErr(statusInvalidParameter, "host→guest ring: %v", err)
+		}
 	}
 	if oc.evFrom, err = takeEvent(m.ChannelID, transport.ToHost); err != nil {
 		return nil, openErr(statusInvalidParameter, "guest→host event: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +47,20 @@ func badState(format string, args ...any) error {
 // Config.OnGuest is not called for restored guests: they made contact
 // before.
 //
-// It returns the host and each restored guest, in the order of saved.
+// Each guest is restored on its own: one whose state cannot be restored
+// (malformed or inconsistent, memory or events not what it says, a device
+// that refuses to reopen) is no part of the restored host, and
+// Config.Logger says why, in one line; every other guest is restored. A
+// guest's ring indices are not checked here: they are in guest memory,
+// the guest's to write at any time, and the channel that reads a ring
+// checks them, as it does while it runs (a corrupt ring stops that
+// channel, not the guest).
+//
+// It returns the host and each guest, in the order of saved: nil for a
+// guest that was not restored, whose descriptors (duplicates) are closed,
+// so that only the caller's copy keeps its connection open
+// (Host.RestoreErrors says why). The error is for the restore as a whole:
+// more guests than Limits.MaxGuests.
 func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	return restore(cfg, saved, false)
 }
@@ -60,7 +74,9 @@ func Restore(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 // successor's inherited descriptors are that: each becomes an Event or
 // Memory as it is (transport.AdoptEventFD, guestmem.FromFD), registered
 // with the runtime poller once, on the goroutine restoring its guest (a
-// socket is still duplicated, by net.FileConn). The checks are Restore's.
+// socket is still duplicated, by net.FileConn). The checks are Restore's,
+// and a guest that is not restored is disconnected: its descriptors are
+// closed.
 func RestoreOwned(cfg Config, saved []SavedGuest) (*Host, []*Guest, error) {
 	h, guests, err := restore(cfg, saved, true)
 	for i := range saved {
@@ -98,15 +114,8 @@ func (s *SavedGuest) dup() (SavedGuest, error) {
 
 func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) {
 	h := New(cfg)
-	var gcs []*guestConn
-	fail := func(err error) (*Host, []*Guest, error) {
-		for _, gc := range gcs {
-			gc.discard()
-		}
-		return nil, nil, err
-	}
 	if len(saved) > h.limits.MaxGuests {
-		return fail(fmt.Errorf("host: %d saved guests, the limit is %d", len(saved), h.limits.MaxGuests))
+		return nil, nil, fmt.Errorf("host: %d saved guests, the limit is %d", len(saved), h.limits.MaxGuests)
 	}
 	// The guests are independent: each is rebuilt on its own goroutine
 	// (a few at a time), with the ids it would get one after another.
@@ -126,25 +135,33 @@ func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) 
 		}()
 	}
 	wg.Wait()
-	for _, gc := range built {
-		if gc != nil {
-			gcs = append(gcs, gc)
-		}
-	}
-	for i, err := range errs {
-		if err != nil {
-			return fail(fmt.Errorf("host: restore guest %d: %w", i, err))
-		}
-	}
-	guests := make([]*Guest, len(gcs))
+	// A guest that failed took nothing of the others with it: restoreGuest
+	// freed what it had built of it.
+	guests := make([]*Guest, len(saved))
 	h.mu.Lock()
-	for i, gc := range gcs {
+	for i, gc := range built {
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("host: restore guest %d: %w", i, errs[i])
+			h.log.Warn("guest not restored; disconnected", "index", i, "guest", first+uint64(i), "err", errs[i])
+			h.refused = errs
+			continue
+		}
 		h.guests[gc] = struct{}{}
 		h.restored = append(h.restored, gc)
 		guests[i] = gc.guest
 	}
 	h.mu.Unlock()
 	return h, guests, nil
+}
+
+// RestoreErrors says, for a host that Restore or RestoreOwned made, why
+// each guest it did not restore was not: one error per saved guest, in
+// their order, nil for a guest restored. It is nil if every guest was
+// restored, and for a host New made.
+func (h *Host) RestoreErrors() []error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.refused)
 }
 
 // restoreParallel bounds the guests Restore rebuilds at a time.
@@ -562,7 +579,7 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, 
 			continue
 		}
 		i := int(ch.ChannelID - 1)
-		oc, err := gc.buildOpen(i, ch.Open, take)
+		oc, err := gc.buildOpen(i, ch.Open, take, false)
 		if err != nil {
 			return nil, badState("channel %d: %v", ch.ChannelID, err)
 		}

@@ -283,9 +283,14 @@ func TestRestoreRefusesUnsupported(t *testing.T) {
 	} {
 		sg := saved[0]
 		sg.State = state
-		if _, _, err := host.Restore(cfg, []host.SavedGuest{sg}); !errors.Is(err, host.ErrBadState) || !strings.Contains(err.Error(), "does not support") {
-			t.Errorf("%s: %v", name, err)
+		h, guests, err := host.Restore(cfg, []host.SavedGuest{sg})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if errs := h.RestoreErrors(); guests[0] != nil || len(errs) != 1 || !errors.Is(errs[0], host.ErrBadState) || !strings.Contains(errs[0].Error(), "does not support") {
+			t.Errorf("%s: guest restored: %v; %v", name, guests[0] != nil, errs)
+		}
+		h.Close()
 	}
 }
 
