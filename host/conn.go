@@ -74,6 +74,9 @@ type guestConn struct {
 	// Servicing (pause.go, save.go, restore.go).
 	pause    pauser
 	detached bool // saved for a successor: send nothing to the guest any more
+	// unresumed: restored, its control plane not started yet (Resume):
+	// nothing reads the guest's messages until then.
+	unresumed bool
 	// pendingEvents are events the guest handed over for channels not
 	// open yet, taken from the transport at a save (restored ones too):
 	// tryOpen falls back to them.

@@ -109,7 +109,9 @@ func (g *Guest) Offer(dev Device) (*Offered, error) {
 // RescindChannelOffer is sent, and Rescind waits until the guest answers
 // RelIdReleased, the guest goes away, or ctx ends (then ctx.Err(); the
 // rescind stays under way). Rescinding an offer that is gone already
-// returns nil.
+// returns nil. On a restored guest before Host.Resume, which starts its
+// control plane, it returns once the rescind is sent: the guest's answer
+// is read only from then on.
 func (o *Offered) Rescind(ctx context.Context) error {
 	gc := o.gc
 	gc.mu.Lock()
@@ -129,6 +131,13 @@ func (o *Offered) Rescind(ctx context.Context) error {
 		gc.removeDynamicLocked(i)
 	case !cs.rescinded:
 		gc.rescindLocked(i)
+	}
+	if gc.unresumed {
+		// Nothing reads the guest's RelIdReleased before Resume, and a
+		// successor gives up a channel it cannot restore before it
+		// resumes; Resume arms the release timer.
+		gc.mu.Unlock()
+		return nil
 	}
 	gc.mu.Unlock()
 	select {

@@ -178,6 +178,7 @@ func (h *Host) Resume() {
 	}
 	for _, gc := range h.restored {
 		gc.mu.Lock()
+		gc.unresumed = false
 		for i := range gc.chans {
 			if cs := &gc.chans[i]; cs.rescinded && !cs.rescindedAt.IsZero() {
 				gc.armReleaseTimerLocked(h.limits.ReleaseTimeout)
@@ -598,6 +599,6 @@ func (h *Host) restoreGuest(sg *SavedGuest, id uint64, own bool) (_ *guestConn, 
 		gc.pendingEvents = events
 		events = nil
 	}
-	gc.detached = false
+	gc.detached, gc.unresumed = false, true
 	return gc, nil
 }

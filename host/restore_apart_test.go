@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
@@ -156,7 +158,8 @@ func TestRestoreGuestsApart(t *testing.T) {
 // channel whose server re-attaches after the restore (Guest.Offer) is
 // restored, with that channel open on the ring as it is; the server finds
 // the ring corrupt as it builds its endpoints, as it would while running,
-// and only that channel stops.
+// and gives that channel up (a rescind) before Resume without waiting for
+// a guest whose control plane has not started.
 func TestRestoreCorruptRingKeepsGuest(t *testing.T) {
 	leakcheck.Check(t)
 	dyn := newEchoInstance(protocol.MustParseGUID("00000000-0000-0000-0000-000000000007"), nil)
@@ -194,12 +197,28 @@ func TestRestoreCorruptRingKeepsGuest(t *testing.T) {
 	if !ok || !rc.Open {
 		t.Fatalf("restored channel %+v, %v: want it open", rc, ok)
 	}
-	_, hc, err := guests[0].Reattach(newEchoInstance(dyn.spec.InterfaceInstance, nil))
+	o2, hc, err := guests[0].Reattach(newEchoInstance(dyn.spec.InterfaceInstance, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ring.NewWriter(hc.Out); !errors.Is(err, ring.ErrCorrupt) {
 		t.Fatalf("the server's endpoint on the corrupt ring: %v, want ring corrupt", err)
 	}
+	// The server gives the channel up before Resume, as a successor
+	// does with a channel it cannot restore: nothing could read the
+	// guest's release yet, so the rescind does not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o2.Rescind(ctx); err != nil {
+		t.Fatalf("rescind before Resume: %v", err)
+	}
 	h2.Resume()
+	select {
+	case id := <-cl.Rescinded():
+		if id != o.ChannelID {
+			t.Fatalf("channel %d rescinded, want %d", id, o.ChannelID)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("the guest heard no rescind")
+	}
 }
