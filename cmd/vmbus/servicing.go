@@ -566,23 +566,20 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		delete(files, name)
 		return host.OwnedFD(fd)
 	}
+	// A guest whose files are missing is left without them: the restore
+	// refuses that guest alone (and says why), as any other guest's state
+	// it cannot restore.
 	for i, g := range st.Guests {
 		sg := &saved[i]
-		if sg.Conn = take(fmt.Sprintf("g%d.conn", i)); !sg.Conn.Valid() {
-			return fmt.Errorf("host: inherited state: guest %d has no connection", i)
-		}
+		sg.Conn = take(fmt.Sprintf("g%d.conn", i))
 		if g.Memory {
-			if sg.Memory = take(fmt.Sprintf("g%d.mem", i)); !sg.Memory.Valid() {
-				return fmt.Errorf("host: inherited state: guest %d has no memory", i)
-			}
+			sg.Memory = take(fmt.Sprintf("g%d.mem", i))
 		}
 		sg.Events = make([]host.SavedEvent, 0, len(g.Events))
 		for _, e := range g.Events {
-			fd := take(eventName(i, e.ChannelID, e.Dir))
-			if !fd.Valid() {
-				return fmt.Errorf("host: inherited state: guest %d has no event %d/%d", i, e.ChannelID, e.Dir)
+			if fd := take(eventName(i, e.ChannelID, e.Dir)); fd.Valid() {
+				sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
 			}
-			sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
 		}
 		sg.State, sg.HelloPending = g.Bus, g.HelloPending
 	}
@@ -603,11 +600,18 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	d.h = h
 	// Each channel is restored on its own goroutine (a few at a time); a
 	// channel that does not restore is offered anew, and the guests'
-	// servers are tracked, in order afterwards.
+	// servers are tracked, in order afterwards. A guest the bus did not
+	// restore (nil; RestoreOwned logged why and disconnected it) has no
+	// channels to restore.
 	type job struct{ i, j int }
 	var jobs []job
 	servers := make([][]vsp, len(guests))
+	restoredGuests := 0
 	for i := range guests {
+		if guests[i] == nil {
+			continue
+		}
+		restoredGuests++
 		if st.Guests[i].NoServers {
 			// Saved before its OnGuest: the restored host calls
 			// OnGuest when the guest makes contact.
@@ -658,7 +662,7 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		}
 	}
 	for i, g := range guests {
-		if servers[i] != nil {
+		if g != nil && servers[i] != nil {
 			d.devs.track(g, servers[i])
 		}
 	}
@@ -674,7 +678,7 @@ func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	d.count = st.Count
 	d.log.Info("servicing complete",
 		"blackout_ms", ms(blackout), "phases_ms", ph.logValue(),
-		"servicing", st.Count, "guests", len(guests), "channels", channels, "exec", successor, "spawned", d.spawned, "pid", os.Getpid())
+		"servicing", st.Count, "guests", restoredGuests, "guests_dropped", len(guests)-restoredGuests, "channels", channels, "exec", successor, "spawned", d.spawned, "pid", os.Getpid())
 	return nil
 }
 
