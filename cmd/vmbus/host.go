@@ -123,8 +123,7 @@ refused") if its state could not be read at all.`,
 			d := &daemon{socket: socket, stateFile: stateFile, devs: devs, log: log, spawn: servicingMode == "spawn", sup: sup, spawned: spawned, rt: rtBlackout}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
+			hup := catchHUP()
 			defer signal.Stop(hup)
 			d.hup = hup
 			// SIGINT and SIGTERM too: one that comes right after a

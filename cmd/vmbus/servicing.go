@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -259,10 +258,10 @@ func (d *daemon) service() error {
 			// SIGHUPs from here on are merged into this servicing. The
 			// new image would die of one that comes before it asks for
 			// SIGHUP again (Go's default), but keeps a SIG_IGN across the
-			// exec and until its signal.Notify.
-			signal.Ignore(syscall.SIGHUP)
+			// exec and until its catchHUP.
+			holdHUP()
 			err = servicing.Exec(exe, os.Args, servicing.Handover{FDs: files, State: state, Paused: paused})
-			signal.Notify(d.hup, syscall.SIGHUP)
+			releaseHUP(d.hup)
 			os.Unsetenv(phasesEnv)
 		}
 	}
