@@ -134,8 +134,9 @@ func (c *Channel) Enable() error {
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Enable after Cleanup")
 	case c.enabled:
+		st := c.stateLocked()
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "Enable: channel is %v", c.stateLocked())
+		return fail(StatusInvalidDeviceState, "Enable: channel is %v", st)
 	}
 	c.mu.Unlock()
 	cfg := &c.cfg
@@ -520,8 +521,9 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 		return nil
 	}
 	if !c.enabled || c.closed {
+		st := c.stateLocked()
 		c.mu.Unlock()
-		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, c.stateLocked())
+		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, st)
 	}
 	if run {
 		if err := c.refuseInSave(what); err != nil {
