@@ -103,14 +103,18 @@ refused") if its state could not be read at all.`,
 			if ierr != nil {
 				return failuref("host: %v", ierr)
 			}
-			sup, err := supervisorFromEnv()
+			sup, err := servicing.SupervisorFromEnv()
 			if err != nil {
 				return failuref("%v", err)
 			}
 			if servicingMode == "spawn" && sup == nil && !spawned && !inherited {
 				// Started by a user: keep this process id, and run the
 				// host in a worker that servicings replace.
-				return superviseHost()
+				status, err := servicing.Supervise(os.Args)
+				if err != nil {
+					return failuref("host: %v", err)
+				}
+				os.Exit(status)
 			}
 			devs, err := parseDevices(devices, log)
 			if err != nil {
@@ -150,7 +154,7 @@ refused") if its state could not be read at all.`,
 				d.h = host.New(d.config())
 				d.serve(l)
 				log.Info("host listening", "socket", socket, "devices", len(devs.specs))
-				if err := d.sup.announce(); err != nil {
+				if err := d.sup.Announce(); err != nil {
 					return failuref("host: %v", err)
 				}
 			}

@@ -33,13 +33,13 @@ type daemon struct {
 	log       *slog.Logger
 	h         *host.Host
 	l         *transport.Listener
-	served    chan error     // the running Serve's result
-	hup       chan os.Signal // SIGHUP, taken back after a failed exec
-	count     uint32         // servicings so far
-	spawn     bool           // --servicing spawn: hand over to a successor started beforehand
-	sup       *supervisor    // with --servicing spawn, the supervisor to announce this worker to
-	spawned   bool           // started by a spawned servicing
-	rt        bool           // --rt-blackout: the blackout runs at real-time priority
+	served    chan error            // the running Serve's result
+	hup       chan os.Signal        // SIGHUP, taken back after a failed exec
+	count     uint32                // servicings so far
+	spawn     bool                  // --servicing spawn: hand over to a successor started beforehand
+	sup       *servicing.Supervisor // with --servicing spawn, the supervisor to announce this worker to
+	spawned   bool                  // started by a spawned servicing
+	rt        bool                  // --rt-blackout: the blackout runs at real-time priority
 }
 
 func (d *daemon) config() host.Config {
@@ -300,9 +300,9 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 	}
 	env = append(env, warmUpEnv+"="+strconv.Itoa(channels))
 	if d.sup != nil {
-		env = append(env, supervisorEnv+"=3")
+		env = append(env, servicing.SupervisorVar+"=3")
 	}
-	succ, err := servicing.Spawn(exe, os.Args, env, d.sup.file()...)
+	succ, err := servicing.Spawn(exe, os.Args, env, d.sup.Files()...)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
 	// Known to the supervisor before the predecessor exits.
-	if err := d.sup.announce(); err != nil {
+	if err := d.sup.Announce(); err != nil {
 		pred.Fail(err)
 		for _, fd := range h.FDs {
 			syscall.Close(fd)

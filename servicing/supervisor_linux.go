@@ -1,0 +1,190 @@
+package servicing
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// SupervisorVar gives a host worker the descriptor of its supervisor's
+// pipe (see Supervise).
+const SupervisorVar = "GOVMBUS_SUPERVISOR"
+
+// Supervise is a spawned-servicing host as started by a user: it keeps the
+// process id that users and service managers signal and wait for, while
+// the host itself runs in a worker child, started from this process's
+// executable with args and the environment plus SupervisorVar. A spawned
+// servicing replaces the worker with a successor that the worker started;
+// the successor, orphaned when its predecessor exits, becomes this
+// process's child (PR_SET_CHILD_SUBREAPER). Each worker announces itself
+// on a pipe once it serves (Supervisor.Announce). SIGHUP, SIGINT and
+// SIGTERM are passed on to the worker that announced itself last; when
+// that worker exits, Supervise returns the status to exit with: the
+// worker's, 128+n for a worker killed by signal n, 1 if it cannot tell.
+// An error means the first worker could not start.
+//
+// Supervise reaps every child of the process: the caller must start none
+// of its own.
+func Supervise(args []string) (status int, err error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("become a subreaper: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return 0, fmt.Errorf("pipe: %w", err)
+	}
+	// The workers' end blocks: an announcement is a few bytes, always
+	// taken at once.
+	if err := unix.SetNonblock(p[1], false); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return 0, fmt.Errorf("pipe: %w", err)
+	}
+	w := os.NewFile(uintptr(p[1]), "supervisor")
+	// Caught before the worker starts, so none is lost to Go's default
+	// action meanwhile.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	proc, err := os.StartProcess(exe, args, &os.ProcAttr{
+		Env:   append(os.Environ(), SupervisorVar+"=3"),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, w},
+		// Its own process group: a terminal's Ctrl-C reaches the
+		// supervisor only, which passes it on once.
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	w.Close()
+	if err != nil {
+		unix.Close(p[0])
+		return 0, fmt.Errorf("start the worker: %w", err)
+	}
+	defer unix.Close(p[0])
+	type exit struct {
+		pid int
+		ws  unix.WaitStatus
+	}
+	// The reaper runs while the process has children: the caller exits
+	// with the status Supervise returns, and with it the reaper.
+	exits := make(chan exit, 1)
+	go func() {
+		defer close(exits)
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			exits <- exit{pid, ws}
+		}
+	}()
+	ann := announcements{fd: p[0], current: proc.Pid}
+	for {
+		select {
+		case s := <-sigs:
+			unix.Kill(ann.latest(), s.(syscall.Signal)) //nolint:errcheck // one that is gone is reaped next
+		case e, ok := <-exits:
+			if !ok {
+				return 1, nil
+			}
+			// A successor announces itself before its predecessor
+			// exits: what it wrote is in the pipe by now.
+			if e.pid != ann.latest() {
+				continue
+			}
+			switch {
+			case e.ws.Exited():
+				return e.ws.ExitStatus(), nil
+			case e.ws.Signaled():
+				return 128 + int(e.ws.Signal()), nil
+			}
+			return 1, nil
+		}
+	}
+}
+
+// announcements reads the workers' process ids off the supervisor's pipe,
+// one decimal line each.
+type announcements struct {
+	fd      int
+	buf     []byte
+	current int
+}
+
+// latest is the process id of the worker that announced itself last.
+func (a *announcements) latest() int {
+	var b [512]byte
+	for {
+		n, err := unix.Read(a.fd, b[:])
+		if n <= 0 || err != nil {
+			break
+		}
+		a.buf = append(a.buf, b[:n]...)
+	}
+	for {
+		i := bytes.IndexByte(a.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if pid, err := strconv.Atoi(string(a.buf[:i])); err == nil && pid > 0 {
+			a.current = pid
+		}
+		a.buf = a.buf[i+1:]
+	}
+	return a.current
+}
+
+// Supervisor is a worker's end of its supervisor's pipe. A nil
+// *Supervisor is a worker without a supervisor: its methods do nothing.
+type Supervisor struct {
+	f *os.File
+}
+
+// SupervisorFromEnv takes the pipe a supervisor handed this worker, if
+// any (nil, nil if none), and removes SupervisorVar from the environment.
+func SupervisorFromEnv() (*Supervisor, error) {
+	v, ok := os.LookupEnv(SupervisorVar)
+	if !ok {
+		return nil, nil
+	}
+	os.Unsetenv(SupervisorVar)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("host: %s=%q", SupervisorVar, v)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil, fmt.Errorf("host: %s: descriptor %d is not a pipe", SupervisorVar, fd)
+	}
+	unix.CloseOnExec(fd)
+	return &Supervisor{f: os.NewFile(uintptr(fd), "supervisor")}, nil
+}
+
+// Announce tells the supervisor that this process serves now.
+func (s *Supervisor) Announce() error {
+	if s == nil {
+		return nil
+	}
+	_, err := s.f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	return err
+}
+
+// Files is the pipe, to hand on to a spawned successor as its descriptor
+// 3 (with SupervisorVar=3 in its environment); nil without a supervisor.
+func (s *Supervisor) Files() []*os.File {
+	if s == nil {
+		return nil
+	}
+	return []*os.File{s.f}
+}
