@@ -42,6 +42,18 @@ func (s *Server) Start() error {
 	return err
 }
 
+// StartHeld starts a restored server without letting its requests flow
+// (channel.Channel.StartHeld); Release lets them. A host restoring many
+// servers starts each held and then releases them all at once.
+func (s *Server) StartHeld() error {
+	err := s.ch.StartHeld()
+	s.resumeFlushes()
+	return err
+}
+
+// Release lets the requests of a server started held flow.
+func (s *Server) Release() { s.ch.Release() }
+
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
 // servicing the host, save its bus: host.Host.SaveGuests). The backend is

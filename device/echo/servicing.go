@@ -63,6 +63,14 @@ func (s *Server) suspend(c *channel.Channel) {
 // before the exec resumes the old server this way).
 func (s *Server) Start() error { return s.ch.Start() }
 
+// StartHeld starts a restored server without letting its packets flow
+// (channel.Channel.StartHeld); Release lets them. A host restoring many
+// servers starts each held and then releases them all at once.
+func (s *Server) StartHeld() error { return s.ch.StartHeld() }
+
+// Release lets the packets of a server started held flow.
+func (s *Server) Release() { s.ch.Release() }
+
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
 // servicing the host, save its bus: host.Host.SaveGuests).
