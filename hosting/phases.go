@@ -1,8 +1,7 @@
-package main
+package hosting
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -113,11 +112,15 @@ func decodePhases(v string, paused time.Time) (p *phases, handed time.Time, ok b
 	return p, time.Unix(0, ns), true
 }
 
-// logValue is the steps as a group: name → milliseconds.
-func (p *phases) logValue() slog.Value {
-	attrs := make([]slog.Attr, len(p.names))
+// list is the steps as the events have them.
+func (p *phases) list() []Phase {
+	out := make([]Phase, len(p.names))
 	for i, n := range p.names {
-		attrs[i] = slog.Float64(n, p.ms[i])
+		d, err := fromMs(p.ms[i])
+		if err != nil {
+			d = 0 // a predecessor's malformed figure: shown as none
+		}
+		out[i] = Phase{Name: n, Duration: d}
 	}
-	return slog.GroupValue(attrs...)
+	return out
 }

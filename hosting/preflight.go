@@ -1,4 +1,4 @@
-package main
+package hosting
 
 import (
 	"bytes"
@@ -94,9 +94,18 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 // successorReads is the pre-flight: what the successor reads, by its
 // answer (a spawned successor's ready note, or the binary this process
-// execs), or firstRelease where it gives none. It returns how it knows,
-// for the log, and an error only when the servicing must not go on.
-func (d *daemon) successorReads(succ *servicing.Successor) (savedstate.Support, string, error) {
+// execs), or firstRelease where it gives none; a successor in this
+// process (to) reads what this build reads, if it serves the same. It
+// returns how it knows, for the log, and an error only when the
+// servicing must not go on.
+func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedstate.Support, string, error) {
+	if to != nil {
+		if to.cfg.Socket != d.cfg.Socket || !slices.Equal(to.devs.values, d.devs.values) {
+			return savedstate.Support{}, "", fmt.Errorf("the successor serves %q with devices %q, this host %q with %q",
+				to.cfg.Socket, to.devs.values, d.cfg.Socket, d.devs.values)
+		}
+		return savedstate.Supported(), "in process", nil
+	}
 	if succ != nil {
 		if note := succ.ReadyNote(); len(note) > 0 {
 			if s, err := savedstate.ParseSupport(note); err == nil {
@@ -157,7 +166,7 @@ func kindList(kinds []savedstate.Kind) string {
 
 // checkReadable fails if state uses a kind that reads lacks.
 func checkReadable(state []byte, reads savedstate.Support) error {
-	_, used, err := stateUses(state)
+	_, used, err := StateUses(state)
 	if err != nil {
 		return err
 	}
@@ -165,17 +174,4 @@ func checkReadable(state []byte, reads savedstate.Support) error {
 		return fmt.Errorf("the state holds %s, which the successor does not read", kindList(m))
 	}
 	return nil
-}
-
-// pauseWaitsForRestartable sets every server channel's Pause to wait for
-// restartable packets, or not (channel.Channel.SetPauseWaitsForRestartable),
-// for the servicing about to pause them.
-func (d *hostDevices) pauseWaitsForRestartable(wait bool) {
-	for _, gs := range d.snapshot() {
-		for _, s := range gs.servers {
-			if hc, ok := s.(heldStarter); ok {
-				hc.Channel().SetPauseWaitsForRestartable(wait)
-			}
-		}
-	}
 }

@@ -1,11 +1,9 @@
-package main
+package hosting
 
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -16,56 +14,47 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
-	"github.com/govmbus/govmbus/device/blk"
-	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/savedstate"
 	"github.com/govmbus/govmbus/servicing"
 	"github.com/govmbus/govmbus/transport"
 )
 
-// daemon is the running host: the bus, its listener and the devices. Its
-// methods run on the daemon's main goroutine only.
-type daemon struct {
-	socket    string
-	stateFile string
-	devs      *hostDevices
-	log       *slog.Logger
-	h         *host.Host
-	l         *transport.Listener
-	served    chan error            // the running Serve's result
-	hup       chan os.Signal        // SIGHUP, taken back after a failed exec
-	count     uint32                // servicings so far
-	spawn     bool                  // --servicing spawn: hand over to a successor started beforehand
-	sup       *servicing.Supervisor // with --servicing spawn, the supervisor to announce this worker to
-	spawned   bool                  // started by a spawned servicing
-	rt        bool                  // --rt-blackout: the blackout runs at real-time priority
+// Service services the host: it pauses every device, saves the devices'
+// channels and the bus, and hands everything to a successor, as
+// Config.Servicing says. It returns only if the servicing failed (after
+// a ServicingFailed event); the daemon then serves on, and a non-nil
+// error means it could not (the caller exits). On success it does not
+// return: an exec replaces this image, a spawned successor's
+// predecessor exits.
+func (d *Daemon) Service() error { return d.service(nil) }
+
+// ServiceTo services the host into next, a daemon in this process made by
+// New with the same socket and devices that has not served yet (it may
+// have other kinds: an upgraded device). next adopts the saved state and
+// the descriptors and serves; d is closed. On error d serves on if it
+// can (as after Service) and next is left unused.
+func (d *Daemon) ServiceTo(next *Daemon) error {
+	if next == nil || next.h != nil || next == d {
+		panic("hosting: ServiceTo needs a new daemon")
+	}
+	return d.service(next)
 }
 
-func (d *daemon) config() host.Config {
-	return host.Config{Logger: d.log, OnGuest: d.devs.offer}
-}
-
-// serve starts accepting on l.
-func (d *daemon) serve(l *transport.Listener) {
-	d.l = l
-	served := make(chan error, 1)
-	d.served = served
-	h := d.h
-	go func() { served <- h.Serve(l) }()
-}
-
-// service is SIGHUP: pause, save, exec the successor. It returns only if
-// the servicing failed; the daemon then serves on, and a non-nil error
-// means it could not (the caller exits).
-func (d *daemon) service() error {
-	// With --servicing spawn the successor starts up first, while the
-	// channels still run: its start is no part of the blackout.
+// service is Service (to nil) or ServiceTo.
+func (d *Daemon) service(to *Daemon) error {
+	mode := d.cfg.Servicing.String()
+	if to != nil {
+		mode = "in-process"
+	}
+	d.emit(&ServicingStarted{Servicing: d.count + 1, Mode: mode})
+	// With Spawn the successor starts up first, while the channels still
+	// run: its start is no part of the blackout.
 	var succ *servicing.Successor
-	if d.spawn {
+	if to == nil && d.cfg.Servicing == Spawn {
 		var err error
 		if succ, err = d.spawnSuccessor(); err != nil {
-			d.log.Error("servicing failed", "stage", "spawn", "err", err)
+			d.emit(&ServicingFailed{Stage: "spawn", Err: err})
 			return nil
 		}
 		// Ended on every way out but the successful handover, which
@@ -74,14 +63,14 @@ func (d *daemon) service() error {
 	}
 	// Pre-flight, before anything pauses: the state is made for what
 	// the successor reads, or not at all.
-	reads, how, err := d.successorReads(succ)
+	reads, how, err := d.successorReads(succ, to)
 	if err == nil {
 		if what := unreadable(reads); what != "" {
 			err = fmt.Errorf("the successor (%s) does not read %s", how, what)
 		}
 	}
 	if err != nil {
-		d.log.Error("servicing refused", "err", err)
+		d.emit(&ServicingFailed{Stage: "preflight", Err: err})
 		return nil
 	}
 	waitRestarts := !reads.Reads(channel.KindChannelRestart)
@@ -89,7 +78,7 @@ func (d *daemon) service() error {
 		d.log.Info("servicing waits for restartable packets", "reason", "the successor does not read channel-restart records", "successor", how)
 	}
 	d.devs.pauseWaitsForRestartable(waitRestarts)
-	if d.rt {
+	if d.cfg.RTBlackout {
 		// Until the exec (the successor ends it), the handover (this
 		// image exits), or the restore in this process after a failure.
 		if err := servicing.Boost(); err != nil {
@@ -105,12 +94,12 @@ func (d *daemon) service() error {
 	// that connect meanwhile wait in its backlog for the successor.
 	lf, err := d.l.File()
 	if err != nil {
-		d.log.Error("servicing failed", "stage", "listener", "err", err)
+		d.emit(&ServicingFailed{Stage: "listener", Err: err})
 		return nil
 	}
 	defer lf.Close()
 	d.l.Close()
-	<-d.served
+	<-d.ended
 	ph.mark("listener")
 	resumeListener := func() error {
 		l, err := transport.ListenerFromFile(lf)
@@ -126,7 +115,7 @@ func (d *daemon) service() error {
 	// and go meanwhile: one that is gone (its servers are closing) is no
 	// part of the servicing, and SaveGuests tells which guests it saved,
 	// by id.
-	pausedSrv := make(map[vsp]bool)
+	pausedSrv := make(map[Device]bool)
 	guests := d.devs.snapshot()
 	unpause := func() {
 		// Every server: one whose Pause failed may have been stopped.
@@ -140,7 +129,7 @@ func (d *daemon) service() error {
 	}
 	if gid, err := pauseGuests(guests, pausedSrv); err != nil {
 		unpause()
-		d.log.Error("servicing failed", "stage", "pause", "guest", gid, "err", err)
+		d.emit(&ServicingFailed{Stage: "pause", Guest: gid, Err: err})
 		return resumeListener()
 	}
 	ph.mark("pause")
@@ -148,7 +137,7 @@ func (d *daemon) service() error {
 	ph.mark("bus_save")
 	if err != nil {
 		unpause()
-		d.log.Error("servicing failed", "stage", "save bus", "err", err)
+		d.emit(&ServicingFailed{Stage: "save bus", Err: err})
 		return resumeListener()
 	}
 	defer func() {
@@ -165,14 +154,14 @@ func (d *daemon) service() error {
 	lfd, err := fileFD(lf)
 	if err != nil {
 		unpause()
-		d.log.Error("servicing failed", "stage", "listener", "err", err)
+		d.emit(&ServicingFailed{Stage: "listener", Err: err})
 		return resumeListener()
 	}
 	files := map[string]int{"listener": lfd}
 	// A saved guest is parked, so OnGuest has run for it if it is due at
 	// all: the guest has its servers now, or it has not made contact yet
 	// and gets them through OnGuest once it does, after the restore.
-	servers := make(map[uint64][]vsp)
+	servers := make(map[uint64][]Device)
 	for _, gs := range d.devs.snapshot() {
 		servers[gs.g.ID()] = gs.servers
 	}
@@ -182,7 +171,7 @@ func (d *daemon) service() error {
 	type job struct {
 		g, j int
 		id   uint64
-		s    vsp
+		s    Device
 		late bool // not paused above
 	}
 	var jobs []job
@@ -209,9 +198,7 @@ func (d *daemon) service() error {
 	parallel(len(jobs), func(k int) {
 		jb := jobs[k]
 		if jb.late {
-			if hc, ok := jb.s.(heldStarter); ok {
-				hc.Channel().SetPauseWaitsForRestartable(waitRestarts)
-			}
+			jb.s.Channel().SetPauseWaitsForRestartable(waitRestarts)
 			if err := jb.s.Pause(); err != nil {
 				errs[k] = fmt.Errorf("guest %d device %d: %w", jb.id, jb.j, err)
 				return
@@ -226,7 +213,7 @@ func (d *daemon) service() error {
 	})
 	saveErr := errors.Join(errs...)
 	ph.mark("channel_save")
-	state, err := st.encode(d.socket)
+	state, err := st.encode(d.cfg.Socket)
 	if err == nil && saveErr == nil && len(reads.Missing(savedstate.Supported().Kinds)) > 0 {
 		// A successor that reads less than this build: never hand it
 		// a state it would refuse (the pause above should have kept
@@ -234,8 +221,8 @@ func (d *daemon) service() error {
 		err = checkReadable(state, reads)
 	}
 	ph.mark("pack")
-	if err == nil && saveErr == nil && d.stateFile != "" {
-		err = writeFileAtomic(d.stateFile, state)
+	if err == nil && saveErr == nil && d.cfg.StateFile != "" {
+		err = writeFileAtomic(d.cfg.StateFile, state)
 		ph.mark("state_file")
 	}
 	if err == nil && saveErr == nil && succ != nil {
@@ -251,6 +238,21 @@ func (d *daemon) service() error {
 			}
 		}
 		succ.Abort()
+	} else if err == nil && saveErr == nil && to != nil {
+		// In this process: the successor takes duplicates of the
+		// descriptors, this daemon's objects go (closing a detached host
+		// sends the guests nothing), and the successor restores.
+		owned, err := ownHandover(files, lf, saved)
+		if err != nil {
+			return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
+		}
+		saved = nil
+		d.h.Close()
+		d.devs.wait()
+		d.devs.close()
+		d.closed = true
+		ph.first = "handover"
+		return to.adoptPhases(state, owned, ph, true)
 	} else if err == nil && saveErr == nil {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
@@ -258,15 +260,19 @@ func (d *daemon) service() error {
 			// SIGHUPs from here on are merged into this servicing. The
 			// new image would die of one that comes before it asks for
 			// SIGHUP again (Go's default), but keeps a SIG_IGN across the
-			// exec and until its catchHUP.
-			holdHUP()
-			err = servicing.Exec(exe, os.Args, servicing.Handover{FDs: files, State: state, Paused: paused})
-			releaseHUP(d.hup)
+			// exec and until it catches SIGHUP again (CatchHangup).
+			if d.cfg.Hangup != nil {
+				holdHUP()
+			}
+			err = servicing.Exec(exe, d.args(), servicing.Handover{FDs: files, State: state, Paused: paused})
+			if d.cfg.Hangup != nil {
+				releaseHUP(d.cfg.Hangup)
+			}
 			os.Unsetenv(phasesEnv)
 		}
 	}
-	d.log.Error("servicing failed; restoring in this process", "stage", "save or exec", "err", errors.Join(saveErr, err))
-	if state, err = st.encode(d.socket); err != nil {
+	d.emit(&ServicingFailed{Stage: "save or exec", Err: errors.Join(saveErr, err), Restoring: true})
+	if state, err = st.encode(d.cfg.Socket); err != nil {
 		return fmt.Errorf("host: servicing: %w", err)
 	}
 	// The descriptors are still the old host's: duplicates of them (off
@@ -286,7 +292,7 @@ func (d *daemon) service() error {
 
 // spawnSuccessor starts a new image of this program for a spawned
 // servicing and waits until it is ready for its handover.
-func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
+func (d *Daemon) spawnSuccessor() (*servicing.Successor, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -299,10 +305,10 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 		channels += len(gs.servers)
 	}
 	env = append(env, warmUpEnv+"="+strconv.Itoa(channels))
-	if d.sup != nil {
+	if d.cfg.Supervisor != nil {
 		env = append(env, servicing.SupervisorVar+"=3")
 	}
-	succ, err := servicing.Spawn(exe, os.Args, env, d.sup.Files()...)
+	succ, err := servicing.Spawn(exe, d.args(), env, d.cfg.Supervisor.Files()...)
 	if err != nil {
 		return nil, err
 	}
@@ -313,16 +319,17 @@ func (d *daemon) spawnSuccessor() (*servicing.Successor, error) {
 	return succ, nil
 }
 
-// adoptSpawned is the start of a successor spawned by a servicing: it
-// warms up, says it is ready, takes the handover, announces itself to the
-// supervisor, tells the predecessor (which exits then) and restores. It
-// returns when the predecessor paused.
-func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
+// AdoptSpawned is the start of a successor spawned by a servicing
+// (servicing.Spawned): it warms up, says it is ready, takes the handover,
+// announces itself to the supervisor, tells the predecessor (which exits
+// then), restores and serves. It returns when the predecessor paused.
+func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
+	d.spawned = true
 	channels, _ := strconv.Atoi(os.Getenv(warmUpEnv))
 	os.Unsetenv(warmUpEnv)
 	gcPercent := warmUp(channels)
 	defer debug.SetGCPercent(gcPercent)
-	if d.rt {
+	if d.cfg.RTBlackout {
 		// Boosted already as it waits, so that it takes the boosted
 		// predecessor's handover at once.
 		if err := servicing.Boost(); err != nil {
@@ -339,7 +346,7 @@ func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
 	// Known to the supervisor before the predecessor exits.
-	if err := d.sup.Announce(); err != nil {
+	if err := d.cfg.Supervisor.Announce(); err != nil {
 		pred.Fail(err)
 		for _, fd := range h.FDs {
 			syscall.Close(fd)
@@ -354,12 +361,12 @@ func (d *daemon) adoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 // this image served, before it hands them to a spawned successor. After
 // a failed handover this image restores them anew (adoptPhases), as after
 // a failed exec.
-func (d *daemon) relinquish() {
+func (d *Daemon) relinquish() {
 	var chans []*channel.Channel
 	for _, gs := range d.devs.snapshot() {
 		for _, s := range gs.servers {
-			if hc, ok := s.(heldStarter); ok {
-				chans = append(chans, hc.Channel())
+			if s != nil {
+				chans = append(chans, s.Channel())
 			}
 		}
 	}
@@ -444,10 +451,10 @@ func fileFD(f *os.File) (int, error) {
 // side by side (a few at a time): each Pause waits for its own packets. A
 // guest that is gone is skipped: its servers close (or closed) with it,
 // and SaveGuests does not save it.
-func pauseGuests(guests []guestServers, paused map[vsp]bool) (uint64, error) {
+func pauseGuests(guests []guestServers, paused map[Device]bool) (uint64, error) {
 	type job struct {
 		gs guestServers
-		s  vsp
+		s  Device
 	}
 	var jobs []job
 	for _, gs := range guests {
@@ -520,218 +527,6 @@ func eventName(guest int, channel uint32, dir transport.Direction) string {
 	return fmt.Sprintf("g%d.ev%d.%d", guest, channel, dir)
 }
 
-// adopt continues a saved host: the successor's start, or a servicing
-// that failed after the save. It takes the listener and the guests from
-// files, descriptors it owns from then on (and closes them all, or hands
-// them to the restored host), and starts serving. The state is untrusted:
-// everything is checked before anything is built.
-func (d *daemon) adopt(state []byte, files map[string]int, paused time.Time, successor bool) error {
-	return d.adoptPhases(state, files, inheritedPhases(paused), successor)
-}
-
-// adoptPhases is adopt, timing its phases after those in ph.
-func (d *daemon) adoptPhases(state []byte, files map[string]int, ph *phases, successor bool) error {
-	ph.mark(ph.first)                                // the successor's start or handover, or nothing
-	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
-	defer func() {
-		for _, fd := range files {
-			syscall.Close(fd)
-		}
-	}()
-	st, err := parseHostState(state, d.socket)
-	if err != nil {
-		return fmt.Errorf("host: inherited state: %w", err)
-	}
-	if !slices.Equal(st.Devices, d.devs.values) {
-		return fmt.Errorf("host: inherited state has devices %q, the flags %q", st.Devices, d.devs.values)
-	}
-	lfd, ok := files["listener"]
-	if !ok {
-		return errors.New("host: inherited state: no listener")
-	}
-	// The guests' files move from files to saved, for RestoreOwned to
-	// take over: each is in one of the two, which are closed on return.
-	saved := make([]host.SavedGuest, len(st.Guests))
-	defer func() {
-		for i := range saved {
-			saved[i].Close()
-		}
-	}()
-	take := func(name string) host.FD {
-		fd, ok := files[name]
-		if !ok {
-			return host.FD{}
-		}
-		delete(files, name)
-		return host.OwnedFD(fd)
-	}
-	// A guest whose files are missing is left without them: the restore
-	// refuses that guest alone (and says why), as any other guest's state
-	// it cannot restore.
-	for i, g := range st.Guests {
-		sg := &saved[i]
-		sg.Conn = take(fmt.Sprintf("g%d.conn", i))
-		if g.Memory {
-			sg.Memory = take(fmt.Sprintf("g%d.mem", i))
-		}
-		sg.Events = make([]host.SavedEvent, 0, len(g.Events))
-		for _, e := range g.Events {
-			if fd := take(eventName(i, e.ChannelID, e.Dir)); fd.Valid() {
-				sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
-			}
-		}
-		sg.State, sg.HelloPending = g.Bus, g.HelloPending
-	}
-	lf := os.NewFile(uintptr(lfd), "listener")
-	delete(files, "listener")
-	l, err := transport.ListenerFromFile(lf)
-	lf.Close() // l has a duplicate, if any
-	if err != nil {
-		return fmt.Errorf("host: inherited listener: %w", err)
-	}
-	ph.mark("parse")
-	h, guests, err := host.RestoreOwned(d.config(), saved)
-	ph.mark("bus_restore")
-	if err != nil {
-		l.Close()
-		return err
-	}
-	d.h = h
-	// Each channel is restored on its own goroutine (a few at a time); a
-	// channel that does not restore is offered anew, and the guests'
-	// servers are tracked, in order afterwards. A guest the bus did not
-	// restore (nil; RestoreOwned logged why and disconnected it) has no
-	// channels to restore.
-	type job struct{ i, j int }
-	var jobs []job
-	servers := make([][]vsp, len(guests))
-	restoredGuests := 0
-	for i := range guests {
-		if guests[i] == nil {
-			continue
-		}
-		restoredGuests++
-		if st.Guests[i].NoServers {
-			// Saved before its OnGuest: the restored host calls
-			// OnGuest when the guest makes contact.
-			continue
-		}
-		servers[i] = make([]vsp, len(d.devs.specs))
-		for j := range d.devs.specs {
-			jobs = append(jobs, job{i, j})
-		}
-	}
-	errs := make([]error, len(jobs))
-	parallel(len(jobs), func(k int) {
-		i, j := jobs[k].i, jobs[k].j
-		servers[i][j], errs[k] = d.devs.restore(guests[i], j, st.Guests[i].Channels[j])
-	})
-	channels := 0
-	for k, jb := range jobs {
-		g := guests[jb.i]
-		if errs[k] != nil {
-			d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[jb.j], "err", errs[k])
-			servers[jb.i][jb.j] = d.devs.fresh(g, jb.j)
-		} else {
-			channels++
-		}
-	}
-	ph.mark("channel_restore")
-	// Packets flow once every channel is restored.
-	var restored []vsp
-	for k, jb := range jobs {
-		if errs[k] == nil {
-			restored = append(restored, servers[jb.i][jb.j])
-		}
-	}
-	// Every channel is started held, then all are released at once: a
-	// channel live early would wake its guest, and the guests' threads
-	// would take the CPUs from the start of the channels after it (a
-	// start is a round trip to the channel's worker).
-	parallel(len(restored), func(k int) {
-		if hc, ok := restored[k].(heldStarter); ok {
-			hc.Channel().StartHeld() //nolint:errcheck // as Start below
-			return
-		}
-		restored[k].Start() //nolint:errcheck // a channel its guest closed meanwhile needs nothing
-	})
-	for _, s := range restored {
-		if hc, ok := s.(heldStarter); ok {
-			hc.Channel().Release()
-		}
-	}
-	for i, g := range guests {
-		if g != nil && servers[i] != nil {
-			d.devs.track(g, servers[i])
-		}
-	}
-	h.Resume()
-	d.serve(l)
-	ph.mark("start")
-	blackout := ph.last.Sub(ph.since) // every channel runs again
-	if d.rt {
-		if err := servicing.Unboost(); err != nil {
-			d.log.Warn("blackout boost not ended", "err", err)
-		}
-	}
-	d.count = st.Count
-	d.log.Info("servicing complete",
-		"blackout_ms", ms(blackout), "phases_ms", ph.logValue(),
-		"servicing", st.Count, "guests", restoredGuests, "guests_dropped", len(guests)-restoredGuests, "channels", channels, "exec", successor, "spawned", d.spawned, "pid", os.Getpid())
-	return nil
-}
-
-// heldStarter is a server whose channel can be started held (StartHeld,
-// Release): echo's and blk's.
-type heldStarter interface{ Channel() *channel.Channel }
-
-// restore continues device j's server of guest g from its saved chunks,
-// paused: Start lets its packets flow.
-func (d *hostDevices) restore(g *host.Guest, j int, chunks [][]byte) (vsp, error) {
-	if chunks == nil {
-		return nil, errors.New("no saved state")
-	}
-	s := d.specs[j]
-	switch s.kind {
-	case "echo":
-		return echo.RestorePausedServer(g, d.echoConfig(s), chunks)
-	default:
-		return blk.RestorePausedServer(g, s.file, d.blkConfig(s), chunks)
-	}
-}
-
-// fresh gives up guest g's restored channel of device j, if any, and
-// offers the device anew (nil if that fails too).
-func (d *hostDevices) fresh(g *host.Guest, j int) vsp {
-	g.Abandon(d.offerSpec(j)) //nolint:errcheck // nothing restored to abandon is fine
-	s, err := d.newServer(g, j)
-	if err != nil {
-		d.log.Warn("offer", "guest", g.ID(), "device", d.specs[j].kind, "err", err)
-		return nil
-	}
-	return s
-}
-
-// writeFileAtomic replaces path with data, so a reader sees the previous
-// state or this one, never half of one.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".vmbus-state-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
-}
-
 // warmUpEnv tells a spawned successor how many channels its predecessor
 // serves, for warmUp.
 const warmUpEnv = "GOVMBUS_SUCCESSOR_CHANNELS"
@@ -782,4 +577,12 @@ func deepStack(n int) byte {
 	}
 	pad[n%len(pad)] = byte(n)
 	return deepStack(n-1) + pad[(n*7)%len(pad)]
+}
+
+// args are the successor's arguments.
+func (d *Daemon) args() []string {
+	if d.cfg.Args != nil {
+		return d.cfg.Args
+	}
+	return os.Args
 }

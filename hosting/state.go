@@ -1,4 +1,4 @@
-package main
+package hosting
 
 import (
 	"encoding/binary"

@@ -1,15 +1,13 @@
-package main
+package hosting
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/govmbus/govmbus/savedstate"
 )
 
-// stateUses checks a saved state of any scope and returns its Begin and
+// StateUses checks a saved state of any scope and returns its Begin and
 // the record kinds it uses, increasing: its own records' and, for a host
 // state, those of every bus and channel state its chunk records carry
 // (put together from their chunks, in order). A reader must know every
@@ -17,7 +15,7 @@ import (
 // what a successor must read to take the state (the pre-flight), and what
 // `vmbus state inspect` shows. A nested state that does not check is an
 // error.
-func stateUses(data []byte) (savedstate.Begin, []savedstate.Kind, error) {
+func StateUses(data []byte) (savedstate.Begin, []savedstate.Kind, error) {
 	begin, recs, err := savedstate.Parse(data, savedstate.Limits{MaxBytes: maxHostState})
 	if err != nil {
 		return savedstate.Begin{}, nil, err
@@ -63,35 +61,4 @@ func stateUses(data []byte) (savedstate.Begin, []savedstate.Kind, error) {
 	}
 	slices.Sort(kinds)
 	return begin, kinds, nil
-}
-
-// kindJSON is one record kind as the JSON output shows it.
-type kindJSON struct {
-	Kind string `json:"kind"` // 0xNNNN
-	Name string `json:"name"`
-}
-
-func kindsJSON(kinds []savedstate.Kind) []kindJSON {
-	out := make([]kindJSON, len(kinds))
-	for i, k := range kinds {
-		out[i] = kindJSON{Kind: fmt.Sprintf("%#04x", uint16(k)), Name: savedstate.KindName(k)}
-	}
-	return out
-}
-
-// printStateKinds is `vmbus host --state-kinds [--json]`: what this build
-// reads. The text form is savedstate.Support's, which a servicing host
-// parses; --json is for people and scripts.
-func printStateKinds(w io.Writer, asJSON bool) error {
-	s := savedstate.Supported()
-	if !asJSON {
-		_, err := w.Write(s.AppendText(nil, true))
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(struct {
-		Formats []uint16   `json:"formats"`
-		Kinds   []kindJSON `json:"kinds"`
-	}{s.Formats, kindsJSON(s.Kinds)})
 }

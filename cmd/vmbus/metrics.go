@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/internal/promtext"
 )
 
@@ -38,27 +39,32 @@ import (
 // this process took over with (the predecessor's observations are not
 // carried over).
 
-// channelServer is what the metrics need of a device server.
-type channelServer interface {
-	Channel() *channel.Channel
-}
-
 // blackoutBuckets, in seconds: servicing blackouts are milliseconds.
 var blackoutBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
 // hostMetrics serves /metrics: the live server channels of the daemon,
-// read at scrape time, the servicing metrics, and a few go_* and process_*
-// families. It is safe for concurrent use (scrapes may overlap).
+// read at scrape time, the servicing metrics, which it takes from the
+// daemon's events (observe), and a few go_* and process_* families. It
+// is safe for concurrent use (scrapes may overlap).
 type hostMetrics struct {
-	devs       *hostDevices
+	d          *hosting.Daemon // set before the daemon serves
 	log        *slog.Logger
-	servicings atomic.Uint32 // set once, before the server starts
+	servicings atomic.Uint32
 	blackout   *promtext.Hist
 	size       atomic.Int64 // the last scrape's length: the next one's buffer
 }
 
-func newHostMetrics(devs *hostDevices, log *slog.Logger) *hostMetrics {
-	return &hostMetrics{devs: devs, log: log, blackout: promtext.NewHist(blackoutBuckets)}
+func newHostMetrics(log *slog.Logger) *hostMetrics {
+	return &hostMetrics{log: log, blackout: promtext.NewHist(blackoutBuckets)}
+}
+
+// observe is the daemon's event subscriber: a servicing complete in this
+// process counts, and its blackout is observed.
+func (m *hostMetrics) observe(e hosting.Event) {
+	if c, ok := e.(*hosting.ServicingComplete); ok {
+		m.servicings.Store(c.Servicing)
+		m.blackout.Observe(c.Blackout.Seconds())
+	}
 }
 
 // channelSample is one open server channel at the scrape.
@@ -77,24 +83,17 @@ func (m *hostMetrics) channels() []channelSample {
 	}
 	var out []channelSample
 	seen := make(map[key]bool)
-	for _, gs := range m.devs.snapshot() {
-		for j, s := range gs.servers {
-			cs, ok := s.(channelServer)
-			if !ok {
-				continue
-			}
-			c := cs.Channel()
-			id := c.ChannelID()
-			k := key{gs.g.ID(), id, m.devs.specs[j].kind}
-			if id == 0 || seen[k] {
-				continue // not open: nothing flows
-			}
-			seen[k] = true
-			out = append(out, channelSample{
-				labels: promtext.NewLabels("guest", strconv.FormatUint(k.guest, 10), "channel", strconv.FormatUint(uint64(id), 10), "device", k.dev),
-				st:     c.Stats(),
-			})
+	for _, ci := range m.d.Channels() {
+		id := ci.Channel.ChannelID()
+		k := key{ci.Guest, id, ci.Device}
+		if id == 0 || seen[k] {
+			continue // not open: nothing flows
 		}
+		seen[k] = true
+		out = append(out, channelSample{
+			labels: promtext.NewLabels("guest", strconv.FormatUint(k.guest, 10), "channel", strconv.FormatUint(uint64(id), 10), "device", k.dev),
+			st:     ci.Channel.Stats(),
+		})
 	}
 	return out
 }
@@ -175,19 +174,14 @@ func (m *hostMetrics) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// startMetrics starts the --metrics server, if addr is set, once the
-// daemon serves (a successor: once it has restored, which ended the
-// blackout that began at paused). It returns the function that stops the
-// server. A server that cannot start is logged, not fatal: the bus
-// matters more than its metrics.
-func (d *daemon) startMetrics(addr string, successor bool, paused time.Time) (stop func()) {
+// startMetrics starts the --metrics server of m, if addr is set, once
+// the daemon serves (a successor: once it has restored, which ended the
+// blackout m observed). It returns the function that stops the server.
+// A server that cannot start is logged, not fatal: the bus matters more
+// than its metrics.
+func startMetrics(addr string, m *hostMetrics, spawned bool, log *slog.Logger) (stop func()) {
 	if addr == "" {
 		return func() {}
-	}
-	m := newHostMetrics(d.devs, d.log)
-	m.servicings.Store(d.count)
-	if successor {
-		m.blackout.Observe(time.Since(paused).Seconds())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
@@ -199,12 +193,12 @@ func (d *daemon) startMetrics(addr string, successor bool, paused time.Time) (st
 	l, err := net.Listen("tcp", addr)
 	// A spawned successor's predecessor holds the address until it
 	// exits, right after the handover.
-	for tries := 0; err != nil && d.spawned && errors.Is(err, syscall.EADDRINUSE) && tries < 100; tries++ {
+	for tries := 0; err != nil && spawned && errors.Is(err, syscall.EADDRINUSE) && tries < 100; tries++ {
 		time.Sleep(20 * time.Millisecond)
 		l, err = net.Listen("tcp", addr)
 	}
 	if err != nil {
-		d.log.Error("metrics not served", "addr", addr, "err", err)
+		log.Error("metrics not served", "addr", addr, "err", err)
 		return func() {}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -212,10 +206,10 @@ func (d *daemon) startMetrics(addr string, successor bool, paused time.Time) (st
 	go func() {
 		defer close(done)
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("metrics server", "err", err)
+			log.Error("metrics server", "err", err)
 		}
 	}()
-	d.log.Info("metrics listening", "addr", l.Addr().String())
+	log.Info("metrics listening", "addr", l.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/internal/promtext"
 )
 
@@ -241,9 +241,15 @@ func checkEscapes(s string) error {
 // chaos e2e test and the soak read (go_goroutines,
 // go_memstats_heap_alloc_bytes) among the others.
 func TestMetricsHandler(t *testing.T) {
-	m := newHostMetrics(&hostDevices{guests: map[*host.Guest][]vsp{}}, slog.New(slog.DiscardHandler))
-	m.servicings.Store(3)
-	m.blackout.Observe(0.0123)
+	d, err := hosting.New(hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m := newHostMetrics(slog.New(slog.DiscardHandler))
+	m.d = d
+	// The servicing families come from the daemon's events.
+	m.observe(&hosting.ServicingComplete{Servicing: 3, Blackout: 12300 * time.Microsecond})
 	rec := httptest.NewRecorder()
 	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if ct := rec.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/internal/soak"
 )
 
@@ -115,16 +114,5 @@ func TestSoakUsage(t *testing.T) {
 		if code := runWith(args, &stdout, &stderr); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d; stderr %s", args[:min(len(args), 6)], code, exitUsage, stderr.Bytes())
 		}
-	}
-}
-
-// TestEchoInstance: the first echo device keeps the instance a host with
-// one always offered; the others follow it.
-func TestEchoInstance(t *testing.T) {
-	if echoInstance(1) != echo.InterfaceInstance {
-		t.Errorf("echoInstance(1) = %v, want %v", echoInstance(1), echo.InterfaceInstance)
-	}
-	if got := echoInstance(10).String(); got != "00000000-0000-0000-0000-00000000000a" {
-		t.Errorf("echoInstance(10) = %s", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	// so that inspect decodes them.
 	_ "github.com/govmbus/govmbus/channel"
 	_ "github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/hosting"
 )
 
 func newStateCmd() *cobra.Command {
@@ -63,7 +64,7 @@ rule exits 2 with one line naming the record, offset and rule.`,
 			if err != nil {
 				return usageError(err)
 			}
-			_, used, err := stateUses(data)
+			_, used, err := hosting.StateUses(data)
 			if err != nil {
 				return usageError(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package hosting
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 )
 
 // SIGHUP asks for a servicing. The process must survive every one, from
-// the moment it asks for them (catchHUP) on, across each exec, in which
+// the moment it asks for them (CatchHangup) on, across each exec, in which
 // it ignores them (holdHUP): an exec keeps an ignored signal ignored but
 // resets a caught one to its default action, which ends the process, and
 // the new image asks for them again only once it runs.
@@ -18,13 +18,15 @@ import (
 // disposition to ignore: a SIGHUP taken in between (a storm of them makes
 // that likely on a loaded machine) got the disposition the process
 // started with. For a host started by a user, that is the default action:
-// the host died at its first servicing. catchHUP ignores SIGHUP before it
-// catches it, so that the disposition the runtime falls back to is to
+// the host died at its first servicing. CatchHangup ignores SIGHUP before
+// it catches it, so that the disposition the runtime falls back to is to
 // ignore it.
 
-// catchHUP makes every SIGHUP from now on a request on the channel it
-// returns (several that come before one is taken are one request).
-func catchHUP() chan os.Signal {
+// CatchHangup makes every SIGHUP from now on a request on the channel it
+// returns (several that come before one is taken are one request): a
+// daemon's Config.Hangup, for a program whose SIGHUP asks for a
+// servicing. signal.Stop ends it.
+func CatchHangup() chan os.Signal {
 	signal.Ignore(syscall.SIGHUP)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -37,4 +39,4 @@ func catchHUP() chan os.Signal {
 func holdHUP() { signal.Ignore(syscall.SIGHUP) }
 
 // releaseHUP makes SIGHUP a request on hup again, after holdHUP.
-func releaseHUP(hup chan os.Signal) { signal.Notify(hup, syscall.SIGHUP) }
+func releaseHUP(hup chan<- os.Signal) { signal.Notify(hup, syscall.SIGHUP) }

@@ -1,0 +1,168 @@
+package hosting
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/servicing"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// adoptPhases continues a saved host: the successor's start, or a
+// servicing that failed after the save. It takes the listener and the
+// guests from files, descriptors it owns from then on (and closes them
+// all, or hands them to the restored host), and starts serving, timing
+// its phases after those in ph. The state is untrusted: everything is
+// checked before anything is built.
+func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, successor bool) error {
+	ph.mark(ph.first)                                // the successor's start or handover, or nothing
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
+	defer func() {
+		for _, fd := range files {
+			syscall.Close(fd)
+		}
+	}()
+	st, err := parseHostState(state, d.cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("host: inherited state: %w", err)
+	}
+	if !slices.Equal(st.Devices, d.devs.values) {
+		return fmt.Errorf("host: inherited state has devices %q, the flags %q", st.Devices, d.devs.values)
+	}
+	lfd, ok := files["listener"]
+	if !ok {
+		return errors.New("host: inherited state: no listener")
+	}
+	// The guests' files move from files to saved, for RestoreOwned to
+	// take over: each is in one of the two, which are closed on return.
+	saved := make([]host.SavedGuest, len(st.Guests))
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	take := func(name string) host.FD {
+		fd, ok := files[name]
+		if !ok {
+			return host.FD{}
+		}
+		delete(files, name)
+		return host.OwnedFD(fd)
+	}
+	// A guest whose files are missing is left without them: the restore
+	// refuses that guest alone (and says why), as any other guest's state
+	// it cannot restore.
+	for i, g := range st.Guests {
+		sg := &saved[i]
+		sg.Conn = take(fmt.Sprintf("g%d.conn", i))
+		if g.Memory {
+			sg.Memory = take(fmt.Sprintf("g%d.mem", i))
+		}
+		sg.Events = make([]host.SavedEvent, 0, len(g.Events))
+		for _, e := range g.Events {
+			if fd := take(eventName(i, e.ChannelID, e.Dir)); fd.Valid() {
+				sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
+			}
+		}
+		sg.State, sg.HelloPending = g.Bus, g.HelloPending
+	}
+	lf := os.NewFile(uintptr(lfd), "listener")
+	delete(files, "listener")
+	l, err := transport.ListenerFromFile(lf)
+	lf.Close() // l has a duplicate, if any
+	if err != nil {
+		return fmt.Errorf("host: inherited listener: %w", err)
+	}
+	ph.mark("parse")
+	h, guests, err := host.RestoreOwned(d.config(), saved)
+	ph.mark("bus_restore")
+	if err != nil {
+		l.Close()
+		return err
+	}
+	d.h = h
+	// Each channel is restored on its own goroutine (a few at a time); a
+	// channel that does not restore is offered anew, and the guests'
+	// servers are tracked, in order afterwards. A guest the bus did not
+	// restore (nil; RestoreOwned logged why and disconnected it) has no
+	// channels to restore.
+	type job struct{ i, j int }
+	var jobs []job
+	servers := make([][]Device, len(guests))
+	restoredGuests := 0
+	for i := range guests {
+		if guests[i] == nil {
+			continue
+		}
+		restoredGuests++
+		if st.Guests[i].NoServers {
+			// Saved before its OnGuest: the restored host calls
+			// OnGuest when the guest makes contact.
+			continue
+		}
+		servers[i] = make([]Device, len(d.devs.specs))
+		for j := range d.devs.specs {
+			jobs = append(jobs, job{i, j})
+		}
+	}
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(k int) {
+		i, j := jobs[k].i, jobs[k].j
+		servers[i][j], errs[k] = d.devs.restore(guests[i], j, st.Guests[i].Channels[j])
+	})
+	channels := 0
+	for k, jb := range jobs {
+		g := guests[jb.i]
+		if errs[k] != nil {
+			d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[jb.j], "err", errs[k])
+			servers[jb.i][jb.j] = d.devs.fresh(g, jb.j)
+		} else {
+			channels++
+		}
+	}
+	ph.mark("channel_restore")
+	// Packets flow once every channel is restored.
+	var restored []Device
+	for k, jb := range jobs {
+		if errs[k] == nil {
+			restored = append(restored, servers[jb.i][jb.j])
+		}
+	}
+	// Every channel is started held, then all are released at once: a
+	// channel live early would wake its guest, and the guests' threads
+	// would take the CPUs from the start of the channels after it (a
+	// start is a round trip to the channel's worker).
+	parallel(len(restored), func(k int) {
+		restored[k].StartHeld() //nolint:errcheck // a channel its guest closed meanwhile needs nothing
+	})
+	for _, s := range restored {
+		s.Release()
+	}
+	for i, g := range guests {
+		if g != nil && servers[i] != nil {
+			d.devs.track(g, servers[i])
+		}
+	}
+	h.Resume()
+	d.serve(l)
+	ph.mark("start")
+	blackout := ph.last.Sub(ph.since) // every channel runs again
+	if d.cfg.RTBlackout {
+		if err := servicing.Unboost(); err != nil {
+			d.log.Warn("blackout boost not ended", "err", err)
+		}
+	}
+	d.count = st.Count
+	d.emit(&ServicingComplete{Servicing: st.Count, Blackout: blackout.Truncate(time.Microsecond), Phases: ph.list(),
+		Guests: restoredGuests, GuestsDropped: len(guests) - restoredGuests, Channels: channels, Exec: successor, Spawned: d.spawned, Pid: os.Getpid()})
+	return nil
+}
+
+// errNoSavedState is a device whose channel the predecessor did not save.
+var errNoSavedState = errors.New("no saved state")

@@ -1,0 +1,252 @@
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/servicing"
+	"github.com/govmbus/govmbus/transport"
+)
+
+// Mode is how Service hands a daemon over to its successor.
+type Mode int
+
+const (
+	// Exec re-executes the daemon's program in place (same process id),
+	// handing over every descriptor across the execve.
+	Exec Mode = iota
+	// Spawn starts the successor as a new process while the channels
+	// still run, and hands over to it over a socket once it is ready:
+	// its start-up is no part of the blackout.
+	Spawn
+)
+
+func (m Mode) String() string {
+	if m == Spawn {
+		return "spawn"
+	}
+	return "exec"
+}
+
+// Config configures a Daemon.
+type Config struct {
+	// Socket is the Unix socket path the daemon listens on; a saved
+	// state is of the daemon on this path.
+	Socket string
+	// Kinds are the device kinds Devices may name.
+	Kinds *Registry
+	// Devices are the devices offered to every guest, one channel each,
+	// as Name or Name=ARG of a kind in Kinds. A successor must be given
+	// the same list.
+	Devices []string
+	// Logger takes the daemon's log, every Event included; nil
+	// discards.
+	Logger *slog.Logger
+	// Events, if set, is called with every event, on the goroutine that
+	// made it (the one calling Serve, Service, Adopt...), before it is
+	// logged. It must not block for long: a servicing's event waits for
+	// it inside the blackout.
+	Events func(Event)
+	// StateFile, if set, keeps the last servicing's saved state, for
+	// vmbus state inspect.
+	StateFile string
+	// Servicing is how Service hands over.
+	Servicing Mode
+	// RTBlackout runs each blackout at real-time priority
+	// (servicing.Boost).
+	RTBlackout bool
+	// Supervisor, with Spawn, is the supervisor this process and each
+	// successor announce themselves to (nil: none).
+	Supervisor *servicing.Supervisor
+	// Hangup, with Exec, is the caller's channel for SIGHUP: the daemon
+	// ignores SIGHUP from just before the exec (the new image asks for
+	// it again; a SIGHUP before that would kill it) and, if the exec
+	// fails, delivers SIGHUP to Hangup again. Nil: SIGHUP is left as it
+	// is.
+	Hangup chan<- os.Signal
+	// Args are the successor's arguments (argv, the program's name
+	// first); nil is os.Args. The successor runs this process's
+	// executable.
+	Args []string
+}
+
+// Daemon is a running host: the bus, its listener and the devices it
+// offers every guest, and the servicing that hands them all to a
+// successor without the guests noticing more than a pause. Its methods
+// run on one goroutine (the daemon's), but Channels, which is safe for
+// concurrent use.
+type Daemon struct {
+	cfg     Config
+	devs    *devices
+	log     *slog.Logger
+	h       *host.Host
+	l       *transport.Listener
+	served  chan error    // the running Serve's result
+	ended   chan struct{} // closed once the running Serve returned
+	count   uint32        // servicings so far
+	spawned bool          // started by a spawned servicing
+	closed  bool
+}
+
+// New checks cfg and opens its devices; the daemon serves once Serve, or
+// one of the Adopt methods, is called. An error that wraps ErrDevice is a
+// device value that is wrong.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Socket == "" {
+		return nil, errors.New("hosting: no socket")
+	}
+	if cfg.Kinds == nil {
+		cfg.Kinds = NewRegistry()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	specs, names, err := cfg.Kinds.open(cfg.Devices, log)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	d.devs = &devices{specs: specs, names: names, values: cfg.Devices, log: log, guests: make(map[*host.Guest][]Device)}
+	return d, nil
+}
+
+// emit delivers e to the subscriber and the log.
+func (d *Daemon) emit(e Event) {
+	if d.cfg.Events != nil {
+		d.cfg.Events(e)
+	}
+	logEvent(d.log, e)
+}
+
+func (d *Daemon) config() host.Config {
+	return host.Config{Logger: d.log, OnGuest: d.devs.offer}
+}
+
+// Serve listens on the socket and serves, from a fresh start: it
+// returns once the daemon accepts guests (Listening), or with the error
+// that kept it from listening.
+func (d *Daemon) Serve() error {
+	l, err := transport.Listen(d.cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	d.h = host.New(d.config())
+	d.serve(l)
+	d.emit(&Listening{Socket: d.cfg.Socket, Devices: len(d.devs.specs)})
+	if err := d.cfg.Supervisor.Announce(); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return nil
+}
+
+// serve starts accepting on l.
+func (d *Daemon) serve(l *transport.Listener) {
+	d.l = l
+	served, ended := make(chan error, 1), make(chan struct{})
+	d.served, d.ended = served, ended
+	h := d.h
+	go func() {
+		defer close(ended)
+		served <- h.Serve(l)
+	}()
+}
+
+// Done delivers the error that ended the daemon's accepting of guests,
+// which does not end otherwise. A servicing replaces what Done returns:
+// call it again after each.
+func (d *Daemon) Done() <-chan error { return d.served }
+
+// Count is the number of servicings of this host since it first started,
+// as the saved states carried it on.
+func (d *Daemon) Count() uint32 { return d.count }
+
+// Shutdown stops the daemon gracefully: every channel is rescinded and
+// the guests are given until ctx ends to release them; then every device
+// is closed and the socket removed. A ctx that ends first is no error of
+// Shutdown's: the guests that did not answer are disconnected.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	if d.closed || d.h == nil {
+		return nil
+	}
+	d.closed = true
+	err := d.h.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	<-d.ended
+	d.devs.wait()
+	d.devs.close()
+	os.Remove(d.cfg.Socket) //nolint:errcheck // Serve's listener close removes it already
+	return err
+}
+
+// Close stops the daemon at once: the guests are disconnected, every
+// device closed.
+func (d *Daemon) Close() {
+	if d.closed {
+		return
+	}
+	d.closed = true
+	if d.h != nil {
+		d.h.Close()
+		<-d.ended
+	}
+	d.devs.wait()
+	d.devs.close()
+}
+
+// ChannelInfo is one device's server channel on one guest.
+type ChannelInfo struct {
+	Guest   uint64 // the guest's id
+	Device  string // the device's kind (its group: blk for blk-ro)
+	Channel *channel.Channel
+}
+
+// Channels lists every device channel of every guest now served, by guest
+// id, then in device order. It is safe for concurrent use (metrics read
+// it at scrape time).
+func (d *Daemon) Channels() []ChannelInfo {
+	var out []ChannelInfo
+	for _, gs := range d.devs.snapshot() {
+		for j, s := range gs.servers {
+			if s != nil {
+				out = append(out, ChannelInfo{Guest: gs.g.ID(), Device: d.devs.names[j], Channel: s.Channel()})
+			}
+		}
+	}
+	return out
+}
+
+// Adopt continues the host an exec'd predecessor handed over
+// (servicing.Inherited): it takes over h's descriptors (closing them on
+// error) and serves.
+func (d *Daemon) Adopt(h servicing.Handover) error {
+	return d.adoptPhases(h.State, h.FDs, inheritedPhases(h.Paused), true)
+}
+
+// writeFileAtomic replaces path with data, so a reader sees the previous
+// state or this one, never half of one.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vmbus-state-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

@@ -1,0 +1,82 @@
+package hosting
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/govmbus/govmbus/host"
+)
+
+// nopSpec is a spec that is never offered: the registry's tests only
+// open and close it.
+type nopSpec struct{ closed *int }
+
+func (nopSpec) Offer() host.OfferSpec                         { return host.OfferSpec{} }
+func (nopSpec) New(*host.Guest) (Device, error)               { return nil, errors.New("no") }
+func (nopSpec) Restore(*host.Guest, [][]byte) (Device, error) { return nil, errors.New("no") }
+func (s nopSpec) Close() error                                { *s.closed++; return nil }
+
+// TestRegistryOpen: device values are checked against the kinds (name,
+// argument, bound per group) with the messages vmbus host prints, and a
+// failure closes what was opened before it.
+func TestRegistryOpen(t *testing.T) {
+	closed := 0
+	var ns []int
+	r := NewRegistry()
+	open := func(arg string, n int, _ *slog.Logger) (Spec, error) {
+		if arg == "bad" {
+			return nil, errors.New("cannot open bad")
+		}
+		ns = append(ns, n)
+		return nopSpec{&closed}, nil
+	}
+	r.Register(Kind{Name: "echo", Max: 2, Open: open})
+	r.Register(Kind{Name: "blk", Arg: "FILE", Group: "blk", Max: 1, Open: open})
+	r.Register(Kind{Name: "blk-ro", Arg: "FILE", Group: "blk", Max: 1, Open: open})
+	if u := r.Usage(); u != "echo, blk=FILE or blk-ro=FILE" {
+		t.Errorf("usage %q", u)
+	}
+	specs, names, err := r.open([]string{"echo", "blk-ro=x", "echo"}, nil)
+	if err != nil || len(specs) != 3 || strings.Join(names, ",") != "echo,blk,echo" || len(ns) != 3 || ns[2] != 2 {
+		t.Fatalf("%v %v %v (n %v)", specs, names, err, ns)
+	}
+	for _, c := range []struct {
+		values []string
+		msg    string
+		closed int
+	}{
+		{[]string{"echo", "echo", "echo"}, "2 echo devices at most", 2},
+		{[]string{"blk=a", "blk-ro=b"}, "one blk device at most", 1},
+		{[]string{"echo", "disk"}, `unknown device "disk" (want echo, blk=FILE or blk-ro=FILE)`, 1},
+		{[]string{"echo=1"}, `unknown device "echo=1"`, 0},
+		{[]string{"blk="}, `unknown device "blk="`, 0},
+		{[]string{"blk"}, `unknown device "blk"`, 0},
+		{[]string{"echo", "blk=bad"}, "device blk=bad: cannot open bad", 1},
+	} {
+		closed = 0
+		_, _, err := r.open(c.values, nil)
+		if !errors.Is(err, ErrDevice) || !strings.HasPrefix(err.Error(), c.msg) || closed != c.closed {
+			t.Errorf("%q: %v (closed %d, want %d)", c.values, err, closed, c.closed)
+		}
+	}
+}
+
+// TestRegistryRegisterMisuse: an incomplete or duplicate kind is the
+// caller's mistake and panics.
+func TestRegistryRegisterMisuse(t *testing.T) {
+	open := func(string, int, *slog.Logger) (Spec, error) { return nil, nil }
+	for _, k := range []Kind{{Name: "", Open: open}, {Name: "x"}, {Name: "a=b", Open: open}, {Name: "dup", Open: open}} {
+		r := NewRegistry()
+		r.Register(Kind{Name: "dup", Open: open})
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%q) did not panic", k.Name)
+				}
+			}()
+			r.Register(k)
+		}()
+	}
+}
