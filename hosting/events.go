@@ -285,7 +285,14 @@ func DecodeEvent(line []byte) (Event, error) {
 	case "servicing refused":
 		return &ServicingFailed{Stage: "preflight", Err: errOf()}, nil
 	case "servicing failed", "servicing failed; restoring in this process":
-		return &ServicingFailed{Stage: l.Stage, Guest: l.Guest, Err: errOf(), Restoring: l.Msg != "servicing failed"}, nil
+		e := &ServicingFailed{Stage: l.Stage, Err: errOf(), Restoring: l.Msg != "servicing failed"}
+		if e.Stage == "pause" {
+			e.Guest = l.Guest // the only stage that names one
+		}
+		if e.Stage == "preflight" {
+			e.Restoring = false // a refusal is before any pause
+		}
+		return e, nil
 	}
 	return nil, ErrNotEvent
 }
