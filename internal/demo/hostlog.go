@@ -2,32 +2,28 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/internal/child"
 )
 
 // serviceWait bounds one servicing: SIGHUP to "servicing complete".
 const serviceWait = 15 * time.Second
 
-// logEntry is one JSON log line of the host.
-type logEntry map[string]any
-
-// hostLog is the host process and its JSON log on stderr, read as the
-// events demo waits for: the host listens, a servicing completed.
+// hostLog is the host process and the events of its JSON log on stderr
+// (hosting.DecodeEvent), read as demo waits for them: the host listens,
+// a servicing completed.
 type hostLog struct {
-	proc *child.Process
-	logs chan logEntry // stderr JSON lines
+	proc   *child.Process
+	events chan hosting.Event
 }
 
 // startHost starts the host with args (which must ask for a JSON log).
 func startHost(bin string, args []string) (*hostLog, error) {
-	h := &hostLog{logs: make(chan logEntry, 256)}
+	h := &hostLog{events: make(chan hosting.Event, 256)}
 	p, err := child.Start(bin, args, h.line)
 	if err != nil {
 		return nil, err
@@ -36,38 +32,28 @@ func startHost(bin string, args []string) (*hostLog, error) {
 	return h, nil
 }
 
-// line is the host's stderr hook.
+// line is the host's stderr hook: its events are queued, and awaited, in
+// order; the other lines are no concern of the demo's.
 func (h *hostLog) line(b []byte) {
-	var l logEntry
-	if json.Unmarshal(b, &l) != nil {
-		return
-	}
-	// Only servicing lines are awaited more than once; a full queue drops
-	// the chatter, never those.
-	if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "servicing") {
-		h.logs <- l
-		return
-	}
-	select {
-	case h.logs <- l:
-	default:
+	if e, err := hosting.DecodeEvent(b); err == nil {
+		h.events <- e
 	}
 }
 
-// wait waits for the next log line whose message is msg.
-func (h *hostLog) wait(ctx context.Context, msg string, timeout time.Duration) (logEntry, error) {
+// wait waits for the next event that match takes.
+func (h *hostLog) wait(ctx context.Context, what string, timeout time.Duration, match func(hosting.Event) bool) (hosting.Event, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		select {
-		case l := <-h.logs:
-			if l["msg"] == msg {
-				return l, nil
+		case e := <-h.events:
+			if match(e) {
+				return e, nil
 			}
 		case <-h.proc.Done():
-			return nil, fmt.Errorf("exited (%v) before %q", h.proc.Err(), msg)
+			return nil, fmt.Errorf("exited (%v) before %q", h.proc.Err(), what)
 		case <-t.C:
-			return nil, fmt.Errorf("no %q within %v", msg, timeout)
+			return nil, fmt.Errorf("no %q within %v", what, timeout)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -76,7 +62,10 @@ func (h *hostLog) wait(ctx context.Context, msg string, timeout time.Duration) (
 
 // listening waits until the host serves.
 func (h *hostLog) listening(ctx context.Context, timeout time.Duration) error {
-	_, err := h.wait(ctx, "host listening", timeout)
+	_, err := h.wait(ctx, "host listening", timeout, func(e hosting.Event) bool {
+		_, ok := e.(*hosting.Listening)
+		return ok
+	})
 	return err
 }
 
@@ -86,19 +75,19 @@ func (h *hostLog) service(ctx context.Context, n int) (float64, error) {
 	if err := h.proc.Signal(syscall.SIGHUP); err != nil {
 		return 0, err
 	}
-	l, err := h.wait(ctx, "servicing complete", serviceWait)
+	e, err := h.wait(ctx, "servicing complete", serviceWait, func(e hosting.Event) bool {
+		_, ok := e.(*hosting.ServicingComplete)
+		return ok
+	})
 	if err != nil {
 		return 0, fmt.Errorf("%w%s", err, h.proc.Tail())
 	}
-	if l["servicing"] != float64(n) {
-		return 0, fmt.Errorf("the host counts servicing %v", l["servicing"])
+	c := e.(*hosting.ServicingComplete)
+	if c.Servicing != uint32(n) {
+		return 0, fmt.Errorf("the host counts servicing %d", c.Servicing)
 	}
-	if l["pid"] != float64(h.proc.Pid()) {
-		return 0, fmt.Errorf("the successor's pid %v is not the host's %d", l["pid"], h.proc.Pid())
+	if c.Pid != h.proc.Pid() {
+		return 0, fmt.Errorf("the successor's pid %d is not the host's %d", c.Pid, h.proc.Pid())
 	}
-	ms, ok := l["blackout_ms"].(float64)
-	if !ok {
-		return 0, errors.New("no blackout_ms in the servicing complete line")
-	}
-	return ms, nil
+	return float64(c.Blackout.Microseconds()) / 1000, nil
 }

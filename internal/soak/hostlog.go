@@ -5,27 +5,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/internal/child"
 )
 
 // serviceTimeout bounds one servicing: SIGHUP to "servicing complete".
 const serviceTimeout = 30 * time.Second
 
-// logEntry is one JSON log line of the host.
-type logEntry map[string]any
+// logEntry is one JSON log line of the host, and the event it is
+// (hosting.DecodeEvent), if any.
+type logEntry struct {
+	fields map[string]any
+	event  hosting.Event
+}
 
 // hostLog is the host process and its JSON log on stderr, read as what
 // soak counts and waits for: the host listens, a servicing completed or
 // failed, a line at level ERROR or WARN.
 type hostLog struct {
 	proc     *child.Process
-	logs     chan logEntry // stderr JSON lines
-	complete chan logEntry // "servicing complete" lines, once followed
+	logs     chan logEntry                   // stderr JSON lines
+	complete chan *hosting.ServicingComplete // once followed
 
 	mu             sync.Mutex
 	errors, warns  int
@@ -35,7 +39,7 @@ type hostLog struct {
 
 // startHost starts the host with args (which must ask for a JSON log).
 func startHost(bin string, args []string) (*hostLog, error) {
-	h := &hostLog{logs: make(chan logEntry, 256), complete: make(chan logEntry, 1)}
+	h := &hostLog{logs: make(chan logEntry, 256), complete: make(chan *hosting.ServicingComplete, 1)}
 	p, err := child.Start(bin, args, h.line)
 	if err != nil {
 		return nil, err
@@ -47,12 +51,13 @@ func startHost(bin string, args []string) (*hostLog, error) {
 // line is the host's stderr hook.
 func (h *hostLog) line(b []byte) {
 	var l logEntry
-	if json.Unmarshal(b, &l) != nil {
+	if json.Unmarshal(b, &l.fields) != nil {
 		return
 	}
-	// Only servicing lines are awaited more than once; a full queue drops
-	// the chatter, never those.
-	if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "servicing") {
+	// Events are awaited and counted; a full queue drops the chatter,
+	// never those.
+	if e, err := hosting.DecodeEvent(b); err == nil {
+		l.event = e
 		h.logs <- l
 		return
 	}
@@ -70,7 +75,7 @@ func (h *hostLog) listening(ctx context.Context, timeout time.Duration) error {
 	for {
 		select {
 		case l := <-h.logs:
-			if l["msg"] == msg {
+			if _, ok := l.event.(*hosting.Listening); ok {
 				return nil
 			}
 		case <-h.proc.Done():
@@ -94,26 +99,25 @@ func (h *hostLog) follow(ctx context.Context, w io.Writer) {
 	for {
 		select {
 		case l := <-h.logs:
-			enc.Encode(l) //nolint:errcheck // a copy; the soak goes on without it
-			msg, _ := l["msg"].(string)
+			enc.Encode(l.fields) //nolint:errcheck // a copy; the soak goes on without it
 			h.mu.Lock()
-			switch l["level"] {
+			switch l.fields["level"] {
 			case "ERROR":
 				h.errors++
 				if len(h.firstErrors) < 5 {
-					b, _ := json.Marshal(l)
+					b, _ := json.Marshal(l.fields)
 					h.firstErrors = append(h.firstErrors, string(b))
 				}
 			case "WARN":
 				h.warns++
 			}
-			if strings.HasPrefix(msg, "servicing failed") {
+			if f, ok := l.event.(*hosting.ServicingFailed); ok && f.Stage != "preflight" {
 				h.failedServices++
 			}
 			h.mu.Unlock()
-			if msg == "servicing complete" {
+			if c, ok := l.event.(*hosting.ServicingComplete); ok {
 				select {
-				case h.complete <- l:
+				case h.complete <- c:
 				default: // nobody waits for it: the soak is ending
 				}
 			}
@@ -132,18 +136,14 @@ func (h *hostLog) service(n int, ending <-chan struct{}) (float64, error) {
 	t := time.NewTimer(serviceTimeout)
 	defer t.Stop()
 	select {
-	case l := <-h.complete:
-		if l["servicing"] != float64(n) {
-			return 0, fmt.Errorf("the host counts servicing %v", l["servicing"])
+	case c := <-h.complete:
+		if c.Servicing != uint32(n) {
+			return 0, fmt.Errorf("the host counts servicing %d", c.Servicing)
 		}
-		if l["pid"] != float64(h.proc.Pid()) {
-			return 0, fmt.Errorf("the successor's pid %v is not the host's %d", l["pid"], h.proc.Pid())
+		if c.Pid != h.proc.Pid() {
+			return 0, fmt.Errorf("the successor's pid %d is not the host's %d", c.Pid, h.proc.Pid())
 		}
-		ms, ok := l["blackout_ms"].(float64)
-		if !ok {
-			return 0, fmt.Errorf("no blackout_ms in the servicing complete line")
-		}
-		return ms, nil
+		return float64(c.Blackout.Microseconds()) / 1000, nil
 	case <-h.proc.Done():
 		return 0, fmt.Errorf("the host exited (%v)%s", h.proc.Err(), h.proc.Tail())
 	case <-t.C:
