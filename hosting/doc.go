@@ -1,5 +1,76 @@
-// Package hosting is the host daemon a VMM embeds (layer 8, between the
-// devices and the command line): the devices it serves, the registry of
-// device kinds, and the servicing that saves every channel and the bus and
-// hands them to a successor while the guests keep running.
+// Package hosting is the host daemon a VMM embeds (layer 8 of
+// DESIGN.md, between the devices and the command line): it offers a set
+// of devices to every guest that connects, and services itself — pauses
+// every device, saves every channel and the bus, and hands them with
+// every descriptor to a successor — while the guests keep running. `vmbus
+// host` is this package behind flags.
+//
+// # Writing a VSP with govmbus
+//
+// A device back-end (VSP) is a server channel of package channel per
+// guest: set its interface and packet callbacks, Enable (offer), Start.
+// To be served by a Daemon, and serviced, it does three things more:
+//
+//  1. Its server implements Device: the servicing surface, mostly the
+//     channel's own methods (StopIndications, Pause, Save as
+//     channel.Channel.SaveChunks, StartHeld, Release, Start, Close).
+//     A device that keeps state of its own beside the channel makes
+//     Pause leave nothing in it that the channel's saved state does not
+//     carry: complete the packets it holds, or mark them restartable
+//     (channel.Packet.SetRestartable) so that the successor redoes them.
+//     Devices implement Device without importing this package.
+//  2. It can be restored: a constructor that takes the chunks Save gave,
+//     calls channel.Channel.RestoreChunks before Enable, and does not
+//     Start (the daemon starts every restored device held and releases
+//     them all at once).
+//  3. It is registered as a Kind: a name (and an argument, as in
+//     blk=FILE) for the device list, and an Open that gives a Spec —
+//     the offer (interface and instance), New for a guest, Restore for a
+//     guest from saved chunks, Close.
+//
+// Then:
+//
+//	kinds := hosting.NewRegistry()
+//	stdkinds.Register(kinds)       // echo, blk, blk-ro
+//	kinds.Register(myKind)
+//	d, err := hosting.New(hosting.Config{Socket: path, Kinds: kinds, Devices: []string{"echo", "mine"}})
+//	err = d.Serve()
+//	...
+//	err = d.Service()              // on SIGHUP: exec or spawn the successor
+//	err = d.Shutdown(ctx)
+//
+// The successor process, started with the same Config, continues with
+// Adopt (servicing.Inherited, after an exec) or AdoptSpawned
+// (servicing.Spawned); ServiceTo hands over to a successor Daemon in the
+// same process instead, as the package's example does. Adding a device
+// touches neither the daemon nor the command line: hosting/stdkinds
+// registers govmbus's own.
+//
+// # Servicing
+//
+// A servicing runs its pre-flight first: it learns which saved-state
+// kinds the successor reads (the successor binary's `host --state-kinds`,
+// or a spawned successor's ready note) and refuses to go on if the state
+// could not be read, before anything pauses (docs/SAVED_STATE.md,
+// Compatibility). Then every device's packets stop at once, each device
+// pauses, the bus is parked and saved, each channel is saved, and the
+// whole goes into the host state (scope host, record kinds 0x0200–0x0203,
+// docs/SAVED_STATE.md). A failure before the save resumes the old
+// devices; one after it restores in this process from what was saved. The
+// successor checks the whole state before it builds anything; a device
+// whose channel does not restore is offered anew.
+//
+// # Events
+//
+// Config.Events receives typed events — Listening, ServicingStarted,
+// ServicingComplete (blackout and its phases), ServicingFailed (stage and
+// error) — and the daemon logs each under a fixed message. A process that
+// watches a host through its JSON log decodes the lines with DecodeEvent
+// into the same types (vmbus demo and soak do).
+//
+// # Concurrency
+//
+// A Daemon's methods run on one goroutine, the daemon's; Channels alone
+// is safe for concurrent use. Every goroutine the daemon starts ends by
+// Shutdown or Close.
 package hosting
