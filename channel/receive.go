@@ -1,0 +1,325 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/ring"
+)
+
+// A peer's signal flood: after floodWakeups wake-ups in a row with nothing
+// to do, the receive goroutine waits floodPause before it sleeps on its
+// event again. A peer that follows the signalling protocol signals only
+// when it wrote into an empty ring or freed space this end waits for, so
+// a run of empty wake-ups that long (a few races at most) is misbehaviour;
+// the pause caps what a flood costs the host at floodWakeups wake-ups per
+// floodPause and channel, and adds at most floodPause of latency after one.
+const (
+	floodWakeups = 64
+	floodPause   = time.Millisecond
+)
+
+// rxLoop is the channel's receive goroutine while it is open: it reads the
+// incoming ring in batches, indicates packets, routes completions to the
+// outgoing packets that wait for them, and flushes the send queue when the
+// peer signals that space freed up. It sleeps on the incoming event; the
+// channel wakes it by signalling that event itself.
+func (c *Channel) rxLoop(ep *endpoint) {
+	defer close(ep.rxDone)
+	idle := 0 // wake-ups in a row that found nothing to read or write
+	for {
+		c.mu.Lock()
+		if c.rxExit {
+			c.rxParked = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return
+		}
+		run := c.rxWant && !c.rxFailed
+		if !c.rxWant && !c.rxParked {
+			c.rxParked = true
+			c.cond.Broadcast()
+		}
+		c.mu.Unlock()
+		done, sig := c.flush(ep)
+		worked := done != nil || sig
+		c.finishSent(ep, done, sig && !c.quiet())
+		before := c.st.inPackets.Load()
+		if run && c.readBatch(ep) {
+			idle = 0
+			continue
+		}
+		if worked || c.st.inPackets.Load() != before {
+			idle = 0
+		} else {
+			c.st.emptyWakeups.Add(1)
+			if idle++; idle >= floodWakeups {
+				// A peer that signals without cause costs this
+				// goroutine a wake-up each time: every floodWakeups
+				// of them in a row, it waits floodPause first.
+				idle = 0
+				c.st.floodPauses.Add(1)
+				time.Sleep(floodPause)
+			}
+		}
+		// Asleep: a stop of the packets (StopIndications, Pause) may
+		// count the loop as parked without waking it (rxSleeping).
+		c.rxSleeping.Store(true)
+		err := ep.in.Wait(context.Background())
+		c.rxSleeping.Store(false)
+		if err != nil {
+			c.mu.Lock()
+			exit := c.rxExit
+			c.mu.Unlock()
+			if exit {
+				continue // Relinquish stopped the waits: exit at the top
+			}
+			// The event is closed: the connection is gone.
+			ep.rxErr = err
+			select {
+			case c.lost <- struct{}{}:
+			default:
+			}
+			c.mu.Lock()
+			c.rxParked = true
+			c.cond.Broadcast()
+			for !c.rxExit {
+				c.cond.Wait()
+			}
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// testHookBeforeRead, if set, runs on the receive goroutine right before
+// each read of a packet the loop means to indicate: a test puts a
+// StopIndications, and a packet sent after it, exactly there.
+var testHookBeforeRead atomic.Pointer[func(*Channel)]
+
+// readBatch reads packets until the ring is empty, the loop must stop, or
+// no packet object (or quota) is free. It reports whether the loop should
+// go on without sleeping.
+func (c *Channel) readBatch(ep *endpoint) (more bool) {
+	r := ep.r
+	r.DisableInterrupts()
+	c.sendMu.Lock()
+	c.txHold = true
+	c.sendMu.Unlock()
+	count := 0
+	defer c.endBatch(ep)
+	for {
+		if !c.rxRun.Load() {
+			return true
+		}
+		c.mu.Lock()
+		var pk *Packet
+		if len(c.inFree) == 0 {
+			c.growPoolLocked()
+		}
+		if n := len(c.inFree); n > 0 && !c.rxFailed && (c.quota == 0 || c.outstanding < c.quota) {
+			pk = c.inFree[n-1]
+			c.inFree = c.inFree[:n-1]
+			c.outstanding++
+			pk.state = pktIndicated
+		} else {
+			c.rxBlocked = true
+		}
+		c.mu.Unlock()
+		if pk == nil {
+			// No room for a data packet; completions may still pass.
+			c.commitRx(ep)
+			err := r.Next(&ep.pkt)
+			if err != nil {
+				return c.batchDone(ep, err, count)
+			}
+			if !c.rxRun.Load() {
+				r.Unread() // see below
+				return true
+			}
+			if ep.pkt.Type != ring.TypeCompletion {
+				r.Revert()
+				return false // PacketComplete or the quota wakes us
+			}
+			c.st.read(ep.pkt.PayloadLen())
+			c.mu.Lock()
+			c.rxBlocked = false
+			c.mu.Unlock()
+			c.onCompletion(&ep.pkt)
+			continue
+		}
+		if !c.rxRun.Load() {
+			// Stopped while the packet object was taken: looked at
+			// again right before the read, so that a packet sent
+			// after StopIndications returned is not read.
+			c.unpop(pk)
+			return true
+		}
+		if h := testHookBeforeRead.Load(); h != nil {
+			(*h)(c)
+		}
+		err := r.Next(&ep.pkt)
+		if err != nil {
+			c.unpop(pk)
+			return c.batchDone(ep, err, count)
+		}
+		if !c.rxRun.Load() {
+			// Stopped during the read: the packet may have been sent
+			// after StopIndications returned, so it goes back to the
+			// ring unindicated, to be read after Start.
+			r.Unread()
+			c.unpop(pk)
+			return true
+		}
+		c.st.read(ep.pkt.PayloadLen())
+		switch ep.pkt.Type {
+		case ring.TypeCompletion:
+			c.unpop(pk)
+			c.onCompletion(&ep.pkt)
+		case ring.TypeInBand, ring.TypeGPADirect:
+			if !c.fill(pk, &ep.pkt, c.cfg.inPlace && !c.cfg.blocking) {
+				c.unpop(pk)
+				c.mu.Lock()
+				c.stopRxLocked(StatusInvalidBufferSize, "a packet of %d bytes with %d external ranges passes the channel's limits", ep.pkt.PayloadLen(), len(ep.pkt.Ranges))
+				c.mu.Unlock()
+				return false
+			}
+			count++
+			var flags PacketFlags
+			if len(pk.ranges) > 0 {
+				flags = PacketFlagExternalData
+			}
+			switch {
+			case c.cfg.blocking:
+				pk.state = pktDeferred
+				c.work.push(workItem{p: pk})
+			case pk.view != nil:
+				c.cfg.process(c, pk, pk.view, flags)
+				// Only this goroutine fills packets, so the packet
+				// cannot be in use again yet even if it was completed.
+				pk.view = nil
+			default:
+				c.cfg.process(c, pk, pk.buf[:pk.n], flags)
+			}
+		default:
+			// Transfer-page packets need a receive buffer protocol this
+			// layer does not implement: the queue stops, as for a
+			// malformed packet.
+			c.unpop(pk)
+			c.mu.Lock()
+			c.stopRxLocked(StatusInvalidParameter, "a packet of type %d, which this layer does not take", ep.pkt.Type)
+			c.mu.Unlock()
+			return false
+		}
+	}
+}
+
+// stopRxLocked stops the incoming queue for good (until the channel opens
+// again) and keeps the first reason, for Stats: s says what kind of stop
+// it was, and a %w in format keeps the cause. Must hold mu.
+func (c *Channel) stopRxLocked(s Status, format string, args ...any) {
+	c.rxFailed = true
+	if c.rxStopErr == nil {
+		e := statusErrorf(s, format, args...)
+		c.rxStopErr, c.rxStopReason = e, e.detail.Error()
+	}
+}
+
+// batchDone ends a batch at an empty ring (or a corrupt one): commit,
+// ProcessingComplete, and unmask interrupts.
+func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
+	if !errors.Is(err, ring.ErrEmpty) {
+		c.mu.Lock()
+		c.stopRxLocked(StatusDeviceRemoved, "%w", err)
+		c.mu.Unlock()
+		return false
+	}
+	c.commitRx(ep)
+	if count > 0 {
+		if c.cfg.blocking {
+			c.work.push(workItem{batchEnd: count})
+		} else if fn := c.cfg.processComplete; fn != nil {
+			fn(c, count)
+		}
+	}
+	more, err := ep.r.EnableInterrupts()
+	return err == nil && more
+}
+
+// unpop returns a packet taken for a read that did not use it.
+func (c *Channel) unpop(p *Packet) {
+	c.mu.Lock()
+	p.state = pktFree
+	c.inFree = append(c.inFree, p)
+	c.outstanding--
+	c.mu.Unlock()
+}
+
+// commitRx publishes the read index, signalling the peer if it waits for
+// space.
+func (c *Channel) commitRx(ep *endpoint) {
+	if ep.r.Commit() {
+		c.st.rxSignals++
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
+}
+
+// endBatch commits what the batch read and what completions it wrote,
+// with at most one signal to the peer.
+func (c *Channel) endBatch(ep *endpoint) {
+	sig := ep.r.Commit()
+	c.sendMu.Lock()
+	c.txHold = false
+	if ep.w.Commit() {
+		sig = true
+	}
+	c.st.commit(sig)
+	c.sendMu.Unlock()
+	c.st.publishRx()
+	if sig && !c.quiet() {
+		ep.out.Signal() //nolint:errcheck // see commitRx
+	}
+}
+
+// fill copies a ring packet into pk, or with inPlace points pk.view at its
+// payload in the ring when that is in one piece. It reports false for a
+// packet the channel's limits refuse (a malformed packet).
+func (c *Channel) fill(pk *Packet, rp *ring.Packet, inPlace bool) bool {
+	n := rp.PayloadLen()
+	if n > c.cfg.maxPacketSize {
+		return false
+	}
+	pk.view = nil
+	if a, b := rp.Segments(); inPlace && len(b) == 0 {
+		pk.view, pk.n = a, 0
+	} else {
+		pk.n = rp.CopyPayload(pk.grow(n))
+	}
+	pk.txid = rp.TransactionID
+	pk.want = rp.CompletionRequested()
+	pk.ranges, pk.pfns = pk.ranges[:0], pk.pfns[:0]
+	if rp.Type == ring.TypeGPADirect {
+		pages := 0
+		for _, r := range rp.Ranges {
+			pages += len(r.PFNs)
+		}
+		if pages > c.cfg.maxExtChain {
+			return false
+		}
+		for _, r := range rp.Ranges {
+			pk.pfns = append(pk.pfns, r.PFNs...)
+			pk.ranges = append(pk.ranges, gpa.Range{ByteCount: r.ByteCount, ByteOffset: r.ByteOffset})
+		}
+		off := 0
+		for i := range pk.ranges {
+			k := len(rp.Ranges[i].PFNs)
+			pk.ranges[i].PFNs = pk.pfns[off : off+k : off+k]
+			off += k
+		}
+	}
+	clear(pk.ctx)
+	return true
+}

@@ -1,0 +1,156 @@
+package channel
+
+// Pause stops the packets of an enabled channel and blocks until every
+// packet indicated so far was completed (KMCL VmbChannelPause); the
+// Suspend callback runs if packets were flowing. Start resumes. On a
+// disabled channel it arms a paused start, as the KMCL page says Pause
+// does there: the next Enable brings the channel up paused (a client
+// opens but does not start; a server stays paused after the guest opens),
+// and Start lets packets flow.
+func (c *Channel) Pause() error { return c.setRunning("Pause", false, reqPause) }
+
+// quiet reports whether the receive loop holds back its signals to the
+// peer: a server channel whose packets are stopped (Pause,
+// StopIndications) gives them at Start, which signals whatever the rings
+// say the guest is owed (maybeActivate). A guest woken meanwhile has
+// nothing to gain, and its wake-up preempts the signalling thread, which
+// holds one of the few cores a servicing's pause needs: with 64 channels
+// stopping at once that cost the pause up to 30 ms. A client channel
+// signals as ever: its Start does not look for owed signals.
+func (c *Channel) quiet() bool { return c.server && !c.rxRun.Load() }
+
+// Start lets packets flow (KMCL VmbChannelStart): after Pause, and on a
+// server channel once after Enable — a server channel's packets never
+// flow before its first Start. If the channel is open, the Started and
+// PostStarted callbacks run before Start returns.
+func (c *Channel) Start() error { return c.setRunning("Start", true, reqStart) }
+
+// setRunning is Pause (run false) and Start (run true): on an enabled
+// channel that is not open it only records the wish; on an open one the
+// worker makes the transition and runs the callbacks.
+func (c *Channel) setRunning(what string, run bool, req reqKind) error {
+	if err := c.lifecycle(what); err != nil {
+		return err
+	}
+	defer c.life.Unlock()
+	c.mu.Lock()
+	if !c.enabled && !c.cleaned && req == reqPause {
+		c.pauseArmed = true
+		c.mu.Unlock()
+		return nil
+	}
+	if !c.enabled || c.closed {
+		st := c.stateLocked()
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, st)
+	}
+	if run {
+		if err := c.refuseInSave(what); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	if !c.open {
+		c.started, c.paused = run, !run
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.call(req, nil)
+}
+
+// maybeActivate starts the packets of an open, started channel that is not
+// running yet: Started, then the incoming queue goes live, then
+// PostStarted. On the worker.
+func (c *Channel) maybeActivate() { c.activate(false) }
+
+// activate is maybeActivate; held stops it before the incoming queue goes
+// live, which Release then does (StartHeld).
+func (c *Channel) activate(held bool) {
+	c.mu.Lock()
+	ep := c.ep
+	run := c.open && c.started && !c.rxWant && !c.rxHeld
+	if run && ep != nil && c.rxStopped {
+		// Stopped but never suspended: the driver saw no pause.
+		c.rxStopped = false
+		if held {
+			c.rxHeld, c.rxHeldPost = true, false
+			c.mu.Unlock()
+			return
+		}
+		c.redoLocked()
+		c.rxWant = true
+		c.rxRun.Store(true)
+		hc := c.hc
+		c.mu.Unlock()
+		c.resumeWrites()
+		ep.in.Signal() //nolint:errcheck // see below
+		// The receive loop held back its signals since the stop
+		// (quiet), as for a pause.
+		if hc != nil && owed(hc.In, hc.Out) {
+			ep.out.Signal() //nolint:errcheck // see below
+		}
+		return
+	}
+	c.mu.Unlock()
+	if !run || ep == nil {
+		return
+	}
+	c.runCallback(c.cfg.callbacks.Started)
+	c.mu.Lock()
+	if held {
+		c.rxHeld, c.rxHeldPost = true, true
+		c.mu.Unlock()
+		return
+	}
+	c.redoLocked()
+	c.rxWant = true
+	c.rxRun.Store(true)
+	hc := c.hc
+	c.mu.Unlock()
+	c.resumeWrites()
+	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
+	// A server's peer may be owed a signal: one lost with a predecessor
+	// process (reattach leaves it to this point), or one for packets
+	// written while paused. An extra signal costs the guest a look.
+	if hc != nil && owed(hc.In, hc.Out) {
+		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+	}
+	c.runCallback(c.cfg.callbacks.PostStarted)
+}
+
+// deactivate stops the packets of a running channel: the receive loop
+// stops indicating, queued work is done, Suspend runs, and every indicated
+// packet is completed but the restartable ones (SetRestartable), which
+// closeOpen waits for as well, and so does deactivate itself once
+// SetPauseWaitsForRestartable asked it to. On the worker.
+func (c *Channel) deactivate() {
+	canSkip := !c.sendQueued()
+	c.mu.Lock()
+	ep := c.ep
+	stopped := c.rxStopped // StopIndications did the first step
+	if ep == nil || (!c.rxWant && !stopped) {
+		c.mu.Unlock()
+		return
+	}
+	c.rxStopped = false
+	wake := false
+	if !stopped {
+		c.rxWant = false
+		c.rxRun.Store(false)
+		c.rxParked = canSkip && c.rxSleeping.Load() // as in StopIndications
+		wake = !c.rxParked
+	}
+	c.mu.Unlock()
+	if wake {
+		ep.in.Signal() //nolint:errcheck // see maybeActivate
+	}
+	c.mu.Lock()
+	for !c.rxParked {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+	c.drainWork()
+	c.runCallback(c.cfg.callbacks.Suspend)
+	c.waitIdle(c.waitRestarts.Load())
+}
