@@ -62,7 +62,7 @@ func (d *serverDevice) Close(hc *host.Channel) {
 // serverOpen opens the server side on the worker.
 func (c *Channel) serverOpen(hc *host.Channel) error {
 	c.mu.Lock()
-	bad := !c.enabled || c.closed || c.open
+	bad := !c.ph.waiting()
 	c.mu.Unlock()
 	if bad {
 		return fail(StatusInvalidDeviceState, "open of a channel that is not waiting for one")
@@ -75,7 +75,11 @@ func (c *Channel) serverOpen(hc *host.Channel) error {
 	c.hc = hc
 	c.mapped = make(map[uint32]bool)
 	c.mu.Unlock()
-	if err := c.runOpened(); err != nil {
+	err = c.runOpened()
+	if err == nil {
+		err = c.goLive(ep)
+	}
+	if err != nil {
 		c.destroyGpadls()
 		c.dropEndpoint()
 		c.mu.Lock()
@@ -83,7 +87,6 @@ func (c *Channel) serverOpen(hc *host.Channel) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.goLive(ep)
 	return nil
 }
 
@@ -92,7 +95,7 @@ func (c *Channel) serverOpen(hc *host.Channel) error {
 // than Disable's leaves the channel Closed.
 func (c *Channel) clientTryOpen(ctx context.Context) {
 	c.mu.Lock()
-	skip := c.open || c.closed || ctx.Err() != nil
+	skip := !c.ph.waiting() || ctx.Err() != nil
 	c.mu.Unlock()
 	if skip {
 		return
@@ -110,7 +113,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 	}
 	closed := func() {
 		c.mu.Lock()
-		c.closed = true
+		c.moveLocked("open", evLost) //nolint:errcheck // not open yet: waiting, which evLost leaves
 		c.mu.Unlock()
 	}
 	offer, err := cl.WaitOfferMatch(ctx, match)
@@ -137,16 +140,19 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 	c.gch = gch
 	c.gpadls = make(map[uint32]clientGpadl)
 	c.mu.Unlock()
-	if err := c.runOpened(); err != nil {
+	err = c.runOpened()
+	if err == nil {
+		err = c.goLive(ep)
+	}
+	if err != nil {
 		c.dropEndpoint()
 		gch.Close(context.Background()) //nolint:errcheck // best effort
 		c.destroyGpadls()
 		c.mu.Lock()
 		c.gch = nil
-		c.closed = true
+		c.moveLocked("open", evLost) //nolint:errcheck // as in closed
 		c.mu.Unlock()
 		return
 	}
-	c.goLive(ep)
 	c.maybeActivate()
 }

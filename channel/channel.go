@@ -135,51 +135,102 @@ type StateCallbacks struct {
 // Lifecycle calls (Enable, Disable, Pause, Start, Cleanup) may come from
 // any goroutine but not concurrently with each other. Packet functions
 // are safe for concurrent use.
+//
+// The fields are grouped by what guards them. The lock order, outermost
+// first (a goroutine holding one takes only those after it):
+//
+//	life → saveMu → sendMu → mu → work.mu
+//
+// A subchannel's Enable takes its primary's mu holding only its own life.
+// The packet paths take sendMu and mu, never life or saveMu.
 type Channel struct {
+	// Fixed at allocation.
 	server bool
-	cfg    config
-	user   atomic.Value // SetUserContext
+	dev    serverDevice // what the host calls (Offer, Reattach): one per channel, not one per call
 
-	// life serializes lifecycle calls; inCallback is set while a state
-	// callback runs.
-	life       sync.Mutex
-	inCallback atomic.Int32
-	workerID   atomic.Uint64 // goid of the worker goroutine, once it ran a callback; else 0
+	// Written by the Set* functions while the channel is disabled (under
+	// mu), read without a lock once it is enabled: Enable orders the
+	// writes before every goroutine that reads them.
+	cfg config
 
-	mu      sync.Mutex
-	cond    sync.Cond // on mu: endpoint, outstanding and receive-loop changes
-	enabled bool
-	open    bool // the channel is open and Opened succeeded
-	started bool // packets may flow once open (server: Start called)
-	paused  bool
-	closed  bool // client: the open channel went away; subchannel: closed with its primary
-	cleaned bool
-	// pauseArmed: Pause was called while disabled, so the next Enable
-	// brings the channel up paused (KMCL VmbChannelPause).
-	pauseArmed bool
-	ep         *endpoint
-	subs       map[*Channel]struct{} // enabled subchannels of this primary
+	// Lock-free: each says on its own what it is.
+	user         atomic.Value  // SetUserContext
+	inCallback   atomic.Int32  // a state callback runs (on the worker)
+	workerID     atomic.Uint64 // goid of the worker goroutine, once it ran a callback; else 0
+	waitRestarts atomic.Bool   // Pause waits for restartable packets too (SetPauseWaitsForRestartable)
+	// rxRun mirrors flow == flowLive for the receive loop's fast path
+	// (flowLocked keeps it in step).
+	rxRun atomic.Bool
+	// rxSleeping is set while the receive loop waits for its event, past
+	// every decision to read: a loop asleep when its flow leaves live is
+	// parked already (it looks at flow, under mu, before it reads again),
+	// so it need not be woken to say so.
+	rxSleeping atomic.Bool
+	// saveOpen mirrors saving || saver != nil for the send paths, which
+	// read it under sendMu without taking mu.
+	saveOpen atomic.Bool
 
-	// worker
+	// life serializes the lifecycle calls. Enable makes the worker's
+	// channels below under it, before the worker starts; each is then
+	// used without a lock.
+	life          sync.Mutex
 	ctl           chan request
 	workerDone    chan struct{}
-	work          workQueue
 	lost          chan struct{} // the receive loop lost its event
 	primaryClosed chan struct{}
 	released      chan struct{} // Release went live: PostStarted is due
 	idle          chan struct{} // outstanding dropped to 0
-	openCancel    context.CancelFunc
+	work          workQueue     // its own lock, the innermost
+
+	// saveMu serializes SaveContinue and SaveEnd: a Saver is not safe
+	// for concurrent use.
+	saveMu sync.Mutex
+
+	// sendMu guards the outgoing side: the send queue, the packet
+	// objects, and the gate that stops writes (paused.go).
+	sendMu sync.Mutex
+	sendEP *endpoint
+	txHold bool // the receive loop is in a batch and will commit
+	// gate: what may reach the outgoing ring (paused.go). It is the send
+	// side's own copy of "paused or being saved", read on every send and
+	// completion under sendMu, which they hold anyway.
+	gate      txGate
+	held      []*Packet // completions held while the gate is not open
+	qHead     *qitem
+	qTail     *qitem
+	txSeq     uint32
+	outSlots  []*OutPacket
+	outFree   []uint32
+	outLive   int
+	syncFree  []*OutPacket
+	scratch   ring.OutPacket
+	st        stats          // counters: see stats.go for who writes what
+	restoring *restoredState // the state whose packets the restore-packet callback brings back (OutPacket.Restore)
+
+	// mu guards the lifecycle state, the endpoint, the bindings and the
+	// incoming side.
+	mu   sync.Mutex
+	cond sync.Cond // on mu: endpoint, outstanding and receive-loop changes
+	// ph is where the channel is in its diagram; only moveLocked changes
+	// it.
+	ph phase
+	// flow is the incoming queue's state within an open phase; only
+	// flowLocked changes it.
+	flow       flow
+	ep         *endpoint
+	subs       map[*Channel]struct{} // enabled subchannels of this primary
+	openCancel context.CancelFunc
 
 	// server binding
-	dev     serverDevice // what the host calls (Offer, Reattach): one per channel, not one per call
 	offered *host.Offered
 	hc      *host.Channel
 	mapped  map[uint32]bool
+	remap   map[uint32]bool // mapped GPADLs whose view the VSP has not rebuilt yet
 	// client binding
 	gch    *guest.Channel
 	gpadls map[uint32]clientGpadl
 
-	// incoming, under mu
+	// The incoming packets.
 	inAll       []*Packet
 	inFree      []*Packet
 	outstanding int
@@ -188,73 +239,37 @@ type Channel struct {
 	// restore brought back, indicated again when the channel goes live.
 	restarts []*Packet
 	redo     []*restartRecord
-	// waitRestarts: Pause waits for restartable packets too
-	// (SetPauseWaitsForRestartable).
-	waitRestarts atomic.Bool
 	// idleWaiters counts waitIdle calls under way: only they need to hear
 	// that outstanding reached zero.
 	idleWaiters int
 	quota       int
-	rxFailed    bool
-	// rxStopErr says why rxFailed was set, for Stats; rxStopReason is
-	// its detail, formatted once.
+
+	// The receive loop's handshake with the lifecycle. These are facts
+	// about the loop, not about the channel's state: each can be true in
+	// any open phase and flow (a loop parks, blocks on the pool or fails
+	// whatever the lifecycle says), so they are not part of phase or flow.
+	rxParked  bool // the loop acknowledged that flow left live (or exits)
+	rxExit    bool // the loop is to end (closeOpen, Relinquish)
+	rxBlocked bool // the loop waits for a packet object or quota to free
+	// rxFailed: the incoming queue stopped for good (a corrupt ring, a
+	// packet past the limits, Fail) until the channel opens again; a
+	// lifecycle call does not undo it. rxStopErr says why, for Stats;
+	// rxStopReason is its detail, formatted once.
+	rxFailed     bool
 	rxStopErr    error
 	rxStopReason string
-	rxWant       bool // the receive loop may indicate packets
-	rxExit       bool
-	rxParked     bool        // the receive loop acknowledged !rxWant
-	rxStopped    bool        // StopIndications cleared rxWant; Pause finishes the job
-	rxHeld       bool        // started by StartHeld: Release makes it live
-	rxHeldPost   bool        // Release is to run PostStarted (Started ran)
-	rxBlocked    bool        // the receive loop waits for a packet or quota to free
-	rxRun        atomic.Bool // mirrors rxWant for the receive loop's fast path
-	// rxSleeping is set while the receive loop waits for its event, past
-	// every decision to read: a loop asleep when rxWant goes false is
-	// parked already (it looks at rxWant, under mu, before it reads
-	// again), so it need not be woken to say so.
-	rxSleeping atomic.Bool
 
-	// outgoing, under sendMu
-	sendMu sync.Mutex
-	sendEP *endpoint
-	txHold bool // the receive loop is in a batch and will commit
-	// holdDone: the channel is paused, and a completion (only a
-	// restartable packet's can come) waits in held, not in the ring.
-	holdDone bool
-	held     []*Packet
-	qHead    *qitem
-	qTail    *qitem
-	txSeq    uint32
-	outSlots []*OutPacket
-	outFree  []uint32
-	outLive  int
-	syncFree []*OutPacket
-	scratch  ring.OutPacket
-	st       stats // counters: see stats.go for who writes what
-
-	// txStopped: a server channel is paused or being saved, and nothing
-	// at all is written to its outgoing ring (paused.go). Under sendMu;
-	// it implies holdDone.
-	txStopped bool
-
-	// save/restore (save.go, restore.go), under mu
+	// Save and restore (save.go, restore.go). A save under way is not a
+	// lifecycle state: the channel stays Paused (or Stopped, Enabled)
+	// through it, and the lifecycle calls consult it (refuseInSave) on
+	// top of the phase.
 	saver  *savedstate.Saver
-	saving bool
+	saving bool // SaveBegin is taking its snapshot
 	// saveStale: the channel changed in a way no caller can refuse (the
 	// guest closed it) while a save was open; SaveContinue fails.
 	saveStale bool
-	// saveOpen mirrors saving || saver != nil for the send paths, which
-	// read it under sendMu without taking mu.
-	saveOpen atomic.Bool
-	// saveMu serializes SaveContinue and SaveEnd: a Saver is not safe
-	// for concurrent use.
-	saveMu   sync.Mutex
-	rest     *savedstate.Restorer
-	restored *restoredState  // applied by a restore, taken by Enable
-	remap    map[uint32]bool // mapped GPADLs whose view the VSP has not rebuilt yet
-	// restoring is the state whose packets the restore-packet callback
-	// is bringing back (OutPacket.Restore), under sendMu.
-	restoring *restoredState
+	rest      *savedstate.Restorer
+	restored  *restoredState // applied by a restore, taken by Enable
 }
 
 // endpoint is an open channel's rings, events and memory.
@@ -299,26 +314,6 @@ func newChannel(server bool) *Channel {
 
 // IsServer reports whether c is a server channel.
 func (c *Channel) IsServer() bool { return c.server }
-
-func (c *Channel) stateLocked() State {
-	switch {
-	case !c.enabled:
-		return StateDisabled
-	case c.closed:
-		return StateClosed
-	case c.open && c.started:
-		return StateActive
-	case c.paused:
-		return StatePaused
-	case c.open && c.server:
-		return StateStopped
-	case c.open:
-		return StateOpened
-	case c.started && c.server:
-		return StateStarted
-	}
-	return StateEnabled
-}
 
 // Interface is the interface type and instance: as configured, or, on an
 // open client channel, as offered (KMCL VmbChannelGetInterfaceInstance).

@@ -43,8 +43,8 @@ type config struct {
 func (c *Channel) setter(what string, fn func() error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.enabled || c.cleaned {
-		return fail(StatusInvalidParameter1, "%s: channel is %v", what, c.stateLocked())
+	if !c.ph.disabled() {
+		return fail(StatusInvalidParameter1, "%s: channel is %v", what, c.ph.public())
 	}
 	return fn()
 }

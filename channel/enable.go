@@ -12,12 +12,15 @@ func (c *Channel) Enable() error {
 	}
 	defer c.life.Unlock()
 	c.mu.Lock()
+	// Only the checks below stand between this look and the move (life
+	// keeps every other lifecycle call out): a channel it lets through
+	// is disabled when it moves.
 	switch {
-	case c.cleaned:
+	case c.ph == phFreed:
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Enable after Cleanup")
-	case c.enabled:
-		st := c.stateLocked()
+	case !c.ph.disabled():
+		st := c.ph.public()
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Enable: channel is %v", st)
 	}
@@ -35,7 +38,7 @@ func (c *Channel) Enable() error {
 	}
 	if p := cfg.primary; p != nil {
 		p.mu.Lock()
-		ok := p.open
+		ok := p.ph.open()
 		if ok {
 			if p.subs == nil {
 				p.subs = make(map[*Channel]struct{})
@@ -58,12 +61,9 @@ func (c *Channel) Enable() error {
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	c.mu.Lock()
-	c.enabled, c.closed, c.open = true, false, false
-	// A Pause while disabled comes into force here: the channel opens
-	// but no packet flows until Start.
-	c.paused = c.pauseArmed
-	c.started = !c.server && !c.pauseArmed
-	c.pauseArmed = false
+	// A Pause while disabled (phArmed) comes into force here: the
+	// channel opens but no packet flows until Start.
+	c.moveLocked("Enable", evEnable) //nolint:errcheck // disabled: checked above
 	c.openCancel = cancel
 	c.mu.Unlock()
 	go c.worker(ctx)
@@ -85,7 +85,7 @@ func (c *Channel) Enable() error {
 			c.stopWorker()
 			c.leavePrimary()
 			c.mu.Lock()
-			c.enabled, c.started = false, false
+			c.moveLocked("Enable", evDisable) //nolint:errcheck // always in the diagrams
 			c.mu.Unlock()
 			return fail(StatusInvalidDeviceState, "Enable: offer: %w", err)
 		}
@@ -104,8 +104,8 @@ func (c *Channel) enableRestored(st *restoredState) error {
 		c.stopWorker()
 		c.leavePrimary()
 		c.mu.Lock()
-		c.enabled, c.started = false, false
-		c.restored = st // Enable may be tried again
+		c.moveLocked("Enable", evDisable) //nolint:errcheck // always in the diagrams
+		c.restored = st                   // Enable may be tried again
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Enable: re-attach: %w", err)
 	}
@@ -167,7 +167,7 @@ func (c *Channel) Disable() error {
 	}
 	defer c.life.Unlock()
 	c.mu.Lock()
-	if !c.enabled {
+	if !c.ph.enabled() {
 		c.mu.Unlock()
 		return nil
 	}
@@ -188,7 +188,7 @@ func (c *Channel) Disable() error {
 	c.failOutgoing() // packets queued while the channel never opened
 	c.leavePrimary()
 	c.mu.Lock()
-	c.enabled, c.open, c.started, c.paused, c.closed = false, false, false, false, false
+	c.moveLocked("Disable", evDisable) //nolint:errcheck // always in the diagrams
 	c.offered, c.openCancel = nil, nil
 	c.staleSaveLocked() // a SaveBegin that overtook the check above
 	c.mu.Unlock()
@@ -206,8 +206,12 @@ func (c *Channel) Cleanup() error {
 	}
 	defer c.life.Unlock()
 	c.mu.Lock()
-	c.cleaned = true
+	defer c.mu.Unlock()
+	// Refused only if another goroutine enabled the channel again
+	// since Disable returned.
+	if err := c.moveLocked("Cleanup", evCleanup); err != nil {
+		return err
+	}
 	c.inAll, c.inFree = nil, nil
-	c.mu.Unlock()
 	return nil
 }

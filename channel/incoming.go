@@ -91,7 +91,7 @@ func (p *Packet) Complete(payload []byte) {
 		c.release(p)
 		return
 	}
-	if c.holdDone {
+	if c.gate != gateOpen {
 		c.holdLocked(p, payload)
 		c.sendMu.Unlock()
 		return

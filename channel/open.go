@@ -23,10 +23,9 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	ep := &endpoint{r: r, w: w, in: inEv, out: outEv, mem: mem, gpadls: gt, rxDone: make(chan struct{})}
 	c.mu.Lock()
 	c.ep = ep
-	c.rxWant, c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxStopped = false, false, true, false, false, false
-	c.rxHeld, c.rxHeldPost = false, false
+	c.flowLocked(flowOff)
+	c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked = false, true, false, false
 	c.rxStopReason, c.rxStopErr = "", nil
-	c.rxRun.Store(false)
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	c.sendEP = ep
@@ -34,17 +33,23 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	return ep, nil
 }
 
-// goLive starts the receive goroutine of an endpoint whose Opened
-// callback succeeded.
-func (c *Channel) goLive(ep *endpoint) {
+// goLive opens the channel whose Opened callback succeeded and starts
+// the receive goroutine of its endpoint. On the worker, which alone
+// moves a channel that waits for its open: the move is refused only if
+// the channel does not wait for one any more, and then nothing started.
+func (c *Channel) goLive(ep *endpoint) error {
 	c.mu.Lock()
-	c.open = true
+	err := c.moveLocked("open", evOpen)
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	go c.rxLoop(ep)
 	// Packets queued before the channel opened (sendBeforeOpen) go
 	// out now that Opened succeeded.
 	done, sig := c.flush(ep)
 	c.finishSent(ep, done, sig)
+	return nil
 }
 
 // dropEndpoint forgets an endpoint whose open failed.
@@ -65,7 +70,7 @@ func (c *Channel) dropEndpoint() {
 func (c *Channel) closeOpen() bool {
 	c.mu.Lock()
 	ep := c.ep
-	wasOpen := c.open
+	wasOpen := c.ph.open()
 	if ep != nil && wasOpen {
 		// The guest closed the channel (or went away) under an open
 		// save, which no call could refuse: the state is stale.
@@ -111,11 +116,11 @@ func (c *Channel) closeOpen() bool {
 	c.destroyGpadls()
 
 	c.mu.Lock()
-	c.open = false
+	// Open until here, and only the worker moves an open channel: the
+	// move (to Closed on a client, back to waiting on a server) is in
+	// both diagrams.
+	c.moveLocked("close", evShut) //nolint:errcheck // see above
 	c.ep, c.hc, c.gch = nil, nil, nil
-	if !c.server {
-		c.closed = true
-	}
 	c.inFree = append(c.inFree[:0], c.inAll...)
 	for _, p := range c.inAll {
 		p.state, p.restart = pktFree, false

@@ -197,7 +197,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	c.txSeq++
 	p.txid = uint64(c.txSeq)<<32 | uint64(p.slot)
 	p.wait = flags&SendWaitForCompletion != 0
-	if c.qHead == nil && !c.txStopped {
+	if c.qHead == nil && c.gate != gateShut {
 		err := c.write(ep, p, payload, ext)
 		if err == nil {
 			c.st.wrote(len(payload))
@@ -256,7 +256,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 // again), refuses the send. Called with sendMu held; unlocks it.
 func (c *Channel) sendBeforeOpen(p *OutPacket, payload []byte, ext []gpa.Range, flags SendFlags, noQueue bool) error {
 	c.mu.Lock()
-	waiting := c.enabled && !c.closed
+	waiting := c.ph.waiting() || c.ph.open()
 	c.mu.Unlock()
 	switch {
 	case !waiting:
@@ -308,7 +308,7 @@ func (c *Channel) TrySend(payload []byte) error {
 		c.sendMu.Unlock()
 		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
 	}
-	if c.qHead != nil || c.txStopped {
+	if c.qHead != nil || c.gate == gateShut {
 		c.sendMu.Unlock()
 		return StatusBufferOverflow
 	}

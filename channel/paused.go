@@ -5,12 +5,12 @@ package channel
 // records the send queue as it finds it, and the successor of a servicing
 // sends that queue: a packet or completion the paused channel wrote after
 // the save would reach the peer twice, once from each process. Every
-// write path goes through the gate, txStopped under sendMu:
+// write path goes through the gate, gate under sendMu:
 //
 //   - a send queues (TrySend, and a SendSynchronousRequest that may not
 //     queue, refuse with StatusBufferOverflow);
 //   - a completion (only a restartable packet's can come while paused) is
-//     held in the channel (holdDone, which txStopped implies);
+//     held in the channel (gateHold, and gateShut as well);
 //   - the queue's flush, on the receive goroutine's every wake-up (the
 //     peer freeing the space this end asked for with the pending send
 //     size) or after a send or completion, writes nothing, and so asks
@@ -24,19 +24,29 @@ package channel
 // A paused client channel, whose state is never saved, only holds its
 // completions: it stops reading, not sending.
 
+// txGate is what may reach a channel's outgoing ring.
+type txGate uint8
+
+const (
+	gateOpen txGate = iota // everything is written
+	gateHold               // completions are held: a paused client
+	gateShut               // nothing is written: a paused or saved server
+)
+
 // stopWrites closes the gate as the channel pauses (on a client, only
 // for completions).
 func (c *Channel) stopWrites() {
 	c.sendMu.Lock()
-	c.holdDone = true
 	if c.server {
-		c.txStopped = true
+		c.gate = gateShut
+	} else {
+		c.gate = gateHold
 	}
 	c.sendMu.Unlock()
 }
 
 // holdLocked keeps p's completion payload while the channel is paused.
-// Must hold sendMu, with c.holdDone set.
+// Must hold sendMu, with the gate not open.
 func (c *Channel) holdLocked(p *Packet, payload []byte) {
 	if cap(p.buf) < len(payload) {
 		p.buf = make([]byte, len(payload))
@@ -61,7 +71,7 @@ func (c *Channel) holdLocked(p *Packet, payload []byte) {
 // short.
 func (c *Channel) resumeWrites() {
 	c.sendMu.Lock()
-	c.txStopped, c.holdDone = false, false
+	c.gate = gateOpen
 	ep := c.sendEP
 	if len(c.held) == 0 || ep == nil {
 		c.sendMu.Unlock()
@@ -83,6 +93,6 @@ func (c *Channel) dropHeld() {
 	c.sendMu.Lock()
 	clear(c.held)
 	c.held = c.held[:0]
-	c.txStopped, c.holdDone = false, false
+	c.gate = gateOpen
 	c.sendMu.Unlock()
 }

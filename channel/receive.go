@@ -38,8 +38,8 @@ func (c *Channel) rxLoop(ep *endpoint) {
 			c.mu.Unlock()
 			return
 		}
-		run := c.rxWant && !c.rxFailed
-		if !c.rxWant && !c.rxParked {
+		run := c.flow == flowLive && !c.rxFailed
+		if c.flow != flowLive && !c.rxParked {
 			c.rxParked = true
 			c.cond.Broadcast()
 		}

@@ -63,8 +63,8 @@ func (c *Channel) RestoreFromBuffer(buf []byte) error {
 		return err
 	}
 	c.mu.Lock()
-	if c.enabled || c.cleaned {
-		st := c.stateLocked()
+	if !c.ph.disabled() {
+		st := c.ph.public()
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: channel is %v; restore into a disabled channel before Enable", st)
 	}

@@ -33,14 +33,18 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 		return err
 	}
 	defer c.life.Unlock()
-	c.mu.Lock()
-	if !c.enabled && !c.cleaned && req == reqPause {
-		c.pauseArmed = true
-		c.mu.Unlock()
-		return nil
+	ev := evPause
+	if run {
+		ev = evStart
 	}
-	if !c.enabled || c.closed {
-		st := c.stateLocked()
+	c.mu.Lock()
+	if c.ph.disabled() && !run {
+		err := c.moveLocked(what, ev) // armed for the next Enable
+		c.mu.Unlock()
+		return err
+	}
+	if !c.ph.waiting() && !c.ph.open() {
+		st := c.ph.public()
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "%s: channel is %v", what, st)
 	}
@@ -50,13 +54,51 @@ func (c *Channel) setRunning(what string, run bool, req reqKind) error {
 			return err
 		}
 	}
-	if !c.open {
-		c.started, c.paused = run, !run
+	if !c.ph.open() {
+		// Not open: only the wish is recorded, for the open.
+		err := c.moveLocked(what, ev)
 		c.mu.Unlock()
-		return nil
+		return err
 	}
 	c.mu.Unlock()
 	return c.call(req, nil)
+}
+
+// pauseOpen is Pause of an open channel, on the worker: packets stop
+// (deactivate) if they flowed, and the write gate closes.
+func (c *Channel) pauseOpen() error {
+	c.mu.Lock()
+	wasRunning := c.ph == phActive || c.ph == phOpened
+	// Refused only for a channel that closed for good since setRunning
+	// looked.
+	if err := c.moveLocked("Pause", evPause); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.unholdLocked()
+	c.mu.Unlock()
+	select {
+	case <-c.released: // a Release the pause overtook
+	default:
+	}
+	if wasRunning {
+		c.deactivate()
+	}
+	c.stopWrites()
+	return nil
+}
+
+// startOpen is Start (StartHeld with held) of an open channel, on the
+// worker.
+func (c *Channel) startOpen(held bool) error {
+	c.mu.Lock()
+	err := c.moveLocked("Start", evStart) // refused as in pauseOpen
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.activate(held)
+	return nil
 }
 
 // maybeActivate starts the packets of an open, started channel that is not
@@ -69,18 +111,21 @@ func (c *Channel) maybeActivate() { c.activate(false) }
 func (c *Channel) activate(held bool) {
 	c.mu.Lock()
 	ep := c.ep
-	run := c.open && c.started && !c.rxWant && !c.rxHeld
-	if run && ep != nil && c.rxStopped {
+	if c.ph == phOpened {
+		// A client that just opened, on the worker's same turn: its
+		// packets start now, with Started.
+		c.moveLocked("open", evRun) //nolint:errcheck // in the client's diagram
+	}
+	run := c.ph == phActive && (c.flow == flowOff || c.flow == flowStopped)
+	if run && ep != nil && c.flow == flowStopped {
 		// Stopped but never suspended: the driver saw no pause.
-		c.rxStopped = false
 		if held {
-			c.rxHeld, c.rxHeldPost = true, false
+			c.flowLocked(flowHeld)
 			c.mu.Unlock()
 			return
 		}
 		c.redoLocked()
-		c.rxWant = true
-		c.rxRun.Store(true)
+		c.flowLocked(flowLive)
 		hc := c.hc
 		c.mu.Unlock()
 		c.resumeWrites()
@@ -99,13 +144,12 @@ func (c *Channel) activate(held bool) {
 	c.runCallback(c.cfg.callbacks.Started)
 	c.mu.Lock()
 	if held {
-		c.rxHeld, c.rxHeldPost = true, true
+		c.flowLocked(flowHeldPost)
 		c.mu.Unlock()
 		return
 	}
 	c.redoLocked()
-	c.rxWant = true
-	c.rxRun.Store(true)
+	c.flowLocked(flowLive)
 	hc := c.hc
 	c.mu.Unlock()
 	c.resumeWrites()
@@ -128,16 +172,14 @@ func (c *Channel) deactivate() {
 	canSkip := !c.sendQueued()
 	c.mu.Lock()
 	ep := c.ep
-	stopped := c.rxStopped // StopIndications did the first step
-	if ep == nil || (!c.rxWant && !stopped) {
+	live := c.flow == flowLive // else StopIndications did the first step
+	if ep == nil || (!live && c.flow != flowStopped) {
 		c.mu.Unlock()
 		return
 	}
-	c.rxStopped = false
+	c.flowLocked(flowOff)
 	wake := false
-	if !stopped {
-		c.rxWant = false
-		c.rxRun.Store(false)
+	if live {
 		c.rxParked = canSkip && c.rxSleeping.Load() // as in StopIndications
 		wake = !c.rxParked
 	}

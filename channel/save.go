@@ -94,8 +94,8 @@ func (c *Channel) saveBegin() (*savedstate.Saver, error) {
 	case c.saver != nil || c.saving:
 		c.mu.Unlock()
 		return nil, fail(StatusInvalidDeviceState, "SaveBegin: a save is under way (SaveEnd first)")
-	case !c.enabled || c.closed || c.started || c.rxWant:
-		st := c.stateLocked()
+	case !c.ph.saveable() || c.flow == flowLive:
+		st := c.ph.public()
 		c.mu.Unlock()
 		return nil, fail(StatusInvalidDeviceState, "SaveBegin: channel is %v; Pause it first", st)
 	}
@@ -190,7 +190,7 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	}
 	// Nothing reaches the ring after this look at the queue, until Start
 	// (paused.go): the queue recorded is the queue a successor sends.
-	c.txStopped, c.holdDone = true, true
+	c.gate = gateShut
 	info.TxSeq = c.txSeq
 	for q := c.qHead; q != nil; q = q.next {
 		if p := q.out; p != nil {

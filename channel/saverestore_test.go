@@ -228,7 +228,7 @@ type observable struct {
 
 func observe(c *Channel) observable {
 	c.mu.Lock()
-	o := observable{state: c.stateLocked(), restored: c.restored != nil}
+	o := observable{state: c.ph.public(), restored: c.restored != nil}
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	o.live, o.slots, o.free = c.outLive, len(c.outSlots), len(c.outFree)

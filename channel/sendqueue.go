@@ -42,7 +42,7 @@ func (c *Channel) flush(ep *endpoint) (*qitem, bool) {
 // peer must be signalled. While writes are stopped (paused.go) it writes
 // nothing. Must hold sendMu.
 func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
-	if c.txStopped {
+	if c.gate == gateShut {
 		return nil, false
 	}
 	var tail *qitem

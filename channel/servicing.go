@@ -18,13 +18,11 @@ func (c *Channel) StopIndications() {
 	canSkip := !c.sendQueued()
 	c.mu.Lock()
 	ep := c.ep
-	if ep == nil || !c.rxWant {
+	if ep == nil || c.flow != flowLive {
 		c.mu.Unlock()
 		return
 	}
-	c.rxWant = false
-	c.rxRun.Store(false)
-	c.rxStopped = true
+	c.flowLocked(flowStopped)
 	// A loop asleep is parked as it is: no wake-up (an eventfd write
 	// and a goroutine to schedule, per channel, in a servicing's pause).
 	c.rxParked = canSkip && c.rxSleeping.Load()
@@ -60,10 +58,9 @@ func (c *Channel) StartHeld() error { return c.setRunning("StartHeld", true, req
 // deactivate, the held channel is as one whose indications stopped, so
 // that Suspend follows the Started it had.
 func (c *Channel) unholdLocked() {
-	if c.rxHeld {
-		c.rxStopped = true
+	if c.flow.held() {
+		c.flowLocked(flowStopped)
 	}
-	c.rxHeld, c.rxHeldPost = false, false
 }
 
 // Release makes a channel started by StartHeld live: its receive loop
@@ -74,15 +71,13 @@ func (c *Channel) unholdLocked() {
 // from a state callback.
 func (c *Channel) Release() {
 	c.mu.Lock()
-	if !c.rxHeld || c.ep == nil {
+	if !c.flow.held() || c.ep == nil {
 		c.mu.Unlock()
 		return
 	}
-	ep, hc, post := c.ep, c.hc, c.rxHeldPost
-	c.rxHeld, c.rxHeldPost = false, false
+	ep, hc, post := c.ep, c.hc, c.flow == flowHeldPost
 	c.redoLocked()
-	c.rxWant = true
-	c.rxRun.Store(true)
+	c.flowLocked(flowLive)
 	c.mu.Unlock()
 	c.resumeWrites()
 	ep.in.Signal() //nolint:errcheck // see maybeActivate
@@ -108,8 +103,8 @@ func (c *Channel) Release() {
 // (STATUS_INVALID_DEVICE_STATE).
 func (c *Channel) Relinquish() error {
 	c.mu.Lock()
-	ep, open, paused := c.ep, c.open, c.paused
-	if ep == nil || !open || !paused {
+	ep := c.ep
+	if ep == nil || c.ph != phPaused {
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Relinquish: the channel is not open and paused")
 	}

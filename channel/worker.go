@@ -95,30 +95,13 @@ func (c *Channel) worker(ctx context.Context) {
 				}
 				r.reply <- nil
 			case reqPause:
-				c.mu.Lock()
-				wasRunning := c.open && c.started
-				c.started, c.paused = false, true
-				c.unholdLocked()
-				c.mu.Unlock()
-				select {
-				case <-c.released: // a Release the pause overtook
-				default:
-				}
-				if wasRunning {
-					c.deactivate()
-				}
-				c.stopWrites()
-				r.reply <- nil
+				r.reply <- c.pauseOpen()
 			case reqStart, reqStartHeld:
-				c.mu.Lock()
-				c.started, c.paused = true, false
-				c.mu.Unlock()
-				c.activate(r.kind == reqStartHeld)
-				r.reply <- nil
+				r.reply <- c.startOpen(r.kind == reqStartHeld)
 			}
 		case <-c.released:
 			c.mu.Lock()
-			live := c.open && c.rxWant
+			live := c.ph.open() && c.flow == flowLive
 			c.mu.Unlock()
 			if live {
 				c.runCallback(c.cfg.callbacks.PostStarted)
@@ -135,7 +118,9 @@ func (c *Channel) worker(ctx context.Context) {
 		case <-c.primaryClosed:
 			c.closeOpen()
 			c.mu.Lock()
-			c.closed = true
+			// Enabled, and not open since closeOpen: every such phase
+			// has the arrow.
+			c.moveLocked("primary closed", evLost) //nolint:errcheck // see above
 			c.mu.Unlock()
 		}
 	}
