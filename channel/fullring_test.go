@@ -144,7 +144,7 @@ func TestServicingFullRingCompletionsOnce(t *testing.T) {
 		if after := old.Stats(); after.PacketsOut != before.PacketsOut {
 			t.Errorf("round %d: the saved channel wrote %d packets after its save", round, after.PacketsOut-before.PacketsOut)
 		}
-		must(t, old.Relinquish())
+		must(t, old.Servicing().Relinquish())
 
 		s.successor(t, saved)
 		n := server()

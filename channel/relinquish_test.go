@@ -18,7 +18,7 @@ func TestRelinquish(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t)
 	s, c := r.pair(t, func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { p.Complete(nil) }, ignore, StateCallbacks{}, StateCallbacks{})
-	if err := s.Relinquish(); StatusOf(err) != StatusInvalidDeviceState {
+	if err := s.Servicing().Relinquish(); StatusOf(err) != StatusInvalidDeviceState {
 		t.Fatalf("Relinquish of a running channel: %v", err)
 	}
 	must(t, s.Pause())
@@ -44,7 +44,7 @@ func TestRelinquish(t *testing.T) {
 	wakeups := s.st.emptyWakeups.Load()
 	must(t, peer.Signal())
 	eventually(t, "the paused channel's goroutine woken by the peer's signal", func() bool { return s.st.emptyWakeups.Load() > wakeups })
-	must(t, s.Relinquish())
+	must(t, s.Servicing().Relinquish())
 	if signalled() {
 		t.Fatal("a signal in the event after Relinquish, before the peer's")
 	}

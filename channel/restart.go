@@ -18,7 +18,7 @@ package channel
 // packet to another goroutine.
 //
 // Pause does not wait for a restartable packet (unless
-// SetPauseWaitsForRestartable asked it to). If the channel is saved
+// ServicingView.SetPauseWaitsForRestartable asked it to). If the channel is saved
 // while the packet is outstanding, the state records it (payload,
 // transaction id and whether a completion is due), and the channel
 // restored from that state indicates it to ProcessPacket again, on the
@@ -57,23 +57,6 @@ func (p *Packet) SetRestartable() error {
 	}
 	return nil
 }
-
-// SetPauseWaitsForRestartable makes Pause wait for restartable packets
-// as for any other (with wait true), so that a save that follows records
-// none of them (kind 0x0005, channel-restart): for a host that hands its
-// state to a program that predates that kind and would refuse it, such as
-// a servicing's rollback to an older release. What the packets' drivers
-// complete meanwhile goes to the ring, or is saved as a queued completion
-// (0x0004) if the ring is full. A driver that holds back the work of a
-// restartable packet while its channel is paused (blk's flusher does)
-// must not while this is set (PauseWaitsForRestartable tells it), or the
-// Pause never returns. It takes effect at the next Pause and lasts until
-// set otherwise; it is safe for concurrent use.
-func (c *Channel) SetPauseWaitsForRestartable(wait bool) { c.waitRestarts.Store(wait) }
-
-// PauseWaitsForRestartable reports what SetPauseWaitsForRestartable set
-// last (false at first).
-func (c *Channel) PauseWaitsForRestartable() bool { return c.waitRestarts.Load() }
 
 // unrestartLocked ends p's restartable life as it is completed. Must hold
 // mu; with sendMu too when the completion is about to be written or held,

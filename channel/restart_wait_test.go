@@ -23,10 +23,10 @@ func TestPauseWaitsForRestartable(t *testing.T) {
 	defer old.release() // before the cleanups: a failed test must not leave Cleanup waiting
 	cs := &completions{}
 	s.server = configure(t, s.Guest, newVSP(), old.process)
-	if s.server.PauseWaitsForRestartable() {
+	if s.server.Servicing().PauseWaitsForRestartable() {
 		t.Fatal("a new channel's Pause waits for restartable packets")
 	}
-	s.server.SetPauseWaitsForRestartable(true)
+	s.server.Servicing().SetPauseWaitsForRestartable(true)
 	must(t, s.server.Enable())
 	must(t, s.server.Start())
 	cl := NewClient()

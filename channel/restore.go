@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/ring"
@@ -504,17 +503,4 @@ func owed(in, out []byte) bool {
 	}
 	i, err := ring.Inspect(in)
 	return err == nil && i.PendingSendMet()
-}
-
-// RestoredMappings are the GPADLs a restored channel had mapped whose
-// views have not been rebuilt yet: MapGpadl of each gives the view again.
-func (c *Channel) RestoredMappings() []uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ids := make([]uint32, 0, len(c.remap))
-	for id := range c.remap {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
 }

@@ -196,3 +196,23 @@ func (c *Channel) deactivate() {
 	c.runCallback(c.cfg.callbacks.Suspend)
 	c.waitIdle(c.waitRestarts.Load())
 }
+
+// sendQueued reports whether packets wait in the send queue. A receive
+// loop woken to park flushes the queue on the way; one that is asleep
+// when its packets stop is counted as parked without a wake-up only if
+// there is nothing to flush, so the queue a save finds is the same.
+// Anything queued after the look is flushed by its sender.
+func (c *Channel) sendQueued() bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.qHead != nil
+}
+
+// unholdLocked ends a hold (StartHeld) that Release did not: for
+// deactivate, the held channel is as one whose indications stopped, so
+// that Suspend follows the Started it had.
+func (c *Channel) unholdLocked() {
+	if c.flow.held() {
+		c.flowLocked(flowStopped)
+	}
+}

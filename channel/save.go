@@ -254,23 +254,6 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	return recs, nil
 }
 
-// QueuedPackets calls fn for each outgoing packet that waits in the send
-// queue for ring space, in queue order: the packets a save would record as
-// queued rather than in flight. fn runs under the channel's send lock, so
-// no packet leaves the queue meanwhile; it must not call into the channel
-// (no Send, Complete, Allocate or Free). A driver's Suspend callback uses
-// it to let go of what it tied to a queued packet: once the packet is out
-// of the queue, its completion routine runs after this call returned.
-func (c *Channel) QueuedPackets(fn func(p *OutPacket)) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	for q := c.qHead; q != nil; q = q.next {
-		if q.out != nil {
-			fn(q.out)
-		}
-	}
-}
-
 // savePacketBytes runs the two-step save-packet protocol for one packet.
 // The bytes it returns live in *scratch until the next call.
 func (c *Channel) savePacketBytes(p *OutPacket, scratch *[]byte) ([]byte, error) {

@@ -45,7 +45,7 @@ func TestSaveWindowRefusesChanges(t *testing.T) {
 	refused["TrySend"] = s.TrySend([]byte("late"))
 	_, refused["SendSynchronousRequest"] = s.SendSynchronousRequest([]byte("late"), nil, 0, nil, 0)
 	_, refused["MapGpadl"] = s.MapGpadl(1, guestmem.ReadOnly)
-	refused["StartHeld"] = s.StartHeld()
+	refused["StartHeld"] = s.Servicing().StartHeld()
 	refused["Start"] = s.Start()
 	refused["Disable"] = s.Disable()
 	for name, err := range refused {

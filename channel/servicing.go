@@ -1,5 +1,20 @@
 package channel
 
+import "sort"
+
+// ServicingView is a server channel's servicing surface: what a host
+// that hands its channels to another process (pause, save, exec or spawn
+// a successor, restore, start) needs beyond KMCL's functions, which keep
+// the Channel's own method set. Its methods are govmbus extensions, named
+// apart so that a driver written against KMCL's API meets only KMCL's
+// names on Channel; the VSP that supports servicing (a device's own
+// servicing methods, its Suspend callback) and the servicing daemon use
+// them. A view is a value holding its channel: making one costs nothing.
+type ServicingView struct{ c *Channel }
+
+// Servicing is c's servicing view.
+func (c *Channel) Servicing() ServicingView { return ServicingView{c} }
+
 // StopIndications is the first half of Pause, for a caller that pauses
 // many channels at once (a servicing host): it tells the receive loop to
 // stop indicating packets and returns at once, without waiting for the
@@ -14,7 +29,8 @@ package channel
 // lets packets flow again without the callbacks, since Suspend did not
 // run). On a channel that is not running it does nothing. It is safe for
 // concurrent use, inside callbacks too.
-func (c *Channel) StopIndications() {
+func (v ServicingView) StopIndications() {
+	c := v.c
 	canSkip := !c.sendQueued()
 	c.mu.Lock()
 	ep := c.ep
@@ -33,17 +49,6 @@ func (c *Channel) StopIndications() {
 	}
 }
 
-// sendQueued reports whether packets wait in the send queue. A receive
-// loop woken to park flushes the queue on the way; one that is asleep
-// when its packets stop is counted as parked without a wake-up only if
-// there is nothing to flush, so the queue a save finds is the same.
-// Anything queued after the look is flushed by its sender.
-func (c *Channel) sendQueued() bool {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	return c.qHead != nil
-}
-
 // StartHeld is Start without the packets: Started runs and the channel
 // counts as started, but its incoming queue goes live, and PostStarted
 // runs, only at Release. A servicing's successor starts every restored
@@ -52,16 +57,7 @@ func (c *Channel) sendQueued() bool {
 // compete for the CPUs with the start of the others. Pause and Disable
 // before Release end the hold; a channel not open yet starts as with
 // Start when it opens.
-func (c *Channel) StartHeld() error { return c.setRunning("StartHeld", true, reqStartHeld) }
-
-// unholdLocked ends a hold (StartHeld) that Release did not: for
-// deactivate, the held channel is as one whose indications stopped, so
-// that Suspend follows the Started it had.
-func (c *Channel) unholdLocked() {
-	if c.flow.held() {
-		c.flowLocked(flowStopped)
-	}
-}
+func (v ServicingView) StartHeld() error { return v.c.setRunning("StartHeld", true, reqStartHeld) }
 
 // Release makes a channel started by StartHeld live: its receive loop
 // reads the incoming ring from now on, its peer is signalled if owed, and
@@ -69,7 +65,8 @@ func (c *Channel) unholdLocked() {
 // releasing many channels in a row is quick. Release of a channel that is
 // not held does nothing. It may be called from any goroutine, but not
 // from a state callback.
-func (c *Channel) Release() {
+func (v ServicingView) Release() {
+	c := v.c
 	c.mu.Lock()
 	if !c.flow.held() || c.ep == nil {
 		c.mu.Unlock()
@@ -101,7 +98,8 @@ func (c *Channel) Release() {
 // channel is of no further use but to be discarded with the process; a
 // channel not paused, or not open, is left as it is
 // (STATUS_INVALID_DEVICE_STATE).
-func (c *Channel) Relinquish() error {
+func (v ServicingView) Relinquish() error {
+	c := v.c
 	c.mu.Lock()
 	ep := c.ep
 	if ep == nil || c.ph != phPaused {
@@ -116,4 +114,53 @@ func (c *Channel) Relinquish() error {
 	ep.in.StopWaits()
 	<-ep.rxDone
 	return nil
+}
+
+// QueuedPackets calls fn for each outgoing packet that waits in the send
+// queue for ring space, in queue order: the packets a save would record as
+// queued rather than in flight. fn runs under the channel's send lock, so
+// no packet leaves the queue meanwhile; it must not call into the channel
+// (no Send, Complete, Allocate or Free). A driver's Suspend callback uses
+// it to let go of what it tied to a queued packet: once the packet is out
+// of the queue, its completion routine runs after this call returned.
+func (v ServicingView) QueuedPackets(fn func(p *OutPacket)) {
+	c := v.c
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	for q := c.qHead; q != nil; q = q.next {
+		if q.out != nil {
+			fn(q.out)
+		}
+	}
+}
+
+// SetPauseWaitsForRestartable makes Pause wait for restartable packets
+// as for any other (with wait true), so that a save that follows records
+// none of them (kind 0x0005, channel-restart): for a host that hands its
+// state to a program that predates that kind and would refuse it, such as
+// a servicing's rollback to an older release. What the packets' drivers
+// complete meanwhile goes to the ring, or is saved as a queued completion
+// (0x0004) if the ring is full. A driver that holds back the work of a
+// restartable packet while its channel is paused (blk's flusher does)
+// must not while this is set (PauseWaitsForRestartable tells it), or the
+// Pause never returns. It takes effect at the next Pause and lasts until
+// set otherwise; it is safe for concurrent use.
+func (v ServicingView) SetPauseWaitsForRestartable(wait bool) { v.c.waitRestarts.Store(wait) }
+
+// PauseWaitsForRestartable reports what SetPauseWaitsForRestartable set
+// last (false at first).
+func (v ServicingView) PauseWaitsForRestartable() bool { return v.c.waitRestarts.Load() }
+
+// RestoredMappings are the GPADLs a restored channel had mapped whose
+// views have not been rebuilt yet: MapGpadl of each gives the view again.
+func (v ServicingView) RestoredMappings() []uint32 {
+	c := v.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]uint32, 0, len(c.remap))
+	for id := range c.remap {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }

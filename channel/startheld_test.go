@@ -32,26 +32,26 @@ func TestStartHeld(t *testing.T) {
 	must(t, s.Pause())
 	srec.reset()
 	send(2)
-	must(t, s.StartHeld())
+	must(t, s.Servicing().StartHeld())
 	if got, want := srec.String(), "Started"; got != want {
 		t.Fatalf("callbacks %s after StartHeld, want %s", got, want)
 	}
 	send(1)
 	quiet(0)
-	s.Release()
+	s.Servicing().Release()
 	eventually(t, "the packets sent while held", func() bool { return got.Load() == 3 })
 	eventually(t, "PostStarted", func() bool { return srec.String() == "Started,PostStarted" })
-	s.Release() // not held: nothing
+	s.Servicing().Release() // not held: nothing
 	send(1)
 	eventually(t, "a packet after Release", func() bool { return got.Load() == 4 })
 
 	// A pause ends the hold.
 	must(t, s.Pause())
 	srec.reset()
-	must(t, s.StartHeld())
+	must(t, s.Servicing().StartHeld())
 	must(t, s.Pause())
 	send(1)
-	s.Release()
+	s.Servicing().Release()
 	quiet(4)
 	if got, want := srec.String(), "Started,Suspend"; got != want {
 		t.Fatalf("callbacks %s, want %s (held, paused before any packet)", got, want)
@@ -63,10 +63,10 @@ func TestStartHeld(t *testing.T) {
 	}
 
 	// StopIndications, then StartHeld: live only at Release.
-	s.StopIndications()
+	s.Servicing().StopIndications()
 	send(1)
-	must(t, s.StartHeld())
+	must(t, s.Servicing().StartHeld())
 	quiet(5)
-	s.Release()
+	s.Servicing().Release()
 	eventually(t, "the packet after StopIndications and Release", func() bool { return got.Load() == 6 })
 }

@@ -27,8 +27,8 @@ func TestStopIndications(t *testing.T) {
 	send(1)
 	eventually(t, "the first packet", func() bool { return got.Load() == 1 })
 
-	s.StopIndications()
-	s.StopIndications() // twice is once
+	s.Servicing().StopIndications()
+	s.Servicing().StopIndications() // twice is once
 	send(2)
 	time.Sleep(30 * time.Millisecond)
 	if got.Load() != 1 {
@@ -38,12 +38,12 @@ func TestStopIndications(t *testing.T) {
 	if got, want := srec.String(), "Opened,Started,PostStarted,Suspend"; got != want {
 		t.Fatalf("callbacks %s, want %s", got, want)
 	}
-	s.StopIndications() // paused: nothing to do
+	s.Servicing().StopIndications() // paused: nothing to do
 	must(t, s.Start())
 	eventually(t, "the packets sent while stopped", func() bool { return got.Load() == 3 })
 
 	srec.reset()
-	s.StopIndications()
+	s.Servicing().StopIndications()
 	send(1)
 	time.Sleep(30 * time.Millisecond)
 	if got.Load() != 3 {
@@ -81,7 +81,7 @@ func TestStopIndicationsAsleepNoWakeup(t *testing.T) {
 		eventually(t, "the receive goroutine asleep", s.rxSleeping.Load)
 		before := s.Stats().EmptyWakeups
 		if stop {
-			s.StopIndications()
+			s.Servicing().StopIndications()
 		}
 		must(t, s.Pause())
 		if n := s.Stats().EmptyWakeups - before; n != 0 {
@@ -130,7 +130,7 @@ func TestStopIndicationsUnderStream(t *testing.T) {
 	const rounds = 300
 	for range rounds {
 		send(64)
-		s.StopIndications()
+		s.Servicing().StopIndications()
 		after.Store(seq)
 		send(16)
 		time.Sleep(200 * time.Microsecond)
@@ -166,7 +166,7 @@ func TestStopIndicationsDuringRead(t *testing.T) {
 		if ch != s || !fired.CompareAndSwap(false, true) {
 			return
 		}
-		s.StopIndications()
+		s.Servicing().StopIndications()
 		sent <- c.TrySend([]byte("late"))
 	}
 	testHookBeforeRead.Store(&hook)
@@ -208,7 +208,7 @@ func TestStartAfterStopIndicationsSignalsOwed(t *testing.T) {
 		return s.server.Stats().PacketsIn == requests && s.server.sendQueued()
 	})
 
-	s.server.StopIndications()
+	s.server.Servicing().StopIndications()
 	// The guest empties its ring and signals (the server waits for the
 	// room): the server writes the rest, into a ring the guest is not
 	// reading, and holds back the signal while its packets are stopped.

@@ -113,7 +113,7 @@ func (d *devices) pauseWaitsForRestartable(wait bool) {
 	for _, gs := range d.snapshot() {
 		for _, s := range gs.servers {
 			if s != nil {
-				s.Channel().SetPauseWaitsForRestartable(wait)
+				s.Channel().Servicing().SetPauseWaitsForRestartable(wait)
 			}
 		}
 	}

@@ -57,12 +57,12 @@ func newUpper(g *host.Guest, chunks [][]byte) (hosting.Device, error) {
 
 // The servicing surface (hosting.Device) is the channel's.
 func (u upper) Channel() *channel.Channel { return u.ch }
-func (u upper) StopIndications()          { u.ch.StopIndications() }
+func (u upper) StopIndications()          { u.ch.Servicing().StopIndications() }
 func (u upper) Pause() error              { return u.ch.Pause() }
 func (u upper) Save() ([][]byte, error)   { return u.ch.SaveChunks(64 << 10) }
 func (u upper) Start() error              { return u.ch.Start() }
-func (u upper) StartHeld() error          { return u.ch.StartHeld() }
-func (u upper) Release()                  { u.ch.Release() }
+func (u upper) StartHeld() error          { return u.ch.Servicing().StartHeld() }
+func (u upper) Release()                  { u.ch.Servicing().Release() }
 func (u upper) Close() error              { return u.ch.Cleanup() }
 
 // upperSpec is the one configured upper device: the same for every guest.

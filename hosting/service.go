@@ -198,7 +198,7 @@ func (d *Daemon) service(to *Daemon) error {
 	parallel(len(jobs), func(k int) {
 		jb := jobs[k]
 		if jb.late {
-			jb.s.Channel().SetPauseWaitsForRestartable(waitRestarts)
+			jb.s.Channel().Servicing().SetPauseWaitsForRestartable(waitRestarts)
 			if err := jb.s.Pause(); err != nil {
 				errs[k] = fmt.Errorf("guest %d device %d: %w", jb.id, jb.j, err)
 				return
@@ -371,7 +371,7 @@ func (d *Daemon) relinquish() {
 		}
 	}
 	parallel(len(chans), func(k int) {
-		chans[k].Relinquish() //nolint:errcheck // one not open has no goroutine to end
+		chans[k].Servicing().Relinquish() //nolint:errcheck // one not open has no goroutine to end
 	})
 }
 

@@ -198,7 +198,7 @@ func TestPauseWaitsForFlushes(t *testing.T) {
 	r, disk := newSlowRig(t)
 	defer disk.release()
 	defer r.srv.resumeFlushes() // a failed test must not leave the flusher parked under the cleanups
-	r.srv.Channel().SetPauseWaitsForRestartable(true)
+	r.srv.Channel().Servicing().SetPauseWaitsForRestartable(true)
 	errs := make(chan error, 2)
 	go func() { errs <- r.d.Flush() }()
 	waitFor(t, "the first fsync", func() bool { return disk.syncs.Load() > 0 })

@@ -182,10 +182,10 @@ func (s *Server) flusher() {
 
 // holdFlushes parks the flusher before its next fsync; resumeFlushes lets
 // it go on. Not on a channel whose Pause waits for restartable packets
-// (channel.Channel.SetPauseWaitsForRestartable): that Pause waits for
+// (channel.ServicingView.SetPauseWaitsForRestartable): that Pause waits for
 // the flushes the flusher has, which a parked flusher would never answer.
 func (s *Server) holdFlushes() {
-	if !s.ch.PauseWaitsForRestartable() {
+	if !s.ch.Servicing().PauseWaitsForRestartable() {
 		s.hold.Store(true)
 	}
 }

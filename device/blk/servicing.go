@@ -31,7 +31,7 @@ func (s *Server) Pause() error {
 // must follow; a host pausing many servers stops them all first.
 func (s *Server) StopIndications() {
 	s.holdFlushes()
-	s.ch.StopIndications()
+	s.ch.Servicing().StopIndications()
 }
 
 // Start lets requests flow again after Pause (a servicing that failed
@@ -46,13 +46,13 @@ func (s *Server) Start() error {
 // (channel.Channel.StartHeld); Release lets them. A host restoring many
 // servers starts each held and then releases them all at once.
 func (s *Server) StartHeld() error {
-	err := s.ch.StartHeld()
+	err := s.ch.Servicing().StartHeld()
 	s.resumeFlushes()
 	return err
 }
 
 // Release lets the requests of a server started held flow.
-func (s *Server) Release() { s.ch.Release() }
+func (s *Server) Release() { s.ch.Servicing().Release() }
 
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when

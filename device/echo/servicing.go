@@ -25,7 +25,7 @@ func (s *Server) Pause() error { return s.ch.Pause() }
 // it stops the server's packets at once without waiting. Pause (or Start)
 // must follow; a host pausing many servers stops them all first, so that
 // no server goes on echoing while the others pause.
-func (s *Server) StopIndications() { s.ch.StopIndications() }
+func (s *Server) StopIndications() { s.ch.Servicing().StopIndications() }
 
 // maxAnswerFactor bounds the answer packets of a server, as a multiple of
 // its packet count: suspend raises the limit by one for each answer it
@@ -47,7 +47,7 @@ func (s *Server) suspend(c *channel.Channel) {
 	// holds, so it sees nil once the walk took the packet.
 	var detached []*channel.Packet
 	room := maxAnswerFactor*s.count - s.limit
-	c.QueuedPackets(func(op *channel.OutPacket) {
+	c.Servicing().QueuedPackets(func(op *channel.OutPacket) {
 		if a, ok := op.Context.(*outSlot); ok && a.in != nil && len(detached) < room {
 			detached = append(detached, a.in)
 			a.in = nil
@@ -66,10 +66,10 @@ func (s *Server) Start() error { return s.ch.Start() }
 // StartHeld starts a restored server without letting its packets flow
 // (channel.Channel.StartHeld); Release lets them. A host restoring many
 // servers starts each held and then releases them all at once.
-func (s *Server) StartHeld() error { return s.ch.StartHeld() }
+func (s *Server) StartHeld() error { return s.ch.Servicing().StartHeld() }
 
 // Release lets the packets of a server started held flow.
-func (s *Server) Release() { s.ch.Release() }
+func (s *Server) Release() { s.ch.Servicing().Release() }
 
 // Save saves the paused server's channel for a successor: the state in
 // whole-record chunks, as RestoreServer takes them. Pause first (and, when
