@@ -17,29 +17,60 @@
 // be made from a state-change callback (StatusInvalidDeviceState) or from
 // ProcessPacket.
 //
-// A server channel (Start is required: packets never flow before it):
+// The states are KMCL's, per endpoint. Each diagram below is, arrow for
+// arrow, the table the channel moves by (serverMoves, clientMoves in
+// state.go); a transition it lacks is refused with
+// StatusInvalidDeviceState. Paused° is a paused channel not open (yet,
+// or again): State shows it as Paused; the guest's open leaves it
+// Paused. Disable leads from every state to Disabled (server: the offer
+// is rescinded; client: the channel is closed; Suspend and Closed run if
+// it was open), and Cleanup from Disabled ends the channel.
 //
-//	            Enable (offer)             guest opens, Opened ok
-//	Disabled ───────────────► Enabled ─────────────────────────► Stopped
-//	   ▲                        │ Start                              │ Start
-//	   │                        ▼         guest opens, Opened ok     ▼
-//	   │                     Started ─────────────────────────────► Active ◄──┐
-//	   │                        ▲   (Started, PostStarted)           │ Pause  │ Start (Started,
-//	   │                        │                                    ▼        │  PostStarted)
-//	   │                        └── guest closes (Suspend, Closed) ─ Paused ──┘
-//	   └──── Disable from any state (rescind; Suspend and Closed if open) ────
+// A server channel (Start is required: packets never flow before it).
+// The top row waits for the guest's open, the bottom row is open; Start
+// and Pause move along a row, the guest's open and close between them:
+//
+//	            ┌─────────┐  Start   ┌─────────┐  Pause   ┌─────────┐
+//	Enable ───► │ Enabled │ ───────► │ Started │ ───────► │ Paused° │ ◄── Enable, after a
+//	            └─────────┘          └─────────┘ ◄─────── └─────────┘     Pause while Disabled
+//	              │     ▲              │     ▲     Start    │     ▲
+//	        opens │     │ closes opens │     │ closes opens │     │ closes
+//	              ▼     │              ▼     │              ▼     │
+//	            ┌─────────┐  Start   ┌─────────┐  Pause   ┌─────────┐
+//	            │ Stopped │ ───────► │ Active  │ ───────► │ Paused  │
+//	            └─────────┘          └─────────┘ ◄─────── └─────────┘
+//	                                               Start
+//
+// Pause leads from Enabled to Paused° and from Stopped to Paused too.
+// Opened runs before "opens" (its error: no open); Started, then
+// PostStarted, on every way into Active; Suspend on every way out of it
+// (Pause, closes); Closed after "closes". A subchannel whose primary
+// closes closes too and goes to Closed, which only Disable leaves.
 //
 // A client channel (starts by itself once open):
 //
-//	          Enable (wait for offer,             Opened ok:
-//	          open in the background)             Started, PostStarted
-//	Disabled ──────────────────────► Enabled ─► Opened ─────────────► Active ◄─┐
-//	   ▲                                │                               │Pause │Start
-//	   │                                │ Opened fails / open refused   ▼      │
-//	   │                                └──────────────► Closed ◄──── Paused ──┘
-//	   │                                    host rescinds or connection lost
-//	   │                                    (Suspend, Closed) from Opened/Active/Paused
-//	   └──── Disable from any state (close; Suspend and Closed if open) ────
+//	            ┌─────────┐  Pause   ┌─────────┐
+//	Enable ───► │ Enabled │ ───────► │ Paused° │ ◄── Enable, after a
+//	            └─────────┘ ◄─────── └─────────┘     Pause while Disabled
+//	              │          Start     │
+//	        opens │                    │ opens
+//	              ▼                    ▼
+//	            ┌─────────┐          ┌─────────┐
+//	            │ Opened  │          │ Paused  │
+//	            └─────────┘          └─────────┘
+//	              │                   ▲      │
+//	              │ (Started,   Pause │      │ Start (Started,
+//	              ▼  PostStarted)     │      ▼  PostStarted)
+//	            ┌──────────────────────────────┐
+//	            │            Active            │
+//	            └──────────────────────────────┘
+//
+// Opened lasts from the open (Opened ran and succeeded) to Started, on
+// the worker's same turn. A client goes to Closed when its open fails
+// (no offer, the open refused, Opened failed: from Enabled or Paused°)
+// and when its open channel goes away (the host rescinds it, the
+// connection is lost, the primary closes: from Opened, Active or Paused,
+// with Suspend and Closed); only Disable leaves Closed.
 //
 // A subchannel (SetPrimary) can be enabled only while its primary is open,
 // and goes to Closed when the primary closes.
@@ -52,6 +83,19 @@
 // PostStarted (the incoming queue is live: synchronous sends belong here).
 // Suspend precedes Closed; after Suspend no ProcessPacket runs until the
 // next Started.
+//
+// A lifecycle call from inside a state callback fails
+// (StatusInvalidDeviceState): the callback runs on the worker, which the
+// call would wait for, so it could never return. The same call from
+// another goroutine while a callback runs must wait for it instead. Go
+// names no goroutine, so the channel tells the two apart by the id in
+// the header of the caller's stack trace (goid.go), and only when a
+// callback runs at the moment of the call: a lifecycle call that meets
+// no callback pays nothing, and the worker reads its own id outside any
+// servicing's blackout. A bare precondition ("never from a callback")
+// would cost nothing but turn that misuse into a worker that waits for
+// itself, and every later lifecycle call of the channel with it, which
+// is why the check stays.
 //
 // # Incoming packets
 //
@@ -87,6 +131,14 @@
 // paused server channel, or one being saved, writes nothing to its ring
 // until Start: what it sends waits in the queue, which a save records
 // and a servicing's successor sends.
+//
+// # Locks
+//
+// Channel's doc comment gives its lock order and groups its fields by
+// the lock that guards them. The lifecycle state (phase) and the state
+// of the incoming queue within it (flow) are under mu; the send side's
+// own view of a pause or save (the write gate, paused.go) is under
+// sendMu, which the send and completion paths hold anyway.
 //
 // # Goroutines and signals
 //

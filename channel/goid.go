@@ -11,7 +11,9 @@ import "runtime"
 // fresh process), so it is used only for channels with callbacks: by the
 // worker a while after it starts or before its first callback
 // (learnWorkerID), and by a lifecycle call made while one runs; never on
-// packet paths, nor when a worker starts.
+// packet paths, nor when a worker starts. The package documentation
+// (Callbacks) says why the check is kept rather than left to a
+// precondition.
 func goid() uint64 {
 	var buf [64]byte
 	b := buf[:runtime.Stack(buf[:], false)]
