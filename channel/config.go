@@ -36,6 +36,8 @@ type config struct {
 	guest              *host.Guest
 	savePacket         SavePacketFunc
 	restorePacket      RestorePacketFunc
+	saveState          SaveStateFunc
+	restoreState       RestoreStateFunc
 }
 
 // setter runs fn if the channel is disabled, else fails with

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/protocol"
@@ -27,6 +28,9 @@ const (
 	// KindChannelRestart: an incoming packet marked restartable that was
 	// still being processed, to indicate again after the restore.
 	KindChannelRestart savedstate.Kind = 0x0005
+	// KindChannelDevice: the VSP's own state of the channel
+	// (SetSaveStateCallbacks). Third, when there is one.
+	KindChannelDevice savedstate.Kind = 0x0006
 )
 
 const identitySize = 36
@@ -281,4 +285,11 @@ func init() {
 	savedstate.RegisterKind(KindChannelPacket, savedstate.KindInfo{Name: "channel-packet", Describe: func(b []byte) (any, error) { return decodePacket(b) }})
 	savedstate.RegisterKind(KindChannelCompletion, savedstate.KindInfo{Name: "channel-completion", Describe: func(b []byte) (any, error) { return decodeCompletion(b) }})
 	savedstate.RegisterKind(KindChannelRestart, savedstate.KindInfo{Name: "channel-restart", Describe: func(b []byte) (any, error) { return decodeRestart(b) }})
+	savedstate.RegisterKind(KindChannelDevice, savedstate.KindInfo{Name: "channel-device", Describe: func(b []byte) (any, error) {
+		dev, err := decodeDevice(b)
+		if err != nil {
+			return nil, err
+		}
+		return deviceJSON{Bytes: len(dev), Hex: hex.EncodeToString(dev)}, nil
+	}})
 }

@@ -38,6 +38,7 @@ type parsedChannel struct {
 	comps   []*completionRecord
 	order   []int // send-queue order: index into packets (>= 0) or ^index into comps
 	redo    []*restartRecord
+	device  []byte // the VSP's state (KindChannelDevice), nil if none
 }
 
 // RestoreFromBuffer restores the channel from a saved state (KMCL
@@ -98,6 +99,16 @@ func (c *Channel) RestoreFromBuffer(buf []byte) error {
 		// of the packets' completions: refused, nothing changed.
 		return fail(StatusInvalidDeviceState, "RestoreFromBuffer: the state holds %d packets and the channel has no restore-packet callback (SetSavePacketCallbacks)", len(pc.packets))
 	}
+	if pc.device != nil {
+		if c.cfg.restoreState == nil {
+			return fail(StatusInvalidDeviceState, "RestoreFromBuffer: the state holds the VSP's state and the channel has no restore-state callback (SetSaveStateCallbacks)")
+		}
+		// Before apply changes anything: a VSP that refuses its state
+		// leaves the channel as it was.
+		if err := c.cfg.restoreState(c, pc.device); err != nil {
+			return fmt.Errorf("%w: restore-state callback: %w", StatusInvalidParameter, err)
+		}
+	}
 	return c.apply(pc)
 }
 
@@ -154,6 +165,11 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 			if pc.mapped == nil && err == nil {
 				pc.mapped = []uint32{}
 			}
+		case KindChannelDevice:
+			if pc.device != nil || i != 2 {
+				return nil, invalidf("device record at %d, must be third and once", i+1)
+			}
+			pc.device, err = decodeDevice(r.Body)
 		case KindChannelPacket:
 			var p *packetRecord
 			if p, err = decodePacket(r.Body); err == nil {

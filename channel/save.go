@@ -223,8 +223,15 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 	}
 	c.sendMu.Unlock()
 
-	recs := make([]savedstate.Record, 2, 2+len(order))
+	recs := make([]savedstate.Record, 2, 3+len(order))
 	recs[1] = savedstate.Record{Kind: KindChannelMappings, Flags: savedstate.FlagCritical, Body: encodeMappings(mapped)}
+	// The VSP's state goes before its packets': its restore callback runs
+	// before theirs, so they may refer to it.
+	if dev, err := c.deviceRecord(); err != nil {
+		return nil, err
+	} else if dev != nil {
+		recs = append(recs, *dev)
+	}
 	arena := make([]byte, 0, len(pkts)*48)
 	var scratch []byte
 	for _, i := range order {

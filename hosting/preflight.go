@@ -136,8 +136,11 @@ func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedsta
 
 // avoidable are the kinds a servicing can keep out of its state for a
 // successor that does not read them, and how: a Pause that waits for
-// restartable packets saves none.
-var avoidable = []savedstate.Kind{channel.KindChannelRestart}
+// restartable packets saves none; a channel-device record is written
+// only by a device with state of its own (the integration components),
+// which this daemon does not serve yet. The state is still checked
+// against the successor's kinds before it is handed over.
+var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.
