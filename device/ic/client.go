@@ -120,7 +120,8 @@ func (c *Client) Close() error {
 // message said (never applied to the machine's clock).
 func (c *Client) Offset() time.Duration { return time.Duration(c.offset.Load()) }
 
-// Answered is how many requests of service s the client answered.
+// Answered is how many requests of service s (negotiation aside) the
+// client answered.
 func (c *Client) Answered(s Service) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -173,9 +174,11 @@ func (c *Client) process(s Service, ch *channel.Channel, payload []byte) {
 		c.log.Warn("ic answer not sent", "service", info.name, "err", err)
 		return
 	}
-	c.mu.Lock()
-	c.counts[s]++
-	c.mu.Unlock()
+	if m.Header.Type == info.msg {
+		c.mu.Lock()
+		c.counts[s]++
+		c.mu.Unlock()
+	}
 }
 
 func send(ch *channel.Channel, b []byte) error {

@@ -12,11 +12,11 @@ import (
 // guest's Client.
 type rig struct {
 	*testbus.Bus
-	hb  *HeartbeatServer
-	sd  *ShutdownServer
-	ts  *TimeSyncServer
-	kvp *KVPServer
-	c   *Client
+	hb   *HeartbeatServer
+	sd   *ShutdownServer
+	ts   *TimeSyncServer
+	kvp  *KVPServer
+	c    *Client
 	ccfg ClientConfig
 }
 
