@@ -13,6 +13,9 @@ import (
 	"github.com/govmbus/govmbus/guest"
 )
 
+// discard is the logger of a side configured without one.
+var discard = slog.New(slog.DiscardHandler)
+
 // guestRingPages is each IC ring as Linux sizes it: 16 KiB per direction,
 // control page included (DEVICES.md §3.1).
 const guestRingPages = 4
@@ -68,7 +71,7 @@ type Client struct {
 // host offers it, in the background. Close closes them.
 func OpenClient(cl *guest.Client, svcs []Service, cfg ClientConfig) (*Client, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = discard
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger}
 	var err error
