@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newStateCmd(),
 		newDemoCmd(),
 		newSoakCmd(),
+		newICCmd(),
 	)
 	return root
 }
