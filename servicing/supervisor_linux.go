@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +24,9 @@ const SupervisorVar = "GOVMBUS_SUPERVISOR"
 // the successor, orphaned when its predecessor exits, becomes this
 // process's child (PR_SET_CHILD_SUBREAPER). Each worker announces itself
 // on a pipe once it serves (Supervisor.Announce). SIGHUP, SIGINT and
-// SIGTERM are passed on to the worker that announced itself last; when
+// SIGTERM are passed on to the worker that announced itself last (a
+// SIGHUP that comes before the first worker announced itself is held
+// until it does: it would end a worker that does not yet catch it); when
 // that worker exits, Supervise returns the status to exit with: the
 // worker's, 128+n for a worker killed by signal n, 1 if it cannot tell.
 // An error means the first worker could not start.
@@ -90,17 +93,43 @@ func Supervise(args []string) (status int, err error) {
 		}
 	}()
 	ann := announcements{fd: p[0], current: proc.Pid}
+	// A SIGHUP before the first worker announced itself is held until it
+	// does: the worker starts with SIGHUP at its default action (an exec
+	// resets the supervisor's caught signals), and until it catches
+	// SIGHUP itself a passed-on one would end it. Several held are one
+	// request, as SIGHUPs during a servicing are.
+	var heldHUP <-chan time.Time
+	var holdTicker *time.Ticker
+	defer func() {
+		if holdTicker != nil {
+			holdTicker.Stop()
+		}
+	}()
 	for {
 		select {
 		case s := <-sigs:
-			unix.Kill(ann.latest(), s.(syscall.Signal)) //nolint:errcheck // one that is gone is reaped next
+			pid, announced := ann.latest()
+			if s == syscall.SIGHUP && !announced {
+				if holdTicker == nil {
+					holdTicker = time.NewTicker(announcePoll)
+					heldHUP = holdTicker.C
+				}
+				continue
+			}
+			unix.Kill(pid, s.(syscall.Signal)) //nolint:errcheck // one that is gone is reaped next
+		case <-heldHUP:
+			if pid, announced := ann.latest(); announced {
+				holdTicker.Stop()
+				holdTicker, heldHUP = nil, nil
+				unix.Kill(pid, syscall.SIGHUP) //nolint:errcheck // one that is gone is reaped next
+			}
 		case e, ok := <-exits:
 			if !ok {
 				return 1, nil
 			}
 			// A successor announces itself before its predecessor
 			// exits: what it wrote is in the pipe by now.
-			if e.pid != ann.latest() {
+			if pid, _ := ann.latest(); e.pid != pid {
 				continue
 			}
 			switch {
@@ -114,16 +143,22 @@ func Supervise(args []string) (status int, err error) {
 	}
 }
 
+// announcePoll is how often a supervisor holding a SIGHUP looks for the
+// first worker's announcement.
+const announcePoll = 5 * time.Millisecond
+
 // announcements reads the workers' process ids off the supervisor's pipe,
 // one decimal line each.
 type announcements struct {
-	fd      int
-	buf     []byte
-	current int
+	fd        int
+	buf       []byte
+	current   int
+	announced bool // a worker has announced itself
 }
 
-// latest is the process id of the worker that announced itself last.
-func (a *announcements) latest() int {
+// latest is the process id of the worker that announced itself last (the
+// first worker's before any did), and whether any did.
+func (a *announcements) latest() (pid int, announced bool) {
 	var b [512]byte
 	for {
 		n, err := unix.Read(a.fd, b[:])
@@ -138,11 +173,11 @@ func (a *announcements) latest() int {
 			break
 		}
 		if pid, err := strconv.Atoi(string(a.buf[:i])); err == nil && pid > 0 {
-			a.current = pid
+			a.current, a.announced = pid, true
 		}
 		a.buf = a.buf[i+1:]
 	}
-	return a.current
+	return a.current, a.announced
 }
 
 // Supervisor is a worker's end of its supervisor's pipe. A nil
