@@ -40,6 +40,15 @@ func (v ServicingView) SetSaveStateCallbacks(save SaveStateFunc, restore Restore
 	})
 }
 
+// SavesDeviceState reports whether the channel has a save-state callback
+// (SetSaveStateCallbacks): its saved state may then hold a channel-device
+// record, which a servicing host's successor must be able to read.
+func (v ServicingView) SavesDeviceState() bool {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	return v.c.cfg.saveState != nil
+}
+
 // deviceRecord asks the VSP for its state: nil when it has none.
 func (c *Channel) deviceRecord() (*savedstate.Record, error) {
 	fn := c.cfg.saveState

@@ -108,12 +108,15 @@ func New(cfg Config) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	specs, names, err := cfg.Kinds.open(cfg.Devices, log)
+	// Shorthands expanded: the saved state and its successor compare
+	// devices one by one, whichever way they were written.
+	values := cfg.Kinds.expand(cfg.Devices)
+	specs, names, err := cfg.Kinds.open(values, log)
 	if err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log}
-	d.devs = &devices{specs: specs, names: names, values: cfg.Devices, log: log, guests: make(map[*host.Guest][]Device)}
+	d.devs = &devices{specs: specs, names: names, values: values, log: log, guests: make(map[*host.Guest][]Device)}
 	return d, nil
 }
 

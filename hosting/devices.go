@@ -13,7 +13,7 @@ import (
 type devices struct {
 	specs  []Spec
 	names  []string // each spec's group: the metrics' device label
-	values []string // the device values, in order: what a successor must be given too
+	values []string // the device values, shorthands expanded, in order: what a successor must be given too
 	log    *slog.Logger
 	wg     sync.WaitGroup
 
@@ -117,4 +117,17 @@ func (d *devices) pauseWaitsForRestartable(wait bool) {
 			}
 		}
 	}
+}
+
+// savesDeviceState reports whether any server channel now served has
+// state of its device's own to save (a channel-device record).
+func (d *devices) savesDeviceState() bool {
+	for _, gs := range d.snapshot() {
+		for _, s := range gs.servers {
+			if s != nil && s.Channel().Servicing().SavesDeviceState() {
+				return true
+			}
+		}
+	}
+	return false
 }

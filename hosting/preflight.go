@@ -136,22 +136,25 @@ func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedsta
 
 // avoidable are the kinds a servicing can keep out of its state for a
 // successor that does not read them, and how: a Pause that waits for
-// restartable packets saves none; a channel-device record is written
-// only by a device with state of its own (the integration components),
-// which this daemon does not serve yet. The state is still checked
-// against the successor's kinds before it is handed over.
+// restartable packets saves no channel-restart record; a channel-device
+// record is written only by a channel with a save-state callback (the
+// integration components), so a host none of whose channels has one
+// writes none. The state is still checked against the successor's kinds
+// before it is handed over.
 var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.
-// Empty means the servicing may go on.
-func unreadable(reads savedstate.Support) string {
+// deviceState says whether any channel about to be saved has state of its
+// device's own (channel.ServicingView.SavesDeviceState): its record is then
+// no longer avoidable. Empty means the servicing may go on.
+func unreadable(reads savedstate.Support, deviceState bool) string {
 	if !reads.ReadsFormat(savedstate.FormatVersion) {
 		return fmt.Sprintf("format %d", savedstate.FormatVersion)
 	}
 	var missing []string
 	for _, k := range reads.Missing(savedstate.Supported().Kinds) {
-		if !slices.Contains(avoidable, k) {
+		if !slices.Contains(avoidable, k) || (k == channel.KindChannelDevice && deviceState) {
 			missing = append(missing, fmt.Sprintf("%#04x %s", uint16(k), savedstate.KindName(k)))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/savedstate"
 )
 
@@ -36,17 +37,17 @@ func hostStateWith(t *testing.T, channelState string) []byte {
 // TestPreflightRules: what a successor must read, and what the servicing
 // refuses for or avoids.
 func TestPreflightRules(t *testing.T) {
-	if s := unreadable(savedstate.Supported()); s != "" {
+	if s := unreadable(savedstate.Supported(), true); s != "" {
 		t.Errorf("this build does not read its own state: %s", s)
 	}
-	if s := unreadable(firstRelease); s != "" {
+	if s := unreadable(firstRelease, false); s != "" {
 		t.Errorf("the first release cannot be serviced into: %s", s)
 	}
 	noGuest := savedstate.Support{Formats: []uint16{1}, Kinds: slices.DeleteFunc(slices.Clone(firstRelease.Kinds), func(k savedstate.Kind) bool { return k == kindHostGuest })}
-	if s := unreadable(noGuest); !strings.Contains(s, "0x0201 host-guest") {
+	if s := unreadable(noGuest, false); !strings.Contains(s, "0x0201 host-guest") {
 		t.Errorf("a successor without host-guest: %q", s)
 	}
-	if s := unreadable(savedstate.Support{Formats: []uint16{2}, Kinds: savedstate.Supported().Kinds}); s != "format 1" {
+	if s := unreadable(savedstate.Support{Formats: []uint16{2}, Kinds: savedstate.Supported().Kinds}, false); s != "format 1" {
 		t.Errorf("a successor of format 2 only: %q", s)
 	}
 	restart := hostStateWith(t, goldenStates[2])
@@ -119,3 +120,49 @@ func TestProbeBinary(t *testing.T) {
 }
 
 func errorsIsTimeout(err error) bool { return errors.Is(err, errProbeTimeout) }
+
+// stubDevice is a Device of a bare server channel: savesDeviceState only
+// asks its channel.
+type stubDevice struct{ ch *channel.Channel }
+
+func (s stubDevice) Channel() *channel.Channel { return s.ch }
+func (stubDevice) StopIndications()            {}
+func (stubDevice) Pause() error                { return nil }
+func (stubDevice) Save() ([][]byte, error)     { return nil, nil }
+func (stubDevice) Start() error                { return nil }
+func (stubDevice) StartHeld() error            { return nil }
+func (stubDevice) Release()                    {}
+func (stubDevice) Close() error                { return nil }
+
+// TestPreflightDeviceState: a successor that reads everything but the
+// channel-device record is refused exactly when a channel served has a
+// save-state callback (an integration component), and let through when
+// none has (echo, blk: their state never holds the record).
+func TestPreflightDeviceState(t *testing.T) {
+	noDevice := savedstate.Support{Formats: []uint16{savedstate.FormatVersion},
+		Kinds: slices.DeleteFunc(slices.Clone(savedstate.Supported().Kinds), func(k savedstate.Kind) bool { return k == channel.KindChannelDevice })}
+	if s := unreadable(noDevice, false); s != "" {
+		t.Errorf("no channel with device state: refused for %q", s)
+	}
+	if s := unreadable(noDevice, true); s != "0x0006 channel-device" {
+		t.Errorf("a channel with device state: %q, want 0x0006 channel-device", s)
+	}
+
+	plain, withState := channel.NewServer(), channel.NewServer()
+	err := withState.Servicing().SetSaveStateCallbacks(
+		func(*channel.Channel) ([]byte, error) { return []byte{1}, nil },
+		func(*channel.Channel, []byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs := &devices{guests: make(map[*host.Guest][]Device)}
+	devs.guests[&host.Guest{}] = []Device{stubDevice{plain}, nil}
+	if devs.savesDeviceState() {
+		t.Error("a plain channel counts as having device state")
+	}
+	// One guest at a time: a bare Guest has no id to sort by.
+	devs.guests = map[*host.Guest][]Device{{}: {nil, stubDevice{withState}}}
+	if !devs.savesDeviceState() {
+		t.Error("a channel with a save-state callback does not count")
+	}
+}

@@ -30,6 +30,10 @@ type Kind struct {
 	// devices of the group so far, this one included (1 for the first):
 	// a kind offered more than once gives each its own instance.
 	Open func(arg string, n int, log *slog.Logger) (Spec, error)
+	// Expand, instead of Open, makes the kind a shorthand for other
+	// device values (ic: heartbeat, shutdown, timesync and kvp), each
+	// opened as if given in its place. A shorthand takes no argument.
+	Expand []string
 }
 
 // Spec is one configured device: the daemon offers it to every guest,
@@ -57,11 +61,12 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
-// Register adds k. A kind without a name or Open, or a name already
+// Register adds k. A kind without a name, with neither or both of Open
+// and Expand, or a name already
 // registered, is the caller's mistake and panics, as a duplicate
 // flag.Var does.
 func (r *Registry) Register(k Kind) {
-	if k.Name == "" || k.Open == nil || strings.Contains(k.Name, "=") {
+	if k.Name == "" || (k.Open == nil) == (len(k.Expand) == 0) || strings.Contains(k.Name, "=") || (k.Expand != nil && k.Arg != "") {
 		panic(fmt.Sprintf("hosting: Register of an incomplete kind %q", k.Name))
 	}
 	r.mu.Lock()
@@ -114,6 +119,20 @@ type deviceError struct{ msg string }
 func (e *deviceError) Error() string        { return e.msg }
 func (e *deviceError) Is(target error) bool { return target == ErrDevice }
 
+// expand replaces each shorthand among values by what it stands for,
+// once: a shorthand of shorthands is not followed.
+func (r *Registry) expand(values []string) []string {
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if k, ok := r.lookup(v); ok && len(k.Expand) > 0 {
+			out = append(out, k.Expand...)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // open checks every device value and opens each; on error it closes what
 // it opened.
 func (r *Registry) open(values []string, log *slog.Logger) ([]Spec, []string, error) {
@@ -126,10 +145,10 @@ func (r *Registry) open(values []string, log *slog.Logger) ([]Spec, []string, er
 		return nil, nil, &deviceError{fmt.Sprintf(format, args...)}
 	}
 	counts := make(map[string]int)
-	for _, v := range values {
+	for _, v := range r.expand(values) {
 		name, arg, hasArg := strings.Cut(v, "=")
 		k, ok := r.lookup(name)
-		if !ok || hasArg != (k.Arg != "") || (hasArg && arg == "") {
+		if !ok || k.Open == nil || hasArg != (k.Arg != "") || (hasArg && arg == "") {
 			return fail("unknown device %q (want %s)", v, r.Usage())
 		}
 		group := k.Group

@@ -80,3 +80,27 @@ func TestRegistryRegisterMisuse(t *testing.T) {
 		}()
 	}
 }
+
+// TestRegistryExpand: a shorthand opens the kinds it stands for, in
+// order, each counted against its own bound; it takes no argument.
+func TestRegistryExpand(t *testing.T) {
+	closed := 0
+	r := NewRegistry()
+	open := func(string, int, *slog.Logger) (Spec, error) { return nopSpec{&closed}, nil }
+	r.Register(Kind{Name: "a", Max: 1, Open: open})
+	r.Register(Kind{Name: "b", Max: 1, Open: open})
+	r.Register(Kind{Name: "ab", Expand: []string{"a", "b"}})
+	if got := r.expand([]string{"ab", "c"}); strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("expand: %q", got)
+	}
+	specs, names, err := r.open([]string{"ab"}, nil)
+	if err != nil || len(specs) != 2 || strings.Join(names, ",") != "a,b" {
+		t.Fatalf("ab: %v %v %v", specs, names, err)
+	}
+	if _, _, err := r.open([]string{"ab", "a"}, nil); err == nil || err.Error() != "one a device at most" {
+		t.Errorf("ab and a: %v", err)
+	}
+	if _, _, err := r.open([]string{"ab=x"}, nil); !errors.Is(err, ErrDevice) {
+		t.Errorf("ab=x: %v", err)
+	}
+}
