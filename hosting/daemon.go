@@ -227,6 +227,28 @@ func (d *Daemon) Channels() []ChannelInfo {
 	return out
 }
 
+// DeviceInfo is one device's server on one guest.
+type DeviceInfo struct {
+	Guest  uint64 // the guest's id
+	Device string // the device's kind (its group: blk for blk-ro)
+	Server Device // what the kind's Spec made: a VSP's own type behind it
+}
+
+// Devices lists every device server of every guest now served, as
+// Channels does; the admin API finds a guest's integration components
+// through it. It is safe for concurrent use.
+func (d *Daemon) Devices() []DeviceInfo {
+	var out []DeviceInfo
+	for _, gs := range d.devs.snapshot() {
+		for j, s := range gs.servers {
+			if s != nil {
+				out = append(out, DeviceInfo{Guest: gs.g.ID(), Device: d.devs.names[j], Server: s})
+			}
+		}
+	}
+	return out
+}
+
 // Adopt continues the host an exec'd predecessor handed over
 // (servicing.Inherited): it takes over h's descriptors (closing them on
 // error) and serves.

@@ -1,0 +1,36 @@
+// Package admin is a host daemon's admin API: HTTP+JSON on a Unix socket
+// (mode 0600; a peer of another uid is refused by its SO_PEERCRED
+// credentials), for the guests a hosting.Daemon serves and their
+// integration components (device/ic): heartbeat, shutdown, time sync and
+// KVP. `vmbus host --admin PATH` serves it and `vmbus admin` is its
+// client (Client); a VMM that embeds the daemon serves it with Listen.
+//
+// Endpoints (every answer is JSON; an error is {"error": "..."} with the
+// status below):
+//
+//	GET    /v1/guests                          the guests, their channels, IC status and health
+//	POST   /v1/guests/{id}/heartbeat           one heartbeat now; the health after it
+//	POST   /v1/guests/{id}/shutdown            ShutdownRequest; waits for the guest's answer
+//	POST   /v1/guests/{id}/time                one time sample now; the guest's offset as the host knows it
+//	GET    /v1/guests/{id}/kvp/{pool}          every entry of pool
+//	GET    /v1/guests/{id}/kvp/{pool}/{key}    one value
+//	PUT    /v1/guests/{id}/kvp/{pool}/{key}    {"value": "..."}
+//	DELETE /v1/guests/{id}/kvp/{pool}/{key}
+//
+// A request that waits for the guest takes ?wait=DURATION (default
+// DefaultWait, at most MaxWait). Statuses: 400 a bad request (pool, body,
+// wait), 404 an unknown guest or a guest without the service, 409 the
+// guest's refusal (no such key, a failure status), 503 too many admin
+// requests (MaxPending) or a service without a common version, 504 no
+// answer in time, 502 the channel closed under the request, 403 a peer of
+// another uid.
+//
+// # Servicing
+//
+// The socket is not handed over: the successor listens anew on the same
+// path (Listen replaces the file through a rename), and Close removes the
+// path only if it is still this server's, so that a predecessor leaving
+// after a spawned servicing does not remove its successor's socket. A
+// client that connects in between is refused; Client retries a refused
+// connection until its deadline.
+package admin

@@ -1,0 +1,185 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/govmbus/govmbus/hosting"
+)
+
+// Bounds of the admin API.
+const (
+	// MaxPending bounds the admin requests served at once; the ones
+	// beyond are answered 503 at once. Each may wait for a guest (one
+	// request per IC channel is on the wire; ic.MaxPending wait behind
+	// it).
+	MaxPending = 32
+	// DefaultWait is how long a request waits for the guest's answer
+	// unless it asks otherwise (?wait=).
+	DefaultWait = 30 * time.Second
+	// MaxWait bounds what ?wait= may ask.
+	MaxWait = 5 * time.Minute
+	// maxBody bounds a request's body (a KVP value is at most 2048
+	// bytes of UTF-16; a shutdown message 2048).
+	maxBody = 64 << 10
+)
+
+// Source is what the API serves: a hosting.Daemon.
+type Source interface {
+	Devices() []hosting.DeviceInfo
+}
+
+// Config configures a Server.
+type Config struct {
+	Path   string // the socket's path
+	Source Source
+	Logger *slog.Logger // nil discards
+}
+
+// Server is a running admin API.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	uid  int // the uid a peer must have: this process's
+	l    *net.UnixListener
+	srv  *http.Server
+	slot chan struct{}
+	st   os.FileInfo // the socket file Listen made, to remove only it
+	done chan struct{}
+	once sync.Once
+	err  error
+	// ctx is every request's base: Close cancels it, then waits for
+	// the handlers (reqs), so that none outlives the server.
+	ctx    context.Context
+	cancel context.CancelFunc
+	reqs   sync.WaitGroup
+}
+
+type credKey struct{}
+
+// Listen creates the socket at cfg.Path with mode 0600, replacing any
+// file there, and serves until Close.
+func Listen(cfg Config) (*Server, error) {
+	if cfg.Path == "" || cfg.Source == nil {
+		return nil, errors.New("admin: no path or no source")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, uid: os.Getuid(), slot: make(chan struct{}, MaxPending), done: make(chan struct{})}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, credKey{}, peerUID(c))
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(s.l); !errors.Is(err, http.ErrServerClosed) {
+			s.err = err
+		}
+	}()
+	return s, nil
+}
+
+// listen binds a socket under a temporary name, makes it 0600, and
+// renames it to the path: the path is never a socket of a wider mode,
+// and a successor's listen replaces its predecessor's file at once.
+func (s *Server) listen() error {
+	dir, base := filepath.Split(s.cfg.Path)
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d", base, os.Getpid()))
+	os.Remove(tmp) //nolint:errcheck // a leftover of this pid's predecessor image
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	l.SetUnlinkOnClose(false) // Close removes the path itself, if still ours
+	err = os.Chmod(tmp, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, s.cfg.Path)
+	}
+	if err == nil {
+		s.st, err = os.Lstat(s.cfg.Path)
+	}
+	if err != nil {
+		l.Close()
+		os.Remove(tmp) //nolint:errcheck // the error is the one to report
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.l = l
+	return nil
+}
+
+// peerUID is the uid of c's peer by SO_PEERCRED, -1 if unknown.
+func peerUID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	uid := -1
+	rc.Control(func(fd uintptr) { //nolint:errcheck // uid stays -1
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			uid = int(cred.Uid)
+		}
+	})
+	return uid
+}
+
+// guard refuses a peer of another uid and a request beyond MaxPending.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if uid, _ := r.Context().Value(credKey{}).(int); uid != s.uid {
+			s.log.Warn("admin request refused", "peer_uid", uid)
+			writeError(w, http.StatusForbidden, fmt.Errorf("uid %d may not use this socket", uid))
+			return
+		}
+		select {
+		case s.slot <- struct{}{}:
+			s.reqs.Add(1)
+			defer func() { <-s.slot; s.reqs.Done() }()
+		default:
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("more than %d admin requests at once", MaxPending))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Close stops serving: requests in progress end (their waits are
+// cancelled) and the socket's path is removed if it is still this
+// server's (a successor may have replaced it).
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		if st, err := os.Lstat(s.cfg.Path); err == nil && os.SameFile(st, s.st) {
+			os.Remove(s.cfg.Path) //nolint:errcheck // best effort
+		}
+		s.cancel()
+		s.srv.Close() //nolint:errcheck // the listener's error is of no use
+		<-s.done
+		s.reqs.Wait()
+	})
+	return s.err
+}

@@ -1,0 +1,74 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/govmbus/govmbus/device/ic"
+)
+
+// Guest is one connected guest: GET /v1/guests.
+type Guest struct {
+	ID       uint64     `json:"id"`
+	Channels []Channel  `json:"channels"`
+	Health   *ic.Health `json:"health,omitempty"` // with a heartbeat device
+}
+
+// Channel is one device's channel on a guest.
+type Channel struct {
+	Device string     `json:"device"`
+	State  string     `json:"state"`
+	IC     *ic.Status `json:"ic,omitempty"` // an integration component's
+}
+
+// ShutdownRequest is the body of POST /v1/guests/{id}/shutdown.
+type ShutdownRequest struct {
+	// Action is "shutdown" (empty too), "reboot" or "hibernate".
+	Action  string `json:"action,omitempty"`
+	Force   bool   `json:"force,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Timeout is told to the guest, in whole seconds.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// TimeResult answers POST /v1/guests/{id}/time.
+type TimeResult struct {
+	Sample ic.TimeSample `json:"sample"`
+	// Offset is the guest's offset (its reported host time minus its
+	// clock) as the host knows it: host and guest share this machine's
+	// clock, so the guest's offset from this sample lies in
+	// [-RoundTrip, 0] (the parent time was taken before the send, the
+	// guest's clock read after); Offset is the middle, -RoundTrip/2.
+	Offset Duration `json:"offset"`
+	// Versions is the negotiated framework/message version: 4.0 carries
+	// the reference time, which makes the guest's offset exact.
+	Versions string `json:"versions"`
+}
+
+// KVSet is the body of PUT /v1/guests/{id}/kvp/{pool}/{key}.
+type KVSet struct {
+	Value string `json:"value"`
+}
+
+// KVResult answers a KVP request: the entries for a list, one for a get.
+type KVResult struct {
+	Pool    string  `json:"pool"`
+	Entries []ic.KV `json:"entries"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Duration is a time.Duration written in JSON as Go writes one ("1.5s").
+type Duration time.Duration
+
+// MarshalText writes d as time.Duration.String.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a time.ParseDuration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
