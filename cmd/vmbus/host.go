@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/govmbus/govmbus/hosting"
+	"github.com/govmbus/govmbus/hosting/admin"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/servicing"
 )
@@ -23,11 +24,11 @@ import (
 // re-executes itself in place, handing over its descriptors; the successor
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
-	var socket, stateFile, logFormat, metricsAddr, servicingMode string
+	var socket, stateFile, logFormat, metricsAddr, servicingMode, adminPath string
 	var rtBlackout, stateKinds, asJSON bool
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE ...] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json] | host --state-kinds [--json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -35,6 +36,12 @@ func newHostCmd() *cobra.Command {
                 echo channels (64 at most)
   blk=FILE      serves FILE as a disk (device/blk, docs/BLK.md)
   blk-ro=FILE   serves FILE as a read-only disk
+  heartbeat, shutdown, timesync, kvp
+                Hyper-V's integration components (device/ic, docs/ICS.md)
+  ic            the four integration components
+--admin PATH serves the admin API (HTTP+JSON, "vmbus admin") on a Unix
+socket of mode 0600 that refuses other users; each successor listens on it
+anew.
 SIGHUP services the host: every channel is paused and saved with the bus
 state, and the daemon re-executes its binary in place (same pid), handing
 over guest memory, sockets and eventfds; the successor restores and logs
@@ -162,6 +169,15 @@ refused") if its state could not be read at all.`,
 				}
 			}
 			defer startMetrics(metricsAddr, metrics, spawned, log)()
+			if adminPath != "" {
+				// Listened anew by every successor (hosting/admin).
+				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log})
+				if err != nil {
+					d.Close()
+					return failuref("host: %v", err)
+				}
+				defer adm.Close()
+			}
 			for {
 				select {
 				case <-ctx.Done():
@@ -185,7 +201,8 @@ refused") if its state could not be read at all.`,
 		},
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
-	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE; repeatable")
+	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE, heartbeat, shutdown, timesync, kvp, ic (the four); repeatable")
+	cmd.Flags().StringVar(&adminPath, "admin", "", "serve the admin API (vmbus admin) on this Unix socket")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().BoolVar(&rtBlackout, "rt-blackout", false, "run each servicing's blackout at real-time priority (SCHED_FIFO 1; needs CAP_SYS_NICE)")

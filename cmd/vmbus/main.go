@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newSoakCmd(),
 		newICCmd(),
+		newAdminCmd(),
 	)
 	return root
 }
