@@ -24,6 +24,14 @@ func TestStatsCounts(t *testing.T) {
 	// The server counts its last batch when the batch ends, after the
 	// completion that let the client go on.
 	eventually(t, "server counters", func() bool { return s.Stats().PacketsIn == n })
+	// So does the client: the last completion ends its synchronous
+	// request inside the client's batch, before the batch commits the
+	// ring and counts its packets (and it holds the client's sends until
+	// then).
+	eventually(t, "client counters", func() bool {
+		st := c.Stats()
+		return st.PacketsIn == n && st.InRingUsed == 0
+	})
 	cs, ss := c.Stats(), s.Stats()
 	if cs.PacketsOut != n || cs.BytesOut != n*padded || cs.PacketsIn != n || cs.BytesIn != n*padded {
 		t.Errorf("client: %+v, want %d packets of %d bytes each way", cs, n, padded)
