@@ -118,6 +118,9 @@ func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedsta
 	if err != nil {
 		return savedstate.Support{}, "", err
 	}
+	if unchangedImage(exe) {
+		return savedstate.Supported(), "this build (its binary is unchanged)", nil
+	}
 	s, err := probeBinary(exe)
 	switch {
 	case err == nil:
@@ -132,6 +135,20 @@ func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedsta
 		// successor that way.
 		return firstRelease, fmt.Sprintf("no answer (%v): taken as the first release", err), nil
 	}
+}
+
+// unchangedImage reports whether exe is still the file this process runs:
+// then the exec starts this build, and no probe is needed (a probe starts
+// a process, tens of milliseconds before every pause under load). A
+// running binary cannot be rewritten in place (ETXTBSY), so a new release
+// at the path is a new file, and the same file is the same build.
+func unchangedImage(exe string) bool {
+	path, err := os.Stat(exe)
+	if err != nil {
+		return false
+	}
+	self, err := os.Stat("/proc/self/exe")
+	return err == nil && os.SameFile(path, self)
 }
 
 // avoidable are the kinds a servicing can keep out of its state for a

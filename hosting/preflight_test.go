@@ -166,3 +166,30 @@ func TestPreflightDeviceState(t *testing.T) {
 		t.Error("a channel with a save-state callback does not count")
 	}
 }
+
+// TestUnchangedImage: the binary this process runs is this build, and
+// needs no probe; a copy of it at another path is another file, which
+// might be another release, and is probed.
+func TestUnchangedImage(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !unchangedImage(exe) {
+		t.Fatalf("%s, the running test binary, is not taken for itself", exe)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy")
+	if err := os.WriteFile(cp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if unchangedImage(cp) {
+		t.Fatal("a copy at another path is taken for the running binary")
+	}
+	if unchangedImage(filepath.Join(t.TempDir(), "missing")) {
+		t.Fatal("a missing binary is taken for the running one")
+	}
+}
