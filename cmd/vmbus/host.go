@@ -13,6 +13,7 @@ import (
 
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/admin"
+	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/servicing"
 )
@@ -133,10 +134,10 @@ refused") if its state could not be read at all.`,
 			// early waits until the daemon serves.
 			hup := hosting.CatchHangup()
 			defer signal.Stop(hup)
-			metrics := newHostMetrics(log)
+			hm := metrics.New(log)
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
-				Events: metrics.observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
+				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
 				Supervisor: sup, Hangup: hup,
 			})
 			if err != nil {
@@ -146,7 +147,7 @@ refused") if its state could not be read at all.`,
 				}
 				return failuref("host: %v", err)
 			}
-			metrics.d = d
+			hm.SetDaemon(d)
 			// SIGINT and SIGTERM too: one that comes right after a
 			// servicing's restore must stop the daemon cleanly, not
 			// end it by Go's default action.
@@ -168,7 +169,7 @@ refused") if its state could not be read at all.`,
 					return failuref("%v", err)
 				}
 			}
-			defer startMetrics(metricsAddr, metrics, spawned, log)()
+			defer hm.Serve(metricsAddr, spawned)()
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
 				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log})

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/hosting"
+	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/internal/promtext"
 )
 
@@ -246,10 +247,10 @@ func TestMetricsHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	m := newHostMetrics(slog.New(slog.DiscardHandler))
-	m.d = d
+	m := metrics.New(slog.New(slog.DiscardHandler))
+	m.SetDaemon(d)
 	// The servicing families come from the daemon's events.
-	m.observe(&hosting.ServicingComplete{Servicing: 3, Blackout: 12300 * time.Microsecond})
+	m.Observe(&hosting.ServicingComplete{Servicing: 3, Blackout: 12300 * time.Microsecond})
 	rec := httptest.NewRecorder()
 	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if ct := rec.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {

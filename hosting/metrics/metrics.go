@@ -1,4 +1,9 @@
-package main
+// Package metrics serves a hosting daemon's Prometheus metrics and
+// runtime profiles: the live server channels' counters, read at scrape
+// time, the servicing figures, taken from the daemon's events, and a few
+// go_* and process_* families. vmbus host --metrics ADDR serves it; a VMM
+// embedding a hosting.Daemon can serve the same.
+package metrics
 
 import (
 	"context"
@@ -17,7 +22,7 @@ import (
 	"github.com/govmbus/govmbus/internal/promtext"
 )
 
-// The --metrics server: Prometheus metrics at /metrics and the runtime
+// The server: Prometheus metrics at /metrics and the runtime
 // profiles at /debug/pprof/, on a mux of its own. /metrics is the text
 // format 0.0.4, written by internal/promtext rather than the official
 // client library, whose packages (with protobuf's and procfs's) took
@@ -42,25 +47,32 @@ import (
 // blackoutBuckets, in seconds: servicing blackouts are milliseconds.
 var blackoutBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
-// hostMetrics serves /metrics: the live server channels of the daemon,
-// read at scrape time, the servicing metrics, which it takes from the
-// daemon's events (observe), and a few go_* and process_* families. It
-// is safe for concurrent use (scrapes may overlap).
-type hostMetrics struct {
-	d          *hosting.Daemon // set before the daemon serves
+// Metrics serves /metrics: the live server channels of the daemon, read
+// at scrape time, the servicing metrics, which it takes from the daemon's
+// events (Observe), and a few go_* and process_* families. It is safe for
+// concurrent use (scrapes may overlap).
+type Metrics struct {
+	d          atomic.Pointer[hosting.Daemon] // set before the daemon serves
 	log        *slog.Logger
 	servicings atomic.Uint32
 	blackout   *promtext.Hist
 	size       atomic.Int64 // the last scrape's length: the next one's buffer
 }
 
-func newHostMetrics(log *slog.Logger) *hostMetrics {
-	return &hostMetrics{log: log, blackout: promtext.NewHist(blackoutBuckets)}
+// New returns the metrics of a daemon still to be set (SetDaemon); log
+// takes a scrape's errors.
+func New(log *slog.Logger) *Metrics {
+	return &Metrics{log: log, blackout: promtext.NewHist(blackoutBuckets)}
 }
 
-// observe is the daemon's event subscriber: a servicing complete in this
-// process counts, and its blackout is observed.
-func (m *hostMetrics) observe(e hosting.Event) {
+// SetDaemon names the daemon whose channels a scrape reads. Until it is
+// set, a scrape shows no channel.
+func (m *Metrics) SetDaemon(d *hosting.Daemon) { m.d.Store(d) }
+
+// Observe is the daemon's event subscriber (hosting.Config.Events): a
+// servicing complete in this process counts, and its blackout is
+// observed.
+func (m *Metrics) Observe(e hosting.Event) {
 	if c, ok := e.(*hosting.ServicingComplete); ok {
 		m.servicings.Store(c.Servicing)
 		m.blackout.Observe(c.Blackout.Seconds())
@@ -75,15 +87,19 @@ type channelSample struct {
 
 // channels snapshots every open server channel of every guest now
 // connected, by guest id, then in device order.
-func (m *hostMetrics) channels() []channelSample {
+func (m *Metrics) channels() []channelSample {
 	type key struct {
 		guest uint64
 		id    uint32
 		dev   string
 	}
 	var out []channelSample
+	d := m.d.Load()
+	if d == nil {
+		return nil
+	}
 	seen := make(map[key]bool)
-	for _, ci := range m.d.Channels() {
+	for _, ci := range d.Channels() {
 		id := ci.Channel.ChannelID()
 		k := key{ci.Guest, id, ci.Device}
 		if id == 0 || seen[k] {
@@ -102,7 +118,7 @@ func (m *hostMetrics) channels() []channelSample {
 // official client sorted them), each family's series in channel order.
 // Go's and the process's families come first and last; what cannot be
 // read of the process is left out and its error returned.
-func (m *hostMetrics) write(w *promtext.Writer) error {
+func (m *Metrics) write(w *promtext.Writer) error {
 	chans := m.channels()
 	w.Go()
 	// perChannel writes a family of one or two samples per channel; a
@@ -160,7 +176,7 @@ func (m *hostMetrics) write(w *promtext.Writer) error {
 // header (the text format is what every Prometheus server reads). A
 // family that could not be read is logged and left out; the rest is
 // served.
-func (m *hostMetrics) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
+func (m *Metrics) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	w := promtext.Writer{Buf: make([]byte, 0, m.size.Load()+1024)}
 	if err := m.write(&w); err != nil {
 		m.log.Error("metrics scrape", "err", err)
@@ -174,12 +190,15 @@ func (m *hostMetrics) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// startMetrics starts the --metrics server of m, if addr is set, once
-// the daemon serves (a successor: once it has restored, which ended the
-// blackout m observed). It returns the function that stops the server.
-// A server that cannot start is logged, not fatal: the bus matters more
-// than its metrics.
-func startMetrics(addr string, m *hostMetrics, spawned bool, log *slog.Logger) (stop func()) {
+// Serve starts the metrics server of m on addr, if set, with /metrics and
+// /debug/pprof/; call it once the daemon serves (a successor: once it has
+// restored, which ended the blackout m observed). spawned says the
+// process is a spawned successor, whose predecessor may hold addr for a
+// moment. It returns the function that stops the server. A server that
+// cannot start is logged, not fatal: the bus matters more than its
+// metrics.
+func (m *Metrics) Serve(addr string, spawned bool) (stop func()) {
+	log := m.log
 	if addr == "" {
 		return func() {}
 	}
