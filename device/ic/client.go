@@ -229,12 +229,14 @@ func (c *Client) negotiate(s Service, req []byte, m *Message) []byte {
 func (c *Client) serve(s Service, req []byte, m *Message) []byte {
 	switch s {
 	case ServiceHeartbeat:
+		// The body (by the IC header's size) and the request (by the
+		// pipe's) must both hold a sequence: a host may make them differ.
+		h, err := UnmarshalHeartbeat(m.Body)
 		out, ok := HeartbeatReply(req)
-		if !ok {
+		if err != nil || !ok {
 			c.event(Event{Service: "heartbeat", Kind: "dropped", Detail: "heartbeat without a sequence"})
 			return nil
 		}
-		h, _ := UnmarshalHeartbeat(m.Body)
 		c.event(Event{Service: "heartbeat", Kind: "heartbeat", Detail: fmt.Sprintf("sequence %d", h.Sequence)})
 		return out
 	case ServiceShutdown:
