@@ -202,13 +202,18 @@ printed and consumed, and the command exits 2 naming the offset and rule.`,
 }
 
 func newRingDumpCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, decodeIC bool
 	cmd := &cobra.Command{
-		Use:   "dump FILE [--json]",
+		Use:   "dump FILE [--json] [--ic]",
 		Short: "Show the control page and every unread packet, consuming nothing",
 		Long: `Show the control page fields and every unread packet without consuming
 anything (the file is mapped read-only). If the ring is corrupt, what was
-readable is shown and the command exits 2 naming the offset and rule.`,
+readable is shown and the command exits 2 naming the offset and rule.
+
+--ic decodes the payload of each in-band packet as an integration-component
+message, as "ic decode" does: its lines under the packet, or an "ic" object
+in the packet's JSON. A payload that is not one shows why ("ic: REASON",
+or "ic_error" in JSON); that is not an error of the ring.`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rf, err := ring.OpenFile(args[0], false)
@@ -221,6 +226,9 @@ readable is shown and the command exits 2 naming the offset and rule.`,
 				return usageError(err)
 			}
 			d, rerr := ringtext.NewDump(ctl, rf.Region())
+			if decodeIC {
+				d.DecodeIC()
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -238,5 +246,6 @@ readable is shown and the command exits 2 naming the offset and rule.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	cmd.Flags().BoolVar(&decodeIC, "ic", false, "decode in-band payloads as integration-component messages")
 	return cmd
 }

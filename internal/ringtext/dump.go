@@ -54,8 +54,18 @@ func NewDump(ctl ring.Control, region []byte) (Dump, error) {
 	return d, rerr
 }
 
+// DecodeIC decodes the payload of every in-band packet as an IC message
+// (Packet.DecodeIC). A payload that is not one leaves its reason in the
+// packet; the dump is no less good.
+func (d *Dump) DecodeIC() {
+	for i := range d.Packets {
+		d.Packets[i].DecodeIC()
+	}
+}
+
 // WriteText writes the dump as `ring dump` prints it: the control fields,
-// then a line per packet.
+// then a line per packet, followed by its IC message's lines, indented,
+// when it was decoded (DecodeIC), or "ic: REASON" when it was not one.
 func (d Dump) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data size          %d\n", d.DataSize)
@@ -81,6 +91,14 @@ func (d Dump) WriteText(w io.Writer) error {
 			}
 		}
 		b.WriteByte('\n')
+		switch {
+		case p.IC != nil:
+			if err := p.IC.WriteText(&b, "  "); err != nil {
+				return err
+			}
+		case p.ICError != "":
+			fmt.Fprintf(&b, "  ic: %s\n", p.ICError)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -2,6 +2,7 @@ package ringtext
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,7 +72,8 @@ func FuzzParseTransferRange(f *testing.F) {
 
 // FuzzNewDump: any bytes as a ring of one data page dump without a panic,
 // without a write to the ring (the CLI maps it read-only), with an error
-// exactly when the dump names one, and print in both forms.
+// exactly when the dump names one, and print in both forms, with their
+// in-band payloads decoded as IC messages too.
 func FuzzNewDump(f *testing.F) {
 	f.Add(make([]byte, ring.ControlSize+gpa.PageSize))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -93,6 +95,51 @@ func FuzzNewDump(f *testing.F) {
 			t.Fatalf("%d packets in a page", len(d.Packets))
 		}
 		if err := d.WriteText(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := json.Marshal(d); err != nil {
+			t.Fatal(err)
+		}
+		d.DecodeIC()
+		for _, p := range d.Packets {
+			if inband := ring.PacketType(p.Type) == ring.TypeInBand; inband != ((p.IC == nil) != (p.ICError == "")) {
+				t.Fatalf("packet of type %d: ic %+v, ic error %q", p.Type, p.IC, p.ICError)
+			}
+		}
+		if err := d.WriteText(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := json.Marshal(d); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzDecodeIC: any bytes are either refused with a reason or decoded
+// into a message that prints in both forms.
+func FuzzDecodeIC(f *testing.F) {
+	for _, s := range []string{
+		"010000002c000000000000000000000000001800000000000003000002000200000000000100000003000000030000000400000000000000",                           // negotiate request
+		"010000002c000000000000000000000000001000000000000005000001000100000000000300000003000000030000000400000000000000",                           // its answer
+		"010000003c00000003000000010003000000280000000000000300000500000000000000000000000000000000000000000000000000000000000000000000000000000000", // heartbeat
+		"0000000004000000000000000000000000000200",
+		"68656c6c6f",
+	} {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := DecodeIC(b)
+		if (d == nil) == (err == nil) {
+			t.Fatalf("message %+v and error %v", d, err)
+		}
+		if err != nil {
+			return
+		}
+		if err := d.WriteText(io.Discard, "  "); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := json.Marshal(d); err != nil {

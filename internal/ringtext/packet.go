@@ -17,6 +17,10 @@ type Packet struct {
 	Ranges         []Range         `json:"ranges,omitempty"`
 	TransferSet    *uint16         `json:"transfer_set,omitempty"`
 	TransferRanges []TransferRange `json:"transfer_ranges,omitempty"`
+	// IC is the in-band payload decoded as an IC message, or ICError why
+	// it is not one; both empty unless asked for (DecodeIC).
+	IC      *IC    `json:"ic,omitempty"`
+	ICError string `json:"ic_error,omitempty"`
 }
 
 // Range is one GPA range of a gpa-direct packet.
