@@ -73,6 +73,7 @@ func startHost(t *testing.T) (socket string, stop func() string) {
 			break
 		}
 		if time.Now().After(deadline) {
+			killTree(cmd.Process.Pid) // a spawn-mode worker would hold the log open
 			cmd.Process.Kill()
 			cmd.Wait()
 			t.Fatalf("host did not listen: %s", logs.String())
@@ -91,6 +92,7 @@ func startHost(t *testing.T) (socket string, stop func() string) {
 					t.Errorf("host exit: %v\n%s", err, logs.String())
 				}
 			case <-time.After(10 * time.Second):
+				killTree(cmd.Process.Pid) // a spawn-mode worker would hold the log open
 				cmd.Process.Kill()
 				<-done
 				t.Errorf("host did not stop\n%s", logs.String())

@@ -92,8 +92,17 @@ func startJSONHost(t *testing.T, bin, socket string, args ...string) *servicedHo
 				t.Errorf("host exit: %v\n%s", err, h.logs())
 			}
 		case <-time.After(10 * time.Second):
+			// A spawn-mode host is a supervisor and its worker (and
+			// perhaps a successor starting): end them all, or the
+			// worker, orphaned, holds the log open and the wait never
+			// returns.
+			killTree(h.cmd.Process.Pid)
 			h.cmd.Process.Kill()
-			<-done
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("the host's processes still hold its log after SIGKILL")
+			}
 			t.Errorf("host did not stop\n%s", h.logs())
 		}
 	})
