@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,26 +99,9 @@ func TestE2EServicingFirstHUPStorm(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// The messages of the host's log lines; one that finds the
-		// buffer full is dropped (the storm makes many servicings, and
-		// only the first two messages matter).
-		msgs := make(chan string, 64)
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var l logLine
-				if json.Unmarshal(sc.Bytes(), &l) == nil {
-					if m, ok := l["msg"].(string); ok {
-						select {
-						case msgs <- m:
-						default:
-						}
-					}
-				}
-			}
-		}()
+		// The storm makes many servicings; only the first two messages
+		// matter.
+		msgs, read := logMessages(stderr)
 		wait := func(msg string) bool {
 			timeout := time.After(30 * time.Second)
 			for {
@@ -168,4 +152,28 @@ func TestE2EServicingFirstHUPStorm(t *testing.T) {
 	if len(died) > 0 {
 		t.Fatalf("%d of %d hosts failed in a SIGHUP storm at their first servicing:\n%s", len(died), runs, strings.Join(died, "\n"))
 	}
+}
+
+// logMessages reads a JSON host log from r and sends each line's message
+// on msgs; one that finds msgs full is dropped (a storm of servicings
+// logs many, and the tests look for the first few). read is closed at the
+// log's end.
+func logMessages(r io.Reader) (msgs <-chan string, read <-chan struct{}) {
+	m, done := make(chan string, 64), make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				if msg, ok := l["msg"].(string); ok {
+					select {
+					case m <- msg:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return m, done
 }

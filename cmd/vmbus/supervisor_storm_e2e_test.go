@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,23 +50,7 @@ func stormFromStart(t *testing.T, bin string) string {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	msgs := make(chan string, 64)
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var l logLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
-				if m, ok := l["msg"].(string); ok {
-					select {
-					case msgs <- m:
-					default: // only "servicing complete" matters; the storm makes many
-					}
-				}
-			}
-		}
-	}()
+	msgs, read := logMessages(stderr)
 	// The supervisor catches SIGHUP before it starts its worker: once it
 	// has a child, a SIGHUP is its to handle.
 	// Each failure below ends the supervisor's children too: a worker
