@@ -124,17 +124,9 @@ func (c *Channel) activate(held bool) {
 			c.mu.Unlock()
 			return
 		}
-		c.redoLocked()
-		c.flowLocked(flowLive)
-		hc := c.hc
-		c.mu.Unlock()
-		c.resumeWrites()
-		ep.in.Signal() //nolint:errcheck // see below
 		// The receive loop held back its signals since the stop
 		// (quiet), as for a pause.
-		if hc != nil && owed(hc.In, hc.Out) {
-			ep.out.Signal() //nolint:errcheck // see below
-		}
+		c.goLiveLocked(ep)
 		return
 	}
 	c.mu.Unlock()
@@ -148,19 +140,26 @@ func (c *Channel) activate(held bool) {
 		c.mu.Unlock()
 		return
 	}
+	c.goLiveLocked(ep)
+	c.runCallback(c.cfg.callbacks.PostStarted)
+}
+
+// goLiveLocked lets the incoming queue of ep flow and unlocks mu: the
+// packets to redo are queued again, writes resume, the receive loop is
+// woken, and the peer is signalled if its rings say it is owed a signal —
+// one lost with a predecessor process (reattach leaves it to this point),
+// or one for packets written while paused or stopped (the receive loop
+// was quiet). An extra signal costs the guest a look. Must hold mu.
+func (c *Channel) goLiveLocked(ep *endpoint) {
 	c.redoLocked()
 	c.flowLocked(flowLive)
 	hc := c.hc
 	c.mu.Unlock()
 	c.resumeWrites()
 	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
-	// A server's peer may be owed a signal: one lost with a predecessor
-	// process (reattach leaves it to this point), or one for packets
-	// written while paused. An extra signal costs the guest a look.
 	if hc != nil && owed(hc.In, hc.Out) {
 		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
 	}
-	c.runCallback(c.cfg.callbacks.PostStarted)
 }
 
 // deactivate stops the packets of a running channel: the receive loop

@@ -72,15 +72,8 @@ func (v ServicingView) Release() {
 		c.mu.Unlock()
 		return
 	}
-	ep, hc, post := c.ep, c.hc, c.flow == flowHeldPost
-	c.redoLocked()
-	c.flowLocked(flowLive)
-	c.mu.Unlock()
-	c.resumeWrites()
-	ep.in.Signal() //nolint:errcheck // see maybeActivate
-	if hc != nil && owed(hc.In, hc.Out) {
-		ep.out.Signal() //nolint:errcheck // see maybeActivate
-	}
+	post := c.flow == flowHeldPost
+	c.goLiveLocked(c.ep)
 	if post {
 		select {
 		case c.released <- struct{}{}:
