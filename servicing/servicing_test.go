@@ -40,6 +40,16 @@ func TestMain(m *testing.M) {
 		os.Exit(3)
 	case "spawned":
 		os.Exit(spawnedRole())
+	case "supervisor":
+		os.Setenv(roleVar, os.Getenv(workerRoleVar))
+		status, err := Supervise(os.Args)
+		if err != nil {
+			fmt.Println("supervise:", err)
+			os.Exit(3)
+		}
+		os.Exit(status)
+	case "orphaning-worker", "dying-worker", "late-successor":
+		os.Exit(supervisedRole(os.Getenv(roleVar)))
 	case "successor":
 		keeperPID, _ := strconv.Atoi(os.Getenv(keeperVar))
 		h, ok, err := Inherited()

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,8 +30,10 @@ const SupervisorVar = "GOVMBUS_SUPERVISOR"
 // SIGTERM are passed on to the worker that announced itself last (a
 // SIGHUP that comes before the first worker announced itself is held
 // until it does: it would end a worker that does not yet catch it); when
-// that worker exits, Supervise returns the status to exit with: the
-// worker's, 128+n for a worker killed by signal n, 1 if it cannot tell.
+// that worker exits, Supervise ends the children left (successors it was
+// starting; one that announces itself within orphanGrace is supervised
+// instead) and returns the status to exit with: the worker's, 128+n for a
+// worker killed by signal n, 1 if it cannot tell.
 // An error means the first worker could not start.
 //
 // Supervise reaps every child of the process: the caller must start none
@@ -71,10 +76,6 @@ func Supervise(args []string) (status int, err error) {
 		return 0, fmt.Errorf("start the worker: %w", err)
 	}
 	defer unix.Close(p[0])
-	type exit struct {
-		pid int
-		ws  unix.WaitStatus
-	}
 	// The reaper runs while the process has children: the caller exits
 	// with the status Supervise returns, and with it the reaper.
 	exits := make(chan exit, 1)
@@ -132,15 +133,88 @@ func Supervise(args []string) (status int, err error) {
 			if pid, _ := ann.latest(); e.pid != pid {
 				continue
 			}
-			switch {
-			case e.ws.Exited():
-				return e.ws.ExitStatus(), nil
-			case e.ws.Signaled():
-				return 128 + int(e.ws.Signal()), nil
+			if endOrphans(&ann, e.pid, exits) {
+				// A successor took over after its predecessor
+				// died in the middle of the handover.
+				continue
 			}
-			return 1, nil
+			return exitStatus(e.ws), nil
 		}
 	}
+}
+
+// orphanGrace is how long a supervisor whose worker exited waits for one
+// of its remaining children, a successor the worker spawned, to announce
+// itself before it ends them.
+const orphanGrace = 2 * time.Second
+
+// endOrphans runs when the worker that announced itself last (pid) has
+// exited. Its children, successors it was starting, are this process's
+// now (a subreaper's). One that announces itself within orphanGrace took
+// over a handover its predecessor did not live to see end: endOrphans
+// returns true, and supervising goes on with it. Otherwise it
+// kills every remaining child and reaps them (exits closes then): a
+// successor left behind would outlive the host it was to continue,
+// holding its guests' socket path and its log open.
+func endOrphans(ann *announcements, pid int, exits <-chan exit) bool {
+	deadline := time.Now().Add(orphanGrace)
+	tick := time.NewTicker(announcePoll)
+	defer tick.Stop()
+	for {
+		kids := childPIDs()
+		if len(kids) == 0 {
+			return false
+		}
+		if next, _ := ann.latest(); next != pid && slices.Contains(kids, next) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			for _, k := range kids {
+				unix.Kill(k, unix.SIGKILL) //nolint:errcheck // one gone already is reaped
+			}
+		}
+		select {
+		case _, ok := <-exits:
+			if !ok {
+				return false
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// exitStatus is the status a supervisor exits with for its worker's ws:
+// the worker's, 128+n for a worker killed by signal n, 1 otherwise.
+func exitStatus(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 1
+}
+
+// childPIDs lists this process's children, whichever thread started them
+// or, for orphans taken in as a subreaper, none did.
+func childPIDs() []int {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	var pids []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, w := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(w); err == nil {
+				pids = append(pids, c)
+			}
+		}
+	}
+	return pids
+}
+
+// exit is a child of the supervisor that ended, as Wait4 reports it.
+type exit struct {
+	pid int
+	ws  unix.WaitStatus
 }
 
 // announcePoll is how often a supervisor holding a SIGHUP looks for the

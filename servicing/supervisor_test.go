@@ -1,0 +1,131 @@
+package servicing
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// workerRoleVar tells the test binary, playing a supervisor, which role
+// its worker plays.
+const workerRoleVar = "GOVMBUS_SERVICING_TEST_WORKER"
+
+// supervisedRole is the test binary as a supervisor's worker or a
+// successor it started:
+//   - "orphaning-worker" announces itself, starts a child that would run
+//     for a minute (a successor still starting, as far as the supervisor
+//     can tell), prints the child's pid and exits 0;
+//   - "dying-worker" announces itself, starts a "late-successor" with the
+//     supervisor's pipe, and exits 0 at once, as a worker that died in
+//     the middle of its handover;
+//   - "late-successor" announces itself 300 ms later and exits 7.
+func supervisedRole(role string) int {
+	sup, err := SupervisorFromEnv()
+	if err != nil || sup == nil {
+		fmt.Println("supervisor:", sup, err)
+		return 3
+	}
+	if role == "late-successor" {
+		time.Sleep(300 * time.Millisecond)
+		if err := sup.Announce(); err != nil {
+			fmt.Println("announce:", err)
+			return 3
+		}
+		return 7
+	}
+	if err := sup.Announce(); err != nil {
+		fmt.Println("announce:", err)
+		return 3
+	}
+	var proc *os.Process
+	if role == "orphaning-worker" {
+		proc, err = os.StartProcess("/bin/sh", []string{"sh", "-c", "exec sleep 60"}, &os.ProcAttr{})
+	} else {
+		os.Setenv(roleVar, "late-successor")
+		proc, err = os.StartProcess(os.Args[0], os.Args, &os.ProcAttr{
+			Env:   append(os.Environ(), SupervisorVar+"=3"),
+			Files: append([]*os.File{os.Stdin, os.Stdout, os.Stderr}, sup.Files()...),
+		})
+	}
+	if err != nil {
+		fmt.Println("start:", err)
+		return 3
+	}
+	fmt.Println("child", proc.Pid)
+	return 0
+}
+
+// superviseAs runs the test binary as a supervisor whose worker plays
+// role, and returns its exit status, what it printed, and how long it
+// took.
+func superviseAs(t *testing.T, role string) (int, []string, time.Duration) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleVar+"=supervisor", workerRoleVar+"="+role)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for sc := bufio.NewScanner(out); sc.Scan(); {
+		lines = append(lines, sc.Text())
+	}
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode(), lines, time.Since(start)
+}
+
+// TestSupervisorEndsOrphans: a worker that exits leaving a child behind
+// (a successor it was starting) ends the host; the supervisor must not
+// exit before that child is gone, or the child outlives the host, holding
+// its socket path and its log. Here the child would run for a minute, and
+// the supervisor's stdout, which the child holds too, would stay open.
+func TestSupervisorEndsOrphans(t *testing.T) {
+	status, lines, took := superviseAs(t, "orphaning-worker")
+	if status != 0 {
+		t.Fatalf("supervisor exited %d, want the worker's 0: %q", status, lines)
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "child ") {
+		t.Fatalf("worker said %q", lines)
+	}
+	pid, _ := strconv.Atoi(strings.TrimPrefix(lines[0], "child "))
+	if pid <= 0 {
+		t.Fatalf("worker said %q", lines)
+	}
+	if alive(pid) {
+		t.Errorf("the worker's child %d still runs after the supervisor exited", pid)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the supervisor took %v to end", took)
+	}
+}
+
+// TestSupervisorFollowsLateSuccessor: a worker that dies after its
+// successor took the handover but before the successor announced itself
+// leaves the host to the successor; the supervisor goes on with it and
+// exits with its status (7), not the dead worker's (0).
+func TestSupervisorFollowsLateSuccessor(t *testing.T) {
+	status, lines, _ := superviseAs(t, "dying-worker")
+	if status != 7 {
+		t.Fatalf("supervisor exited %d, want the late successor's 7: %q", status, lines)
+	}
+}
+
+// alive says whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
