@@ -64,6 +64,9 @@ func startHost(t *testing.T) (socket string, stop func() string) {
 	cmd := exec.Command(bin, "host", "--socket", socket, "--device", "echo")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
+	// Wait returns at most this long after the host exits, even if a
+	// process it left behind holds the log open.
+	cmd.WaitDelay = logEndTimeout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -84,11 +84,11 @@ func startJSONHost(t *testing.T, bin, socket string, args ...string) *servicedHo
 	}()
 	t.Cleanup(func() {
 		h.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { <-read; done <- h.cmd.Wait() }()
+		stopped := make(chan struct{})
+		go func() { <-read; close(stopped) }()
 		select {
-		case err := <-done:
-			if err != nil {
+		case <-stopped:
+			if err := h.cmd.Wait(); err != nil {
 				t.Errorf("host exit: %v\n%s", err, h.logs())
 			}
 		case <-time.After(10 * time.Second):
@@ -98,11 +98,8 @@ func startJSONHost(t *testing.T, bin, socket string, args ...string) *servicedHo
 			// returns.
 			killTree(h.cmd.Process.Pid)
 			h.cmd.Process.Kill()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("the host's processes still hold its log after SIGKILL")
-			}
+			awaitLogEnd(t, read, stderr)
+			h.cmd.Wait()
 			t.Errorf("host did not stop\n%s", h.logs())
 		}
 	})

@@ -119,7 +119,7 @@ func TestE2EServicingFirstHUPStorm(t *testing.T) {
 		}
 		if !wait("host listening") {
 			cmd.Process.Kill()
-			<-read
+			awaitLogEnd(t, read, stderr)
 			t.Fatalf("host %d did not start: %v", i, cmd.Wait())
 		}
 		stop, stormed := make(chan struct{}), make(chan struct{})
@@ -142,7 +142,7 @@ func TestE2EServicingFirstHUPStorm(t *testing.T) {
 		// Only the storm up to the first servicing is judged here: the
 		// host is killed, and one that survived it dies of that.
 		cmd.Process.Kill()
-		<-read
+		awaitLogEnd(t, read, stderr)
 		err = cmd.Wait()
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !serviced || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {

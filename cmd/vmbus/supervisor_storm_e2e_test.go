@@ -58,7 +58,7 @@ func stormFromStart(t *testing.T, bin string) string {
 	kill := func() {
 		killTree(pid)
 		cmd.Process.Kill()
-		<-read
+		awaitLogEnd(t, read, stderr)
 		cmd.Wait()
 	}
 	for deadline := time.Now().Add(10 * time.Second); len(childrenOf(pid)) == 0; time.Sleep(time.Millisecond) {
