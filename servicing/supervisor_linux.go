@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -296,4 +297,47 @@ func (s *Supervisor) Files() []*os.File {
 		return nil
 	}
 	return []*os.File{s.f}
+}
+
+// Watch starts watching for the supervisor's end: gone is closed once the
+// supervisor has exited, whatever ended it (its end of the pipe closes,
+// which the kernel reports to this end as an error). A worker whose
+// supervisor was killed outright has nobody left to pass it the signals
+// of those who run the host, and nobody who waits for it: it should stop
+// as it does on SIGTERM rather than serve on unseen. stop ends the watch
+// and waits for it. On a nil *Supervisor gone is never closed.
+func (s *Supervisor) Watch() (gone <-chan struct{}, stop func()) {
+	if s == nil {
+		return nil, func() {}
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, func() {}
+	}
+	g, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		fds := []unix.PollFd{{Fd: int32(s.f.Fd())}, {Fd: int32(wake), Events: unix.POLLIN}}
+		for {
+			fds[0].Revents, fds[1].Revents = 0, 0
+			_, err := unix.Poll(fds, -1)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err != nil, fds[1].Revents != 0:
+				return
+			case fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0:
+				close(g)
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return g, func() {
+		once.Do(func() {
+			unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) //nolint:errcheck // a counter far from full
+			<-done
+			unix.Close(wake)
+		})
+	}
 }

@@ -23,7 +23,9 @@ const workerRoleVar = "GOVMBUS_SERVICING_TEST_WORKER"
 //   - "dying-worker" announces itself, starts a "late-successor" with the
 //     supervisor's pipe, and exits 0 at once, as a worker that died in
 //     the middle of its handover;
-//   - "late-successor" announces itself 300 ms later and exits 7.
+//   - "late-successor" announces itself 300 ms later and exits 7;
+//   - "watching-worker" announces itself, prints its supervisor's pid and
+//     says "gone" once Watch reports the supervisor's end.
 func supervisedRole(role string) int {
 	sup, err := SupervisorFromEnv()
 	if err != nil || sup == nil {
@@ -41,6 +43,18 @@ func supervisedRole(role string) int {
 	if err := sup.Announce(); err != nil {
 		fmt.Println("announce:", err)
 		return 3
+	}
+	if role == "watching-worker" {
+		gone, stop := sup.Watch()
+		defer stop()
+		fmt.Println("watching", os.Getppid())
+		select {
+		case <-gone:
+			fmt.Println("gone")
+		case <-time.After(20 * time.Second):
+			fmt.Println("still watching")
+		}
+		return 0
 	}
 	var proc *os.Process
 	if role == "orphaning-worker" {
@@ -128,4 +142,35 @@ func alive(pid int) bool {
 	s := string(stat)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// TestWatchSeesSupervisorKilled: a supervisor killed outright (SIGKILL:
+// it can pass nothing on) leaves its worker running, orphaned; Watch must
+// tell the worker at once, so that it stops instead of serving on with
+// nobody to signal it.
+func TestWatchSeesSupervisorKilled(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleVar+"=supervisor", workerRoleVar+"=watching-worker")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "watching ") {
+		cmd.Process.Kill()
+		t.Fatalf("worker said %q", sc.Text())
+	}
+	if ppid := strings.TrimPrefix(sc.Text(), "watching "); ppid != strconv.Itoa(cmd.Process.Pid) {
+		cmd.Process.Kill()
+		t.Fatalf("the worker's parent is %s, not the supervisor %d", ppid, cmd.Process.Pid)
+	}
+	cmd.Process.Kill()
+	// The worker holds the pipe too: the next line is its.
+	if !sc.Scan() || sc.Text() != "gone" {
+		t.Fatalf("after the supervisor was killed the worker said %q, want gone", sc.Text())
+	}
 }

@@ -153,6 +153,10 @@ refused") if its state could not be read at all.`,
 			// end it by Go's default action.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// A worker whose supervisor was killed outright stops as
+			// on SIGTERM: nobody could signal it any more.
+			supGone, stopWatch := sup.Watch()
+			defer stopWatch()
 			switch {
 			case spawned:
 				// A successor spawned by a servicing: its start-up is
@@ -182,6 +186,8 @@ refused") if its state could not be read at all.`,
 			for {
 				select {
 				case <-ctx.Done():
+				case <-supGone:
+					log.Warn("supervisor gone: stopping")
 				case <-hup:
 					if err := d.Service(); err != nil {
 						return failuref("%v", err)

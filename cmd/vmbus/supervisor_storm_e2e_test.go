@@ -143,3 +143,54 @@ func childrenOf(pid int) []int {
 	}
 	return pids
 }
+
+// TestE2EWorkerStopsWithSupervisor kills a spawn-mode host's supervisor
+// outright (SIGKILL, which it cannot pass on) after a servicing, when the
+// worker is a successor the supervisor did not start: the worker must see
+// it and stop, rather than serve on with nobody to signal it (and hold
+// the log open, as it did when a test missed it).
+func TestE2EWorkerStopsWithSupervisor(t *testing.T) {
+	bin := vmbusBinary(t)
+	socket := filepath.Join(t.TempDir(), "bus.sock")
+	cmd := exec.Command(bin, "host", "--socket", socket, "--device", "echo", "--servicing", "spawn", "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	msgs, read := logMessages(stderr)
+	defer func() {
+		killTree(pid)
+		cmd.Process.Kill()
+		awaitLogEnd(t, read, stderr)
+		cmd.Wait()
+	}()
+	wait := func(msg string) {
+		t.Helper()
+		for timeout := time.After(30 * time.Second); ; {
+			select {
+			case m := <-msgs:
+				if m == msg {
+					return
+				}
+			case <-read:
+				t.Fatalf("the host's log ended before %q", msg)
+			case <-timeout:
+				t.Fatalf("no %q within 30 s", msg)
+			}
+		}
+	}
+	wait("host listening")
+	syscall.Kill(pid, syscall.SIGHUP)
+	wait("servicing complete")
+	syscall.Kill(pid, syscall.SIGKILL)
+	wait("supervisor gone: stopping")
+	select {
+	case <-read:
+	case <-time.After(15 * time.Second):
+		t.Errorf("the worker still runs 15 s after its supervisor was killed")
+	}
+}
