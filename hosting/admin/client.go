@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -26,21 +27,41 @@ func NewClient(path string) *Client {
 	return c
 }
 
+// reconnectFor bounds how long dial tries again a socket that is missing
+// or refuses: a servicing host's successor listens anew within its
+// blackout, far inside it, while a host that is not running (or runs
+// without --admin) should be told at once, not after the caller's wait.
+// A variable for tests.
+var reconnectFor = 5 * time.Second
+
 // dial connects to the socket, again after a refusal or a missing file
-// until ctx ends: a servicing host's successor listens anew.
+// for up to reconnectFor (a servicing host's successor listens anew).
 func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	var d net.Dialer
+	until := time.Now().Add(reconnectFor)
 	for {
 		conn, err := d.DialContext(ctx, "unix", c.path)
-		if err == nil || !(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) {
-			return conn, err
+		if err == nil {
+			return conn, nil
+		}
+		if !(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) || time.Now().After(until) {
+			return nil, c.unreachable(err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, c.unreachable(err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// unreachable is the error for a socket nobody answers on, naming it.
+func (c *Client) unreachable(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err // the socket's path is said below, once
+	}
+	return fmt.Errorf("no host answers on %s (one started with --admin %s): %w", c.path, c.path, err)
 }
 
 // StatusError is an answer other than 200: the API's status and reason.
@@ -68,6 +89,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // not the made-up URL: the path is in the cause
+		}
 		return err
 	}
 	defer resp.Body.Close()
