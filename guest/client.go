@@ -197,6 +197,18 @@ func (cl *Client) Pages() *guestmem.Allocator { return cl.alloc }
 // closed when the connection ends.
 func (cl *Client) Rescinded() <-chan uint32 { return cl.rescinded }
 
+// Done is closed when the connection to the host has ended, or the
+// client was closed; Err says why then.
+func (cl *Client) Done() <-chan struct{} { return cl.done }
+
+// Err is why the connection ended (it matches ErrClosed), or nil while it
+// lasts.
+func (cl *Client) Err() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.err
+}
+
 // loop receives the host's messages and hands each to whoever waits for it.
 func (cl *Client) loop() {
 	buf := make([]byte, transport.MaxMessageSize)

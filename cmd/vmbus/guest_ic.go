@@ -27,7 +27,8 @@ func newGuestICCmd(socket *string) *cobra.Command {
 		Use:   "ic [--kvp-dir DIR] [--on-shutdown CMD] [--json]",
 		Short: "Answer the host's heartbeat, shutdown, time sync and KVP requests; one line per event",
 		Long: `Opens the four integration components as the host offers them and answers
-every request until SIGINT or SIGTERM. A shutdown request runs --on-shutdown
+every request until SIGINT or SIGTERM (exit 0), or until the host goes
+away (exit 1). A shutdown request runs --on-shutdown
 (sh -c CMD, with VMBUS_SHUTDOWN_ACTION and VMBUS_SHUTDOWN_MESSAGE set; the
 default only logs) and answers with its status. Time messages adjust a
 reported offset, never the clock. KVP pools live in files under --kvp-dir.`,
@@ -71,8 +72,12 @@ reported offset, never the clock. KVP pools live in files under --kvp-dir.`,
 				return failuref("guest ic: %v", err)
 			}
 			defer c.Close()
-			<-ctx.Done()
-			return nil
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-cl.Done():
+				return failuref("guest ic: the host went away: %v", cl.Err())
+			}
 		},
 	}
 	cmd.Flags().StringVar(&kvpDir, "kvp-dir", "", "directory of the KVP pool files (default: pools in memory)")

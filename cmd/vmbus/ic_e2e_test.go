@@ -270,3 +270,40 @@ func testICAdmin(t *testing.T, mode string) {
 		t.Errorf("missing key: exit %d, %q", code, errs)
 	}
 }
+
+// TestE2EGuestICHostGone: `vmbus guest ic` whose host goes away exits 1
+// and says so, instead of running on with nothing to answer.
+func TestE2EGuestICHostGone(t *testing.T) {
+	bin := vmbusBinary(t)
+	sock := filepath.Join(t.TempDir(), "bus.sock")
+	h := startJSONHost(t, bin, sock, "--device", "ic")
+	g := exec.Command(bin, "guest", "--socket", sock, "ic")
+	var gout, gerr bytes.Buffer
+	g.Stdout, g.Stderr = &gout, &gerr
+	g.WaitDelay = 10 * time.Second
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- g.Wait() }()
+	// The guest has negotiated once it printed its first event.
+	waitFor(t, "the guest's first event", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("guest exited early: %v\n%s%s", err, gout.String(), gerr.String())
+		default:
+		}
+		return strings.Contains(gout.String(), "negotiated")
+	})
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if code := g.ProcessState.ExitCode(); code != 1 || !strings.Contains(gerr.String(), "the host went away") {
+			t.Fatalf("guest exit %v (code %d), want 1 and why: %s", err, code, gerr.String())
+		}
+	case <-time.After(20 * time.Second):
+		g.Process.Kill()
+		<-exited
+		t.Fatalf("the guest still runs 20 s after its host was killed\n%s", gerr.String())
+	}
+}
