@@ -107,7 +107,7 @@ func install(t *testing.T, src, path string) {
 // says that its pause waited for restartable packets, the earlier release
 // not reading channel-restart records.
 func TestE2EServicingAcrossReleases(t *testing.T) {
-	servicesAcross(t, compatRelease, true)
+	servicesAcross(t, compatRelease, true, "exec")
 }
 
 // refactorBase is main just before the host daemon moved out of package
@@ -121,19 +121,30 @@ const refactorBase = "856f736"
 // device offered anew, no error logged by either build. Both read every
 // kind the other writes, so no pause waits for restartable packets.
 func TestE2EServicingAcrossRefactor(t *testing.T) {
-	servicesAcross(t, refactorBase, false)
+	servicesAcross(t, refactorBase, false, "exec")
 }
+
+// TestE2EServicingAcrossRefactorSpawn is TestE2EServicingAcrossRefactor
+// with --servicing spawn (compatRelease predates spawned servicing): the
+// supervisor is the older build for the whole run, each successor is
+// started beside its predecessor, and each, of either build, answers the
+// pre-flight with the kinds it reads in its ready message.
+func TestE2EServicingAcrossRefactorSpawn(t *testing.T) {
+	servicesAcross(t, refactorBase, false, "spawn")
+}
+
 
 // servicesAcross is the test of servicing between the build at commit and
 // this one (see TestE2EServicingAcrossReleases); rollbacksWait says
 // whether each servicing into the older build waits for restartable
-// packets (it does not read channel-restart records).
-func servicesAcross(t *testing.T, commit string, rollbacksWait bool) {
+// packets (it does not read channel-restart records); mode is the
+// host's --servicing.
+func servicesAcross(t *testing.T, commit string, rollbacksWait bool, mode string) {
 	old := oldBinary(t, commit)
 	cur := vmbusBinary(t)
 	bin := filepath.Join(t.TempDir(), "vmbus")
 	install(t, old, bin)
-	h := startServicedHost(t, bin, 16<<20)
+	h := startServicedHost(t, bin, 16<<20, "--servicing", mode)
 	start := time.Now()
 
 	const servicings = 8
