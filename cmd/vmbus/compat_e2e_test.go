@@ -133,7 +133,6 @@ func TestE2EServicingAcrossRefactorSpawn(t *testing.T) {
 	servicesAcross(t, refactorBase, false, "spawn")
 }
 
-
 // servicesAcross is the test of servicing between the build at commit and
 // this one (see TestE2EServicingAcrossReleases); rollbacksWait says
 // whether each servicing into the older build waits for restartable
