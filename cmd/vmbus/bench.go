@@ -9,11 +9,84 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/internal/floor"
 	"github.com/govmbus/govmbus/internal/ringbench"
 )
 
 func newBenchCmd() *cobra.Command {
-	return groupCmd("bench", "Measure govmbus's throughput", "", newBenchRingCmd(), newBenchRingEchoCmd())
+	return groupCmd("bench", "Measure govmbus's throughput", "", newBenchRingCmd(), newBenchRingEchoCmd(),
+		newBenchFloorCmd(), newBenchFloorPeerCmd())
+}
+
+// measureFloor runs both floors of this machine (package floor) with this
+// binary's `bench floor-peer` as the peer.
+func measureFloor(count int) (floor.Result, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return floor.Result{}, err
+	}
+	return floor.Measure(floor.Config{Count: count, Warmup: count / 10, PeerCommand: []string{exe, "bench", "floor-peer"}})
+}
+
+func newBenchFloorCmd() *cobra.Command {
+	var (
+		count  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "floor [--count N] [--json]",
+		Short: "This machine's floor for a round trip between two processes",
+		Long: `Measures two round-trip floors between this process and a second one, one
+after the other: an eventfd ping-pong (each side sleeps in read(2) and wakes
+the other: what a signalled VMBus round trip costs at least) and a spin
+ping-pong through shared memory (neither sleeps: the bound for polling).
+Prints p50, p99 and this side's CPU time per round trip. Latency figures
+mean something only next to a floor measured in the same run on the same
+machine; "vmbus guest ping --floor" reports its own as ratios to it.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if count <= 0 {
+				return usageErrorf("bench floor: want --count > 0")
+			}
+			res, err := measureFloor(count)
+			if err != nil {
+				return failuref("bench floor: %v", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "round-trip floor, %d round trips each:\n", count)
+			for _, f := range []struct {
+				name string
+				l    floor.Latency
+			}{{"eventfd", res.Eventfd}, {"spin", res.Spin}} {
+				fmt.Fprintf(w, "  %-8s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
+					float64(f.l.P50.Nanoseconds())/1e3, float64(f.l.P99.Nanoseconds())/1e3, float64(f.l.CPUPerRoundTrip.Nanoseconds())/1e3)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 20000, "round trips per floor")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// newBenchFloorPeerCmd is the peer process of `bench floor`, started by
+// it; not for use by hand.
+func newBenchFloorPeerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "floor-peer",
+		Short:  "The peer process of bench floor",
+		Hidden: true,
+		Args:   exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := floor.ServePeer(func() { fmt.Fprintln(cmd.OutOrStdout(), "ready") }); err != nil {
+				return failuref("floor-peer: %v", err)
+			}
+			return nil
+		},
+	}
 }
 
 // newBenchRingEchoCmd is the echo process of `bench ring --round-trip

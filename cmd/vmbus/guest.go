@@ -11,6 +11,7 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/internal/floor"
 	"github.com/govmbus/govmbus/internal/guestload"
 	"github.com/govmbus/govmbus/protocol"
 )
@@ -121,24 +122,41 @@ type pingJSON struct {
 	Seconds      float64 `json:"seconds"`
 	LatencyP50us float64 `json:"latency_p50_us"`
 	LatencyP99us float64 `json:"latency_p99_us"`
+	// With --floor: the eventfd floor measured just before, and the
+	// ping's percentiles as multiples of it.
+	FloorP50us *float64 `json:"floor_eventfd_p50_us,omitempty"`
+	FloorP99us *float64 `json:"floor_eventfd_p99_us,omitempty"`
+	P50Ratio   *float64 `json:"p50_vs_floor,omitempty"`
+	P99Ratio   *float64 `json:"p99_vs_floor,omitempty"`
 }
 
 func newGuestPingCmd(socket *string) *cobra.Command {
 	var (
 		count, payload int
 		timeout        time.Duration
-		asJSON         bool
+		asJSON, floors bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ping [--count N] [--payload N] [--json]",
+		Use:   "ping [--count N] [--payload N] [--floor] [--json]",
 		Short: "Round trips through the echo device, one at a time, with signals",
 		Long: `Send --count requests through the echo device one at a time, each asking
 for a completion carrying the same bytes, and report round-trip latency.
-Exit status 1 if any was lost (no answer within --timeout) or corrupted.`,
+--floor first measures this machine's eventfd round-trip floor (as "vmbus
+bench floor" does, --count round trips) and reports the percentiles as
+multiples of it too. Exit status 1 if any was lost (no answer within
+--timeout) or corrupted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if count <= 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
 				return usageErrorf("ping: want --count > 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
+			}
+			var fl floor.Latency
+			if floors {
+				res, err := measureFloor(count)
+				if err != nil {
+					return failuref("ping: floor: %v", err)
+				}
+				fl = res.Eventfd
 			}
 			cl, ec, err := openEcho(cmd.Context(), *socket)
 			if err != nil {
@@ -151,7 +169,12 @@ Exit status 1 if any was lost (no answer within --timeout) or corrupted.`,
 				return failuref("ping: %v", err)
 			}
 			out := pingJSON{res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds,
-				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3}
+				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil}
+			if floors {
+				f50, f99 := float64(fl.P50.Nanoseconds())/1e3, float64(fl.P99.Nanoseconds())/1e3
+				r50, r99 := out.LatencyP50us/f50, out.LatencyP99us/f99
+				out.FloorP50us, out.FloorP99us, out.P50Ratio, out.P99Ratio = &f50, &f99, &r50, &r99
+			}
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
 					return err
@@ -159,6 +182,10 @@ Exit status 1 if any was lost (no answer within --timeout) or corrupted.`,
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "ping: %d sent, %d received, %d lost, %d duplicated, %d corrupted in %.3f s; latency p50 %.1f µs, p99 %.1f µs\n",
 					out.Sent, out.Received, out.Lost, out.Duplicated, out.Corrupted, out.Seconds, out.LatencyP50us, out.LatencyP99us)
+				if floors {
+					fmt.Fprintf(cmd.OutOrStdout(), "ping: eventfd floor p50 %.1f µs, p99 %.1f µs; ping = %.2f× the floor at p50, %.2f× at p99\n",
+						*out.FloorP50us, *out.FloorP99us, *out.P50Ratio, *out.P99Ratio)
+				}
 			}
 			if res.Lost+res.Corrupted+res.Duplicated > 0 || res.Received != uint64(count) {
 				return failuref("ping: %d lost, %d duplicated, %d corrupted", res.Lost, res.Duplicated, res.Corrupted)
@@ -171,6 +198,7 @@ Exit status 1 if any was lost (no answer within --timeout) or corrupted.`,
 	f.IntVar(&payload, "payload", 64, "bytes per request")
 	f.DurationVar(&timeout, "timeout", time.Second, "wait for each answer at most this long")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.BoolVar(&floors, "floor", false, "measure the eventfd round-trip floor first and report ratios to it")
 	return cmd
 }
 

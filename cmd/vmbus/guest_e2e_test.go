@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,14 @@ func TestE2EDevices(t *testing.T) {
 		t.Errorf("ping: %v", p)
 	}
 
+	// With the floor measured first: its percentiles and the ratios,
+	// consistent with each other.
+	p = guestJSON(t, socket, "ping", "--count", "300", "--floor")
+	if f := p["floor_eventfd_p50_us"]; f <= 0 || p["floor_eventfd_p99_us"] < f ||
+		math.Abs(p["p50_vs_floor"]*f-p["latency_p50_us"]) > 0.01*p["latency_p50_us"] || p["p99_vs_floor"] <= 0 {
+		t.Errorf("ping --floor: %v", p)
+	}
+
 	for _, size := range []string{"64", "16384"} {
 		s := guestJSON(t, socket, "stream", "--payload", size, "--count", "5000")
 		for _, k := range []string{"sent", "received", "lost", "duplicated", "corrupted", "seconds", "packets_per_sec", "bytes_per_sec"} {
@@ -147,5 +156,28 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
 			t.Errorf("%v: %v, want exit 2", args, err)
 		}
+	}
+}
+
+// TestE2EBenchFloor runs `vmbus bench floor` with its peer process: both
+// floors measured, every field there, bad input refused with exit 2.
+func TestE2EBenchFloor(t *testing.T) {
+	bin := vmbusBinary(t)
+	out, err := exec.Command(bin, "bench", "floor", "--count", "500", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench floor: %v", err)
+	}
+	var r map[string]map[string]float64
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, k := range []string{"eventfd", "spin"} {
+		l := r[k]
+		if l["count"] != 500 || l["p50_ns"] <= 0 || l["p99_ns"] < l["p50_ns"] || l["cpu_per_round_trip_ns"] <= 0 {
+			t.Errorf("%s floor: %v", k, l)
+		}
+	}
+	if err := exec.Command(bin, "bench", "floor", "--count", "0").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 2 {
+		t.Errorf("--count 0: %v, want exit 2", err)
 	}
 }

@@ -1,0 +1,251 @@
+// Package floor measures what this machine allows a cross-process round
+// trip at best, for `vmbus bench floor` and for the ratios of `vmbus guest
+// ping --floor`: a latency is only meaningful next to the floor measured
+// in the same run on the same machine (a shared machine's absolute
+// figures move by tens of per cent from one minute to the next).
+//
+// Two floors, each a ping-pong between this process and a peer process
+// (Config.PeerCommand, which runs ServePeer):
+//   - eventfd: each side blocks in read(2) on its eventfd and wakes the
+//     other with write(2) — the wake-up every VMBus signal costs when the
+//     reader sleeps;
+//   - spin: each side spins on a counter in shared memory and answers by
+//     storing to another — what a round trip costs when neither sleeps,
+//     the bound for a polling mode.
+package floor
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is one floor measurement.
+type Config struct {
+	// Count is the round trips measured per floor, after Warmup more.
+	Count, Warmup int
+	// PeerCommand starts the peer process: a program that calls
+	// ServePeer with the descriptors 3 (shared memory), 4 (its eventfd)
+	// and 5 (this side's eventfd).
+	PeerCommand []string
+}
+
+// Latency is one floor's round trips.
+type Latency struct {
+	// Count is the round trips measured.
+	Count int `json:"count"`
+	// P50 and P99 are percentiles of one round trip.
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	// CPUPerRoundTrip is this process's CPU time (user and system) per
+	// round trip: the spin floor costs a core while it waits.
+	CPUPerRoundTrip time.Duration `json:"cpu_per_round_trip_ns"`
+}
+
+// Result is both floors, measured one after the other.
+type Result struct {
+	Eventfd Latency `json:"eventfd"`
+	Spin    Latency `json:"spin"`
+}
+
+// Mode bytes the measuring side stores for the peer in the shared page.
+const (
+	modeEventfd = 1
+	modeSpin    = 2
+	modeExit    = 3
+)
+
+// The shared page: each word on a cache line of its own, so that the two
+// spinning sides do not share one.
+const (
+	offMode  = 0   // what the peer does next
+	offPing  = 64  // the measuring side's counter
+	offPong  = 128 // the peer's answer
+	pageSize = 4096
+)
+
+// Measure runs both floors against a peer started with c.PeerCommand.
+func Measure(c Config) (Result, error) {
+	if c.Count <= 0 || c.Warmup < 0 || len(c.PeerCommand) == 0 {
+		return Result{}, errors.New("floor: want Count > 0, Warmup >= 0 and a peer command")
+	}
+	memfd, err := unix.MemfdCreate("floor", unix.MFD_CLOEXEC)
+	if err != nil {
+		return Result{}, fmt.Errorf("floor: memfd: %w", err)
+	}
+	mem := os.NewFile(uintptr(memfd), "floor-memfd")
+	defer mem.Close()
+	if err := mem.Truncate(pageSize); err != nil {
+		return Result{}, fmt.Errorf("floor: %w", err)
+	}
+	page, err := unix.Mmap(memfd, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return Result{}, fmt.Errorf("floor: mmap: %w", err)
+	}
+	defer unix.Munmap(page) //nolint:errcheck // nothing to do about it
+	toPeer, err := eventfd()
+	if err != nil {
+		return Result{}, err
+	}
+	defer toPeer.Close()
+	toUs, err := eventfd()
+	if err != nil {
+		return Result{}, err
+	}
+	defer toUs.Close()
+
+	cmd := exec.Command(c.PeerCommand[0], c.PeerCommand[1:]...)
+	cmd.ExtraFiles = []*os.File{mem, toPeer, toUs}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("floor: start the peer: %w", err)
+	}
+	w := words(page)
+	defer func() {
+		// The peer leaves once told, whatever it waits on.
+		atomic.StoreUint64(w.mode, modeExit)
+		signal(int(toPeer.Fd()))
+		cmd.Wait() //nolint:errcheck // told to exit; its errors were said on stderr
+	}()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "ready" {
+		return Result{}, fmt.Errorf("floor: the peer did not start: %q", sc.Text())
+	}
+	// One thread each way: a goroutine that moved between threads would
+	// measure the scheduler too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	peer, us := int(toPeer.Fd()), int(toUs.Fd())
+	var res Result
+	atomic.StoreUint64(w.mode, modeEventfd)
+	if res.Eventfd, err = run(c, func(uint64) error {
+		signal(peer)
+		return wait(us)
+	}); err != nil {
+		return Result{}, err
+	}
+	// The peer waits on its eventfd: woken, it finds the new mode.
+	atomic.StoreUint64(w.mode, modeSpin)
+	signal(peer)
+	if res.Spin, err = run(c, func(i uint64) error {
+		atomic.StoreUint64(w.ping, i)
+		for atomic.LoadUint64(w.pong) != i {
+		}
+		return nil
+	}); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// run times Warmup+Count round trips of rt, numbered from 1.
+func run(c Config, rt func(i uint64) error) (Latency, error) {
+	lat := make([]time.Duration, c.Count)
+	var cpu0 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &cpu0) //nolint:errcheck // only with a bad argument
+	for i := 1; i <= c.Warmup+c.Count; i++ {
+		start := time.Now()
+		if err := rt(uint64(i)); err != nil {
+			return Latency{}, err
+		}
+		if k := i - c.Warmup - 1; k >= 0 {
+			lat[k] = time.Since(start)
+		}
+	}
+	var cpu1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &cpu1) //nolint:errcheck // only with a bad argument
+	slices.Sort(lat)
+	cpu := time.Duration(cpu1.Utime.Nano()+cpu1.Stime.Nano()-cpu0.Utime.Nano()-cpu0.Stime.Nano()) / time.Duration(c.Warmup+c.Count)
+	return Latency{Count: c.Count, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], CPUPerRoundTrip: cpu}, nil
+}
+
+// ServePeer is the peer process of Measure: it maps descriptor 3, answers
+// on 5 what comes on 4 or through the shared page, as the measuring side
+// says in the page, and returns when told to exit. ready is called once
+// it is set up (the peer says so on its standard output).
+func ServePeer(ready func()) error {
+	page, err := unix.Mmap(3, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("floor: mmap: %w", err)
+	}
+	defer unix.Munmap(page) //nolint:errcheck // exiting
+	const fromUs, toUs = 4, 5
+	w := words(page)
+	runtime.LockOSThread()
+	ready()
+	for {
+		switch atomic.LoadUint64(w.mode) {
+		case modeExit:
+			return nil
+		case modeSpin:
+			// Answer each ping; a mode change ends the spin.
+			last := atomic.LoadUint64(w.pong)
+			for atomic.LoadUint64(w.mode) == modeSpin {
+				if p := atomic.LoadUint64(w.ping); p != last {
+					atomic.StoreUint64(w.pong, p)
+					last = p
+				}
+			}
+		default:
+			if err := wait(fromUs); err != nil {
+				return err
+			}
+			if atomic.LoadUint64(w.mode) == modeEventfd {
+				signal(toUs)
+			}
+		}
+	}
+}
+
+// shared is the shared page's words.
+type shared struct{ mode, ping, pong *uint64 }
+
+func words(page []byte) shared {
+	return shared{
+		mode: (*uint64)(unsafe.Pointer(&page[offMode])),
+		ping: (*uint64)(unsafe.Pointer(&page[offPing])),
+		pong: (*uint64)(unsafe.Pointer(&page[offPong])),
+	}
+}
+
+func eventfd() (*os.File, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("floor: eventfd: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "eventfd"), nil
+}
+
+// signal adds one to eventfd fd's counter.
+func signal(fd int) {
+	one := [8]byte{1}
+	unix.Write(fd, one[:]) //nolint:errcheck // a full counter needs 2^64 signals
+}
+
+// wait blocks until eventfd fd's counter is not zero, and takes it.
+func wait(fd int) error {
+	var b [8]byte
+	for {
+		_, err := unix.Read(fd, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("floor: eventfd read: %w", err)
+		}
+		return nil
+	}
+}
