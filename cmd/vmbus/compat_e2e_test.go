@@ -143,7 +143,11 @@ func servicesAcross(t *testing.T, commit string, rollbacksWait bool, mode string
 	cur := vmbusBinary(t)
 	bin := filepath.Join(t.TempDir(), "vmbus")
 	install(t, old, bin)
-	h := startServicedHost(t, bin, 16<<20, "--servicing", mode)
+	var args []string
+	if mode != "exec" {
+		args = []string{"--servicing", mode} // compatRelease knows no --servicing
+	}
+	h := startServicedHost(t, bin, 16<<20, args...)
 	start := time.Now()
 
 	const servicings = 8

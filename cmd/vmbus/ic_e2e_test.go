@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -278,7 +279,7 @@ func TestE2EGuestICHostGone(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "bus.sock")
 	h := startJSONHost(t, bin, sock, "--device", "ic")
 	g := exec.Command(bin, "guest", "--socket", sock, "ic")
-	var gout, gerr bytes.Buffer
+	var gout, gerr lockedBuffer // read while the guest writes
 	g.Stdout, g.Stderr = &gout, &gerr
 	g.WaitDelay = 10 * time.Second
 	if err := g.Start(); err != nil {
@@ -306,4 +307,23 @@ func TestE2EGuestICHostGone(t *testing.T) {
 		<-exited
 		t.Fatalf("the guest still runs 20 s after its host was killed\n%s", gerr.String())
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a test may read while a process
+// writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
