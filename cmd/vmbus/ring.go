@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 
@@ -42,15 +41,7 @@ func newRingInitCmd() *cobra.Command {
 }
 
 func newRingWriteCmd() *cobra.Command {
-	var (
-		typ            string
-		txid           uint64
-		completionReq  bool
-		payloadHex     string
-		ranges         []string
-		transferSet    uint16
-		transferRanges []string
-	)
+	var s ringtext.WriteSpec
 	cmd := &cobra.Command{
 		Use:   "write FILE --type inband|completion|gpa-direct|transfer-pages --txid N [flags]",
 		Short: "Append one packet to a ring file, changing no control field but the write index",
@@ -67,89 +58,29 @@ decimal or 0x-prefixed hex.`,
 			if !cmd.Flags().Changed("type") || !cmd.Flags().Changed("txid") {
 				return usageErrorf("--type and --txid are required")
 			}
-			p := &ring.OutPacket{TransactionID: txid}
-			switch typ {
-			case "inband":
-				p.Type = ring.TypeInBand
-			case "completion":
-				p.Type = ring.TypeCompletion
-			case "gpa-direct":
-				p.Type = ring.TypeGPADirect
-			case "transfer-pages":
-				p.Type = ring.TypeTransferPages
-			default:
-				return usageErrorf("--type %q: want inband, completion, gpa-direct or transfer-pages", typ)
-			}
-			if completionReq {
-				p.Flags |= ring.FlagCompletionRequested
-			}
-			payload, err := hex.DecodeString(payloadHex)
+			s.HasTransferSet = cmd.Flags().Changed("transfer-set")
+			p, payload, err := s.Packet()
 			if err != nil {
-				return usageErrorf("--payload: %v", err)
+				return usageError(err)
 			}
-			if len(ranges) > 0 && p.Type != ring.TypeGPADirect {
-				return usageErrorf("--range applies to gpa-direct packets only")
-			}
-			if (len(transferRanges) > 0 || cmd.Flags().Changed("transfer-set")) && p.Type != ring.TypeTransferPages {
-				return usageErrorf("--transfer-set and --transfer-range apply to transfer-pages packets only")
-			}
-			for _, s := range ranges {
-				r, err := ringtext.ParseGPARange(s)
-				if err != nil {
-					return usageErrorf("--range %q: %v", s, err)
+			if err := ringtext.AppendFile(args[0], p, payload); err != nil {
+				if errors.Is(err, ringtext.ErrFull) {
+					return failuref("%v", err)
 				}
-				p.Ranges = append(p.Ranges, r)
+				return usageError(err)
 			}
-			if p.Type == ring.TypeGPADirect && len(p.Ranges) == 0 {
-				return usageErrorf("a gpa-direct packet needs at least one --range")
-			}
-			p.TransferPageSet = transferSet
-			for _, s := range transferRanges {
-				tr, err := ringtext.ParseTransferRange(s)
-				if err != nil {
-					return usageErrorf("--transfer-range %q: %v", s, err)
-				}
-				p.TransferRanges = append(p.TransferRanges, tr)
-			}
-			if p.Type == ring.TypeTransferPages && len(p.TransferRanges) == 0 {
-				return usageErrorf("a transfer-pages packet needs at least one --transfer-range")
-			}
-			return ringWrite(args[0], p, payload)
+			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&typ, "type", "", "packet type: inband, completion, gpa-direct or transfer-pages")
-	f.Uint64Var(&txid, "txid", 0, "transaction id")
-	f.BoolVar(&completionReq, "completion-requested", false, "set the completion-requested flag")
-	f.StringVar(&payloadHex, "payload", "", "payload bytes in hex")
-	f.StringArrayVar(&ranges, "range", nil, "GPA range PFN[,PFN...]:OFFSET:LEN (repeatable)")
-	f.Uint16Var(&transferSet, "transfer-set", 0, "transfer page set id")
-	f.StringArrayVar(&transferRanges, "transfer-range", nil, "transfer range OFFSET:LEN (repeatable)")
+	f.StringVar(&s.Type, "type", "", "packet type: inband, completion, gpa-direct or transfer-pages")
+	f.Uint64Var(&s.TransactionID, "txid", 0, "transaction id")
+	f.BoolVar(&s.CompletionRequested, "completion-requested", false, "set the completion-requested flag")
+	f.StringVar(&s.PayloadHex, "payload", "", "payload bytes in hex")
+	f.StringArrayVar(&s.Ranges, "range", nil, "GPA range PFN[,PFN...]:OFFSET:LEN (repeatable)")
+	f.Uint16Var(&s.TransferSet, "transfer-set", 0, "transfer page set id")
+	f.StringArrayVar(&s.TransferRanges, "transfer-range", nil, "transfer range OFFSET:LEN (repeatable)")
 	return cmd
-}
-
-func ringWrite(path string, p *ring.OutPacket, payload []byte) error {
-	rf, err := ring.OpenFile(path, true)
-	if err != nil {
-		return usageError(err)
-	}
-	defer rf.Close()
-	w, err := ring.NewWriter(rf.Region())
-	if err != nil {
-		return usageError(err)
-	}
-	if err := w.Write(p, payload); err != nil {
-		switch {
-		case errors.Is(err, ring.ErrFull):
-			free, _ := w.Free()
-			return failuref("ring full: the packet needs %d bytes, %d are free", ring.PacketLen(p.HeaderLen(), len(payload)), max(free, 0))
-		case errors.Is(err, ring.ErrTooLarge):
-			return failuref("ring full: %v", err)
-		}
-		return usageError(err)
-	}
-	w.Commit()
-	return nil
 }
 
 func newRingReadCmd() *cobra.Command {
@@ -166,33 +97,17 @@ printed and consumed, and the command exits 2 naming the offset and rule.`,
 			if maxPackets < 0 {
 				return usageErrorf("--max %d is negative", maxPackets)
 			}
-			rf, err := ring.OpenFile(args[0], true)
-			if err != nil {
-				return usageError(err)
-			}
-			defer rf.Close()
-			r, err := ring.NewReader(rf.Region())
-			if err != nil {
-				return usageError(err)
-			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
-			var p ring.Packet
-			var rerr error
-			for n := 0; maxPackets == 0 || n < maxPackets; n++ {
-				if err := r.Next(&p); err != nil {
-					if !errors.Is(err, ring.ErrEmpty) {
-						rerr = err
-					}
-					break
-				}
-				if err := enc.Encode(ringtext.FromPacket(&p, false)); err != nil {
-					r.Revert()
-					return err
-				}
-			}
-			r.Commit()
-			if rerr != nil {
-				return usageError(rerr)
+			var werr error
+			err := ringtext.ConsumeFile(args[0], maxPackets, func(p ringtext.Packet) error {
+				werr = enc.Encode(p)
+				return werr
+			})
+			switch {
+			case werr != nil:
+				return werr
+			case err != nil:
+				return usageError(err)
 			}
 			return nil
 		},
