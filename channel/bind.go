@@ -67,7 +67,7 @@ func (c *Channel) serverOpen(hc *host.Channel) error {
 	if bad {
 		return fail(StatusInvalidDeviceState, "open of a channel that is not waiting for one")
 	}
-	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
+	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls, tapOf(hc.Capture, hc.GuestID, hc.ChannelID))
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 		}
 		return
 	}
-	ep, err := c.openEndpoint(gch.In, gch.Out, gch.FromHost, gch.ToHost, cl.Memory(), nil)
+	ep, err := c.openEndpoint(gch.In, gch.Out, gch.FromHost, gch.ToHost, cl.Memory(), nil, epTap{})
 	if err != nil {
 		gch.Close(context.Background()) //nolint:errcheck // best effort
 		closed()

@@ -283,6 +283,9 @@ type endpoint struct {
 	rxDone chan struct{}
 	rxErr  error
 	pkt    ring.Packet
+	cap    epTap  // server only: set before the endpoint is published
+	capTx  []byte // a written packet's type header, for the capture (sendMu)
+	capRx  []byte // a read packet's type header, for the capture (receive loop)
 }
 
 type clientGpadl struct {

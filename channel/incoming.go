@@ -105,7 +105,7 @@ func (p *Packet) Complete(payload []byte) {
 		c.mu.Unlock()
 	}
 	if c.qHead == nil {
-		err := ep.w.WriteCompletion(p.txid, payload)
+		err := ep.writeCompletion(p.txid, payload)
 		if err == nil || !errors.Is(err, ring.ErrFull) {
 			// Written, or the ring is broken or the completion can
 			// never fit: nothing more can be sent, so it is dropped.
@@ -119,7 +119,7 @@ func (p *Packet) Complete(payload []byte) {
 			}
 			c.sendMu.Unlock()
 			if sig {
-				ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+				ep.signal()
 			}
 			c.release(p)
 			return

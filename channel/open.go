@@ -11,7 +11,7 @@ import (
 
 // openEndpoint sets up the rings of a channel being opened. The Opened
 // callback runs next; the receive goroutine starts only if it succeeds.
-func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem *guestmem.Memory, gt *host.GpadlTable) (*endpoint, error) {
+func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem *guestmem.Memory, gt *host.GpadlTable, tap epTap) (*endpoint, error) {
 	r, err := ring.NewReader(in)
 	if err != nil {
 		return nil, err
@@ -20,7 +20,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	if err != nil {
 		return nil, err
 	}
-	ep := &endpoint{r: r, w: w, in: inEv, out: outEv, mem: mem, gpadls: gt, rxDone: make(chan struct{})}
+	ep := &endpoint{r: r, w: w, in: inEv, out: outEv, mem: mem, gpadls: gt, rxDone: make(chan struct{}), cap: tap}
 	c.mu.Lock()
 	c.ep = ep
 	c.flowLocked(flowOff)

@@ -211,7 +211,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 			}
 			c.sendMu.Unlock()
 			if sig {
-				ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+				ep.signal()
 			}
 			if !p.wait {
 				p.completed(StatusSuccess, nil)
@@ -313,7 +313,7 @@ func (c *Channel) TrySend(payload []byte) error {
 		return StatusBufferOverflow
 	}
 	c.txSeq++
-	err := ep.w.WriteInBand(uint64(c.txSeq)<<32|uint64(noSlot), 0, payload)
+	err := ep.writeInBand(uint64(c.txSeq)<<32|uint64(noSlot), 0, payload)
 	if err != nil {
 		c.sendMu.Unlock()
 		switch {
@@ -332,7 +332,7 @@ func (c *Channel) TrySend(payload []byte) error {
 	}
 	c.sendMu.Unlock()
 	if sig {
-		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+		ep.signal()
 	}
 	return nil
 }
@@ -358,10 +358,10 @@ func (c *Channel) write(ep *endpoint, p *OutPacket, payload []byte, ext []gpa.Ra
 		fl = ring.FlagCompletionRequested
 	}
 	if len(ext) == 0 {
-		return ep.w.WriteInBand(p.txid, fl, payload)
+		return ep.writeInBand(p.txid, fl, payload)
 	}
 	c.scratch = ring.OutPacket{Type: ring.TypeGPADirect, Flags: fl, TransactionID: p.txid, Ranges: ext}
-	err := ep.w.Write(&c.scratch, payload)
+	err := ep.writePacket(&c.scratch, payload)
 	c.scratch.Ranges = nil
 	return err
 }

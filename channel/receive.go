@@ -70,6 +70,9 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		c.rxSleeping.Store(true)
 		err := ep.in.Wait(context.Background())
 		c.rxSleeping.Store(false)
+		if err == nil {
+			ep.capturedWake()
+		}
 		if err != nil {
 			c.mu.Lock()
 			exit := c.rxExit
@@ -145,6 +148,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 				return false // PacketComplete or the quota wakes us
 			}
 			c.st.read(ep.pkt.PayloadLen())
+			ep.capturedRead()
 			c.mu.Lock()
 			c.rxBlocked = false
 			c.mu.Unlock()
@@ -175,6 +179,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 			return true
 		}
 		c.st.read(ep.pkt.PayloadLen())
+		ep.capturedRead()
 		switch ep.pkt.Type {
 		case ring.TypeCompletion:
 			c.unpop(pk)
@@ -263,7 +268,7 @@ func (c *Channel) unpop(p *Packet) {
 func (c *Channel) commitRx(ep *endpoint) {
 	if ep.r.Commit() {
 		c.st.rxSignals++
-		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+		ep.signal()
 	}
 }
 
@@ -280,7 +285,7 @@ func (c *Channel) endBatch(ep *endpoint) {
 	c.sendMu.Unlock()
 	c.st.publishRx()
 	if sig && !c.quiet() {
-		ep.out.Signal() //nolint:errcheck // see commitRx
+		ep.signal()
 	}
 }
 

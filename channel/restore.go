@@ -467,7 +467,7 @@ func (c *Channel) failRestored(st *restoredState) {
 // guest woken now would only spend the CPU that the restore of the other
 // channels needs, and could not be answered before Start anyway.
 func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
-	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls)
+	ep, err := c.openEndpoint(hc.In, hc.Out, hc.FromGuest, hc.ToGuest, hc.Memory, hc.Gpadls, tapOf(hc.Capture, hc.GuestID, hc.ChannelID))
 	if err != nil {
 		return fail(StatusInvalidDeviceState, "re-attach: %w", err)
 	}

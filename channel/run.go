@@ -158,7 +158,7 @@ func (c *Channel) goLiveLocked(ep *endpoint) {
 	c.resumeWrites()
 	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
 	if hc != nil && owed(hc.In, hc.Out) {
-		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+		ep.signal()
 	}
 }
 

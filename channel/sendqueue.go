@@ -57,7 +57,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 			size, hdr = p.n, typeHeaderLen(p.ranges)
 		} else {
 			p := q.in
-			err = ep.w.WriteCompletion(p.txid, p.buf[:p.cn])
+			err = ep.writeCompletion(p.txid, p.buf[:p.cn])
 			size = p.cn
 		}
 		if errors.Is(err, ring.ErrFull) {
@@ -120,7 +120,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 // finishSent signals the peer and tells the senders of written packets.
 func (c *Channel) finishSent(ep *endpoint, done *qitem, sig bool) {
 	if sig {
-		ep.out.Signal() //nolint:errcheck // a gone peer is noticed by the control plane
+		ep.signal()
 	}
 	for q := done; q != nil; {
 		next := q.next

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/transport"
@@ -185,6 +186,9 @@ func (gc *guestConn) run() (err error) {
 			}
 			return err
 		}
+		if w := gc.h.capture.Load(); w != nil {
+			w.Control(gc.id, capture.In, buf[:n])
+		}
 		gc.mu.Lock()
 		err = gc.handle(buf[:n])
 		gc.mu.Unlock()
@@ -264,9 +268,13 @@ func (gc *guestConn) send(m protocol.Message) {
 		// anything the guest does not expect.
 		return
 	}
-	err := gc.c.Send(protocol.Marshal(m))
+	b := protocol.Marshal(m)
+	err := gc.c.Send(b)
 	switch {
 	case err == nil:
+		if w := gc.h.capture.Load(); w != nil {
+			w.Control(gc.id, capture.Out, b)
+		}
 	case errors.Is(err, transport.ErrSendTimeout):
 		// The guest has not read for Limits.SendTimeout: whatever it is
 		// doing, the host will not wait on it any longer.

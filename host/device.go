@@ -1,6 +1,7 @@
 package host
 
 import (
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/transport"
@@ -56,4 +57,7 @@ type Channel struct {
 	// Gpadls are the GPADLs this guest created on this channel. A device
 	// maps one to reach the buffer behind it (see GpadlTable.Map).
 	Gpadls *GpadlTable
+	// Capture is the host's capture attachment (Host.Capture): a device
+	// that reads or writes the rings records what crosses them there.
+	Capture *capture.Tap
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/transport"
 )
@@ -64,6 +65,7 @@ type Host struct {
 	limits  Limits
 	onGuest func(*Guest)
 	offers  []offer // sorted by (interface type, instance, subchannel index); channel id = index + 1
+	capture capture.Tap
 
 	mu        sync.Mutex
 	closing   bool
@@ -112,6 +114,11 @@ func New(cfg Config) *Host {
 	}
 	return h
 }
+
+// Capture is where a capture of the bus attaches (nil: none, the
+// default): every control message to and from each guest, and, through
+// Channel.Capture, the ring packets and signals of the server channels.
+func (h *Host) Capture() *capture.Tap { return &h.capture }
 
 func offerLess(a, b *OfferSpec) bool {
 	if c := bytes.Compare(a.InterfaceType[:], b.InterfaceType[:]); c != 0 {

@@ -148,6 +148,7 @@ func (gc *guestConn) buildOpen(i int, m *protocol.OpenChannel, takeEvent func(ui
 		ToGuest:      oc.evTo,
 		FromGuest:    oc.evFrom,
 		Gpadls:       &GpadlTable{set: gc.gpadls, channelID: m.ChannelID},
+		Capture:      &gc.h.capture,
 	}
 	return oc, nil
 }
