@@ -87,6 +87,10 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		return err
 	}
 	d.h = h
+	if err := d.openCapture(successor); err != nil {
+		// The bus is not lost for want of its capture.
+		d.log.Error("capture not continued", "path", d.cfg.Capture.Path, "err", err)
+	}
 	// Each channel is restored on its own goroutine (a few at a time); a
 	// channel that does not restore is offered anew, and the guests'
 	// servers are tracked, in order afterwards. A guest the bus did not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/govmbus/govmbus/capture"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,6 +71,10 @@ type Config struct {
 	// fails, delivers SIGHUP to Hangup again. Nil: SIGHUP is left as it
 	// is.
 	Hangup chan<- os.Signal
+	// Capture, if its Path is set, records the bus from the start
+	// (Serve), and each successor appends to the same file (Adopt,
+	// AdoptSpawned, ServiceTo: give it the same Capture).
+	Capture CaptureConfig
 	// Args are the successor's arguments (argv, the program's name
 	// first); nil is os.Args. The successor runs this process's
 	// executable.
@@ -87,10 +92,11 @@ type Daemon struct {
 	log     *slog.Logger
 	h       *host.Host
 	l       *transport.Listener
-	served  chan error    // the running Serve's result
-	ended   chan struct{} // closed once the running Serve returned
-	count   uint32        // servicings so far
-	spawned bool          // started by a spawned servicing
+	served  chan error      // the running Serve's result
+	ended   chan struct{}   // closed once the running Serve returned
+	count   uint32          // servicings so far
+	spawned bool            // started by a spawned servicing
+	capw    *capture.Writer // the running capture, if any
 	closed  bool
 }
 
@@ -125,6 +131,7 @@ func (d *Daemon) emit(e Event) {
 	if d.cfg.Events != nil {
 		d.cfg.Events(e)
 	}
+	d.captureEvent(e)
 	logEvent(d.log, e)
 }
 
@@ -141,6 +148,11 @@ func (d *Daemon) Serve() error {
 		return fmt.Errorf("host: %w", err)
 	}
 	d.h = host.New(d.config())
+	if err := d.openCapture(false); err != nil {
+		l.Close()
+		d.h.Close()
+		return fmt.Errorf("host: %w", err)
+	}
 	d.serve(l)
 	d.emit(&Listening{Socket: d.cfg.Socket, Devices: len(d.devs.specs)})
 	if err := d.cfg.Supervisor.Announce(); err != nil {
@@ -186,6 +198,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	<-d.ended
 	d.devs.wait()
 	d.devs.close()
+	d.closeCapture()
 	os.Remove(d.cfg.Socket) //nolint:errcheck // Serve's listener close removes it already
 	return err
 }
@@ -203,6 +216,7 @@ func (d *Daemon) Close() {
 	}
 	d.devs.wait()
 	d.devs.close()
+	d.closeCapture()
 }
 
 // ChannelInfo is one device's server channel on one guest.

@@ -225,6 +225,11 @@ func (d *Daemon) service(to *Daemon) error {
 		err = writeFileAtomic(d.cfg.StateFile, state)
 		ph.mark("state_file")
 	}
+	if err == nil && saveErr == nil {
+		// The successor appends to the capture: this image's records
+		// are in the file before it does, and none comes after.
+		d.suspendCapture()
+	}
 	if err == nil && saveErr == nil && succ != nil {
 		// This image reads nothing handed over from here on: a read of
 		// a guest's eventfd would take what the successor waits for (the
@@ -250,6 +255,7 @@ func (d *Daemon) service(to *Daemon) error {
 		d.h.Close()
 		d.devs.wait()
 		d.devs.close()
+		d.closeCapture()
 		d.closed = true
 		ph.first = "handover"
 		return to.adoptPhases(state, owned, ph, true)
@@ -270,6 +276,9 @@ func (d *Daemon) service(to *Daemon) error {
 			}
 			os.Unsetenv(phasesEnv)
 		}
+	}
+	if d.capw != nil {
+		d.capw.Resume() // this image serves on: so does its capture
 	}
 	d.emit(&ServicingFailed{Stage: "save or exec", Err: errors.Join(saveErr, err), Restoring: true})
 	if state, err = st.encode(d.cfg.Socket); err != nil {
