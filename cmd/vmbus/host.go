@@ -26,10 +26,11 @@ import (
 // restores and serves on, and the guests notice only the pause.
 func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode, adminPath string
+	var capt hosting.CaptureConfig
 	var rtBlackout, stateKinds, asJSON bool
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--log-format text|json] | host --state-kinds [--json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -58,7 +59,9 @@ host until every channel runs again; with 64 channels under load,
 Servicing). The echo channels take successive instances
 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the order
 given; a guest tells them apart by instance. --state-file keeps the last
-servicing's saved state for "vmbus state inspect". SIGINT and SIGTERM stop.
+servicing's saved state for "vmbus state inspect". --capture FILE records
+the bus to a pcapng file (docs/CAPTURE.md; "vmbus capture read"), which each
+successor continues. SIGINT and SIGTERM stop.
 
 Before it pauses anything, a servicing asks the successor which saved
 states it reads (docs/SAVED_STATE.md, Compatibility): --state-kinds prints
@@ -138,7 +141,7 @@ refused") if its state could not be read at all.`,
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup,
+				Supervisor: sup, Hangup: hup, Capture: capt,
 			})
 			if err != nil {
 				closeInherited()
@@ -216,6 +219,9 @@ refused") if its state could not be read at all.`,
 	cmd.Flags().StringVar(&servicingMode, "servicing", "exec", "how SIGHUP services the host: exec (re-execute in place, same pid) or spawn (start the successor first, then hand over)")
 	cmd.Flags().BoolVar(&stateKinds, "state-kinds", false, "print the saved-state format and record kinds this build reads (what a servicing asks its successor), and exit")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --state-kinds: print one JSON object")
+	cmd.Flags().StringVar(&capt.Path, "capture", "", "record the bus to this pcapng file (docs/CAPTURE.md); a servicing's successor appends")
+	cmd.Flags().IntVar(&capt.SnapLen, "capture-snaplen", 0, "bytes kept of each captured message or packet (0: 65536)")
+	cmd.Flags().Int64Var(&capt.MaxBytes, "capture-max-bytes", 0, "stop capturing before the file passes this size (0: no limit)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }

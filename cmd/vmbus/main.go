@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		newSoakCmd(),
 		newICCmd(),
 		newAdminCmd(),
+		newCaptureCmd(),
 	)
 	return root
 }
