@@ -1,9 +1,9 @@
 // Package capture records VMBus traffic to a pcapng file and reads it
 // back: the control messages a host exchanges with each guest, the ring
 // packets its server channels write and read, their signals, and the
-// servicing events between them. It sits beside protocol (it imports
-// nothing else of the module) so that host and channel, which feed it,
-// stay below it in nothing.
+// servicing events between them. It stands on protocol alone (for the
+// names of message types), so that host and channel, which feed it, can
+// import it.
 //
 // # File
 //
