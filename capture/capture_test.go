@@ -219,3 +219,15 @@ func BenchmarkPacket(b *testing.B) {
 		w.Packet(1, 1, In, 6, 0, 1, nil, p, nil)
 	}
 }
+
+// TestSnapLenKeepsEvents: the snap length cuts packets, not events.
+func TestSnapLenKeepsEvents(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, Options{SnapLen: 8})
+	w.Event(map[string]string{"msg": "servicing complete, a long line"})
+	w.Close()
+	recs := readAll(t, buf.Bytes())
+	if len(recs) != 1 || recs[0].Flags&FlagTruncated != 0 || string(recs[0].Data) != `{"msg":"servicing complete, a long line"}` {
+		t.Fatalf("%+v", recs)
+	}
+}

@@ -29,7 +29,7 @@ const flushEvery = 200 * time.Millisecond
 type Options struct {
 	// SnapLen is how many bytes of each record (after its header) are
 	// kept; the rest is cut and the record marked FlagTruncated. 0 is
-	// DefaultSnapLen.
+	// DefaultSnapLen. Events are kept whole.
 	SnapLen int
 	// MaxBytes, if positive, bounds the file's size: the record that
 	// would take it past MaxBytes, and every one after it, is dropped
@@ -126,7 +126,9 @@ func newWriter(out io.Writer, size int64, o Options) (*Writer, error) {
 	w.st.Bytes = size
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.putLocked(sectionHeader()) || !w.putLocked(interfaceBlock("host", w.ifaceSnap())) {
+	// The host's interface carries whole events: snap length 0, no
+	// limit.
+	if !w.putLocked(sectionHeader()) || !w.putLocked(interfaceBlock("host", 0)) {
 		if w.err != nil {
 			return nil, w.err
 		}
@@ -202,7 +204,12 @@ func (w *Writer) emit(h RecordHeader, host bool, p *pkt, p0, p1, p2 []byte) {
 	if p != nil {
 		total += DescriptorSize
 	}
-	keep := min(total, w.snap)
+	keep := total
+	if !host {
+		// Events are few and short: kept whole, so that each stays the
+		// JSON object it is.
+		keep = min(total, w.snap)
+	}
 	h.Version = RecordVersion
 	h.OrigLen = uint32(min(total, int(^uint32(0))))
 	if keep < total {

@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -110,5 +112,39 @@ func testCapture(t *testing.T, args ...string) {
 	}
 	if n := len(readCaptureJSON(t, path, "--filter", "kind=control,type=OpenChannel")); n != 2 {
 		t.Errorf("--filter kind=control,type=OpenChannel: %d records, want 2 (one per ping)", n)
+	}
+}
+
+// TestE2ECaptureMaxBytes: --capture-max-bytes stops the capture before
+// the file passes the limit; what it holds reads back whole, and a bad
+// filter is bad usage.
+func TestE2ECaptureMaxBytes(t *testing.T) {
+	bin := vmbusBinary(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bus.pcapng")
+	const limit = 4096
+	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), "--device", "echo", "--capture", path,
+		"--capture-max-bytes", strconv.Itoa(limit), "--capture-snaplen", "32")
+	if m := guestJSON(t, h.socket, "ping", "--count", "100"); m["received"] != 100 {
+		t.Fatalf("ping: %v", m)
+	}
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	l := h.waitMsg(t, "capture closed")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readCaptureJSON(t, path)
+	if fi.Size() > limit || fi.Size() < limit-256 || len(recs) == 0 || l["dropped"] == float64(0) {
+		t.Fatalf("file of %d bytes (limit %d), %d records, log %v", fi.Size(), limit, len(recs), l)
+	}
+	for _, r := range recs {
+		if r.Kind == "packet" && len(r.Bytes) > 2*32 {
+			t.Fatalf("a packet of %d bytes kept, snap length 32", len(r.Bytes)/2)
+		}
+	}
+	err = exec.Command(bin, "capture", "read", path, "--filter", "colour=blue").Run()
+	if exitCode(err) != exitUsage {
+		t.Fatalf("bad filter: %v", err)
 	}
 }
