@@ -87,9 +87,9 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 		return err
 	}
 	d.h = h
-	if err := d.openCapture(successor); err != nil {
+	if err := d.openCapture(h, successor); err != nil {
 		// The bus is not lost for want of its capture.
-		d.log.Error("capture not continued", "path", d.cfg.Capture.Path, "err", err)
+		d.log.Error("capture not continued", "err", err)
 	}
 	// Each channel is restored on its own goroutine (a few at a time); a
 	// channel that does not restore is offered anew, and the guests'

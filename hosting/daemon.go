@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/govmbus/govmbus/capture"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
@@ -92,11 +92,12 @@ type Daemon struct {
 	log     *slog.Logger
 	h       *host.Host
 	l       *transport.Listener
-	served  chan error      // the running Serve's result
-	ended   chan struct{}   // closed once the running Serve returned
-	count   uint32          // servicings so far
-	spawned bool            // started by a spawned servicing
-	capw    *capture.Writer // the running capture, if any
+	served  chan error    // the running Serve's result
+	ended   chan struct{} // closed once the running Serve returned
+	count   uint32        // servicings so far
+	spawned bool          // started by a spawned servicing
+	capMu   sync.Mutex    // guards capt (StartCapture, StopCapture: any goroutine)
+	capt    captureState
 	closed  bool
 }
 
@@ -122,6 +123,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log}
+	d.capt.cfg = cfg.Capture
 	d.devs = &devices{specs: specs, names: names, values: values, log: log, guests: make(map[*host.Guest][]Device)}
 	return d, nil
 }
@@ -148,7 +150,7 @@ func (d *Daemon) Serve() error {
 		return fmt.Errorf("host: %w", err)
 	}
 	d.h = host.New(d.config())
-	if err := d.openCapture(false); err != nil {
+	if err := d.openCapture(d.h, false); err != nil {
 		l.Close()
 		d.h.Close()
 		return fmt.Errorf("host: %w", err)

@@ -47,6 +47,8 @@ func (d *Daemon) service(to *Daemon) error {
 	if to != nil {
 		mode = "in-process"
 	}
+	d.servicingCapture(true)
+	defer d.servicingCapture(false)
 	d.emit(&ServicingStarted{Servicing: d.count + 1, Mode: mode})
 	// With Spawn the successor starts up first, while the channels still
 	// run: its start is no part of the blackout.
@@ -228,7 +230,7 @@ func (d *Daemon) service(to *Daemon) error {
 	if err == nil && saveErr == nil {
 		// The successor appends to the capture: this image's records
 		// are in the file before it does, and none comes after.
-		d.suspendCapture()
+		d.suspendCapture(to)
 	}
 	if err == nil && saveErr == nil && succ != nil {
 		// This image reads nothing handed over from here on: a read of
@@ -277,9 +279,7 @@ func (d *Daemon) service(to *Daemon) error {
 			os.Unsetenv(phasesEnv)
 		}
 	}
-	if d.capw != nil {
-		d.capw.Resume() // this image serves on: so does its capture
-	}
+	d.resumeCapture() // this image serves on: so does its capture
 	d.emit(&ServicingFailed{Stage: "save or exec", Err: errors.Join(saveErr, err), Restoring: true})
 	if state, err = st.encode(d.cfg.Socket); err != nil {
 		return fmt.Errorf("host: servicing: %w", err)

@@ -27,7 +27,7 @@ type adminOpts struct {
 // admin API (vmbus host --admin PATH, package hosting/admin).
 func newAdminCmd() *cobra.Command {
 	o := &adminOpts{}
-	cmd := groupCmd("admin --socket PATH guests|heartbeat|shutdown|time|kvp ... [--wait D] [--json]",
+	cmd := groupCmd("admin --socket PATH guests|heartbeat|shutdown|time|kvp|capture ... [--wait D] [--json]",
 		"Ask a running host about its guests and their integration components",
 		`Calls the admin API of a host started with --admin PATH. Every command
 takes --json (the API's answer as one JSON line) and --wait D (how long to
@@ -98,6 +98,7 @@ argument).`,
 			},
 		},
 		newAdminKVPCmd(o),
+		newAdminCaptureCmd(o),
 	)
 	cmd.PersistentFlags().StringVar(&o.socket, "socket", "", "the host's admin socket (vmbus host --admin PATH)")
 	cmd.PersistentFlags().DurationVar(&o.wait, "wait", admin.DefaultWait, "how long to wait for the guest's answer")

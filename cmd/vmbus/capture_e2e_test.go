@@ -148,3 +148,43 @@ func TestE2ECaptureMaxBytes(t *testing.T) {
 		t.Fatalf("bad filter: %v", err)
 	}
 }
+
+func TestE2ECaptureAdminExec(t *testing.T)  { testCaptureAdmin(t) }
+func TestE2ECaptureAdminSpawn(t *testing.T) { testCaptureAdmin(t, "--servicing", "spawn") }
+
+// testCaptureAdmin: a capture started through the admin API while the
+// host serves is carried on by a servicing's successor and stopped
+// through the API; a second start while one runs is refused (exit 1).
+func testCaptureAdmin(t *testing.T, args ...string) {
+	bin := vmbusBinary(t)
+	dir := t.TempDir()
+	path, sock := filepath.Join(dir, "bus.pcapng"), filepath.Join(dir, "admin.sock")
+	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), append([]string{"--device", "echo", "--admin", sock}, args...)...)
+	adm := func(args ...string) ([]byte, error) {
+		return exec.Command(bin, append([]string{"admin", "--socket", sock, "capture"}, args...)...).CombinedOutput()
+	}
+	if out, err := adm("start", path); err != nil {
+		t.Fatalf("capture start: %v: %s", err, out)
+	}
+	if out, err := adm("start", path); exitCode(err) != exitFailure {
+		t.Fatalf("a second capture start: %v: %s", err, out)
+	}
+	guestJSON(t, h.socket, "ping", "--count", "10", "--payload", "64")
+	h.service(t, 1)
+	guestJSON(t, h.socket, "ping", "--count", "10", "--payload", "72")
+	out, err := adm("stop", "--json")
+	if err != nil {
+		t.Fatalf("capture stop: %v: %s", err, out)
+	}
+	var st struct{ Records uint64 }
+	if err := json.Unmarshal(out, &st); err != nil || st.Records == 0 {
+		t.Fatalf("capture stop: %s (%v)", out, err)
+	}
+	ins := map[int]int{}
+	for _, r := range readCaptureJSON(t, path, "--filter", "kind=packet,dir=in") {
+		ins[r.Section]++
+	}
+	if ins[0] != 10 || ins[1] != 10 || len(ins) != 2 {
+		t.Fatalf("requests captured by section: %v, want 10 in each of two", ins)
+	}
+}

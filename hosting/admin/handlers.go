@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/device/ic"
 	"github.com/govmbus/govmbus/hosting"
 )
@@ -23,6 +24,8 @@ func (s *Server) routes() http.Handler {
 	m.HandleFunc("GET /v1/guests/{id}/kvp/{pool}/{key}", s.kvpGet)
 	m.HandleFunc("PUT /v1/guests/{id}/kvp/{pool}/{key}", s.kvpSet)
 	m.HandleFunc("DELETE /v1/guests/{id}/kvp/{pool}/{key}", s.kvpDelete)
+	m.HandleFunc("POST /v1/capture", s.captureStart)
+	m.HandleFunc("DELETE /v1/capture", s.captureStop)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -284,6 +287,57 @@ func writeGuestError(w http.ResponseWriter, what string, err error) {
 		code = http.StatusBadGateway
 	}
 	writeError(w, code, fmt.Errorf("%s: %w", what, err))
+}
+
+// CaptureSource is a Source that captures its bus at run time: a
+// hosting.Daemon. The capture endpoints answer 501 for another.
+type CaptureSource interface {
+	StartCapture(hosting.CaptureConfig) error
+	StopCapture() (capture.Stats, error)
+}
+
+var _ CaptureSource = (*hosting.Daemon)(nil)
+
+func (s *Server) captureSource(w http.ResponseWriter) (CaptureSource, bool) {
+	cs, ok := s.cfg.Source.(CaptureSource)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, errors.New("this host does not capture"))
+	}
+	return cs, ok
+}
+
+func (s *Server) captureStart(w http.ResponseWriter, r *http.Request) {
+	cs, ok := s.captureSource(w)
+	if !ok {
+		return
+	}
+	var req CaptureRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Path == "" || req.SnapLen < 0 || req.SnapLen > capture.MaxSnapLen || req.MaxBytes < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("capture request: want a path, a snap length in [0, %d] and a size limit >= 0 (%v)", capture.MaxSnapLen, err))
+		return
+	}
+	err := cs.StartCapture(hosting.CaptureConfig{Path: req.Path, Options: capture.Options{SnapLen: req.SnapLen, MaxBytes: req.MaxBytes}})
+	switch {
+	case errors.Is(err, hosting.ErrCaptureBusy):
+		writeError(w, http.StatusConflict, err)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, struct{}{})
+	}
+}
+
+func (s *Server) captureStop(w http.ResponseWriter, _ *http.Request) {
+	cs, ok := s.captureSource(w)
+	if !ok {
+		return
+	}
+	st, err := cs.StopCapture()
+	if err != nil {
+		writeError(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, CaptureResult{Records: st.Records, Dropped: st.Dropped, Bytes: st.Bytes})
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

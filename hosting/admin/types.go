@@ -55,6 +55,22 @@ type KVResult struct {
 	Entries []ic.KV `json:"entries"`
 }
 
+// CaptureRequest starts a capture of the bus (POST /v1/capture): the
+// file, truncated, and the snap length and size limit (0: the defaults,
+// docs/CAPTURE.md).
+type CaptureRequest struct {
+	Path     string `json:"path"`
+	SnapLen  int    `json:"snaplen,omitempty"`
+	MaxBytes int64  `json:"max_bytes,omitempty"`
+}
+
+// CaptureResult is what a stopped capture recorded (DELETE /v1/capture).
+type CaptureResult struct {
+	Records uint64 `json:"records"`
+	Dropped uint64 `json:"dropped"`
+	Bytes   int64  `json:"bytes"`
+}
+
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
