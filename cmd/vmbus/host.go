@@ -59,9 +59,8 @@ host until every channel runs again; with 64 channels under load,
 Servicing). The echo channels take successive instances
 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the order
 given; a guest tells them apart by instance. --state-file keeps the last
-servicing's saved state for "vmbus state inspect". --capture FILE records
-the bus to a pcapng file (docs/CAPTURE.md; "vmbus capture read"), which each
-successor continues. SIGINT and SIGTERM stop.
+servicing's saved state for "vmbus state inspect". --capture FILE records the
+bus (pcapng, docs/CAPTURE.md), each successor after. SIGINT and SIGTERM stop.
 
 Before it pauses anything, a servicing asks the successor which saved
 states it reads (docs/SAVED_STATE.md, Compatibility): --state-kinds prints
