@@ -229,6 +229,14 @@ type Channel struct {
 	// client binding
 	gch    *guest.Channel
 	gpadls map[uint32]clientGpadl
+	// xsets are the transfer page sets (both sides), forgotten when the
+	// channel closes.
+	xsets map[uint16]*TransferPageSet
+	// xscratch is the receive goroutine's buffer for checking transfer
+	// ranges for overlaps.
+	xscratch []TransferRange
+	// xferDropReason says why the last transfer-page packet was dropped.
+	xferDropReason string
 
 	// The incoming packets.
 	inAll       []*Packet

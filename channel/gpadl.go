@@ -212,6 +212,9 @@ func (c *Channel) MarkGpadlReadOnly(id uint32) error {
 // destroyGpadls destroys (client) or unmaps (server) the GPADLs the Closed
 // callback left.
 func (c *Channel) destroyGpadls() {
+	c.mu.Lock()
+	c.xsets = nil // their buffers go with the GPADLs
+	c.mu.Unlock()
 	if c.server {
 		c.mu.Lock()
 		for id := range c.mapped {

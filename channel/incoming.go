@@ -40,6 +40,10 @@ type Packet struct {
 	pfns    []uint64
 	ctx     []byte
 	q       qitem
+	// A transfer-page packet's set and its checked ranges (a copy).
+	xset  *TransferPageSet
+	xr    []TransferRange
+	flags PacketFlags
 }
 
 // Channel is the packet's channel.
@@ -329,11 +333,7 @@ func (c *Channel) doWork(it workItem) {
 	c.mu.Lock()
 	p.state = pktIndicated
 	c.mu.Unlock()
-	var flags PacketFlags
-	if len(p.ranges) > 0 {
-		flags = PacketFlagExternalData
-	}
-	c.cfg.process(c, p, p.buf[:p.n], flags)
+	c.cfg.process(c, p, p.buf[:p.n], p.flags)
 }
 
 // grow returns the packet's buffer, at least n bytes long, grown in powers

@@ -46,6 +46,11 @@ type OutPacket struct {
 	ranges     []gpa.Range
 	pfns       []uint64
 	q          qitem
+	// A transfer-page send (SendTransferPages): the set and allocation
+	// its ranges hold until the guest completes it, and the ranges.
+	xset *TransferPageSet
+	xseq uint64
+	xr   []TransferRange
 
 	// SendSynchronousRequest
 	done      chan struct{}
@@ -161,6 +166,15 @@ func wireLen(payload int, ext []gpa.Range) int {
 	return ring.PacketLen(typeHeaderLen(ext), payload) - ring.FooterSize
 }
 
+// headerLen is the type header of p sent with external ranges ext: a
+// transfer-page header for a SendTransferPages, else typeHeaderLen.
+func (p *OutPacket) headerLen(ext []gpa.Range) int {
+	if p.xset != nil {
+		return (&ring.OutPacket{Type: ring.TypeTransferPages, TransferRanges: p.xr}).HeaderLen()
+	}
+	return typeHeaderLen(ext)
+}
+
 // typeHeaderLen is the type header of a packet with external ranges ext:
 // none for an in-band packet, a GPA-direct header otherwise.
 func typeHeaderLen(ext []gpa.Range) int {
@@ -178,8 +192,9 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 	if len(ext) > 0 && flags&SendWaitForCompletion == 0 {
 		return fail(StatusInvalidParameter, "external data needs SendWaitForCompletion")
 	}
-	if wireLen(len(payload), ext) > MTU {
-		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(len(payload), ext))
+	hl := p.headerLen(ext)
+	if wire := ring.PacketLen(hl, len(payload)) - ring.FooterSize; wire > MTU {
+		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wire)
 	}
 	c.sendMu.Lock()
 	if p.state != outIdle {
@@ -230,7 +245,7 @@ func (p *OutPacket) send(payload []byte, ext []gpa.Range, flags SendFlags, noQue
 		c.sendMu.Unlock()
 		return StatusBufferOverflow
 	}
-	if ep.w.Size() < wireLen(len(payload), ext)+ring.FooterSize {
+	if ep.w.Size() < ring.PacketLen(hl, len(payload)) {
 		c.sendMu.Unlock()
 		return fail(StatusInvalidBufferSize, "packet does not fit the ring")
 	}
@@ -357,11 +372,15 @@ func (c *Channel) write(ep *endpoint, p *OutPacket, payload []byte, ext []gpa.Ra
 	if p.wait {
 		fl = ring.FlagCompletionRequested
 	}
-	if len(ext) == 0 {
+	switch {
+	case p.xset != nil:
+		c.scratch = ring.OutPacket{Type: ring.TypeTransferPages, Flags: fl, TransactionID: p.txid, TransferPageSet: p.xset.id, TransferRanges: p.xr}
+	case len(ext) == 0:
 		return ep.writeInBand(p.txid, fl, payload)
+	default:
+		c.scratch = ring.OutPacket{Type: ring.TypeGPADirect, Flags: fl, TransactionID: p.txid, Ranges: ext}
 	}
-	c.scratch = ring.OutPacket{Type: ring.TypeGPADirect, Flags: fl, TransactionID: p.txid, Ranges: ext}
 	err := ep.writePacket(&c.scratch, payload)
-	c.scratch.Ranges = nil
+	c.scratch.Ranges, c.scratch.TransferRanges = nil, nil
 	return err
 }

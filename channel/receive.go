@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -184,7 +185,13 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 		case ring.TypeCompletion:
 			c.unpop(pk)
 			c.onCompletion(&ep.pkt)
-		case ring.TypeInBand, ring.TypeGPADirect:
+		case ring.TypeInBand, ring.TypeGPADirect, ring.TypeTransferPages:
+			if ep.pkt.Type == ring.TypeTransferPages && !c.takeTransfer(pk, &ep.pkt) {
+				// Dropped without a completion, as Linux drops a packet
+				// naming a set that is not its own: the queue goes on.
+				c.unpop(pk)
+				continue
+			}
 			if !c.fill(pk, &ep.pkt, c.cfg.inPlace && !c.cfg.blocking) {
 				c.unpop(pk)
 				c.mu.Lock()
@@ -193,10 +200,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 				return false
 			}
 			count++
-			var flags PacketFlags
-			if len(pk.ranges) > 0 {
-				flags = PacketFlagExternalData
-			}
+			flags := pk.flags
 			switch {
 			case c.cfg.blocking:
 				pk.state = pktDeferred
@@ -210,9 +214,8 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 				c.cfg.process(c, pk, pk.buf[:pk.n], flags)
 			}
 		default:
-			// Transfer-page packets need a receive buffer protocol this
-			// layer does not implement: the queue stops, as for a
-			// malformed packet.
+			// The ring reader knows no other type; kept so that a new
+			// one stops the queue rather than slipping through.
 			c.unpop(pk)
 			c.mu.Lock()
 			c.stopRxLocked(StatusInvalidParameter, "a packet of type %d, which this layer does not take", ep.pkt.Type)
@@ -306,6 +309,12 @@ func (c *Channel) fill(pk *Packet, rp *ring.Packet, inPlace bool) bool {
 	pk.txid = rp.TransactionID
 	pk.want = rp.CompletionRequested()
 	pk.ranges, pk.pfns = pk.ranges[:0], pk.pfns[:0]
+	pk.flags = 0
+	if rp.Type == ring.TypeTransferPages {
+		pk.flags = PacketFlagExternalData | PacketFlagTransferPages
+	} else {
+		pk.xset = nil
+	}
 	if rp.Type == ring.TypeGPADirect {
 		pages := 0
 		for _, r := range rp.Ranges {
@@ -324,7 +333,37 @@ func (c *Channel) fill(pk *Packet, rp *ring.Packet, inPlace bool) bool {
 			pk.ranges[i].PFNs = pk.pfns[off : off+k : off+k]
 			off += k
 		}
+		pk.flags = PacketFlagExternalData
 	}
 	clear(pk.ctx)
+	return true
+}
+
+// takeTransfer checks an incoming transfer-page packet against the
+// client's transfer page sets and copies its ranges into pk. A packet it
+// refuses (a set this end does not have, a range outside the buffer,
+// overlapping ranges, more ranges or bytes than SetMaxExternalData
+// allows, or any transfer-page packet on a server) is counted in
+// Stats.TransferPagesDropped, its reason kept in
+// Stats.TransferPagesDropReason, and dropped without a completion. On the
+// receive goroutine.
+func (c *Channel) takeTransfer(pk *Packet, rp *ring.Packet) bool {
+	c.mu.Lock()
+	sets := c.xsets
+	var s *TransferPageSet
+	var err error
+	if c.server {
+		err = fmt.Errorf("%w: a transfer-page packet sent to a server", ErrTransferPages)
+	} else {
+		s, err = checkTransfer(sets, rp.TransferPageSet, rp.TransferRanges, c.cfg.maxExtChain, uint64(c.cfg.maxExtSize), &pk.xr, &c.xscratch)
+	}
+	if err != nil {
+		c.xferDropReason = err.Error()
+		c.mu.Unlock()
+		c.st.xferDropped.Add(1)
+		return false
+	}
+	c.mu.Unlock()
+	pk.xset = s
 	return true
 }

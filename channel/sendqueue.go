@@ -54,7 +54,7 @@ func (c *Channel) flushLocked(ep *endpoint) (done *qitem, sig bool) {
 		if q.out != nil {
 			p := q.out
 			err = c.write(ep, p, p.buf[:p.n], p.ranges)
-			size, hdr = p.n, typeHeaderLen(p.ranges)
+			size, hdr = p.n, p.headerLen(p.ranges)
 		} else {
 			p := q.in
 			err = ep.writeCompletion(p.txid, p.buf[:p.cn])
@@ -149,6 +149,8 @@ func (c *Channel) onCompletion(rp *ring.Packet) {
 		return
 	}
 	p.state = outIdle
+	// The guest is done with the packet's ranges: they may be reused.
+	p.releaseTransfer()
 	c.sendMu.Unlock()
 	p.completed(StatusSuccess, rp.Payload())
 }
@@ -178,6 +180,9 @@ func (c *Channel) failOutgoing() {
 		}
 	}
 	c.sendEP = nil
+	for _, p := range failed {
+		p.releaseTransfer()
+	}
 	c.sendMu.Unlock()
 	for _, p := range failed {
 		p.completed(StatusDeviceRemoved, nil)

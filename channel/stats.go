@@ -40,6 +40,13 @@ type Stats struct {
 	// a packet past the channel's limits, StatusInvalidParameter for a
 	// packet of a type this layer does not take or one the driver failed.
 	IncomingErr error
+	// TransferPagesDropped counts the transfer-page packets the channel
+	// dropped without a completion (a client: unknown set, a range
+	// outside the buffer, overlapping ranges, past SetMaxExternalData; a
+	// server takes none); the queue went on. TransferPagesDropReason is
+	// why the last one was dropped.
+	TransferPagesDropped    uint64
+	TransferPagesDropReason string
 	// Queued counts the packets and completions that found the outgoing
 	// ring full (or others already waiting) and waited in the channel's
 	// send queue.
@@ -72,6 +79,7 @@ type stats struct {
 	inPackets, inBytes, inSignals atomic.Uint64
 	// counted by the receive goroutine as they happen (rare)
 	emptyWakeups, floodPauses atomic.Uint64
+	xferDropped               atomic.Uint64
 }
 
 // wrote counts a packet of n payload bytes put in the outgoing ring. Must
@@ -123,9 +131,12 @@ func (c *Channel) Stats() Stats {
 		BytesIn:   c.st.inBytes.Load(),
 
 		EmptyWakeups: c.st.emptyWakeups.Load(),
+
+		TransferPagesDropped: c.st.xferDropped.Load(),
 	}
 	c.mu.Lock()
 	s.IncomingStopped, s.IncomingErr = c.rxStopReason, c.rxStopErr
+	s.TransferPagesDropReason = c.xferDropReason
 	c.mu.Unlock()
 	rxSignals := c.st.inSignals.Load()
 	c.sendMu.Lock()
