@@ -285,6 +285,7 @@ func init() {
 	savedstate.RegisterKind(KindChannelPacket, savedstate.KindInfo{Name: "channel-packet", Describe: func(b []byte) (any, error) { return decodePacket(b) }})
 	savedstate.RegisterKind(KindChannelCompletion, savedstate.KindInfo{Name: "channel-completion", Describe: func(b []byte) (any, error) { return decodeCompletion(b) }})
 	savedstate.RegisterKind(KindChannelRestart, savedstate.KindInfo{Name: "channel-restart", Describe: func(b []byte) (any, error) { return decodeRestart(b) }})
+	savedstate.RegisterKind(KindChannelTransferPages, savedstate.KindInfo{Name: "channel-transfer-pages", Describe: func(b []byte) (any, error) { return decodeTransfer(b) }})
 	savedstate.RegisterKind(KindChannelDevice, savedstate.KindInfo{Name: "channel-device", Describe: func(b []byte) (any, error) {
 		dev, err := decodeDevice(b)
 		if err != nil {

@@ -22,6 +22,17 @@ type restoredState struct {
 	flight  []*OutPacket   // packets in the ring waiting for completions
 	claimed map[uint32]*OutPacket
 	redo    []*restartRecord // restartable packets to indicate again
+	// xsets are the transfer page sets, mapped again at re-attach; xslots
+	// what each restored packet holds of them, by slot.
+	xsets  map[uint16]*TransferPageSet
+	xslots map[uint32]xhold
+}
+
+// xhold is one restored packet's hold on a transfer page set.
+type xhold struct {
+	set    *TransferPageSet
+	seq    uint64
+	ranges []TransferRange
 }
 
 // restoredItem is one send-queue entry: a packet or a completion.
@@ -39,6 +50,7 @@ type parsedChannel struct {
 	order   []int // send-queue order: index into packets (>= 0) or ^index into comps
 	redo    []*restartRecord
 	device  []byte // the VSP's state (KindChannelDevice), nil if none
+	xsets   []*transferRecord
 }
 
 // RestoreFromBuffer restores the channel from a saved state (KMCL
@@ -151,6 +163,9 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 		if len(pc.redo) > 0 && (r.Kind == KindChannelPacket || r.Kind == KindChannelCompletion) {
 			return nil, invalidf("%s record at %d after a restart record", savedstate.KindName(r.Kind), i+1)
 		}
+		if r.Kind == KindChannelTransferPages && (i < 2 || len(pc.packets)+len(pc.comps)+len(pc.redo) > 0) {
+			return nil, invalidf("transfer-page record at %d, must come after the mappings and before the packets", i+1)
+		}
 		switch r.Kind {
 		case KindChannelInfo:
 			if i != 0 {
@@ -170,6 +185,14 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 				return nil, invalidf("device record at %d, must be third and once", i+1)
 			}
 			pc.device, err = decodeDevice(r.Body)
+		case KindChannelTransferPages:
+			var x *transferRecord
+			if x, err = decodeTransfer(r.Body); err == nil {
+				if len(pc.xsets) >= maxSavedSets {
+					err = invalidf("more than %d transfer page sets", maxSavedSets)
+				}
+				pc.xsets = append(pc.xsets, x)
+			}
 		case KindChannelPacket:
 			var p *packetRecord
 			if p, err = decodePacket(r.Body); err == nil {
@@ -247,6 +270,9 @@ func (c *Channel) parseState(b savedstate.Begin, recs []savedstate.Record, withH
 	if len(pc.packets) > maxOutPackets {
 		return nil, invalidf("%d packets", len(pc.packets))
 	}
+	if err := checkTransferRefs(pc); err != nil {
+		return nil, err
+	}
 	if withHost {
 		if err := c.checkHost(pc); err != nil {
 			return nil, err
@@ -312,6 +338,16 @@ func (c *Channel) checkHost(pc *parsedChannel) error {
 // for Enable.
 func (c *Channel) apply(pc *parsedChannel) error {
 	st := &restoredState{info: pc.info, mapped: pc.mapped, claimed: make(map[uint32]*OutPacket), redo: pc.redo}
+	if len(pc.xsets) > 0 {
+		st.xsets, st.xslots = make(map[uint16]*TransferPageSet), make(map[uint32]xhold)
+		for _, x := range pc.xsets {
+			set := restoredSet(c, x)
+			st.xsets[x.ID] = set
+			for _, p := range x.Packets {
+				st.xslots[p.Slot] = xhold{set: set, seq: p.Seq, ranges: p.Ranges}
+			}
+		}
+	}
 	c.sendMu.Lock()
 	for _, p := range pc.packets {
 		s := p.Lib.Slot
@@ -420,6 +456,10 @@ func (p *OutPacket) Restore(lib []byte) error {
 	}
 	p.n = copy(p.buf[:cap(p.buf)], l.Payload)
 	p.ranges, p.pfns = copyRanges(p.ranges[:0], p.pfns[:0], l.Ranges)
+	p.xset, p.xr = nil, p.xr[:0]
+	if x, ok := st.xslots[l.Slot]; ok {
+		p.xset, p.xseq, p.xr = x.set, x.seq, append(p.xr, x.ranges...)
+	}
 	if l.State == savedQueued {
 		p.state = outQueued
 	} else {
@@ -453,6 +493,9 @@ func (c *Channel) failRestored(st *restoredState) {
 		p.state = outIdle
 		failed = append(failed, p)
 	}
+	for _, p := range failed {
+		p.releaseTransfer() // the sets went with the channel
+	}
 	c.sendMu.Unlock()
 	for _, p := range failed {
 		p.completed(StatusDeviceRemoved, nil)
@@ -471,6 +514,18 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 	if err != nil {
 		return fail(StatusInvalidDeviceState, "re-attach: %w", err)
 	}
+	// The transfer page sets' buffers are mapped again here, not by the
+	// VSP: restored packets name them (TransferPageSet finds them).
+	for _, s := range st.xsets {
+		v, err := hc.Gpadls.Remap(s.gpadl, AccessReadWrite)
+		if err != nil {
+			return fail(StatusInvalidDeviceState, "re-attach: transfer page set %#x: %w", s.id, err)
+		}
+		if uint64(v.Len()) != s.size {
+			return fail(StatusInvalidDeviceState, "re-attach: transfer page set %#x of %d bytes, its GPADL has %d", s.id, s.size, v.Len())
+		}
+		s.view = v
+	}
 	c.mu.Lock()
 	c.hc = hc
 	c.mapped = make(map[uint32]bool, len(st.mapped))
@@ -478,6 +533,10 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 	for _, id := range st.mapped {
 		c.mapped[id], c.remap[id] = true, true
 	}
+	for _, s := range st.xsets {
+		delete(c.remap, s.gpadl)
+	}
+	c.xsets = st.xsets
 	c.redo = st.redo // indicated when the channel goes live
 	c.mu.Unlock()
 	c.sendMu.Lock()
@@ -519,4 +578,41 @@ func owed(in, out []byte) bool {
 	}
 	i, err := ring.Inspect(in)
 	return err == nil && i.PendingSendMet()
+}
+
+// checkTransferRefs checks the transfer-page records against the rest of
+// the state: one record per set id, each buffer a mapped GPADL, and each
+// packet holding ranges a packet of the state that waits for its
+// completion.
+func checkTransferRefs(pc *parsedChannel) error {
+	if len(pc.xsets) == 0 {
+		return nil
+	}
+	bySlot := make(map[uint32]*libPacket, len(pc.packets))
+	for _, p := range pc.packets {
+		bySlot[p.Lib.Slot] = p.Lib
+	}
+	ids := make(map[uint16]bool, len(pc.xsets))
+	held := make(map[uint32]bool)
+	for _, x := range pc.xsets {
+		if ids[x.ID] {
+			return invalidf("transfer page set %#x twice", x.ID)
+		}
+		ids[x.ID] = true
+		mapped := false
+		for _, id := range pc.mapped {
+			mapped = mapped || id == x.Gpadl
+		}
+		if !mapped {
+			return invalidf("transfer page set %#x on GPADL %#x, which is not mapped", x.ID, x.Gpadl)
+		}
+		for _, p := range x.Packets {
+			l := bySlot[p.Slot]
+			if l == nil || !l.Wait || len(l.Ranges) > 0 || held[p.Slot] {
+				return invalidf("transfer page set %#x names slot %d, not a packet waiting for its completion", x.ID, p.Slot)
+			}
+			held[p.Slot] = true
+		}
+	}
+	return nil
 }

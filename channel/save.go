@@ -221,6 +221,7 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 			pkts = append(pkts, pktSnap{p: p, lib: libPacket{Slot: p.slot, State: savedInFlight, TxID: p.txid, Wait: true}})
 		}
 	}
+	xrecs := c.transferRecordsLocked()
 	c.sendMu.Unlock()
 
 	recs := make([]savedstate.Record, 2, 3+len(order))
@@ -231,6 +232,10 @@ func (c *Channel) snapshot() ([]savedstate.Record, error) {
 		return nil, err
 	} else if dev != nil {
 		recs = append(recs, *dev)
+	}
+	// The sets before the packets that hold their ranges.
+	for _, x := range xrecs {
+		recs = append(recs, savedstate.Record{Kind: KindChannelTransferPages, Flags: savedstate.FlagCritical, Body: x.encode()})
 	}
 	arena := make([]byte, 0, len(pkts)*48)
 	var scratch []byte

@@ -375,7 +375,7 @@ func checkGolden(t *testing.T, path string) (*parsedChannel, []savedstate.Record
 // FuzzRestoreFromBuffer feeds arbitrary chunks to RestoreFromBuffer: it
 // must never panic, and a refused state leaves the channel unchanged.
 func FuzzRestoreFromBuffer(f *testing.F) {
-	for _, name := range []string{"channel-v1.state", "channel-restart-v1.state", "channel-external-v1.state", "channel-device-v1.state"} {
+	for _, name := range []string{"channel-v1.state", "channel-restart-v1.state", "channel-external-v1.state", "channel-device-v1.state", "channel-transfer-pages-v1.state"} {
 		if golden, err := os.ReadFile(filepath.Join("testdata", "golden", name)); err == nil {
 			f.Add(golden, uint16(0))
 			f.Add(golden, uint16(200))

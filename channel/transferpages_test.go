@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
@@ -21,7 +22,13 @@ const testSetID = 0xCAFE
 // c and registers it as set testSetID. It returns the GPADL id.
 func rxBuffer(t *testing.T, r *rig, c *Channel, pages int) uint32 {
 	t.Helper()
-	pfn, err := r.cl.Pages().Alloc(pages)
+	return rxBufferOf(t, r.cl, c, pages)
+}
+
+// rxBufferOf is rxBuffer on guest client cl.
+func rxBufferOf(t *testing.T, cl *guest.Client, c *Channel, pages int) uint32 {
+	t.Helper()
+	pfn, err := cl.Pages().Alloc(pages)
 	must(t, err)
 	pfns := make([]uint64, pages)
 	for i := range pfns {
@@ -48,6 +55,25 @@ func (h *tpClient) process(_ *Channel, p *Packet, _ []byte, flags PacketFlags) {
 	h.pkts = append(h.pkts, p)
 	h.flags = append(h.flags, flags)
 	h.mu.Unlock()
+}
+
+// completeHeld completes every packet not completed yet.
+func (h *tpClient) completeHeld() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.pkts {
+		if p != nil {
+			p.Complete(nil)
+		}
+	}
+	h.pkts = h.pkts[:0]
+}
+
+// done marks packet i completed by the test.
+func (h *tpClient) done(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pkts[i] = nil
 }
 
 func (h *tpClient) n() int {

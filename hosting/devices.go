@@ -119,6 +119,19 @@ func (d *devices) pauseWaitsForRestartable(wait bool) {
 	}
 }
 
+// hasTransferPageSets reports whether any server channel now served has
+// a transfer page set (a channel-transfer-pages record).
+func (d *devices) hasTransferPageSets() bool {
+	for _, gs := range d.snapshot() {
+		for _, s := range gs.servers {
+			if s != nil && s.Channel().Servicing().HasTransferPageSets() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // savesDeviceState reports whether any server channel now served has
 // state of its device's own to save (a channel-device record).
 func (d *devices) savesDeviceState() bool {

@@ -19,6 +19,7 @@ var goldenStates = []string{
 	// kind 0x0005, serviced under stream and disk traffic.
 	filepath.Join("testdata", "golden", "host-3d79281.state"),
 	filepath.Join("..", "channel", "testdata", "golden", "channel-device-v1.state"),
+	filepath.Join("..", "channel", "testdata", "golden", "channel-transfer-pages-v1.state"),
 }
 
 // TestGoldenStatesCoverEveryKind reads every golden state with this

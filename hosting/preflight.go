@@ -156,22 +156,27 @@ func unchangedImage(exe string) bool {
 // restartable packets saves no channel-restart record; a channel-device
 // record is written only by a channel with a save-state callback (the
 // integration components), so a host none of whose channels has one
-// writes none. The state is still checked against the successor's kinds
-// before it is handed over.
-var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice}
+// writes none; a channel-transfer-pages record only by a channel with a
+// transfer page set (a guest announced a receive buffer). The state is
+// still checked against the successor's kinds before it is handed over,
+// which catches a set announced between the pre-flight and the pause:
+// that servicing fails and the host serves on.
+var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.
 // deviceState says whether any channel about to be saved has state of its
 // device's own (channel.ServicingView.SavesDeviceState): its record is then
-// no longer avoidable. Empty means the servicing may go on.
-func unreadable(reads savedstate.Support, deviceState bool) string {
+// no longer avoidable; transferPages whether any has a transfer page set
+// (channel.ServicingView.HasTransferPageSets). Empty means the servicing
+// may go on.
+func unreadable(reads savedstate.Support, deviceState, transferPages bool) string {
 	if !reads.ReadsFormat(savedstate.FormatVersion) {
 		return fmt.Sprintf("format %d", savedstate.FormatVersion)
 	}
 	var missing []string
 	for _, k := range reads.Missing(savedstate.Supported().Kinds) {
-		if !slices.Contains(avoidable, k) || (k == channel.KindChannelDevice && deviceState) {
+		if !slices.Contains(avoidable, k) || (k == channel.KindChannelDevice && deviceState) || (k == channel.KindChannelTransferPages && transferPages) {
 			missing = append(missing, fmt.Sprintf("%#04x %s", uint16(k), savedstate.KindName(k)))
 		}
 	}

@@ -67,7 +67,7 @@ func (d *Daemon) service(to *Daemon) error {
 	// the successor reads, or not at all.
 	reads, how, err := d.successorReads(succ, to)
 	if err == nil {
-		if what := unreadable(reads, d.devs.savesDeviceState()); what != "" {
+		if what := unreadable(reads, d.devs.savesDeviceState(), d.devs.hasTransferPageSets()); what != "" {
 			err = fmt.Errorf("the successor (%s) does not read %s", how, what)
 		}
 	}
