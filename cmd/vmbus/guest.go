@@ -86,25 +86,36 @@ const guestMemory = 16 << 20
 // dialGuest connects to the host at socket; an unreachable host fails the
 // job (exit 1).
 func dialGuest(ctx context.Context, socket string) (*guest.Client, error) {
+	return dialGuestMemory(ctx, socket, guestMemory)
+}
+
+// dialGuestMemory is dialGuest with memory bytes of guest memory.
+func dialGuestMemory(ctx context.Context, socket string, memory uint64) (*guest.Client, error) {
 	if socket == "" {
 		return nil, usageErrorf("guest: --socket is required")
 	}
-	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: guestMemory})
+	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: memory})
 	if err != nil {
 		return nil, failuref("guest: cannot reach host at %s: %v", socket, err)
 	}
 	return cl, nil
 }
 
-// openEcho dials and opens the echo channel.
-func openEcho(ctx context.Context, socket string) (*guest.Client, *echo.Client, error) {
-	cl, err := dialGuest(ctx, socket)
+// openEcho dials and opens the echo channel, with a receive buffer of
+// rxBuffer bytes unless 0.
+func openEcho(ctx context.Context, socket string, rxBuffer int) (*guest.Client, *echo.Client, error) {
+	cl, err := dialGuestMemory(ctx, socket, guestMemory+uint64(rxBuffer+4095)&^4095)
 	if err != nil {
 		return nil, nil, err
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ec, err := echo.Open(octx, cl, echo.ClientConfig{})
+	if err == nil && rxBuffer > 0 {
+		if err = ec.UseRxBuffer(octx, rxBuffer); err != nil {
+			ec.Close()
+		}
+	}
 	if err != nil {
 		cl.Close()
 		return nil, nil, failuref("guest: echo device: %v", err)
@@ -158,7 +169,7 @@ multiples of it too. Exit status 1 if any was lost (no answer within
 				}
 				fl = res.Eventfd
 			}
-			cl, ec, err := openEcho(cmd.Context(), *socket)
+			cl, ec, err := openEcho(cmd.Context(), *socket, 0)
 			if err != nil {
 				return err
 			}
@@ -217,26 +228,29 @@ type streamJSON struct {
 
 func newGuestStreamCmd(socket *string) *cobra.Command {
 	var (
-		payload, window int
-		count           uint64
-		idle            time.Duration
-		asJSON          bool
+		payload, window, rxBuffer int
+		count                     uint64
+		idle                      time.Duration
+		asJSON                    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stream --payload N --count N [--window N] [--idle D] [--json]",
+		Use:   "stream --payload N --count N [--window N] [--idle D] [--rx-buffer BYTES] [--json]",
 		Short: "Stream numbered, checksummed packets through the echo device and check each comes back once, intact",
 		Long: `Send --count packets of --payload bytes through the echo device, up to
 --window of them in flight (by default as many as one ring holds, so
 that no packet waits for ring space). Each carries a sequence number and a
 checksum; the echo device sends each back as a packet, and every one must
 come back once and intact; packets still missing once none came back for
---idle count as lost. Exit status 1 on any loss, duplicate or corruption.`,
+--idle count as lost. With --rx-buffer the guest shares a receive buffer
+of that many bytes and the device answers through it (transfer-page
+packets) instead of in band. Exit status 1 on any loss, duplicate or
+corruption.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window < 0 || window > 1<<16 || idle <= 0 {
-				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 <= --window <= 65536, --idle > 0", echo.HeaderSize, echo.DefaultMaxPayload)
+			if payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || count == 0 || count > 1<<34 || window < 0 || window > 1<<16 || idle <= 0 || rxBuffer < 0 || rxBuffer > echo.MaxRxBuffer {
+				return usageErrorf("stream: want %d <= --payload <= %d, 0 < --count <= 2^34, 0 <= --window <= 65536, --idle > 0, 0 <= --rx-buffer <= %d", echo.HeaderSize, echo.DefaultMaxPayload, echo.MaxRxBuffer)
 			}
-			cl, ec, err := openEcho(cmd.Context(), *socket)
+			cl, ec, err := openEcho(cmd.Context(), *socket, rxBuffer)
 			if err != nil {
 				return err
 			}
@@ -266,6 +280,7 @@ come back once and intact; packets still missing once none came back for
 	f.Uint64Var(&count, "count", 100000, "packets")
 	f.IntVar(&window, "window", 0, "packets in flight at most (0: as many as one ring holds)")
 	f.DurationVar(&idle, "idle", echo.DefaultIdle, "count the packets still missing as lost once none came back for this long")
+	f.IntVar(&rxBuffer, "rx-buffer", 0, "bytes of receive buffer the device answers through (transfer pages); 0: answers in band")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }

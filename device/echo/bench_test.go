@@ -31,6 +31,34 @@ func BenchmarkStream(b *testing.B) {
 	}
 }
 
+// BenchmarkStreamRxBuffer compares, at 1 KiB, the in-band stream with the
+// same stream answered through a receive buffer (transfer pages): run
+// with -count and compare the medians of the two sub-benchmarks.
+func BenchmarkStreamRxBuffer(b *testing.B) {
+	for _, mode := range []string{"inband", "transfer"} {
+		b.Run(mode, func(b *testing.B) {
+			const size = 1024
+			r := newRig(b, ServerConfig{}, ClientConfig{})
+			if mode == "transfer" {
+				if err := r.c.UseRxBuffer(testbus.Context(b), 4<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: uint64(b.N)})
+			b.StopTimer()
+			if err != nil || res.Lost+res.Corrupted+res.Duplicated != 0 {
+				b.Fatalf("%v %+v", err, res)
+			}
+			if n := r.srv.TransferFallbacks(); n != 0 {
+				b.Fatalf("%d answers in band", n)
+			}
+		})
+	}
+}
+
 // BenchmarkPing measures one round trip (request and completion).
 func BenchmarkPing(b *testing.B) {
 	r := newRig(b, ServerConfig{}, ClientConfig{})

@@ -36,12 +36,18 @@ var ErrClosed = errors.New("echo: channel closed")
 // called from several goroutines, but only one Stream runs at a time.
 type Client struct {
 	ch        *channel.Channel
+	cl        *guest.Client
 	closed    chan struct{} // closed when the channel closed after opening
 	ringPages int           // pages of each ring, control page included
 
 	streamMu sync.Mutex
 	stream   atomic.Pointer[streamState] // the running stream, nil outside one
 	stray    atomic.Uint64               // packets outside any stream
+
+	// rx is the receive buffer (UseRxBuffer); rxCopy is where the
+	// receive goroutine copies each range before checking it.
+	rx     *rxBuffer
+	rxCopy []byte
 }
 
 // Open opens an echo channel of cl and waits until packets flow, or ctx
@@ -53,7 +59,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
-	c := &Client{ch: channel.NewClient(), closed: make(chan struct{}), ringPages: cfg.RingPages}
+	c := &Client{ch: channel.NewClient(), cl: cl, closed: make(chan struct{}), ringPages: cfg.RingPages, rxCopy: make([]byte, cfg.MaxPayload)}
 	active := make(chan struct{})
 	var once sync.Once
 	err := firstErr(
@@ -120,10 +126,19 @@ func (c *Client) Channel() *channel.Channel { return c.ch }
 
 // Close closes the channel and waits until it is torn down. A running
 // Stream ends with ErrClosed. It is idempotent.
-func (c *Client) Close() error { return c.ch.Cleanup() }
+func (c *Client) Close() error {
+	err := c.ch.Cleanup()
+	c.freeRx()
+	return err
+}
 
 // process takes the packets the VSP sends back, on the receive goroutine.
-func (c *Client) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
+func (c *Client) process(_ *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
+	if flags&channel.PacketFlagTransferPages != 0 {
+		c.receiveTransfer(c.stream.Load(), p)
+		p.Complete(nil) // returns the ranges to the VSP
+		return
+	}
 	if s := c.stream.Load(); s != nil {
 		s.receive(payload)
 	} else {

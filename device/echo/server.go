@@ -1,6 +1,8 @@
 package echo
 
 import (
+	"sync/atomic"
+
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/protocol"
@@ -41,6 +43,11 @@ type Server struct {
 	// limit bounds answers: count, plus the answers let go of by
 	// suspend (or restored) that may still wait to be sent.
 	limit int
+	// rx is the guest's receive buffer once it announced one: answers
+	// go through it. xdata is process's argument array for the send.
+	rx        atomic.Pointer[channel.TransferPageSet]
+	xdata     [1][]byte
+	fallbacks atomic.Uint64
 }
 
 // NewServer offers an echo channel to guest g and starts it. Packets flow
@@ -91,6 +98,13 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 	if err == nil {
 		err = s.ch.Enable()
 	}
+	if err == nil {
+		// A restored channel brings its receive buffer back, mapped
+		// again, with the ranges the guest still holds.
+		if ts := s.ch.TransferPageSet(RxSetID); ts != nil {
+			s.rx.Store(ts)
+		}
+	}
 	if err == nil && start {
 		err = s.ch.Start()
 	}
@@ -115,7 +129,17 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		return
 	}
 	if p.CompletionRequested() {
+		if gpadl, set, ok := parseAnnounce(payload); ok {
+			s.takeAnnounce(p, gpadl, set)
+			return
+		}
 		p.Complete(payload) // never fails: it queues when the ring is full
+		return
+	}
+	if ts := s.rx.Load(); ts != nil && s.sendTransfer(ts, payload) {
+		// The bytes are in the guest's buffer: the packet is done; the
+		// answer's slot stays busy until the guest completes it.
+		p.Complete(nil)
 		return
 	}
 	if s.ch.TrySend(payload) == nil {
