@@ -274,3 +274,85 @@ func TestStopIndicationsThenPause(t *testing.T) {
 	}
 	ping()
 }
+
+// TestServicingRxBuffer services a server in receive-buffer mode while a
+// stream runs and the guest holds answers it has not read (its channel
+// paused): those ranges are in the saved state, the restored server maps
+// the buffer again and reuses none before the guest completes them, and
+// the stream ends with every packet back once and intact.
+func TestServicingRxBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	if err := r.c.UseRxBuffer(testbus.Context(t), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	const count = 20000
+	type result struct {
+		res StreamResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 1024, Count: count, Window: 200, Idle: 10 * time.Second})
+		done <- result{res, err}
+	}()
+	ts := r.srv.rx.Load()
+	waitFor(t, "the stream under way", func() bool { return r.c.Channel().Stats().PacketsIn > 1000 })
+	// The guest stops reading: the answers the server sends from now on
+	// hold their ranges across the servicing.
+	if err := r.c.Channel().Pause(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "answers the guest holds", func() bool { return ts.InUse() > 0 && r.srv.Channel().Stats().InRingUsed == 0 })
+	if err := r.srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	held := ts.InUse()
+	saved := r.Save(t)
+	defer func() {
+		for i := range saved {
+			saved[i].Close()
+		}
+	}()
+	chunks, err := r.srv.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, recs, err := savedstate.Parse(bytes.Join(chunks, nil), savedstate.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xrecs := 0
+	for _, rec := range recs {
+		if rec.Kind == channel.KindChannelTransferPages {
+			xrecs++
+		}
+	}
+	if xrecs != 1 {
+		t.Fatalf("%d transfer-page records, want 1", xrecs)
+	}
+	r.Stop()
+	r.srv.Close()
+	r.srv = nil
+	h2, guests, err := host.Restore(host.Config{}, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Host = h2
+	if r.srv, err = RestoreServer(guests[0], ServerConfig{}, chunks); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := r.srv.rx.Load()
+	if ts2 == nil || ts2.InUse() != held {
+		t.Fatalf("restored buffer %v, want %d bytes held", ts2, held)
+	}
+	h2.Resume()
+	if err := r.c.Channel().Start(); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil || res.res.Received != count || res.res.Lost+res.res.Corrupted+res.res.Duplicated != 0 {
+		t.Fatalf("%v %+v", res.err, res.res)
+	}
+	waitFor(t, "every range given back", func() bool { return ts2.InUse() == 0 })
+}
