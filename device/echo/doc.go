@@ -13,6 +13,29 @@
 // sequence number and a checksum, each coming back as a packet; a Checker
 // verifies that every one came back once and intact).
 //
+// Receive-buffer mode (UseRxBuffer, vmbus guest stream --rx-buffer): the
+// VSC shares guest pages as a GPADL and announces it to the VSP in an
+// in-band request asking for a completion, 24 bytes:
+//
+//	offset  size  field
+//	0       8     "rxbuffer" (0x7265666675627872 little endian)
+//	8       4     GPADL id
+//	12      4     0 (a stream packet has its length, at least 16, here)
+//	16      2     transfer page set id, RxSetID (0xEC40)
+//	18      6     0
+//
+// The completion's first u32 is 1 (accepted: the VSP mapped the GPADL as
+// the set) or 2 (refused: another set id, a second buffer, or a GPADL the
+// VSP cannot map). From then on the VSP answers each stream packet (an
+// in-band packet without a completion request) with a transfer-page
+// packet asking for a completion: inline {u32 1, u32 0}, one range
+// holding the packet's bytes; the VSC copies the range out, checks the
+// copy, and completes the packet, which returns the range. When the
+// buffer or the answers in flight (4096 beyond the packet count) have no
+// room, the VSP answers in band as without a buffer
+// (Server.TransferFallbacks counts those). The buffer lives as long as
+// the channel; a servicing saves the ranges the guest holds.
+//
 // Offers use InterfaceType, a GUID fixed for govmbus, and
 // InterfaceInstance unless configured otherwise.
 package echo
