@@ -76,6 +76,15 @@ func (h *tpClient) done(i int) {
 	h.pkts[i] = nil
 }
 
+// complete completes packet i with payload.
+func (h *tpClient) complete(i int, payload []byte) {
+	h.mu.Lock()
+	p := h.pkts[i]
+	h.pkts[i] = nil
+	h.mu.Unlock()
+	p.Complete(payload)
+}
+
 func (h *tpClient) n() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -106,6 +115,9 @@ func readAll(t *testing.T, p *Packet) []byte {
 func tpPair(t *testing.T, pages int, h *tpClient) (s, c *Channel, set *TransferPageSet) {
 	r := newRig(t)
 	s, c = r.pair(t, ignore, h.process, StateCallbacks{}, StateCallbacks{})
+	// Before the client's Cleanup, which waits for the packets it was
+	// given: a test that failed half-way leaves some held.
+	t.Cleanup(h.completeHeld)
 	id := rxBuffer(t, r, c, pages)
 	set, err := s.MapTransferPageSet(testSetID, id)
 	must(t, err)
@@ -151,8 +163,7 @@ func TestTransferPagesRoundTrip(t *testing.T) {
 		t.Fatal("ranges free before any completion")
 	}
 	for i := range 3 {
-		p, _ := h.get(i)
-		p.Complete(nil)
+		h.complete(i, nil)
 		if st := <-done; st != StatusSuccess {
 			t.Fatalf("completion status %v", st)
 		}
@@ -192,8 +203,7 @@ func TestTransferPagesReuseOnlyAfterCompletion(t *testing.T) {
 	}
 	// The second packet completes first: its range is still behind the
 	// first one's, so nothing is reused yet.
-	p1, _ := h.get(1)
-	p1.Complete(nil)
+	h.complete(1, nil)
 	eventually(t, "the second completion read", func() bool { return set.InUse() == 8192 && s.Stats().CompletionsPending == 3 })
 	if err := ops[4].SendTransferPages(nil, set, chunk(4), SendWaitForCompletion); !errors.Is(err, StatusInsufficientResources) {
 		t.Fatalf("reused a range behind an outstanding one: %v", err)
@@ -202,7 +212,7 @@ func TestTransferPagesReuseOnlyAfterCompletion(t *testing.T) {
 	if got := readAll(t, p0); !bytes.Equal(got, chunk(0)[0]) {
 		t.Fatal("the guest's range changed before its completion")
 	}
-	p0.Complete(nil)
+	h.complete(0, nil)
 	eventually(t, "the first two ranges given back", func() bool { return set.InUse() == 4096 })
 	must(t, ops[4].SendTransferPages(nil, set, chunk(4), SendWaitForCompletion))
 	eventually(t, "fifth packet", func() bool { return h.n() == 5 })
@@ -215,9 +225,9 @@ func TestTransferPagesReuseOnlyAfterCompletion(t *testing.T) {
 		if got := readAll(t, p); !bytes.Equal(got, chunk(i)[0]) {
 			t.Fatalf("packet %d's range was overwritten", i)
 		}
-		p.Complete(nil)
+		h.complete(i, nil)
 	}
-	p4.Complete(nil)
+	h.complete(4, nil)
 	eventually(t, "all given back", func() bool { return set.InUse() == 0 })
 }
 
@@ -279,6 +289,7 @@ func TestTransferPagesHostileHost(t *testing.T) {
 	defer off.Rescind(context.Background()) //nolint:errcheck // best effort
 	var h tpClient
 	c := r.newClient(t, h.process, StateCallbacks{})
+	t.Cleanup(h.completeHeld)
 	must(t, c.SetMaxExternalData(1<<20, 4))
 	must(t, c.Enable())
 	waitState(t, c, StateActive)
@@ -310,7 +321,7 @@ func TestTransferPagesHostileHost(t *testing.T) {
 	for i := range 3 {
 		p, _ := h.get(i)
 		txids = append(txids, p.TransactionID())
-		p.Complete([]byte("ok"))
+		h.complete(i, []byte("ok"))
 	}
 	if txids[0] != 1 || txids[1] != 4 || txids[2] != 9 {
 		t.Fatalf("indicated %v, want [1 4 9]", txids)
@@ -346,7 +357,6 @@ func TestTransferPagesHostileHost(t *testing.T) {
 	w.Commit()
 	must(t, hc.ToGuest.Signal())
 	eventually(t, "in-band packet after the bad ones", func() bool { return h.n() == 4 })
-	p, _ := h.get(3)
-	p.Complete(nil)
+	h.complete(3, nil)
 	must(t, c.Disable())
 }

@@ -64,6 +64,7 @@ func newTPFixture(t *testing.T) *tpFixture {
 func TestTransferPagesServicing(t *testing.T) {
 	leakcheck.Check(t)
 	f := newTPFixture(t)
+	defer f.h.completeHeld() // see TestTransferStateRefusals
 	var kinds []savedstate.Kind
 	for _, r := range records(t, f.state) {
 		kinds = append(kinds, r.Kind)
@@ -73,8 +74,11 @@ func TestTransferPagesServicing(t *testing.T) {
 	}
 	n := f.s.server
 	set := n.TransferPageSet(testSetID)
-	if set == nil || set.InUse() != 3*2048 {
-		t.Fatalf("restored set %v", set)
+	if set == nil {
+		t.Fatal("no restored set")
+	}
+	if n := set.InUse(); n != 3*2048 {
+		t.Fatalf("restored set holds %d bytes, want %d", n, 3*2048)
 	}
 	op, err := n.AllocatePacket()
 	must(t, err)
@@ -88,8 +92,7 @@ func TestTransferPagesServicing(t *testing.T) {
 		if got := readAll(t, p); !bytes.Equal(got, tpChunk(i)) {
 			t.Fatalf("packet %d's range changed across the servicing", i)
 		}
-		p.Complete(nil)
-		f.h.done(i)
+		f.h.complete(i, nil)
 	}
 	eventually(t, "the held ranges given back to the restored set", func() bool { return set.InUse() == 0 })
 	f.v.mu.Lock()
@@ -105,8 +108,7 @@ func TestTransferPagesServicing(t *testing.T) {
 	if got := readAll(t, p); !bytes.Equal(got, bytes.Repeat([]byte{'z'}, 4096)) {
 		t.Fatal("data after the restore")
 	}
-	p.Complete(nil)
-	f.h.done(3)
+	f.h.complete(3, nil)
 	eventually(t, "the last packet completed", func() bool { return set.InUse() == 0 })
 }
 

@@ -46,8 +46,9 @@ type Client struct {
 
 	// rx is the receive buffer (UseRxBuffer); rxCopy is where the
 	// receive goroutine copies each range before checking it.
-	rx     *rxBuffer
-	rxCopy []byte
+	rx        *rxBuffer
+	rxCopy    []byte
+	rxPackets atomic.Uint64
 }
 
 // Open opens an echo channel of cl and waits until packets flow, or ctx

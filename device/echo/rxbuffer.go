@@ -161,6 +161,7 @@ func (c *Client) receiveTransfer(s *streamState, p *channel.Packet) {
 		if err != nil {
 			continue
 		}
+		c.rxPackets.Add(1)
 		if s != nil {
 			s.receive(c.rxCopy[:n])
 		} else {
@@ -168,6 +169,9 @@ func (c *Client) receiveTransfer(s *streamState, p *channel.Packet) {
 		}
 	}
 }
+
+// RxBufferPackets is how many answers came through the receive buffer.
+func (c *Client) RxBufferPackets() uint64 { return c.rxPackets.Load() }
 
 // freeRx returns the receive buffer's pages once the channel is closed
 // (the GPADL went with it).

@@ -291,19 +291,19 @@ func TestServicingRxBuffer(t *testing.T) {
 		res StreamResult
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 1024, Count: count, Window: 200, Idle: 10 * time.Second})
-		done <- result{res, err}
-	}()
-	ts := r.srv.rx.Load()
-	waitFor(t, "the stream under way", func() bool { return r.c.Channel().Stats().PacketsIn > 1000 })
-	// The guest stops reading: the answers the server sends from now on
-	// hold their ranges across the servicing.
+	// The guest does not read until after the servicing: the answers to
+	// the stream's first window hold their ranges across it.
 	if err := r.c.Channel().Pause(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "answers the guest holds", func() bool { return ts.InUse() > 0 && r.srv.Channel().Stats().InRingUsed == 0 })
+	const window = 200
+	done := make(chan result, 1)
+	go func() {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 1024, Count: count, Window: window, Idle: 10 * time.Second})
+		done <- result{res, err}
+	}()
+	ts := r.srv.rx.Load()
+	waitFor(t, "the window's answers in the guest's hands", func() bool { return ts.InUse() == window*1024 })
 	if err := r.srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -343,16 +343,26 @@ func TestServicingRxBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts2 := r.srv.rx.Load()
-	if ts2 == nil || ts2.InUse() != held {
-		t.Fatalf("restored buffer %v, want %d bytes held", ts2, held)
+	var restored uint64
+	if ts2 != nil {
+		restored = ts2.InUse()
 	}
+	in0 := r.c.RxBufferPackets()
 	h2.Resume()
+	// The guest reads again before anything is judged: a failure must
+	// not leave the stream (and the test's cleanup) waiting.
 	if err := r.c.Channel().Start(); err != nil {
 		t.Fatal(err)
 	}
 	res := <-done
+	if ts2 == nil || restored != held {
+		t.Fatalf("restored server: buffer %v holding %d bytes, want %d", ts2 != nil, restored, held)
+	}
 	if res.err != nil || res.res.Received != count || res.res.Lost+res.res.Corrupted+res.res.Duplicated != 0 {
 		t.Fatalf("%v %+v", res.err, res.res)
+	}
+	if r.c.RxBufferPackets() == in0 {
+		t.Fatal("no answer through the buffer after the restore")
 	}
 	waitFor(t, "every range given back", func() bool { return ts2.InUse() == 0 })
 }
