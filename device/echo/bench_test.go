@@ -47,8 +47,14 @@ func BenchmarkStreamRxBuffer(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := testbus.CPUTime(b)
 			res, err := r.c.Stream(context.Background(), StreamConfig{Payload: size, Count: uint64(b.N)})
 			b.StopTimer()
+			b.ReportMetric(float64(testbus.CPUTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			st := r.c.Channel().Stats()
+			b.ReportMetric(float64(st.SignalsSent)/float64(b.N), "guest-signals/op")
+			ss := r.srv.Channel().Stats()
+			b.ReportMetric(float64(ss.EmptyWakeups+st.EmptyWakeups)/float64(b.N), "empty-wakeups/op")
 			if err != nil || res.Lost+res.Corrupted+res.Duplicated != 0 {
 				b.Fatalf("%v %+v", err, res)
 			}
