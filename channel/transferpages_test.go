@@ -69,13 +69,6 @@ func (h *tpClient) completeHeld() {
 	h.pkts = h.pkts[:0]
 }
 
-// done marks packet i completed by the test.
-func (h *tpClient) done(i int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.pkts[i] = nil
-}
-
 // complete completes packet i with payload.
 func (h *tpClient) complete(i int, payload []byte) {
 	h.mu.Lock()
