@@ -172,7 +172,8 @@ func (p *Packet) DeferToPassive() {
 // never asynchronous here). With access ReadOnly the view refuses writes.
 // The view is valid until the packet is completed. A packet without
 // external data, or whose data passes SetMaxExternalData or lies outside
-// guest memory, gives an error matching StatusInvalidParameter.
+// guest memory, gives an error matching StatusInvalidParameter; so does a
+// transfer-page packet, whose ranges ReadTransferRange reads.
 func (p *Packet) ExternalData(access guestmem.Access) (*guestmem.RangeView, error) {
 	c := p.c
 	c.mu.Lock()
