@@ -27,22 +27,21 @@ func (d *serverDevice) Offer() host.OfferSpec {
 	if cfg.serverFlags&ServerEnumerateDeviceInterface != 0 {
 		flags |= protocol.OfferFlagEnumerateDeviceInterface
 	}
-	if cfg.serverFlags&ServerOfferAsPipe != 0 || cfg.flags&ChannelFlagIsPipe != 0 {
-		flags |= protocol.OfferFlagNamedPipeMode
-	}
 	if cfg.serverFlags&ServerLoopbackOffer != 0 {
 		flags |= protocol.OfferFlagLoopback
 	}
 	if cfg.serverFlags&ServerTLNPIProviderOffer != 0 {
 		flags |= protocol.OfferFlagTLNPIProvider
 	}
+	ud := cfg.userDefined
+	cfg.offerPipe(&flags, &ud)
 	return host.OfferSpec{
 		InterfaceType:     typ,
 		InterfaceInstance: inst,
 		SubchannelIndex:   cfg.subIndex,
 		Flags:             flags,
 		MMIOMegabytes:     cfg.mmio,
-		UserDefined:       cfg.userDefined,
+		UserDefined:       ud,
 	}
 }
 

@@ -37,6 +37,27 @@ func (ep *endpoint) writeInBand(txid uint64, flags uint16, payload []byte) error
 	return err
 }
 
+// writeInBandParts is writeInBand of a payload in parts (TrySendParts);
+// a capture records them joined, in capTx's buffer (sendMu).
+func (ep *endpoint) writeInBandParts(txid uint64, flags uint16, parts [][]byte) error {
+	err := ep.w.WriteInBand(txid, flags, parts...)
+	if err == nil {
+		if w := ep.cap.tap.Load(); w != nil {
+			payload := ep.capTx[:0]
+			if len(parts) == 1 {
+				payload = parts[0]
+			} else {
+				for _, p := range parts {
+					payload = append(payload, p...)
+				}
+				ep.capTx = payload
+			}
+			w.Packet(ep.cap.guest, ep.cap.id, capture.Out, uint16(ring.TypeInBand), flags, txid, nil, payload, nil)
+		}
+	}
+	return err
+}
+
 func (ep *endpoint) writeCompletion(txid uint64, payload []byte) error {
 	err := ep.w.WriteCompletion(txid, payload)
 	if err == nil {

@@ -35,8 +35,8 @@ const (
 type ChannelFlags uint32
 
 // ChannelFlagIsPipe (KMCL VMBUS_CHANNEL_FLAG_IS_PIPE) marks a pipe channel.
-// It is recorded and, on a server, offers the channel in named-pipe mode;
-// the pipe framing of payloads is not implemented (see docs/KMCL.md).
+// It is recorded and, on a server, offers the channel in named-pipe mode
+// (SetPipeMode chooses the mode); package pipe frames the payloads.
 const ChannelFlagIsPipe ChannelFlags = 0x1
 
 // ServerFlags are the flags of SetServerFlags.
@@ -146,7 +146,11 @@ type StateCallbacks struct {
 type Channel struct {
 	// Fixed at allocation.
 	server bool
-	dev    serverDevice // what the host calls (Offer, Reattach): one per channel, not one per call
+	// spaceWake wakes a WaitSendSpace (sendwait.go); spaceWaiters counts
+	// them, so the receive loop posts only when one waits.
+	spaceWake    chan struct{}
+	spaceWaiters atomic.Int32
+	dev          serverDevice // what the host calls (Offer, Reattach): one per channel, not one per call
 
 	// Written by the Set* functions while the channel is disabled (under
 	// mu), read without a lock once it is enabled: Enable orders the
@@ -320,6 +324,7 @@ func newChannel(server bool) *Channel {
 	}
 	c.cond.L = &c.mu
 	c.dev.c = c
+	c.spaceWake = make(chan struct{}, 1)
 	return c
 }
 

@@ -33,6 +33,8 @@ type config struct {
 	serverFlags        ServerFlags
 	mmio, mmioOptional uint16
 	userDefined        protocol.UserDefined
+	pipeMode           PipeMode
+	pipeModeSet        bool
 	guest              *host.Guest
 	savePacket         SavePacketFunc
 	restorePacket      RestorePacketFunc

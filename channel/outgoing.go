@@ -305,16 +305,36 @@ const noSlot = ^uint32(0)
 // waits in the send queue (which keeps sends in order) and the channel is
 // not paused (nor being saved); otherwise it sends
 // nothing and returns StatusBufferOverflow, and the caller falls back to
-// an OutPacket, which queues. It saves the packet object's bookkeeping on
-// the common path of a driver that answers packet for packet. Other
-// errors: StatusInvalidDeviceState if the channel is not open,
-// StatusInvalidBufferSize if the packet can never fit.
+// an OutPacket, which queues, or waits for room (WaitSendSpace). It saves
+// the packet object's bookkeeping on the common path of a driver that
+// answers packet for packet. Other errors: StatusInvalidDeviceState if
+// the channel is not open, StatusInvalidBufferSize if the packet can
+// never fit.
 func (c *Channel) TrySend(payload []byte) error {
-	if wireLen(len(payload), nil) > MTU {
-		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(len(payload), nil))
+	return c.trySend("TrySend", 0, true, payload)
+}
+
+// TrySendParts is TrySend of a payload given in parts, written into the
+// ring one after the other (a header and the caller's data, without
+// joining them first), with transaction id txid: a pipe's packets carry
+// 0 (DEVICES.md §1.2). No completion is asked for, so the id names no
+// outgoing packet and a completion the peer sends anyway is ignored.
+func (c *Channel) TrySendParts(txid uint64, parts ...[]byte) error {
+	return c.trySend("TrySendParts", txid, false, parts...)
+}
+
+// trySend is TrySend and TrySendParts; seq numbers the packet from the
+// send sequence instead of txid.
+func (c *Channel) trySend(what string, txid uint64, seq bool, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if wireLen(n, nil) > MTU {
+		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(n, nil))
 	}
 	c.sendMu.Lock()
-	if err := c.refuseInSave("TrySend"); err != nil {
+	if err := c.refuseInSave(what); err != nil {
 		c.sendMu.Unlock()
 		return err
 	}
@@ -327,8 +347,11 @@ func (c *Channel) TrySend(payload []byte) error {
 		c.sendMu.Unlock()
 		return StatusBufferOverflow
 	}
-	c.txSeq++
-	err := ep.writeInBand(uint64(c.txSeq)<<32|uint64(noSlot), 0, payload)
+	if seq {
+		c.txSeq++
+		txid = uint64(c.txSeq)<<32 | uint64(noSlot)
+	}
+	err := ep.writeInBandParts(txid, 0, parts)
 	if err != nil {
 		c.sendMu.Unlock()
 		switch {
@@ -339,7 +362,7 @@ func (c *Channel) TrySend(payload []byte) error {
 		}
 		return fail(StatusDeviceRemoved, "send: %w", err)
 	}
-	c.st.wrote(len(payload))
+	c.st.wrote(n)
 	var sig bool
 	if !c.txHold {
 		sig = ep.w.Commit()

@@ -48,6 +48,7 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		done, sig := c.flush(ep)
 		worked := done != nil || sig
 		c.finishSent(ep, done, sig && !c.quiet())
+		c.wakeSpaceWaiter()
 		before := c.st.inPackets.Load()
 		if run && c.readBatch(ep) {
 			idle = 0

@@ -184,6 +184,7 @@ func (c *Channel) failOutgoing() {
 		p.releaseTransfer()
 	}
 	c.sendMu.Unlock()
+	c.wakeSpaceWaiter() // to hear that the channel closed
 	for _, p := range failed {
 		p.completed(StatusDeviceRemoved, nil)
 	}
