@@ -1,0 +1,193 @@
+package pipe
+
+import (
+	"bytes"
+	"io"
+	"net"
+
+	"github.com/govmbus/govmbus/channel"
+)
+
+// held is one received packet not yet read: its data, in the channel's
+// Packet (not completed, so that the channel's bounded pool fills and
+// the peer's writer waits), or, after a Suspend, in a copy of its own.
+type held struct {
+	pk   *channel.Packet
+	data []byte
+}
+
+// process takes one packet, on the channel's receive goroutine: data is
+// held for Read, the end of stream and malformed packets are noted, and
+// completed at once. Packets after the end, after a failure, or after
+// Close are completed and dropped, so the channel never stalls on them.
+func (c *Conn) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
+	data, err := ParseHeader(payload)
+	c.rmu.Lock()
+	switch {
+	case c.rclosed || c.rerr != nil:
+		c.rmu.Unlock()
+		p.Complete(nil)
+		return
+	case err != nil:
+		c.rerr = err
+	case c.rfin:
+		c.rerr = malformed("a packet after the end of stream")
+	case len(data) == 0:
+		c.rfin = true
+	default:
+		c.push(held{pk: p, data: data})
+		c.rmu.Unlock()
+		c.wakeReader()
+		return
+	}
+	c.rmu.Unlock()
+	p.Complete(nil)
+	c.wakeReader()
+}
+
+// push appends to the queue, reusing its array: the queue holds at most
+// the channel's packet count and what a Suspend copied. Must hold rmu.
+func (c *Conn) push(h held) {
+	if c.qHead > 0 && len(c.q) == cap(c.q) {
+		n := copy(c.q, c.q[c.qHead:])
+		clear(c.q[n:])
+		c.q, c.qHead = c.q[:n], 0
+	}
+	c.q = append(c.q, h)
+}
+
+func (c *Conn) wakeReader() {
+	select {
+	case c.rwake <- struct{}{}:
+	default:
+	}
+}
+
+// Read reads received data. Byte mode: up to len(b) bytes of the
+// stream; what is left of a packet stays for the next Read. Message mode:
+// one whole message per Read; a b too small for it fails with
+// ErrShortBuffer and leaves the message for the next Read. After the
+// peer's end of stream, and the data before it, Read returns io.EOF; on
+// a malformed packet, ErrMalformed (after the data before it); when the
+// channel closed without an end of stream, ErrChannelClosed. It blocks
+// until data comes, the read deadline passes (os.ErrDeadlineExceeded) or
+// Close (net.ErrClosed). A Read with an empty b returns 0, nil.
+func (c *Conn) Read(b []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for {
+		if c.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		if err := c.rdl.Err(); err != nil {
+			return 0, err
+		}
+		c.rmu.Lock()
+		if c.qHead < len(c.q) {
+			n, done, err := c.take(b)
+			c.rmu.Unlock()
+			if done != nil {
+				done.Complete(nil)
+			}
+			return n, err
+		}
+		switch {
+		case c.rerr != nil:
+			err := c.rerr
+			c.rmu.Unlock()
+			return 0, err
+		case c.rfin:
+			c.rmu.Unlock()
+			return 0, io.EOF
+		case c.chClosed:
+			c.rmu.Unlock()
+			return 0, ErrChannelClosed
+		}
+		c.rmu.Unlock()
+		if len(b) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-c.rwake:
+		case <-c.rdl.Done():
+		}
+	}
+}
+
+// take copies from the head of the queue into b and returns the packet
+// to complete if it was read to its end. Must hold rmu, with the queue
+// not empty.
+func (c *Conn) take(b []byte) (n int, done *channel.Packet, err error) {
+	h := &c.q[c.qHead]
+	if c.message.Load() {
+		if len(b) < len(h.data) {
+			return 0, nil, ErrShortBuffer
+		}
+		n = copy(b, h.data)
+	} else {
+		n = copy(b, h.data[c.off:])
+		if c.off += n; c.off < len(h.data) {
+			return n, nil, nil
+		}
+	}
+	done = h.pk
+	*h = held{}
+	c.qHead++
+	c.off = 0
+	if c.qHead == len(c.q) {
+		c.q, c.qHead = c.q[:0], 0
+	}
+	return n, done, nil
+}
+
+// onSuspend: the channel's packets stop (a Pause, or the close), and it
+// waits for every packet indicated to be completed. The unread data
+// moves into copies of its own, so that it stays readable; this is the
+// one copy the receive path makes, and only here.
+func (c *Conn) onSuspend(*channel.Channel) {
+	var done []*channel.Packet
+	c.rmu.Lock()
+	for i := c.qHead; i < len(c.q); i++ {
+		h := &c.q[i]
+		if h.pk == nil {
+			continue
+		}
+		h.data = bytes.Clone(h.data)
+		done = append(done, h.pk)
+		h.pk = nil
+	}
+	c.rmu.Unlock()
+	for _, p := range done {
+		p.Complete(nil)
+	}
+}
+
+// onClosed: the channel closed. Reads return what was received, then
+// io.EOF if the end of stream came, else ErrChannelClosed; writes fail.
+func (c *Conn) onClosed(*channel.Channel) {
+	c.rmu.Lock()
+	c.chClosed = true
+	c.rmu.Unlock()
+	c.goneOnce.Do(func() { close(c.gone) })
+	c.wakeReader()
+}
+
+// dropHeld completes every packet held unread and lets later ones be
+// completed as they come: Close.
+func (c *Conn) dropHeld() {
+	c.rmu.Lock()
+	c.rclosed = true
+	var done []*channel.Packet
+	for i := c.qHead; i < len(c.q); i++ {
+		if p := c.q[i].pk; p != nil {
+			done = append(done, p)
+		}
+	}
+	clear(c.q)
+	c.q, c.qHead, c.off = c.q[:0], 0, 0
+	c.rmu.Unlock()
+	for _, p := range done {
+		p.Complete(nil)
+	}
+	c.wakeReader()
+}
