@@ -270,6 +270,7 @@ type Channel struct {
 	rxFailed     bool
 	rxStopErr    error
 	rxStopReason string
+	rxStopTold   bool // the incoming-stopped callback ran for this open
 
 	// Save and restore (save.go, restore.go). A save under way is not a
 	// lifecycle state: the channel stays Paused (or Stopped, Enabled)

@@ -16,6 +16,7 @@ type config struct {
 	contextSize     int
 	process         ProcessPacketFunc
 	processComplete ProcessingCompleteFunc
+	incomingStopped IncomingStoppedFunc
 	callbacks       StateCallbacks
 	name            string
 	nameSet         bool
@@ -130,6 +131,24 @@ func (c *Channel) SetPacketContextSize(n int) error {
 func (c *Channel) SetProcessPacketCallbacks(process ProcessPacketFunc, complete ProcessingCompleteFunc) error {
 	return c.setter("process packet callbacks", func() error {
 		c.cfg.process, c.cfg.processComplete = process, complete
+		return nil
+	})
+}
+
+// IncomingStoppedFunc hears that a channel's incoming queue stopped for
+// good, until the channel opens again: err says why, as Stats'
+// IncomingErr does (a packet past the channel's limits, a type this
+// layer does not take, a corrupt ring, a Fail).
+type IncomingStoppedFunc func(c *Channel, err error)
+
+// SetIncomingStoppedCallback sets fn, which runs once per open on the
+// receive goroutine when the incoming queue stops for good (for a Fail,
+// at the loop's next turn). KMCL has no such callback: a driver there
+// sees the packets stop; a Go driver that waits for data (a pipe's Read)
+// learns the reason instead of waiting for ever.
+func (c *Channel) SetIncomingStoppedCallback(fn IncomingStoppedFunc) error {
+	return c.setter("incoming stopped callback", func() error {
+		c.cfg.incomingStopped = fn
 		return nil
 	})
 }

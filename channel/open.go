@@ -25,6 +25,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.ep = ep
 	c.flowLocked(flowOff)
 	c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked = false, true, false, false
+	c.rxStopTold = false
 	c.rxStopReason, c.rxStopErr = "", nil
 	c.mu.Unlock()
 	c.sendMu.Lock()

@@ -50,7 +50,9 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		c.finishSent(ep, done, sig && !c.quiet())
 		c.wakeSpaceWaiter()
 		before := c.st.inPackets.Load()
-		if run && c.readBatch(ep) {
+		more := run && c.readBatch(ep)
+		c.tellRxStopped()
+		if more {
 			idle = 0
 			continue
 		}
@@ -234,6 +236,23 @@ func (c *Channel) stopRxLocked(s Status, format string, args ...any) {
 	if c.rxStopErr == nil {
 		e := statusErrorf(s, format, args...)
 		c.rxStopErr, c.rxStopReason = e, e.detail.Error()
+	}
+}
+
+// tellRxStopped runs the incoming-stopped callback once the queue
+// stopped for good, once per open. On the receive loop.
+func (c *Channel) tellRxStopped() {
+	fn := c.cfg.incomingStopped
+	if fn == nil {
+		return
+	}
+	c.mu.Lock()
+	tell := c.rxFailed && !c.rxStopTold
+	c.rxStopTold = c.rxStopTold || tell
+	err := c.rxStopErr
+	c.mu.Unlock()
+	if tell {
+		fn(c, err)
 	}
 }
 

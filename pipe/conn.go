@@ -128,6 +128,7 @@ func New(ch *channel.Channel, cfg Config) (*Conn, error) {
 		ch.SetMaxPacketSize(HeaderSize + MaxData),
 		ch.SetMaxPacketCount(packets),
 		ch.SetProcessPacketCallbacks(c.process, nil),
+		ch.SetIncomingStoppedCallback(c.onIncomingStopped),
 		ch.SetStateCallbacks(channel.StateCallbacks{Opened: c.onOpened, Suspend: c.onSuspend, Closed: c.onClosed}),
 	} {
 		if err != nil {

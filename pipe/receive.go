@@ -2,6 +2,7 @@ package pipe
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 
@@ -169,6 +170,18 @@ func (c *Conn) onClosed(*channel.Channel) {
 	c.chClosed = true
 	c.rmu.Unlock()
 	c.goneOnce.Do(func() { close(c.gone) })
+	c.wakeReader()
+}
+
+// onIncomingStopped: the channel stopped reading for good, a packet
+// past its limits (larger than a pipe packet can be) or a broken ring.
+// The receive side fails, after the data before.
+func (c *Conn) onIncomingStopped(_ *channel.Channel, err error) {
+	c.rmu.Lock()
+	if c.rerr == nil {
+		c.rerr = fmt.Errorf("%w: the channel stopped reading: %w", ErrMalformed, err)
+	}
+	c.rmu.Unlock()
 	c.wakeReader()
 }
 
