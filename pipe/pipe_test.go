@@ -317,3 +317,40 @@ func TestChannelClosed(t *testing.T) {
 		t.Fatalf("Write after the rescind: %v", err)
 	}
 }
+
+// TestPauseKeepsHeldData: a server channel paused while its Conn holds
+// unread packets is not held up by them (Suspend completes them), and
+// after Start the Conn reads every byte, in order.
+func TestPauseKeepsHeldData(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, rigConfig{mode: channel.PipeByte})
+	for _, s := range []string{"abc", "def"} {
+		_, err := r.client.Write([]byte(s))
+		must(t, err)
+	}
+	testbus.Eventually(t, "both packets held", func() bool {
+		r.server.rmu.Lock()
+		defer r.server.rmu.Unlock()
+		return len(r.server.q)-r.server.qHead == 2
+	})
+	b := make([]byte, 2)
+	n, err := r.server.Read(b) // part of the first packet read
+	must(t, err)
+	paused := make(chan error, 1)
+	go func() { paused <- r.sch.Pause() }()
+	select {
+	case err := <-paused:
+		must(t, err)
+	case <-time.After(testbus.Timeout):
+		t.Fatal("Pause waits for the packets the Conn holds")
+	}
+	must(t, r.sch.Start())
+	_, err = r.client.Write([]byte("gh"))
+	must(t, err)
+	must(t, r.client.CloseWrite())
+	rest, err := io.ReadAll(r.server)
+	must(t, err)
+	if got := string(b[:n]) + string(rest); got != "abcdefgh" {
+		t.Fatalf("read %q across the pause", got)
+	}
+}
