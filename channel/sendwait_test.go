@@ -91,6 +91,7 @@ func TestWaitSendSpace(t *testing.T) {
 	for range 2 {
 		go func() { errs <- c.WaitSendSpace(testbus.Context(t), len(msg)) }()
 	}
+	testbus.Eventually(t, "two waiters", func() bool { return c.spaceWaiters.Load() == 2 })
 	releaseAll()
 	for range 2 {
 		if err := <-errs; err != nil {
