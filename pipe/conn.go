@@ -216,6 +216,11 @@ func (c *Conn) writable() error {
 		return err
 	}
 	select {
+	case <-c.gone:
+		return ErrChannelClosed // a Conn is one open of its channel
+	default:
+	}
+	select {
 	case <-c.opened:
 		return nil
 	default:

@@ -19,13 +19,14 @@ type held struct {
 
 // process takes one packet, on the channel's receive goroutine: data is
 // held for Read, the end of stream and malformed packets are noted, and
-// completed at once. Packets after the end, after a failure, or after
-// Close are completed and dropped, so the channel never stalls on them.
+// completed at once. Packets after a failure, after Close, or of a later
+// open of the channel (a Conn is one connection: one open) are completed
+// and dropped, so the channel never stalls on them.
 func (c *Conn) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
 	data, err := ParseHeader(payload)
 	c.rmu.Lock()
 	switch {
-	case c.rclosed || c.rerr != nil:
+	case c.rclosed || c.rerr != nil || c.chClosed:
 		c.rmu.Unlock()
 		p.Complete(nil)
 		return
