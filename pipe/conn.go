@@ -43,6 +43,9 @@ type Config struct {
 	// a longer message in message mode. 0 is MaxData; between 1 and
 	// MaxData otherwise (LinuxMaxData writes as Linux's hv_sock does).
 	// Received packets are accepted up to MaxData whatever this is.
+	// The outgoing ring must hold one such packet (header, padding and
+	// the ring's own 24 bytes): a Write on a ring too small for it fails
+	// with the channel's StatusInvalidBufferSize.
 	MaxData int
 	// MaxPackets is how many received packets the Conn holds unread (the
 	// channel's SetMaxPacketCount): the receive side's bound. 0 is
