@@ -46,9 +46,11 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		}
 		c.mu.Unlock()
 		done, sig := c.flush(ep)
-		worked := done != nil || sig
+		// A wake-up that a writer waiting for space (WaitSendSpace)
+		// asked for is work too: the peer signals it when it frees the
+		// room, and a one-way stream's writer sees nothing else.
+		worked := done != nil || sig || c.wakeSpaceWaiter()
 		c.finishSent(ep, done, sig && !c.quiet())
-		c.wakeSpaceWaiter()
 		before := c.st.inPackets.Load()
 		more := run && c.readBatch(ep)
 		c.tellRxStopped()

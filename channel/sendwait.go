@@ -93,11 +93,14 @@ func (c *Channel) spaceReady(n int) (bool, error) {
 
 // wakeSpaceWaiter wakes one WaitSendSpace, if any waits, to look again:
 // on each of the receive loop's wake-ups (the peer signalled, the
-// channel went live) and when the channel closes.
-func (c *Channel) wakeSpaceWaiter() {
+// channel went live) and when the channel closes. It reports whether one
+// waited.
+func (c *Channel) wakeSpaceWaiter() bool {
 	if c.spaceWaiters.Load() > 0 {
 		c.postSpaceWake()
+		return true
 	}
+	return false
 }
 
 // passSpaceWake is a finished waiter's: while others wait, it posts the
