@@ -131,7 +131,7 @@ func TestStreamBothDirectionsQueued(t *testing.T) {
 			t.Fatal(err)
 		}
 		if res.Sent != tc.count || res.Received != tc.count || res.Lost+res.Corrupted+res.Duplicated != 0 {
-			t.Fatalf("payload %d window %d: %+v", tc.payload, tc.window, res)
+			t.Fatalf("payload %d window %d: %+v\nclient %+v\nserver %+v", tc.payload, tc.window, res, r.c.Channel().Stats(), r.srv.Channel().Stats())
 		}
 	}
 	cq, sq := r.c.Channel().Stats().Queued, r.srv.Channel().Stats().Queued
