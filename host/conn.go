@@ -56,9 +56,14 @@ type guestConn struct {
 	guest        *Guest
 	greet        bool // OnGuest is due once handle returns (run's goroutine only)
 	greeted      bool
-	cleanedUp    bool
-	gpadls       *gpadlSet
-	bad          int
+	// connects are the guest's TlConnectRequests waiting for their
+	// channel to open (tlconnect.go); dueConnect those OnConnect has
+	// not seen yet (run's goroutine calls it once handle returns).
+	connects   map[tlKey]time.Time
+	dueConnect []protocol.TLConnectRequest
+	cleanedUp  bool
+	gpadls     *gpadlSet
+	bad        int
 	// releaseTimer fires when the oldest unanswered rescind is
 	// Limits.ReleaseTimeout old (checkReleases); releaseArmed says it is
 	// running.
@@ -199,6 +204,9 @@ func (gc *guestConn) run() (err error) {
 			gc.greet = false
 			gc.h.onGuest(gc.guest)
 		}
+		if len(gc.dueConnect) > 0 {
+			gc.runConnects()
+		}
 	}
 }
 
@@ -257,6 +265,7 @@ func (gc *guestConn) resetLocked(why string) {
 	clear(gc.gpadls.byID)
 	gc.gpadls.pages = 0
 	gc.gpadls.mu.Unlock()
+	clear(gc.connects)
 }
 
 // send posts a message to the guest. A failure means the guest is gone or
@@ -428,6 +437,8 @@ func (gc *guestConn) handle(b []byte) error {
 	case *protocol.Unload:
 		gc.unload()
 		return nil
+	case *protocol.TLConnectRequest:
+		return gc.tlConnect(m)
 	default:
 		return gc.drop(t, "not handled by this host")
 	}

@@ -24,6 +24,17 @@
 // devices'. Offered.Rescind withdraws it (RescindChannelOffer, done at
 // RelIdReleased). The KMCL server channels of package channel use this.
 //
+// # Connections (hvsock)
+//
+// A guest's TlConnectRequest (4.0 and later) asks for a connection to a
+// host service. The host keeps it pending and calls Config.OnConnect, which
+// makes the connection by offering a channel of interface type the service
+// id and instance the guest's endpoint id (package hvsock), or refuses it.
+// A refusal is a TlConnectRequestResult with STATUS_CONNECTION_REFUSED from
+// 4.1 and nothing before, as Hyper-V does: such a guest learns only by its
+// own timeout. The request stops counting as pending when that channel is
+// opened or removed, or after Limits.ConnectTimeout.
+//
 // # Versions
 //
 // Every version of protocol.Versions is accepted, exactly as asked; an
@@ -77,6 +88,12 @@
 //	  ring control page, events missing, device error OpenChannelResult with a failure status
 //	CloseChannel of a channel not open                drop + log line (silently if rescinded)
 //	RelIdReleased of a channel not rescinded          drop + log line
+//	TlConnectRequest before 4.0, or of 56 bytes
+//	  (silo id) before 5.2                            drop + log line
+//	TlConnectRequest: no Config.OnConnect, OnConnect
+//	  error, before RequestOffers, endpoint already
+//	  pending, Limits.MaxPendingConnects pending      refused: TlConnectRequestResult
+//	                                                    0xC0000236 from 4.1, nothing before
 //	more than Limits.MaxBadMessages drops             disconnect
 //	no room in its control socket for a message the
 //	  host sends, for Limits.SendTimeout              disconnect
@@ -117,6 +134,10 @@
 //	dropped (bad) messages                Limits.MaxBadMessages (256)           disconnect
 //	a rescind's wait for RelIdReleased    Limits.ReleaseTimeout (10 s)          disconnect
 //	a connection's time to negotiate      Limits.ContactTimeout (10 s)          disconnect
+//	TlConnectRequests waiting for their   Limits.MaxPendingConnects (32), each  refused (as if nothing listened)
+//	  channel's open                        counted until its channel opens or
+//	                                        goes, at most Limits.ConnectTimeout
+//	                                        (5 s)
 //	events handed over, not taken         1024 (package transport)              disconnect
 //	guest memory                          1 TiB (package transport)             disconnect
 //

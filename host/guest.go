@@ -172,6 +172,7 @@ func (gc *guestConn) removeDynamicLocked(i int) {
 	if o := cs.dynamic; o != nil {
 		close(o.released)
 	}
+	gc.connectDoneLocked(&cs.spec)
 	gc.chans[i] = chanState{}
 	gc.gpadls.dropChannel(uint32(i + 1))
 }

@@ -46,6 +46,18 @@ type Config struct {
 	// so offers it makes with Guest.Offer join the list RequestOffers
 	// answers with. It must not block on guest traffic.
 	OnGuest func(g *Guest)
+	// OnConnect, if set, is called for each TlConnectRequest a guest
+	// sends (hvsock: the guest connects to a host service). It runs on
+	// that guest's control-plane goroutine after the message was
+	// handled, outside the guest's lock, so it may call g.Offer; it must
+	// not block on guest traffic. nil accepts: the caller offers the
+	// channel itself (interface type req.ServiceID, instance
+	// req.EndpointID, flag OfferFlagTLNPIProvider). An error refuses
+	// the connection: from version 4.1 the guest gets a
+	// TlConnectRequestResult with protocol.StatusConnectionRefused,
+	// before it nothing (the guest's connect times out). Without
+	// OnConnect every request is refused.
+	OnConnect func(g *Guest, req protocol.TLConnectRequest) error
 }
 
 // offer is a device's place on the bus: the same channel id for every guest.
@@ -64,6 +76,7 @@ type Host struct {
 	log     *slog.Logger
 	limits  Limits
 	onGuest func(*Guest)
+	onConn  func(*Guest, protocol.TLConnectRequest) error
 	offers  []offer // sorted by (interface type, instance, subchannel index); channel id = index + 1
 	capture capture.Tap
 
@@ -91,6 +104,7 @@ func New(cfg Config) *Host {
 		log:       cfg.Logger,
 		limits:    cfg.Limits.withDefaults(),
 		onGuest:   cfg.OnGuest,
+		onConn:    cfg.OnConnect,
 		listeners: make(map[*transport.Listener]struct{}),
 		guests:    make(map[*guestConn]struct{}),
 	}

@@ -38,17 +38,28 @@ type Limits struct {
 	// sent an accepted InitiateContact by then is disconnected. Default
 	// 10 s.
 	ContactTimeout time.Duration
+	// MaxPendingConnects is how many TlConnectRequests of one guest may
+	// wait at once for their channel to be opened (Config.OnConnect); a
+	// request beyond it is refused as if nothing listened. Default 32.
+	MaxPendingConnects int
+	// ConnectTimeout is how long a TlConnectRequest counts as pending
+	// when the channel answering it is not opened: after it the request
+	// no longer takes a place in MaxPendingConnects. Default 5 s, the
+	// time OpenVMM gives a guest to open an hvsock channel.
+	ConnectTimeout time.Duration
 }
 
 // Default limits.
 const (
-	DefaultMaxGuests      = 64
-	DefaultMaxGpadls      = 1024
-	DefaultMaxGpadlPages  = 1 << 18
-	DefaultMaxBadMessages = 256
-	DefaultSendTimeout    = 2 * time.Second
-	DefaultReleaseTimeout = 10 * time.Second
-	DefaultContactTimeout = 10 * time.Second
+	DefaultMaxGuests          = 64
+	DefaultMaxGpadls          = 1024
+	DefaultMaxGpadlPages      = 1 << 18
+	DefaultMaxBadMessages     = 256
+	DefaultSendTimeout        = 2 * time.Second
+	DefaultReleaseTimeout     = 10 * time.Second
+	DefaultContactTimeout     = 10 * time.Second
+	DefaultMaxPendingConnects = 32
+	DefaultConnectTimeout     = 5 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -72,6 +83,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ContactTimeout <= 0 {
 		l.ContactTimeout = DefaultContactTimeout
+	}
+	if l.MaxPendingConnects <= 0 {
+		l.MaxPendingConnects = DefaultMaxPendingConnects
+	}
+	if l.ConnectTimeout <= 0 {
+		l.ConnectTimeout = DefaultConnectTimeout
 	}
 	return l
 }

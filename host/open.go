@@ -77,6 +77,7 @@ func (gc *guestConn) tryOpen(m *protocol.OpenChannel) (err error) {
 		return openErr(statusUnsuccessful, "device: %v", err)
 	}
 	gc.chans[i].open = oc
+	gc.connectDoneLocked(&gc.chans[i].spec)
 	return nil
 }
 

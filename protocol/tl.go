@@ -98,3 +98,49 @@ func (m *TLConnectRequestResult) unmarshal(b []byte) error {
 	m.Status = le.Uint32(b[tlStatus:])
 	return nil
 }
+
+// StatusConnectionRefused is the NTSTATUS a host puts in a
+// TLConnectRequestResult when nothing listens on the service (OpenVMM's
+// choice; Hyper-V's is not documented).
+const StatusConnectionRefused uint32 = 0xC0000236
+
+// The hvsock fields of an offer's user-defined area (DEVICES.md §2.4),
+// as offsets into UserDefined: the area starts at body offset 52, with
+// the pipe mode.
+const (
+	hvsForGuestAccept    = 4  // u8
+	hvsForGuestContainer = 5  // u8
+	hvsParameterVersion  = 6  // u32, unaligned
+	hvsSiloID            = 10 // GUID, unaligned
+)
+
+// HVSockOffer is what an hvsock channel's offer says in its user-defined
+// area after the pipe mode.
+type HVSockOffer struct {
+	// ForGuestAccept: the host connects to a service the guest listens
+	// on (1), rather than answering the guest's TLConnectRequest (0).
+	ForGuestAccept    bool `json:"for_guest_accept"`
+	ForGuestContainer bool `json:"for_guest_container"`
+	// ParameterVersion is 0 before Windows 10 RS5 and 1 from it.
+	ParameterVersion uint32 `json:"parameter_version"`
+	SiloID           GUID   `json:"silo_id"`
+}
+
+// HVSock reads the hvsock fields. Any byte other than 0 in the two flag
+// bytes counts as set, as Linux reads them.
+func (u *UserDefined) HVSock() HVSockOffer {
+	var o HVSockOffer
+	o.ForGuestAccept = u[hvsForGuestAccept] != 0
+	o.ForGuestContainer = u[hvsForGuestContainer] != 0
+	o.ParameterVersion = le.Uint32(u[hvsParameterVersion:])
+	copy(o.SiloID[:], u[hvsSiloID:hvsSiloID+16])
+	return o
+}
+
+// SetHVSock stores the hvsock fields, leaving the pipe mode as it is.
+func (u *UserDefined) SetHVSock(o HVSockOffer) {
+	u[hvsForGuestAccept] = boolByte(o.ForGuestAccept)
+	u[hvsForGuestContainer] = boolByte(o.ForGuestContainer)
+	le.PutUint32(u[hvsParameterVersion:], o.ParameterVersion)
+	copy(u[hvsSiloID:hvsSiloID+16], o.SiloID[:])
+}
