@@ -24,6 +24,11 @@ func (d *serverDevice) Offer() host.OfferSpec {
 		typ, inst = p.cfg.ifType, p.cfg.ifInst
 	}
 	flags := protocol.OfferFlagGPADLs
+	if cfg.serverFlags&ServerTLNPIProviderOffer != 0 {
+		// An hvsock offer carries exactly 0x2000 | pipe | 0x1 (OpenVMM,
+		// DEVICES.md §2.4); it has no GPADLs beyond its ring.
+		flags = 0
+	}
 	if cfg.serverFlags&ServerEnumerateDeviceInterface != 0 {
 		flags |= protocol.OfferFlagEnumerateDeviceInterface
 	}

@@ -74,7 +74,8 @@ type Client struct {
 	allOffers   chan struct{} // closed at AllOffersDelivered
 	offerChange chan struct{} // closed and replaced whenever offers change
 	channels    map[uint32]*Channel
-	gone        map[uint32]bool // rescinded channel ids
+	gone        map[uint32]bool             // rescinded channel ids
+	tlWaiters   map[protocol.GUID]*tlWaiter // Connect's, by endpoint id: the refusal's status
 	nextGpadl   uint32
 }
 
@@ -124,6 +125,7 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 		offerChange: make(chan struct{}),
 		channels:    make(map[uint32]*Channel),
 		gone:        make(map[uint32]bool),
+		tlWaiters:   make(map[protocol.GUID]*tlWaiter),
 		nextGpadl:   0xE1E10, // where Linux starts
 	}
 	if err := cl.negotiate(ctx, versions, cfg.Features); err != nil {
@@ -267,6 +269,8 @@ func (cl *Client) dispatch(m protocol.Message) {
 		cl.deliver(waitKey{protocol.TypeUnloadComplete, 0}, m)
 	case *protocol.RescindChannelOffer:
 		cl.rescind(m.ChannelID)
+	case *protocol.TLConnectRequestResult:
+		cl.connectResult(m)
 	}
 }
 

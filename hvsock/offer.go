@@ -1,0 +1,100 @@
+package hvsock
+
+import (
+	"errors"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// Ring sizes of a connection's channel (DEVICES.md §2.1): 6 pages per
+// direction, the control page included, which every host version takes.
+const ringPages = 6
+
+// parameterVersion is the offer's hvsock parameter version: 1, Windows 10
+// RS5's layout, as OpenVMM sends.
+const parameterVersion = 1
+
+// events are what a connection's channel tells its owner.
+type events struct {
+	open   chan struct{} // packets flow (PostStarted)
+	closed chan struct{} // the channel closed (guest close, rescind, guest gone)
+}
+
+func newEvents() *events {
+	return &events{open: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (e *events) callbacks() channel.StateCallbacks {
+	return channel.StateCallbacks{
+		PostStarted: func(*channel.Channel) { closeOnce(e.open) },
+		Closed:      func(*channel.Channel) { closeOnce(e.closed) },
+	}
+}
+
+// closeOnce closes ch unless it is closed; only the channel's worker
+// calls it, one callback at a time.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// serverChannel makes the host's channel of one connection to g: offered
+// with interface type service and instance endpoint, as a byte-mode
+// pipe with the TLNPI provider flag (flags 0x2011) and the hvsock fields
+// (DEVICES.md §2.4). It is configured, not enabled.
+func serverChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, maxBuffered int, ev *events) (*channel.Channel, stream, error) {
+	ch := channel.NewServer()
+	var ud protocol.UserDefined
+	ud.SetPipeMode(protocol.PipeModeByte)
+	ud.SetHVSock(protocol.HVSockOffer{ForGuestAccept: forGuestAccept, ParameterVersion: parameterVersion})
+	err := errors.Join(
+		ch.SetGuest(g),
+		ch.SetInterface(service, endpoint),
+		ch.SetFriendlyName("hvsock"),
+		ch.SetFlags(channel.ChannelFlagIsPipe),
+		ch.SetServerFlags(channel.ServerEnumerateDeviceInterface|channel.ServerOfferAsPipe|channel.ServerTLNPIProviderOffer),
+		ch.SetUserDefined(ud),
+		ch.SetStateCallbacks(ev.callbacks()),
+	)
+	if err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	s, err := attachStream(ch, maxBuffered)
+	if err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	return ch, s, nil
+}
+
+// clientChannel makes the guest's channel of the connection offered as o,
+// opened with 6-page rings and all-zero user data (DEVICES.md §2.5). It
+// is configured, not enabled.
+func clientChannel(cl *guest.Client, o guest.Offer, maxBuffered int, ev *events) (*channel.Channel, stream, error) {
+	ch := channel.NewClient()
+	err := errors.Join(
+		ch.SetClient(cl),
+		ch.SetInterface(o.InterfaceType, o.InterfaceInstance),
+		ch.SetFriendlyName("hvsock"),
+		ch.SetFlags(channel.ChannelFlagIsPipe),
+		ch.SetRingPages(ringPages, ringPages),
+		ch.SetStateCallbacks(ev.callbacks()),
+	)
+	if err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	s, err := attachStream(ch, maxBuffered)
+	if err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	return ch, s, nil
+}

@@ -1,0 +1,370 @@
+package hvsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// Default limits of a Server.
+const (
+	DefaultMaxConnsPerGuest = 64
+	DefaultMaxBuffered      = 256 << 10
+	DefaultBacklog          = 16
+	DefaultOpenTimeout      = 5 * time.Second
+)
+
+// ErrServerClosed is returned by a Server's and its listeners' calls after
+// Close.
+var ErrServerClosed = errors.New("hvsock: server closed")
+
+// Config configures a Server.
+type Config struct {
+	// Logger gets one line per connection refused or not opened; nil
+	// discards.
+	Logger *slog.Logger
+	// MaxConnsPerGuest bounds one guest's connections, open or being
+	// made, both ways: a connect beyond it is refused, a Dial fails with
+	// ErrLimit. Default 64.
+	MaxConnsPerGuest int
+	// MaxBuffered bounds the bytes a connection receives ahead of its
+	// reader (the pipe's receive bound): a peer that writes more waits
+	// for ring space. Default 256 KiB.
+	MaxBuffered int
+	// Backlog bounds a listener's connections opened and not yet
+	// accepted; a connect beyond it is refused. Default 16.
+	Backlog int
+	// OpenTimeout is how long the host waits for the guest to open a
+	// connection's channel it offered; then it rescinds the offer, as
+	// OpenVMM does. Default 5 s.
+	OpenTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.MaxConnsPerGuest <= 0 {
+		c.MaxConnsPerGuest = DefaultMaxConnsPerGuest
+	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = DefaultMaxBuffered
+	}
+	if c.Backlog <= 0 {
+		c.Backlog = DefaultBacklog
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	return c
+}
+
+// Server is the host's end of Hyper-V sockets for every guest of a host:
+// its OnConnect goes into host.Config.OnConnect, its listeners accept the
+// guests' connections and its Dial connects to a guest's listener.
+//
+// Its methods are safe for concurrent use.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[protocol.GUID]*Listener
+	perGuest  map[*host.Guest]int
+	conns     map[*Conn]struct{}
+}
+
+// NewServer makes a Server with cfg's limits.
+func NewServer(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		done:      make(chan struct{}),
+		listeners: make(map[protocol.GUID]*Listener),
+		perGuest:  make(map[*host.Guest]int),
+		conns:     make(map[*Conn]struct{}),
+	}
+}
+
+// Listener accepts guests' connections to one service.
+type Listener struct {
+	s       *Server
+	service protocol.GUID
+	queue   chan *Conn
+	done    chan struct{}
+	once    sync.Once
+}
+
+// Listen listens for guests' connections to service.
+func (s *Server) Listen(service protocol.GUID) (*Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrServerClosed
+	}
+	if _, ok := s.listeners[service]; ok {
+		return nil, fmt.Errorf("hvsock: service %v has a listener", service)
+	}
+	l := &Listener{s: s, service: service, queue: make(chan *Conn, s.cfg.Backlog), done: make(chan struct{})}
+	s.listeners[service] = l
+	return l, nil
+}
+
+// Addr is the wildcard VM and the service.
+func (l *Listener) Addr() net.Addr { return Addr{VMID: VMIDWildcard, ServiceID: l.service} }
+
+// Accept waits for a guest's connection, opened.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.queue:
+		return c, nil
+	case <-l.done:
+		return nil, opError("accept", l.Addr(), nil, net.ErrClosed)
+	}
+}
+
+// Close stops listening; connections not accepted are closed. Accept
+// returns net.ErrClosed.
+func (l *Listener) Close() error {
+	first := false
+	l.once.Do(func() {
+		first = true
+		l.s.mu.Lock()
+		if l.s.listeners[l.service] == l {
+			delete(l.s.listeners, l.service)
+		}
+		close(l.done)
+		l.s.mu.Unlock()
+	})
+	if !first {
+		return opError("close", l.Addr(), nil, net.ErrClosed)
+	}
+	for {
+		select {
+		case c := <-l.queue:
+			c.Close() //nolint:errcheck // never accepted
+		default:
+			return nil
+		}
+	}
+}
+
+// OnConnect is the host.Config.OnConnect of this server: a guest's
+// connect to a service with a listener gets the connection's channel
+// offered (interface type the service, instance the guest's endpoint);
+// anything else is refused. It does not wait for the guest.
+func (s *Server) OnConnect(g *host.Guest, req protocol.TLConnectRequest) error {
+	if !req.SiloID.IsZero() {
+		return fmt.Errorf("%w: silo %v", ErrRefused, req.SiloID)
+	}
+	s.mu.Lock()
+	l := s.listeners[req.ServiceID]
+	s.mu.Unlock()
+	if l == nil {
+		return ErrRefused
+	}
+	if len(l.queue) == cap(l.queue) {
+		return fmt.Errorf("%w: backlog of %v full", ErrLimit, req.ServiceID)
+	}
+	local := Addr{VMID: VMIDWildcard, ServiceID: req.ServiceID}
+	remote := Addr{VMID: GuestVMID(g.ID()), ServiceID: req.EndpointID}
+	return s.offer(g, req.ServiceID, req.EndpointID, false, local, remote, func(c *Conn) {
+		select {
+		case l.queue <- c:
+			select {
+			case <-l.done:
+				// Closed meanwhile: Listener.Close may have drained
+				// the queue already.
+				l.Close() //nolint:errcheck // drains the queue again
+			default:
+			}
+		default:
+			s.log.Warn("hvsock connection dropped: backlog full", "guest", g.ID(), "service", req.ServiceID)
+			c.Close() //nolint:errcheck // never accepted
+		}
+	}, nil)
+}
+
+// Dial connects to service in guest g, which a guest's Listener listens on:
+// the host offers the connection's channel for the guest to accept (its
+// interface instance a fresh endpoint id) and waits until the guest opens
+// it, ctx ends or Config.OpenTimeout passes.
+func (s *Server) Dial(ctx context.Context, g *host.Guest, service protocol.GUID) (*Conn, error) {
+	endpoint := ephemeralEndpoint()
+	local := Addr{VMID: VMIDWildcard, ServiceID: endpoint}
+	remote := Addr{VMID: GuestVMID(g.ID()), ServiceID: service}
+	got := make(chan *Conn, 1)
+	failed := make(chan error, 1)
+	var mu sync.Mutex
+	abandoned := false // the caller's ctx ended: a late connection is closed
+	ready := func(c *Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			c.Close() //nolint:errcheck // nobody wants it
+			return
+		}
+		got <- c
+	}
+	if err := s.offer(g, service, endpoint, true, local, remote, ready, failed); err != nil {
+		return nil, opError("dial", local, remote, err)
+	}
+	select {
+	case c := <-got:
+		return c, nil
+	case err := <-failed:
+		return nil, opError("dial", local, remote, err)
+	case <-ctx.Done():
+		mu.Lock()
+		abandoned = true
+		mu.Unlock()
+		select {
+		case c := <-got:
+			c.Close() //nolint:errcheck // nobody wants it
+		default:
+		}
+		return nil, opError("dial", local, remote, ctx.Err())
+	}
+}
+
+// offer makes and offers one connection's channel to g and waits, on a
+// goroutine of the server's, for the guest to open it: then ready gets
+// the connection; if it does not within OpenTimeout, the offer is
+// rescinded and failed (if any) gets why.
+func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, local, remote Addr, ready func(*Conn), failed chan<- error) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrServerClosed
+	case s.perGuest[g] >= s.cfg.MaxConnsPerGuest:
+		s.mu.Unlock()
+		s.log.Warn("hvsock connection refused: limit", "guest", g.ID(), "service", service, "limit", s.cfg.MaxConnsPerGuest)
+		return fmt.Errorf("%w: %d connections of guest %d", ErrLimit, s.cfg.MaxConnsPerGuest, g.ID())
+	}
+	s.perGuest[g]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		if s.perGuest[g]--; s.perGuest[g] <= 0 {
+			delete(s.perGuest, g)
+		}
+		s.mu.Unlock()
+	}
+	ev := newEvents()
+	ch, st, err := serverChannel(g, service, endpoint, forGuestAccept, s.cfg.MaxBuffered, ev)
+	if err == nil {
+		if err = ch.Enable(); err == nil {
+			err = ch.Start()
+		}
+		if err != nil {
+			ch.Cleanup() //nolint:errcheck // the first error matters
+		}
+	}
+	if err != nil {
+		release()
+		s.wg.Done()
+		return err
+	}
+	down := func() {
+		ch.Cleanup() //nolint:errcheck // rescinds; a guest that never releases is disconnected by the host
+		release()
+	}
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(s.cfg.OpenTimeout)
+		defer t.Stop()
+		var why error
+		select {
+		case <-ev.open:
+		case <-ev.closed:
+			why = ErrReset
+		case <-t.C:
+			why = ErrNotOpened
+			s.log.Warn("hvsock channel not opened: rescinded", "guest", g.ID(), "service", service, "timeout", s.cfg.OpenTimeout)
+		case <-s.done:
+			why = ErrServerClosed
+		}
+		if why != nil {
+			down()
+			if failed != nil {
+				failed <- why
+			}
+			return
+		}
+		var c *Conn
+		c = newConn(st, local, remote, func() {
+			down()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}, false, s.spawn)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close() //nolint:errcheck // the server is going
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		// A guest that closes the channel or goes away resets the
+		// connection: the host rescinds at once.
+		s.spawn(func() {
+			select {
+			case <-ev.closed:
+				c.goDown()
+			case <-c.down:
+			}
+		})
+		ready(c)
+	}()
+	return nil
+}
+
+// spawn runs fn on a goroutine Close waits for.
+func (s *Server) spawn(fn func()) {
+	s.wg.Go(fn)
+}
+
+// Close stops the listeners, closes every connection (rescinding its
+// channel) and waits until they are down.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.closed = true
+	close(s.done)
+	var ls []*Listener
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	var cs []*Conn
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close() //nolint:errcheck // closing
+	}
+	for _, c := range cs {
+		c.Close() //nolint:errcheck // closing
+	}
+	s.wg.Wait()
+	return nil
+}
+
