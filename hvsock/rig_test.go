@@ -87,7 +87,6 @@ func (g *rawGuest) recv() protocol.Message {
 	return m
 }
 
-
 func acceptWithin(t *testing.T, accept func() (*Conn, error)) *Conn {
 	t.Helper()
 	type res struct {

@@ -367,4 +367,3 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	return nil
 }
-
