@@ -71,3 +71,13 @@ func (c *Channel) lifecycle(what string) error {
 	c.life.Lock()
 	return nil
 }
+
+// StateCallbacks returns the state-change callbacks SetStateCallbacks
+// set. A layer that configures a channel another layer set up (package
+// hvsock over package pipe's Conn) wraps them to learn of the changes
+// too, calling each one it replaces.
+func (c *Channel) StateCallbacks() StateCallbacks {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.callbacks
+}

@@ -19,7 +19,7 @@ const (
 	// and the open of its channel.
 	DefaultConnectTimeout = 2 * time.Second
 	// CloseTimeout bounds how long a guest's Close waits for the host to
-	// rescind the channel before it closes the channel itself.
+	// read what the guest sent before it closes the channel.
 	CloseTimeout = 8 * time.Second
 )
 
@@ -79,7 +79,7 @@ func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remo
 	for {
 		select {
 		case <-ev.open:
-			return newConn(st, local, remote, func() { guestDown(ch, ev) }, true, func(fn func()) { go fn() }), nil
+			return newConn(st, local, remote, func() { guestDown(ch) }, true, func(fn func()) { go fn() }), nil
 		case <-ev.closed:
 			ch.Cleanup() //nolint:errcheck // the open is what failed
 			return nil, ErrReset
@@ -96,16 +96,15 @@ func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remo
 	}
 }
 
-// guestDown ends a guest connection's channel: the host rescinds it once
-// both directions ended (then the channel layer answers RelIdReleased);
-// a host that has not within CloseTimeout gets the channel closed.
-func guestDown(ch *channel.Channel, ev *events) {
-	t := time.NewTimer(CloseTimeout)
-	defer t.Stop()
-	select {
-	case <-ev.closed:
-	case <-t.C:
-	}
+// guestDown ends a guest connection's channel once the host has read
+// what the guest sent (the FIN included): closing the channel stops the
+// host reading its ring. The host rescinds once both directions ended;
+// a guest that closes first closes the channel itself. A host that has
+// not read within CloseTimeout gets the channel closed anyway.
+func guestDown(ch *channel.Channel) {
+	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
+	defer cancel()
+	drain(ctx, ch)
 	ch.Cleanup() //nolint:errcheck // closes the channel if the host did not
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/pipe"
 	"github.com/govmbus/govmbus/protocol"
 )
 
@@ -27,15 +28,8 @@ func newEvents() *events {
 	return &events{open: make(chan struct{}), closed: make(chan struct{})}
 }
 
-func (e *events) callbacks() channel.StateCallbacks {
-	return channel.StateCallbacks{
-		PostStarted: func(*channel.Channel) { closeOnce(e.open) },
-		Closed:      func(*channel.Channel) { closeOnce(e.closed) },
-	}
-}
-
 // closeOnce closes ch unless it is closed; only the channel's worker
-// calls it, one callback at a time.
+// calls it (a state callback), one at a time.
 func closeOnce(ch chan struct{}) {
 	select {
 	case <-ch:
@@ -47,11 +41,11 @@ func closeOnce(ch chan struct{}) {
 // serverChannel makes the host's channel of one connection to g: offered
 // with interface type service and instance endpoint, as a byte-mode
 // pipe with the TLNPI provider flag (flags 0x2011) and the hvsock fields
-// (DEVICES.md §2.4). It is configured, not enabled.
+// (DEVICES.md §2.4), writing packets of up to 16384 bytes, what Linux
+// accepts. It is configured, not enabled.
 func serverChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, maxBuffered int, ev *events) (*channel.Channel, stream, error) {
 	ch := channel.NewServer()
 	var ud protocol.UserDefined
-	ud.SetPipeMode(protocol.PipeModeByte)
 	ud.SetHVSock(protocol.HVSockOffer{ForGuestAccept: forGuestAccept, ParameterVersion: parameterVersion})
 	err := errors.Join(
 		ch.SetGuest(g),
@@ -60,13 +54,13 @@ func serverChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccep
 		ch.SetFlags(channel.ChannelFlagIsPipe),
 		ch.SetServerFlags(channel.ServerEnumerateDeviceInterface|channel.ServerOfferAsPipe|channel.ServerTLNPIProviderOffer),
 		ch.SetUserDefined(ud),
-		ch.SetStateCallbacks(ev.callbacks()),
+		ch.SetPipeMode(channel.PipeByte),
 	)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err
 	}
-	s, err := attachStream(ch, maxBuffered)
+	s, err := attachStream(ch, pipe.MaxData, maxBuffered, ev)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err
@@ -75,8 +69,9 @@ func serverChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccep
 }
 
 // clientChannel makes the guest's channel of the connection offered as o,
-// opened with 6-page rings and all-zero user data (DEVICES.md §2.5). It
-// is configured, not enabled.
+// opened with 6-page rings and all-zero user data (DEVICES.md §2.5),
+// writing packets of 4088 bytes as Linux does. It is configured, not
+// enabled.
 func clientChannel(cl *guest.Client, o guest.Offer, maxBuffered int, ev *events) (*channel.Channel, stream, error) {
 	ch := channel.NewClient()
 	err := errors.Join(
@@ -85,13 +80,12 @@ func clientChannel(cl *guest.Client, o guest.Offer, maxBuffered int, ev *events)
 		ch.SetFriendlyName("hvsock"),
 		ch.SetFlags(channel.ChannelFlagIsPipe),
 		ch.SetRingPages(ringPages, ringPages),
-		ch.SetStateCallbacks(ev.callbacks()),
 	)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err
 	}
-	s, err := attachStream(ch, maxBuffered)
+	s, err := attachStream(ch, pipe.LinuxMaxData, maxBuffered, ev)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err

@@ -46,6 +46,11 @@ type Config struct {
 	// connection's channel it offered; then it rescinds the offer, as
 	// OpenVMM does. Default 5 s.
 	OpenTimeout time.Duration
+	// LingerTimeout bounds how long the host waits, when it ends a
+	// connection in order (Close, or both directions ended), for the
+	// guest to read what is still in the ring before it rescinds the
+	// channel. Default 8 s (DefaultLingerTimeout).
+	LingerTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -64,6 +69,9 @@ func (c Config) withDefaults() Config {
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = DefaultOpenTimeout
 	}
+	if c.LingerTimeout <= 0 {
+		c.LingerTimeout = DefaultLingerTimeout
+	}
 	return c
 }
 
@@ -76,6 +84,9 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	done chan struct{} // closed by Close
+	// ctx ends at Close: the lingers of connections end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg   sync.WaitGroup
 
 	mu        sync.Mutex
@@ -88,7 +99,10 @@ type Server struct {
 // NewServer makes a Server with cfg's limits.
 func NewServer(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		ctx:       ctx,
+		cancel:    cancel,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
@@ -307,6 +321,9 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		}
 		var c *Conn
 		c = newConn(st, local, remote, func() {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
+			drain(ctx, ch)
+			cancel()
 			down()
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -349,6 +366,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	s.cancel()
 	var ls []*Listener
 	for _, l := range s.listeners {
 		ls = append(ls, l)

@@ -2,46 +2,80 @@ package hvsock
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/pipe"
 )
 
 // stream is a connection's data path: the byte-mode pipe over its
-// channel, FIN being a zero-length data packet (DEVICES.md §1.2, §2.6).
-// It is attached to the channel before the channel is enabled.
+// channel (package pipe), FIN being a zero-length data packet
+// (DEVICES.md §1.2, §2.6).
 type stream interface {
 	Read(b []byte) (int, error)  // io.EOF after the peer's FIN
 	Write(b []byte) (int, error) // waits for ring space
 	CloseWrite() error           // sends the FIN once
-	Close() error                // FIN if not sent; wakes blocked calls
+	Close() error                // FIN if there is room; wakes blocked calls
 	SetReadDeadline(t time.Time) error
 	SetWriteDeadline(t time.Time) error
 }
 
-// errNoDataPath: the pipe framing a connection's bytes travel in is not
-// part of this build yet.
-var errNoDataPath = errors.New("hvsock: no data path: the byte-mode pipe is not built in")
+// maxPackets is how many received packets a connection holds unread for
+// maxBuffered bytes: a pipe packet carries at most pipe.MaxData.
+func maxPackets(maxBuffered int) int {
+	return max(1, maxBuffered/pipe.MaxData)
+}
 
-// attachStream gives ch its data path, receiving at most maxBuffered
-// bytes ahead of the reader.
-func attachStream(ch *channel.Channel, maxBuffered int) (stream, error) {
-	_ = maxBuffered
-	err := ch.SetProcessPacketCallbacks(func(_ *channel.Channel, p *channel.Packet, _ []byte, _ channel.PacketFlags) {
-		p.Complete(nil)
-	}, nil)
+// attachStream makes ch's pipe Conn, writing packets of at most maxData
+// bytes and holding at most maxBuffered received bytes unread, and
+// chains ev's callbacks behind the pipe's. ch is configured and not
+// enabled.
+func attachStream(ch *channel.Channel, maxData, maxBuffered int, ev *events) (stream, error) {
+	p, err := pipe.New(ch, pipe.Config{MaxData: maxData, MaxPackets: maxPackets(maxBuffered)})
 	if err != nil {
 		return nil, err
 	}
-	return noStream{}, nil
+	cb := ch.StateCallbacks()
+	post, closed := cb.PostStarted, cb.Closed
+	cb.PostStarted = func(c *channel.Channel) {
+		if post != nil {
+			post(c)
+		}
+		closeOnce(ev.open)
+	}
+	cb.Closed = func(c *channel.Channel) {
+		if closed != nil {
+			closed(c)
+		}
+		closeOnce(ev.closed)
+	}
+	if err := ch.SetStateCallbacks(cb); err != nil {
+		return nil, err
+	}
+	return pipeStream{p}, nil
 }
 
-// noStream is the data path until the pipe framing is built in.
-type noStream struct{}
+// pipeStream is the pipe Conn with a closed channel reported as a reset.
+type pipeStream struct{ *pipe.Conn }
 
-func (noStream) Read([]byte) (int, error)         { return 0, errNoDataPath }
-func (noStream) Write([]byte) (int, error)        { return 0, errNoDataPath }
-func (noStream) CloseWrite() error                { return nil }
-func (noStream) Close() error                     { return nil }
-func (noStream) SetReadDeadline(time.Time) error  { return nil }
-func (noStream) SetWriteDeadline(time.Time) error { return nil }
+func (s pipeStream) Read(b []byte) (int, error) {
+	n, err := s.Conn.Read(b)
+	return n, resetErr(err)
+}
+
+func (s pipeStream) Write(b []byte) (int, error) {
+	n, err := s.Conn.Write(b)
+	return n, resetErr(err)
+}
+
+func (s pipeStream) CloseWrite() error { return resetErr(s.Conn.CloseWrite()) }
+
+// resetErr turns a channel that closed before the end of stream into
+// ErrReset (ECONNRESET), keeping the pipe's error in the chain.
+func resetErr(err error) error {
+	if err != nil && errors.Is(err, pipe.ErrChannelClosed) {
+		return fmt.Errorf("%w (%w)", ErrReset, err)
+	}
+	return err
+}
