@@ -87,7 +87,7 @@ type Server struct {
 	// ctx ends at Close: the lingers of connections end with it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg   sync.WaitGroup
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool
