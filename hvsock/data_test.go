@@ -295,3 +295,26 @@ func TestNeverReads(t *testing.T) {
 	hc2.Close()
 	closeWithin(t, gc2)
 }
+
+// What the host writes just before its Close reaches the guest, even when
+// the guest reads only afterwards: the host's rescind waits until the
+// guest has read the ring (here 10 KiB beyond what the guest's pipe holds
+// unread, so they stay in the ring until the guest reads).
+func TestCloseDelivers(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
+	gc, hc := pair(t, r)
+	data := make([]byte, maxPackets(guestMaxBuffered)*16384+10<<10)
+	rand.Read(data)
+	if _, err := hc.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum, n, err := readSum(gc)
+	if err != nil || n != int64(len(data)) || sum != sha256.Sum256(data) {
+		t.Fatalf("guest read %d of %d bytes, %v; SHA-256 match %v", n, len(data), err, sum == sha256.Sum256(data))
+	}
+	closeWithin(t, gc)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 	"testing"
 
 	"github.com/govmbus/govmbus/guest"
@@ -52,6 +53,10 @@ func TestGuestGoneResets(t *testing.T) {
 		defer r.srv.mu.Unlock()
 		return len(r.srv.perGuest) == 0 && len(r.srv.conns) == 0
 	})
+	// What the host reads now is a reset, not an end of stream.
+	if _, err := hc.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) || !errors.Is(err, ErrReset) {
+		t.Fatalf("Read after the guest went: %v", err)
+	}
 	if err := hc.Close(); err != nil {
 		t.Fatal(err)
 	}
