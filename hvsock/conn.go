@@ -68,7 +68,12 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		return n, io.EOF
 	}
-	if err != nil && c.isClosed() {
+	if err == nil {
+		// Not through opError: its arguments would box the addresses,
+		// an allocation per Read.
+		return n, nil
+	}
+	if c.isClosed() {
 		err = net.ErrClosed
 	}
 	return n, opError("read", c.local, c.remote, err)
@@ -80,7 +85,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, opError("write", c.local, c.remote, net.ErrClosed)
 	}
 	n, err := c.s.Write(b)
-	if err != nil && c.isClosed() {
+	if err == nil {
+		return n, nil
+	}
+	if c.isClosed() {
 		err = net.ErrClosed
 	}
 	return n, opError("write", c.local, c.remote, err)

@@ -318,3 +318,25 @@ func TestCloseDelivers(t *testing.T) {
 	}
 	closeWithin(t, gc)
 }
+
+// A write and the read of it allocate nothing in either Conn once the
+// connection runs (the pipe and channel below hold to the same rule).
+func TestReadWriteAllocs(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
+	gc, hc := pair(t, r)
+	defer hc.Close()
+	defer closeWithin(t, gc)
+	out, in := make([]byte, 1024), make([]byte, 1024)
+	a := testing.AllocsPerRun(200, func() {
+		if _, err := gc.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(hc, in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if a != 0 {
+		t.Fatalf("%v allocations per 1 KiB written and read", a)
+	}
+}
