@@ -121,8 +121,10 @@
 //	────────────────────────────────────  ────────────────────────────────────  ───────────────────────────────
 //	guest connections                     Limits.MaxGuests (64)                 the new one is closed at once
 //	channels per guest                    one per device and Guest.Offer,       Guest.Offer: ErrNoChannelID
-//	                                        channel ids 1..2047 (guests
-//	                                        cannot make channels)
+//	                                        channel ids 1..2047 (a guest
+//	                                        makes none but through
+//	                                        OnConnect, whose layer bounds
+//	                                        them: hvsock.Config)
 //	GPADLs per guest, half-built included Limits.MaxGpadls (1024)               GpadlCreated, failure status
 //	range buffer of a GPADL arriving      64 KiB (protocol)                     GpadlCreated, failure status
 //	pages named by a guest's GPADLs       Limits.MaxGpadlPages (2^18, 1 GiB)    GpadlCreated, failure status
