@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -186,8 +187,28 @@ func TestHostDialsGuest(t *testing.T) {
 	if gc.LocalAddr().(Addr).ServiceID != svc5000 || gc.RemoteAddr().(Addr).ServiceID != hc.LocalAddr().(Addr).ServiceID {
 		t.Fatalf("addresses: guest %v→%v, host %v→%v", gc.LocalAddr(), gc.RemoteAddr(), hc.LocalAddr(), hc.RemoteAddr())
 	}
+	// Bytes both ways, then both FINs: the host rescinds, the guest's
+	// Close returns at once.
+	if _, err := hc.Write([]byte("hello guest")); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(gc); err != nil || string(got) != "hello guest" {
+		t.Fatalf("guest read %q, %v", got, err)
+	}
+	if _, err := gc.Write([]byte("hello host")); err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.(*Conn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(hc); err != nil || string(got) != "hello host" {
+		t.Fatalf("host read %q, %v", got, err)
+	}
+	closeWithin(t, gc.(*Conn))
 	hc.Close()
-	gc.Close()
 	// Close unblocks Accept.
 	done := make(chan error, 1)
 	go func() { _, err := gl.Accept(); done <- err }()
