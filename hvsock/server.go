@@ -28,8 +28,9 @@ var ErrServerClosed = errors.New("hvsock: server closed")
 
 // Config configures a Server.
 type Config struct {
-	// Logger gets one line per connection refused or not opened; nil
-	// discards.
+	// Logger gets a line per connection refused (Debug: a flooding
+	// guest makes one per request) and per offer rescinded unopened
+	// (Info); nil discards.
 	Logger *slog.Logger
 	// MaxConnsPerGuest bounds one guest's connections, open or being
 	// made, both ways: a connect beyond it is refused, a Dial fails with
@@ -265,7 +266,7 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		return ErrServerClosed
 	case s.perGuest[g] >= s.cfg.MaxConnsPerGuest:
 		s.mu.Unlock()
-		s.log.Warn("hvsock connection refused: limit", "guest", g.ID(), "service", service, "limit", s.cfg.MaxConnsPerGuest)
+		s.log.Debug("hvsock connection refused: limit", "guest", g.ID(), "service", service, "limit", s.cfg.MaxConnsPerGuest)
 		return fmt.Errorf("%w: %d connections of guest %d", ErrLimit, s.cfg.MaxConnsPerGuest, g.ID())
 	}
 	s.perGuest[g]++
@@ -308,7 +309,7 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 			why = ErrReset
 		case <-t.C:
 			why = ErrNotOpened
-			s.log.Warn("hvsock channel not opened: rescinded", "guest", g.ID(), "service", service, "timeout", s.cfg.OpenTimeout)
+			s.log.Info("hvsock channel not opened: rescinded", "guest", g.ID(), "service", service, "timeout", s.cfg.OpenTimeout)
 		case <-s.done:
 			why = ErrServerClosed
 		}
