@@ -139,7 +139,7 @@ type StateCallbacks struct {
 // The fields are grouped by what guards them. The lock order, outermost
 // first (a goroutine holding one takes only those after it):
 //
-//	life → saveMu → sendMu → mu → work.mu
+//	life → saveMu → diag.mu → sendMu → mu → work.mu
 //
 // A subchannel's Enable takes its primary's mu holding only its own life.
 // The packet paths take sendMu and mu, never life or saveMu.
@@ -209,6 +209,7 @@ type Channel struct {
 	syncFree  []*OutPacket
 	scratch   ring.OutPacket
 	st        stats          // counters: see stats.go for who writes what
+	diag      stall          // CheckStall's marks, under its own lock (stall.go)
 	restoring *restoredState // the state whose packets the restore-packet callback brings back (OutPacket.Restore)
 
 	// mu guards the lifecycle state, the endpoint, the bindings and the

@@ -52,6 +52,11 @@ type OutPacket struct {
 	xseq uint64
 	xr   []TransferRange
 
+	// CheckStall's: the transaction it saw in flight, and since when
+	// (under sendMu).
+	diagTxid uint64
+	diagSeen time.Time
+
 	// SendSynchronousRequest
 	done      chan struct{}
 	resp      []byte

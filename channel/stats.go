@@ -60,6 +60,11 @@ type Stats struct {
 	// four are 0 while the channel is not open.
 	InRingUsed, InRingSize   int
 	OutRingUsed, OutRingSize int
+	// Stall is the reason the last CheckStall found the channel stuck
+	// (StallLostSignal, ...), "" if it did not (or none ran).
+	Stall string
+	// Unstuck counts the lost signals CheckStall signalled again.
+	Unstuck uint64
 }
 
 // stats are a channel's counters. The per-packet paths pay no atomic
@@ -134,6 +139,7 @@ func (c *Channel) Stats() Stats {
 
 		TransferPagesDropped: c.st.xferDropped.Load(),
 	}
+	c.stallStats(&s)
 	c.mu.Lock()
 	s.IncomingStopped, s.IncomingErr = c.rxStopReason, c.rxStopErr
 	s.TransferPagesDropReason = c.xferDropReason

@@ -19,6 +19,14 @@ func Inspect(region []byte) (Control, error) {
 	if err != nil {
 		return Control{}, err
 	}
+	return r.Control(), nil
+}
+
+// Control loads each control field of the ring once, for a monitor that
+// judges the ring from beside it (the channel's stall check): the peer
+// writes some of these fields, so they are a snapshot to validate, not
+// state. Safe from any goroutine.
+func (r *ring) Control() Control {
 	return Control{
 		DataSize:        r.size,
 		WriteIndex:      r.writeIndex.Load(),
@@ -26,7 +34,18 @@ func Inspect(region []byte) (Control, error) {
 		InterruptMask:   r.interruptMask.Load(),
 		PendingSendSize: r.pendingSend.Load(),
 		FeatureBits:     r.featureBits.Load(),
-	}, nil
+	}
+}
+
+// Unread is the number of bytes between the read and write indices of
+// the snapshot; false for indices that are not valid (not below the data
+// size, or not multiples of 8).
+func (c Control) Unread() (n uint32, ok bool) {
+	if c.WriteIndex >= c.DataSize || c.ReadIndex >= c.DataSize || (c.WriteIndex|c.ReadIndex)%8 != 0 {
+		return 0, false
+	}
+	r := ring{size: c.DataSize}
+	return r.used(c.WriteIndex, c.ReadIndex), true
 }
 
 // PendingSendMet reports whether the snapshot shows a writer asleep for

@@ -23,6 +23,14 @@ type Writer struct {
 	feature   bool   // the ring uses pending send size (read once)
 	err       error  // sticky: the reader corrupted its index
 
+	// published counts the bytes Commit ever published, and signalledAt
+	// is published at the last Commit that asked for a signal (valid
+	// once signalled): a monitor tells from them whether unread bytes
+	// were ever announced to the reader (Progress).
+	published   uint64
+	signalledAt uint64
+	signalled   bool
+
 	hdr []byte // scratch for type headers, reused
 }
 
@@ -250,9 +258,48 @@ func (w *Writer) Commit() (signal bool) {
 	old := w.committed
 	w.writeIndex.Store(w.in)
 	w.committed = w.in
+	w.published += uint64(w.used(w.in, old))
 	// Loads after the store: seen in this order, a reader that went idle
 	// before our store is caught by either its re-check or our signal.
-	return WriterShouldSignal(w.interruptMask.Load(), w.readIndex.Load(), old)
+	if WriterShouldSignal(w.interruptMask.Load(), w.readIndex.Load(), old) {
+		w.signalledAt, w.signalled = w.published, true
+		return true
+	}
+	return false
+}
+
+// Progress is what a Writer knows of its own publishing, for a monitor
+// judging whether the reader was told of the bytes it has not read
+// (Writer.Progress).
+type Progress struct {
+	// WriteIndex is the write index last published: the writer's own
+	// copy, not the shared field the reader could overwrite.
+	WriteIndex uint32
+	// Published counts the bytes ever published by this Writer.
+	Published uint64
+	// SignalledAt is Published as it was at the last Commit that asked
+	// for a signal; Signalled says there was one.
+	SignalledAt uint64
+	Signalled   bool
+}
+
+// Progress returns the writer's publishing so far. Like every method of
+// the Writer, it must not run concurrently with the others.
+func (w *Writer) Progress() Progress {
+	return Progress{WriteIndex: w.committed, Published: w.published, SignalledAt: w.signalledAt, Signalled: w.signalled}
+}
+
+// Told reports whether the reader was asked to be signalled after the
+// oldest of the unread bytes before the write index was published: a
+// reader asleep on them then slept through a signal it was sent (or never
+// read it), rather than missing one that was never sent. Bytes a
+// predecessor wrote (more unread than this Writer published) were not
+// announced by this Writer.
+func (p Progress) Told(unread uint32) bool {
+	if !p.Signalled || uint64(unread) > p.Published {
+		return false
+	}
+	return p.SignalledAt > p.Published-uint64(unread)
 }
 
 // Revert drops every packet written since the last Commit.
