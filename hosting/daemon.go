@@ -75,6 +75,11 @@ type Config struct {
 	// (Serve), and each successor appends to the same file (Adopt,
 	// AdoptSpawned, ServiceTo: give it the same Capture).
 	Capture CaptureConfig
+	// Stall is how the daemon judges its channels once a second
+	// (channel.CheckStall): each stall is logged when it starts and when
+	// it ends, and with Unstick a lost signal is signalled again. A
+	// successor must be given its own.
+	Stall channel.StallConfig
 	// Args are the successor's arguments (argv, the program's name
 	// first); nil is os.Args. The successor runs this process's
 	// executable.
@@ -171,7 +176,15 @@ func (d *Daemon) serve(l *transport.Listener) {
 	h := d.h
 	go func() {
 		defer close(ended)
-		served <- h.Serve(l)
+		stop, watched := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(watched)
+			d.watchStalls(stop)
+		}()
+		err := h.Serve(l)
+		close(stop)
+		<-watched
+		served <- err
 	}()
 }
 

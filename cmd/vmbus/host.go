@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/admin"
 	"github.com/govmbus/govmbus/hosting/metrics"
@@ -27,10 +28,11 @@ import (
 func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode, adminPath string
 	var capt hosting.CaptureConfig
+	var stall channel.StallConfig
 	var rtBlackout, stateKinds, asJSON bool
 	var devices []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--log-format text|json] | host --state-kinds [--json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -61,6 +63,8 @@ Servicing). The echo channels take successive instances
 given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". --capture FILE records the
 bus (pcapng, docs/CAPTURE.md), each successor after. SIGINT and SIGTERM stop.
+Every second each channel is checked for a stall (docs/TOP.md), logged when
+one starts and ends; --unstick signals a lost signal again, and only that.
 
 Before it pauses anything, a servicing asks the successor which saved
 states it reads (docs/SAVED_STATE.md, Compatibility): --state-kinds prints
@@ -140,7 +144,7 @@ refused") if its state could not be read at all.`,
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup, Capture: capt,
+				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall,
 			})
 			if err != nil {
 				closeInherited()
@@ -178,7 +182,7 @@ refused") if its state could not be read at all.`,
 			defer hm.Serve(metricsAddr, spawned)()
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
-				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log})
+				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log, Servicings: hm.Servicings})
 				if err != nil {
 					d.Close()
 					return failuref("host: %v", err)
@@ -221,6 +225,8 @@ refused") if its state could not be read at all.`,
 	cmd.Flags().StringVar(&capt.Path, "capture", "", "record the bus to this pcapng file (docs/CAPTURE.md); a servicing's successor appends")
 	cmd.Flags().IntVar(&capt.SnapLen, "capture-snaplen", 0, "bytes kept of each captured message or packet (0: 65536)")
 	cmd.Flags().Int64Var(&capt.MaxBytes, "capture-max-bytes", 0, "stop capturing before the file passes this size (0: no limit)")
+	cmd.Flags().BoolVar(&stall.Unstick, "unstick", false, "signal a channel again when its stall check finds a lost signal (never for another stall)")
+	cmd.Flags().DurationVar(&stall.After, "stall-after", channel.DefaultStallAfter, "how long a channel must make no progress before its stall check names it")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }

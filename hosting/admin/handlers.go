@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 func (s *Server) routes() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /v1/guests", s.guests)
+	m.HandleFunc("GET /v1/host", s.host)
 	m.HandleFunc("POST /v1/guests/{id}/heartbeat", s.heartbeat)
 	m.HandleFunc("POST /v1/guests/{id}/shutdown", s.shutdown)
 	m.HandleFunc("POST /v1/guests/{id}/time", s.time)
@@ -39,7 +41,18 @@ func (s *Server) guests(w http.ResponseWriter, _ *http.Request) {
 			out = append(out, Guest{ID: d.Guest, Channels: []Channel{}})
 		}
 		g := &out[len(out)-1]
-		c := Channel{Device: d.Device, State: d.Server.Channel().State().String()}
+		ch := d.Server.Channel()
+		c := Channel{Device: d.Device, State: ch.State().String(), ID: ch.ChannelID()}
+		if c.ID != 0 {
+			st := ch.Stats()
+			c.Stall = st.Stall
+			c.Stats = &ChannelStats{
+				PacketsIn: st.PacketsIn, BytesIn: st.BytesIn, PacketsOut: st.PacketsOut, BytesOut: st.BytesOut,
+				SignalsSent: st.SignalsSent, SignalsSuppressed: st.SignalsSuppressed, Queued: st.Queued,
+				CompletionsPending: st.CompletionsPending, Unstuck: st.Unstuck,
+				InRingUsed: st.InRingUsed, InRingSize: st.InRingSize, OutRingUsed: st.OutRingUsed, OutRingSize: st.OutRingSize,
+			}
+		}
 		if st, ok := d.Server.(interface{ Status() ic.Status }); ok {
 			v := st.Status()
 			c.IC = &v
@@ -51,6 +64,15 @@ func (s *Server) guests(w http.ResponseWriter, _ *http.Request) {
 		g.Channels = append(g.Channels, c)
 	}
 	writeJSON(w, out)
+}
+
+func (s *Server) host(w http.ResponseWriter, _ *http.Request) {
+	h := HostInfo{Pid: os.Getpid()}
+	if f := s.cfg.Servicings; f != nil {
+		n, last := f()
+		h.Servicings, h.LastBlackout = n, Duration(last)
+	}
+	writeJSON(w, h)
 }
 
 // server finds the guest's server of type T, answering 404 for an

@@ -44,6 +44,9 @@ type Config struct {
 	Path   string // the socket's path
 	Source Source
 	Logger *slog.Logger // nil discards
+	// Servicings, if set, reports the host's servicings and its last
+	// blackout for GET /v1/host (metrics.Metrics.Servicings).
+	Servicings func() (uint32, time.Duration)
 }
 
 // Server is a running admin API.

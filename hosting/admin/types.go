@@ -15,9 +15,43 @@ type Guest struct {
 
 // Channel is one device's channel on a guest.
 type Channel struct {
-	Device string     `json:"device"`
-	State  string     `json:"state"`
-	IC     *ic.Status `json:"ic,omitempty"` // an integration component's
+	Device string `json:"device"`
+	State  string `json:"state"`
+	// ID is the channel's id on the bus, 0 while it is not open.
+	ID uint32 `json:"id,omitempty"`
+	// Stall is the reason the host's stall check finds the channel
+	// stuck (channel.StallLostSignal, ...), empty while it is not.
+	Stall string        `json:"stall,omitempty"`
+	Stats *ChannelStats `json:"stats,omitempty"`
+	IC    *ic.Status    `json:"ic,omitempty"` // an integration component's
+}
+
+// ChannelStats are a channel's counters and ring occupancy at the request
+// (channel.Stats): in is from the guest, out to it.
+type ChannelStats struct {
+	PacketsIn          uint64 `json:"packets_in"`
+	BytesIn            uint64 `json:"bytes_in"`
+	PacketsOut         uint64 `json:"packets_out"`
+	BytesOut           uint64 `json:"bytes_out"`
+	SignalsSent        uint64 `json:"signals_sent"`
+	SignalsSuppressed  uint64 `json:"signals_suppressed"`
+	Queued             uint64 `json:"queued"`
+	CompletionsPending int    `json:"completions_pending"`
+	InRingUsed         int    `json:"in_ring_used"`
+	InRingSize         int    `json:"in_ring_size"`
+	OutRingUsed        int    `json:"out_ring_used"`
+	OutRingSize        int    `json:"out_ring_size"`
+	Unstuck            uint64 `json:"unstuck"`
+}
+
+// HostInfo is the host process: GET /v1/host.
+type HostInfo struct {
+	Pid int `json:"pid"`
+	// Servicings counts the servicings since the host first started;
+	// LastBlackout is the blackout of the one this process took over
+	// with (0 before any, or without Config.Servicings).
+	Servicings   uint32   `json:"servicings"`
+	LastBlackout Duration `json:"last_blackout"`
 }
 
 // ShutdownRequest is the body of POST /v1/guests/{id}/shutdown.

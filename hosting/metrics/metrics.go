@@ -55,6 +55,7 @@ type Metrics struct {
 	d          atomic.Pointer[hosting.Daemon] // set before the daemon serves
 	log        *slog.Logger
 	servicings atomic.Uint32
+	last       atomic.Int64 // the last servicing's blackout, in ns
 	blackout   *promtext.Hist
 	size       atomic.Int64 // the last scrape's length: the next one's buffer
 }
@@ -75,8 +76,16 @@ func (m *Metrics) SetDaemon(d *hosting.Daemon) { m.d.Store(d) }
 func (m *Metrics) Observe(e hosting.Event) {
 	if c, ok := e.(*hosting.ServicingComplete); ok {
 		m.servicings.Store(c.Servicing)
+		m.last.Store(int64(c.Blackout))
 		m.blackout.Observe(c.Blackout.Seconds())
 	}
+}
+
+// Servicings is the number of servicings of the host since it first
+// started and the blackout of the one this process took over with (0
+// before any), for the admin API.
+func (m *Metrics) Servicings() (uint32, time.Duration) {
+	return m.servicings.Load(), time.Duration(m.last.Load())
 }
 
 // channelSample is one open server channel at the scrape.
@@ -166,6 +175,23 @@ func (m *Metrics) write(w *promtext.Writer) error {
 		"ring", func(s *channel.Stats) (float64, float64) { return float64(s.InRingUsed), float64(s.OutRingUsed) }, "in", "out")
 	perChannel("govmbus_channel_signals_total", "Signals to the guest (sent), and commits that needed none (suppressed).", promtext.Counter,
 		"kind", func(s *channel.Stats) (float64, float64) { return float64(s.SignalsSent), float64(s.SignalsSuppressed) }, "sent", "suppressed")
+	if len(chans) > 0 {
+		// Every reason of every channel, 0 or 1: a stall's end shows as
+		// a drop to 0 rather than a series that vanishes.
+		const name = "govmbus_channel_stalled"
+		w.Family(name, "1 while the channel's stall check finds it stuck for the reason in the label (docs/TOP.md).", promtext.Gauge)
+		for i := range chans {
+			for _, r := range channel.StallReasons {
+				v := 0.0
+				if chans[i].st.Stall == r {
+					v = 1
+				}
+				w.Sample(name, chans[i].labels, v, "reason", r)
+			}
+		}
+	}
+	perChannel("govmbus_channel_unstuck_total", "Lost signals the host signalled again (vmbus host --unstick).", promtext.Counter,
+		"", func(s *channel.Stats) (float64, float64) { return float64(s.Unstuck), 0 }, "", "")
 	w.Histogram("govmbus_servicing_blackout_seconds", "Blackout of the servicing this process took over with: from the predecessor's pause to serving again.", m.blackout)
 	w.Family("govmbus_servicings_total", "Servicings of this host since it first started (kept across the exec).", promtext.Counter)
 	w.Sample("govmbus_servicings_total", promtext.Labels{}, float64(m.servicings.Load()))
