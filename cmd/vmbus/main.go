@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 		newICCmd(),
 		newAdminCmd(),
 		newCaptureCmd(),
+		newTopCmd(),
 	)
 	return root
 }
