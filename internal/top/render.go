@@ -14,7 +14,7 @@ import (
 const barWidth = 10
 
 // line is the layout of the column line and of each row.
-const line = "%-6s %-10s %3s %-9s %8s %8s %10s %10s  %-17s  %-17s %4s %6s %21s  %s\n"
+const line = "%-6s %-10s %3s %-9s %8s %9s %10s %10s  %-17s  %-17s %4s %6s %21s  %s\n"
 
 // Render writes the table: a title line (the host, the time, the order
 // and the keys), the column line, and one line per row. A row without
