@@ -3,6 +3,8 @@ package channel
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,5 +245,41 @@ func TestStallNone(t *testing.T) {
 		if res := r.check(k, true); res.Reason != "" || res.Unstuck {
 			t.Fatalf("check %d: stall %q, unstuck %v", k, res.Reason, res.Unstuck)
 		}
+	}
+}
+
+// TestStallBlockedIsNotLost: packets left in the incoming ring because
+// the driver holds every packet object it may have (its packet count)
+// are not a lost signal, however long they wait: the loop sleeps until
+// a packet is completed, not until the peer signals.
+func TestStallBlockedIsNotLost(t *testing.T) {
+	leakcheck.Check(t)
+	s := newSvc(t)
+	held := make(chan *Packet, 1)
+	sv := configure(t, s.Guest, newVSP(), func(_ *Channel, p *Packet, _ []byte, _ PacketFlags) { held <- p })
+	must(t, sv.SetMaxPacketCount(1))
+	s.server = sv
+	must(t, sv.Enable())
+	must(t, sv.Start())
+	g := openFullGuest(t, s, 4)
+	t.Cleanup(g.close)
+	g.send(t, 1, 3)
+	p := <-held
+	asleep(t, sv)
+	r := &stallRig{s: s, sv: sv, g: g, t0: time.Now()}
+	var bad []string
+	for k := range 3 {
+		if res := r.check(k, true); res.Reason != "" || res.Unstuck {
+			bad = append(bad, fmt.Sprintf("check %d: stall %q, unstuck %v (in %+v)", k, res.Reason, res.Unstuck, res.In))
+		}
+	}
+	// Every packet completed before the verdict: the channel's close
+	// waits for them.
+	p.Complete(nil)
+	for range 2 {
+		(<-held).Complete(nil)
+	}
+	if bad != nil {
+		t.Fatalf("with the driver holding the one packet it may have: %s", strings.Join(bad, "; "))
 	}
 }
