@@ -103,10 +103,14 @@ func live(ctx context.Context, o Options, c *admin.Client, prev *Snapshot, in, o
 			return err
 		}
 		if lastErr != nil {
-			fmt.Fprintf(&b, "\n%v\n", lastErr)
+			fmt.Fprintf(&b, "%v\n", lastErr)
+		}
+		w, h, err := term.GetSize(int(out.Fd()))
+		if err != nil {
+			w, h = 0, 0
 		}
 		// Raw mode: a newline does not return the carriage.
-		_, err := out.Write(bytes.ReplaceAll(b.Bytes(), []byte("\n"), []byte("\r\n")))
+		_, err = out.Write(bytes.Join(Fit(b.Bytes(), w, h), []byte("\r\n")))
 		return err
 	}
 	if err := draw(); err != nil {
@@ -167,4 +171,24 @@ func live(ctx context.Context, o Options, c *admin.Client, prev *Snapshot, in, o
 		}
 	}
 	return nil
+}
+
+// Fit cuts text into lines that fit a terminal of width × height: lines
+// cut at the width, and the lines past the height replaced by a last one
+// that counts them, so that a redraw never scrolls the title away. A
+// width or height of 0 is no limit.
+func Fit(text []byte, width, height int) [][]byte {
+	lines := bytes.Split(bytes.TrimSuffix(text, []byte("\n")), []byte("\n"))
+	if height > 1 && len(lines) > height {
+		more := len(lines) - height + 1
+		lines = append(lines[:height-1], fmt.Appendf(nil, "... %d more lines (the keys reorder them)", more))
+	}
+	if width > 0 {
+		for i, l := range lines {
+			if len(l) > width {
+				lines[i] = l[:width]
+			}
+		}
+	}
+	return lines
 }

@@ -132,3 +132,22 @@ func TestRender(t *testing.T) {
 		t.Errorf("STALL column at %d, the row's stall at %d", i, j)
 	}
 }
+
+// TestFit: the terminal view's lines cut at the width, and those past the
+// height counted on the last line, so the title stays on screen.
+func TestFit(t *testing.T) {
+	text := []byte("title line\ncolumns\nrow 1\nrow 2\nrow 3\n")
+	got := Fit(text, 6, 4)
+	want := []string{"title ", "column", "row 1", "... 2 "}
+	if len(got) != len(want) {
+		t.Fatalf("%d lines %q, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("line %d %q, want %q", i, got[i], want[i])
+		}
+	}
+	if all := Fit(text, 0, 0); len(all) != 5 || string(all[4]) != "row 3" {
+		t.Fatalf("no limit: %q", all)
+	}
+}
