@@ -15,13 +15,10 @@ func newTopCmd() *cobra.Command {
 	var o top.Options
 	var sortKey string
 	cmd := &cobra.Command{
-		Use:   "top --admin PATH [--interval D] [--count N] [--sort KEY]",
+		Use:   "top --admin PATH [--interval D] [--count N] [--sort g|d|i|o|p|s]",
 		Short: "Show a host's channels live: rates, rings, completions, signals, stalls",
-		Long: `Read the admin API of "vmbus host --admin PATH" every --interval and show
-one line per guest channel (docs/TOP.md). On a terminal the table is redrawn
-in place; keys: ` + top.Keys + `. Otherwise one plain table is
-printed per interval; --count N stops after N.`,
-		Args: exactArgs(0, "no arguments"),
+		Long:  "Read the admin API of vmbus host --admin PATH every --interval: one line per\nchannel (docs/TOP.md), redrawn on a terminal (keys: " + top.Keys + "),\none plain table per interval otherwise.",
+		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Admin == "" || len(sortKey) != 1 || !top.Key(sortKey[0]).Valid() {
 				return usageErrorf("top: --admin is required, --sort is one of g d i o p s")
