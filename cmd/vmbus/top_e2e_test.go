@@ -274,6 +274,20 @@ func TestE2EStallReasons(t *testing.T) {
 	if v := stalledMetric(t, addr, g, channel.StallPeerNotReading); v != 1 {
 		t.Fatalf("govmbus_channel_stalled{reason=peer-not-reading} %v, want 1", v)
 	}
+	// And in top's table, on the guest's echo row.
+	out, err := exec.Command(vmbusBinary(t), "top", "--admin", adm, "--interval", "100ms", "--count", "1", "--sort", "s").Output()
+	if err != nil {
+		t.Fatalf("top: %v", err)
+	}
+	row := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == strconv.FormatUint(g.id, 10) && f[1] == "echo" && f[2] == strconv.Itoa(int(c.ID)) {
+			row = l
+		}
+	}
+	if !strings.HasSuffix(row, " "+channel.StallPeerNotReading) {
+		t.Fatalf("top's row of guest %d's echo channel %q does not end in the stall:\n%s", g.id, row, out)
+	}
 
 	// A guest whose small ring fills with completions, and which reads
 	// them without the signal the host's pending send size asks for.
