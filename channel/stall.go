@@ -17,10 +17,9 @@ const (
 	// that no signal of ours announced (it took one while it had masked
 	// interrupts, and slept without looking again). A signal recovers it.
 	StallLostSignal = "lost-signal"
-	// StallPendingSendIgnored: a writer waits for ring space (it set the
-	// pending send size), the space is there, and the reader never
-	// signalled: the peer, for our queued sends, or this end, for the
-	// peer's (a bug of ours).
+	// StallPendingSendIgnored: our sends wait in the send queue for ring
+	// space (the outgoing ring's pending send size is set), the space is
+	// there, and the peer, which freed it, never signalled.
 	StallPendingSendIgnored = "pending-send-ignored"
 	// StallPeerNotReading: the outgoing ring holds data the peer does not
 	// read, although it was told of it (or said it was reading, by
@@ -163,7 +162,12 @@ func (c *Channel) CheckStall(now time.Time, cfg StallConfig) StallCheck {
 	// The peer unmasked, not reading, on packets it may not know of.
 	outStuck := outOK && outUnread > 0 && !outMoved
 	outLost := outStuck && res.Out.InterruptMask == 0 && !prog.Told(outUnread)
-	pending := (queued && res.Out.PendingSendMet()) || res.In.PendingSendMet()
+	// Only our own wait counts. The peer's pending send size on the
+	// incoming ring proves nothing: a peer may leave it set for good
+	// (Linux's hv_sock sets it once, at open), so a ring with that much
+	// free would look stuck forever, and our reader signals at every
+	// commit that crosses it anyway (ring.ReaderShouldSignal).
+	pending := queued && res.Out.PendingSendMet()
 
 	lostIn := held(&d.inLost, inLost, now, after)
 	lostOut := held(&d.outLost, outLost, now, after)

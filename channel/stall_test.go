@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/ring"
@@ -293,5 +295,21 @@ func TestStallBlockedIsNotLost(t *testing.T) {
 	}
 	if bad != nil {
 		t.Fatalf("with the driver holding the one packet it may have: %s", strings.Join(bad, "; "))
+	}
+}
+
+// TestStallPeerPendingSendNotJudged: a guest that leaves a pending send
+// size set on its idle outgoing ring for good (as Linux's hv_sock does
+// from its open) is no stall: the free space "meets" it forever, and the
+// server's reader signals whenever its reads cross it anyway.
+func TestStallPeerPendingSendNotJudged(t *testing.T) {
+	leakcheck.Check(t)
+	r := newStallRig(t, 4, 64)
+	pss := (*atomic.Uint32)(unsafe.Pointer(&r.g.ch.Out[ring.PendingSendSizeOffset]))
+	pss.Store(1024)
+	for k := range 3 {
+		if res := r.check(k, true); res.Reason != "" || res.Unstuck {
+			t.Fatalf("check %d: stall %q, unstuck %v (in %+v)", k, res.Reason, res.Unstuck, res.In)
+		}
 	}
 }
