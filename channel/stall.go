@@ -169,14 +169,18 @@ func (c *Channel) CheckStall(now time.Time, cfg StallConfig) StallCheck {
 	// commit that crosses it anyway (ring.ReaderShouldSignal).
 	pending := queued && res.Out.PendingSendMet()
 
+	// Every run is brought up to date, whichever reason wins, so that
+	// none keeps a start from before another's episode.
 	lostIn := held(&d.inLost, inLost, now, after)
 	lostOut := held(&d.outLost, outLost, now, after)
+	ignored := held(&d.pending, pending, now, after)
+	notReading := held(&d.notReading, outStuck && !outLost, now, after)
 	switch {
 	case lostIn || lostOut:
 		res.Reason, res.Since = StallLostSignal, earliest(d.inLost, d.outLost)
-	case held(&d.pending, pending, now, after):
+	case ignored:
 		res.Reason, res.Since = StallPendingSendIgnored, d.pending
-	case held(&d.notReading, outStuck && !outLost, now, after):
+	case notReading:
 		res.Reason, res.Since = StallPeerNotReading, d.notReading
 	case !owedSince.IsZero() && now.Sub(owedSince) >= after:
 		res.Reason, res.Since = StallOwedTransactions, owedSince
