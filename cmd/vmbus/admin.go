@@ -43,22 +43,7 @@ argument).`,
 				if err := o.do(cmd, "GET", "/v1/guests", nil, &gs); err != nil {
 					return err
 				}
-				return o.print(cmd.OutOrStdout(), gs, func(w io.Writer) {
-					for _, g := range gs {
-						fmt.Fprintf(w, "guest %d", g.ID)
-						if h := g.Health; h != nil {
-							fmt.Fprintf(w, " health %s answers %d misses %d", h.State, h.Answers, h.Misses)
-						}
-						fmt.Fprintln(w)
-						for _, c := range g.Channels {
-							fmt.Fprintf(w, "  %s %s", c.Device, c.State)
-							if s := c.IC; s != nil {
-								fmt.Fprintf(w, " versions %s requests %d answers %d unanswered %d unexpected %d", orNone(s.Versions), s.Requests, s.Answers, s.Unanswered, s.Unexpected)
-							}
-							fmt.Fprintln(w)
-						}
-					}
-				})
+				return o.print(cmd.OutOrStdout(), gs, func(w io.Writer) { admin.WriteGuests(w, gs) })
 			},
 		},
 		&cobra.Command{
@@ -250,13 +235,6 @@ func (o *adminOpts) print(w io.Writer, v any, text func(io.Writer)) error {
 	}
 	text(w)
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 func okOr(ok bool, no string) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
@@ -55,15 +54,7 @@ machine; "vmbus guest ping --floor" reports its own as ratios to it.`,
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), res)
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "round-trip floor, %d round trips each:\n", count)
-			for _, f := range []struct {
-				name string
-				l    floor.Latency
-			}{{"eventfd", res.Eventfd}, {"spin", res.Spin}} {
-				fmt.Fprintf(w, "  %-8s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
-					float64(f.l.P50.Nanoseconds())/1e3, float64(f.l.P99.Nanoseconds())/1e3, float64(f.l.CPUPerRoundTrip.Nanoseconds())/1e3)
-			}
+			res.WriteText(cmd.OutOrStdout(), count)
 			return nil
 		},
 	}
@@ -169,7 +160,7 @@ shared memfd, one eventfd per direction), as the host does for a guest.`,
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 			}
-			printBench(cmd.OutOrStdout(), c, res)
+			res.WriteText(cmd.OutOrStdout(), c)
 			return nil
 		},
 	}
@@ -184,23 +175,4 @@ shared memfd, one eventfd per direction), as the host does for a guest.`,
 	f.IntVar(&processes, "processes", 1, "2: the echo side of --round-trip --signal runs in a process of its own")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-func printBench(w io.Writer, c ringbench.Config, r ringbench.Result) {
-	mode := "busy-poll"
-	if c.Signal {
-		mode = "eventfd signals"
-	}
-	read := "copy reads"
-	switch {
-	case c.RoundTrip:
-		read = "round trips (two rings)"
-	case c.ZeroCopy:
-		read = "zero-copy reads"
-	}
-	fmt.Fprintf(w, "ring bench: %d packets of %d bytes, %d-byte ring, %s, %s\n", r.Packets, r.Payload, c.RingSize, mode, read)
-	fmt.Fprintf(w, "  seconds      %.3f\n", r.Seconds)
-	fmt.Fprintf(w, "  packets/s    %.2f M\n", r.PacketsPerSec/1e6)
-	fmt.Fprintf(w, "  bytes/s      %.2f GB/s\n", r.BytesPerSec/1e9)
-	fmt.Fprintf(w, "  signals      %d\n", r.Signals)
 }

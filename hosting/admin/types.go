@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/govmbus/govmbus/device/ic"
@@ -121,4 +123,27 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	*d = Duration(v)
 	return err
+}
+
+// WriteGuests prints gs as text, a line per guest and one per channel, as
+// `vmbus admin guests` does.
+func WriteGuests(w io.Writer, gs []Guest) {
+	for _, g := range gs {
+		fmt.Fprintf(w, "guest %d", g.ID)
+		if h := g.Health; h != nil {
+			fmt.Fprintf(w, " health %s answers %d misses %d", h.State, h.Answers, h.Misses)
+		}
+		fmt.Fprintln(w)
+		for _, c := range g.Channels {
+			fmt.Fprintf(w, "  %s %s", c.Device, c.State)
+			if s := c.IC; s != nil {
+				versions := s.Versions
+				if versions == "" {
+					versions = "none"
+				}
+				fmt.Fprintf(w, " versions %s requests %d answers %d unanswered %d unexpected %d", versions, s.Requests, s.Answers, s.Unanswered, s.Unexpected)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -55,6 +56,18 @@ type Latency struct {
 type Result struct {
 	Eventfd Latency `json:"eventfd"`
 	Spin    Latency `json:"spin"`
+}
+
+// WriteText prints r, count round trips each, as `vmbus bench floor` does.
+func (r Result) WriteText(w io.Writer, count int) {
+	fmt.Fprintf(w, "round-trip floor, %d round trips each:\n", count)
+	for _, f := range []struct {
+		name string
+		l    Latency
+	}{{"eventfd", r.Eventfd}, {"spin", r.Spin}} {
+		fmt.Fprintf(w, "  %-8s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
+			float64(f.l.P50.Nanoseconds())/1e3, float64(f.l.P99.Nanoseconds())/1e3, float64(f.l.CPUPerRoundTrip.Nanoseconds())/1e3)
+	}
 }
 
 // Mode bytes the measuring side stores for the peer in the shared page.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"time"
 
@@ -44,6 +45,26 @@ type Result struct {
 	// Touched folds every payload byte a zero-copy reader read in place,
 	// so that work cannot be optimised away.
 	Touched uint64 `json:"-"`
+}
+
+// WriteText prints r, a run of c, as `vmbus bench ring` does.
+func (r Result) WriteText(w io.Writer, c Config) {
+	mode := "busy-poll"
+	if c.Signal {
+		mode = "eventfd signals"
+	}
+	read := "copy reads"
+	switch {
+	case c.RoundTrip:
+		read = "round trips (two rings)"
+	case c.ZeroCopy:
+		read = "zero-copy reads"
+	}
+	fmt.Fprintf(w, "ring bench: %d packets of %d bytes, %d-byte ring, %s, %s\n", r.Packets, r.Payload, c.RingSize, mode, read)
+	fmt.Fprintf(w, "  seconds      %.3f\n", r.Seconds)
+	fmt.Fprintf(w, "  packets/s    %.2f M\n", r.PacketsPerSec/1e6)
+	fmt.Fprintf(w, "  bytes/s      %.2f GB/s\n", r.BytesPerSec/1e9)
+	fmt.Fprintf(w, "  signals      %d\n", r.Signals)
 }
 
 // Validate reports a configuration that cannot run.
