@@ -80,6 +80,22 @@ func TestSnapLen(t *testing.T) {
 	}
 }
 
+// TestSnapLenKeepsControl: a control message is recorded whole whatever
+// the snap length (the format's promise), while a ring packet beside it
+// is cut.
+func TestSnapLenKeepsControl(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, Options{SnapLen: 20})
+	msg := bytes.Repeat([]byte{0xab}, 196) // an OfferChannel's size
+	w.Control(1, Out, msg)
+	w.Packet(1, 1, In, 6, 0, 1, nil, make([]byte, 100), nil)
+	w.Close()
+	recs := readAll(t, buf.Bytes())
+	if len(recs) != 2 || !bytes.Equal(recs[0].Data, msg) || recs[0].Flags&FlagTruncated != 0 || len(recs[1].Data) != 20 {
+		t.Fatalf("%+v", recs)
+	}
+}
+
 // TestMaxBytesStops: the file never passes the limit, ends with whole
 // records, and the records past it are counted as dropped.
 func TestMaxBytesStops(t *testing.T) {

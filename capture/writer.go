@@ -138,7 +138,14 @@ func newWriter(out io.Writer, size int64, o Options) (*Writer, error) {
 	return w, nil
 }
 
-func (w *Writer) ifaceSnap() uint32 { return uint32(RecordHeaderSize + w.snap) }
+// MaxControlLen is the most of a control message a record keeps: any
+// message a transport frame can carry, so every one is whole whatever the
+// snap length.
+const MaxControlLen = 4096
+
+// ifaceSnap is a guest interface's snap length: the snap length of its
+// ring packets, or a whole control message if that is more.
+func (w *Writer) ifaceSnap() uint32 { return uint32(RecordHeaderSize + max(w.snap, MaxControlLen)) }
 
 // putLocked writes a whole block, or nothing if it would pass MaxBytes.
 func (w *Writer) putLocked(b []byte) bool {
@@ -205,10 +212,14 @@ func (w *Writer) emit(h RecordHeader, host bool, p *pkt, p0, p1, p2 []byte) {
 		total += DescriptorSize
 	}
 	keep := total
-	if !host {
+	if !host && h.Kind != KindControl {
 		// Events are few and short: kept whole, so that each stays the
-		// JSON object it is.
+		// JSON object it is. Control messages are kept whole too, as
+		// the format promises (at most MaxControlLen: a transport
+		// frame).
 		keep = min(total, w.snap)
+	} else if h.Kind == KindControl {
+		keep = min(total, MaxControlLen)
 	}
 	h.Version = RecordVersion
 	h.OrigLen = uint32(min(total, int(^uint32(0))))

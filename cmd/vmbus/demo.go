@@ -32,9 +32,10 @@ func newDemoCmd() *cobra.Command {
 		duration   time.Duration
 		servicings int
 		asJSON     bool
+		dc         demo.Config
 	)
 	cmd := &cobra.Command{
-		Use:   "demo [--duration D] [--servicings N] [--json]",
+		Use:   "demo [--duration D] [--servicings N] [--json] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]]",
 		Short: "Run a host and a guest, stream and verify the disk, service the host mid-stream, print a summary",
 		Long: `Starts a host (echo and a blk disk in a temporary file) and a guest as
 separate processes of this binary. The guest pings, then streams numbered,
@@ -43,7 +44,8 @@ rounds, for --duration; meanwhile the host is serviced (SIGHUP: saved and
 re-executed in place) --servicings times. Every packet and disk byte is
 checked. Progress shows as a bar on a terminal and as plain lines otherwise;
 then a summary table, or with --json one JSON object with "verified".
-Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
+--capture has the host capture the bus (as vmbus host --capture; read it
+with vmbus capture read, or Wireshark: docs/CAPTURE.md). Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if duration <= 0 || duration > demoMaxDuration || servicings < 0 || servicings > demoMaxServicing {
@@ -62,7 +64,8 @@ Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
 			if err != nil {
 				return failuref("demo: own binary: %v", err)
 			}
-			res, err := demo.Run(ctx, demo.Config{Bin: bin, Duration: duration, Servicings: servicings},
+			dc.Bin, dc.Duration, dc.Servicings = bin, duration, servicings
+			res, err := demo.Run(ctx, dc,
 				newDemoProgress(progOut, plain, duration, servicings))
 			if err != nil {
 				return failuref("%v", err)
@@ -84,6 +87,9 @@ Exit status 0 if everything was verified, 1 if anything was lost or wrong.`,
 	f.DurationVar(&duration, "duration", 10*time.Second, "stream and verify the disk this long")
 	f.IntVar(&servicings, "servicings", 2, "service the host this many times during the traffic")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.StringVar(&dc.Capture, "capture", "", "the host captures the bus to this pcapng file")
+	f.Int64Var(&dc.CaptureSnapLen, "capture-snaplen", 128, "bytes of each ring packet kept in the capture")
+	f.Int64Var(&dc.CaptureMaxBytes, "capture-max-bytes", 64<<20, "the capture stops at this size")
 	return cmd
 }
 

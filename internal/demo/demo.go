@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/govmbus/govmbus/internal/child"
@@ -25,6 +26,11 @@ type Config struct {
 	Bin        string        // this binary: started as the host and the guest
 	Duration   time.Duration // of the guest's load
 	Servicings int           // of the host, spaced evenly over the load
+	// Capture, if set, is a file the host captures the bus to (vmbus host
+	// --capture), with CaptureSnapLen bytes of each packet and at most
+	// CaptureMaxBytes bytes in all (0: the host's defaults).
+	Capture                         string
+	CaptureSnapLen, CaptureMaxBytes int64
 }
 
 // Result is `vmbus demo --json`, and the figures of the summary table.
@@ -97,8 +103,18 @@ func Run(ctx context.Context, cfg Config, prog Progress) (res Result, err error)
 		return res, fmt.Errorf("demo: %v", err)
 	}
 
-	host, err := startHost(cfg.Bin, []string{"host", "--socket", socket, "--device", "echo", "--device", "blk=" + disk,
-		"--state-file", state, "--log-format", "json"})
+	args := []string{"host", "--socket", socket, "--device", "echo", "--device", "blk=" + disk,
+		"--state-file", state, "--log-format", "json"}
+	if cfg.Capture != "" {
+		args = append(args, "--capture", cfg.Capture)
+		if cfg.CaptureSnapLen > 0 {
+			args = append(args, "--capture-snaplen", strconv.FormatInt(cfg.CaptureSnapLen, 10))
+		}
+		if cfg.CaptureMaxBytes > 0 {
+			args = append(args, "--capture-max-bytes", strconv.FormatInt(cfg.CaptureMaxBytes, 10))
+		}
+	}
+	host, err := startHost(cfg.Bin, args)
 	if err != nil {
 		return res, fmt.Errorf("demo: %v", err)
 	}
