@@ -162,3 +162,40 @@ func TestDemoUsage(t *testing.T) {
 		t.Errorf("binary: %v, want exit %d", err, exitUsage)
 	}
 }
+
+// TestE2EDemoCapture runs the demo with --capture and a small size limit:
+// it still verifies, and the capture holds the guest's control messages
+// whole, up to the limit.
+func TestE2EDemoCapture(t *testing.T) {
+	bin := vmbusBinary(t)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "demo.pcapng")
+	var r demo.Result
+	runJSON(t, tmp, 30*time.Second, &r, bin, "demo", "--json", "--duration", "1s", "--servicings", "1",
+		"--capture", file, "--capture-snaplen", "64", "--capture-max-bytes", "2000000")
+	if !r.Verified {
+		t.Fatalf("not verified: %q", r.Failures)
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Size() > 2000000 || st.Size() == 0 {
+		t.Fatalf("capture %v, %v", st, err)
+	}
+	out, err := exec.Command(bin, "capture", "read", file, "--json", "--filter", "kind=control,type=OfferChannel").Output()
+	if err != nil {
+		t.Fatalf("capture read: %v", err)
+	}
+	var offers int
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if rec["truncated"] == true {
+			t.Fatalf("a control message cut at the snap length: %s", l)
+		}
+		offers++
+	}
+	if offers != 2 {
+		t.Fatalf("%d offers in the capture, want 2 (echo, blk):\n%s", offers, out)
+	}
+}
