@@ -321,7 +321,7 @@ func (r *Reader) Commit() (signal bool) {
 		return false
 	}
 	old := r.committed
-	r.readIndex.Store(r.out)
+	publish(r.readIndex, r.out)
 	r.committed = r.out
 	r.endBatch()
 	if !r.feature {
@@ -364,7 +364,7 @@ func (r *Reader) EnableInterrupts() (more bool, err error) {
 	if r.err != nil {
 		return false, r.err
 	}
-	r.interruptMask.Store(0)
+	publish(r.interruptMask, 0)
 	if err := r.refresh(); err != nil {
 		return false, err
 	}

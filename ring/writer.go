@@ -256,7 +256,7 @@ func (w *Writer) Commit() (signal bool) {
 		return false
 	}
 	old := w.committed
-	w.writeIndex.Store(w.in)
+	publish(w.writeIndex, w.in)
 	w.committed = w.in
 	w.published += uint64(w.used(w.in, old))
 	// Loads after the store: seen in this order, a reader that went idle
@@ -349,7 +349,7 @@ func (w *Writer) WaitFor(payload, headerBytes int) (ready bool, err error) {
 	}
 	need := uint32(total)
 	ask := min(uint64(need)+uint64(w.used(w.in, w.committed)), uint64(w.size))
-	w.pendingSend.Store(pendingSendFor(uint32(ask), w.size))
+	publish(w.pendingSend, pendingSendFor(uint32(ask), w.size))
 	w.pending = true
 	if err := w.refresh(); err != nil {
 		return false, err
