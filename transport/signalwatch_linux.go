@@ -1,6 +1,9 @@
 package transport
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,11 +102,18 @@ func watchSignals(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// unstick reads e's count without waiting (RWF_NOWAIT; on a kernel
-// without it for eventfds a stuck write stays stuck, as it would without
-// signalWatch).
+// unstick frees a Signal stuck in its write: it reads e's count without
+// waiting (RWF_NOWAIT; on a kernel without it for eventfds a stuck write
+// stays stuck, as it would without signalWatch). It reads only a count at
+// which a write can wait, as the kernel shows it in fdinfo: a Signal seen
+// busy at two looks may instead have been descheduled around its write,
+// and a smaller count is wake-ups the peer has not taken yet, perhaps that
+// very Signal's, which a read would take from it.
 func (e *Event) unstick() {
 	e.control(func(fd int) error { //nolint:errcheck // a closed Event has no write left to free
+		if n, ok := eventfdCount(fd); !ok || n < stuckCount {
+			return nil
+		}
 		var b [8]byte
 		var iov unix.Iovec
 		iov.Base = &b[0]
@@ -111,4 +121,25 @@ func (e *Event) unstick() {
 		readNowait(uintptr(fd), &iov)
 		return nil
 	})
+}
+
+// stuckCount is a count from which a Signal's write may wait: an eventfd
+// write blocks only when the count would pass 2⁶⁴−2. Half of that leaves
+// room for any number of Signals in flight.
+const stuckCount = 1 << 63
+
+// eventfdCount is eventfd fd's count as /proc/self/fdinfo shows it (in
+// hex, on the line eventfd-count), without taking it.
+func eventfdCount(fd int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "eventfd-count:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
