@@ -11,6 +11,7 @@ import (
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/hvsock"
 	"github.com/govmbus/govmbus/servicing"
 	"github.com/govmbus/govmbus/transport"
 )
@@ -80,6 +81,11 @@ type Config struct {
 	// it ends, and with Unstick a lost signal is signalled again. A
 	// successor must be given its own.
 	Stall channel.StallConfig
+	// Relays are hvsock services relayed to local sockets: each guest
+	// connection to a Route's service becomes a new connection to its
+	// local socket (hvsock.Relay). Without any, every guest's TL connect
+	// is refused.
+	Relays []hvsock.Route
 	// Args are the successor's arguments (argv, the program's name
 	// first); nil is os.Args. The successor runs this process's
 	// executable.
@@ -104,6 +110,8 @@ type Daemon struct {
 	capMu   sync.Mutex    // guards capt (StartCapture, StopCapture: any goroutine)
 	capt    captureState
 	closed  bool
+	hv      *hvsock.Server  // the guests' hvsock connections; nil without Relays
+	relays  []*hvsock.Relay // one per Config.Relays
 }
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
@@ -130,6 +138,10 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log}
 	d.capt.cfg = cfg.Capture
 	d.devs = &devices{specs: specs, names: names, values: values, log: log, guests: make(map[*host.Guest][]Device)}
+	if err := d.openRelays(); err != nil {
+		d.devs.close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -143,7 +155,11 @@ func (d *Daemon) emit(e Event) {
 }
 
 func (d *Daemon) config() host.Config {
-	return host.Config{Logger: d.log, OnGuest: d.devs.offer}
+	cfg := host.Config{Logger: d.log, OnGuest: d.devs.offer}
+	if d.hv != nil {
+		cfg.OnConnect = d.hv.OnConnect
+	}
+	return cfg
 }
 
 // Serve listens on the socket and serves, from a fresh start: it
@@ -203,9 +219,13 @@ func (d *Daemon) Count() uint32 { return d.count }
 // Shutdown's: the guests that did not answer are disconnected.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.closed || d.h == nil {
+		if !d.closed {
+			d.closeRelays()
+		}
 		return nil
 	}
 	d.closed = true
+	d.closeRelays()
 	err := d.h.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		err = nil
@@ -225,6 +245,7 @@ func (d *Daemon) Close() {
 		return
 	}
 	d.closed = true
+	d.closeRelays()
 	if d.h != nil {
 		d.h.Close()
 		<-d.ended

@@ -254,6 +254,7 @@ func (d *Daemon) service(to *Daemon) error {
 			return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
 		}
 		saved = nil
+		d.closeRelays()
 		d.h.Close()
 		d.devs.wait()
 		d.devs.close()

@@ -22,7 +22,7 @@ func newGuestCmd() *cobra.Command {
 	cmd := groupCmd("guest --socket PATH <subcommand>", "Guest-side tools: connect to a host and use its channels",
 		"Connects to a host daemon (vmbus host) as a VMBus guest.",
 		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket),
-		newGuestDemoLoadCmd(&socket), newGuestChaosCmd(&socket), newGuestICCmd(&socket))
+		newGuestDemoLoadCmd(&socket), newGuestChaosCmd(&socket), newGuestICCmd(&socket), newGuestHVSockCmd(&socket))
 	cmd.PersistentFlags().StringVar(&socket, "socket", "", "Unix socket path of the host")
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/govmbus/govmbus/hosting/admin"
 	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
+	"github.com/govmbus/govmbus/hvsock"
 	"github.com/govmbus/govmbus/servicing"
 )
 
@@ -30,7 +31,7 @@ func newHostCmd() *cobra.Command {
 	var capt hosting.CaptureConfig
 	var stall channel.StallConfig
 	var rtBlackout, stateKinds, asJSON bool
-	var devices []string
+	var devices, relays []string
 	cmd := &cobra.Command{
 		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
@@ -138,13 +139,18 @@ refused") if its state could not be read at all.`,
 			}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
+			routes, err := hvsock.ParseRoutes(relays)
+			if err != nil {
+				closeInherited()
+				return usageErrorf("host: --hvsock-relay: %v", err)
+			}
 			hup := hosting.CatchHangup()
 			defer signal.Stop(hup)
 			hm := metrics.New(log)
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall,
+				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: routes,
 			})
 			if err != nil {
 				closeInherited()
@@ -215,6 +221,7 @@ refused") if its state could not be read at all.`,
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE, heartbeat, shutdown, timesync, kvp, ic (the four); repeatable")
+	cmd.Flags().StringArrayVar(&relays, "hvsock-relay", nil, "relay the guests' hvsock connections to SERVICE (a GUID or a vsock port) to a local socket: SERVICE=unix:PATH or SERVICE=tcp:ADDR; repeatable")
 	cmd.Flags().StringVar(&adminPath, "admin", "", "serve the admin API (vmbus admin) on this Unix socket")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -1,0 +1,40 @@
+package hosting
+
+import (
+	"fmt"
+
+	"github.com/govmbus/govmbus/hvsock"
+)
+
+// openRelays starts an hvsock server and the relays of Config.Relays,
+// if any: they listen from New on, and guests reach them once the daemon
+// serves.
+func (d *Daemon) openRelays() error {
+	if len(d.cfg.Relays) == 0 {
+		return nil
+	}
+	d.hv = hvsock.NewServer(hvsock.Config{Logger: d.log})
+	for _, r := range d.cfg.Relays {
+		rl, err := d.hv.Relay(r)
+		if err != nil {
+			d.closeRelays()
+			return fmt.Errorf("hosting: relay %v: %w", r, err)
+		}
+		d.relays = append(d.relays, rl)
+	}
+	return nil
+}
+
+// closeRelays ends every hvsock connection and relay and waits for them.
+// The server goes first: its Close ends the connections' lingers at once,
+// so that the relays' resets do not wait for a guest.
+func (d *Daemon) closeRelays() {
+	if d.hv == nil {
+		return
+	}
+	d.hv.Close() //nolint:errcheck // once: hv is dropped below
+	for _, rl := range d.relays {
+		rl.Close() //nolint:errcheck // once: relays are dropped below
+	}
+	d.hv, d.relays = nil, nil
+}
