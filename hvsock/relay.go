@@ -14,10 +14,11 @@ const DialTimeout = 5 * time.Second
 
 // Relay relays every guest connection to one service to a new connection
 // to a local socket, both ways and half-close included (Splice). A guest
-// connection whose local dial fails is closed at once: the guest reads a
-// reset (ECONNRESET), as from a relay that accepted and then found
-// nothing behind it; Hyper-V's own refusal is the guest's connect before
-// the relay listens.
+// connection whose local dial fails (DialTimeout) is closed at once, in
+// order: the guest reads the end of the stream without a byte, as from a
+// socat relay that finds nothing behind it. The connect itself has
+// succeeded by then: the host offers the channel before the relay knows
+// whether its local socket answers.
 type Relay struct {
 	route  Route
 	l      *Listener

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// localServer is a Unix-socket server of the test process, what a relay
+// connects to: echo sends back what it reads and half-closes at its EOF;
+// digest reads to the EOF and then answers with the SHA-256 (hex) of
+// what it read.
+func localServer(t *testing.T, path string, digest bool) {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				uc := c.(*net.UnixConn)
+				if !digest {
+					io.Copy(uc, uc)
+					uc.CloseWrite()
+					return
+				}
+				h := sha256.New()
+				io.Copy(h, uc)
+				io.WriteString(uc, hex.EncodeToString(h.Sum(nil)))
+			})
+		}
+	})
+}
+
+// startRelayHost runs `vmbus host` with args (its --hvsock-relay flags)
+// and waits for its socket.
+func startRelayHost(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	socket := filepath.Join(dir, "bus.sock")
+	cmd := exec.Command(vmbusBinary(t), append([]string{"host", "--socket", socket}, args...)...)
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	cmd.WaitDelay = logEndTimeout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("host exit: %v\n%s", err, logs.String())
+		}
+	})
+	waitFor(t, "the host's socket", func() bool {
+		_, err := os.Stat(socket)
+		return err == nil
+	})
+	return socket
+}
+
+// hvsockDial runs `vmbus guest hvsock dial service` with in as its
+// stdin; it returns stdout, stderr and the exit status.
+func hvsockDial(t *testing.T, socket, service string, in io.Reader) ([]byte, string, int) {
+	t.Helper()
+	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", service)
+	cmd.Stdin = in
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.Bytes(), stderr.String(), exitCode(err)
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// TestE2EHVSockRelayEcho: a few MiB through dial, the relay and a local
+// echo server come back whole, and dial exits 0 once both directions
+// have ended (its stdin's end passed on as the echo's end).
+func TestE2EHVSockRelayEcho(t *testing.T) {
+	dir := t.TempDir()
+	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	socket := startRelayHost(t, dir, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
+	data := randomBytes(t, 4<<20)
+	out, stderr, code := hvsockDial(t, socket, "5000", bytes.NewReader(data))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if sha256.Sum256(out) != sha256.Sum256(data) {
+		t.Fatalf("echoed %d bytes of %d, SHA-256 %x, want %x", len(out), len(data), sha256.Sum256(out), sha256.Sum256(data))
+	}
+}
+
+// TestE2EHVSockHalfClose: the local server answers only after the
+// guest's stdin has ended, by the relay's CloseWrite; the answer still
+// arrives on the half-closed connection, and names exactly what was sent.
+func TestE2EHVSockHalfClose(t *testing.T) {
+	dir := t.TempDir()
+	localServer(t, filepath.Join(dir, "sum.sock"), true)
+	socket := startRelayHost(t, dir, "--hvsock-relay", "5001=unix:"+filepath.Join(dir, "sum.sock"))
+	data := randomBytes(t, 3<<20+17)
+	out, stderr, code := hvsockDial(t, socket, "5001", bytes.NewReader(data))
+	sum := sha256.Sum256(data)
+	if code != 0 || string(out) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("exit %d, answer %q, want %x: %s", code, out, sum, stderr)
+	}
+}
+
+// TestE2EHVSockRefusedAndClosed: a service with no relay is refused (exit
+// 1, the reason on stderr), and a relay whose local socket is not there
+// closes the guest's connection: nothing comes back and dial ends.
+func TestE2EHVSockRefusedAndClosed(t *testing.T) {
+	dir := t.TempDir()
+	socket := startRelayHost(t, dir, "--hvsock-relay", "5002=unix:"+filepath.Join(dir, "absent.sock"))
+	_, stderr, code := hvsockDial(t, socket, "5003", strings.NewReader("x"))
+	if code != 1 || !strings.Contains(stderr, "refused") {
+		t.Errorf("no relay: exit %d, %q; want 1, refused", code, stderr)
+	}
+	out, stderr, code := hvsockDial(t, socket, "5002", strings.NewReader("x"))
+	if code != 0 || len(out) != 0 {
+		t.Errorf("no local socket: exit %d, %d bytes, %q; want 0, none", code, len(out), stderr)
+	}
+}
+
+// TestE2EHVSockUsage: bad input exits 2 with one line.
+func TestE2EHVSockUsage(t *testing.T) {
+	dir := t.TempDir()
+	bin := vmbusBinary(t)
+	for _, args := range [][]string{
+		{"guest", "--socket", filepath.Join(dir, "x.sock"), "hvsock", "dial", "not-a-service"},
+		{"guest", "hvsock", "dial", "5000"},
+		{"guest", "--socket", filepath.Join(dir, "x.sock"), "hvsock", "connect", "5000"},
+		{"guest", "--socket", filepath.Join(dir, "x.sock"), "hvsock", "dial", "5000", "--exec", "cat"},
+		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-relay", "5000=udp:x"},
+		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-relay", "5000"},
+	} {
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1
+			if code := exitCode(err); code != 2 || lines != 1 {
+				t.Errorf("%v: exit %d, %d lines: %q; want 2, one line", args, code, lines, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%v: still running", args)
+		}
+	}
+}
