@@ -87,8 +87,20 @@ func hvsockDial(t *testing.T, socket, service string, in io.Reader) ([]byte, str
 	cmd.Stdin = in
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.Bytes(), stderr.String(), exitCode(err)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return stdout.Bytes(), stderr.String(), exitCode(err)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("hvsock dial %s did not end; %d bytes out: %s", service, stdout.Len(), stderr.String())
+	}
+	return nil, "", 0
 }
 
 func randomBytes(t *testing.T, n int) []byte {
