@@ -56,7 +56,15 @@
 //
 // # Servicing
 //
-// Not yet: a connection's host end is a KMCL server channel on
-// host.Guest.Offer like any other, so the channel layer can pause, save
-// and restore it; carrying the Conn's own state across is later work.
+// Not yet: a connection open across a host's servicing stalls. Its host
+// end is a KMCL server channel on host.Guest.Offer like any other, so the
+// bus saves and restores it, but nothing in the successor serves it;
+// carrying the Conn's own state (and a Relay's) across is later work.
+//
+// # Relays
+//
+// Relay relays a service's guest connections to a local socket (vmbus
+// host --hvsock-relay), Splice joins two connections both ways with
+// half-close passed on, and Exec runs a command on a connection (vmbus
+// guest hvsock listen --exec); docs/HVSOCK.md, Relay CLI.
 package hvsock
