@@ -27,7 +27,7 @@ var (
 )
 
 // vmbusBinary builds the CLI once per test binary into a temporary directory.
-func vmbusBinary(t *testing.T) string {
+func vmbusBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "vmbus-e2e-")

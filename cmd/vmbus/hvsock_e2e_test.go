@@ -21,7 +21,7 @@ import (
 // connects to: echo sends back what it reads and half-closes at its EOF;
 // digest reads to the EOF and then answers with the SHA-256 (hex) of
 // what it read.
-func localServer(t *testing.T, path string, digest bool) {
+func localServer(t testing.TB, path string, digest bool) {
 	t.Helper()
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -56,7 +56,7 @@ func localServer(t *testing.T, path string, digest bool) {
 
 // startRelayHost runs `vmbus host` with args (its --hvsock-relay flags)
 // and waits for its socket.
-func startRelayHost(t *testing.T, dir string, args ...string) string {
+func startRelayHost(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	socket := filepath.Join(dir, "bus.sock")
 	cmd := exec.Command(vmbusBinary(t), append([]string{"host", "--socket", socket}, args...)...)

@@ -65,7 +65,7 @@ func adminJSON(t *testing.T, sock string, v any, args ...string) {
 }
 
 // waitFor polls cond until it holds, at most 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
