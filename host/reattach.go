@@ -155,3 +155,21 @@ func (t *GpadlTable) Remap(id uint32, access guestmem.Access) (*guestmem.RangeVi
 	}
 	return s.mem.RangeView(g.ranges, access)
 }
+
+// Waiting lists the offers of the restored channels still waiting for
+// their server to re-attach, by identity: what a successor did not take
+// back, and gives up with Abandon rather than leave the guest on a
+// channel nobody serves.
+func (g *Guest) Waiting() []OfferSpec {
+	gc := g.gc
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	var out []OfferSpec
+	for i := range gc.chans {
+		cs := &gc.chans[i]
+		if cs.present && cs.waiting && !cs.rescinded && !cs.released {
+			out = append(out, cs.spec)
+		}
+	}
+	return out
+}

@@ -153,6 +153,7 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			d.devs.track(g, servers[i])
 		}
 	}
+	d.abandonWaiting(guests)
 	h.Resume()
 	d.serve(l)
 	ph.mark("start")

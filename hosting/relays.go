@@ -3,6 +3,7 @@ package hosting
 import (
 	"fmt"
 
+	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/hvsock"
 )
 
@@ -37,4 +38,20 @@ func (d *Daemon) closeRelays() {
 		rl.Close() //nolint:errcheck // once: relays are dropped below
 	}
 	d.hv, d.relays = nil, nil
+}
+
+// abandonWaiting rescinds every restored channel no device took back:
+// the hvsock connections, which are not carried across a servicing yet.
+// Left waiting, a guest's connection would stall with nothing to tell it;
+// rescinded, it reads a reset (ECONNRESET).
+func (d *Daemon) abandonWaiting(guests []*host.Guest) {
+	for _, g := range guests {
+		if g == nil {
+			continue
+		}
+		for _, spec := range g.Waiting() {
+			d.log.Warn("channel not carried across the servicing: rescinded", "guest", g.ID(), "type", spec.InterfaceType, "instance", spec.InterfaceInstance)
+			g.Abandon(spec) //nolint:errcheck // listed as waiting just now, under the daemon's one goroutine
+		}
+	}
 }

@@ -58,10 +58,18 @@ func localServer(t testing.TB, path string, digest bool) {
 // and waits for its socket.
 func startRelayHost(t testing.TB, dir string, args ...string) string {
 	t.Helper()
+	socket, _, _ := startRelayHostProcess(t, dir, args...)
+	return socket
+}
+
+// startRelayHostProcess is startRelayHost that also gives the process
+// and its log.
+func startRelayHostProcess(t testing.TB, dir string, args ...string) (string, *exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	socket := filepath.Join(dir, "bus.sock")
 	cmd := exec.Command(vmbusBinary(t), append([]string{"host", "--socket", socket}, args...)...)
-	var logs lockedBuffer
-	cmd.Stderr = &logs
+	logs := new(lockedBuffer)
+	cmd.Stderr = logs
 	cmd.WaitDelay = logEndTimeout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -76,7 +84,7 @@ func startRelayHost(t testing.TB, dir string, args ...string) string {
 		_, err := os.Stat(socket)
 		return err == nil
 	})
-	return socket
+	return socket, cmd, logs
 }
 
 // hvsockDial runs `vmbus guest hvsock dial service` with in as its
@@ -189,5 +197,61 @@ func TestE2EHVSockUsage(t *testing.T) {
 			<-done
 			t.Errorf("%v: still running", args)
 		}
+	}
+}
+
+func TestE2EHVSockServicingExec(t *testing.T)  { testHVSockServicing(t, "exec") }
+func TestE2EHVSockServicingSpawn(t *testing.T) { testHVSockServicing(t, "spawn") }
+
+// testHVSockServicing: a relayed connection is not carried across a
+// servicing yet, so the successor rescinds it and the guest's dial ends
+// with a reset (exit 1) instead of stalling on a channel nobody serves;
+// the relay takes new connections in the successor.
+func testHVSockServicing(t *testing.T, mode string) {
+	dir := t.TempDir()
+	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
+	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		io.Copy(io.Discard, out)
+		done <- cmd.Wait()
+	}()
+	if _, err := io.WriteString(in, "before"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("before"))
+	if _, err := io.ReadFull(out, got); err != nil || string(got) != "before" {
+		t.Fatalf("echo before the servicing: %q, %v; %s", got, err, stderr.String())
+	}
+	host.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-done:
+		if code := exitCode(err); code != 1 || !strings.Contains(stderr.String(), "reset") {
+			t.Errorf("dial across a servicing: exit %d, %q; want 1, a reset", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("dial still running 30 s after the servicing\n%s", logs.String())
+	}
+	waitFor(t, "servicing complete", func() bool { return strings.Contains(logs.String(), "servicing complete") })
+	answer, stderrNew, code := hvsockDial(t, socket, "5000", strings.NewReader("after"))
+	if code != 0 || string(answer) != "after" {
+		t.Errorf("a new connection after the servicing: exit %d, %q: %s", code, answer, stderrNew)
 	}
 }
