@@ -56,10 +56,11 @@
 //
 // # Servicing
 //
-// Not yet: a connection open across a host's servicing stalls. Its host
-// end is a KMCL server channel on host.Guest.Offer like any other, so the
-// bus saves and restores it, but nothing in the successor serves it;
-// carrying the Conn's own state (and a Relay's) across is later work.
+// Not yet: a connection's host end is a KMCL server channel on
+// host.Guest.Offer like any other, so the bus saves and restores it, but
+// nothing in the successor takes it back, and package hosting's successor
+// rescinds it: the guest reads a reset. Carrying the Conn's own state
+// (and a Relay's) across is later work.
 //
 // # Relays
 //
