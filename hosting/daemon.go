@@ -81,11 +81,12 @@ type Config struct {
 	// it ends, and with Unstick a lost signal is signalled again. A
 	// successor must be given its own.
 	Stall channel.StallConfig
-	// Relays are hvsock services relayed to local sockets: each guest
-	// connection to a Route's service becomes a new connection to its
-	// local socket (hvsock.Relay). Without any, every guest's TL connect
-	// is refused.
-	Relays []hvsock.Route
+	// Relays are hvsock services relayed to local sockets, each as
+	// SERVICE=unix:PATH or SERVICE=tcp:ADDR (hvsock.ParseRoute): each
+	// guest connection to SERVICE becomes a new connection to the local
+	// socket (hvsock.Relay). Without any, every guest's TL connect is
+	// refused.
+	Relays []string
 	// Args are the successor's arguments (argv, the program's name
 	// first); nil is os.Args. The successor runs this process's
 	// executable.
@@ -116,7 +117,7 @@ type Daemon struct {
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
 // one of the Adopt methods, is called. An error that wraps ErrDevice is a
-// device value that is wrong.
+// device or relay value that is wrong.
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("hosting: no socket")

@@ -14,8 +14,12 @@ func (d *Daemon) openRelays() error {
 	if len(d.cfg.Relays) == 0 {
 		return nil
 	}
+	routes, err := hvsock.ParseRoutes(d.cfg.Relays)
+	if err != nil {
+		return fmt.Errorf("%w: relay: %w", ErrDevice, err)
+	}
 	d.hv = hvsock.NewServer(hvsock.Config{Logger: d.log})
-	for _, r := range d.cfg.Relays {
+	for _, r := range routes {
 		rl, err := d.hv.Relay(r)
 		if err != nil {
 			d.closeRelays()

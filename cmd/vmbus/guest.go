@@ -11,6 +11,7 @@ import (
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/hvsock"
 	"github.com/govmbus/govmbus/internal/floor"
 	"github.com/govmbus/govmbus/internal/guestload"
 	"github.com/govmbus/govmbus/protocol"
@@ -345,5 +346,30 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 	}
 	cmd.Flags().Int64Var(&size, "size", 0, "bytes to verify from the start of the disk (0: the whole disk, at most 64 MiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// newGuestHVSockCmd is `vmbus guest hvsock dial|listen SERVICE`: nc on stdin and stdout (hvsock.Stdio).
+func newGuestHVSockCmd(socket *string) *cobra.Command {
+	var execCmd string
+	cmd := &cobra.Command{
+		Use: "hvsock dial|listen SERVICE [--exec CMD]", Short: "Connect stdin and stdout to the host's hvsock SERVICE (a GUID or vsock port), or take its connections (docs/HVSOCK.md)",
+		Args: exactArgs(2, "dial|listen and a SERVICE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := hvsock.ParseStdio(args[0], args[1], execCmd)
+			if err != nil {
+				return usageErrorf("guest hvsock: %v", err)
+			}
+			cl, err := dialGuest(cmd.Context(), *socket)
+			if err == nil {
+				defer cl.Close()
+				if err = st.Run(cl); err != nil {
+					err = failuref("guest hvsock: %v", err)
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&execCmd, "exec", "", "with listen: run sh -c CMD for each connection, on its stdin and stdout")
 	return cmd
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/govmbus/govmbus/hosting/admin"
 	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
-	"github.com/govmbus/govmbus/hvsock"
 	"github.com/govmbus/govmbus/servicing"
 )
 
@@ -139,18 +138,13 @@ refused") if its state could not be read at all.`,
 			}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
-			routes, err := hvsock.ParseRoutes(relays)
-			if err != nil {
-				closeInherited()
-				return usageErrorf("host: --hvsock-relay: %v", err)
-			}
 			hup := hosting.CatchHangup()
 			defer signal.Stop(hup)
 			hm := metrics.New(log)
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: routes,
+				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays,
 			})
 			if err != nil {
 				closeInherited()
