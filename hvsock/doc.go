@@ -67,6 +67,6 @@
 // Relay relays a service's guest connections to a local socket (vmbus
 // host --hvsock-relay), Splice joins two connections both ways with
 // half-close passed on, Exec runs a command on a connection, and Stdio
-// is the guest's nc (vmbus
-// guest hvsock listen --exec); docs/HVSOCK.md, Relay CLI.
+// is the guest's nc (vmbus guest hvsock dial|listen [--exec]);
+// docs/HVSOCK.md, Relay CLI.
 package hvsock
