@@ -226,18 +226,24 @@ func testHVSockServicing(t *testing.T, mode string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		io.Copy(io.Discard, out)
-		done <- cmd.Wait()
-	}()
+	// A dial that never answers is killed, which ends the read below.
+	kill := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
 	if _, err := io.WriteString(in, "before"); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, len("before"))
 	if _, err := io.ReadFull(out, got); err != nil || string(got) != "before" {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatalf("echo before the servicing: %q, %v; %s", got, err, stderr.String())
 	}
+	kill.Stop()
+	done := make(chan error, 1)
+	go func() {
+		io.Copy(io.Discard, out)
+		done <- cmd.Wait()
+	}()
 	host.Process.Signal(syscall.SIGHUP)
 	select {
 	case err := <-done:
