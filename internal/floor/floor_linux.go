@@ -167,8 +167,7 @@ func Measure(c Config) (Result, error) {
 // run times Warmup+Count round trips of rt, numbered from 1.
 func run(c Config, rt func(i uint64) error) (Latency, error) {
 	lat := make([]time.Duration, c.Count)
-	var cpu0 unix.Rusage
-	unix.Getrusage(unix.RUSAGE_THREAD, &cpu0) //nolint:errcheck // only with a bad argument
+	cpu0 := threadCPU()
 	for i := 1; i <= c.Warmup+c.Count; i++ {
 		start := time.Now()
 		if err := rt(uint64(i)); err != nil {
@@ -178,11 +177,18 @@ func run(c Config, rt func(i uint64) error) (Latency, error) {
 			lat[k] = time.Since(start)
 		}
 	}
-	var cpu1 unix.Rusage
-	unix.Getrusage(unix.RUSAGE_THREAD, &cpu1) //nolint:errcheck // only with a bad argument
+	cpu := (threadCPU() - cpu0) / time.Duration(c.Warmup+c.Count)
 	slices.Sort(lat)
-	cpu := time.Duration(cpu1.Utime.Nano()+cpu1.Stime.Nano()-cpu0.Utime.Nano()-cpu0.Stime.Nano()) / time.Duration(c.Warmup+c.Count)
 	return Latency{Count: c.Count, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], CPUPerRoundTrip: cpu}, nil
+}
+
+// threadCPU is the CPU time of the calling thread, to the nanosecond
+// (getrusage counts in scheduler ticks on some kernels: a few hundred
+// microsecond-long round trips could read as none).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) //nolint:errcheck // a valid clock id
+	return time.Duration(ts.Nano())
 }
 
 // ServePeer is the peer process of Measure: it maps descriptor 3, answers
