@@ -224,7 +224,7 @@ refused") if its state could not be read at all.`,
 	cmd.Flags().BoolVar(&stateKinds, "state-kinds", false, "print the saved-state format and record kinds this build reads (what a servicing asks its successor), and exit")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --state-kinds: print one JSON object")
 	cmd.Flags().StringVar(&capt.Path, "capture", "", "record the bus to this pcapng file (docs/CAPTURE.md); a servicing's successor appends")
-	cmd.Flags().IntVar(&capt.SnapLen, "capture-snaplen", 0, "bytes kept of each captured message or packet (0: 65536)")
+	cmd.Flags().IntVar(&capt.SnapLen, "capture-snaplen", 0, "bytes kept of each captured ring packet (0: 65536; control messages and events are kept whole)")
 	cmd.Flags().Int64Var(&capt.MaxBytes, "capture-max-bytes", 0, "stop capturing before the file passes this size (0: no limit)")
 	cmd.Flags().BoolVar(&stall.Unstick, "unstick", false, "signal a channel again when its stall check finds a lost signal (never for another stall)")
 	cmd.Flags().DurationVar(&stall.After, "stall-after", channel.DefaultStallAfter, "how long a channel must make no progress before its stall check names it")
