@@ -307,6 +307,9 @@ func TestE2EGuestICHostGone(t *testing.T) {
 		<-exited
 		t.Fatalf("the guest still runs 20 s after its host was killed\n%s", gerr.String())
 	}
+	// The host ends by itself; the cleanup's SIGTERM must not meet it in
+	// its last steps, after it gave SIGTERM back its default action.
+	waitFor(t, "the host's exit", func() bool { return !running(h.cmd.Process.Pid) })
 }
 
 // lockedBuffer is a bytes.Buffer that a test may read while a process
