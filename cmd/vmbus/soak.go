@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,9 +55,9 @@ result as JSON (soak.json).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			prog := &soakProgress{w: out, cfg: cfg}
+			prog := &soak.TextProgress{W: out, Cfg: cfg}
 			if asJSON {
-				prog.w = cmd.ErrOrStderr()
+				prog.W = cmd.ErrOrStderr()
 			}
 			bin, err := os.Executable()
 			if err != nil {
@@ -87,7 +82,7 @@ result as JSON (soak.json).`,
 					return err
 				}
 			} else {
-				printSoakSummary(out, res)
+				res.WriteText(out)
 			}
 			if !res.Passed {
 				return failuref("soak: failed: %s", strings.Join(res.Failures, "; "))
@@ -110,83 +105,4 @@ result as JSON (soak.json).`,
 	f.StringVar(&cfg.LogDir, "log-dir", "", "keep host.jsonl (the host's log), guest-N.jsonl (progress lines) and soak.json (the result) in this directory")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (progress lines go to stderr)")
 	return cmd
-}
-
-// soakProgress prints a line when the soak's clock starts and one per
-// sample.
-type soakProgress struct {
-	w   io.Writer
-	cfg soak.Config
-}
-
-// Started prints what runs.
-func (p *soakProgress) Started(hostPid int) {
-	fmt.Fprintf(p.w, "soak: host pid %d, %d guests × %d echo channels%s, servicing every %v, for %v\n",
-		hostPid, p.cfg.Guests, p.cfg.Channels, map[bool]string{true: " + blk", false: ""}[p.cfg.Disk], p.cfg.ServiceEvery, p.cfg.Duration)
-}
-
-// Sampled prints the sample and the failed checks so far.
-func (p *soakProgress) Sampled(s soak.Sample, c soak.Checks) {
-	gr := "?"
-	if s.Goroutines >= 0 {
-		gr = strconv.Itoa(s.Goroutines)
-	}
-	fmt.Fprintf(p.w, "soak: %7.1f s  serviced %d  host RSS %.1f MiB  fds %d  threads %d  goroutines %s  packets %s  lost %d dup %d corrupt %d mismatched %d\n",
-		s.Seconds, s.Servicings, s.RSSMiB, s.FDs, s.Threads, gr, siCount(float64(s.Packets)), c.Lost, c.Duplicated, c.Corrupted, c.Mismatched)
-}
-
-// printSoakSummary prints the summary tables.
-func printSoakSummary(w io.Writer, r soak.Result) {
-	verdict := "PASSED: nothing lost, duplicated, corrupted or mismatched; every servicing complete; no process died; RSS within bound"
-	if !r.Passed {
-		verdict = "FAILED: " + strings.Join(r.Failures, "; ")
-	}
-	disk := ""
-	if r.Disk {
-		disk = " + blk"
-	}
-	rate := "unpaced"
-	if r.Rate > 0 {
-		rate = fmt.Sprintf("%d packets/s per channel", r.Rate)
-	}
-	fmt.Fprintf(w, "vmbus soak: %d guests × %d echo channels%s, %d-byte packets, %s, servicing every %gs, %.1f s\n",
-		r.Guests, r.Channels, disk, r.Payload, rate, r.ServiceEveryS, r.Seconds)
-	fmt.Fprintf(w, "servicings: %d done, %d failed; blackout p50 %.1f ms, p99 %.1f ms, max %.1f ms; host log: %d errors, %d warnings\n",
-		r.Servicings, r.ServicingsFailed, r.BlackoutP50ms, r.BlackoutP99ms, r.BlackoutMaxms, r.HostErrorLines, r.HostWarnLines)
-	var b bytes.Buffer
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "guest\texit\tchannels\tpackets\tbytes\tdisk verified\tlost\tdup\tcorrupt\tstray\tmismatched\t")
-	for _, g := range r.PerGuest {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", g.Guest, g.Exit, g.Channels, g.Packets,
-			siBytes(float64(g.Bytes)), siBytes(float64(g.DiskBytes)), g.Lost, g.Duplicated, g.Corrupted, g.Stray, g.Mismatches)
-	}
-	fmt.Fprintf(tw, "total\t\t\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", r.Packets, siBytes(float64(r.Bytes)), siBytes(float64(r.DiskBytes)),
-		r.Lost, r.Duplicated, r.Corrupted, r.Stray, r.Mismatches)
-	tw.Flush()
-	fmt.Fprintf(w, "%s", b.String())
-	b.Reset()
-	fmt.Fprintf(w, "host process (pid %d, kept across every servicing):\n", r.HostPid)
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "time\tservicings\tRSS MiB\tfds\tthreads\tgoroutines\tguests' RSS MiB\tpackets\t")
-	for _, s := range r.Samples {
-		gr := "?"
-		if s.Goroutines >= 0 {
-			gr = strconv.Itoa(s.Goroutines)
-		}
-		at := (time.Duration(s.Seconds) * time.Second).String()
-		if s.Final {
-			at = "guests done " + at
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%s\t%.1f\t%d\t\n", at,
-			s.Servicings, s.RSSMiB, s.FDs, s.Threads, gr, s.GuestsMiB, s.Packets)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "%s", b.String())
-	if r.RSS.Judged {
-		fmt.Fprintf(w, "RSS: median %.1f MiB in the first quarter of the %d samples after the %gs warm-up, %.1f MiB in the last: %+.1f%% (bound %+.0f%%)\n",
-			r.RSS.FirstMedianMiB, r.RSS.Samples, r.RSS.WarmupS, r.RSS.LastMedianMiB, r.RSS.GrowthPct, r.RSS.BoundPct)
-	} else {
-		fmt.Fprintf(w, "RSS: not judged: %d samples after the %gs warm-up, the rule needs %d\n", r.RSS.Samples, r.RSS.WarmupS, soak.MinSamples)
-	}
-	fmt.Fprintln(w, verdict)
 }
