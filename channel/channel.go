@@ -170,6 +170,13 @@ type Channel struct {
 	// parked already (it looks at flow, under mu, before it reads again),
 	// so it need not be woken to say so.
 	rxSleeping atomic.Bool
+	// rxKick: the channel woke its own receive loop (wakeRx), which a
+	// poll, spinning with its event unread, looks at instead.
+	rxKick atomic.Bool
+	// pollMax is the poll budget SetPoll set, in nanoseconds.
+	pollMax atomic.Int64
+	// pl is the receive loop's own: its adaptive poll budget.
+	pl poller
 	// saveOpen mirrors saving || saver != nil for the send paths, which
 	// read it under sendMu without taking mu.
 	saveOpen atomic.Bool

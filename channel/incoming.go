@@ -223,7 +223,7 @@ func (c *Channel) SetTransactionQuota(n int) error {
 	ep := c.ep
 	c.mu.Unlock()
 	if wake && ep != nil {
-		ep.in.Signal() //nolint:errcheck // wakes our own receive loop
+		c.wakeRx(ep)
 	}
 	return nil
 }
@@ -301,7 +301,7 @@ func (c *Channel) wakeAfter(idle, wake bool, ep *endpoint) {
 		}
 	}
 	if wake && ep != nil {
-		ep.in.Signal() //nolint:errcheck // wakes our own receive loop
+		c.wakeRx(ep)
 	}
 }
 
@@ -318,7 +318,7 @@ func (c *Channel) recycle(p *Packet) {
 	ep := c.ep
 	c.mu.Unlock()
 	if wake && ep != nil {
-		ep.in.Signal() //nolint:errcheck // wakes our own receive loop
+		c.wakeRx(ep)
 	}
 }
 

@@ -95,7 +95,7 @@ func (c *Channel) closeOpen() bool {
 	c.mu.Lock()
 	c.rxExit = true
 	c.mu.Unlock()
-	ep.in.Signal() //nolint:errcheck // see maybeActivate
+	c.wakeRx(ep)
 	<-ep.rxDone
 	c.drainWork()
 	c.failOutgoing()

@@ -45,6 +45,10 @@ func (c *Channel) rxLoop(ep *endpoint) {
 			c.cond.Broadcast()
 		}
 		c.mu.Unlock()
+		if c.rxKick.Load() {
+			// Heard at this look: a wake-up after it stops the next poll.
+			c.rxKick.Store(false)
+		}
 		done, sig := c.flush(ep)
 		// A wake-up that a writer waiting for space (WaitSendSpace)
 		// asked for is work too: the peer signals it when it frees the
@@ -53,6 +57,9 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		c.finishSent(ep, done, sig && !c.quiet())
 		before := c.st.inPackets.Load()
 		more := run && c.readBatch(ep)
+		if !more && c.pl.masked {
+			more = c.poll(ep)
+		}
 		c.tellRxStopped()
 		if more {
 			idle = 0
@@ -74,6 +81,7 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		// Asleep: a stop of the packets (StopIndications, Pause) may
 		// count the loop as parked without waking it (rxSleeping).
 		c.rxSleeping.Store(true)
+		c.st.sleeps.Add(1)
 		err := ep.in.Wait(context.Background())
 		c.rxSleeping.Store(false)
 		if err == nil {
@@ -274,6 +282,12 @@ func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
 		} else if fn := c.cfg.processComplete; fn != nil {
 			fn(c, count)
 		}
+	}
+	if c.pl.arm(time.Duration(c.pollMax.Load()), c.st.rxPackets > 0) {
+		// Left masked: the loop polls before it sleeps (poll), and
+		// unmasks then, with the same re-check.
+		c.pl.masked = true
+		return false
 	}
 	more, err := ep.r.EnableInterrupts()
 	return err == nil && more

@@ -156,7 +156,7 @@ func (c *Channel) goLiveLocked(ep *endpoint) {
 	hc := c.hc
 	c.mu.Unlock()
 	c.resumeWrites()
-	ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
+	c.wakeRx(ep)
 	if hc != nil && owed(hc.In, hc.Out) {
 		ep.signal()
 	}
@@ -184,7 +184,7 @@ func (c *Channel) deactivate() {
 	}
 	c.mu.Unlock()
 	if wake {
-		ep.in.Signal() //nolint:errcheck // see maybeActivate
+		c.wakeRx(ep)
 	}
 	c.mu.Lock()
 	for !c.rxParked {

@@ -45,7 +45,7 @@ func (v ServicingView) StopIndications() {
 	parked := c.rxParked
 	c.mu.Unlock()
 	if !parked {
-		ep.in.Signal() //nolint:errcheck // see maybeActivate
+		c.wakeRx(ep)
 	}
 }
 

@@ -189,7 +189,7 @@ func (c *Channel) CheckStall(now time.Time, cfg StallConfig) StallCheck {
 		// Each side signalled once per bound at most: its run starts
 		// again, and a signal lost again is found again.
 		if lostIn {
-			ep.in.Signal() //nolint:errcheck // wakes our own receive loop; a closed event means the channel is going
+			c.wakeRx(ep)
 			d.inLost = time.Time{}
 		}
 		if lostOut {

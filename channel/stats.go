@@ -28,6 +28,11 @@ type Stats struct {
 	// from a peer flooding signals (the goroutine then pauses; see
 	// floodWakeups).
 	EmptyWakeups uint64
+	// PollHits counts the polls (SetPoll) that found a packet before
+	// their budget ran out, PollMisses those that ran out, and Sleeps
+	// the receive goroutine's waits on its event, polling or not: on a
+	// channel that polls well, Sleeps stays low while PollHits grows.
+	PollHits, PollMisses, Sleeps uint64
 	// IncomingStopped says why the channel stopped reading its incoming
 	// ring for good (a corrupt ring, a packet past the channel's limits,
 	// a packet the driver failed); empty while it reads. It is cleared
@@ -82,9 +87,11 @@ type stats struct {
 	rxPackets, rxBytes, rxSignals uint64
 	// published at the end of each batch
 	inPackets, inBytes, inSignals atomic.Uint64
-	// counted by the receive goroutine as they happen (rare)
-	emptyWakeups, floodPauses atomic.Uint64
-	xferDropped               atomic.Uint64
+	// counted by the receive goroutine as they happen (rare, or once
+	// per poll or sleep)
+	emptyWakeups, floodPauses    atomic.Uint64
+	pollHits, pollMisses, sleeps atomic.Uint64
+	xferDropped                  atomic.Uint64
 }
 
 // wrote counts a packet of n payload bytes put in the outgoing ring. Must
@@ -136,6 +143,9 @@ func (c *Channel) Stats() Stats {
 		BytesIn:   c.st.inBytes.Load(),
 
 		EmptyWakeups: c.st.emptyWakeups.Load(),
+		PollHits:     c.st.pollHits.Load(),
+		PollMisses:   c.st.pollMisses.Load(),
+		Sleeps:       c.st.sleeps.Load(),
 
 		TransferPagesDropped: c.st.xferDropped.Load(),
 	}

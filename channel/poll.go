@@ -1,0 +1,130 @@
+package channel
+
+import (
+	"runtime"
+	"time"
+)
+
+// MaxPoll is the longest poll budget SetPoll takes: past it a spinning
+// loop costs more than the wake-up it saves.
+const MaxPoll = time.Second
+
+// pollRungs is how many halvings of the budget stay above zero: a budget
+// below max>>pollRungs is none. The smallest rung is also where a
+// channel that slept starts polling again once a batch finds work.
+const pollRungs = 4
+
+// pollCheckEvery is how many looks at the ring the poll takes between
+// reads of the clock: a look is one load of a shared index, the clock
+// costs several.
+const pollCheckEvery = 16
+
+// SetPoll sets the channel's poll budget, for both endpoints alike: after
+// each batch that read packets, the receive goroutine keeps the incoming
+// ring's interrupts masked and spins on the ring for up to d before it
+// unmasks them and sleeps on its event. A peer writing meanwhile sees the
+// mask and sends no signal, and the packet is read without a wake-up on
+// either side. 0 (the default) never polls. Negative budgets and budgets
+// past MaxPoll fail with StatusInvalidParameter.
+//
+// Unlike the other Set* functions, SetPoll may be called at any time,
+// from any goroutine: the receive goroutine reads the budget at the end
+// of each batch.
+func (c *Channel) SetPoll(d time.Duration) error {
+	if d < 0 || d > MaxPoll {
+		return fail(StatusInvalidParameter, "poll budget %v: want 0 to %v", d, MaxPoll)
+	}
+	c.pollMax.Store(int64(d))
+	return nil
+}
+
+// Poll is the poll budget SetPoll set.
+func (c *Channel) Poll() time.Duration { return time.Duration(c.pollMax.Load()) }
+
+// poller is the receive goroutine's adaptive poll budget: it doubles
+// (up to the budget SetPoll set) each time a poll finds a packet, halves
+// each time one runs out, and below the smallest rung it is zero: the
+// goroutine then sleeps at the end of every batch, as without polling,
+// until a batch finds work again and starts it at the smallest rung.
+// So an idle channel spins for at most one budget after its last packet
+// and then costs nothing, and a channel whose packets come seldom pays
+// at most the smallest rung per packet.
+type poller struct {
+	budget time.Duration
+	// masked: batchDone left the incoming ring's interrupts masked for
+	// the poll that follows.
+	masked bool
+}
+
+// arm decides, at the end of a batch, whether to poll before sleeping.
+// worked says the batch read packets. It returns whether to poll.
+func (p *poller) arm(max time.Duration, worked bool) bool {
+	if max <= 0 {
+		p.budget = 0
+		return false
+	}
+	low := max >> pollRungs
+	if worked && p.budget < low {
+		p.budget = low
+	}
+	p.budget = min(p.budget, max)
+	return p.budget > 0
+}
+
+// hit grows the budget after a poll that found a packet.
+func (p *poller) hit(max time.Duration) { p.budget = min(2*p.budget, max) }
+
+// miss shrinks it after a poll that ran out.
+func (p *poller) miss(max time.Duration) {
+	if p.budget /= 2; p.budget < max>>pollRungs || p.budget <= 0 {
+		p.budget = 0
+	}
+}
+
+// poll is the receive goroutine's spin between a batch and its sleep,
+// with the incoming ring's interrupts still masked (batchDone left
+// them). It returns true when the loop should go on instead of sleeping:
+// a packet arrived, the channel woke its own loop (wakeRx), or a packet
+// slipped in while the poll ended.
+//
+// The end of a poll is the one place a wake-up can be lost: a writer
+// that published while the mask was still set sent no signal. So the
+// poll ends the way every batch does: it clears the mask with a swap (a
+// full barrier, ring's publish) and only then loads the write index once
+// more (EnableInterrupts). A writer's publish is a swap too, followed by
+// its load of the mask: either the writer sees the mask clear and
+// signals, or this load sees its packet. Only then may the loop sleep.
+func (c *Channel) poll(ep *endpoint) bool {
+	p := &c.pl
+	p.masked = false
+	max := time.Duration(c.pollMax.Load())
+	start := time.Now()
+	for i := 1; ; i++ {
+		if ep.r.Poll() {
+			c.st.pollHits.Add(1)
+			p.hit(max)
+			return true // masked still: the batch reads with it set
+		}
+		if c.rxKick.Load() {
+			break
+		}
+		if i%pollCheckEvery == 0 && time.Since(start) >= p.budget {
+			c.st.pollMisses.Add(1)
+			p.miss(max)
+			break
+		}
+		// The goroutine this loop's last batch woke (a sender waiting
+		// for its completion) was put first in line on this P: let it
+		// run now rather than when a thread steals it.
+		runtime.Gosched()
+	}
+	more, err := ep.r.EnableInterrupts()
+	return more || err != nil || c.rxKick.Load()
+}
+
+// wakeRx wakes the channel's own receive goroutine, asleep on its event
+// or polling.
+func (c *Channel) wakeRx(ep *endpoint) {
+	c.rxKick.Store(true)
+	ep.in.Signal() //nolint:errcheck // a closed event means the channel is going
+}
