@@ -279,10 +279,17 @@ func (c *Channel) SetTargetProcessor(vp uint32) error {
 
 // SetClient names the guest bus connection a client channel uses. Disable
 // the channel before closing the client: closing it unmaps the rings.
+// Unless SetPoll set a budget already, the channel takes the client's
+// (guest.Config.ChannelPoll); one SetPoll refuses fails SetClient.
 func (c *Channel) SetClient(cl *guest.Client) error {
 	return c.setter("client", func() error {
 		if err := c.clientOnly("client"); err != nil {
 			return err
+		}
+		if cl != nil && c.pollMax.Load() == 0 {
+			if err := c.SetPoll(cl.ChannelPoll()); err != nil {
+				return err
+			}
 		}
 		c.cfg.client = cl
 		return nil

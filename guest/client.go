@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/protocol"
@@ -45,6 +46,10 @@ type Config struct {
 	// Features are the Copper feature flags to ask for; the client gets
 	// the intersection with what the host grants.
 	Features protocol.FeatureFlags
+	// ChannelPoll is the poll budget this Client's channels take (package
+	// channel's SetPoll, which bounds it) unless they set their own; 0
+	// never polls.
+	ChannelPoll time.Duration
 }
 
 // waitKey names an answer a request waits for.
@@ -61,6 +66,7 @@ type Client struct {
 	alloc    *guestmem.Allocator
 	version  protocol.Version
 	features protocol.FeatureFlags
+	poll     time.Duration // Config.ChannelPoll
 
 	done      chan struct{} // closed when the receive loop ends
 	rescinded chan uint32
@@ -127,6 +133,7 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 		gone:        make(map[uint32]bool),
 		tlWaiters:   make(map[protocol.GUID]*tlWaiter),
 		nextGpadl:   0xE1E10, // where Linux starts
+		poll:        cfg.ChannelPoll,
 	}
 	if err := cl.negotiate(ctx, versions, cfg.Features); err != nil {
 		mem.Close()
@@ -185,6 +192,10 @@ func (cl *Client) Version() protocol.Version { return cl.version }
 
 // Features are the negotiated Copper feature flags.
 func (cl *Client) Features() protocol.FeatureFlags { return cl.features }
+
+// ChannelPoll is Config.ChannelPoll: the poll budget of this Client's
+// channels that set none of their own.
+func (cl *Client) ChannelPoll() time.Duration { return cl.poll }
 
 // Memory is guest memory, shared with the host.
 func (cl *Client) Memory() *guestmem.Memory { return cl.mem }

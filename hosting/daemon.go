@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
@@ -81,6 +82,9 @@ type Config struct {
 	// it ends, and with Unstick a lost signal is signalled again. A
 	// successor must be given its own.
 	Stall channel.StallConfig
+	// Poll is the poll budget of every device's server channel
+	// (channel.Channel.SetPoll); 0 never polls.
+	Poll time.Duration
 	// Relays are hvsock services relayed to local sockets, each as
 	// SERVICE=unix:PATH or SERVICE=tcp:ADDR (hvsock.ParseRoute): each
 	// guest connection to SERVICE becomes a new connection to the local
@@ -122,6 +126,10 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("hosting: no socket")
 	}
+	if cfg.Poll < 0 || cfg.Poll > channel.MaxPoll {
+		// Bad usage, as a device value is.
+		return nil, fmt.Errorf("%w: poll budget %v: want 0 to %v", ErrDevice, cfg.Poll, channel.MaxPoll)
+	}
 	if cfg.Kinds == nil {
 		cfg.Kinds = NewRegistry()
 	}
@@ -138,7 +146,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: log}
 	d.capt.cfg = cfg.Capture
-	d.devs = &devices{specs: specs, names: names, values: values, log: log, guests: make(map[*host.Guest][]Device)}
+	d.devs = &devices{specs: specs, names: names, values: values, log: log, poll: cfg.Poll, guests: make(map[*host.Guest][]Device)}
 	if err := d.openRelays(); err != nil {
 		d.devs.close()
 		return nil, err

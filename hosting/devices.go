@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/govmbus/govmbus/host"
 )
@@ -15,6 +16,7 @@ type devices struct {
 	names  []string // each spec's group: the metrics' device label
 	values []string // the device values, shorthands expanded, in order: what a successor must be given too
 	log    *slog.Logger
+	poll   time.Duration // each server channel's poll budget
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
@@ -43,8 +45,14 @@ func (d *devices) offer(g *host.Guest) {
 	d.track(g, servers)
 }
 
-// track keeps g's servers until g is gone, then closes them.
+// track keeps g's servers until g is gone, then closes them. Every
+// server passes here, offered or restored, so it sets their poll budget.
 func (d *devices) track(g *host.Guest, servers []Device) {
+	for _, s := range servers {
+		if s != nil {
+			s.Channel().SetPoll(d.poll) //nolint:errcheck // Config.Poll is checked by New
+		}
+	}
 	d.mu.Lock()
 	d.guests[g] = servers
 	d.mu.Unlock()

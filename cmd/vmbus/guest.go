@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/device/blk"
 	"github.com/govmbus/govmbus/device/echo"
 	"github.com/govmbus/govmbus/guest"
@@ -25,6 +26,7 @@ func newGuestCmd() *cobra.Command {
 		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket),
 		newGuestDemoLoadCmd(&socket), newGuestChaosCmd(&socket), newGuestICCmd(&socket), newGuestHVSockCmd(&socket))
 	cmd.PersistentFlags().StringVar(&socket, "socket", "", "Unix socket path of the host")
+	cmd.PersistentFlags().DurationVar(&guestPoll, "poll", 0, "after each batch, poll the channels' rings this long before sleeping (adaptive; 0: never)")
 	return cmd
 }
 
@@ -90,12 +92,15 @@ func dialGuest(ctx context.Context, socket string) (*guest.Client, error) {
 	return dialGuestMemory(ctx, socket, guestMemory)
 }
 
+// guestPoll is guest --poll: the client channels' poll budget.
+var guestPoll time.Duration
+
 // dialGuestMemory is dialGuest with memory bytes of guest memory.
 func dialGuestMemory(ctx context.Context, socket string, memory uint64) (*guest.Client, error) {
-	if socket == "" {
-		return nil, usageErrorf("guest: --socket is required")
+	if socket == "" || guestPoll < 0 || guestPoll > channel.MaxPoll {
+		return nil, usageErrorf("guest: --socket is required; 0 <= --poll <= %v", channel.MaxPoll)
 	}
-	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: memory})
+	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: memory, ChannelPoll: guestPoll})
 	if err != nil {
 		return nil, failuref("guest: cannot reach host at %s: %v", socket, err)
 	}
@@ -140,6 +145,8 @@ type pingJSON struct {
 	FloorP99us *float64 `json:"floor_eventfd_p99_us,omitempty"`
 	P50Ratio   *float64 `json:"p50_vs_floor,omitempty"`
 	P99Ratio   *float64 `json:"p99_vs_floor,omitempty"`
+	// CPUPerPingus is the guest process's CPU time per round trip.
+	CPUPerPingus float64 `json:"cpu_per_ping_us"`
 }
 
 func newGuestPingCmd(socket *string) *cobra.Command {
@@ -181,7 +188,7 @@ multiples of it too. Exit status 1 if any was lost (no answer within
 				return failuref("ping: %v", err)
 			}
 			out := pingJSON{res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds,
-				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil}
+				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil, res.CPUPerPing.Seconds() * 1e6}
 			if floors {
 				f50, f99 := float64(fl.P50.Nanoseconds())/1e3, float64(fl.P99.Nanoseconds())/1e3
 				r50, r99 := out.LatencyP50us/f50, out.LatencyP99us/f99

@@ -49,7 +49,7 @@ func newGuestDemoLoadCmd(socket *string) *cobra.Command {
 			// Each channel's rings come out of guest memory, beside blk's
 			// bounce buffers.
 			mem := uint64(guestMemory + (cfg.Channels-1)*echoRingBytes)
-			cl, err := guest.Dial(ctx, *socket, guest.Config{MemorySize: mem})
+			cl, err := guest.Dial(ctx, *socket, guest.Config{MemorySize: mem, ChannelPoll: guestPoll})
 			if err != nil {
 				return failuref("guest: cannot reach host at %s: %v", *socket, err)
 			}

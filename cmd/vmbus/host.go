@@ -29,6 +29,7 @@ func newHostCmd() *cobra.Command {
 	var socket, stateFile, logFormat, metricsAddr, servicingMode, adminPath string
 	var capt hosting.CaptureConfig
 	var stall channel.StallConfig
+	var poll time.Duration
 	var rtBlackout, stateKinds, asJSON bool
 	var devices, relays []string
 	cmd := &cobra.Command{
@@ -144,7 +145,7 @@ refused") if its state could not be read at all.`,
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays,
+				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays, Poll: poll,
 			})
 			if err != nil {
 				closeInherited()
@@ -227,6 +228,7 @@ refused") if its state could not be read at all.`,
 	cmd.Flags().IntVar(&capt.SnapLen, "capture-snaplen", 0, "bytes kept of each captured ring packet (0: 65536; control messages and events are kept whole)")
 	cmd.Flags().Int64Var(&capt.MaxBytes, "capture-max-bytes", 0, "stop capturing before the file passes this size (0: no limit)")
 	cmd.Flags().BoolVar(&stall.Unstick, "unstick", false, "signal a channel again when its stall check finds a lost signal (never for another stall)")
+	cmd.Flags().DurationVar(&poll, "poll", 0, "after each batch, poll the devices' rings this long before sleeping (adaptive; 0: never)")
 	cmd.Flags().DurationVar(&stall.After, "stall-after", channel.DefaultStallAfter, "how long a channel must make no progress before its stall check names it")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
@@ -17,6 +18,10 @@ type PingResult struct {
 	Sent, Received, Lost, Duplicated, Corrupted uint64
 	Seconds                                     float64
 	P50, P99                                    time.Duration
+	// CPUPerPing is this process's CPU time (user and system, every
+	// thread: the channel's receive goroutine too) over the pings, per
+	// request sent: what a polling channel spends for its latency.
+	CPUPerPing time.Duration
 }
 
 // Ping sends count requests of payload bytes (at least HeaderSize), one at
@@ -33,7 +38,7 @@ func (c *Client) Ping(ctx context.Context, count, payload int, timeout time.Dura
 	k := NewPacker(payload)
 	resp := make([]byte, payload+8)
 	lat := make([]time.Duration, 0, count)
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	var err error
 	for i := range count {
 		if err = ctx.Err(); err != nil {
@@ -68,6 +73,9 @@ func (c *Client) Ping(ctx context.Context, count, payload int, timeout time.Dura
 		lat = append(lat, d)
 	}
 	res.Seconds = time.Since(start).Seconds()
+	if res.Sent > 0 {
+		res.CPUPerPing = (processCPU() - cpu) / time.Duration(res.Sent)
+	}
 	res.P50, res.P99 = percentile(lat, 50), percentile(lat, 99)
 	return res, err
 }
@@ -84,4 +92,14 @@ func percentile(d []time.Duration, p int) time.Duration {
 		i--
 	}
 	return d[i]
+}
+
+// processCPU is the CPU time this process used so far, 0 if the kernel
+// does not say.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
