@@ -50,6 +50,7 @@ func (s *Server) guests(w http.ResponseWriter, _ *http.Request) {
 				PacketsIn: st.PacketsIn, BytesIn: st.BytesIn, PacketsOut: st.PacketsOut, BytesOut: st.BytesOut,
 				SignalsSent: st.SignalsSent, SignalsSuppressed: st.SignalsSuppressed, Queued: st.Queued,
 				CompletionsPending: st.CompletionsPending, Unstuck: st.Unstuck,
+				PollHits: st.PollHits, PollMisses: st.PollMisses, Sleeps: st.Sleeps,
 				InRingUsed: st.InRingUsed, InRingSize: st.InRingSize, OutRingUsed: st.OutRingUsed, OutRingSize: st.OutRingSize,
 			}
 		}

@@ -44,6 +44,12 @@ type ChannelStats struct {
 	OutRingUsed        int    `json:"out_ring_used"`
 	OutRingSize        int    `json:"out_ring_size"`
 	Unstuck            uint64 `json:"unstuck"`
+	// PollHits and PollMisses count the receive goroutine's polls that
+	// found a packet and that ran out (vmbus host --poll); Sleeps its
+	// sleeps on its event.
+	PollHits   uint64 `json:"poll_hits"`
+	PollMisses uint64 `json:"poll_misses"`
+	Sleeps     uint64 `json:"sleeps"`
 }
 
 // HostInfo is the host process: GET /v1/host.

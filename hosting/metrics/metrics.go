@@ -167,6 +167,8 @@ func (m *Metrics) write(w *promtext.Writer) error {
 	}
 	perChannel("govmbus_channel_packets_total", "Packets through the channel's rings (data and completions), by direction.", promtext.Counter,
 		"direction", func(s *channel.Stats) (float64, float64) { return float64(s.PacketsIn), float64(s.PacketsOut) }, "in", "out")
+	perChannel("govmbus_channel_polls_total", "The receive goroutine's polls (vmbus host --poll) that found a packet (hit) or ran out of budget (miss).", promtext.Counter,
+		"result", func(s *channel.Stats) (float64, float64) { return float64(s.PollHits), float64(s.PollMisses) }, "hit", "miss")
 	perChannel("govmbus_channel_queued_total", "Packets and completions to the guest that waited in the channel's send queue for ring space.", promtext.Counter,
 		"", func(s *channel.Stats) (float64, float64) { return float64(s.Queued), 0 }, "", "")
 	perChannel("govmbus_channel_ring_size_bytes", "Data size of the ring.", promtext.Gauge,
@@ -175,6 +177,8 @@ func (m *Metrics) write(w *promtext.Writer) error {
 		"ring", func(s *channel.Stats) (float64, float64) { return float64(s.InRingUsed), float64(s.OutRingUsed) }, "in", "out")
 	perChannel("govmbus_channel_signals_total", "Signals to the guest (sent), and commits that needed none (suppressed).", promtext.Counter,
 		"kind", func(s *channel.Stats) (float64, float64) { return float64(s.SignalsSent), float64(s.SignalsSuppressed) }, "sent", "suppressed")
+	perChannel("govmbus_channel_sleeps_total", "The receive goroutine's sleeps on its event, polling or not.", promtext.Counter,
+		"", func(s *channel.Stats) (float64, float64) { return float64(s.Sleeps), 0 }, "", "")
 	if len(chans) > 0 {
 		// Every reason of every channel, 0 or 1: a stall's end shows as
 		// a drop to 0 rather than a series that vanishes.
