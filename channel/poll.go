@@ -10,8 +10,7 @@ import (
 const MaxPoll = time.Second
 
 // pollRungs is how many halvings of the budget stay above zero: a budget
-// below max>>pollRungs is none. The smallest rung is also where a
-// channel that slept starts polling again once a batch finds work.
+// below max>>pollRungs is none.
 const pollRungs = 4
 
 // pollCheckEvery is how many looks at the ring the poll takes between
@@ -41,32 +40,56 @@ func (c *Channel) SetPoll(d time.Duration) error {
 // Poll is the poll budget SetPoll set.
 func (c *Channel) Poll() time.Duration { return time.Duration(c.pollMax.Load()) }
 
-// poller is the receive goroutine's adaptive poll budget: it doubles
-// (up to the budget SetPoll set) each time a poll finds a packet, halves
-// each time one runs out, and below the smallest rung it is zero: the
-// goroutine then sleeps at the end of every batch, as without polling,
-// until a batch finds work again and starts it at the smallest rung.
-// So an idle channel spins for at most one budget after its last packet
-// and then costs nothing, and a channel whose packets come seldom pays
-// at most the smallest rung per packet.
+// pollWarmSlack widens the warm window (warmWindow) past four budgets by
+// what two wake-ups cost (vmbus bench floor): while the peer sleeps too,
+// a round trip takes that long whatever the budget, and only once one
+// side polls can the other see its answers come within a budget.
+const pollWarmSlack = 250 * time.Microsecond
+
+// warmWindow is how soon after going to sleep a wake-up with work must
+// come for the channel to poll again at its full budget.
+func warmWindow(max time.Duration) time.Duration { return 4*max + pollWarmSlack }
+
+// poller is the receive goroutine's adaptive poll budget. A poll that
+// finds a packet doubles it (up to the budget SetPoll set); one that runs
+// out halves it, and below the smallest rung (max>>pollRungs) it is zero:
+// the goroutine then sleeps at the end of every batch, as without
+// polling. A wake-up that finds work within the warm window of going to
+// sleep sets it to the full budget again: packets come close together,
+// so polling would catch the next one, once the peer's answers no longer
+// wait for its own wake-up. So an idle channel spins for at most one
+// budget after its last packet and then costs nothing; a channel whose
+// packets come less often than the warm window never polls; and one
+// whose packets come between one budget and the warm window apart spins
+// up to one budget per packet for nothing.
 type poller struct {
 	budget time.Duration
 	// masked: batchDone left the incoming ring's interrupts masked for
 	// the poll that follows.
 	masked bool
+	slept  time.Time // when the goroutine last went to sleep (polling on)
+	warm   bool      // it woke within the warm window since
+}
+
+// sleep notes the goroutine going to sleep at now.
+func (p *poller) sleep(now time.Time) { p.slept = now }
+
+// woke notes its wake-up at now.
+func (p *poller) woke(now time.Time, max time.Duration) {
+	p.warm = max > 0 && now.Sub(p.slept) <= warmWindow(max)
 }
 
 // arm decides, at the end of a batch, whether to poll before sleeping.
 // worked says the batch read packets. It returns whether to poll.
 func (p *poller) arm(max time.Duration, worked bool) bool {
 	if max <= 0 {
-		p.budget = 0
+		p.budget, p.warm = 0, false
 		return false
 	}
-	low := max >> pollRungs
-	if worked && p.budget < low {
-		p.budget = low
+	if worked && p.warm {
+		p.budget = max
 	}
+	p.warm = false
 	p.budget = min(p.budget, max)
 	return p.budget > 0
 }

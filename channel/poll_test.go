@@ -118,9 +118,9 @@ func TestPollWakeRx(t *testing.T) {
 	s, c := r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
 	must(t, s.SetPoll(MaxPoll))
 	req, resp := make([]byte, 64), make([]byte, 64)
-	// Every round trip is a hit for the server's poll, which doubles
-	// its budget from the smallest rung to the whole second.
-	for range 2 * pollRungs {
+	// The first round trips wake the server soon after it slept, which
+	// sets its budget to the whole second; then each is a hit.
+	for range 8 {
 		_, err := c.SendSynchronousRequest(req, nil, 0, resp, NoTimeout)
 		must(t, err)
 	}
@@ -137,27 +137,26 @@ func TestPollerBudget(t *testing.T) {
 	if p.arm(0, true) || p.budget != 0 {
 		t.Fatalf("polling off: armed with budget %v", p.budget)
 	}
-	if p.arm(max, false) {
-		t.Fatal("armed before any batch found work")
-	}
+	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		do   string
 		want time.Duration
 	}{
-		{"work", max >> pollRungs}, // a batch found work: the smallest rung
-		{"hit", 2 * time.Microsecond},
-		{"hit", 4 * time.Microsecond},
-		{"hit", 8 * time.Microsecond},
-		{"hit", max},
-		{"hit", max}, // capped
+		{"idle", 0},       // nothing read: no poll
+		{"work", 0},       // work, but no wake-up near it: no poll yet
+		{"warm", max},     // woke with work soon after sleeping: the full budget
+		{"miss", max / 2}, // each poll that runs out halves it
+		{"hit", max},      // each one that finds a packet doubles it
+		{"hit", max},      // up to the budget set
 		{"miss", max / 2},
-		{"work", max / 2}, // work keeps a budget above the smallest rung
 		{"miss", max / 4},
+		{"work", max / 4}, // a batch without a wake-up changes nothing
 		{"miss", max / 8},
 		{"miss", max / 16},
-		{"miss", 0}, // below the smallest rung: sleep at every batch's end
-		{"idle", 0}, // a batch without work does not start it again
-		{"work", max >> pollRungs},
+		{"miss", 0},       // below the smallest rung: sleep at every batch's end
+		{"cold", 0},       // woke with work long after sleeping: still none
+		{"warm", max},     // the next packet close behind: polling again
+		{"warmidle", max}, // a warm wake-up with no work changes nothing
 	}
 	for i, st := range steps {
 		switch st.do {
@@ -167,6 +166,14 @@ func TestPollerBudget(t *testing.T) {
 			if p.arm(max, false) {
 				t.Fatalf("step %d: armed with nothing read", i)
 			}
+		case "warm", "cold", "warmidle":
+			p.sleep(t0)
+			after := warmWindow(max)
+			if st.do == "cold" {
+				after++
+			}
+			p.woke(t0.Add(after), max)
+			p.arm(max, st.do != "warmidle")
 		case "hit":
 			p.hit(max)
 		case "miss":

@@ -82,8 +82,15 @@ func (c *Channel) rxLoop(ep *endpoint) {
 		// count the loop as parked without waking it (rxSleeping).
 		c.rxSleeping.Store(true)
 		c.st.sleeps.Add(1)
+		polling := c.pollMax.Load() != 0
+		if polling {
+			c.pl.sleep(time.Now())
+		}
 		err := ep.in.Wait(context.Background())
 		c.rxSleeping.Store(false)
+		if polling {
+			c.pl.woke(time.Now(), time.Duration(c.pollMax.Load()))
+		}
 		if err == nil {
 			ep.capturedWake()
 		}
