@@ -21,7 +21,7 @@ import (
 // newGuestCmd is `vmbus guest --socket PATH <subcommand>`: guest-side tools.
 func newGuestCmd() *cobra.Command {
 	var socket string
-	cmd := groupCmd("guest --socket PATH <subcommand>", "Guest-side tools: connect to a host and use its channels",
+	cmd := groupCmd("guest --socket PATH [--poll D] <subcommand>", "Guest-side tools: connect to a host and use its channels",
 		"Connects to a host daemon (vmbus host) as a VMBus guest.",
 		newGuestListCmd(&socket), newGuestPingCmd(&socket), newGuestStreamCmd(&socket), newGuestDiskCmd(&socket),
 		newGuestDemoLoadCmd(&socket), newGuestChaosCmd(&socket), newGuestICCmd(&socket), newGuestHVSockCmd(&socket))

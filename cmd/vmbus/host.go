@@ -33,7 +33,7 @@ func newHostCmd() *cobra.Command {
 	var rtBlackout, stateKinds, asJSON bool
 	var devices, relays []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--log-format text|json] | host --state-kinds [--json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--poll D] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
