@@ -147,6 +147,44 @@
 // A batch costs at most one signal to the peer: commits of both rings at
 // the end of a batch share it. Disable waits for both goroutines.
 //
+// # Polling
+//
+// SetPoll trades CPU for latency. With a budget D, the receive goroutine
+// does not sleep at the end of a batch: it leaves the incoming ring's
+// interrupt mask set and spins on the ring's write index (one load per
+// look, a runtime.Gosched between looks so that the sender it just woke
+// runs on its P) for up to the current budget. A peer writing meanwhile
+// sees the mask set and signals nothing, so a packet costs neither side
+// a wake-up. The poll ends when a packet arrives (the loop reads it, mask
+// still set), when the channel wakes its own loop (a Pause, a freed
+// packet object: wakeRx flags the loop as well as signalling its event,
+// which a poll does not read), or when the budget runs out. Then, and
+// only then, it unmasks the way every batch ends: the mask is cleared by
+// a swap (a full barrier) and the write index loaded once more; a packet
+// that came in between is read, else the loop sleeps. The writer's side
+// mirrors it (its index published by a swap, then the mask loaded), so
+// either the writer sees the mask clear and signals, or the re-check
+// sees its packet: no wake-up is lost at the switch.
+//
+// The budget adapts (poller): a poll that finds a packet doubles it, up
+// to D; one that runs out halves it, and below D/16 it is zero, so the
+// loop sleeps at every batch's end as if SetPoll were 0. A wake-up that
+// finds work within 4D + 250 µs of going to sleep sets it back to D:
+// packets come close together, and while both ends sleep a round trip
+// takes two wake-ups, so that is the sign that polling would pay. What
+// it costs: an idle channel spins at most D after its last packet and
+// then sleeps, using no CPU; a channel whose packets come more than
+// 4D + 250 µs apart never polls; one whose packets come between D and
+// that apart can spin up to D per packet for nothing. Stats counts the
+// polls that found a packet (PollHits), those that ran out (PollMisses)
+// and the sleeps (Sleeps).
+//
+// Only the incoming ring is polled. A writer waiting for ring space (the
+// send queue, WaitSendSpace) is still woken by the peer's signal, which
+// a polling loop hears when its poll ends, at most D later. A client
+// channel takes its client's guest.Config.ChannelPoll unless SetPoll set
+// its own.
+//
 // # GPADLs
 //
 // Clients create and delete GPADLs (CreateGpadl, DeleteGpadl: the delete
