@@ -46,38 +46,49 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 // BenchmarkRoundTripPoll is BenchmarkRoundTrip at 64 bytes with both
-// ends polling (SetPoll): set against it in the same run, the latency a
-// poll saves; polls-missed/op says how often a poll ran out and the
-// goroutine slept after all.
+// ends polling (SetPoll) or not (off), in the same run: the latency a
+// poll saves, and the CPU it costs (cpu-ns/op, the whole process's);
+// polls-missed/op says how often a poll ran out and the goroutine slept
+// after all.
 func BenchmarkRoundTripPoll(b *testing.B) {
 	const size = 64
-	r := newRig(b)
-	s := r.newServer(b, echo, StateCallbacks{})
-	c := r.newClient(b, ignore, StateCallbacks{})
-	must(b, s.Enable())
-	must(b, s.Start())
-	must(b, c.Enable())
-	waitState(b, c, StateActive)
-	must(b, s.SetPoll(50*time.Microsecond))
-	must(b, c.SetPoll(50*time.Microsecond))
-	req, resp := make([]byte, size), make([]byte, size)
-	for range 10 {
-		_, err := c.SendSynchronousRequest(req, nil, 0, resp, NoTimeout)
-		must(b, err)
-	}
-	m0 := c.Stats().PollMisses + s.Stats().PollMisses
-	b.SetBytes(size)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.SendSynchronousRequest(req, nil, 0, resp, NoTimeout); err != nil {
-			b.Fatal(err)
+	for _, poll := range []time.Duration{0, 50 * time.Microsecond} {
+		name := "off"
+		if poll > 0 {
+			name = poll.String()
 		}
+		b.Run(name, func(b *testing.B) {
+			r := newRig(b)
+			s := r.newServer(b, echo, StateCallbacks{})
+			c := r.newClient(b, ignore, StateCallbacks{})
+			must(b, s.Enable())
+			must(b, s.Start())
+			must(b, c.Enable())
+			waitState(b, c, StateActive)
+			must(b, s.SetPoll(poll))
+			must(b, c.SetPoll(poll))
+			req, resp := make([]byte, size), make([]byte, size)
+			for range 10 {
+				_, err := c.SendSynchronousRequest(req, nil, 0, resp, NoTimeout)
+				must(b, err)
+			}
+			m0 := c.Stats().PollMisses + s.Stats().PollMisses
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU(b)
+			for range b.N {
+				if _, err := c.SendSynchronousRequest(req, nil, 0, resp, NoTimeout); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(c.Stats().PollMisses+s.Stats().PollMisses-m0)/float64(b.N), "polls-missed/op")
+			must(b, c.Disable())
+			must(b, s.Disable())
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(c.Stats().PollMisses+s.Stats().PollMisses-m0)/float64(b.N), "polls-missed/op")
-	must(b, c.Disable())
-	must(b, s.Disable())
 }
 
 // BenchmarkStream measures one-way packets: the client sends without

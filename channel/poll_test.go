@@ -103,7 +103,7 @@ func TestPollIdleSleeps(t *testing.T) {
 }
 
 // processCPU is the CPU time this process used so far.
-func processCPU(t *testing.T) time.Duration {
+func processCPU(t testing.TB) time.Duration {
 	t.Helper()
 	var ru syscall.Rusage
 	must(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
