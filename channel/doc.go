@@ -169,15 +169,22 @@
 // The budget adapts (poller): a poll that finds a packet doubles it, up
 // to D; one that runs out halves it, and below D/16 it is zero, so the
 // loop sleeps at every batch's end as if SetPoll were 0. A wake-up that
-// finds work within 4D + 250 µs of going to sleep sets it back to D:
-// packets come close together, and while both ends sleep a round trip
-// takes two wake-ups, so that is the sign that polling would pay. What
-// it costs: an idle channel spins at most D after its last packet and
-// then sleeps, using no CPU; a channel whose packets come more than
-// 4D + 250 µs apart never polls; one whose packets come between D and
-// that apart can spin up to D per packet for nothing. Stats counts the
-// polls that found a packet (PollHits), those that ran out (PollMisses)
-// and the sleeps (Sleeps).
+// finds work within 4D + 250 µs of going to sleep re-arms D: packets
+// come close together, and while both ends sleep a round trip takes two
+// wake-ups, so that is the sign that polling would pay. Re-arms back
+// off: until a poll finds a packet again, each skips twice as many such
+// wake-ups as the last, up to 63, so a peer whose answers never come
+// within D (it does not poll, or the machine is too loaded to run it)
+// costs ever fewer spins. What it costs: an idle channel spins at most D
+// after its last packet and then sleeps, using no CPU; a channel whose
+// packets come more than 4D + 250 µs apart never polls; one whose
+// packets come closer than that but never within a poll spins, after
+// the first few, about D per 64 packets for nothing. Polling takes a
+// core while it spins: two polling ends on a two-core machine leave none
+// for anything else, and on a loaded one a spinner that is descheduled
+// delays its peer by a time slice. Stats counts the polls that found a
+// packet (PollHits), those that ran out (PollMisses) and the sleeps
+// (Sleeps).
 //
 // Only the incoming ring is polled. A writer waiting for ring space (the
 // send queue, WaitSendSpace) is still woken by the peer's signal, which

@@ -47,21 +47,29 @@ func (c *Channel) Poll() time.Duration { return time.Duration(c.pollMax.Load()) 
 const pollWarmSlack = 250 * time.Microsecond
 
 // warmWindow is how soon after going to sleep a wake-up with work must
-// come for the channel to poll again at its full budget.
+// come for the channel to re-arm its full budget.
 func warmWindow(max time.Duration) time.Duration { return 4*max + pollWarmSlack }
+
+// pollBackoffMax caps the warm re-arms' backoff: after that many
+// fruitless ones in a row, one warm wake-up in 2^pollBackoffMax re-arms.
+const pollBackoffMax = 6
 
 // poller is the receive goroutine's adaptive poll budget. A poll that
 // finds a packet doubles it (up to the budget SetPoll set); one that runs
 // out halves it, and below the smallest rung (max>>pollRungs) it is zero:
 // the goroutine then sleeps at the end of every batch, as without
 // polling. A wake-up that finds work within the warm window of going to
-// sleep sets it to the full budget again: packets come close together,
-// so polling would catch the next one, once the peer's answers no longer
-// wait for its own wake-up. So an idle channel spins for at most one
+// sleep re-arms the full budget: packets come close together, so polling
+// would catch the next one once the peer's answers no longer wait for
+// its own wake-up. Re-arms back off: until a poll finds a packet again,
+// each one skips twice as many warm wake-ups as the last (at most
+// 2^pollBackoffMax-1), so that a peer which never answers within a
+// budget (it does not poll, or this machine is too loaded to let it run)
+// costs ever fewer spins. So an idle channel spins for at most one
 // budget after its last packet and then costs nothing; a channel whose
 // packets come less often than the warm window never polls; and one
-// whose packets come between one budget and the warm window apart spins
-// up to one budget per packet for nothing.
+// whose answers do not come within a budget spins, after the first few,
+// about one budget per 2^pollBackoffMax packets for nothing.
 type poller struct {
 	budget time.Duration
 	// masked: batchDone left the incoming ring's interrupts masked for
@@ -69,6 +77,9 @@ type poller struct {
 	masked bool
 	slept  time.Time // when the goroutine last went to sleep (polling on)
 	warm   bool      // it woke within the warm window since
+	// backoff is how many re-arms in a row found nothing since the last
+	// hit; skip is how many warm wake-ups to let pass before the next.
+	backoff, skip int
 }
 
 // sleep notes the goroutine going to sleep at now.
@@ -86,16 +97,26 @@ func (p *poller) arm(max time.Duration, worked bool) bool {
 		p.budget, p.warm = 0, false
 		return false
 	}
-	if worked && p.warm {
-		p.budget = max
+	if worked && p.warm && p.budget < max {
+		if p.skip > 0 {
+			p.skip--
+		} else {
+			p.budget = max
+			p.skip = 1<<p.backoff - 1
+			p.backoff = min(p.backoff+1, pollBackoffMax)
+		}
 	}
 	p.warm = false
 	p.budget = min(p.budget, max)
 	return p.budget > 0
 }
 
-// hit grows the budget after a poll that found a packet.
-func (p *poller) hit(max time.Duration) { p.budget = min(2*p.budget, max) }
+// hit grows the budget after a poll that found a packet, and forgets the
+// re-arms' backoff.
+func (p *poller) hit(max time.Duration) {
+	p.budget = min(2*p.budget, max)
+	p.backoff, p.skip = 0, 0
+}
 
 // miss shrinks it after a poll that ran out.
 func (p *poller) miss(max time.Duration) {

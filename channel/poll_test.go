@@ -24,11 +24,11 @@ func spin(d time.Duration) {
 // request's timeout is the watchdog that fails the round instead of
 // hanging the package.
 func TestPollSwitchNoLostWakeup(t *testing.T) {
-	const budget = 20 * time.Microsecond
+	const budget = 5 * time.Microsecond
 	r := newRig(t)
 	var srvRand = rand.New(rand.NewPCG(1, 2))
 	s, c := r.pair(t, func(_ *Channel, p *Packet, payload []byte, _ PacketFlags) {
-		spin(time.Duration(srvRand.Int64N(int64(2 * budget))))
+		spin(time.Duration(srvRand.Int64N(int64(budget / 2))))
 		p.Complete(payload)
 	}, ignore, StateCallbacks{}, StateCallbacks{})
 	must(t, s.SetPoll(budget))
@@ -157,6 +157,19 @@ func TestPollerBudget(t *testing.T) {
 		{"cold", 0},       // woke with work long after sleeping: still none
 		{"warm", max},     // the next packet close behind: polling again
 		{"warmidle", max}, // a warm wake-up with no work changes nothing
+		// Re-arms that find nothing back off: 0, 1, 3 warm wake-ups
+		// skipped before the next.
+		{"drain", 0},
+		{"warm", max},
+		{"drain", 0},
+		{"warm", 0},
+		{"warm", max},
+		{"drain", 0},
+		{"warm", 0}, {"warm", 0}, {"warm", 0},
+		{"warm", max},
+		{"hit", max}, // a hit forgets the backoff
+		{"drain", 0},
+		{"warm", max},
 	}
 	for i, st := range steps {
 		switch st.do {
@@ -178,10 +191,32 @@ func TestPollerBudget(t *testing.T) {
 			p.hit(max)
 		case "miss":
 			p.miss(max)
+		case "drain":
+			for p.budget > 0 {
+				p.miss(max)
+			}
 		}
 		if p.budget != st.want {
 			t.Fatalf("step %d (%s): budget %v, want %v", i, st.do, p.budget, st.want)
 		}
+	}
+	// The backoff is capped: after many fruitless re-arms, one warm
+	// wake-up in 2^pollBackoffMax still re-arms.
+	for range 4 * pollBackoffMax {
+		for p.budget > 0 {
+			p.miss(max)
+		}
+		for range 1 << pollBackoffMax {
+			p.sleep(t0)
+			p.woke(t0, max)
+			if p.arm(max, true) {
+				break
+			}
+		}
+		if p.budget != max {
+			t.Fatalf("no re-arm within %d warm wake-ups (backoff %d)", 1<<pollBackoffMax, p.backoff)
+		}
+		p.budget = 0
 	}
 	// A smaller budget set while polling caps the current one.
 	p.budget = max
