@@ -19,9 +19,10 @@ const pollRungs = 4
 const pollCheckEvery = 16
 
 // SetPoll sets the channel's poll budget, for both endpoints alike: after
-// each batch that read packets, the receive goroutine keeps the incoming
-// ring's interrupts masked and spins on the ring for up to d before it
-// unmasks them and sleeps on its event. A peer writing meanwhile sees the
+// a batch, the receive goroutine keeps the incoming ring's interrupts
+// masked and spins on the ring for up to d (less as polls find nothing:
+// the package doc's Polling) before it unmasks them and sleeps on its
+// event. A peer writing meanwhile sees the
 // mask and sends no signal, and the packet is read without a wake-up on
 // either side. 0 (the default) never polls. Negative budgets and budgets
 // past MaxPoll fail with StatusInvalidParameter.
@@ -159,7 +160,9 @@ func (c *Channel) poll(ep *endpoint) bool {
 		}
 		// The goroutine this loop's last batch woke (a sender waiting
 		// for its completion) was put first in line on this P: let it
-		// run now rather than when a thread steals it.
+		// run now rather than when a thread steals it. At every look:
+		// yielding once per 256 looks instead (each yield also wakes an
+		// idle thread) measured no better, in round trips or CPU.
 		runtime.Gosched()
 	}
 	more, err := ep.r.EnableInterrupts()
