@@ -175,7 +175,7 @@ func (cl *Client) negotiate(ctx context.Context, versions []protocol.Version, fe
 				break
 			}
 			if v >= protocol.VersionWin10RS31 && vr.VersionOrConnectionID == 0 {
-				return fmt.Errorf("guest: host accepted %v with message connection id 0", v)
+				return Protocolf("host accepted %v with message connection id 0", v)
 			}
 			cl.version = v
 			if v >= protocol.VersionCopper {

@@ -30,9 +30,15 @@
 //
 // # Trust
 //
-// The host is trusted to answer but not to be well formed: undecodable
-// messages and offers with invalid channel ids are ignored. Every request
-// that waits for an answer takes a context.
+// The host is not trusted: undecodable messages and offers with invalid
+// channel ids are ignored, answers nobody asked for are dropped, and an
+// answer that contradicts its request fails the request with an error
+// wrapping ErrProtocol (errors.Is), the sentinel that names the host's
+// fault. The device clients built on this package wrap it too for what
+// their host does wrong (a response of the wrong size or kind, data it
+// claims to have moved but did not). Every request that waits for an
+// answer takes a context, and fails with ErrClosed when the connection
+// ends; docs/HOSTILE_HOST.md lists the waits.
 //
 // # Concurrency
 //

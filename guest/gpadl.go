@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/protocol"
@@ -46,7 +45,7 @@ func (cl *Client) CreateGpadl(ctx context.Context, channelID uint32, ranges []gp
 		return 0, &StatusError{Op: "create GPADL", Status: gc.Status}
 	}
 	if gc.ChannelID != channelID {
-		return 0, fmt.Errorf("guest: GpadlCreated names channel %d, want %d", gc.ChannelID, channelID)
+		return 0, Protocolf("GpadlCreated names channel %d, want %d", gc.ChannelID, channelID)
 	}
 	return id, nil
 }
