@@ -94,27 +94,36 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 		pfns[i] = pfn + uint64(i)
 	}
 	id := o.ChannelID
-	ch.RingGpadl, err = cl.CreateGpadl(ctx, id, []gpa.Range{{ByteCount: uint32(n) * guestmem.PageSize, PFNs: pfns}})
-	if err != nil {
-		cl.alloc.Free(pfn, n)
-		return nil, err
-	}
-	// From here on the channel is registered, so a rescind leaves the
-	// RelIdReleased to us.
+	// From here on the channel is registered, so a rescind, even one
+	// while the ring GPADL is being made, leaves the RelIdReleased to us:
+	// it is sent once, after the host has stopped hearing of the id.
 	cl.mu.Lock()
 	if _, busy := cl.channels[id]; busy {
 		cl.mu.Unlock()
-		cl.TeardownGpadl(ctx, id, ch.RingGpadl) //nolint:errcheck // best effort; the id is in use anyway
 		cl.alloc.Free(pfn, n)
 		return nil, fmt.Errorf("guest: channel %d is open already", id)
 	}
 	cl.channels[id] = ch
 	cl.mu.Unlock()
+	ch.RingGpadl, err = cl.CreateGpadl(ctx, id, []gpa.Range{{ByteCount: uint32(n) * guestmem.PageSize, PFNs: pfns}})
+	if err != nil {
+		ch.closed = true
+		ch.finish(true)
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			ch.abandon(ctx)
 		}
 	}()
+	cl.mu.Lock()
+	gone := cl.gone[id]
+	cl.mu.Unlock()
+	if gone {
+		// Rescinded before the GPADL was made: the host forgot the
+		// channel, and OpenChannel would name an id it may hand out anew.
+		return nil, ErrRescinded
+	}
 	if ch.ToHost, err = transport.NewEvent(); err != nil {
 		return nil, err
 	}

@@ -382,8 +382,12 @@ func (cl *Client) Close() error {
 		cl.channels = map[uint32]*Channel{}
 		cl.mu.Unlock()
 		for _, ch := range chans {
-			ch.ToHost.Close()
-			ch.FromHost.Close()
+			if ch.ToHost != nil { // nil while Open makes the ring GPADL
+				ch.ToHost.Close()
+			}
+			if ch.FromHost != nil {
+				ch.FromHost.Close()
+			}
 		}
 		cl.mem.Close()
 	})
