@@ -98,6 +98,11 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 	// while the ring GPADL is being made, leaves the RelIdReleased to us:
 	// it is sent once, after the host has stopped hearing of the id.
 	cl.mu.Lock()
+	if _, gone := cl.gone[id]; gone {
+		cl.mu.Unlock()
+		cl.alloc.Free(pfn, n)
+		return nil, ErrRescinded
+	}
 	if _, busy := cl.channels[id]; busy {
 		cl.mu.Unlock()
 		cl.alloc.Free(pfn, n)
@@ -117,7 +122,7 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 		}
 	}()
 	cl.mu.Lock()
-	gone := cl.gone[id]
+	_, gone := cl.gone[id]
 	cl.mu.Unlock()
 	if gone {
 		// Rescinded before the GPADL was made: the host forgot the
@@ -168,7 +173,7 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 func (ch *Channel) abandon(ctx context.Context) {
 	cl := ch.cl
 	cl.mu.Lock()
-	gone := cl.gone[ch.Offer.ChannelID]
+	_, gone := cl.gone[ch.Offer.ChannelID]
 	ch.closed = true
 	cl.mu.Unlock()
 	freeOK := true
@@ -198,11 +203,8 @@ func (ch *Channel) finish(freePages bool) {
 	if cl.channels[id] == ch {
 		delete(cl.channels, id)
 	}
-	gone := cl.gone[id]
 	cl.mu.Unlock()
-	if gone {
-		cl.send(&protocol.RelIDReleased{ChannelID: id}) //nolint:errcheck // the connection is going away if it fails
-	}
+	cl.release(id)
 }
 
 // Close closes the channel: CloseChannel, then teardown of the ring GPADL
@@ -219,7 +221,7 @@ func (ch *Channel) Close(ctx context.Context) error {
 		return nil
 	}
 	ch.closed = true
-	gone := cl.gone[ch.Offer.ChannelID]
+	_, gone := cl.gone[ch.Offer.ChannelID]
 	cl.mu.Unlock()
 	var err error
 	if !gone {

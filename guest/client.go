@@ -80,7 +80,7 @@ type Client struct {
 	allOffers   chan struct{} // closed at AllOffersDelivered
 	offerChange chan struct{} // closed and replaced whenever offers change
 	channels    map[uint32]*Channel
-	gone        map[uint32]bool             // rescinded channel ids
+	gone        map[uint32]bool             // rescinded channel ids: true once RelIdReleased is sent
 	tlWaiters   map[protocol.GUID]*tlWaiter // Connect's, by endpoint id: the refusal's status
 	nextGpadl   uint32
 }

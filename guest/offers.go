@@ -127,7 +127,7 @@ func (cl *Client) rescind(id uint32) {
 		return
 	}
 	delete(cl.offers, id)
-	cl.gone[id] = true
+	cl.gone[id] = false
 	ch, open := cl.channels[id]
 	if open && !ch.rescindSet {
 		ch.rescindSet = true
@@ -147,6 +147,21 @@ func (cl *Client) rescind(id uint32) {
 	default:
 	}
 	if !open && !opening {
+		cl.release(id)
+	}
+}
+
+// release answers a rescind with RelIdReleased, once per rescind: an id
+// released already (a channel opened from an offer listed before its
+// rescind) is not released again.
+func (cl *Client) release(id uint32) {
+	cl.mu.Lock()
+	released, rescinded := cl.gone[id]
+	if rescinded {
+		cl.gone[id] = true
+	}
+	cl.mu.Unlock()
+	if rescinded && !released {
 		cl.send(&protocol.RelIDReleased{ChannelID: id}) //nolint:errcheck // the connection is going away if it fails
 	}
 }
