@@ -52,7 +52,6 @@ type scriptHost struct {
 	openedAt  map[uint32]int     // when the GPADL of a channel was last created (message count)
 	goneAt    map[uint32]int     // when the channel was last rescinded
 	sent      int
-	closed    bool
 }
 
 func (h *scriptHost) next() (byte, bool) {
@@ -100,17 +99,15 @@ func (h *scriptHost) send(m protocol.Message) {
 		h.openedAt[m.ChannelID] = h.sent
 	}
 	h.mu.Unlock()
+	if traceFuzz {
+		h.t.Logf("host: %T %+v", m, m)
+	}
 	if err := h.c.Send(protocol.Marshal(m)); err != nil {
 		h.hangUp()
 	}
 }
 
-func (h *scriptHost) hangUp() {
-	h.mu.Lock()
-	h.closed = true
-	h.mu.Unlock()
-	h.c.Close()
-}
+func (h *scriptHost) hangUp() { h.c.Close() }
 
 func (h *scriptHost) cancelRequest() {
 	h.mu.Lock()
@@ -267,6 +264,9 @@ func (h *scriptHost) serve(done chan<- struct{}) {
 			continue
 		}
 		h.check(m)
+		if traceFuzz {
+			h.t.Logf("guest: %T %+v", m, m)
+		}
 		r, _ := h.next()
 		ans := h.answer(m)
 		switch r & 7 {
@@ -320,8 +320,10 @@ func (h *scriptHost) check(m protocol.Message) {
 }
 
 // drive is a guest that uses every request once, the script's host
-// answering; it returns the error of each request.
-func drive(t *testing.T, h *scriptHost, gc *transport.Conn) {
+// answering. It reports whether Unload, the last request, succeeded:
+// the guest has then handled every message the host sent before
+// UnloadComplete.
+func drive(t *testing.T, h *scriptHost, gc *transport.Conn) (unloaded bool) {
 	var cl *guest.Client
 	err := h.request(func(ctx context.Context) (err error) {
 		cl, err = guest.New(ctx, gc, guest.Config{MemorySize: 64 * 4096})
@@ -330,7 +332,7 @@ func drive(t *testing.T, h *scriptHost, gc *transport.Conn) {
 	if err != nil {
 		expectHostFault(t, "New", err)
 		gc.Close()
-		return
+		return false
 	}
 	defer cl.Close()
 	var offers []guest.Offer
@@ -376,7 +378,9 @@ func drive(t *testing.T, h *scriptHost, gc *transport.Conn) {
 			expectHostFault(t, "Connect", err)
 		}
 	}
-	expectHostFault(t, "Unload", h.request(cl.Unload))
+	err = h.request(cl.Unload)
+	expectHostFault(t, "Unload", err)
+	return err == nil
 }
 
 // expectHostFault fails t unless err is nil or one a hostile host may
@@ -425,9 +429,10 @@ func FuzzClient(f *testing.F) {
 		served := make(chan struct{})
 		go h.serve(served)
 		driven := make(chan struct{})
+		var unloaded bool
 		go func() {
 			defer close(driven)
-			drive(t, h, gc)
+			unloaded = drive(t, h, gc)
 		}()
 		// No request may wait for ever: a stalled one is cancelled, and
 		// a hang-up ends the rest. Ten seconds is far beyond any run.
@@ -442,7 +447,7 @@ func FuzzClient(f *testing.F) {
 		hc.Close()
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if !h.closed {
+		if unloaded {
 			for id := range h.rescinded {
 				if !h.reoffered[id] {
 					t.Errorf("channel %d rescinded and never released", id)
@@ -451,3 +456,6 @@ func FuzzClient(f *testing.F) {
 		}
 	})
 }
+
+// traceFuzz logs every message both ways, to read a failing input.
+const traceFuzz = false
