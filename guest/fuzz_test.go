@@ -52,6 +52,7 @@ type scriptHost struct {
 	openedAt  map[uint32]int     // when the GPADL of a channel was last created (message count)
 	goneAt    map[uint32]int     // when the channel was last rescinded
 	sent      int
+	contact   bool // a version accepted: the guest reads offers from now on
 }
 
 func (h *scriptHost) next() (byte, bool) {
@@ -75,8 +76,10 @@ func (h *scriptHost) send(m protocol.Message) {
 	h.mu.Lock()
 	h.sent++
 	switch m := m.(type) {
+	case *protocol.VersionResponse:
+		h.contact = h.contact || m.VersionSupported
 	case *protocol.OfferChannel:
-		if protocol.ValidChannelID(m.ChannelID) {
+		if h.contact && protocol.ValidChannelID(m.ChannelID) {
 			if h.rescinded[m.ChannelID] {
 				h.reoffered[m.ChannelID] = true
 			}
