@@ -3,6 +3,7 @@ package guest_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ const (
 	reactInjectFirst        // a message built from the next bytes, then the answer
 	reactHangUp             // close the connection
 )
+
+// idleCancel is how long the scripted host lets the guest be quiet before
+// it cancels the guest's request in progress.
+const idleCancel = 50 * time.Millisecond
 
 // fuzzGpadlBase is the first GPADL id a Client hands out.
 const fuzzGpadlBase = 0xE1E10
@@ -258,7 +263,16 @@ func (h *scriptHost) serve(done chan<- struct{}) {
 	defer close(done)
 	buf := make([]byte, transport.MaxMessageSize)
 	for {
-		n, err := h.c.Recv(context.Background(), buf)
+		// A guest quiet for idleCancel waits for something this host
+		// will not send (an offer it rescinded, say): its request is
+		// cancelled, as a caller's deadline would.
+		ctx, cancel := context.WithTimeout(context.Background(), idleCancel)
+		n, err := h.c.Recv(ctx, buf)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			h.cancelRequest()
+			continue
+		}
 		if err != nil {
 			return
 		}
@@ -443,9 +457,11 @@ func FuzzClient(f *testing.F) {
 		select {
 		case <-driven:
 		case <-time.After(10 * time.Second):
+			stacks := make([]byte, 1<<20)
+			stacks = stacks[:runtime.Stack(stacks, true)]
 			hc.Close()
 			<-driven
-			t.Fatal("the guest hung")
+			t.Fatalf("the guest hung:\n%s", stacks)
 		}
 		<-served
 		hc.Close()
