@@ -159,11 +159,11 @@ func (d *Disk) identify(ctx context.Context, cfg ClientConfig) error {
 	r, ok := ParseResponse(out[:n])
 	switch {
 	case !ok:
-		return errors.New("blk: identify: short response")
+		return fmt.Errorf("blk: identify: short response: %w", guest.ErrProtocol)
 	case r.Status != StatusOK:
 		return fmt.Errorf("blk: identify: %w", r.Status)
 	case r.Size > 1<<62 || r.Value == 0 || r.Value > 1<<20:
-		return fmt.Errorf("blk: identify: implausible size %d or max transfer %d", r.Size, r.Value)
+		return fmt.Errorf("blk: identify: implausible size %d or max transfer %d: %w", r.Size, r.Value, guest.ErrProtocol)
 	}
 	d.size, d.readOnly, d.maxTransfer = int64(r.Size), r.Flags&FlagReadOnly != 0, r.Value
 	if cfg.MaxTransfer != 0 && cfg.MaxTransfer < d.maxTransfer {
@@ -284,7 +284,7 @@ func (d *Disk) Flush() error {
 	}
 	r, ok := ParseResponse(out[:n])
 	if !ok {
-		return errors.New("blk: flush: short response")
+		return fmt.Errorf("blk: flush: short response: %w", guest.ErrProtocol)
 	}
 	if r.Status != StatusOK {
 		return r.Status
@@ -321,6 +321,10 @@ func (d *Disk) transfer(p []byte, off int64, write bool) error {
 			copy(s.buf, p[:n])
 			s.dst = nil
 		} else {
+			// What an earlier request left in the bounce buffer (another
+			// caller's WRITE, say) must not pass for this READ's data if
+			// the host claims success without writing any.
+			clear(s.buf[:n])
 			s.dst = p[:n]
 		}
 		Request{Op: op, Offset: uint64(off), Length: uint32(n)}.Marshal(s.req[:])
@@ -349,11 +353,11 @@ func (d *Disk) done(op *channel.OutPacket, st channel.Status, payload []byte) {
 	case st != channel.StatusSuccess:
 		c.fail(d.chanErr(st))
 	case !ok:
-		c.fail(errors.New("blk: short response"))
+		c.fail(fmt.Errorf("blk: short response: %w", guest.ErrProtocol))
 	case r.Status != StatusOK:
 		c.fail(r.Status)
 	case r.Value != s.n:
-		c.fail(fmt.Errorf("blk: host moved %d bytes of %d", r.Value, s.n))
+		c.fail(fmt.Errorf("blk: host moved %d bytes of %d: %w", r.Value, s.n, guest.ErrProtocol))
 	case !s.write:
 		copy(s.dst, s.buf)
 	}
