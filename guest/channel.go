@@ -146,9 +146,21 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 	if err != nil {
 		return nil, err
 	}
+	cl.mu.Lock()
+	openID := cl.nextOpenID
+	cl.nextOpenID++
+	cl.openIDs[id] = openID
+	cl.mu.Unlock()
+	defer func() {
+		cl.mu.Lock()
+		delete(cl.openIDs, id)
+		cl.mu.Unlock()
+	}()
 	err = cl.send(&protocol.OpenChannel{
-		ChannelID:                id,
-		OpenID:                   id, // as Linux does
+		ChannelID: id,
+		// Linux sends the channel id; one fresh per open tells this
+		// open's answer from a stale or premature one.
+		OpenID:                   openID,
 		RingGpadlID:              ch.RingGpadl,
 		TargetVP:                 opts.TargetVP,
 		DownstreamRingPageOffset: uint32(outPages),

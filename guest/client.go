@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -83,6 +84,8 @@ type Client struct {
 	gone        map[uint32]bool             // rescinded channel ids: true once RelIdReleased is sent
 	tlWaiters   map[protocol.GUID]*tlWaiter // Connect's, by endpoint id: the refusal's status
 	nextGpadl   uint32
+	nextOpenID  uint32            // OpenChannel's OpenID: per open, from a random start
+	openIDs     map[uint32]uint32 // the OpenID each pending Open awaits, by channel id
 }
 
 // Dial connects to the host listening at path, makes guest memory, hands it
@@ -134,6 +137,8 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 		tlWaiters:   make(map[protocol.GUID]*tlWaiter),
 		nextGpadl:   0xE1E10, // where Linux starts
 		poll:        cfg.ChannelPoll,
+		nextOpenID:  rand.Uint32(),
+		openIDs:     make(map[uint32]uint32),
 	}
 	if err := cl.negotiate(ctx, versions, cfg.Features); err != nil {
 		mem.Close()
@@ -275,7 +280,15 @@ func (cl *Client) dispatch(m protocol.Message) {
 	case *protocol.GpadlTorndown:
 		cl.deliver(waitKey{protocol.TypeGpadlTorndown, m.GpadlID}, m)
 	case *protocol.OpenChannelResult:
-		cl.deliver(waitKey{protocol.TypeOpenChannelResult, m.ChannelID}, m)
+		// Only the answer to the OpenChannel in flight counts: a host's
+		// stale duplicate, or a result sent before the request, would
+		// report open a channel the host never opened.
+		cl.mu.Lock()
+		want, ok := cl.openIDs[m.ChannelID]
+		cl.mu.Unlock()
+		if ok && want == m.OpenID {
+			cl.deliver(waitKey{protocol.TypeOpenChannelResult, m.ChannelID}, m)
+		}
 	case *protocol.UnloadComplete:
 		cl.deliver(waitKey{protocol.TypeUnloadComplete, 0}, m)
 	case *protocol.RescindChannelOffer:
