@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
@@ -47,6 +48,12 @@ type Disk struct {
 	slots  []*slot
 	pfn    uint64 // first page of the bounce buffers
 	npages int
+
+	// broken is why the host's ring stopped, once it has: the requests
+	// in flight then fail with it rather than ErrClosed. stopping is the
+	// goroutine that closes the channel then.
+	broken   atomic.Pointer[error]
+	stopping sync.WaitGroup
 }
 
 // slot is one request in flight: its packet and bounce buffer.
@@ -92,6 +99,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Disk, error
 		d.ch.SetInterface(InterfaceType, cfg.Instance),
 		d.ch.SetFriendlyName("blk"),
 		d.ch.SetProcessPacketCallbacks(ignore, nil),
+		d.ch.SetIncomingStoppedCallback(d.incomingStopped),
 		d.ch.SetStateCallbacks(channel.StateCallbacks{
 			PostStarted: func(*channel.Channel) { once.Do(func() { close(active) }) },
 			Closed: func(*channel.Channel) {
@@ -120,6 +128,16 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Disk, error
 		return nil, err
 	}
 	return d, nil
+}
+
+// incomingStopped hears that the host broke the ring it answers on: no
+// completion can come any more, so the channel is closed, which fails
+// every request in flight. On the receive goroutine, which the close
+// waits for: hence the goroutine of its own, which Close waits for.
+func (d *Disk) incomingStopped(_ *channel.Channel, err error) {
+	broken := fmt.Errorf("blk: the host broke the channel: %w: %w", guest.ErrProtocol, err)
+	d.broken.Store(&broken)
+	d.stopping.Go(func() { d.ch.Disable() }) //nolint:errcheck // Close reports the channel's end
 }
 
 // ignore completes packets the host should not send.
@@ -154,7 +172,7 @@ func (d *Disk) identify(ctx context.Context, cfg ClientConfig) error {
 	}
 	n, err := d.ch.SendSynchronousRequest(req[:], nil, 0, out[:], timeout)
 	if err != nil {
-		return fmt.Errorf("blk: identify: %w", err)
+		return fmt.Errorf("blk: identify: %w", d.chanErr(err))
 	}
 	r, ok := ParseResponse(out[:n])
 	switch {
@@ -213,6 +231,7 @@ func (d *Disk) MaxTransfer() uint32 { return d.maxTransfer }
 // Close closes the channel and returns the bounce buffers to guest memory.
 // Requests still in flight fail with ErrClosed. It is idempotent.
 func (d *Disk) Close() error {
+	d.stopping.Wait()
 	err := d.ch.Cleanup()
 	if d.npages > 0 {
 		d.cl.Pages().Free(d.pfn, d.npages)
@@ -293,6 +312,9 @@ func (d *Disk) Flush() error {
 }
 
 func (d *Disk) chanErr(err error) error {
+	if broken := d.broken.Load(); broken != nil {
+		return *broken
+	}
 	if errors.Is(err, channel.StatusDeviceRemoved) || errors.Is(err, channel.StatusInvalidDeviceState) {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}

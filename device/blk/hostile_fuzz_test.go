@@ -40,6 +40,7 @@ const writeByte = 0xC3
 type hostileDisk struct {
 	script []byte
 	abort  func() // cancels the guest's request in progress
+	broke  bool   // the ring is corrupt: nothing more is written
 }
 
 func (h *hostileDisk) next() byte {
@@ -87,7 +88,9 @@ func (h *hostileDisk) serve(ctx context.Context, ch *host.Channel) {
 		for _, q := range reqs {
 			h.react(ch, w, q)
 		}
-		if w.Commit() || len(reqs) > 0 {
+		if h.broke {
+			ch.ToGuest.Signal() //nolint:errcheck // the guest may have gone
+		} else if w.Commit() || len(reqs) > 0 {
 			ch.ToGuest.Signal() //nolint:errcheck // the guest may have gone
 		}
 		if len(reqs) == 0 {
@@ -99,6 +102,9 @@ func (h *hostileDisk) serve(ctx context.Context, ch *host.Channel) {
 }
 
 func (h *hostileDisk) react(ch *host.Channel, w *ring.Writer, q request) {
+	if h.broke {
+		return
+	}
 	req, st := ParseRequest(q.payload)
 	resp := Response{Status: st}
 	if st == StatusOK {
@@ -162,6 +168,7 @@ func (h *hostileDisk) react(ch *host.Channel, w *ring.Writer, q request) {
 		// The write index the guest reads, moved where no packet is.
 		idx := uint32(len(ch.Out)) + uint32(h.next())<<3
 		ch.Out[0], ch.Out[1], ch.Out[2], ch.Out[3] = byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24)
+		h.broke = true
 	}
 }
 
