@@ -52,7 +52,7 @@ type scriptHost struct {
 	offered   map[uint32]bool    // channel ids offered and not rescinded
 	rescinded map[uint32]bool    // rescinded, not yet released by the guest
 	reoffered map[uint32]bool    // offered again before the guest released it
-	opening   map[uint32]bool    // OpenChannel seen, no result sent
+	opening   map[uint32]uint32  // OpenChannel seen, no result for its OpenID sent
 	granted   map[uint32]int     // success results sent after an OpenChannel
 	openedAt  map[uint32]int     // when the GPADL of a channel was last created (message count)
 	goneAt    map[uint32]int     // when the channel was last rescinded
@@ -98,7 +98,7 @@ func (h *scriptHost) send(m protocol.Message) {
 			h.goneAt[m.ChannelID] = h.sent
 		}
 	case *protocol.OpenChannelResult:
-		if h.opening[m.ChannelID] {
+		if id, ok := h.opening[m.ChannelID]; ok && id == m.OpenID {
 			delete(h.opening, m.ChannelID)
 			if m.Status == 0 {
 				h.granted[m.ChannelID]++
@@ -332,7 +332,7 @@ func (h *scriptHost) check(m protocol.Message) {
 		if at, ok := h.goneAt[id]; ok && at < h.openedAt[id] && !h.offered[id] {
 			h.t.Errorf("OpenChannel %d after the host rescinded it (message %d) and before its ring GPADL was created (message %d)", id, at, h.openedAt[id])
 		}
-		h.opening[id] = true
+		h.opening[id] = m.OpenID
 	case *protocol.RelIDReleased:
 		if !h.rescinded[m.ChannelID] {
 			h.t.Errorf("RelIdReleased %d: not rescinded, or released already", m.ChannelID)
@@ -447,7 +447,7 @@ func FuzzClient(f *testing.F) {
 			t.Fatal(err)
 		}
 		h := &scriptHost{t: t, c: hc, script: script, offered: map[uint32]bool{}, rescinded: map[uint32]bool{},
-			reoffered: map[uint32]bool{}, opening: map[uint32]bool{}, granted: map[uint32]int{},
+			reoffered: map[uint32]bool{}, opening: map[uint32]uint32{}, granted: map[uint32]int{},
 			openedAt: map[uint32]int{}, goneAt: map[uint32]int{}}
 		served := make(chan struct{})
 		go h.serve(served)

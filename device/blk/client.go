@@ -166,11 +166,22 @@ func (d *Disk) identify(ctx context.Context, cfg ClientConfig) error {
 	var req [RequestSize]byte
 	Request{Op: OpIdentify}.Marshal(req[:])
 	var out [ResponseSize + 8]byte
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	// ctx ends the wait by closing the channel under the request (Open
+	// fails then anyway); without a deadline, ten seconds bound it.
+	timeout := channel.NoTimeout
+	if _, ok := ctx.Deadline(); !ok {
+		timeout = 10 * time.Second
 	}
+	cancelled := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cancelled)
+		d.ch.Disable() //nolint:errcheck // Open reports ctx's end
+	})
 	n, err := d.ch.SendSynchronousRequest(req[:], nil, 0, out[:], timeout)
+	if !stop() {
+		<-cancelled
+		return fmt.Errorf("blk: identify: %w", ctx.Err())
+	}
 	if err != nil {
 		return fmt.Errorf("blk: identify: %w", d.chanErr(err))
 	}
