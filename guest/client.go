@@ -161,12 +161,15 @@ func (cl *Client) negotiate(ctx context.Context, versions []protocol.Version, fe
 			ic.Features = features
 		}
 		if err := cl.c.Send(protocol.Marshal(ic)); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrClosed, err)
 		}
 		for {
 			n, err := cl.c.Recv(ctx, buf)
 			if err != nil {
-				return err
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return err
+				}
+				return fmt.Errorf("%w: %w", ErrClosed, err)
 			}
 			m, err := protocol.Decode(buf[:n])
 			if err != nil {

@@ -46,6 +46,9 @@ type scriptHost struct {
 	t      *testing.T
 	c      *transport.Conn
 	script []byte
+	// hangUpAt, if not zero, is the guest message at which the host
+	// hangs up instead of answering.
+	hangUpAt protocol.MessageType
 
 	mu        sync.Mutex
 	cancel    context.CancelFunc // the driver's request in progress
@@ -59,6 +62,12 @@ type scriptHost struct {
 	sent      int
 	unloadAt  int  // when the first UnloadComplete was sent
 	contact   bool // a version accepted: the guest reads offers from now on
+}
+
+func newScriptHost(t *testing.T, c *transport.Conn, script []byte) *scriptHost {
+	return &scriptHost{t: t, c: c, script: script, offered: map[uint32]bool{}, rescinded: map[uint32]bool{},
+		reoffered: map[uint32]bool{}, opening: map[uint32]uint32{}, granted: map[uint32]int{},
+		openedAt: map[uint32]int{}, goneAt: map[uint32]int{}}
 }
 
 func (h *scriptHost) next() (byte, bool) {
@@ -291,6 +300,9 @@ func (h *scriptHost) serve(done chan<- struct{}) {
 			h.t.Logf("guest: %T %+v", m, m)
 		}
 		r, _ := h.next()
+		if m.Type() == h.hangUpAt {
+			r = reactHangUp
+		}
 		ans := h.answer(m)
 		switch r & 7 {
 		case reactAnswer:
@@ -446,9 +458,7 @@ func FuzzClient(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &scriptHost{t: t, c: hc, script: script, offered: map[uint32]bool{}, rescinded: map[uint32]bool{},
-			reoffered: map[uint32]bool{}, opening: map[uint32]uint32{}, granted: map[uint32]int{},
-			openedAt: map[uint32]int{}, goneAt: map[uint32]int{}}
+		h := newScriptHost(t, hc, script)
 		served := make(chan struct{})
 		go h.serve(served)
 		driven := make(chan struct{})
