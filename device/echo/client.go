@@ -49,6 +49,12 @@ type Client struct {
 	rx        *rxBuffer
 	rxCopy    []byte
 	rxPackets atomic.Uint64
+
+	// broken is why the host's ring stopped, once it has; stopping is
+	// the goroutine that then closes the channel, failing every request
+	// in flight (their completions can no longer come).
+	broken   atomic.Pointer[error]
+	stopping sync.WaitGroup
 }
 
 // Open opens an echo channel of cl and waits until packets flow, or ctx
@@ -71,6 +77,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 		c.ch.SetMaxPacketSize(cfg.MaxPayload),
 		c.ch.SetMaxPacketCount(DefaultMaxPacketCount),
 		c.ch.SetProcessPacketCallbacks(c.process, c.batchEnd),
+		c.ch.SetIncomingStoppedCallback(c.incomingStopped),
 		// process checks each payload once, inside the callback.
 		c.ch.SetInPlacePayloads(true),
 		c.ch.SetStateCallbacks(channel.StateCallbacks{
@@ -86,10 +93,27 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 		return nil, err
 	}
 	if err := waitOpen(ctx, c.ch, active); err != nil {
-		c.ch.Cleanup() //nolint:errcheck // the first error matters
+		c.Close() //nolint:errcheck // the first error matters
 		return nil, err
 	}
 	return c, nil
+}
+
+// incomingStopped hears that the host broke the ring it answers on. On
+// the receive goroutine, which closing the channel waits for: hence a
+// goroutine of its own, which Close waits for.
+func (c *Client) incomingStopped(_ *channel.Channel, err error) {
+	broken := fmt.Errorf("echo: the host broke the channel: %w: %w", guest.ErrProtocol, err)
+	c.broken.Store(&broken)
+	c.stopping.Go(func() { c.ch.Disable() }) //nolint:errcheck // Close reports the channel's end
+}
+
+// hostErr is err, or why the host broke the channel if it did.
+func (c *Client) hostErr(err error) error {
+	if broken := c.broken.Load(); broken != nil {
+		return *broken
+	}
+	return err
 }
 
 // waitOpen waits for a client channel to become active: the channel
@@ -128,6 +152,7 @@ func (c *Client) Channel() *channel.Channel { return c.ch }
 // Close closes the channel and waits until it is torn down. A running
 // Stream ends with ErrClosed. It is idempotent.
 func (c *Client) Close() error {
+	c.stopping.Wait()
 	err := c.ch.Cleanup()
 	c.freeRx()
 	return err

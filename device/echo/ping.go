@@ -59,7 +59,7 @@ func (c *Client) Ping(ctx context.Context, count, payload int, timeout time.Dura
 			continue
 		case serr != nil:
 			res.Sent--
-			err = fmt.Errorf("echo: ping %d: %w", i, serr)
+			err = fmt.Errorf("echo: ping %d: %w", i, c.hostErr(serr))
 		}
 		if err != nil {
 			break

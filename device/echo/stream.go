@@ -280,7 +280,7 @@ func (c *Client) Stream(ctx context.Context, cfg StreamConfig) (StreamResult, er
 		case <-s.wake:
 		case <-t.C:
 		case <-c.closed:
-			err = ErrClosed
+			err = c.hostErr(ErrClosed)
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
