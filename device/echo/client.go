@@ -108,10 +108,14 @@ func (c *Client) incomingStopped(_ *channel.Channel, err error) {
 	c.stopping.Go(func() { c.ch.Disable() }) //nolint:errcheck // Close reports the channel's end
 }
 
-// hostErr is err, or why the host broke the channel if it did.
+// hostErr is err, or why the host broke the channel if it did; a
+// request the channel's close failed matches ErrClosed.
 func (c *Client) hostErr(err error) error {
 	if broken := c.broken.Load(); broken != nil {
 		return *broken
+	}
+	if errors.Is(err, channel.StatusDeviceRemoved) || errors.Is(err, channel.StatusInvalidDeviceState) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return err
 }
