@@ -120,7 +120,8 @@ func (h *hostileStream) serve(ctx context.Context, ch *host.Channel) {
 // The guest's Conn delivers a prefix of the stream, in order, each byte
 // once (it copies each packet out of the ring once, and takes no index
 // back), and then ends by itself: io.EOF after the host's end of stream,
-// ErrMalformed for a broken ring.
+// ErrMalformed for a broken ring (or the open fails, if the ring broke
+// before it).
 func FuzzRingHostile(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{ringData | 4<<2, ringData | 9<<2, ringScribble | 0xC0, ringData | 30<<2})
@@ -169,13 +170,32 @@ func FuzzRingHostile(f *testing.F) {
 		case <-time.After(testbus.Timeout):
 			t.Fatal("the host did not finish its script")
 		}
+		// A ring broken before the guest's open fails the open, which
+		// the channel tells a client only by its state (hvsock watches
+		// it while it opens): a bare Conn waits for Close then.
 		var rerr error
-		select {
-		case rerr = <-got:
-		case <-time.After(testbus.Timeout):
-			c.Close()
-			<-got
-			t.Fatal("Read hung after the host's end of stream or its broken ring")
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(testbus.Timeout)
+		openFailed := false
+	wait:
+		for {
+			select {
+			case rerr = <-got:
+				break wait
+			case <-tick.C:
+				if h.broke && !openFailed && cch.State() == channel.StateClosed && !c.isOpened() {
+					openFailed = true
+					c.Close()
+				}
+			case <-deadline:
+				c.Close()
+				<-got
+				t.Fatalf("Read hung after the host's end of stream or its broken ring (channel %v)", cch.State())
+			}
+		}
+		if openFailed {
+			return
 		}
 		for i, x := range read {
 			if x != streamByte(i) {
@@ -186,4 +206,14 @@ func FuzzRingHostile(f *testing.F) {
 			t.Fatalf("Read ended with %v (host broke the ring: %v)", rerr, h.broke)
 		}
 	})
+}
+
+// isOpened reports whether the Conn's channel opened once.
+func (c *Conn) isOpened() bool {
+	select {
+	case <-c.opened:
+		return true
+	default:
+		return false
+	}
 }
