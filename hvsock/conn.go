@@ -2,10 +2,14 @@ package hvsock
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/pipe"
 )
 
 // Conn is one Hyper-V socket connection, on either end: a net.Conn over
@@ -26,6 +30,9 @@ type Conn struct {
 	teardown func()
 	waitDown bool
 	spawn    func(func()) // runs the teardown on a goroutine its owner waits for
+	// hostPeer: the guest's end, whose peer is the host: what the host
+	// breaks (the pipe framing) is reported as its fault, guest.ErrProtocol.
+	hostPeer bool
 
 	mu       sync.Mutex
 	closed   bool
@@ -75,6 +82,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	if c.isClosed() {
 		err = net.ErrClosed
+	} else if c.hostPeer && errors.Is(err, pipe.ErrMalformed) {
+		err = fmt.Errorf("%w: %w", guest.ErrProtocol, err)
 	}
 	return n, opError("read", c.local, c.remote, err)
 }

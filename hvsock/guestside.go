@@ -79,7 +79,9 @@ func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remo
 	for {
 		select {
 		case <-ev.open:
-			return newConn(st, local, remote, func() { guestDown(ch) }, true, func(fn func()) { go fn() }), nil
+			c := newConn(st, local, remote, func() { guestDown(ch) }, true, func(fn func()) { go fn() })
+			c.hostPeer = true
+			return c, nil
 		case <-ev.closed:
 			ch.Cleanup() //nolint:errcheck // the open is what failed
 			return nil, ErrReset
