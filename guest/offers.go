@@ -122,10 +122,12 @@ func (cl *Client) WaitOfferMatch(ctx context.Context, match func(Offer) bool) (O
 // RelIdReleased unless the channel is open (then Channel.Close does).
 func (cl *Client) rescind(id uint32) {
 	cl.mu.Lock()
-	if _, ok := cl.offers[id]; !ok {
+	o, ok := cl.offers[id]
+	if !ok {
 		cl.mu.Unlock()
 		return
 	}
+	cl.connectRescinded(&o)
 	delete(cl.offers, id)
 	cl.gone[id] = false
 	ch, open := cl.channels[id]

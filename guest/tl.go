@@ -26,7 +26,7 @@ func (cl *Client) Connect(ctx context.Context, req protocol.TLConnectRequest) (O
 	if err := cl.askOffers(); err != nil {
 		return Offer{}, err
 	}
-	w := &tlWaiter{service: req.ServiceID, status: make(chan uint32, 1)}
+	w := &tlWaiter{service: req.ServiceID, status: make(chan uint32, 1), gone: make(chan struct{})}
 	cl.mu.Lock()
 	if cl.err != nil {
 		cl.mu.Unlock()
@@ -70,6 +70,8 @@ func (cl *Client) Connect(ctx context.Context, req protocol.TLConnectRequest) (O
 		case <-change:
 		case status := <-w.status:
 			return Offer{}, &StatusError{Op: "connect", Status: status}
+		case <-w.gone:
+			return Offer{}, ErrRescinded
 		case <-cl.done:
 			return Offer{}, cl.closedErr()
 		case <-ctx.Done():
@@ -82,6 +84,25 @@ func (cl *Client) Connect(ctx context.Context, req protocol.TLConnectRequest) (O
 type tlWaiter struct {
 	service protocol.GUID
 	status  chan uint32
+	gone    chan struct{} // closed when the connection's offer is rescinded
+}
+
+// connectRescinded tells the Connect waiting for o, if any, that the host
+// rescinded it, perhaps before Connect saw it: else Connect would wait
+// for an offer that will not come again. Must hold cl.mu.
+func (cl *Client) connectRescinded(o *Offer) {
+	if !o.IsHVSockOffer() || o.UserDefined.HVSock().ForGuestAccept {
+		return
+	}
+	w, ok := cl.tlWaiters[o.InterfaceInstance]
+	if !ok || w.service != o.InterfaceType {
+		return
+	}
+	select {
+	case <-w.gone:
+	default:
+		close(w.gone)
+	}
 }
 
 // connectResult hands a TlConnectRequestResult to the Connect that waits
