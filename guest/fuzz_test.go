@@ -53,7 +53,7 @@ type scriptHost struct {
 	mu        sync.Mutex
 	cancel    context.CancelFunc // the driver's request in progress
 	offered   map[uint32]bool    // channel ids offered and not rescinded
-	rescinded map[uint32]bool    // rescinded, not yet released by the guest
+	rescinded map[uint32]int     // rescinds not yet released by the guest, by channel id
 	reoffered map[uint32]bool    // offered again before the guest released it
 	opening   map[uint32]uint32  // OpenChannel seen, no result for its OpenID sent
 	granted   map[uint32]int     // success results sent after an OpenChannel
@@ -65,7 +65,7 @@ type scriptHost struct {
 }
 
 func newScriptHost(t *testing.T, c *transport.Conn, script []byte) *scriptHost {
-	return &scriptHost{t: t, c: c, script: script, offered: map[uint32]bool{}, rescinded: map[uint32]bool{},
+	return &scriptHost{t: t, c: c, script: script, offered: map[uint32]bool{}, rescinded: map[uint32]int{},
 		reoffered: map[uint32]bool{}, opening: map[uint32]uint32{}, granted: map[uint32]int{},
 		openedAt: map[uint32]int{}, goneAt: map[uint32]int{}}
 }
@@ -95,7 +95,7 @@ func (h *scriptHost) send(m protocol.Message) {
 		h.contact = h.contact || m.VersionSupported
 	case *protocol.OfferChannel:
 		if h.contact && protocol.ValidChannelID(m.ChannelID) {
-			if h.rescinded[m.ChannelID] {
+			if h.rescinded[m.ChannelID] > 0 {
 				h.reoffered[m.ChannelID] = true
 			}
 			h.offered[m.ChannelID] = true
@@ -103,7 +103,7 @@ func (h *scriptHost) send(m protocol.Message) {
 	case *protocol.RescindChannelOffer:
 		if h.offered[m.ChannelID] {
 			delete(h.offered, m.ChannelID)
-			h.rescinded[m.ChannelID] = true
+			h.rescinded[m.ChannelID]++ // offered again, rescinded again: released again
 			h.goneAt[m.ChannelID] = h.sent
 		}
 	case *protocol.OpenChannelResult:
@@ -346,11 +346,13 @@ func (h *scriptHost) check(m protocol.Message) {
 		}
 		h.opening[id] = m.OpenID
 	case *protocol.RelIDReleased:
-		if !h.rescinded[m.ChannelID] {
+		if h.rescinded[m.ChannelID] == 0 {
 			h.t.Errorf("RelIdReleased %d: not rescinded, or released already", m.ChannelID)
 		}
-		delete(h.rescinded, m.ChannelID)
-		delete(h.reoffered, m.ChannelID)
+		if h.rescinded[m.ChannelID]--; h.rescinded[m.ChannelID] <= 0 {
+			delete(h.rescinded, m.ChannelID)
+			delete(h.reoffered, m.ChannelID)
+		}
 	}
 }
 
