@@ -12,7 +12,8 @@
 //     a server channel whose interface type is the service and instance
 //     the guest's endpoint (flags 0x2011, pipe mode byte, parameter
 //     version 1), or refuses (a TlConnectRequestResult from protocol 4.1,
-//     nothing before). The guest opens it with 6-page rings.
+//     nothing before). The guest opens it with 64-page rings (6 before
+//     protocol 5.0) and writes packets of up to 16384 bytes.
 //   - Host-initiated: Server.Dial offers a channel with
 //     is_for_guest_accept set to a service a guest Listen-s on.
 //

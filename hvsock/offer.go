@@ -10,9 +10,24 @@ import (
 	"github.com/govmbus/govmbus/protocol"
 )
 
-// Ring sizes of a connection's channel (DEVICES.md §2.1): 6 pages per
-// direction, the control page included, which every host version takes.
-const ringPages = 6
+// Ring sizes of a guest's connection channel, per direction, the control
+// page included (DEVICES.md §2.1). Hosts before protocol 5.0 take only
+// 6 pages; from 5.0 a guest may ask for up to 64, as Linux's hv_sock
+// does for large socket buffers. A 6-page ring holds four 4 KiB packets:
+// the writer waits for the reader's signal every four packets; 64 pages
+// hold fifteen 16 KiB packets, nearly four 64 KiB writes.
+const (
+	ringPagesLegacy = 6
+	ringPages       = 64
+)
+
+// guestRingPages is the ring size a guest at protocol v asks for.
+func guestRingPages(v protocol.Version) int {
+	if v < protocol.VersionWin10RS31 {
+		return ringPagesLegacy
+	}
+	return ringPages
+}
 
 // parameterVersion is the offer's hvsock parameter version: 1, Windows 10
 // RS5's layout, as OpenVMM sends.
@@ -69,9 +84,10 @@ func serverChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccep
 }
 
 // clientChannel makes the guest's channel of the connection offered as o,
-// opened with 6-page rings and all-zero user data (DEVICES.md §2.5),
-// writing packets of 4088 bytes as Linux does. It is configured, not
-// enabled.
+// opened with guestRingPages' rings and all-zero user data (DEVICES.md
+// §2.5), writing packets of up to 16384 bytes: the pipe's maximum, which
+// hosts accept (OpenVMM's maximum pipe packet), where Linux writes 4088.
+// It is configured, not enabled.
 func clientChannel(cl *guest.Client, o guest.Offer, maxBuffered int, ev *events) (*channel.Channel, stream, error) {
 	ch := channel.NewClient()
 	err := errors.Join(
@@ -79,13 +95,13 @@ func clientChannel(cl *guest.Client, o guest.Offer, maxBuffered int, ev *events)
 		ch.SetInterface(o.InterfaceType, o.InterfaceInstance),
 		ch.SetFriendlyName("hvsock"),
 		ch.SetFlags(channel.ChannelFlagIsPipe),
-		ch.SetRingPages(ringPages, ringPages),
+		ch.SetRingPages(guestRingPages(cl.Version()), guestRingPages(cl.Version())),
 	)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err
 	}
-	s, err := attachStream(ch, pipe.LinuxMaxData, maxBuffered, ev)
+	s, err := attachStream(ch, pipe.MaxData, maxBuffered, ev)
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, nil, err
