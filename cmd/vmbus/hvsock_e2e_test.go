@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"net"
 	"os"
@@ -18,10 +19,10 @@ import (
 )
 
 // localServer is a Unix-socket server of the test process, what a relay
-// connects to: echo sends back what it reads and half-closes at its EOF;
-// digest reads to the EOF and then answers with the SHA-256 (hex) of
-// what it read.
-func localServer(t testing.TB, path string, digest bool) {
+// connects to. With a nil sum it echoes: it sends back what it reads and
+// half-closes at its EOF; otherwise it reads to the EOF and then answers
+// with the digest (hex) of what it read, a new sum's.
+func localServer(t testing.TB, path string, sum func() hash.Hash) {
 	t.Helper()
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -41,12 +42,12 @@ func localServer(t testing.TB, path string, digest bool) {
 			wg.Go(func() {
 				defer c.Close()
 				uc := c.(*net.UnixConn)
-				if !digest {
+				if sum == nil {
 					io.Copy(uc, uc)
 					uc.CloseWrite()
 					return
 				}
-				h := sha256.New()
+				h := sum()
 				io.Copy(h, uc)
 				io.WriteString(uc, hex.EncodeToString(h.Sum(nil)))
 			})
@@ -123,7 +124,7 @@ func randomBytes(t *testing.T, n int) []byte {
 // have ended (its stdin's end passed on as the echo's end).
 func TestE2EHVSockRelayEcho(t *testing.T) {
 	dir := t.TempDir()
-	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	localServer(t, filepath.Join(dir, "echo.sock"), nil)
 	socket := startRelayHost(t, dir, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
 	data := randomBytes(t, 4<<20)
 	out, stderr, code := hvsockDial(t, socket, "5000", bytes.NewReader(data))
@@ -140,7 +141,7 @@ func TestE2EHVSockRelayEcho(t *testing.T) {
 // arrives on the half-closed connection, and names exactly what was sent.
 func TestE2EHVSockHalfClose(t *testing.T) {
 	dir := t.TempDir()
-	localServer(t, filepath.Join(dir, "sum.sock"), true)
+	localServer(t, filepath.Join(dir, "sum.sock"), sha256.New)
 	socket := startRelayHost(t, dir, "--hvsock-relay", "5001=unix:"+filepath.Join(dir, "sum.sock"))
 	data := randomBytes(t, 3<<20+17)
 	out, stderr, code := hvsockDial(t, socket, "5001", bytes.NewReader(data))
@@ -209,7 +210,7 @@ func TestE2EHVSockServicingSpawn(t *testing.T) { testHVSockServicing(t, "spawn")
 // the relay takes new connections in the successor.
 func testHVSockServicing(t *testing.T, mode string) {
 	dir := t.TempDir()
-	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	localServer(t, filepath.Join(dir, "echo.sock"), nil)
 	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
 	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
 	in, err := cmd.StdinPipe()
