@@ -87,6 +87,10 @@ type Conn struct {
 	rerr     error // the receive side failed
 	rclosed  bool  // Close ran: packets are completed as they come
 	chClosed bool  // the channel closed
+	// Packets a Read took to their end, completed once rmu is
+	// released; under readMu. Its array holds the channel's packet
+	// count, so that Read does not allocate.
+	done []*channel.Packet
 
 	// The send side, under wmu.
 	wmu     sync.Mutex
@@ -126,6 +130,7 @@ func New(ch *channel.Channel, cfg Config) (*Conn, error) {
 		wdl:     newDeadline(),
 		rwake:   make(chan struct{}, 1),
 		q:       make([]held, 0, packets),
+		done:    make([]*channel.Packet, 0, packets),
 	}
 	for _, err := range []error{
 		ch.SetMaxPacketSize(HeaderSize + MaxData),

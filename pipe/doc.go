@@ -19,8 +19,9 @@
 //
 // The mode is the offer's (channel.SetPipeMode on the server; a client
 // reads it from the offer as the channel opens). Byte mode is a stream:
-// Write splits into packets of Config.MaxData, Read returns what it can
-// and leaves the rest of a packet for the next Read. Message mode keeps
+// Write splits into packets of Config.MaxData, Read fills its buffer from
+// as many held packets as it takes and leaves the rest of a packet for
+// the next Read. Message mode keeps
 // boundaries: a Write is one packet, a Read one whole message, and a
 // buffer too small for it fails with ErrShortBuffer without losing the
 // message.

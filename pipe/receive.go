@@ -86,11 +86,13 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		c.rmu.Lock()
 		if c.qHead < len(c.q) {
-			n, done, err := c.take(b)
+			n, err := c.take(b)
 			c.rmu.Unlock()
-			if done != nil {
-				done.Complete(nil)
+			for i, p := range c.done {
+				p.Complete(nil)
+				c.done[i] = nil
 			}
+			c.done = c.done[:0]
 			return n, err
 		}
 		switch {
@@ -116,30 +118,47 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 }
 
-// take copies from the head of the queue into b and returns the packet
-// to complete if it was read to its end. Must hold rmu, with the queue
-// not empty.
-func (c *Conn) take(b []byte) (n int, done *channel.Packet, err error) {
-	h := &c.q[c.qHead]
+// take copies from the head of the queue into b: in message mode one
+// message, in byte mode as many held packets as b takes, so that a
+// large buffer drains the queue in one Read rather than a packet a
+// call. The packets read to their end go into c.done, for Read to
+// complete once rmu is released. Must hold rmu and readMu, with the
+// queue not empty.
+func (c *Conn) take(b []byte) (n int, err error) {
 	if c.message.Load() {
+		h := &c.q[c.qHead]
 		if len(b) < len(h.data) {
-			return 0, nil, ErrShortBuffer
+			return 0, ErrShortBuffer
 		}
 		n = copy(b, h.data)
-	} else {
-		n = copy(b, h.data[c.off:])
-		if c.off += n; c.off < len(h.data) {
-			return n, nil, nil
-		}
+		c.pop()
+		return n, nil
 	}
-	done = h.pk
+	for n < len(b) && c.qHead < len(c.q) {
+		h := &c.q[c.qHead]
+		m := copy(b[n:], h.data[c.off:])
+		n += m
+		if c.off += m; c.off < len(h.data) {
+			break
+		}
+		c.pop()
+	}
+	return n, nil
+}
+
+// pop drops the head of the queue, read to its end, its packet (if it
+// holds one) going into c.done. Must hold rmu and readMu.
+func (c *Conn) pop() {
+	h := &c.q[c.qHead]
+	if h.pk != nil {
+		c.done = append(c.done, h.pk)
+	}
 	*h = held{}
 	c.qHead++
 	c.off = 0
 	if c.qHead == len(c.q) {
 		c.q, c.qHead = c.q[:0], 0
 	}
-	return n, done, nil
 }
 
 // onSuspend: the channel's packets stop (a Pause, or the close), and it
