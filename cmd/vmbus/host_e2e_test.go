@@ -47,6 +47,9 @@ func vmbusBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(unixPeerEnv); path != "" {
+		os.Exit(unixPeer(path, os.Getenv(unixPeerModeEnv)))
+	}
 	code := m.Run()
 	for _, dir := range []string{binDir, benchBinDir} {
 		if dir != "" {
