@@ -44,6 +44,9 @@ func BenchmarkStream(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	gs, hs := chanOf(b, gc).Stats(), chanOf(b, hc).Stats()
+	b.ReportMetric(float64(gs.SignalsSent)/float64(b.N), "guest-signals/op")
+	b.ReportMetric(float64(hs.SignalsSent)/float64(b.N), "host-signals/op")
 	gc.CloseWrite()
 	if err := <-done; err != nil {
 		b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 )
 
 // chanOf is the channel under a connection.
-func chanOf(t *testing.T, c *Conn) *channel.Channel {
+func chanOf(t testing.TB, c *Conn) *channel.Channel {
 	t.Helper()
 	ps, ok := c.s.(pipeStream)
 	if !ok {
