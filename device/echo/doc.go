@@ -26,15 +26,17 @@
 //
 // The completion's first u32 is 1 (accepted: the VSP mapped the GPADL as
 // the set) or 2 (refused: another set id, a second buffer, or a GPADL the
-// VSP cannot map). From then on the VSP answers each stream packet (an
-// in-band packet without a completion request) with a transfer-page
-// packet asking for a completion: inline {u32 1, u32 0}, one range
-// holding the packet's bytes; the VSC copies the range out, checks the
-// copy, and completes the packet, which returns the range. When the
-// buffer or the answers in flight (4096 beyond the packet count) have no
-// room, the VSP answers in band as without a buffer
-// (Server.TransferFallbacks counts those). The buffer lives as long as
-// the channel; a servicing saves the ranges the guest holds.
+// VSP cannot map). From then on the VSP answers stream packets (in-band
+// packets without a completion request) with transfer-page packets
+// asking for a completion: inline {u32 1, u32 0}, one range per answered
+// packet holding its bytes, in order: the answers to one batch of the
+// VSP's reads (up to 64 of them, 64 KiB) go in one packet when the batch
+// ends. The VSC copies each range out and checks the copy, and completes
+// the packet, which returns its ranges. When the buffer or the answers in
+// flight (4096 beyond the packet count) have no room, the VSP answers in
+// band as without a buffer (Server.TransferFallbacks counts those), and
+// so are answers staged when a pause stopped a batch. The buffer lives
+// as long as the channel; a servicing saves the ranges the guest holds.
 //
 // Offers use InterfaceType, a GUID fixed for govmbus, and
 // InterfaceInstance unless configured otherwise.

@@ -74,24 +74,117 @@ func (s *Server) takeAnnounce(p *channel.Packet, gpadl uint32, set uint16) {
 	p.Complete(resp[:])
 }
 
-// sendTransfer answers payload through the receive buffer with answer
-// slot a. It reports false when it sent nothing (the caller answers in
-// band).
-func (s *Server) sendTransfer(ts *channel.TransferPageSet, payload []byte) bool {
+// Answers through the receive buffer are staged and go out as the
+// ranges of one transfer-page packet when the receive batch ends (or the
+// stage fills), so that one completion from the guest returns them all:
+// a packet per answer cost three ring packets an answer, the guest's
+// completion one of them.
+const (
+	// stageRanges is the most answers in one transfer-page packet, well
+	// within the channel's default chain length (256) on both ends.
+	stageRanges = 64
+	// stageBytes is the most bytes staged; a longer answer goes alone.
+	stageBytes = 64 << 10
+)
+
+// stage is the answers waiting for the batch's end: their bytes, copied
+// out of the guest's ring, and their slices of them. Owned by the
+// receive goroutine; the suspend callback, which runs once that
+// goroutine has parked, sends what a pause left staged.
+type stage struct {
+	buf  []byte
+	data [stageRanges][]byte
+	n    int
+}
+
+// stageAnswer stages payload's answer, sending what is staged first if
+// it has no room. It reports false when payload is too long to stage:
+// the caller answers it at once.
+func (s *Server) stageAnswer(ts *channel.TransferPageSet, payload []byte) bool {
+	st := &s.stage
+	if len(payload) > stageBytes {
+		s.flush(ts)
+		st.data[0] = payload
+		ok := s.sendTransfer(ts, st.data[:1])
+		st.data[0] = nil
+		return ok
+	}
+	if st.n == stageRanges || len(st.buf)+len(payload) > stageBytes {
+		s.flush(ts)
+	}
+	if st.buf == nil {
+		st.buf = make([]byte, 0, stageBytes)
+	}
+	off := len(st.buf)
+	st.buf = append(st.buf, payload...)
+	st.data[st.n] = st.buf[off:len(st.buf):len(st.buf)]
+	st.n++
+	return true
+}
+
+// batchEnd is the ProcessingComplete callback: the ring is empty, the
+// staged answers go out. A batch that a pause stops ends without it:
+// suspend sends what is left.
+func (s *Server) batchEnd(*channel.Channel, int) {
+	if ts := s.rx.Load(); ts != nil {
+		s.flush(ts)
+	}
+}
+
+// flush sends the staged answers through the buffer in one packet, or,
+// if the buffer or the answer slots have no room, each in band.
+func (s *Server) flush(ts *channel.TransferPageSet) {
+	s.flushVia(ts, false)
+}
+
+// flushInBand sends the staged answers in band: at a suspend, where they
+// wait in the send queue, which is saved, for the channel to start again.
+func (s *Server) flushInBand() { s.flushVia(nil, true) }
+
+func (s *Server) flushVia(ts *channel.TransferPageSet, inBand bool) {
+	st := &s.stage
+	if st.n == 0 {
+		return
+	}
+	if inBand || !s.sendTransfer(ts, st.data[:st.n]) {
+		for _, d := range st.data[:st.n] {
+			s.sendInBand(d)
+		}
+	}
+	clear(st.data[:st.n])
+	st.n, st.buf = 0, st.buf[:0]
+}
+
+// sendInBand answers in band an answer no incoming packet waits for:
+// TrySend, or an answer packet that queues a copy when the ring is full.
+func (s *Server) sendInBand(payload []byte) {
+	if s.ch.TrySend(payload) == nil {
+		return
+	}
+	a := s.answers.take()
+	if a == nil && s.answers.len() < s.limit+transferAnswers && s.addAnswer() == nil {
+		a = s.answers.take()
+	}
+	if a != nil {
+		a.send(payload) //nolint:errcheck // too large for the ring, or closing: dropped, as process drops it
+	}
+}
+
+// sendTransfer answers data through the receive buffer, one range each,
+// in one transfer-page packet. It reports false when it sent nothing.
+func (s *Server) sendTransfer(ts *channel.TransferPageSet, data [][]byte) bool {
 	a := s.answers.take()
 	if a == nil && s.answers.len() < s.limit+transferAnswers && s.addAnswer() == nil {
 		a = s.answers.take()
 	}
 	if a == nil {
+		s.fallbacks.Add(uint64(len(data)))
 		return false
 	}
-	s.xdata[0] = payload
 	a.sent++
-	err := a.op.SendTransferPages(answerMsg, ts, s.xdata[:], channel.SendWaitForCompletion)
-	s.xdata[0] = nil
-	if err != nil {
+	if err := a.op.SendTransferPages(answerMsg, ts, data, channel.SendWaitForCompletion); err != nil {
 		a.sent--
-		s.fallbacks.Add(1)
+		s.fallbacks.Add(uint64(len(data)))
 		return false
 	}
 	return true

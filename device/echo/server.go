@@ -44,9 +44,10 @@ type Server struct {
 	// suspend (or restored) that may still wait to be sent.
 	limit int
 	// rx is the guest's receive buffer once it announced one: answers
-	// go through it. xdata is process's argument array for the send.
+	// go through it, staged (rxbuffer.go) and sent as the ranges of one
+	// transfer-page packet when a batch ends.
 	rx        atomic.Pointer[channel.TransferPageSet]
-	xdata     [1][]byte
+	stage     stage
 	fallbacks atomic.Uint64
 }
 
@@ -75,7 +76,7 @@ func newServer(g *host.Guest, cfg ServerConfig, chunks [][]byte, restore bool, s
 		s.ch.SetFriendlyName("echo"),
 		s.ch.SetMaxPacketSize(cfg.MaxPayload),
 		s.ch.SetMaxPacketCount(cfg.MaxPacketCount),
-		s.ch.SetProcessPacketCallbacks(s.process, nil),
+		s.ch.SetProcessPacketCallbacks(s.process, s.batchEnd),
 		// process passes each payload on unread, inside the callback:
 		// the bytes go from the guest's ring to the answer in one copy.
 		s.ch.SetInPlacePayloads(true),
@@ -136,9 +137,8 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		p.Complete(payload) // never fails: it queues when the ring is full
 		return
 	}
-	if ts := s.rx.Load(); ts != nil && s.sendTransfer(ts, payload) {
-		// The bytes are in the guest's buffer: the packet is done; the
-		// answer's slot stays busy until the guest completes it.
+	if ts := s.rx.Load(); ts != nil && s.stageAnswer(ts, payload) {
+		// The bytes are the server's own copy now: the packet is done.
 		p.Complete(nil)
 		return
 	}

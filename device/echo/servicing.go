@@ -42,6 +42,9 @@ const maxAnswerFactor = 2
 // times the packet count it lets go of nothing more, and Pause waits as
 // before.
 func (s *Server) suspend(c *channel.Channel) {
+	// Answers staged by a batch the pause stopped: into the send queue,
+	// before the walk, which leaves them be (no packet waits for them).
+	s.flushInBand()
 	// a.in was set before the send queued op; the completion routine
 	// reads it only after op left the queue, under the lock this walk
 	// holds, so it sees nil once the walk took the packet.
