@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,18 +21,19 @@ import (
 
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/metrics"
+	"github.com/govmbus/govmbus/internal/port"
 	"github.com/govmbus/govmbus/internal/promtext"
 )
 
-// freePort is a loopback address whose port was free a moment ago.
+// freePort is a loopback address whose port was free a moment ago, below
+// the ephemeral range (port.Free).
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addr := port.Free()
+	if addr == "" {
+		t.Fatal("no free loopback port")
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // scrape fetches /metrics, checks that it is well-formed text format

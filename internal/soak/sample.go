@@ -3,24 +3,12 @@ package soak
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// freeLocalAddr is a loopback TCP address free a moment ago, or "" if
-// none could be had.
-func freeLocalAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ""
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // sampleProcess reads pid's VmRSS and Threads from /proc/PID/status and
 // counts /proc/PID/fd; with metricsAddr, the goroutines from its

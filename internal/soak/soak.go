@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/internal/child"
+	"github.com/govmbus/govmbus/internal/port"
 )
 
 // Fixed figures of a soak.
@@ -158,7 +159,7 @@ func Run(ctx context.Context, cfg Config, prog Progress) (res Result, err error)
 	}
 	// The goroutines come from the host's /metrics, on a port free now;
 	// each successor listens on it again.
-	metricsAddr := freeLocalAddr()
+	metricsAddr := port.Free()
 	if metricsAddr != "" {
 		args = append(args, "--metrics", metricsAddr)
 	}
