@@ -77,12 +77,65 @@ type OutPacket struct {
 // WriteInBand appends an in-band packet whose payload is the
 // concatenation of pieces (nothing is concatenated in memory).
 func (w *Writer) WriteInBand(txid uint64, flags uint16, pieces ...[]byte) error {
+	if len(pieces) == 1 && w.writeOne(TypeInBand, flags, txid, pieces[0]) {
+		return nil
+	}
 	return w.write(TypeInBand, flags, txid, nil, pieces)
 }
 
 // WriteCompletion appends a completion for transaction txid.
 func (w *Writer) WriteCompletion(txid uint64, pieces ...[]byte) error {
+	if len(pieces) == 1 && w.writeOne(TypeCompletion, 0, txid, pieces[0]) {
+		return nil
+	}
 	return w.write(TypeCompletion, 0, txid, nil, pieces)
+}
+
+// maxOnePayload is the largest payload writeOne takes: with the
+// descriptor, it is the most a descriptor's length can describe.
+const maxOnePayload = MaxPacketLen - descriptorSize
+
+// writeOne is write for the packet most sends are: no type header, one
+// payload piece, and room for it up to the end of the data area by the
+// read index already known. It stores each word of the packet once and
+// calls nothing but the payload's copy, since at small payloads the
+// general path's loops over pieces, its empty header copy and its
+// padding clear cost more than the packet. It returns false, having
+// changed nothing, for every other case, which write handles and
+// reports: an error, a header, a wrap, a full ring by the cached read
+// index, or a pending send size to clear.
+func (w *Writer) writeOne(typ PacketType, flags uint16, txid uint64, p []byte) bool {
+	if len(p) > maxOnePayload || flags&^knownFlags != 0 || w.pending || w.err != nil {
+		return false
+	}
+	n := uint32(len(p))
+	total := descriptorSize + (n+7)&^7 // at most MaxPacketLen
+	need := total + FooterSize
+	start := w.in
+	if w.size-w.used(start, w.out) <= need || need > w.size-start {
+		return false
+	}
+	dst := w.data[start : start+need : start+need]
+	// The footer is the packet's start in its high half; two 32-bit
+	// stores, since the compiler splits a 64-bit store of start<<32 into
+	// bytes.
+	f := (*[FooterSize]byte)(dst[total:])
+	binary.LittleEndian.PutUint32(f[0:4], 0)
+	binary.LittleEndian.PutUint32(f[4:8], start)
+	if total-descriptorSize != n {
+		// The padding is the tail of the last payload word: zero the
+		// word, and the copy below overwrites its payload bytes.
+		binary.LittleEndian.PutUint64(dst[total-8:], 0)
+	}
+	copy(dst[descriptorSize:], p)
+	d := (*[descriptorSize]byte)(dst)
+	binary.LittleEndian.PutUint64(d[0:8], uint64(typ)|descriptorSize/8<<16|uint64(total/8)<<32|uint64(flags)<<48)
+	binary.LittleEndian.PutUint64(d[8:16], txid)
+	if start += need; start == w.size {
+		start = 0
+	}
+	w.in = start
+	return true
 }
 
 // Write appends a packet of any supported type, building its type header
