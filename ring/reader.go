@@ -119,7 +119,10 @@ func (p *Packet) Payload() []byte {
 func (p *Packet) CopyPayload(dst []byte) int {
 	p.check()
 	n := copy(dst, p.a)
-	return n + copy(dst[n:], p.b)
+	if len(p.b) != 0 {
+		n += copy(dst[n:], p.b)
+	}
+	return n
 }
 
 // AppendPayload appends the payload to dst.
@@ -136,6 +139,54 @@ func (p *Packet) AppendPayload(dst []byte) []byte {
 // p is the caller's, so reading allocates nothing and a caller may keep
 // as many packets of the batch as it likes (an array of them, say).
 func (r *Reader) Next(p *Packet) error {
+	if r.nextPlain(p) {
+		return nil
+	}
+	return r.next(p)
+}
+
+// nextPlain is Next for the packet most reads are: an in-band packet or a
+// completion (no type header to decode) already known to be published,
+// lying whole before the end of the data area. It loads the descriptor
+// once, as two words, and applies parse's rules to the copies; it returns
+// false, having changed nothing, for everything else, which next reads
+// or reports.
+func (r *Reader) nextPlain(p *Packet) bool {
+	start := r.out
+	avail := r.used(r.in, start)
+	if r.err != nil || avail < descriptorSize+FooterSize || start > r.size-descriptorSize {
+		return false
+	}
+	d := (*[descriptorSize]byte)(r.data[start : start+descriptorSize])
+	d0 := binary.LittleEndian.Uint64(d[0:8])
+	txid := binary.LittleEndian.Uint64(d[8:16])
+	typ := PacketType(d0)
+	off := uint32(uint16(d0>>16)) * 8
+	end := uint32(uint16(d0>>32)) * 8 // the packet's end without its footer
+	flags := uint16(d0 >> 48)
+	if typ != TypeInBand && typ != TypeCompletion || flags&^knownFlags != 0 ||
+		off < descriptorSize || end < off || end+FooterSize > avail || end > r.size-start {
+		return false
+	}
+	// Field by field: a Packet literal is built on the stack and copied
+	// whole, which costs more than the read. The fields a header-less
+	// packet leaves empty are stored only when a packet before set them.
+	p.Type, p.Flags, p.TransactionID = typ, flags, txid
+	p.Offset, p.Len = start, end+FooterSize
+	if p.Ranges != nil || p.TransferRanges != nil || p.b != nil || p.TransferPageSet != 0 || p.SenderOwnsSet {
+		p.Ranges, p.TransferRanges, p.b = nil, nil, nil
+		p.TransferPageSet, p.SenderOwnsSet = 0, false
+	}
+	p.a = r.data[start+off : start+end : start+end]
+	p.rd, p.gen = r, r.gen
+	r.last, r.hasLast = start, true
+	r.out = r.advance(start, end+FooterSize)
+	return true
+}
+
+// next is Next for every packet nextPlain does not take, and for an
+// empty or failed ring.
+func (r *Reader) next(p *Packet) error {
 	if r.err != nil {
 		*p = Packet{}
 		return r.err
