@@ -119,7 +119,7 @@ func Run(c Config) (Result, error) {
 		defer toWriter.Close()
 	}
 
-	payload := make([]byte, c.Payload)
+	payload := isolated(c.Payload)
 	werr := make(chan error, 1)
 	var signals int64
 	start := time.Now()
@@ -227,14 +227,14 @@ func write(c Config, w *ring.Writer, payload []byte, toReader, toWriter *notifie
 }
 
 func read(c Config, r *ring.Reader, toReader, toWriter *notifier) (sum, touched uint64, signals int64, err error) {
-	dst := make([]byte, c.Payload)
+	dst := isolated(c.Payload)
 	var consumed uint32
 	spins := 0
 	if toReader != nil {
 		r.DisableInterrupts()
 	}
+	var p ring.Packet // Next overwrites it: one for the whole run
 	for got := 0; got < c.Count; {
-		var p ring.Packet
 		err := r.Next(&p)
 		if err == nil {
 			if c.ZeroCopy {
@@ -320,4 +320,15 @@ func sumBytes(b []byte) uint64 {
 		s1 += uint64(x)
 	}
 	return s0 + s1 + s2 + s3
+}
+
+// isolated returns n bytes with at least 256 bytes of their own
+// allocation on either side, so that they share no cache line, nor the
+// pair of lines a core's prefetcher fetches together, with anything else:
+// the writer's payload and the reader's buffer are each written on every
+// packet by one core, and side by side on the heap each write would take
+// the line from the other.
+func isolated(n int) []byte {
+	const pad = 256
+	return make([]byte, n+2*pad)[pad : pad+n : pad+n]
 }
