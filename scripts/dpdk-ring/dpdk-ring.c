@@ -18,7 +18,13 @@
  * of having it sent, and the receiver's pending-send check ends at a
  * pending send size of 0, which no one sets here.
  *
- * Usage: dpdk-ring [--payload N] [--count N] [--ring-size BYTES] [--json]
+ * --one-thread instead writes packets until the ring is full and then
+ * reads them all back, on one thread, until count packets went through:
+ * the loop of govmbus's BenchmarkWriteRead, for counting the instructions
+ * each packet costs (scripts/ring-instructions.sh runs it under callgrind,
+ * collecting only inside one_thread).
+ *
+ * Usage: dpdk-ring [--payload N] [--count N] [--ring-size BYTES] [--one-thread] [--json]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -128,6 +134,43 @@ static uint64_t reader(struct run *r)
 	return sum;
 }
 
+/* one_thread is the single-threaded loop of --one-thread; not inlined, so
+ * that a profiler can collect inside it alone. */
+__attribute__((noinline)) static uint64_t one_thread(struct run *r)
+{
+	unsigned char *buf = calloc(1, r->payload > 0 ? r->payload : 1);
+	unsigned char *dst = calloc(1, r->payload > 0 ? r->payload : 1);
+	uint64_t sum = 0, sent = 0, got = 0;
+	if (buf == NULL || dst == NULL)
+		exit(1);
+	while (got < r->count) {
+		while (sent < r->count) {
+			bool sig = false;
+			if (r->payload >= 8)
+				memcpy(buf, &sent, 8);
+			if (rte_vmbus_chan_send((struct vmbus_channel *)r->wr, VMBUS_CHANPKT_TYPE_INBAND, buf,
+						r->payload, sent, VMBUS_CHANPKT_FLAG_NONE, &sig) != 0)
+				break;
+			sent++;
+		}
+		for (;;) {
+			uint32_t len = r->payload;
+			uint64_t id;
+			if (rte_vmbus_chan_recv((struct vmbus_channel *)r->rd, dst, &len, &id) != 0)
+				break;
+			if (r->payload >= 8) {
+				uint64_t seq;
+				memcpy(&seq, dst, 8);
+				sum += seq;
+			}
+			got++;
+		}
+	}
+	free(buf);
+	free(dst);
+	return sum;
+}
+
 static long arg(int argc, char **argv, int *i)
 {
 	if (*i + 1 >= argc) {
@@ -146,7 +189,7 @@ static long arg(int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
 	long payload = 64, count = 1000000, ring_size = 262144;
-	bool json = false;
+	bool json = false, one = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--payload") == 0)
 			payload = arg(argc, argv, &i);
@@ -156,8 +199,10 @@ int main(int argc, char **argv)
 			ring_size = arg(argc, argv, &i);
 		else if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (strcmp(argv[i], "--one-thread") == 0)
+			one = true;
 		else {
-			fprintf(stderr, "usage: dpdk-ring [--payload N] [--count N] [--ring-size BYTES] [--json]\n");
+			fprintf(stderr, "usage: dpdk-ring [--payload N] [--count N] [--ring-size BYTES] [--one-thread] [--json]\n");
 			return 2;
 		}
 	}
@@ -214,13 +259,18 @@ int main(int argc, char **argv)
 	struct timespec t0, t1;
 	pthread_t th;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (pthread_create(&th, NULL, writer, &r) != 0) {
-		perror("dpdk-ring: pthread_create");
-		return 1;
+	if (one) {
+		r.checksum = one_thread(&r);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} else {
+		if (pthread_create(&th, NULL, writer, &r) != 0) {
+			perror("dpdk-ring: pthread_create");
+			return 1;
+		}
+		r.checksum = reader(&r);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_join(th, NULL);
 	}
-	r.checksum = reader(&r);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	pthread_join(th, NULL);
 	if (r.err != 0) {
 		fprintf(stderr, "dpdk-ring: send: %s\n", strerror(r.err));
 		return 1;
