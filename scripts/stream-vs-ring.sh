@@ -14,6 +14,7 @@ B=$dir/vmbus
 "$B" host --socket "$dir/bus.sock" --device echo 2>"$dir/host.log" &
 host=$!
 for _ in $(seq 50); do [ -S "$dir/bus.sock" ] && break; sleep 0.1; done
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(git rev-parse --short HEAD), $N interleaved runs"
 rate() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["packets_per_sec"], d["bytes_per_sec"])'; }
 med() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for size in 64 16384; do
