@@ -77,18 +77,12 @@ type OutPacket struct {
 // WriteInBand appends an in-band packet whose payload is the
 // concatenation of pieces (nothing is concatenated in memory).
 func (w *Writer) WriteInBand(txid uint64, flags uint16, pieces ...[]byte) error {
-	if len(pieces) == 1 && w.writeOne(TypeInBand, flags, txid, pieces[0]) {
-		return nil
-	}
-	return w.write(TypeInBand, flags, txid, nil, pieces)
+	return w.writeOne(TypeInBand, flags, txid, pieces)
 }
 
 // WriteCompletion appends a completion for transaction txid.
 func (w *Writer) WriteCompletion(txid uint64, pieces ...[]byte) error {
-	if len(pieces) == 1 && w.writeOne(TypeCompletion, 0, txid, pieces[0]) {
-		return nil
-	}
-	return w.write(TypeCompletion, 0, txid, nil, pieces)
+	return w.writeOne(TypeCompletion, 0, txid, pieces)
 }
 
 // maxOnePayload is the largest payload writeOne takes: with the
@@ -100,20 +94,21 @@ const maxOnePayload = MaxPacketLen - descriptorSize
 // read index already known. It stores each word of the packet once and
 // calls nothing but the payload's copy, since at small payloads the
 // general path's loops over pieces, its empty header copy and its
-// padding clear cost more than the packet. It returns false, having
-// changed nothing, for every other case, which write handles and
-// reports: an error, a header, a wrap, a full ring by the cached read
-// index, or a pending send size to clear.
-func (w *Writer) writeOne(typ PacketType, flags uint16, txid uint64, p []byte) bool {
-	if len(p) > maxOnePayload || flags&^knownFlags != 0 || w.pending || w.err != nil {
-		return false
+// padding clear cost more than the packet. Every other case (an error,
+// several pieces, a wrap, a full ring by the cached read index, a pending
+// send size to clear) goes to write unchanged, as the tail of this call,
+// so that the exported wrappers keep nothing live across it.
+func (w *Writer) writeOne(typ PacketType, flags uint16, txid uint64, pieces [][]byte) error {
+	if len(pieces) != 1 || len(pieces[0]) > maxOnePayload || flags&^knownFlags != 0 || w.pending || w.err != nil {
+		return w.write(typ, flags, txid, nil, pieces)
 	}
+	p := pieces[0]
 	n := uint32(len(p))
 	total := descriptorSize + (n+7)&^7 // at most MaxPacketLen
 	need := total + FooterSize
 	start := w.in
 	if w.size-w.used(start, w.out) <= need || need > w.size-start {
-		return false
+		return w.write(typ, flags, txid, nil, pieces)
 	}
 	dst := w.data[start : start+need : start+need]
 	// The footer is the packet's start in its high half; two 32-bit
@@ -135,7 +130,7 @@ func (w *Writer) writeOne(typ PacketType, flags uint16, txid uint64, p []byte) b
 		start = 0
 	}
 	w.in = start
-	return true
+	return nil
 }
 
 // Write appends a packet of any supported type, building its type header
