@@ -27,7 +27,7 @@ B=${VMBUS:-$dir/vmbus}
 # shellcheck disable=SC2046 # pkg-config's words are separate flags
 gcc -O2 -Wall -o "$dir/dpdk-ring" scripts/dpdk-ring/dpdk-ring.c \
   $(pkg-config --cflags --libs libdpdk) -lrte_bus_vmbus -lpthread
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(go version | cut -d' ' -f3), DPDK $(pkg-config --modversion libdpdk), $N alternations"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(git rev-parse --short HEAD), $(go version | cut -d' ' -f3), DPDK $(pkg-config --modversion libdpdk), $N alternations"
 rate() { python3 -c 'import json,sys; print(json.load(sys.stdin)["packets_per_sec"])'; }
 for size in $sizes; do
   case $size in
