@@ -33,6 +33,7 @@ type Conn struct {
 	// hostPeer: the guest's end, whose peer is the host: what the host
 	// breaks (the pipe framing) is reported as its fault, guest.ErrProtocol.
 	hostPeer bool
+	host     *hostEnd // the host's end, for a servicing; nil on a guest
 
 	mu       sync.Mutex
 	closed   bool

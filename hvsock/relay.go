@@ -13,23 +13,27 @@ import (
 const DialTimeout = 5 * time.Second
 
 // Relay relays every guest connection to one service to a new connection
-// to a local socket, both ways and half-close included (Splice). A guest
-// connection whose local dial fails (DialTimeout) is closed at once, in
-// order: the guest reads the end of the stream without a byte, as from a
-// socat relay that finds nothing behind it. The connect itself has
-// succeeded by then: the host offers the channel before the relay knows
-// whether its local socket answers.
+// to a local socket, both ways and half-close included, as Splice does.
+// A guest connection whose local dial fails (DialTimeout) is closed at
+// once, in order: the guest reads the end of the stream without a byte,
+// as from a socat relay that finds nothing behind it. The connect itself
+// has succeeded by then: the host offers the channel before the relay
+// knows whether its local socket answers.
+//
+// A servicing carries its connections across (Pause, Carried, Restore).
 type Relay struct {
 	route  Route
+	s      *Server
 	l      *Listener
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[HalfConn]struct{}
+	mu      sync.Mutex
+	closed  bool
+	dialing map[HalfConn]struct{} // guest connections whose local dial runs
+	conns   map[*relayed]struct{}
 }
 
 // Relay listens on r.Service and relays each connection to r's local
@@ -42,14 +46,23 @@ func (s *Server) Relay(r Route) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rl := &Relay{route: r, l: l, log: s.log, ctx: ctx, cancel: cancel, conns: make(map[HalfConn]struct{})}
+	rl := newRelay(s, r)
+	rl.l = l
 	rl.wg.Go(rl.accept)
 	return rl, nil
 }
 
+func newRelay(s *Server, r Route) *Relay {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Relay{route: r, s: s, log: s.log, ctx: ctx, cancel: cancel, dialing: make(map[HalfConn]struct{}), conns: make(map[*relayed]struct{})}
+}
+
 // Route is what the relay relays.
 func (r *Relay) Route() Route { return r.route }
+
+// Key names the relay in a servicing's state (ConnState.Route): the
+// successor's relay of the same key takes its connections back.
+func (r *Relay) Key() string { return r.route.String() }
 
 // accept takes the guests' connections until the listener closes.
 func (r *Relay) accept() {
@@ -59,7 +72,7 @@ func (r *Relay) accept() {
 			return
 		}
 		gc := c.(*Conn)
-		if !r.track(gc, true) {
+		if !r.trackDial(gc, true) {
 			gc.Close() //nolint:errcheck // the relay is closing
 			return
 		}
@@ -67,44 +80,57 @@ func (r *Relay) accept() {
 	}
 }
 
-// track adds or removes a connection Close resets; false if the relay
-// is closed.
-func (r *Relay) track(c HalfConn, add bool) bool {
+// trackDial adds or removes a guest connection whose local dial runs,
+// which Close resets; false if the relay is closed.
+func (r *Relay) trackDial(c HalfConn, add bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !add {
-		delete(r.conns, c)
+		delete(r.dialing, c)
 		return true
 	}
 	if r.closed {
 		return false
 	}
-	r.conns[c] = struct{}{}
+	r.dialing[c] = struct{}{}
 	return true
 }
 
-// serve dials the local socket for gc and splices the two.
+// serve dials the local socket for gc and relays the two.
 func (r *Relay) serve(gc *Conn) {
-	defer r.track(gc, false)
 	ctx, cancel := context.WithTimeout(r.ctx, DialTimeout)
 	var d net.Dialer
 	lc, err := d.DialContext(ctx, r.route.Network, r.route.Address)
 	cancel()
+	r.trackDial(gc, false)
 	if err != nil {
 		r.log.Warn("hvsock relay: local dial failed; the guest's connection is closed", "route", r.route.String(), "guest", gc.RemoteAddr().String(), "err", err)
 		gc.Close() //nolint:errcheck // the guest reads a reset
 		return
 	}
-	local := lc.(HalfConn)
-	if !r.track(local, true) {
-		local.Close() //nolint:errcheck // the relay is closing
-		gc.Close()    //nolint:errcheck // the relay is closing
+	rc := newRelayed(r, gc, lc.(HalfConn))
+	if !r.add(rc) {
+		rc.close()
 		return
 	}
-	defer r.track(local, false)
-	if err := Splice(gc, local); err != nil {
-		r.log.Info("hvsock relay: connection reset", "route", r.route.String(), "guest", gc.RemoteAddr().String(), "err", err)
+	rc.run()
+}
+
+// add tracks rc until its end; false if the relay is closed.
+func (r *Relay) add(rc *relayed) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
 	}
+	r.conns[rc] = struct{}{}
+	return true
+}
+
+func (r *Relay) remove(rc *relayed) {
+	r.mu.Lock()
+	delete(r.conns, rc)
+	r.mu.Unlock()
 }
 
 // Close stops listening, resets every relayed connection (both ends) and
@@ -117,14 +143,23 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	r.cancel()
-	cs := make([]HalfConn, 0, len(r.conns))
-	for c := range r.conns {
+	var cs []HalfConn
+	for c := range r.dialing {
 		cs = append(cs, c)
 	}
+	var rcs []*relayed
+	for rc := range r.conns {
+		rcs = append(rcs, rc)
+	}
 	r.mu.Unlock()
-	r.l.Close() //nolint:errcheck // ours, once
+	if r.l != nil {
+		r.l.Close() //nolint:errcheck // ours, once
+	}
 	for _, c := range cs {
 		c.Close() //nolint:errcheck // a reset is the intent
+	}
+	for _, rc := range rcs {
+		rc.close()
 	}
 	r.wg.Wait()
 	return nil

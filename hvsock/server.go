@@ -330,6 +330,7 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}, false, s.spawn)
+		c.host = &hostEnd{ch: ch, pipe: st.(pipeStream).Conn, guest: g, service: service, endpoint: endpoint, forGuestAccept: forGuestAccept}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

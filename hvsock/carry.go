@@ -1,0 +1,251 @@
+package hvsock
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/pipe"
+	"github.com/govmbus/govmbus/protocol"
+)
+
+// A servicing host carries its relayed connections to its successor:
+//
+//	Relay.Pause      each connection's flows stop at a clean point, its
+//	                 channel pauses (what the pipe held unread stays in it)
+//	Carried.Save     the ConnState (channel state, the bytes on their way
+//	                 both ways, the ends) and a duplicate of the local
+//	                 socket, for the handover
+//	Carried.Resume   the servicing failed before its handover: flow again
+//	Relay.Restore    the successor: the channel restored and re-attached,
+//	                 a new pipe on it with the ends as they were, the
+//	                 saved bytes written first
+//
+// The channel's own state holds no packet of the connection: the pause
+// completes what the pipe held, whose bytes the ConnState carries.
+
+// saveChunkSize is the chunk size of a connection's channel save; the
+// chunks are joined into ConnState.Channel.
+const saveChunkSize = 64 << 10
+
+// Carried is one relayed connection paused for a servicing.
+type Carried struct {
+	rc *relayed
+	g  *host.Guest
+}
+
+// Pause stops every connection of the relay at a clean point and pauses
+// its channel, and returns those still open, for Save or Resume. A
+// connection that ended or failed meanwhile is not among them; one whose
+// channel does not pause is reset. Connections that come after it are
+// not paused: a servicing pauses its relays after its guests' devices,
+// and those connections' channels are left to the successor's rescind.
+func (r *Relay) Pause() []*Carried {
+	r.mu.Lock()
+	rcs := make([]*relayed, 0, len(r.conns))
+	for rc := range r.conns {
+		rcs = append(rcs, rc)
+	}
+	r.mu.Unlock()
+	var out []*Carried
+	for _, rc := range rcs {
+		if !rc.stop() {
+			continue
+		}
+		if err := rc.gc.host.ch.Pause(); err != nil {
+			r.log.Info("hvsock relay: connection not paused: reset", "route", r.route.String(), "err", err)
+			rc.close()
+			continue
+		}
+		out = append(out, &Carried{rc: rc, g: rc.gc.host.guest})
+	}
+	return out
+}
+
+// Guest is the connection's guest.
+func (c *Carried) Guest() *host.Guest { return c.g }
+
+// Save returns the paused connection's state and a duplicate of its
+// local socket (close-on-exec; the caller hands it over, or closes it).
+// It changes nothing: Resume may follow.
+func (c *Carried) Save() (*ConnState, *os.File, error) {
+	rc := c.rc
+	chunks, err := rc.gc.host.ch.SaveChunks(saveChunkSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &ConnState{
+		Route: rc.r.Key(), Service: rc.gc.host.service, Endpoint: rc.gc.host.endpoint, ForGuestAccept: rc.gc.host.forGuestAccept,
+		Channel:   bytes.Join(chunks, nil),
+		LocalShut: rc.toLocal.shut, GuestEnded: rc.toLocal.eof,
+		GuestShut: rc.toGuest.shut, LocalEnded: rc.toGuest.eof,
+		ToGuest: bytes.Clone(rc.toGuest.pending()),
+	}
+	var fin bool
+	st.ToLocal, fin = rc.gc.host.pipe.Unread(bytes.Clone(rc.toLocal.pending()))
+	st.GuestEnded = st.GuestEnded || fin
+	if len(st.ToLocal) > MaxCarriedToLocal || len(st.Channel) > maxCarriedChannel {
+		return nil, nil, fmt.Errorf("hvsock: a connection holds %d bytes from the guest and a channel state of %d, at most %d and %d", len(st.ToLocal), len(st.Channel), MaxCarriedToLocal, maxCarriedChannel)
+	}
+	f, ok := rc.local.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, nil, fmt.Errorf("hvsock: a local socket of type %T cannot be handed over", rc.local)
+	}
+	file, err := f.File()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, file, nil
+}
+
+// Resume lets the connection flow again after a servicing that failed
+// before its handover.
+func (c *Carried) Resume() {
+	c.rc.gc.host.ch.Start() //nolint:errcheck // a channel closed meanwhile resets the flows, which end then
+	c.rc.resume()
+}
+
+// Relinquish ends the channel's receive goroutine before a spawned
+// successor takes the channel over (channel.ServicingView.Relinquish).
+func (c *Carried) Relinquish() {
+	c.rc.gc.host.ch.Servicing().Relinquish() //nolint:errcheck // a channel not open has no goroutine to end
+}
+
+// Drop forgets the connection in this process once a successor took it
+// over, telling neither end: call it after the host was closed (a closed
+// host's channels send the guest nothing). The local socket stays open
+// in the successor's duplicate.
+func (c *Carried) Drop() {
+	c.rc.close()
+}
+
+// Restore takes back a connection a predecessor's Carried.Save gave, on
+// g's channel restored from the bus state: the channel is restored and
+// started, and the flows go on from the saved bytes and ends, with local
+// (the handed-over socket; Restore takes it whatever the outcome) as the
+// local side.
+func (r *Relay) Restore(g *host.Guest, st *ConnState, local *os.File) error {
+	lc, err := net.FileConn(local)
+	local.Close()
+	if err != nil {
+		return fmt.Errorf("hvsock: the relay's local socket: %w", err)
+	}
+	lh, ok := lc.(HalfConn)
+	if !ok {
+		lc.Close()
+		return fmt.Errorf("hvsock: a local socket of type %T", lc)
+	}
+	gc, err := r.s.restoreConn(g, st)
+	if err != nil {
+		lc.Close()
+		return err
+	}
+	rc := newRelayed(r, gc, lh)
+	rc.toLocal.eof, rc.toLocal.shut = st.GuestEnded, st.LocalShut
+	rc.toGuest.eof, rc.toGuest.shut = st.LocalEnded, st.GuestShut
+	if len(st.ToLocal) > len(rc.toLocal.buf) {
+		rc.toLocal.buf = make([]byte, len(st.ToLocal))
+	}
+	rc.toLocal.hi = copy(rc.toLocal.buf, st.ToLocal)
+	rc.toGuest.hi = copy(rc.toGuest.buf, st.ToGuest)
+	if !r.add(rc) {
+		rc.close()
+		return net.ErrClosed
+	}
+	r.wg.Go(rc.run)
+	return nil
+}
+
+// restoreConn rebuilds a connection's host end on g's channel restored
+// from st: configured as it was offered, restored, re-attached, its pipe
+// told which ends were passed, and started.
+func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrServerClosed
+	}
+	s.perGuest[g]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		if s.perGuest[g]--; s.perGuest[g] <= 0 {
+			delete(s.perGuest, g)
+		}
+		s.mu.Unlock()
+	}
+	ev := newEvents()
+	ch, str, err := serverChannel(g, st.Service, st.Endpoint, st.ForGuestAccept, s.cfg.MaxBuffered, ev)
+	if err == nil {
+		if err = ch.RestoreChunks([][]byte{st.Channel}); err == nil {
+			err = ch.Enable()
+		}
+		if err != nil {
+			ch.Cleanup() //nolint:errcheck // the first error matters
+		}
+	}
+	if err != nil {
+		release()
+		s.wg.Done()
+		return nil, fmt.Errorf("hvsock: restore a connection of guest %d: %w", g.ID(), err)
+	}
+	local := Addr{VMID: VMIDWildcard, ServiceID: st.Service}
+	remote := Addr{VMID: GuestVMID(g.ID()), ServiceID: st.Endpoint}
+	if st.ForGuestAccept {
+		local.ServiceID, remote.ServiceID = st.Endpoint, st.Service
+	}
+	p := str.(pipeStream).Conn
+	p.Restored(st.GuestEnded, st.GuestShut)
+	he := &hostEnd{ch: ch, pipe: p, guest: g, service: st.Service, endpoint: st.Endpoint, forGuestAccept: st.ForGuestAccept}
+	var c *Conn
+	c = newConn(str, local, remote, func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
+		drain(ctx, ch)
+		cancel()
+		ch.Cleanup() //nolint:errcheck // rescinds
+		release()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}, false, s.spawn)
+	c.host = he
+	c.eof, c.finSent = st.GuestEnded, st.GuestShut
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ev.closed:
+			c.goDown()
+		case <-c.down:
+		}
+	}()
+	if err := ch.Start(); err != nil {
+		c.Close() //nolint:errcheck // the first error matters
+		return nil, fmt.Errorf("hvsock: start a restored connection of guest %d: %w", g.ID(), err)
+	}
+	return c, nil
+}
+
+// hostEnd is what a servicing needs of a host's connection: its channel,
+// pipe and offer.
+type hostEnd struct {
+	ch                *channel.Channel
+	pipe              *pipe.Conn
+	guest             *host.Guest
+	service, endpoint protocol.GUID
+	forGuestAccept    bool
+}
+
+// Conns is the number of connections the relay relays now.
+func (r *Relay) Conns() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}
