@@ -153,6 +153,11 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			d.devs.track(g, servers[i])
 		}
 	}
+	// The relayed hvsock connections, on their channels restored by
+	// the bus; what none took back is rescinded.
+	if n := d.restoreConns(guests, st.Conns, files); len(st.Conns) > 0 {
+		d.log.Info("hvsock connections carried", "carried", n, "saved", len(st.Conns))
+	}
 	d.abandonWaiting(guests)
 	h.Resume()
 	d.serve(l)

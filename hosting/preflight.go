@@ -161,22 +161,24 @@ func unchangedImage(exe string) bool {
 // still checked against the successor's kinds before it is handed over,
 // which catches a set announced between the pre-flight and the pause:
 // that servicing fails and the host serves on.
-var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages}
+var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages, kindHostHVSockConn}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.
 // deviceState says whether any channel about to be saved has state of its
 // device's own (channel.ServicingView.SavesDeviceState): its record is then
 // no longer avoidable; transferPages whether any has a transfer page set
-// (channel.ServicingView.HasTransferPageSets). Empty means the servicing
-// may go on.
-func unreadable(reads savedstate.Support, deviceState, transferPages bool) string {
+// (channel.ServicingView.HasTransferPageSets); conns whether a relay has
+// a connection to carry. Empty means the servicing may go on: a
+// successor that cannot take the connections back is refused, rather
+// than handed a state without them, which would lose their bytes.
+func unreadable(reads savedstate.Support, deviceState, transferPages, conns bool) string {
 	if !reads.ReadsFormat(savedstate.FormatVersion) {
 		return fmt.Sprintf("format %d", savedstate.FormatVersion)
 	}
 	var missing []string
 	for _, k := range reads.Missing(savedstate.Supported().Kinds) {
-		if !slices.Contains(avoidable, k) || (k == channel.KindChannelDevice && deviceState) || (k == channel.KindChannelTransferPages && transferPages) {
+		if !slices.Contains(avoidable, k) || (k == channel.KindChannelDevice && deviceState) || (k == channel.KindChannelTransferPages && transferPages) || (k == kindHostHVSockConn && conns) {
 			missing = append(missing, fmt.Sprintf("%#04x %s", uint16(k), savedstate.KindName(k)))
 		}
 	}

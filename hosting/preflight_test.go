@@ -37,17 +37,17 @@ func hostStateWith(t *testing.T, channelState string) []byte {
 // TestPreflightRules: what a successor must read, and what the servicing
 // refuses for or avoids.
 func TestPreflightRules(t *testing.T) {
-	if s := unreadable(savedstate.Supported(), true, false); s != "" {
+	if s := unreadable(savedstate.Supported(), true, false, false); s != "" {
 		t.Errorf("this build does not read its own state: %s", s)
 	}
-	if s := unreadable(firstRelease, false, false); s != "" {
+	if s := unreadable(firstRelease, false, false, false); s != "" {
 		t.Errorf("the first release cannot be serviced into: %s", s)
 	}
 	noGuest := savedstate.Support{Formats: []uint16{1}, Kinds: slices.DeleteFunc(slices.Clone(firstRelease.Kinds), func(k savedstate.Kind) bool { return k == kindHostGuest })}
-	if s := unreadable(noGuest, false, false); !strings.Contains(s, "0x0201 host-guest") {
+	if s := unreadable(noGuest, false, false, false); !strings.Contains(s, "0x0201 host-guest") {
 		t.Errorf("a successor without host-guest: %q", s)
 	}
-	if s := unreadable(savedstate.Support{Formats: []uint16{2}, Kinds: savedstate.Supported().Kinds}, false, false); s != "format 1" {
+	if s := unreadable(savedstate.Support{Formats: []uint16{2}, Kinds: savedstate.Supported().Kinds}, false, false, false); s != "format 1" {
 		t.Errorf("a successor of format 2 only: %q", s)
 	}
 	restart := hostStateWith(t, goldenStates[2])
@@ -141,10 +141,10 @@ func (stubDevice) Close() error                { return nil }
 func TestPreflightDeviceState(t *testing.T) {
 	noDevice := savedstate.Support{Formats: []uint16{savedstate.FormatVersion},
 		Kinds: slices.DeleteFunc(slices.Clone(savedstate.Supported().Kinds), func(k savedstate.Kind) bool { return k == channel.KindChannelDevice })}
-	if s := unreadable(noDevice, false, false); s != "" {
+	if s := unreadable(noDevice, false, false, false); s != "" {
 		t.Errorf("no channel with device state: refused for %q", s)
 	}
-	if s := unreadable(noDevice, true, false); s != "0x0006 channel-device" {
+	if s := unreadable(noDevice, true, false, false); s != "0x0006 channel-device" {
 		t.Errorf("a channel with device state: %q, want 0x0006 channel-device", s)
 	}
 
@@ -200,10 +200,10 @@ func TestUnchangedImage(t *testing.T) {
 func TestPreflightTransferPages(t *testing.T) {
 	noTP := savedstate.Support{Formats: []uint16{savedstate.FormatVersion},
 		Kinds: slices.DeleteFunc(slices.Clone(savedstate.Supported().Kinds), func(k savedstate.Kind) bool { return k == channel.KindChannelTransferPages })}
-	if s := unreadable(noTP, true, false); s != "" {
+	if s := unreadable(noTP, true, false, false); s != "" {
 		t.Errorf("no channel with a transfer page set: refused for %q", s)
 	}
-	if s := unreadable(noTP, false, true); s != "0x0007 channel-transfer-pages" {
+	if s := unreadable(noTP, false, true, false); s != "0x0007 channel-transfer-pages" {
 		t.Errorf("a channel with a transfer page set: %q, want 0x0007 channel-transfer-pages", s)
 	}
 }

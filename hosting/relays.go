@@ -1,10 +1,14 @@
 package hosting
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/hvsock"
+	"github.com/govmbus/govmbus/savedstate"
 )
 
 // openRelays starts an hvsock server and the relays of Config.Relays,
@@ -44,10 +48,187 @@ func (d *Daemon) closeRelays() {
 	d.hv, d.relays = nil, nil
 }
 
-// abandonWaiting rescinds every restored channel no device took back:
-// the hvsock connections, which are not carried across a servicing yet.
-// Left waiting, a guest's connection would stall with nothing to tell it;
-// rescinded, it reads a reset (ECONNRESET).
+// kindHostHVSockConn is one relayed hvsock connection a servicing
+// carries (docs/SAVED_STATE.md): u32 guest index, then the connection's
+// state (hvsock.ConnState), its channel's state inside.
+const kindHostHVSockConn savedstate.Kind = 0x0204
+
+func init() {
+	savedstate.RegisterKind(kindHostHVSockConn, savedstate.KindInfo{Name: "host-hvsock-conn", Describe: func(b []byte) (any, error) {
+		c, err := decodeConnRecord(b)
+		if err != nil {
+			return nil, err
+		}
+		return connJSON{Guest: c.Guest, Route: c.State.Route, Service: c.State.Service.String(), Endpoint: c.State.Endpoint.String(),
+			ForGuestAccept: c.State.ForGuestAccept, ToLocal: len(c.State.ToLocal), ToGuest: len(c.State.ToGuest),
+			GuestEnded: c.State.GuestEnded, LocalShut: c.State.LocalShut, LocalEnded: c.State.LocalEnded, GuestShut: c.State.GuestShut,
+			Channel: len(c.State.Channel)}, nil
+	}})
+}
+
+// connState is one carried connection of a host state: its guest's index
+// and its state. Its local socket travels as the descriptor connName(i).
+type connState struct {
+	Guest uint32
+	State *hvsock.ConnState
+}
+
+// connJSON is how inspect shows a connection record.
+type connJSON struct {
+	Guest          uint32 `json:"guest"`
+	Route          string `json:"route"`
+	Service        string `json:"service"`
+	Endpoint       string `json:"endpoint"`
+	ForGuestAccept bool   `json:"for_guest_accept,omitempty"`
+	ToLocal        int    `json:"to_local_bytes"`
+	ToGuest        int    `json:"to_guest_bytes"`
+	GuestEnded     bool   `json:"guest_ended,omitempty"`
+	LocalShut      bool   `json:"local_shut,omitempty"`
+	LocalEnded     bool   `json:"local_ended,omitempty"`
+	GuestShut      bool   `json:"guest_shut,omitempty"`
+	Channel        int    `json:"channel_bytes"`
+}
+
+func (c *connState) record() (savedstate.Record, error) {
+	var e savedstate.Encoder
+	e.U32(c.Guest)
+	c.State.Encode(&e)
+	if len(e.Body()) > savedstate.MaxBody {
+		return savedstate.Record{}, fmt.Errorf("guest %d: an hvsock connection's state of %d bytes", c.Guest, len(e.Body()))
+	}
+	return savedstate.Record{Kind: kindHostHVSockConn, Flags: savedstate.FlagCritical, Body: e.Body()}, nil
+}
+
+func decodeConnRecord(b []byte) (*connState, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("host-hvsock-conn of %d bytes", len(b))
+	}
+	st, err := hvsock.DecodeConnState(b[4:])
+	if err != nil {
+		return nil, err
+	}
+	return &connState{Guest: binary.LittleEndian.Uint32(b), State: st}, nil
+}
+
+// connName is the handover's name of carried connection i's local socket.
+func connName(i int) string { return fmt.Sprintf("hv%d.sock", i) }
+
+// carriesConns reports whether any relay has a connection a servicing
+// would carry (a host-hvsock-conn record).
+func (d *Daemon) carriesConns() bool {
+	for _, rl := range d.relays {
+		if rl.Conns() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pauseRelays pauses every relayed connection for a servicing.
+func (d *Daemon) pauseRelays() []*hvsock.Carried {
+	var out []*hvsock.Carried
+	for _, rl := range d.relays {
+		out = append(out, rl.Pause()...)
+	}
+	return out
+}
+
+// resumeCarried lets paused connections flow again: the servicing
+// failed before anything was saved.
+func resumeCarried(carried []*hvsock.Carried) {
+	for _, c := range carried {
+		c.Resume()
+	}
+}
+
+// saveCarried adds each paused connection whose guest was saved (by id,
+// its index in the state) to st, and its local socket to files; the
+// returned files are the caller's to close once the handover is done.
+// A connection of a guest not saved is reset.
+func saveCarried(carried []*hvsock.Carried, index map[uint64]int, st *hostState, files map[string]int) ([]*os.File, error) {
+	var keep []*os.File
+	fail := func(err error) ([]*os.File, error) {
+		for _, f := range keep {
+			f.Close()
+		}
+		return nil, err
+	}
+	for _, c := range carried {
+		i, ok := index[c.Guest().ID()]
+		if !ok {
+			c.Drop()
+			continue
+		}
+		cs, f, err := c.Save()
+		if err != nil {
+			return fail(fmt.Errorf("guest %d: hvsock connection: %w", c.Guest().ID(), err))
+		}
+		fd, err := fileFD(f)
+		if err != nil {
+			f.Close()
+			return fail(err)
+		}
+		files[connName(len(st.Conns))] = fd
+		st.Conns = append(st.Conns, connState{Guest: uint32(i), State: cs})
+		keep = append(keep, f)
+	}
+	return keep, nil
+}
+
+// ownConns puts duplicates of the carried connections' sockets into
+// owned, for a restore in this process.
+func ownConns(files map[string]int, conns int, owned map[string]int) error {
+	for i := range conns {
+		fd, err := syscall.Dup(files[connName(i)])
+		if err != nil {
+			return err
+		}
+		syscall.CloseOnExec(fd)
+		owned[connName(i)] = fd
+	}
+	return nil
+}
+
+// restoreConns takes back the carried connections: each on its guest's
+// restored channel, by the relay of its key. One that cannot be taken
+// back stays waiting, and abandonWaiting rescinds it: the guest reads a
+// reset, and its local socket is closed.
+func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map[string]int) int {
+	keys := make(map[string]*hvsock.Relay, len(d.relays))
+	for _, rl := range d.relays {
+		keys[rl.Key()] = rl
+	}
+	n := 0
+	for i, c := range conns {
+		fd, ok := files[connName(i)]
+		if !ok {
+			d.log.Warn("hvsock connection not carried: no local socket", "conn", i)
+			continue
+		}
+		delete(files, connName(i))
+		f := os.NewFile(uintptr(fd), connName(i))
+		rl := keys[c.State.Route]
+		var g *host.Guest
+		if int(c.Guest) < len(guests) {
+			g = guests[c.Guest]
+		}
+		if rl == nil || g == nil {
+			f.Close()
+			d.log.Warn("hvsock connection not carried: its relay or guest is gone", "route", c.State.Route, "guest", c.Guest)
+			continue
+		}
+		if err := rl.Restore(g, c.State, f); err != nil {
+			d.log.Warn("hvsock connection not carried", "route", c.State.Route, "guest", g.ID(), "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// abandonWaiting rescinds every restored channel no device or relay took
+// back. Left waiting, a guest's channel would stall with nothing to tell
+// it; rescinded, an hvsock connection reads a reset (ECONNRESET).
 func (d *Daemon) abandonWaiting(guests []*host.Guest) {
 	for _, g := range guests {
 		if g == nil {

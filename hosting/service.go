@@ -67,7 +67,7 @@ func (d *Daemon) service(to *Daemon) error {
 	// the successor reads, or not at all.
 	reads, how, err := d.successorReads(succ, to)
 	if err == nil {
-		if what := unreadable(reads, d.devs.savesDeviceState(), d.devs.hasTransferPageSets()); what != "" {
+		if what := unreadable(reads, d.devs.savesDeviceState(), d.devs.hasTransferPageSets(), d.carriesConns()); what != "" {
 			err = fmt.Errorf("the successor (%s) does not read %s", how, what)
 		}
 	}
@@ -134,11 +134,15 @@ func (d *Daemon) service(to *Daemon) error {
 		d.emit(&ServicingFailed{Stage: "pause", Guest: gid, Err: err})
 		return resumeListener()
 	}
+	// The relayed hvsock connections after the devices: each stops its
+	// bytes at a clean point and pauses its channel.
+	carried := d.pauseRelays()
 	ph.mark("pause")
 	saved, err := d.h.SaveGuests()
 	ph.mark("bus_save")
 	if err != nil {
 		unpause()
+		resumeCarried(carried)
 		d.emit(&ServicingFailed{Stage: "save bus", Err: err})
 		return resumeListener()
 	}
@@ -156,6 +160,7 @@ func (d *Daemon) service(to *Daemon) error {
 	lfd, err := fileFD(lf)
 	if err != nil {
 		unpause()
+		resumeCarried(carried)
 		d.emit(&ServicingFailed{Stage: "listener", Err: err})
 		return resumeListener()
 	}
@@ -213,7 +218,17 @@ func (d *Daemon) service(to *Daemon) error {
 		}
 		st.Guests[jb.g].Channels[jb.j] = chunks
 	})
-	saveErr := errors.Join(errs...)
+	index := make(map[uint64]int, len(saved))
+	for i := range saved {
+		index[saved[i].ID] = i
+	}
+	connFiles, connErr := saveCarried(carried, index, st, files)
+	defer func() {
+		for _, f := range connFiles {
+			f.Close()
+		}
+	}()
+	saveErr := errors.Join(append(errs, connErr)...)
 	ph.mark("channel_save")
 	state, err := st.encode(d.cfg.Socket)
 	if err == nil && saveErr == nil && len(reads.Missing(savedstate.Supported().Kinds)) > 0 {
@@ -238,6 +253,9 @@ func (d *Daemon) service(to *Daemon) error {
 		// parked control planes read nothing). Once the successor has
 		// the handover, this image exits.
 		d.relinquish()
+		for _, c := range carried {
+			c.Relinquish()
+		}
 		ph.mark("relinquish")
 		if err = succ.Hand(servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); err == nil {
 			if err = succ.WaitReceived(successorServeTimeout); err == nil {
@@ -250,12 +268,17 @@ func (d *Daemon) service(to *Daemon) error {
 		// descriptors, this daemon's objects go (closing a detached host
 		// sends the guests nothing), and the successor restores.
 		owned, err := ownHandover(files, lf, saved)
+		if err == nil {
+			err = ownConns(files, len(st.Conns), owned)
+		}
 		if err != nil {
 			return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
 		}
 		saved = nil
-		d.closeRelays()
+		// The host first: a closed host's channels tell the guests
+		// nothing as the relays close the connections carried.
 		d.h.Close()
+		d.closeRelays()
 		d.devs.wait()
 		d.devs.close()
 		d.closeCapture()
@@ -289,14 +312,21 @@ func (d *Daemon) service(to *Daemon) error {
 	// the fast path, which needs none) outlive it, moved to owned for
 	// adoptPhases to take over.
 	owned, err := ownHandover(files, lf, saved)
+	if err == nil && saveErr == nil {
+		err = ownConns(files, len(st.Conns), owned)
+	}
 	if err != nil {
 		return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
 	}
 	saved = nil
 	// The old objects go first: closing a detached host sends the guests
-	// nothing, and its guests' servers close with them.
+	// nothing, and its guests' servers close with them; then the
+	// connections carried, which the restore takes back from the state.
 	d.h.Close()
 	d.devs.wait()
+	for _, c := range carried {
+		c.Drop()
+	}
 	return d.adoptPhases(state, owned, ph, false)
 }
 

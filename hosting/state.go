@@ -29,7 +29,8 @@ const (
 	maxDeviceSpec   = 4096
 	maxSavedGuests  = 1024
 	maxGuestEvents  = 2 * 4096
-	hostChunkSize   = 512 << 10 // payload of one chunk record, below savedstate.MaxBody
+	maxCarriedConns = 64 * maxSavedGuests // hvsock.DefaultMaxConnsPerGuest each
+	hostChunkSize   = 512 << 10           // payload of one chunk record, below savedstate.MaxBody
 	noDevice        = ^uint32(0)
 	hostInfoSize    = 12
 	guestHeaderSize = 9
@@ -54,6 +55,7 @@ type hostState struct {
 	Count   uint32   // servicings so far, this one included
 	Devices []string // the --device values, in order
 	Guests  []*guestState
+	Conns   []connState // the relayed hvsock connections carried, after the guests
 }
 
 // hostInfo is the first record: the servicing count, the devices and how
@@ -150,6 +152,13 @@ func (s *hostState) records() ([]savedstate.Record, error) {
 				recs = append(recs, savedstate.Record{Kind: kindHostChannelChunk, Flags: crit, Body: append(body, c...)})
 			}
 		}
+	}
+	for i := range s.Conns {
+		r, err := s.Conns[i].record()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
 	}
 	return recs, nil
 }
@@ -298,6 +307,9 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", seq, err)
 			}
+			if len(s.Conns) > 0 {
+				return nil, fmt.Errorf("record %d: a guest after the hvsock connections", seq)
+			}
 			if g.Index != uint32(len(s.Guests)) {
 				return nil, fmt.Errorf("record %d: guest %d, want %d", seq, g.Index, len(s.Guests))
 			}
@@ -327,6 +339,16 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 			}
 			cur.sawChannel = true
 			cur.Channels[dev] = append(cur.Channels[dev], data)
+		case kindHostHVSockConn:
+			c, err := decodeConnRecord(r.Body)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", seq, err)
+			}
+			if int(c.Guest) >= len(s.Guests) || len(s.Conns) >= maxCarriedConns {
+				return nil, fmt.Errorf("record %d: hvsock connection of guest %d, %d guests so far, or more than %d connections", seq, c.Guest, len(s.Guests), maxCarriedConns)
+			}
+			s.Conns = append(s.Conns, *c)
+			cur = nil // the connections come after every guest
 		default:
 			if r.Critical() {
 				return nil, fmt.Errorf("record %d: critical record of unknown kind %#x", seq, uint16(r.Kind))

@@ -30,6 +30,21 @@ func StateUses(data []byte) (savedstate.Begin, []savedstate.Kind, error) {
 	total := 0
 	for i, r := range recs {
 		used[r.Kind] = true
+		if begin.Scope == scopeHost && r.Kind == kindHostHVSockConn {
+			// Its channel's state, whole inside it.
+			c, err := decodeConnRecord(r.Body)
+			if err != nil {
+				return savedstate.Begin{}, nil, fmt.Errorf("record %d: %w", i+1, err)
+			}
+			_, inner, err := savedstate.Parse(c.State.Channel, savedstate.Limits{MaxBytes: maxHostState})
+			if err != nil {
+				return savedstate.Begin{}, nil, fmt.Errorf("record %d: the connection's channel state: %w", i+1, err)
+			}
+			for _, r := range inner {
+				used[r.Kind] = true
+			}
+			continue
+		}
 		if begin.Scope != scopeHost || (r.Kind != kindHostBusChunk && r.Kind != kindHostChannelChunk) {
 			continue
 		}
