@@ -193,12 +193,13 @@ func ownConns(files map[string]int, conns int, owned map[string]int) error {
 // restored channel, by the relay of its key. One that cannot be taken
 // back stays waiting, and abandonWaiting rescinds it: the guest reads a
 // reset, and its local socket is closed.
-func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map[string]int) int {
+// It returns how many it took back, and the bytes they carried on
+// their way to the local sockets and to the guests.
+func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map[string]int) (n, toLocal, toGuest int) {
 	keys := make(map[string]*hvsock.Relay, len(d.relays))
 	for _, rl := range d.relays {
 		keys[rl.Key()] = rl
 	}
-	n := 0
 	for i, c := range conns {
 		fd, ok := files[connName(i)]
 		if !ok {
@@ -222,8 +223,10 @@ func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map
 			continue
 		}
 		n++
+		toLocal += len(c.State.ToLocal)
+		toGuest += len(c.State.ToGuest)
 	}
-	return n
+	return n, toLocal, toGuest
 }
 
 // abandonWaiting rescinds every restored channel no device or relay took

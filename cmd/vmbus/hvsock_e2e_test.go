@@ -220,7 +220,8 @@ func carriedStream() int {
 // hashingEcho is a local echo server that also hashes what it received,
 // for a relayed stream across servicings: received returns the SHA-256
 // (hex) and byte count of all it read, once its connection ended.
-func hashingEcho(t *testing.T, path string) (received func() (string, int64)) {
+// While gate is locked, it reads nothing.
+func hashingEcho(t *testing.T, path string, gate *sync.RWMutex) (received func() (string, int64)) {
 	t.Helper()
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -238,7 +239,24 @@ func hashingEcho(t *testing.T, path string) (received func() (string, int64)) {
 		defer c.Close()
 		uc := c.(*net.UnixConn)
 		h := sha256.New()
-		n, _ = io.Copy(io.MultiWriter(uc, h), uc)
+		buf := make([]byte, 64<<10)
+		for {
+			k, err := uc.Read(buf)
+			// Held here (not in Read, which a locker would wait for),
+			// it reads nothing more until the gate opens.
+			gate.RLock()
+			if k > 0 {
+				h.Write(buf[:k])
+				n += int64(k)
+				if _, werr := uc.Write(buf[:k]); werr != nil {
+					err = werr
+				}
+			}
+			gate.RUnlock()
+			if err != nil {
+				break
+			}
+		}
 		uc.CloseWrite()
 		sum = hex.EncodeToString(h.Sum(nil))
 		close(done)
@@ -266,7 +284,8 @@ func hashingEcho(t *testing.T, path string) (received func() (string, int64)) {
 // directions ended in order). The relay takes new connections after.
 func testHVSockServicing(t *testing.T, mode string) {
 	dir := t.TempDir()
-	received := hashingEcho(t, filepath.Join(dir, "echo.sock"))
+	var gate sync.RWMutex
+	received := hashingEcho(t, filepath.Join(dir, "echo.sock"), &gate)
 	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
 	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
 	in, err := cmd.StdinPipe()
@@ -286,21 +305,33 @@ func testHVSockServicing(t *testing.T, mode string) {
 	// A dial that never ends is killed, which ends the reads below.
 	kill := time.AfterFunc(90*time.Second, func() { cmd.Process.Kill() })
 	defer kill.Stop()
+	// The stream goes in servicings+1 parts. The first servicing comes
+	// right after a part is in dial's stdin, its echo on its way back;
+	// the others while the local server does not read, the part's bytes
+	// piling up in the relay on their way to it. The next part follows
+	// once the servicing is complete.
+	const servicings = 3
 	size := carriedStream()
+	part := size / (servicings + 1)
 	sent := sha256.New()
-	wrote := make(chan error, 1)
+	wrote, next := make(chan error, 1), make(chan bool)
 	go func() {
 		buf := make([]byte, 64<<10)
-		for left := size; left > 0; left -= len(buf) {
-			b := buf[:min(len(buf), left)]
-			rand.Read(b)
-			sent.Write(b)
-			if _, err := in.Write(b); err != nil {
-				wrote <- err
+		for k := 0; k <= servicings; k++ {
+			if !<-next {
 				return
 			}
+			for left := part; left > 0; left -= len(buf) {
+				b := buf[:min(len(buf), left)]
+				rand.Read(b)
+				sent.Write(b)
+				if _, err := in.Write(b); err != nil {
+					wrote <- err
+					return
+				}
+			}
+			wrote <- nil
 		}
-		wrote <- in.Close()
 	}()
 	var back atomic.Int64
 	got := sha256.New()
@@ -309,15 +340,33 @@ func testHVSockServicing(t *testing.T, mode string) {
 		_, err := io.Copy(io.MultiWriter(got, counter{&back}), out)
 		read <- err
 	}()
-	const servicings = 3
-	for k := 1; k <= servicings; k++ {
-		waitFor(t, fmt.Sprintf("%d bytes back", k*size/(servicings+1)), func() bool { return back.Load() >= int64(k*size/(servicings+1)) })
-		host.Process.Signal(syscall.SIGHUP)
-		waitFor(t, fmt.Sprintf("servicing %d complete", k), func() bool { return strings.Count(logs.String(), "servicing complete") >= k })
+	defer close(next)
+	for k := 0; k <= servicings; k++ {
+		gated := k > 1
+		if gated {
+			gate.Lock()
+		}
+		next <- true
+		if k == 1 {
+			if err := <-wrote; err != nil {
+				t.Fatalf("writing to dial: %v (%d bytes back); %s", err, back.Load(), stderr.String())
+			}
+		}
+		if k > 0 {
+			host.Process.Signal(syscall.SIGHUP)
+			waitFor(t, fmt.Sprintf("servicing %d complete", k), func() bool { return strings.Count(logs.String(), "servicing complete") >= k })
+		}
+		if gated {
+			gate.Unlock()
+		}
+		if k != 1 {
+			if err := <-wrote; err != nil {
+				t.Fatalf("writing to dial: %v (%d bytes back); %s", err, back.Load(), stderr.String())
+			}
+		}
 	}
-	if err := <-wrote; err != nil {
-		t.Fatalf("writing to dial: %v (%d bytes back); %s", err, back.Load(), stderr.String())
-	}
+	in.Close()
+	size = part * (servicings + 1)
 	if err := <-read; err != nil {
 		t.Fatalf("reading from dial: %v", err)
 	}
@@ -334,6 +383,11 @@ func testHVSockServicing(t *testing.T, mode string) {
 	if c := strings.Count(logs.String(), "hvsock connections carried"); c != servicings {
 		t.Errorf("%d servicings carried the connection, want %d\n%s", c, servicings, logs.String())
 	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "hvsock connections carried") {
+			t.Log(line)
+		}
+	}
 	t.Logf("%d bytes both ways across %d %s servicings, SHA-256 %s", size, servicings, mode, want)
 }
 
@@ -343,4 +397,84 @@ type counter struct{ n *atomic.Int64 }
 func (c counter) Write(b []byte) (int, error) {
 	c.n.Add(int64(len(b)))
 	return len(b), nil
+}
+
+func TestE2EHVSockHalfClosedServicingExec(t *testing.T) { testHVSockHalfClosedServicing(t, "exec") }
+func TestE2EHVSockHalfClosedServicingSpawn(t *testing.T) {
+	testHVSockHalfClosedServicing(t, "spawn")
+}
+
+// testHVSockHalfClosedServicing: the guest's stdin ends (its FIN passed on
+// to the local server, which reads to its EOF) before the servicing, and
+// the local server's answer, the SHA-256 of what it read, comes only
+// after it: the half-closed connection is carried, dial prints the answer
+// and exits 0.
+func testHVSockHalfClosedServicing(t *testing.T, mode string) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "late.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotEOF, answer := make(chan string, 1), make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		uc := c.(*net.UnixConn)
+		h := sha256.New()
+		io.Copy(h, uc)
+		sum := hex.EncodeToString(h.Sum(nil))
+		gotEOF <- sum
+		select {
+		case <-answer:
+			io.WriteString(uc, sum)
+			uc.CloseWrite()
+		case <-time.After(60 * time.Second):
+		}
+	})
+	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--hvsock-relay", "5000=unix:"+path)
+	data := randomBytes(t, 1<<20)
+	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
+	cmd.Stdin = bytes.NewReader(data)
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	kill := time.AfterFunc(90*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
+	want := sha256.Sum256(data)
+	select {
+	case sum := <-gotEOF:
+		if sum != hex.EncodeToString(want[:]) {
+			t.Fatalf("the local server read SHA-256 %s, want %x", sum, want)
+		}
+	case err := <-done:
+		t.Fatalf("dial ended before the local server's EOF: %v; %s", err, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no EOF at the local server")
+	}
+	host.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "servicing complete", func() bool { return strings.Contains(logs.String(), "servicing complete") })
+	close(answer)
+	if err := <-done; err != nil {
+		t.Fatalf("dial: %v; %s\n%s", err, stderr.String(), logs.String())
+	}
+	if stdout.String() != hex.EncodeToString(want[:]) {
+		t.Errorf("dial printed %q, want %x\n%s", stdout.String(), want, logs.String())
+	}
+	if !strings.Contains(logs.String(), "hvsock connections carried") {
+		t.Errorf("the connection was not carried\n%s", logs.String())
+	}
 }
