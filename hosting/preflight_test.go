@@ -207,3 +207,29 @@ func TestPreflightTransferPages(t *testing.T) {
 		t.Errorf("a channel with a transfer page set: %q, want 0x0007 channel-transfer-pages", s)
 	}
 }
+
+// TestPreflightHVSockConns: a successor that reads everything but the
+// host-hvsock-conn record is refused exactly when a relay has a
+// connection open (its bytes would be lost), and let through when none
+// has; the check of the finished state catches a connection that came
+// after the pre-flight.
+func TestPreflightHVSockConns(t *testing.T) {
+	noConn := savedstate.Support{Formats: []uint16{savedstate.FormatVersion},
+		Kinds: slices.DeleteFunc(slices.Clone(savedstate.Supported().Kinds), func(k savedstate.Kind) bool { return k == kindHostHVSockConn })}
+	if s := unreadable(noConn, false, false, false); s != "" {
+		t.Errorf("no connection: refused for %q", s)
+	}
+	if s := unreadable(noConn, false, false, true); s != "0x0204 host-hvsock-conn" {
+		t.Errorf("a connection open: %q, want 0x0204 host-hvsock-conn", s)
+	}
+	state, err := os.ReadFile(filepath.Join("testdata", "golden", "host-hvsock-conn-v1.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReadable(state, noConn); err == nil || !strings.Contains(err.Error(), "0x0204 host-hvsock-conn") {
+		t.Errorf("a state with a connection, for a successor that does not read it: %v", err)
+	}
+	if err := checkReadable(state, savedstate.Supported()); err != nil {
+		t.Errorf("this build: %v", err)
+	}
+}
