@@ -10,7 +10,8 @@ import (
 // arbitrary bytes: the state crosses from the predecessor, and whatever
 // it holds must give an error or a state, never a panic. A state that
 // parses is encoded again and parses to the same guests and devices.
-// Seeds: the golden host state of 3d79281 and the corpus in
+// Seeds: the golden host states of 3d79281 and with an hvsock
+// connection, and the corpus in
 // testdata/fuzz/FuzzParseHostState.
 func FuzzParseHostState(f *testing.F) {
 	golden, err := os.ReadFile(filepath.Join("testdata", "golden", "host-3d79281.state"))
@@ -18,6 +19,11 @@ func FuzzParseHostState(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(golden)
+	conn, err := os.ReadFile(filepath.Join("testdata", "golden", "host-hvsock-conn-v1.state"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(conn)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := parseHostState(data, "bus.sock")
 		if err != nil {
@@ -31,7 +37,7 @@ func FuzzParseHostState(f *testing.F) {
 			t.Fatalf("a parsed state does not encode: %v", err)
 		}
 		st2, err := parseHostState(again, "bus.sock")
-		if err != nil || len(st2.Guests) != len(st.Guests) || len(st2.Devices) != len(st.Devices) || st2.Count != st.Count {
+		if err != nil || len(st2.Guests) != len(st.Guests) || len(st2.Devices) != len(st.Devices) || st2.Count != st.Count || len(st2.Conns) != len(st.Conns) {
 			t.Fatalf("re-encoded: %v", err)
 		}
 	})
