@@ -30,8 +30,10 @@ func TestConnStateRoundTrip(t *testing.T) {
 		"local shut before the guest's end": func(s *ConnState) { s.GuestEnded, s.LocalShut, s.ToLocal = false, true, nil },
 		"local shut with bytes before it":   func(s *ConnState) { s.LocalShut = true },
 		"guest shut with bytes before it":   func(s *ConnState) { s.LocalEnded, s.GuestShut = true, true },
-		"both over":                         func(s *ConnState) { s.ToLocal, s.ToGuest, s.LocalShut, s.LocalEnded, s.GuestShut = nil, nil, true, true, true },
-		"no channel":                        func(s *ConnState) { s.Channel = nil },
+		"both over": func(s *ConnState) {
+			s.ToLocal, s.ToGuest, s.LocalShut, s.LocalEnded, s.GuestShut = nil, nil, true, true, true
+		},
+		"no channel": func(s *ConnState) { s.Channel = nil },
 	}
 	for name, change := range bad {
 		s := *good
