@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 
 	"github.com/govmbus/govmbus/guest"
@@ -39,7 +40,8 @@ func ParseStdio(mode, service, execCmd string) (Stdio, error) {
 // Run dials (Dial, 2 s) or listens on cl and splices the connection with
 // stdin and stdout: at the end of stdin it half-closes, and it returns
 // nil once both directions have ended. With Exec it serves connections
-// until the listener fails. A refusal matches ErrRefused.
+// until the listener fails, and returns once their commands have ended.
+// A refusal matches ErrRefused.
 func (s Stdio) Run(cl *guest.Client) error {
 	var c net.Conn
 	var err error
@@ -49,8 +51,14 @@ func (s Stdio) Run(cl *guest.Client) error {
 		err = lerr
 	} else {
 		defer l.Close()
+		// Run returns once every command it started has ended.
+		var cmds sync.WaitGroup
+		defer cmds.Wait()
 		for c, err = l.Accept(); err == nil && s.Exec != ""; c, err = l.Accept() {
-			go Exec(c.(HalfConn), exec.Command("sh", "-c", s.Exec)) //nolint:errcheck // the command's own
+			hc := c.(HalfConn)
+			cmds.Go(func() {
+				Exec(hc, exec.Command("sh", "-c", s.Exec)) //nolint:errcheck // the command's own
+			})
 		}
 	}
 	if err != nil {
