@@ -155,6 +155,7 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	}
 	// The relayed hvsock connections, on their channels restored by
 	// the bus; what none took back is rescinded.
+	d.adoptConnects(files)
 	if n, toLocal, toGuest := d.restoreConns(guests, st.Conns, files); len(st.Conns) > 0 {
 		d.log.Info("hvsock connections carried", "carried", n, "saved", len(st.Conns), "to_local_bytes", toLocal, "to_guest_bytes", toGuest)
 	}

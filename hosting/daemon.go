@@ -91,6 +91,13 @@ type Config struct {
 	// socket (hvsock.Relay). Without any, every guest's TL connect is
 	// refused.
 	Relays []string
+	// Connects are local Unix sockets relayed into host-initiated
+	// hvsock connections, each as unix:PATH=SERVICE
+	// (hvsock.ParseConnect): each connection to PATH becomes a
+	// connection to SERVICE on the guest connected longest (the lowest
+	// id), closed if there is none or it does not accept. A successor
+	// takes the listeners over.
+	Connects []string
 	// Args are the successor's arguments (argv, the program's name
 	// first); nil is os.Args. The successor runs this process's
 	// executable.
@@ -181,6 +188,11 @@ func (d *Daemon) Serve() error {
 	}
 	d.h = host.New(d.config())
 	if err := d.openCapture(d.h, false); err != nil {
+		l.Close()
+		d.h.Close()
+		return fmt.Errorf("host: %w", err)
+	}
+	if err := d.listenConnects(); err != nil {
 		l.Close()
 		d.h.Close()
 		return fmt.Errorf("host: %w", err)

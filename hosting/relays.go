@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/govmbus/govmbus/host"
@@ -15,12 +16,20 @@ import (
 // if any: they listen from New on, and guests reach them once the daemon
 // serves.
 func (d *Daemon) openRelays() error {
-	if len(d.cfg.Relays) == 0 {
+	if len(d.cfg.Relays) == 0 && len(d.cfg.Connects) == 0 {
 		return nil
 	}
 	routes, err := hvsock.ParseRoutes(d.cfg.Relays)
 	if err != nil {
 		return fmt.Errorf("%w: relay: %w", ErrDevice, err)
+	}
+	connects := make([]hvsock.Route, 0, len(d.cfg.Connects))
+	for _, c := range d.cfg.Connects {
+		r, err := hvsock.ParseConnect(c)
+		if err != nil {
+			return fmt.Errorf("%w: connect: %w", ErrDevice, err)
+		}
+		connects = append(connects, r)
 	}
 	d.hv = hvsock.NewServer(hvsock.Config{Logger: d.log})
 	for _, r := range routes {
@@ -31,7 +40,94 @@ func (d *Daemon) openRelays() error {
 		}
 		d.relays = append(d.relays, rl)
 	}
+	for _, r := range connects {
+		rl, err := d.hv.Connect(r, d.firstGuest)
+		if err != nil {
+			d.closeRelays()
+			return fmt.Errorf("hosting: connect %v: %w", r, err)
+		}
+		d.relays = append(d.relays, rl)
+	}
 	return nil
+}
+
+// firstGuest is the guest a host-initiated connection goes to: the one
+// connected longest (the lowest id) of those served, or nil.
+func (d *Daemon) firstGuest() *host.Guest {
+	if gs := d.devs.snapshot(); len(gs) > 0 {
+		return gs[0].g
+	}
+	return nil
+}
+
+// listenConnects binds the connect relays' socket paths: a fresh start.
+func (d *Daemon) listenConnects() error {
+	for _, rl := range d.relays {
+		if rl.IsConnect() {
+			if err := rl.Listen(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// connectName is the handover's name of connect relay i's listener.
+func connectName(i int) string { return fmt.Sprintf("hvc%d.listen", i) }
+
+// handConnects adds a duplicate of each connect relay's listener to
+// files; the returned files are the caller's to close once the handover
+// is done.
+func (d *Daemon) handConnects(files map[string]int) ([]*os.File, error) {
+	var keep []*os.File
+	for i, rl := range d.relays {
+		if !rl.IsConnect() {
+			continue
+		}
+		f, err := rl.ListenerFile()
+		if err == nil {
+			var fd int
+			if fd, err = fileFD(f); err == nil {
+				files[connectName(i)] = fd
+				keep = append(keep, f)
+				continue
+			}
+			f.Close()
+		}
+		for _, f := range keep {
+			f.Close()
+		}
+		return nil, fmt.Errorf("connect listener: %w", err)
+	}
+	return keep, nil
+}
+
+// adoptConnects has each connect relay accept on the listener handed
+// over, or listen anew where none was (a predecessor without it).
+func (d *Daemon) adoptConnects(files map[string]int) {
+	for i, rl := range d.relays {
+		if !rl.IsConnect() {
+			continue
+		}
+		var err error
+		if fd, ok := files[connectName(i)]; ok {
+			delete(files, connectName(i))
+			err = rl.ServeFile(os.NewFile(uintptr(fd), connectName(i)))
+		} else {
+			err = rl.Listen()
+		}
+		if err != nil {
+			d.log.Error("hvsock connect relay not listening", "route", rl.Key(), "err", err)
+		}
+	}
+}
+
+// resumeAccepts lets the connect relays accept again: the servicing
+// failed before its handover.
+func (d *Daemon) resumeAccepts() {
+	for _, rl := range d.relays {
+		rl.ResumeAccept()
+	}
 }
 
 // closeRelays ends every hvsock connection and relay and waits for them.
@@ -175,16 +271,19 @@ func saveCarried(carried []*hvsock.Carried, index map[uint64]int, st *hostState,
 	return keep, nil
 }
 
-// ownConns puts duplicates of the carried connections' sockets into
-// owned, for a restore in this process.
-func ownConns(files map[string]int, conns int, owned map[string]int) error {
-	for i := range conns {
-		fd, err := syscall.Dup(files[connName(i)])
+// ownConns puts duplicates of the carried connections' sockets and of the
+// connect relays' listeners into owned, for a restore in this process.
+func ownConns(files map[string]int, owned map[string]int) error {
+	for name, fd := range files {
+		if !strings.HasPrefix(name, "hv") {
+			continue
+		}
+		fd, err := syscall.Dup(fd)
 		if err != nil {
 			return err
 		}
 		syscall.CloseOnExec(fd)
-		owned[connName(i)] = fd
+		owned[name] = fd
 	}
 	return nil
 }

@@ -143,6 +143,7 @@ func (d *Daemon) service(to *Daemon) error {
 	if err != nil {
 		unpause()
 		resumeCarried(carried)
+		d.resumeAccepts()
 		d.emit(&ServicingFailed{Stage: "save bus", Err: err})
 		return resumeListener()
 	}
@@ -161,6 +162,7 @@ func (d *Daemon) service(to *Daemon) error {
 	if err != nil {
 		unpause()
 		resumeCarried(carried)
+		d.resumeAccepts()
 		d.emit(&ServicingFailed{Stage: "listener", Err: err})
 		return resumeListener()
 	}
@@ -223,6 +225,11 @@ func (d *Daemon) service(to *Daemon) error {
 		index[saved[i].ID] = i
 	}
 	connFiles, connErr := saveCarried(carried, index, st, files)
+	if connErr == nil {
+		var lfiles []*os.File
+		lfiles, connErr = d.handConnects(files)
+		connFiles = append(connFiles, lfiles...)
+	}
 	defer func() {
 		for _, f := range connFiles {
 			f.Close()
@@ -269,7 +276,7 @@ func (d *Daemon) service(to *Daemon) error {
 		// sends the guests nothing), and the successor restores.
 		owned, err := ownHandover(files, lf, saved)
 		if err == nil {
-			err = ownConns(files, len(st.Conns), owned)
+			err = ownConns(files, owned)
 		}
 		if err != nil {
 			return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)
@@ -313,7 +320,7 @@ func (d *Daemon) service(to *Daemon) error {
 	// adoptPhases to take over.
 	owned, err := ownHandover(files, lf, saved)
 	if err == nil && saveErr == nil {
-		err = ownConns(files, len(st.Conns), owned)
+		err = ownConns(files, owned)
 	}
 	if err != nil {
 		return fmt.Errorf("host: servicing: keep the saved descriptors: %w", err)

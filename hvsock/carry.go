@@ -44,7 +44,9 @@ type Carried struct {
 // channel does not pause is reset. Connections that come after it are
 // not paused: a servicing pauses its relays after its guests' devices,
 // and those connections' channels are left to the successor's rescind.
+// A connect relay stops accepting (HoldAccept) first.
 func (r *Relay) Pause() []*Carried {
+	r.HoldAccept()
 	r.mu.Lock()
 	rcs := make([]*relayed, 0, len(r.conns))
 	for rc := range r.conns {

@@ -30,6 +30,8 @@ type Relay struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	connector // Server.Connect's relays only
+
 	mu      sync.Mutex
 	closed  bool
 	dialing map[HalfConn]struct{} // guest connections whose local dial runs
@@ -62,7 +64,12 @@ func (r *Relay) Route() Route { return r.route }
 
 // Key names the relay in a servicing's state (ConnState.Route): the
 // successor's relay of the same key takes its connections back.
-func (r *Relay) Key() string { return r.route.String() }
+func (r *Relay) Key() string {
+	if r.IsConnect() {
+		return connectString(r.route)
+	}
+	return r.route.String()
+}
 
 // accept takes the guests' connections until the listener closes.
 func (r *Relay) accept() {
@@ -155,6 +162,7 @@ func (r *Relay) Close() error {
 	if r.l != nil {
 		r.l.Close() //nolint:errcheck // ours, once
 	}
+	r.closeLocal()
 	for _, c := range cs {
 		c.Close() //nolint:errcheck // a reset is the intent
 	}

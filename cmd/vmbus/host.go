@@ -31,7 +31,7 @@ func newHostCmd() *cobra.Command {
 	var stall channel.StallConfig
 	var poll time.Duration
 	var rtBlackout, stateKinds, asJSON bool
-	var devices, relays []string
+	var devices, relays, connects []string
 	cmd := &cobra.Command{
 		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--poll D] [--log-format text|json] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
@@ -145,7 +145,7 @@ refused") if its state could not be read at all.`,
 			d, err := hosting.New(hosting.Config{
 				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
-				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays, Poll: poll,
+				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays, Connects: connects, Poll: poll,
 			})
 			if err != nil {
 				closeInherited()
@@ -216,6 +216,7 @@ refused") if its state could not be read at all.`,
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
 	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE, heartbeat, shutdown, timesync, kvp, ic (the four); repeatable")
+	cmd.Flags().StringArrayVar(&connects, "hvsock-connect", nil, "relay each connection to the local Unix socket PATH into an hvsock connection to SERVICE on the guest connected longest: unix:PATH=SERVICE; repeatable")
 	cmd.Flags().StringArrayVar(&relays, "hvsock-relay", nil, "relay the guests' hvsock connections to SERVICE (a GUID or a vsock port) to a local socket: SERVICE=unix:PATH or SERVICE=tcp:ADDR; repeatable")
 	cmd.Flags().StringVar(&adminPath, "admin", "", "serve the admin API (vmbus admin) on this Unix socket")
 	cmd.Flags().StringVar(&stateFile, "state-file", "", "keep the last servicing's saved state in this file")

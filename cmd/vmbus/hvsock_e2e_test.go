@@ -182,6 +182,9 @@ func TestE2EHVSockUsage(t *testing.T) {
 		{"guest", "--socket", filepath.Join(dir, "x.sock"), "hvsock", "dial", "5000", "--exec", "cat"},
 		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-relay", "5000=udp:x"},
 		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-relay", "5000"},
+		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-connect", "5000=unix:x"},
+		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-connect", "unix:x=not-a-service"},
+		{"host", "--socket", filepath.Join(dir, "h.sock"), "--hvsock-connect", "tcp:127.0.0.1:1=5000"},
 	} {
 		cmd := exec.Command(bin, args...)
 		var stderr bytes.Buffer
@@ -476,5 +479,110 @@ func testHVSockHalfClosedServicing(t *testing.T, mode string) {
 	}
 	if !strings.Contains(logs.String(), "hvsock connections carried") {
 		t.Errorf("the connection was not carried\n%s", logs.String())
+	}
+}
+
+// connectLocal connects to a connect relay's local socket, writes in
+// (then half-closes) and returns all it reads; a write or read error is
+// fatal unless refused, where the relay closing the connection is what
+// the caller expects.
+func connectLocal(t *testing.T, path, in string, refused bool) string {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.WriteString(c, in); err != nil && !refused {
+		t.Fatal(err)
+	}
+	c.(*net.UnixConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil && !refused {
+		t.Fatalf("read from %s: %v", path, err)
+	}
+	return string(b)
+}
+
+// TestE2EHVSockConnect: host --hvsock-connect relays a local connection
+// into a host-initiated connection to a guest's `hvsock listen`: bytes
+// both ways, half-close passed on; with --exec each local connection
+// runs the command; with no guest the local connection is closed at
+// once, and the relay is serviced with the host (a connection after an
+// exec servicing still reaches the guest).
+func TestE2EHVSockConnect(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.sock")
+	socket, host, logs := startRelayHostProcess(t, dir, "--hvsock-connect", "unix:"+in+"=6000")
+	// No guest yet: closed without a byte.
+	if got := connectLocal(t, in, "anyone?", true); got != "" {
+		t.Errorf("with no guest: read %q, want nothing", got)
+	}
+	listen := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "listen", "6000")
+	listen.Stdin = strings.NewReader("from the guest")
+	var stdout, stderr lockedBuffer
+	listen.Stdout, listen.Stderr = &stdout, &stderr
+	if err := listen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- listen.Wait() }()
+	waitFor(t, "the guest's offers", func() bool { return strings.Contains(logs.String(), "offers sent") })
+	if got := connectLocal(t, in, "from the host", false); got != "from the guest" {
+		t.Errorf("the local end read %q, want %q\n%s", got, "from the guest", logs.String())
+	}
+	select {
+	case err := <-done:
+		if err != nil || stdout.String() != "from the host" {
+			t.Errorf("hvsock listen: %v, printed %q; %s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		listen.Process.Kill()
+		<-done
+		t.Fatalf("hvsock listen did not end: %s", stderr.String())
+	}
+
+	execd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "listen", "6000", "--exec", "tr a-z A-Z")
+	execd.Stderr = &stderr
+	if err := execd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		execd.Process.Kill()
+		execd.Wait()
+	}()
+	waitFor(t, "the second guest's offers", func() bool { return strings.Count(logs.String(), "offers sent") >= 2 })
+	for i := range 2 {
+		if got := connectLocal(t, in, fmt.Sprintf("call %d", i), false); got != fmt.Sprintf("CALL %d", i) {
+			t.Errorf("--exec, call %d: read %q\n%s", i, got, logs.String())
+		}
+	}
+	// A connection open across the servicing is carried: what is
+	// written before and after it comes back whole.
+	c, err := net.Dial("unix", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.WriteString(c, "before "); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the carried connection's channel", func() bool { return strings.Count(logs.String(), "channel opened") >= 4 })
+	host.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "servicing complete", func() bool { return strings.Contains(logs.String(), "servicing complete") })
+	if !strings.Contains(logs.String(), "hvsock connections carried") {
+		t.Errorf("the open connection was not carried\n%s", logs.String())
+	}
+	if _, err := io.WriteString(c, "and after"); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.UnixConn).CloseWrite()
+	if b, err := io.ReadAll(c); err != nil || string(b) != "BEFORE AND AFTER" {
+		t.Errorf("the connection across the servicing read %q, %v\n%s", b, err, logs.String())
+	}
+	if got := connectLocal(t, in, "after", false); got != "AFTER" {
+		t.Errorf("--exec after a servicing: read %q\n%s", got, logs.String())
 	}
 }
