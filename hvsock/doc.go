@@ -57,16 +57,23 @@
 //
 // # Servicing
 //
-// Not yet: a connection's host end is a KMCL server channel on
-// host.Guest.Offer like any other, so the bus saves and restores it, but
-// nothing in the successor takes it back, and package hosting's successor
-// rescinds it: the guest reads a reset. Carrying the Conn's own state
-// (and a Relay's) across is later work.
+// A Relay's connections are carried across a host's servicing (package
+// hosting drives it): Relay.Pause stops each connection's two directions
+// at a clean point (a deadline cuts short the call in progress; what was
+// read and not yet written stays in the direction's buffer) and pauses
+// its channel; Carried.Save gives its ConnState (the channel's state, the
+// bytes on their way both ways, how far each direction's end got) and a
+// duplicate of its local socket; the successor's Relay.Restore rebuilds
+// the connection on the channel the bus restored and goes on from the
+// saved bytes. A Conn that is no Relay's is not carried: its channel is
+// left to the successor, which rescinds it (the guest reads a reset).
+// docs/HVSOCK.md, Servicing.
 //
 // # Relays
 //
 // Relay relays a service's guest connections to a local socket (vmbus
-// host --hvsock-relay), Splice joins two connections both ways with
+// host --hvsock-relay), Server.Connect a local Unix socket's connections
+// to a guest's service (vmbus host --hvsock-connect), Splice joins two connections both ways with
 // half-close passed on, Exec runs a command on a connection, and Stdio
 // is the guest's nc (vmbus guest hvsock dial|listen [--exec]);
 // docs/HVSOCK.md, Relay CLI.

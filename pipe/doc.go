@@ -58,22 +58,17 @@
 // completes the held packets, their unread data moved into copies first,
 // so that a paused and restarted channel loses nothing.
 //
-// # Servicing (planned, not built)
+// # Servicing
 //
-// A host servicing pauses and saves the channel; the data held but not
-// read must reach the successor. The plan: instead of copying at
-// Suspend, a server Conn marks each held packet restartable
-// (channel.Packet.SetRestartable) as it takes it, so that the pause does
-// not wait for it and the channel's save records it with its payload;
-// the restored channel indicates those packets again, in order, before
-// any new one, and the successor's Conn holds them as it does new ones.
-// The one thing the packets do not carry is how far Read got into the
-// first of them (byte mode): the Conn saves that offset, and whether the
-// end of stream was received or sent, as its device state
-// (channel.ServicingView.SetSaveStateCallbacks), and the successor skips
-// that many bytes of the first packet indicated again. The send side
-// needs nothing: a Write returns only once its packets are in the ring,
-// which is guest memory and survives the servicing, and a packet that
-// was waiting for space was not written, so the Write is still waiting
-// when the caller's process ends, and is the caller's to repeat.
+// A byte-mode Conn is carried across a host's servicing as its owner's
+// state (package hvsock does so for its relays; servicing.go): the owner
+// stops reading and writing, pauses the channel, whose Suspend moves the
+// data held unread into copies and completes the packets (so the
+// channel's saved state holds none of them), and keeps Unread's bytes and
+// whether the end of stream came. The successor restores the channel,
+// makes a new Conn on it and tells it which ends were passed (Restored);
+// the unread bytes are its owner's to deliver first. The send side needs
+// nothing: a Write returns only once its packets are in the ring, which
+// is guest memory and survives the servicing, and a Write cut short (its
+// owner's deadline) returns the count of what went in.
 package pipe
