@@ -71,8 +71,14 @@ func startRelayHost(t testing.TB, dir string, args ...string) string {
 // and its log.
 func startRelayHostProcess(t testing.TB, dir string, args ...string) (string, *exec.Cmd, *lockedBuffer) {
 	t.Helper()
+	return startRelayHostBinary(t, vmbusBinary(t), dir, args...)
+}
+
+// startRelayHostBinary is startRelayHostProcess with the binary at bin.
+func startRelayHostBinary(t testing.TB, bin, dir string, args ...string) (string, *exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	socket := filepath.Join(dir, "bus.sock")
-	cmd := exec.Command(vmbusBinary(t), append([]string{"host", "--socket", socket}, args...)...)
+	cmd := exec.Command(bin, append([]string{"host", "--socket", socket}, args...)...)
 	logs := new(lockedBuffer)
 	cmd.Stderr = logs
 	cmd.WaitDelay = logEndTimeout
@@ -584,5 +590,81 @@ func TestE2EHVSockConnect(t *testing.T) {
 	}
 	if got := connectLocal(t, in, "after", false); got != "AFTER" {
 		t.Errorf("--exec after a servicing: read %q\n%s", got, logs.String())
+	}
+}
+
+// TestE2EHVSockRollbackRefused: a successor that does not read the
+// host-hvsock-conn record (the binary at the exec path answers the
+// pre-flight without 0x0204, as a build from before it would) is refused
+// while a relayed connection is open, before anything pauses, and the
+// connection goes on undisturbed; the same build's successor then
+// carries it.
+func TestE2EHVSockRollbackRefused(t *testing.T) {
+	dir := t.TempDir()
+	bin := copyBinary(t)
+	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	socket, host, logs := startRelayHostBinary(t, bin, dir, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
+	kinds, err := exec.Command(bin, "host", "--state-kinds").Output()
+	if err != nil || !strings.Contains(string(kinds), "kind 0x0204") {
+		t.Fatalf("--state-kinds: %v\n%s", err, kinds)
+	}
+	var answer strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(kinds)), "\n") {
+		if !strings.Contains(line, "0x0204") {
+			answer.WriteString(line + "\\n")
+		}
+	}
+	script := filepath.Join(dir, "older")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '"+answer.String()+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
+	echo := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(in, s); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(s))
+		if _, err := io.ReadFull(out, got); err != nil || string(got) != s {
+			t.Fatalf("echo %q: %q, %v; %s\n%s", s, got, err, stderr.String(), logs.String())
+		}
+	}
+	echo("before")
+	install(t, script, bin)
+	host.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "servicing refused", func() bool { return strings.Contains(logs.String(), "servicing refused") })
+	if l := logs.String(); !strings.Contains(l, "0x0204 host-hvsock-conn") || strings.Contains(l, "servicing complete") {
+		t.Fatalf("want a refusal for 0x0204 and no servicing:\n%s", l)
+	}
+	echo("after the refusal")
+	install(t, vmbusBinary(t), bin)
+	host.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "servicing complete", func() bool { return strings.Contains(logs.String(), "servicing complete") })
+	echo("after the servicing")
+	if !strings.Contains(logs.String(), "hvsock connections carried") {
+		t.Errorf("not carried:\n%s", logs.String())
+	}
+	in.Close()
+	if b, err := io.ReadAll(out); err != nil || len(b) != 0 {
+		t.Errorf("after the end: %q, %v", b, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("dial: %v; %s", err, stderr.String())
 	}
 }
