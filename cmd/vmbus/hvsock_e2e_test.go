@@ -521,6 +521,11 @@ func TestE2EHVSockConnect(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.sock")
 	socket, host, logs := startRelayHostProcess(t, dir, "--hvsock-connect", "unix:"+in+"=6000")
+	// Bound after the bus's socket.
+	waitFor(t, "the connect socket", func() bool {
+		_, err := os.Stat(in)
+		return err == nil
+	})
 	// No guest yet: closed without a byte.
 	if got := connectLocal(t, in, "anyone?", true); got != "" {
 		t.Errorf("with no guest: read %q, want nothing", got)
