@@ -39,7 +39,15 @@ func TestStdioExecWaits(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read the guest's end: %d, %v", n, err)
 	}
+	// The host's FIN and rescind reach the guest's connection (its
+	// Splice ends; the command lives on), then the bus goes: the
+	// listener fails.
 	c.Close()
+	select {
+	case <-c.down:
+	case <-time.After(testbus.Timeout):
+		t.Fatal("the host's end did not go down")
+	}
 	r.Client.Close()
 	select {
 	case <-ran:
