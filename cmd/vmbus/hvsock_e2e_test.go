@@ -607,7 +607,7 @@ func TestE2EHVSockConnect(t *testing.T) {
 func TestE2EHVSockRollbackRefused(t *testing.T) {
 	dir := t.TempDir()
 	bin := copyBinary(t)
-	localServer(t, filepath.Join(dir, "echo.sock"), false)
+	localServer(t, filepath.Join(dir, "echo.sock"), nil)
 	socket, host, logs := startRelayHostBinary(t, bin, dir, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
 	kinds, err := exec.Command(bin, "host", "--state-kinds").Output()
 	if err != nil || !strings.Contains(string(kinds), "kind 0x0204") {
