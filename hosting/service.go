@@ -137,6 +137,15 @@ func (d *Daemon) service(to *Daemon) error {
 	// The relayed hvsock connections after the devices: each stops its
 	// bytes at a clean point and pauses its channel.
 	carried := d.pauseRelays()
+	for _, c := range carried {
+		if err := c.Check(); err != nil {
+			unpause()
+			resumeCarried(carried)
+			d.resumeAccepts()
+			d.emit(&ServicingFailed{Stage: "pause", Guest: c.Guest().ID(), Err: err})
+			return resumeListener()
+		}
+	}
 	ph.mark("pause")
 	saved, err := d.h.SaveGuests()
 	ph.mark("bus_save")

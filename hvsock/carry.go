@@ -104,6 +104,19 @@ func (c *Carried) Save() (*ConnState, *os.File, error) {
 	return st, file, nil
 }
 
+// Check reports whether the paused connection's state fits a ConnState
+// (MaxCarriedToLocal): a servicing checks every connection before it saves
+// anything, and gives up (resuming them all) rather than save a state
+// without one of them.
+func (c *Carried) Check() error {
+	rc := c.rc
+	n := len(rc.toLocal.pending()) + rc.gc.host.pipe.UnreadLen()
+	if n > MaxCarriedToLocal {
+		return fmt.Errorf("hvsock: a connection of guest %d holds %d bytes from the guest, at most %d carried", c.g.ID(), n, MaxCarriedToLocal)
+	}
+	return nil
+}
+
 // Resume lets the connection flow again after a servicing that failed
 // before its handover.
 func (c *Carried) Resume() {

@@ -11,13 +11,15 @@ import (
 const connStateVersion = 1
 
 // Bounds of a ConnState, so that one fits a saved-state record
-// (savedstate.MaxBody) with room to spare: the bytes from the guest are
-// what the pipe held unread (Config.MaxBuffered) and one splice buffer,
-// those to the guest one splice buffer.
+// (savedstate.MaxBody) with room to spare. The bytes from the guest are
+// what the pipe held unread and one splice buffer: the pipe holds
+// Config.MaxBuffered, and up to twice that after a pause that was
+// resumed (its suspend copied what it held, and the channel then took as
+// much again); those to the guest are one splice buffer.
 const (
-	MaxCarriedToLocal = 512 << 10
+	MaxCarriedToLocal = 768 << 10
 	MaxCarriedToGuest = spliceBuffer
-	maxCarriedChannel = 256 << 10
+	maxCarriedChannel = 64 << 10
 	maxCarriedRoute   = 4096
 )
 

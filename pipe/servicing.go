@@ -26,6 +26,17 @@ func (c *Conn) Unread(dst []byte) ([]byte, bool) {
 	return dst, c.rfin
 }
 
+// UnreadLen is the length of what Unread would append.
+func (c *Conn) UnreadLen() int {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	n := -c.off
+	for i := c.qHead; i < len(c.q); i++ {
+		n += len(c.q[i].data)
+	}
+	return max(n, 0)
+}
+
 // Restored readies a new Conn on a channel a servicing restored, which
 // does not open again: it is open, in the channel's pipe mode, and the
 // ends passed before the servicing stay passed. finReceived: the peer's
