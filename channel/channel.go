@@ -269,6 +269,7 @@ type Channel struct {
 	// any open phase and flow (a loop parks, blocks on the pool or fails
 	// whatever the lifecycle says), so they are not part of phase or flow.
 	rxParked  bool // the loop acknowledged that flow left live (or exits)
+	rxGone    bool // the loop parked for good: its event is closed
 	rxExit    bool // the loop is to end (closeOpen, Relinquish)
 	rxBlocked bool // the loop waits for a packet object or quota to free
 	// rxFailed: the incoming queue stopped for good (a corrupt ring, a

@@ -24,7 +24,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.mu.Lock()
 	c.ep = ep
 	c.flowLocked(flowOff)
-	c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked = false, true, false, false
+	c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxGone = false, true, false, false, false
 	c.rxStopTold = false
 	c.rxStopReason, c.rxStopErr = "", nil
 	c.mu.Unlock()
@@ -94,6 +94,7 @@ func (c *Channel) closeOpen() bool {
 	c.waitIdle(true)
 	c.mu.Lock()
 	c.rxExit = true
+	c.cond.Broadcast() // a goroutine whose event failed waits for rxExit
 	c.mu.Unlock()
 	c.wakeRx(ep)
 	<-ep.rxDone

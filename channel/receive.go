@@ -108,7 +108,7 @@ func (c *Channel) rxLoop(ep *endpoint) {
 			default:
 			}
 			c.mu.Lock()
-			c.rxParked = true
+			c.rxParked, c.rxGone = true, true
 			c.cond.Broadcast()
 			for !c.rxExit {
 				c.cond.Wait()

@@ -179,7 +179,9 @@ func (c *Channel) deactivate() {
 	c.flowLocked(flowOff)
 	wake := false
 	if live {
-		c.rxParked = canSkip && c.rxSleeping.Load() // as in StopIndications
+		// A loop whose event is gone parked for good: it is not woken
+		// again, and must not be waited for.
+		c.rxParked = c.rxGone || (canSkip && c.rxSleeping.Load()) // as in StopIndications
 		wake = !c.rxParked
 	}
 	c.mu.Unlock()

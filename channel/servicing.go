@@ -41,7 +41,7 @@ func (v ServicingView) StopIndications() {
 	c.flowLocked(flowStopped)
 	// A loop asleep is parked as it is: no wake-up (an eventfd write
 	// and a goroutine to schedule, per channel, in a servicing's pause).
-	c.rxParked = canSkip && c.rxSleeping.Load()
+	c.rxParked = c.rxGone || (canSkip && c.rxSleeping.Load())
 	parked := c.rxParked
 	c.mu.Unlock()
 	if !parked {
