@@ -16,6 +16,7 @@ import (
 	"github.com/govmbus/govmbus/hosting/admin"
 	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
+	"github.com/govmbus/govmbus/internal/hostchaos"
 	"github.com/govmbus/govmbus/servicing"
 )
 
@@ -30,10 +31,11 @@ func newHostCmd() *cobra.Command {
 	var capt hosting.CaptureConfig
 	var stall channel.StallConfig
 	var poll time.Duration
-	var rtBlackout, stateKinds, asJSON bool
+	var rtBlackout, stateKinds, asJSON, chaosOn bool
+	var hc hostchaos.Config
 	var devices, relays, connects []string
 	cmd := &cobra.Command{
-		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--poll D] [--log-format text|json] | host --state-kinds [--json]",
+		Use:   "host --socket PATH [--device echo|blk=FILE|blk-ro=FILE|heartbeat|shutdown|timesync|kvp|ic ...] [--admin PATH] [--state-file PATH] [--servicing exec|spawn] [--rt-blackout] [--capture FILE [--capture-snaplen N] [--capture-max-bytes N]] [--unstick] [--stall-after D] [--poll D] [--log-format text|json] [--chaos --seed N [--chaos-duration D] [--json]] | host --state-kinds [--json]",
 		Short: "Run the VMBus host daemon, offering devices to guests",
 		Long: `Run the VMBus host daemon. Every guest that connects is offered each
 --device as its own channel, served through the KMCL channel API:
@@ -64,6 +66,9 @@ Servicing). The echo channels take successive instances
 given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". --capture FILE records the
 bus (pcapng, docs/CAPTURE.md), each successor after. SIGINT and SIGTERM stop.
+--chaos makes the host hostile (docs/HOSTILE_HOST.md): for --chaos-duration
+(0: until stopped) it misbehaves towards its guests as --seed decides, then
+prints what it tried and what the guests did (--json: one object) and exits.
 Every second each channel is checked for a stall (docs/TOP.md), logged when
 one starts and ends; --unstick signals a lost signal again, and only that.
 
@@ -79,8 +84,8 @@ refused") if its state could not be read at all.`,
 			if stateKinds {
 				return printStateKinds(cmd.OutOrStdout(), asJSON)
 			}
-			if asJSON {
-				return usageErrorf("host: --json goes with --state-kinds")
+			if asJSON && !chaosOn {
+				return usageErrorf("host: --json goes with --state-kinds or --chaos")
 			}
 			// Adopt a predecessor's descriptors before anything else, so
 			// none leaks or is mistaken for another.
@@ -143,7 +148,7 @@ refused") if its state could not be read at all.`,
 			defer signal.Stop(hup)
 			hm := metrics.New(log)
 			d, err := hosting.New(hosting.Config{
-				Socket: socket, Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
+				Socket: hostchaos.Upstream(socket, chaosOn), Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
 				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
 				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays, Connects: connects, Poll: poll,
 			})
@@ -181,6 +186,8 @@ refused") if its state could not be read at all.`,
 				}
 			}
 			defer hm.Serve(metricsAddr, spawned)()
+			hcr := hostchaos.Start(ctx, chaosOn, socket, hc, cmd.OutOrStdout(), asJSON)
+			defer hcr.Stop()
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
 				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log, Servicings: hm.Servicings})
@@ -203,6 +210,11 @@ refused") if its state could not be read at all.`,
 				case err := <-d.Done():
 					d.Close()
 					return failuref("host: %v", err)
+				case err := <-hcr.Done():
+					if err != nil {
+						d.Close()
+						return failuref("host: %v", err)
+					}
 				}
 				break
 			}
@@ -231,6 +243,9 @@ refused") if its state could not be read at all.`,
 	cmd.Flags().BoolVar(&stall.Unstick, "unstick", false, "signal a channel again when its stall check finds a lost signal (never for another stall)")
 	cmd.Flags().DurationVar(&poll, "poll", 0, "after each batch, poll the devices' rings this long before sleeping (adaptive; 0: never)")
 	cmd.Flags().DurationVar(&stall.After, "stall-after", channel.DefaultStallAfter, "how long a channel must make no progress before its stall check names it")
+	cmd.Flags().BoolVar(&chaosOn, "chaos", false, "misbehave towards the guests as a hostile host would (docs/HOSTILE_HOST.md)")
+	cmd.Flags().Uint64Var(&hc.Seed, "seed", 1, "with --chaos: the seed of every choice")
+	cmd.Flags().DurationVar(&hc.Duration, "chaos-duration", 0, "with --chaos: misbehave this long, then report and exit (0: until stopped)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this TCP address (e.g. 127.0.0.1:9464)")
 	return cmd
 }

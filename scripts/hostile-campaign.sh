@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# A hostile-host campaign (docs/HOSTILE_HOST.md): seed after seed, for
+# TOTAL seconds, a `vmbus host --chaos` runs PER seconds with echo, blk
+# and the integration components while guests (stream, disk verify, ic)
+# use it over and over; then a good host serves the same three commands
+# once. Each guest run is judged: "ok" (exit 0), "error" (exit 1, a clean
+# failure), "PANIC" (a Go panic or goroutine dump on stderr), "HANG" (not
+# done within its bound, killed), "exit N" (anything else). Prints a line
+# per seed and, at the end, every kind of misbehaviour with how often it
+# was tried and what the guests did next, summed over the seeds.
+# Usage: scripts/hostile-campaign.sh [TOTAL [PER [FIRST_SEED]]]  (seconds; defaults 60, 6, 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOTAL=${1:-60}
+PER=${2:-6}
+SEED=${3:-1}
+dir=$(mktemp -d)
+host=
+trap '[ -n "$host" ] && kill "$host" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+go build -o "$dir/vmbus" ./cmd/vmbus
+B=$dir/vmbus
+truncate -s 4M "$dir/disk.img"
+sock=$dir/bus.sock
+devs=(--device echo --device blk="$dir/disk.img" --device ic)
+
+# judge RC ERRFILE: the verdict on one guest run.
+judge() {
+  if grep -q -e '^panic:' -e '^goroutine [0-9]' "$2"; then echo PANIC; return; fi
+  case $1 in
+    0) echo ok ;;
+    1) echo error ;;
+    124 | 137) echo HANG ;;
+    *) echo "exit $1" ;;
+  esac
+}
+
+# guest NAME: one run of a guest command, bounded (ic is stopped by
+# SIGTERM after 3 s and must then exit; the others have 30 s), its
+# verdict appended to $dir/verdicts.
+guest() {
+  local name=$1 rc=0 err
+  err=$(mktemp -p "$dir")
+  case $name in
+    stream) timeout -k 5 30 "$B" guest --socket "$sock" stream --payload 64 --count 20000 --idle 2s >/dev/null 2>"$err" || rc=$? ;;
+    disk) timeout -k 5 30 "$B" guest --socket "$sock" disk verify --size 1048576 >/dev/null 2>"$err" || rc=$? ;;
+    ic) timeout -k 5 --preserve-status 3 "$B" guest --socket "$sock" ic >/dev/null 2>"$err" || rc=$?
+      [ "$rc" = 143 ] && rc=0 ;; # stopped by SIGTERM, as asked
+  esac
+  local v
+  v=$(judge "$rc" "$err")
+  echo "$name $v" >>"$dir/verdicts"
+  if [ "$v" = PANIC ] || [ "$v" = HANG ]; then
+    mkdir -p hostile-failures
+    cp "$err" "hostile-failures/seed$SEED-$name-$(date +%s%N).stderr"
+  fi
+  rm -f "$err"
+}
+
+waitsock() { for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done; return 1; }
+
+start=$(date +%s)
+: >"$dir/reports"
+printf '%-6s %8s %6s  %-28s %-28s %-28s %s\n' seed sessions tried stream disk ic "good host after"
+while [ $(($(date +%s) - start)) -lt "$TOTAL" ]; do
+  : >"$dir/verdicts"
+  "$B" host --socket "$sock" "${devs[@]}" --chaos --seed "$SEED" --chaos-duration "${PER}s" --json \
+    >"$dir/report.json" 2>"$dir/host.log" &
+  host=$!
+  waitsock || { echo "seed $SEED: the host did not listen"; cat "$dir/host.log"; exit 1; }
+  for g in stream disk ic; do
+    (while kill -0 "$host" 2>/dev/null; do guest "$g"; done) &
+  done
+  wait "$host" || { echo "seed $SEED: the hostile host failed"; tail "$dir/host.log"; }
+  host=
+  wait
+  cat "$dir/report.json" >>"$dir/reports"
+  # The same commands against a good host.
+  "$B" host --socket "$sock" "${devs[@]}" 2>"$dir/good.log" &
+  host=$!
+  waitsock
+  : >"$dir/after"
+  for g in stream disk ic; do
+    mv "$dir/verdicts" "$dir/verdicts.hostile"
+    guest "$g"
+    echo "$g $(cut -d' ' -f2- "$dir/verdicts")" >>"$dir/after"
+    mv "$dir/verdicts.hostile" "$dir/verdicts"
+  done
+  kill "$host"; wait "$host" || true; host=
+  tally() { grep "^$1 " "$dir/verdicts" | cut -d' ' -f2- | sort | uniq -c | awk '{printf "%s%s %s", sep, $2" "$3, $1; sep=", "}' | sed 's/  */ /g'; }
+  read -r sessions tried < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["sessions"], sum(a["tried"] for a in d["actions"]))' "$dir/report.json")
+  printf '%-6s %8s %6s  %-28s %-28s %-28s %s\n' "$SEED" "$sessions" "$tried" "$(tally stream)" "$(tally disk)" "$(tally ic)" "$(paste -sd' ' "$dir/after" | sed 's/ ok/: ok,/g; s/,$//')"
+  SEED=$((SEED + 1))
+done
+echo
+python3 - "$dir/reports" <<'PY'
+import json, sys, collections
+tried, outs = collections.Counter(), collections.defaultdict(collections.Counter)
+seeds = 0
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    d = json.loads(line)
+    seeds += 1
+    for a in d["actions"]:
+        tried[a["kind"]] += a["tried"]
+        outs[a["kind"]].update(a["outcomes"])
+print(f"misbehaviours over {seeds} seeds: kind, tried, what the guest did next")
+for k in sorted(tried):
+    o = ", ".join(f"{n} {c}" for n, c in outs[k].most_common())
+    print(f"  {k:34s} {tried[k]:6d}  {o}")
+PY
