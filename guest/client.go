@@ -17,6 +17,10 @@ import (
 // Config.MemorySize is zero: 16 MiB.
 const DefaultMemorySize = 16 << 20
 
+// DefaultNegotiateTimeout bounds the wait for the host's answer to each
+// version offered when Config.NegotiateTimeout is zero.
+const DefaultNegotiateTimeout = 10 * time.Second
+
 var (
 	// ErrNoVersion: the host accepted none of the versions offered.
 	ErrNoVersion = errors.New("guest: host accepted no protocol version")
@@ -51,6 +55,12 @@ type Config struct {
 	// channel's SetPoll, which bounds it) unless they set their own; 0
 	// never polls.
 	ChannelPoll time.Duration
+	// NegotiateTimeout bounds the wait for the host's answer to each
+	// version offered, whatever the context of New allows: a host that
+	// stays silent (or whose answers do not decode) fails New with an
+	// error wrapping ErrProtocol instead of holding it. Zero means
+	// DefaultNegotiateTimeout.
+	NegotiateTimeout time.Duration
 }
 
 // waitKey names an answer a request waits for.
@@ -140,7 +150,11 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 		nextOpenID:  rand.Uint32(),
 		openIDs:     make(map[uint32]uint32),
 	}
-	if err := cl.negotiate(ctx, versions, cfg.Features); err != nil {
+	wait := cfg.NegotiateTimeout
+	if wait <= 0 {
+		wait = DefaultNegotiateTimeout
+	}
+	if err := cl.negotiate(ctx, versions, cfg.Features, wait); err != nil {
 		mem.Close()
 		return nil, err
 	}
@@ -148,9 +162,10 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 	return cl, nil
 }
 
-// negotiate steps down versions until the host accepts one. It runs before
-// the receive loop, so it reads the connection itself.
-func (cl *Client) negotiate(ctx context.Context, versions []protocol.Version, features protocol.FeatureFlags) error {
+// negotiate steps down versions until the host accepts one, waiting at
+// most wait for each answer. It runs before the receive loop, so it reads
+// the connection itself.
+func (cl *Client) negotiate(ctx context.Context, versions []protocol.Version, features protocol.FeatureFlags, wait time.Duration) error {
 	buf := make([]byte, transport.MaxMessageSize)
 	for _, v := range versions {
 		ic := &protocol.InitiateContact{VersionRequested: v, ParentToChildMonitorPage: 0, ChildToParentMonitorPage: 0}
@@ -163,11 +178,16 @@ func (cl *Client) negotiate(ctx context.Context, versions []protocol.Version, fe
 		if err := cl.c.Send(protocol.Marshal(ic)); err != nil {
 			return fmt.Errorf("%w: %w", ErrClosed, err)
 		}
+		vctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
 		for {
-			n, err := cl.c.Recv(ctx, buf)
+			n, err := cl.c.Recv(vctx, buf)
 			if err != nil {
 				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					return err
+				}
+				if vctx.Err() != nil {
+					return Protocolf("no answer to InitiateContact for %v within %v", v, wait)
 				}
 				return fmt.Errorf("%w: %w", ErrClosed, err)
 			}
