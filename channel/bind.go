@@ -136,7 +136,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 	}
 	ep, err := c.openEndpoint(gch.In, gch.Out, gch.FromHost, gch.ToHost, cl.Memory(), nil, epTap{})
 	if err != nil {
-		gch.Close(context.Background()) //nolint:errcheck // best effort
+		closeGuestChannel(gch)
 		closed()
 		return
 	}
@@ -150,7 +150,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 	}
 	if err != nil {
 		c.dropEndpoint()
-		gch.Close(context.Background()) //nolint:errcheck // best effort
+		closeGuestChannel(gch)
 		c.destroyGpadls()
 		c.mu.Lock()
 		c.gch = nil
@@ -159,4 +159,12 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 		return
 	}
 	c.maybeActivate()
+}
+
+// closeGuestChannel closes a channel whose open failed after the host
+// opened it, waiting for the host at most clientTeardownWait.
+func closeGuestChannel(gch *guest.Channel) {
+	ctx, cancel := teardownContext()
+	defer cancel()
+	gch.Close(ctx) //nolint:errcheck // best effort
 }

@@ -233,7 +233,9 @@ func (c *Channel) destroyGpadls() {
 	}
 	c.mu.Unlock()
 	for _, id := range ids {
-		c.DeleteGpadl(context.Background(), id) //nolint:errcheck // the host may be gone
+		ctx, cancel := teardownContext()
+		c.DeleteGpadl(ctx, id) //nolint:errcheck // the host may be gone or silent
+		cancel()
 	}
 	c.mu.Lock()
 	c.gpadls = nil

@@ -1,8 +1,6 @@
 package channel
 
 import (
-	"context"
-
 	"github.com/govmbus/govmbus/guestmem"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/ring"
@@ -112,7 +110,9 @@ func (c *Channel) closeOpen() bool {
 		c.mu.Lock()
 		gch := c.gch
 		c.mu.Unlock()
-		gch.Close(context.Background()) //nolint:errcheck // the host may be gone; the pages then stay allocated
+		ctx, cancel := teardownContext()
+		gch.Close(ctx) //nolint:errcheck // the host may be gone or silent; the pages then stay allocated
+		cancel()
 	}
 	c.runCallback(c.cfg.callbacks.Closed)
 	c.destroyGpadls()
