@@ -4,16 +4,24 @@
 # and the integration components while guests (stream, disk verify, ic)
 # use it over and over; then a good host serves the same three commands
 # once. Each guest run is judged: "ok" (exit 0), "error" (exit 1, a clean
-# failure), "PANIC" (a Go panic or goroutine dump on stderr), "HANG" (not
-# done within its bound, killed), "exit N" (anything else). Prints a line
+# failure), "HANG" (not done within its bound: stream and disk verify get
+# BOUND seconds, then SIGQUIT and its goroutine dump; ic must end within
+# BOUND seconds of its SIGTERM), "PANIC" (a Go panic or goroutine dump on stderr
+# otherwise), "exit N" (anything else). The stderr of every HANG and
+# PANIC is kept under $FAILDIR (default /tmp/hostile-failures). A hostile host that keeps a
+# guest waiting is cut off only when its PER seconds end, so a PER above
+# BOUND lets a wait without a bound show. Prints a line
 # per seed and, at the end, every kind of misbehaviour with how often it
 # was tried and what the guests did next, summed over the seeds.
-# Usage: scripts/hostile-campaign.sh [TOTAL [PER [FIRST_SEED]]]  (seconds; defaults 60, 6, 1)
+# Usage: scripts/hostile-campaign.sh [TOTAL [PER [FIRST_SEED [BOUND]]]]
+#   (seconds; defaults 120, 30, 1, 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TOTAL=${1:-60}
-PER=${2:-6}
+TOTAL=${1:-120}
+PER=${2:-30}
 SEED=${3:-1}
+BOUND=${4:-20}
+FAILDIR=${FAILDIR:-/tmp/hostile-failures}
 dir=$(mktemp -d)
 host=
 trap '[ -n "$host" ] && kill "$host" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -25,6 +33,7 @@ devs=(--device echo --device blk="$dir/disk.img" --device ic)
 
 # judge RC ERRFILE: the verdict on one guest run.
 judge() {
+  case $1 in 124 | 137) echo HANG; return ;; esac
   if grep -q -e '^panic:' -e '^goroutine [0-9]' "$2"; then echo PANIC; return; fi
   case $1 in
     0) echo ok ;;
@@ -35,23 +44,24 @@ judge() {
 }
 
 # guest NAME: one run of a guest command, bounded (ic is stopped by
-# SIGTERM after 3 s and must then exit; the others have 30 s), its
-# verdict appended to $dir/verdicts.
+# SIGTERM after 3 s and must then exit within BOUND seconds; the others
+# have BOUND seconds),
+# its verdict appended to $dir/verdicts.
 guest() {
   local name=$1 rc=0 err
   err=$(mktemp -p "$dir")
   case $name in
-    stream) timeout -k 5 30 "$B" guest --socket "$sock" stream --payload 64 --count 20000 --idle 2s >/dev/null 2>"$err" || rc=$? ;;
-    disk) timeout -k 5 30 "$B" guest --socket "$sock" disk verify --size 1048576 >/dev/null 2>"$err" || rc=$? ;;
-    ic) timeout -k 5 --preserve-status 3 "$B" guest --socket "$sock" ic >/dev/null 2>"$err" || rc=$?
+    stream) timeout -s QUIT -k 5 "$BOUND" "$B" guest --socket "$sock" stream --payload 64 --count 20000 --idle 2s >/dev/null 2>"$err" || rc=$? ;;
+    disk) timeout -s QUIT -k 5 "$BOUND" "$B" guest --socket "$sock" disk verify --size 1048576 >/dev/null 2>"$err" || rc=$? ;;
+    ic) timeout -k "$BOUND" --preserve-status 3 "$B" guest --socket "$sock" ic >/dev/null 2>"$err" || rc=$?
       [ "$rc" = 143 ] && rc=0 ;; # stopped by SIGTERM, as asked
   esac
   local v
   v=$(judge "$rc" "$err")
   echo "$name $v" >>"$dir/verdicts"
   if [ "$v" = PANIC ] || [ "$v" = HANG ]; then
-    mkdir -p hostile-failures
-    cp "$err" "hostile-failures/seed$SEED-$name-$(date +%s%N).stderr"
+    mkdir -p "$FAILDIR"
+    cp "$err" "$FAILDIR/seed$SEED-$name-$(date +%s%N).stderr"
   fi
   rm -f "$err"
 }
