@@ -25,6 +25,11 @@ type ClientConfig struct {
 	// MaxTransfer caps the bytes per request below the disk's own limit;
 	// zero takes the disk's.
 	MaxTransfer uint32
+	// Timeout bounds how long a ReadAt, WriteAt or Flush waits for the
+	// host: one the host leaves unanswered that long fails with an error
+	// wrapping guest.ErrProtocol, and the disk with it (its channel
+	// closes). Zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // DefaultInFlight is ClientConfig.InFlight's default.
@@ -42,6 +47,7 @@ type Disk struct {
 	size        int64
 	readOnly    bool
 	maxTransfer uint32
+	timeout     time.Duration
 	closed      chan struct{}
 
 	free   chan *slot
@@ -91,7 +97,10 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Disk, error
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = DefaultInFlight
 	}
-	d := &Disk{ch: channel.NewClient(), cl: cl, closed: make(chan struct{})}
+	d := &Disk{ch: channel.NewClient(), cl: cl, closed: make(chan struct{}), timeout: cfg.Timeout}
+	if d.timeout <= 0 {
+		d.timeout = DefaultTimeout
+	}
 	active := make(chan struct{})
 	var once sync.Once
 	err := firstErr(
@@ -308,9 +317,9 @@ func (d *Disk) Flush() error {
 	var req [RequestSize]byte
 	Request{Op: OpFlush}.Marshal(req[:])
 	var out [ResponseSize + 8]byte
-	n, err := d.ch.SendSynchronousRequest(req[:], nil, 0, out[:], channel.NoTimeout)
+	n, err := d.ch.SendSynchronousRequest(req[:], nil, 0, out[:], d.timeout)
 	if err != nil {
-		return d.chanErr(err)
+		return d.flushFailed(err)
 	}
 	r, ok := ParseResponse(out[:n])
 	if !ok {
@@ -372,7 +381,7 @@ func (d *Disk) transfer(p []byte, off int64, write bool) error {
 		}
 		p, off = p[n:], off+int64(n)
 	}
-	c.wg.Wait()
+	d.await(c)
 	return c.err
 }
 

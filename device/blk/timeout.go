@@ -1,0 +1,45 @@
+package blk
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/guest"
+)
+
+// DefaultTimeout is ClientConfig.Timeout's default.
+const DefaultTimeout = 30 * time.Second
+
+// noAnswer is the error of a request the host left unanswered.
+func (d *Disk) noAnswer() error {
+	return fmt.Errorf("blk: the host did not answer within %v: %w", d.timeout, guest.ErrProtocol)
+}
+
+// await waits for c's requests. If the host leaves them unanswered for
+// the disk's timeout, the disk fails: its channel is closed under them,
+// which completes each (as the device removed), so that no bounce buffer
+// is handed to another request while the host may still write into it.
+func (d *Disk) await(c *call) {
+	fired := make(chan struct{})
+	t := time.AfterFunc(d.timeout, func() {
+		defer close(fired)
+		c.fail(d.noAnswer())
+		d.ch.Disable() //nolint:errcheck // the requests fail with noAnswer
+	})
+	c.wg.Wait()
+	if !t.Stop() {
+		<-fired
+	}
+}
+
+// flushFailed turns a FLUSH's channel error into the disk's: a FLUSH the
+// host left unanswered fails the disk as await does.
+func (d *Disk) flushFailed(err error) error {
+	if errors.Is(err, channel.StatusCancelled) {
+		d.ch.Disable() //nolint:errcheck // the FLUSH fails with noAnswer
+		return d.noAnswer()
+	}
+	return d.chanErr(err)
+}
