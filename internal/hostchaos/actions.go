@@ -48,6 +48,11 @@ const (
 	kDisconnectMidRequest = "disconnect-mid-request"
 	kServicingPause       = "servicing-pause"      // the control plane paused, as across a servicing
 	kServicingDisconnect  = "servicing-disconnect" // a servicing that fails: the connection drops right after an open or a GPADL
+	// The signals of open channels.
+	kSignalToHostDropped  = "signal-to-host-dropped"  // the guest's request signal lost: the host never answers
+	kSignalToHostDelayed  = "signal-to-host-delayed"  // and answers late
+	kSignalToGuestDropped = "signal-to-guest-dropped" // the host's signal lost: the guest is not woken
+	kSignalToGuestDelayed = "signal-to-guest-delayed"
 	// Unasked.
 	kUnaskedGpadlCreated   = "unasked-gpadl-created"
 	kUnaskedOpenResult     = "unasked-open-result"
@@ -78,6 +83,7 @@ var (
 		kMsgTruncated, kMsgOversized, kMsgDelayed, kStallForever,
 		kRescindDuringOpen, kSignalBeforeOpen, kFloodBeforeOpen, kDisconnectMidRequest,
 		kServicingPause, kServicingDisconnect,
+		kSignalToHostDropped, kSignalToHostDelayed, kSignalToGuestDropped, kSignalToGuestDelayed,
 	}
 	injectKinds = []string{
 		kUnaskedGpadlCreated, kUnaskedOpenResult, kUnaskedRescind, kUnaskedUnloadComplete,

@@ -3,8 +3,6 @@ package hostchaos
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/govmbus/govmbus/ring"
 )
@@ -12,11 +10,6 @@ import (
 // Ring abuse writes into the ring the guest reads (host→guest), through
 // the relay's own mapping of its pages, while the real host writes there
 // too: the guest must judge every index and descriptor it finds there.
-
-// index is a ring control field, used atomically as both sides do.
-func index(region []byte, off int) *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&region[off]))
-}
 
 // Packet descriptor fields (docs/WIRE.md): type, data offset and length
 // in units of 8 bytes, flags, transaction id.

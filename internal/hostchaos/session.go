@@ -32,6 +32,12 @@ type session struct {
 
 	stop     chan struct{} // closed when the session ends
 	stopOnce sync.Once
+	// pumpCtx ends with the session; pumps are the goroutines passing
+	// signals (relayEvents), each drawing from a PCG of its own.
+	pumpCtx    context.Context
+	pumpCancel context.CancelFunc
+	pumps      sync.WaitGroup
+	pumpSeed   *rand.Rand // under mu
 	// gate is held through a servicing-like pause: no message passes
 	// either way while it is.
 	gate sync.RWMutex
@@ -92,6 +98,7 @@ func newSession(ctx context.Context, number uint64, rng *rand.Rand, c *transport
 		upRng:    rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
 		downRng:  rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
 		injRng:   rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
+		pumpSeed: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())),
 		armed:    arm(rng, only),
 		stop:     make(chan struct{}),
 		gpadls:   make(map[uint32][]uint64),
@@ -99,6 +106,7 @@ func newSession(ctx context.Context, number uint64, rng *rand.Rand, c *transport
 		offers:   make(map[uint32]protocol.OfferChannel),
 		opening:  make(map[uint32]bool),
 	}
+	s.pumpCtx, s.pumpCancel = context.WithCancel(ctx)
 	return s
 }
 
@@ -130,6 +138,7 @@ func (s *session) run() {
 		s.finish(endRun)
 	}
 	wg.Wait()
+	s.pumps.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.mappings {
@@ -150,6 +159,7 @@ func (s *session) finish(why string) {
 		s.end, s.endAt = why, time.Now()
 		s.mu.Unlock()
 		close(s.stop)
+		s.pumpCancel()
 		// Closing both connections wakes every goroutine of the session
 		// blocked on either.
 		s.guest.Close()
@@ -342,7 +352,8 @@ func (s *session) learnUp(m protocol.Message) bool {
 func (s *session) learnOpen(m *protocol.OpenChannel) bool {
 	id := m.ChannelID
 	ch := &openChan{id: id}
-	for _, dir := range []transport.Direction{transport.ToHost, transport.ToGuest} {
+	var evs [2]*transport.Event
+	for i, dir := range []transport.Direction{transport.ToHost, transport.ToGuest} {
 		e, err := s.guest.TakeEvent(id, dir)
 		if err != nil {
 			continue // the guest sent none: the real host will refuse the open
@@ -350,13 +361,11 @@ func (s *session) learnOpen(m *protocol.OpenChannel) bool {
 		s.mu.Lock()
 		s.events = append(s.events, e)
 		s.mu.Unlock()
-		if err := s.host.SendEvent(id, dir, e); err != nil {
-			s.finish(s.endOf(err, endHost))
-			return false
-		}
-		if dir == transport.ToGuest {
-			ch.toGuest = e
-		}
+		evs[i] = e
+	}
+	ch.toGuest = evs[1]
+	if !s.relayEvents(id, evs[0], evs[1]) {
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -451,4 +460,11 @@ func (s *session) inject() {
 			return
 		}
 	}
+}
+
+// pumpRng is a PCG for one more pump, seeded from the session's.
+func (s *session) pumpRng() *rand.Rand {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rand.New(rand.NewPCG(s.pumpSeed.Uint64(), s.pumpSeed.Uint64()))
 }
