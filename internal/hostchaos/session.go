@@ -392,7 +392,9 @@ func (s *session) down() {
 			s.finish(s.endOf(err, endHost))
 			return
 		}
+		// A servicing-like pause holds the gate: wait it out.
 		s.gate.RLock()
+		//lint:ignore SA2001 waiting out the pause is the point
 		s.gate.RUnlock()
 		s.mu.Lock()
 		muted := s.muted
