@@ -109,7 +109,7 @@ func (srv *Server) Serve(ctx context.Context) *Report {
 			if err != nil {
 				return
 			}
-			rng := rand.New(rand.NewPCG(cfg.Seed, n^0x9e3779b97f4a7c15))
+			rng := sessionRng(cfg.Seed, n)
 			sessions.Add(1)
 			go func() {
 				defer sessions.Done()
@@ -126,6 +126,12 @@ func (srv *Server) Serve(ctx context.Context) *Report {
 	rep.Seconds = time.Since(start).Seconds()
 	rep.finish()
 	return rep
+}
+
+// sessionRng is the PCG of session n of a run seeded with seed: every
+// choice of the session comes from it.
+func sessionRng(seed, n uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, n^0x9e3779b97f4a7c15))
 }
 
 // Runner is a run started beside a host (Start).
