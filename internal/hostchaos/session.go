@@ -64,6 +64,9 @@ type openChan struct {
 	id      uint32
 	in      []byte // control page and data of the ring the guest reads
 	toGuest *transport.Event
+	// stream: an hvsock connection's channel, a byte stream with no
+	// sequence numbers, where a packet written twice is data sent twice.
+	stream bool
 }
 
 // act is one misbehaviour: its kind, when, and its outcome if it was
@@ -369,6 +372,7 @@ func (s *session) learnOpen(m *protocol.OpenChannel) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ch.stream = s.offers[id].Flags&protocol.OfferFlagTLNPIProvider != 0
 	pfns := s.gpadls[m.RingGpadlID]
 	off := int(m.DownstreamRingPageOffset)
 	if s.mem != nil && off > 0 && off+2 <= len(pfns) {
