@@ -87,6 +87,9 @@ refused") if its state could not be read at all.`,
 			if asJSON && !chaosOn {
 				return usageErrorf("host: --json goes with --state-kinds or --chaos")
 			}
+			if f := cmd.Flags(); (!chaosOn && (f.Changed("seed") || f.Changed("chaos-duration"))) || hc.Duration < 0 {
+				return usageErrorf("host: --seed and --chaos-duration (>= 0) go with --chaos")
+			}
 			// Adopt a predecessor's descriptors before anything else, so
 			// none leaks or is mistaken for another.
 			inh, inherited, ierr := servicing.Inherited()

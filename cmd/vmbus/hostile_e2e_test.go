@@ -196,3 +196,36 @@ func waitSocket(t *testing.T, socket string, logs *bytes.Buffer) {
 		}
 	}
 }
+
+// TestHostChaosUsage: the hostile host's flags without --chaos, or a
+// negative duration, are bad usage (exit 2) before anything listens.
+func TestHostChaosUsage(t *testing.T) {
+	bin := vmbusBinary(t)
+	sock := filepath.Join(t.TempDir(), "bus.sock")
+	for _, args := range [][]string{
+		{"host", "--chaos"},
+		{"host", "--socket", sock, "--seed", "3"},
+		{"host", "--socket", sock, "--chaos-duration", "5s"},
+		{"host", "--socket", sock, "--chaos", "--chaos-duration", "-1s"},
+		{"host", "--socket", sock, "--chaos", "--seed", "x"},
+		{"host", "--socket", sock, "--json"},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.WaitDelay = 5 * time.Second
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if exitCode(err) != 2 {
+				t.Errorf("%v: %v, want exit 2", args, err)
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%v: still running after 20 s, want exit 2 at once", args)
+		}
+	}
+}
