@@ -59,6 +59,7 @@ type OutPacket struct {
 
 	// SendSynchronousRequest
 	done      chan struct{}
+	timer     *time.Timer // the timeout's, made once: a timer a call cost three allocations
 	resp      []byte
 	respN     int
 	status    Status

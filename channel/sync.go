@@ -47,7 +47,14 @@ func (c *Channel) SendSynchronousRequest(payload []byte, ext []gpa.Range, flags 
 		return 0, err
 	}
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
+		// Reset on a stopped or fired timer is safe, and no stale tick
+		// is received after it, since Go 1.23 (go.mod says 1.26).
+		if p.timer == nil {
+			p.timer = time.NewTimer(timeout)
+		} else {
+			p.timer.Reset(timeout)
+		}
+		t := p.timer
 		select {
 		case <-p.done:
 			t.Stop()
