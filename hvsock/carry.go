@@ -179,20 +179,9 @@ func (r *Relay) Restore(g *host.Guest, st *ConnState, local *os.File) error {
 // from st: configured as it was offered, restored, re-attached, its pipe
 // told which ends were passed, and started.
 func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrServerClosed
-	}
-	s.perGuest[g]++
-	s.wg.Add(1)
-	s.mu.Unlock()
-	release := func() {
-		s.mu.Lock()
-		if s.perGuest[g]--; s.perGuest[g] <= 0 {
-			delete(s.perGuest, g)
-		}
-		s.mu.Unlock()
+	release, err := s.admit(g, false)
+	if err != nil {
+		return nil, err
 	}
 	ev := newEvents()
 	ch, str, err := serverChannel(g, st.Service, st.Endpoint, st.ForGuestAccept, s.cfg.MaxBuffered, ev)

@@ -254,30 +254,41 @@ func (s *Server) Dial(ctx context.Context, g *host.Guest, service protocol.GUID)
 	}
 }
 
-// offer makes and offers one connection's channel to g and waits, on a
-// goroutine of the server's, for the guest to open it: then ready gets
-// the connection; if it does not within OpenTimeout, the offer is
-// rescinded and failed (if any) gets why.
-func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, local, remote Addr, ready func(*Conn), failed chan<- error) error {
+// admit counts a connection of g against MaxConnsPerGuest (only if
+// limited: a connection carried across a servicing comes back whatever
+// the count) and adds it to the server's wait group; release uncounts
+// it, and the caller owes the wait group its Done.
+func (s *Server) admit(g *host.Guest, limited bool) (release func(), err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		s.mu.Unlock()
-		return ErrServerClosed
-	case s.perGuest[g] >= s.cfg.MaxConnsPerGuest:
-		s.mu.Unlock()
-		s.log.Debug("hvsock connection refused: limit", "guest", g.ID(), "service", service, "limit", s.cfg.MaxConnsPerGuest)
-		return fmt.Errorf("%w: %d connections of guest %d", ErrLimit, s.cfg.MaxConnsPerGuest, g.ID())
+		return nil, ErrServerClosed
+	case limited && s.perGuest[g] >= s.cfg.MaxConnsPerGuest:
+		return nil, fmt.Errorf("%w: %d connections of guest %d", ErrLimit, s.cfg.MaxConnsPerGuest, g.ID())
 	}
 	s.perGuest[g]++
 	s.wg.Add(1)
-	s.mu.Unlock()
-	release := func() {
+	return func() {
 		s.mu.Lock()
 		if s.perGuest[g]--; s.perGuest[g] <= 0 {
 			delete(s.perGuest, g)
 		}
 		s.mu.Unlock()
+	}, nil
+}
+
+// offer makes and offers one connection's channel to g and waits, on a
+// goroutine of the server's, for the guest to open it: then ready gets
+// the connection; if it does not within OpenTimeout, the offer is
+// rescinded and failed (if any) gets why.
+func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, local, remote Addr, ready func(*Conn), failed chan<- error) error {
+	release, err := s.admit(g, true)
+	if err != nil {
+		if errors.Is(err, ErrLimit) {
+			s.log.Debug("hvsock connection refused: limit", "guest", g.ID(), "service", service, "limit", s.cfg.MaxConnsPerGuest)
+		}
+		return err
 	}
 	ev := newEvents()
 	ch, st, err := serverChannel(g, service, endpoint, forGuestAccept, s.cfg.MaxBuffered, ev)
