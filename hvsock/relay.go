@@ -3,6 +3,7 @@ package hvsock
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -14,9 +15,10 @@ const DialTimeout = 5 * time.Second
 
 // Relay relays every guest connection to one service to a new connection
 // to a local socket, both ways and half-close included, as Splice does.
-// A guest connection whose local dial fails (DialTimeout) is closed at
-// once, in order: the guest reads the end of the stream without a byte,
-// as from a socat relay that finds nothing behind it. The connect itself
+// A guest connection whose local dial fails (DialTimeout) is closed in
+// order: the guest reads the end of the stream without a byte, as from a
+// socat relay that finds nothing behind it, and what it still sends until
+// its own end is dropped. The connect itself
 // has succeeded by then: the host offers the channel before the relay
 // knows whether its local socket answers.
 //
@@ -109,12 +111,21 @@ func (r *Relay) serve(gc *Conn) {
 	var d net.Dialer
 	lc, err := d.DialContext(ctx, r.route.Network, r.route.Address)
 	cancel()
-	r.trackDial(gc, false)
 	if err != nil {
 		r.log.Warn("hvsock relay: local dial failed; the guest's connection is closed", "route", r.route.String(), "guest", gc.RemoteAddr().String(), "err", err)
-		gc.Close() //nolint:errcheck // the guest reads a reset
+		// In order: the guest reads the end of the stream, and what it
+		// still sends is read and dropped until its own end, so that its
+		// writes meet no reset (a Close at once rescinded the channel
+		// under a guest still writing). Bounded by DialTimeout, and by
+		// the relay's Close: the connection stays among the dialing.
+		gc.CloseWrite()                                 //nolint:errcheck // a guest gone makes the drain end at once
+		gc.SetReadDeadline(time.Now().Add(DialTimeout)) //nolint:errcheck // set on a live Conn
+		io.Copy(io.Discard, gc)                         //nolint:errcheck // dropped, whatever ends it
+		r.trackDial(gc, false)
+		gc.Close() //nolint:errcheck // both directions have ended
 		return
 	}
+	r.trackDial(gc, false)
 	rc := newRelayed(r, gc, lc.(HalfConn))
 	if !r.add(rc) {
 		rc.close()

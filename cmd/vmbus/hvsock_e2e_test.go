@@ -175,7 +175,18 @@ func TestE2EHVSockRefusedAndClosed(t *testing.T) {
 	if code != 0 || len(out) != 0 {
 		t.Errorf("no local socket: exit %d, %d bytes, %q; want 0, none", code, len(out), stderr)
 	}
+	// The guest still writes after it has read the end: its bytes are
+	// dropped, not met by a reset (whatever the order of the two).
+	out, stderr, code = hvsockDial(t, socket, "5002", io.MultiReader(lateReader{300 * time.Millisecond}, strings.NewReader("late")))
+	if code != 0 || len(out) != 0 {
+		t.Errorf("no local socket, the guest writing late: exit %d, %d bytes, %q; want 0, none", code, len(out), stderr)
+	}
 }
+
+// lateReader reads nothing for its time, then ends.
+type lateReader struct{ d time.Duration }
+
+func (l lateReader) Read([]byte) (int, error) { time.Sleep(l.d); return 0, io.EOF }
 
 // TestE2EHVSockUsage: bad input exits 2 with one line.
 func TestE2EHVSockUsage(t *testing.T) {
