@@ -4,11 +4,16 @@
 // in the same run on the same machine (a shared machine's absolute
 // figures move by tens of per cent from one minute to the next).
 //
-// Two floors, each a ping-pong between this process and a peer process
+// Three floors, each a ping-pong between this process and a peer process
 // (Config.PeerCommand, which runs ServePeer):
 //   - eventfd: each side blocks in read(2) on its eventfd and wakes the
 //     other with write(2) — the wake-up every VMBus signal costs when the
 //     reader sleeps;
+//   - poller: the same ping-pong between two goroutines, each reading a
+//     non-blocking eventfd through Go's runtime poller (os.File.Read), as
+//     every goroutine that sleeps on an event does, channels' receive
+//     goroutines among them — what a wake-up costs a Go program, the
+//     scheduler's hand-offs included;
 //   - spin: each side spins on a counter in shared memory and answers by
 //     storing to another — what a round trip costs when neither sleeps,
 //     the bound for a polling mode.
@@ -35,8 +40,9 @@ type Config struct {
 	// Count is the round trips measured per floor, after Warmup more.
 	Count, Warmup int
 	// PeerCommand starts the peer process: a program that calls
-	// ServePeer with the descriptors 3 (shared memory), 4 (its eventfd)
-	// and 5 (this side's eventfd).
+	// ServePeer with the descriptors 3 (shared memory), 4 (its eventfd),
+	// 5 (this side's eventfd), and 6 and 7 (the same two, non-blocking,
+	// for the poller floor).
 	PeerCommand []string
 }
 
@@ -55,6 +61,7 @@ type Latency struct {
 // Result is both floors, measured one after the other.
 type Result struct {
 	Eventfd Latency `json:"eventfd"`
+	Poller  Latency `json:"poller"`
 	Spin    Latency `json:"spin"`
 }
 
@@ -64,7 +71,7 @@ func (r Result) WriteText(w io.Writer, count int) {
 	for _, f := range []struct {
 		name string
 		l    Latency
-	}{{"eventfd", r.Eventfd}, {"spin", r.Spin}} {
+	}{{"eventfd", r.Eventfd}, {"poller", r.Poller}, {"spin", r.Spin}} {
 		fmt.Fprintf(w, "  %-8s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
 			float64(f.l.P50.Nanoseconds())/1e3, float64(f.l.P99.Nanoseconds())/1e3, float64(f.l.CPUPerRoundTrip.Nanoseconds())/1e3)
 	}
@@ -75,6 +82,7 @@ const (
 	modeEventfd = 1
 	modeSpin    = 2
 	modeExit    = 3
+	modePoller  = 4
 )
 
 // The shared page: each word on a cache line of its own, so that the two
@@ -115,9 +123,19 @@ func Measure(c Config) (Result, error) {
 		return Result{}, err
 	}
 	defer toUs.Close()
+	pollPeer, err := pollEventfd()
+	if err != nil {
+		return Result{}, err
+	}
+	defer pollPeer.Close()
+	pollUs, err := pollEventfd()
+	if err != nil {
+		return Result{}, err
+	}
+	defer pollUs.Close()
 
 	cmd := exec.Command(c.PeerCommand[0], c.PeerCommand[1:]...)
-	cmd.ExtraFiles = []*os.File{mem, toPeer, toUs}
+	cmd.ExtraFiles = []*os.File{mem, toPeer, toUs, pollPeer, pollUs}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -151,8 +169,27 @@ func Measure(c Config) (Result, error) {
 		return Result{}, err
 	}
 	// The peer waits on its eventfd: woken, it finds the new mode.
-	atomic.StoreUint64(w.mode, modeSpin)
+	atomic.StoreUint64(w.mode, modePoller)
 	signal(peer)
+	// Goroutines, free to move between threads as a Go program's are.
+	runtime.UnlockOSThread()
+	var buf [8]byte
+	res.Poller, err = run(c, func(uint64) error {
+		if _, err := pollPeer.Write(one[:]); err != nil {
+			return fmt.Errorf("floor: eventfd write: %w", err)
+		}
+		if _, err := pollUs.Read(buf[:]); err != nil {
+			return fmt.Errorf("floor: eventfd read: %w", err)
+		}
+		return nil
+	})
+	runtime.LockOSThread()
+	if err != nil {
+		return Result{}, err
+	}
+	// The peer reads its poller eventfd: woken, it finds the new mode.
+	atomic.StoreUint64(w.mode, modeSpin)
+	pollPeer.Write(one[:]) //nolint:errcheck // as signal's
 	if res.Spin, err = run(c, func(i uint64) error {
 		atomic.StoreUint64(w.ping, i)
 		for atomic.LoadUint64(w.pong) != i {
@@ -222,9 +259,37 @@ func ServePeer(ready func()) error {
 			if err := wait(fromUs); err != nil {
 				return err
 			}
-			if atomic.LoadUint64(w.mode) == modeEventfd {
+			switch atomic.LoadUint64(w.mode) {
+			case modeEventfd:
 				signal(toUs)
+			case modePoller:
+				if err := servePoller(w); err != nil {
+					return err
+				}
 			}
+		}
+	}
+}
+
+// servePoller answers the poller floor's pings, on the descriptors 6 and
+// 7, until the mode changes. It runs unlocked from its thread, as the
+// measuring side's goroutine does.
+func servePoller(w shared) error {
+	runtime.UnlockOSThread()
+	defer runtime.LockOSThread()
+	// Each call makes a new *os.File of the same descriptor; never
+	// closed, as closing it would close the descriptor the next one needs.
+	in, out := os.NewFile(6, "poll-in"), os.NewFile(7, "poll-out")
+	var buf [8]byte
+	for {
+		if _, err := in.Read(buf[:]); err != nil {
+			return fmt.Errorf("floor: eventfd read: %w", err)
+		}
+		if atomic.LoadUint64(w.mode) != modePoller {
+			return nil
+		}
+		if _, err := out.Write(one[:]); err != nil {
+			return fmt.Errorf("floor: eventfd write: %w", err)
 		}
 	}
 }
@@ -248,9 +313,21 @@ func eventfd() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "eventfd"), nil
 }
 
+// pollEventfd is a non-blocking eventfd, which os.NewFile registers with
+// the runtime poller.
+func pollEventfd() (*os.File, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("floor: eventfd: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "eventfd"), nil
+}
+
+// one is an eventfd increment.
+var one = [8]byte{1}
+
 // signal adds one to eventfd fd's counter.
 func signal(fd int) {
-	one := [8]byte{1}
 	unix.Write(fd, one[:]) //nolint:errcheck // a full counter needs 2^64 signals
 }
 
