@@ -17,7 +17,7 @@ func newBenchCmd() *cobra.Command {
 		newBenchFloorCmd(), newBenchFloorPeerCmd())
 }
 
-// measureFloor runs both floors of this machine (package floor) with this
+// measureFloor runs the floors of this machine (package floor) with this
 // binary's `bench floor-peer` as the peer.
 func measureFloor(count int) (floor.Result, error) {
 	exe, err := os.Executable()
@@ -35,13 +35,16 @@ func newBenchFloorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "floor [--count N] [--json]",
 		Short: "This machine's floor for a round trip between two processes",
-		Long: `Measures two round-trip floors between this process and a second one, one
-after the other: an eventfd ping-pong (each side sleeps in read(2) and wakes
-the other: what a signalled VMBus round trip costs at least) and a spin
-ping-pong through shared memory (neither sleeps: the bound for polling).
-Prints p50, p99 and this side's CPU time per round trip. Latency figures
-mean something only next to a floor measured in the same run on the same
-machine; "vmbus guest ping --floor" reports its own as ratios to it.`,
+		Long: `Measures three round-trip floors between this process and a second one,
+one after the other: an eventfd ping-pong (each side sleeps in read(2) on a
+thread of its own and wakes the other: what a signalled VMBus round trip
+costs at least); the same between goroutines that sleep in Go's runtime
+poller (what it costs a Go program, whose channels' receive goroutines
+sleep there); and a spin ping-pong through shared memory (neither sleeps:
+the bound for polling). Prints p50, p99 and this side's CPU time per round
+trip. Latency figures mean something only next to a floor measured in the
+same run on the same machine; "vmbus guest ping --floor" reports its own as
+ratios to them.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if count <= 0 {

@@ -140,42 +140,48 @@ type pingJSON struct {
 	LatencyP50us float64 `json:"latency_p50_us"`
 	LatencyP99us float64 `json:"latency_p99_us"`
 	// With --floor: the eventfd floor measured just before, and the
-	// ping's percentiles as multiples of it.
-	FloorP50us *float64 `json:"floor_eventfd_p50_us,omitempty"`
-	FloorP99us *float64 `json:"floor_eventfd_p99_us,omitempty"`
-	P50Ratio   *float64 `json:"p50_vs_floor,omitempty"`
-	P99Ratio   *float64 `json:"p99_vs_floor,omitempty"`
+	// ping's percentiles as multiples of it; and the same for the floor
+	// of goroutines woken through Go's runtime poller.
+	FloorP50us       *float64 `json:"floor_eventfd_p50_us,omitempty"`
+	FloorP99us       *float64 `json:"floor_eventfd_p99_us,omitempty"`
+	P50Ratio         *float64 `json:"p50_vs_floor,omitempty"`
+	P99Ratio         *float64 `json:"p99_vs_floor,omitempty"`
+	PollerFloorP50us *float64 `json:"floor_poller_p50_us,omitempty"`
+	P50PollerRatio   *float64 `json:"p50_vs_poller_floor,omitempty"`
 	// CPUPerPingus is the guest process's CPU time per round trip.
 	CPUPerPingus float64 `json:"cpu_per_ping_us"`
 }
 
 func newGuestPingCmd(socket *string) *cobra.Command {
 	var (
-		count, payload int
-		timeout        time.Duration
-		asJSON, floors bool
+		count, payload        int
+		timeout               time.Duration
+		asJSON, floors, chain bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ping [--count N] [--payload N] [--floor] [--json]",
+		Use:   "ping [--count N] [--payload N] [--from-completion] [--floor] [--json]",
 		Short: "Round trips through the echo device, one at a time, with signals",
 		Long: `Send --count requests through the echo device one at a time, each asking
 for a completion carrying the same bytes, and report round-trip latency.
---floor first measures this machine's eventfd round-trip floor (as "vmbus
-bench floor" does, --count round trips) and reports the percentiles as
-multiples of it too. Exit status 1 if any was lost (no answer within
+Each request waits in SendSynchronousRequest; with --from-completion each
+is sent from the completion routine of the one before, on the channel's
+receive goroutine, without the hand-off to the waiting goroutine.
+--floor first measures this machine's round-trip floors (as "vmbus bench
+floor" does, --count round trips) and reports the percentiles as multiples
+of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any was lost (no answer within
 --timeout) or corrupted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if count <= 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
 				return usageErrorf("ping: want --count > 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
 			}
-			var fl floor.Latency
+			var fl, pfl floor.Latency
 			if floors {
 				res, err := measureFloor(count)
 				if err != nil {
 					return failuref("ping: floor: %v", err)
 				}
-				fl = res.Eventfd
+				fl, pfl = res.Eventfd, res.Poller
 			}
 			cl, ec, err := openEcho(cmd.Context(), *socket, 0)
 			if err != nil {
@@ -183,16 +189,23 @@ multiples of it too. Exit status 1 if any was lost (no answer within
 			}
 			defer cl.Close()
 			defer ec.Close()
-			res, err := ec.Ping(cmd.Context(), count, payload, timeout)
+			ping := ec.Ping
+			if chain {
+				ping = ec.PingFromCompletion
+			}
+			res, err := ping(cmd.Context(), count, payload, timeout)
 			if err != nil {
 				return failuref("ping: %v", err)
 			}
 			out := pingJSON{res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds,
-				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil, res.CPUPerPing.Seconds() * 1e6}
+				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil, nil, nil, res.CPUPerPing.Seconds() * 1e6}
 			if floors {
 				f50, f99 := float64(fl.P50.Nanoseconds())/1e3, float64(fl.P99.Nanoseconds())/1e3
 				r50, r99 := out.LatencyP50us/f50, out.LatencyP99us/f99
 				out.FloorP50us, out.FloorP99us, out.P50Ratio, out.P99Ratio = &f50, &f99, &r50, &r99
+				p50 := float64(pfl.P50.Nanoseconds()) / 1e3
+				rp50 := out.LatencyP50us / p50
+				out.PollerFloorP50us, out.P50PollerRatio = &p50, &rp50
 			}
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
@@ -202,8 +215,8 @@ multiples of it too. Exit status 1 if any was lost (no answer within
 				fmt.Fprintf(cmd.OutOrStdout(), "ping: %d sent, %d received, %d lost, %d duplicated, %d corrupted in %.3f s; latency p50 %.1f µs, p99 %.1f µs\n",
 					out.Sent, out.Received, out.Lost, out.Duplicated, out.Corrupted, out.Seconds, out.LatencyP50us, out.LatencyP99us)
 				if floors {
-					fmt.Fprintf(cmd.OutOrStdout(), "ping: eventfd floor p50 %.1f µs, p99 %.1f µs; ping = %.2f× the floor at p50, %.2f× at p99\n",
-						*out.FloorP50us, *out.FloorP99us, *out.P50Ratio, *out.P99Ratio)
+					fmt.Fprintf(cmd.OutOrStdout(), "ping: eventfd floor p50 %.1f µs, p99 %.1f µs; ping = %.2f× the floor at p50, %.2f× at p99; %.2f× the poller floor's p50 (%.1f µs)\n",
+						*out.FloorP50us, *out.FloorP99us, *out.P50Ratio, *out.P99Ratio, *out.P50PollerRatio, *out.PollerFloorP50us)
 				}
 			}
 			if res.Lost+res.Corrupted+res.Duplicated > 0 || res.Received != uint64(count) {
@@ -217,7 +230,8 @@ multiples of it too. Exit status 1 if any was lost (no answer within
 	f.IntVar(&payload, "payload", 64, "bytes per request")
 	f.DurationVar(&timeout, "timeout", time.Second, "wait for each answer at most this long")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
-	f.BoolVar(&floors, "floor", false, "measure the eventfd round-trip floor first and report ratios to it")
+	f.BoolVar(&floors, "floor", false, "measure the round-trip floors first and report ratios to them")
+	f.BoolVar(&chain, "from-completion", false, "send each request from the completion routine of the one before")
 	return cmd
 }
 

@@ -121,7 +121,7 @@ func (h *hostileEcho) react(ch *host.Channel, w *ring.Writer, txid uint64, paylo
 	}
 }
 
-// FuzzPingHostile runs Ping against a host that answers each request as
+// FuzzPingHostile runs Ping and PingFromCompletion against a host that answers each request as
 // the input says: completions twice, for transactions never sent, with a
 // byte flipped, short, in-band packets instead, none, a corrupt ring.
 // Ping, without a per-request timeout, must return (the client closed
@@ -135,66 +135,77 @@ func FuzzPingHostile(f *testing.F) {
 	f.Add([]byte{echoGood, echoStall})
 	f.Add([]byte{echoGood, echoCorrupt, 1})
 	f.Fuzz(func(t *testing.T, script []byte) {
-		var (
-			mu      sync.Mutex
-			client  *Client
-			aborted bool
-			closing sync.Once
-			closed  sync.WaitGroup
-		)
-		closeClient := func() { closing.Do(func() { client.Close() }) } //nolint:errcheck
-		h := &hostileEcho{script: script, abort: func() {
-			mu.Lock()
-			defer mu.Unlock()
-			aborted = true
-			if client != nil {
-				closed.Go(closeClient)
-			}
-		}}
-		defer closed.Wait()
-		b := testbus.New(t, testbus.Config{
-			Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
-				Spec:  host.OfferSpec{InterfaceType: InterfaceType, InterfaceInstance: InterfaceInstance},
-				Serve: h.serve,
-			}}},
-			Guest: guest.Config{MemorySize: 2 << 20},
-		})
-		c, err := Open(testbus.Context(t), b.Client, ClientConfig{RingPages: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pingHostile(t, script, false)
+		pingHostile(t, script, true)
+	})
+}
+
+// pingHostile is one run of FuzzPingHostile: Ping, or with chained
+// PingFromCompletion, against a host that follows script.
+func pingHostile(t *testing.T, script []byte, chained bool) {
+	var (
+		mu      sync.Mutex
+		client  *Client
+		aborted bool
+		closing sync.Once
+		closed  sync.WaitGroup
+	)
+	closeClient := func() { closing.Do(func() { client.Close() }) } //nolint:errcheck
+	h := &hostileEcho{script: script, abort: func() {
 		mu.Lock()
-		client = c
-		if aborted {
+		defer mu.Unlock()
+		aborted = true
+		if client != nil {
 			closed.Go(closeClient)
 		}
-		mu.Unlock()
-		defer closeClient()
-		done := make(chan struct{})
-		var (
-			res  PingResult
-			perr error
-		)
-		go func() {
-			defer close(done)
-			res, perr = c.Ping(context.Background(), 16, 64, channel.NoTimeout)
-		}()
-		select {
-		case <-done:
-		case <-time.After(testbus.Timeout):
-			t.Fatal("Ping hung")
-		}
-		mu.Lock()
-		stalled := aborted
-		mu.Unlock()
-		if h.broke.Load() && !errors.Is(perr, guest.ErrProtocol) && !stalled {
-			t.Errorf("Ping after the host broke the ring: %v, want guest.ErrProtocol", perr)
-		}
-		if perr != nil && !errors.Is(perr, guest.ErrProtocol) && !errors.Is(perr, channel.StatusDeviceRemoved) && !errors.Is(perr, channel.StatusInvalidDeviceState) {
-			t.Errorf("Ping: %v: names neither the host nor the channel's end", perr)
-		}
-		if res.Received > res.Sent || res.Corrupted > h.bad.Load() || res.Lost != 0 {
-			t.Errorf("Ping counted %+v with %d wrong answers from the host", res, h.bad.Load())
-		}
+	}}
+	defer closed.Wait()
+	b := testbus.New(t, testbus.Config{
+		Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
+			Spec:  host.OfferSpec{InterfaceType: InterfaceType, InterfaceInstance: InterfaceInstance},
+			Serve: h.serve,
+		}}},
+		Guest: guest.Config{MemorySize: 2 << 20},
 	})
+	c, err := Open(testbus.Context(t), b.Client, ClientConfig{RingPages: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	client = c
+	if aborted {
+		closed.Go(closeClient)
+	}
+	mu.Unlock()
+	defer closeClient()
+	done := make(chan struct{})
+	var (
+		res  PingResult
+		perr error
+	)
+	go func() {
+		defer close(done)
+		ping := c.Ping
+		if chained {
+			ping = c.PingFromCompletion
+		}
+		res, perr = ping(context.Background(), 16, 64, channel.NoTimeout)
+	}()
+	select {
+	case <-done:
+	case <-time.After(testbus.Timeout):
+		t.Fatalf("Ping hung (from completions: %v)", chained)
+	}
+	mu.Lock()
+	stalled := aborted
+	mu.Unlock()
+	if h.broke.Load() && !errors.Is(perr, guest.ErrProtocol) && !stalled {
+		t.Errorf("Ping (from completions: %v) after the host broke the ring: %v, want guest.ErrProtocol", chained, perr)
+	}
+	if perr != nil && !errors.Is(perr, guest.ErrProtocol) && !errors.Is(perr, channel.StatusDeviceRemoved) && !errors.Is(perr, channel.StatusInvalidDeviceState) {
+		t.Errorf("Ping (from completions: %v): %v: names neither the host nor the channel's end", chained, perr)
+	}
+	if res.Received > res.Sent || res.Corrupted > h.bad.Load() || res.Lost != 0 {
+		t.Errorf("Ping (from completions: %v) counted %+v with %d wrong answers from the host", chained, res, h.bad.Load())
+	}
 }

@@ -53,12 +53,15 @@ type Latency struct {
 	// P50 and P99 are percentiles of one round trip.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
-	// CPUPerRoundTrip is this process's CPU time (user and system) per
-	// round trip: the spin floor costs a core while it waits.
+	// CPUPerRoundTrip is this side's CPU time (user and system) per
+	// round trip: its thread's, and for the poller floor every thread of
+	// this process (the goroutine moves between them, and the runtime's
+	// own threads wake for it). The spin floor costs a core while it
+	// waits.
 	CPUPerRoundTrip time.Duration `json:"cpu_per_round_trip_ns"`
 }
 
-// Result is both floors, measured one after the other.
+// Result is the three floors, measured one after the other.
 type Result struct {
 	Eventfd Latency `json:"eventfd"`
 	Poller  Latency `json:"poller"`
@@ -94,7 +97,7 @@ const (
 	pageSize = 4096
 )
 
-// Measure runs both floors against a peer started with c.PeerCommand.
+// Measure runs the three floors against a peer started with c.PeerCommand.
 func Measure(c Config) (Result, error) {
 	if c.Count <= 0 || c.Warmup < 0 || len(c.PeerCommand) == 0 {
 		return Result{}, errors.New("floor: want Count > 0, Warmup >= 0 and a peer command")
@@ -162,7 +165,7 @@ func Measure(c Config) (Result, error) {
 	peer, us := int(toPeer.Fd()), int(toUs.Fd())
 	var res Result
 	atomic.StoreUint64(w.mode, modeEventfd)
-	if res.Eventfd, err = run(c, func(uint64) error {
+	if res.Eventfd, err = run(c, threadCPU, func(uint64) error {
 		signal(peer)
 		return wait(us)
 	}); err != nil {
@@ -174,7 +177,7 @@ func Measure(c Config) (Result, error) {
 	// Goroutines, free to move between threads as a Go program's are.
 	runtime.UnlockOSThread()
 	var buf [8]byte
-	res.Poller, err = run(c, func(uint64) error {
+	res.Poller, err = run(c, processCPU, func(uint64) error {
 		if _, err := pollPeer.Write(one[:]); err != nil {
 			return fmt.Errorf("floor: eventfd write: %w", err)
 		}
@@ -190,7 +193,7 @@ func Measure(c Config) (Result, error) {
 	// The peer reads its poller eventfd: woken, it finds the new mode.
 	atomic.StoreUint64(w.mode, modeSpin)
 	pollPeer.Write(one[:]) //nolint:errcheck // as signal's
-	if res.Spin, err = run(c, func(i uint64) error {
+	if res.Spin, err = run(c, threadCPU, func(i uint64) error {
 		atomic.StoreUint64(w.ping, i)
 		for atomic.LoadUint64(w.pong) != i {
 		}
@@ -202,9 +205,9 @@ func Measure(c Config) (Result, error) {
 }
 
 // run times Warmup+Count round trips of rt, numbered from 1.
-func run(c Config, rt func(i uint64) error) (Latency, error) {
+func run(c Config, cpuNow func() time.Duration, rt func(i uint64) error) (Latency, error) {
 	lat := make([]time.Duration, c.Count)
-	cpu0 := threadCPU()
+	cpu0 := cpuNow()
 	for i := 1; i <= c.Warmup+c.Count; i++ {
 		start := time.Now()
 		if err := rt(uint64(i)); err != nil {
@@ -214,7 +217,7 @@ func run(c Config, rt func(i uint64) error) (Latency, error) {
 			lat[k] = time.Since(start)
 		}
 	}
-	cpu := (threadCPU() - cpu0) / time.Duration(c.Warmup+c.Count)
+	cpu := (cpuNow() - cpu0) / time.Duration(c.Warmup+c.Count)
 	slices.Sort(lat)
 	return Latency{Count: c.Count, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], CPUPerRoundTrip: cpu}, nil
 }
@@ -226,6 +229,13 @@ func threadCPU() time.Duration {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) //nolint:errcheck // a valid clock id
 	return time.Duration(ts.Nano())
+}
+
+// processCPU is the CPU time of every thread of this process.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru) //nolint:errcheck // a valid who
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ServePeer is the peer process of Measure: it maps descriptor 3, answers
