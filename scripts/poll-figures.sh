@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Polling against sleeping, in one run: N interleaved rounds (default 5)
-# of `vmbus guest ping --floor` and `vmbus guest stream --payload 64`
-# against a host without --poll and one with --poll D (default 50us; the
-# guest polls too), and of `vmbus bench ring --signal` one-way. Prints the
-# medians: ping's p50 and p99 as multiples of the eventfd floor measured
-# before each ping, CPU time per ping (guest and host processes), and the
-# stream's packets per second as a share of the one-way ring's.
+# of `vmbus guest ping --floor`, `vmbus guest ping --floor
+# --from-completion` and `vmbus guest stream --payload 64` against a host
+# without --poll and one with --poll D (default 50us; the guest polls too),
+# and of `vmbus bench ring --signal` one-way. Prints the medians: ping's
+# p50 and p99 as multiples of the eventfd floor measured before each ping
+# (and p50 as a multiple of the runtime poller's floor), CPU time per ping
+# (guest and host processes), and the stream's packets per second as a
+# share of the one-way ring's.
 # Usage: scripts/poll-figures.sh [N] [D]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,16 +30,19 @@ for _ in $(seq "$N"); do
   for mode in 0 1; do
     pid=$h0; poll=0
     [ "$mode" = 1 ] && pid=$h1 && poll=$D
-    c0=$(cpu "$pid")
-    "$B" guest --socket "$dir/h$mode.sock" --poll "$poll" ping --floor --count "$count" --json >"$dir/ping.json"
-    c1=$(cpu "$pid")
-    python3 - "$dir/ping.json" "$c0" "$c1" "$tick" "$count" >>"$dir/ping$mode" <<'PY'
+    for pm in sync chain; do
+      flag=; [ "$pm" = chain ] && flag=--from-completion
+      c0=$(cpu "$pid")
+      "$B" guest --socket "$dir/h$mode.sock" --poll "$poll" ping --floor --count "$count" $flag --json >"$dir/ping.json"
+      c1=$(cpu "$pid")
+      python3 - "$dir/ping.json" "$c0" "$c1" "$tick" "$count" >>"$dir/ping$mode$pm" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c0, c1, tick, n = map(float, sys.argv[2:])
 host = (c1 - c0) / tick / n * 1e6
-print(d["p50_vs_floor"], d["p99_vs_floor"], d["latency_p50_us"], d["floor_eventfd_p50_us"], d["cpu_per_ping_us"], host)
+print(d["p50_vs_floor"], d["p99_vs_floor"], d["latency_p50_us"], d["floor_eventfd_p50_us"], d["cpu_per_ping_us"], host, d["p50_vs_poller_floor"])
 PY
+    done
     "$B" guest --socket "$dir/h$mode.sock" --poll "$poll" stream --payload 64 --count 2000000 --json |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["packets_per_sec"])' >>"$dir/stream$mode"
   done
@@ -49,13 +54,22 @@ ring=$(med <"$dir/ring")
 echo "medians of $N interleaved runs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in 0 1; do
   name="without --poll"; [ "$mode" = 1 ] && name="with --poll $D"
-  python3 - "$name" "$(col ping$mode 1)" "$(col ping$mode 2)" "$(col ping$mode 3)" "$(col ping$mode 4)" \
-    "$(col ping$mode 5)" "$(col ping$mode 6)" "$(med <"$dir/stream$mode")" "$ring" <<'PY'
+  for pm in sync chain; do
+    f=ping$mode$pm
+    python3 - "$name" "$pm" "$(col $f 1)" "$(col $f 2)" "$(col $f 3)" "$(col $f 4)" \
+      "$(col $f 5)" "$(col $f 6)" "$(col $f 7)" <<'PY'
+import sys
+name, pm = sys.argv[1:3]
+r50, r99, p50, f50, gcpu, hcpu, rp50 = map(float, sys.argv[3:])
+how = "ping --from-completion" if pm == "chain" else "ping"
+print(f"{name}, {how}: p50 {r50:.2f}x and p99 {r99:.2f}x the eventfd floor (p50 {p50:.1f} us, floor {f50:.1f} us), "
+      f"p50 {rp50:.2f}x the poller floor; CPU per ping: guest {gcpu:.1f} us, host {hcpu:.1f} us")
+PY
+  done
+  python3 - "$name" "$(med <"$dir/stream$mode")" "$ring" <<'PY'
 import sys
 name = sys.argv[1]
-r50, r99, p50, f50, gcpu, hcpu, st, ring = map(float, sys.argv[2:])
-print(f"{name}: ping p50 {r50:.2f}x and p99 {r99:.2f}x the eventfd floor (p50 {p50:.1f} us, floor {f50:.1f} us); "
-      f"CPU per ping: guest {gcpu:.1f} us, host {hcpu:.1f} us; "
-      f"stream 64 B {st/1e6:.2f} M packets/s = {100*st/ring:.0f}% of the one-way ring ({ring/1e6:.2f} M)")
+st, ring = map(float, sys.argv[2:])
+print(f"{name}, stream 64 B: {st/1e6:.2f} M packets/s = {100*st/ring:.0f}% of the one-way ring ({ring/1e6:.2f} M)")
 PY
 done
