@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -396,6 +397,10 @@ func TestStreamMirroredSeeds(t *testing.T) {
 					return
 				}
 				w.Commit()
+				// Let the reader run: on a loaded machine the two may
+				// share a thread, and a spin would hold it for a time
+				// slice (10 ms) per full ring.
+				runtime.Gosched()
 			}
 			if batchEnd {
 				w.Commit()
@@ -410,6 +415,7 @@ func TestStreamMirroredSeeds(t *testing.T) {
 		err := r.Next(&p)
 		if errors.Is(err, ErrEmpty) {
 			r.Commit()
+			runtime.Gosched() // as the writer does at a full ring
 			continue
 		}
 		if err != nil {
