@@ -38,6 +38,7 @@ type Packet struct {
 	restart bool
 	ranges  []gpa.Range
 	pfns    []uint64
+	rv      guestmem.RangeView // ExternalData's view of ranges
 	ctx     []byte
 	q       qitem
 	// A transfer-page packet's set and its checked ranges (a copy).
@@ -170,7 +171,8 @@ func (p *Packet) DeferToPassive() {
 // ExternalData returns the memory a GPA-direct packet describes as a
 // bounds-checked view of guest memory (KMCL VmbChannelPacketGetExternalData;
 // never asynchronous here). With access ReadOnly the view refuses writes.
-// The view is valid until the packet is completed. A packet without
+// The view is valid until the packet is completed; it is the packet's
+// own, and a second call replaces it. A packet without
 // external data, or whose data passes SetMaxExternalData or lies outside
 // guest memory, gives an error matching StatusInvalidParameter; so does a
 // transfer-page packet, whose ranges ReadTransferRange reads.
@@ -196,11 +198,12 @@ func (p *Packet) ExternalData(access guestmem.Access) (*guestmem.RangeView, erro
 	if bytes > uint64(c.cfg.maxExtSize) {
 		return nil, fail(StatusInvalidParameter, "external data of %d bytes passes the maximum %d", bytes, c.cfg.maxExtSize)
 	}
-	v, err := ep.mem.RangeView(p.ranges, access)
-	if err != nil {
+	// The packet's own view: one allocation less per request, and the
+	// view lives as long as it may be used (until the completion).
+	if err := ep.mem.SetRangeView(&p.rv, p.ranges, access); err != nil {
 		return nil, fmt.Errorf("%w: %w", StatusInvalidParameter, err)
 	}
-	return v, nil
+	return &p.rv, nil
 }
 
 // SetTransactionQuota caps the incoming packets outstanding at once (KMCL

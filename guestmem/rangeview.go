@@ -47,20 +47,34 @@ type RangeView struct {
 // The view keeps ranges (not a copy): the caller must not modify the slice
 // or the PFNs afterwards.
 func (m *Memory) RangeView(ranges []gpa.Range, access Access) (*RangeView, error) {
+	v := new(RangeView)
+	if err := m.SetRangeView(v, ranges, access); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// SetRangeView is RangeView into a view the caller owns, for a caller
+// that makes one per request and would otherwise allocate each (a
+// device's GPA-direct packets). On error v is left as it was. v must not
+// be in use meanwhile: a RangeView is safe for concurrent reads, not for
+// being set under them.
+func (m *Memory) SetRangeView(v *RangeView, ranges []gpa.Range, access Access) error {
 	if access != ReadWrite && access != ReadOnly {
 		panic(fmt.Sprintf("guestmem: RangeView with invalid %v", access))
 	}
 	var size int64
 	for i, r := range ranges {
 		if err := m.CheckRange(r); err != nil {
-			return nil, fmt.Errorf("range %d: %w", i, err)
+			return fmt.Errorf("range %d: %w", i, err)
 		}
 		if size > math.MaxInt64-int64(r.ByteCount) {
-			return nil, fmt.Errorf("%w: ranges add up to more than %d bytes", ErrMalformedRange, int64(math.MaxInt64))
+			return fmt.Errorf("%w: ranges add up to more than %d bytes", ErrMalformedRange, int64(math.MaxInt64))
 		}
 		size += int64(r.ByteCount)
 	}
-	return &RangeView{mem: m, ranges: ranges, size: size, access: access}, nil
+	*v = RangeView{mem: m, ranges: ranges, size: size, access: access}
+	return nil
 }
 
 // Len is the number of bytes the view covers: the sum of the byte counts.

@@ -49,6 +49,7 @@ type Disk struct {
 	maxTransfer uint32
 	timeout     time.Duration
 	closed      chan struct{}
+	calls       sync.Pool // of *call, for ReadAt and WriteAt
 
 	free   chan *slot
 	slots  []*slot
@@ -81,6 +82,10 @@ type call struct {
 	wg  sync.WaitGroup
 	mu  sync.Mutex
 	err error
+	// timer fails the disk if the host leaves the call's requests
+	// unanswered (await); fired closes when its function has run.
+	timer *time.Timer
+	fired chan struct{}
 }
 
 func (c *call) fail(err error) {
@@ -344,7 +349,7 @@ func (d *Disk) chanErr(err error) error {
 // transfer moves p at off in max-transfer pieces, as many in flight as
 // there are free slots, and waits for all of them.
 func (d *Disk) transfer(p []byte, off int64, write bool) error {
-	c := &call{}
+	c := d.newCall()
 	for len(p) > 0 {
 		n := min(len(p), int(d.maxTransfer))
 		var s *slot
@@ -381,8 +386,7 @@ func (d *Disk) transfer(p []byte, off int64, write bool) error {
 		}
 		p, off = p[n:], off+int64(n)
 	}
-	d.await(c)
-	return c.err
+	return d.await(c)
 }
 
 // done is a slot's completion routine, on the receive goroutine (or the

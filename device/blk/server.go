@@ -48,6 +48,10 @@ type Server struct {
 	// of the process to leave its system call. kick wakes it.
 	hold atomic.Bool
 	kick chan struct{}
+	// resp is process's response buffer: process runs on the channel's
+	// one worker goroutine, and Complete copies the bytes, so one buffer
+	// serves every request without an allocation each.
+	resp [ResponseSize]byte
 }
 
 // maxPackets is the requests a server's channel may have outstanding.
@@ -143,9 +147,8 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		}
 		resp = s.serve(p, req, external)
 	}
-	var out [ResponseSize]byte
-	resp.Marshal(out[:])
-	p.Complete(out[:])
+	resp.Marshal(s.resp[:])
+	p.Complete(s.resp[:])
 }
 
 // flusher carries out FLUSH requests until Close. The requests that come
