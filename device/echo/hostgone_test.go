@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
-	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
 )
@@ -19,15 +18,7 @@ func TestPingHostGone(t *testing.T) {
 	leakcheck.Check(t)
 	stalled := make(chan struct{})
 	h := &hostileEcho{script: []byte{echoGood, echoStall}, abort: func() { close(stalled) }}
-	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
-		Spec:  host.OfferSpec{InterfaceType: InterfaceType, InterfaceInstance: InterfaceInstance},
-		Serve: h.serve,
-	}}}})
-	c, err := Open(testbus.Context(t), b.Client, ClientConfig{RingPages: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	b, c := hostileClient(t, h)
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Ping(context.Background(), 4, 64, channel.NoTimeout)
@@ -39,6 +30,7 @@ func TestPingHostGone(t *testing.T) {
 		t.Fatal("the second ping never came")
 	}
 	b.Stop()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(testbus.Timeout):
