@@ -225,8 +225,16 @@ func TestE2EHVSockUsage(t *testing.T) {
 	}
 }
 
-func TestE2EHVSockServicingExec(t *testing.T)  { testHVSockServicing(t, "exec") }
-func TestE2EHVSockServicingSpawn(t *testing.T) { testHVSockServicing(t, "spawn") }
+func TestE2EHVSockServicingExec(t *testing.T)  { testHVSockServicing(t, "exec", 0) }
+func TestE2EHVSockServicingSpawn(t *testing.T) { testHVSockServicing(t, "spawn", 0) }
+
+// TestE2EHVSockServicingFailsAfterSave, exec and spawn: the second of the
+// three servicings fails after its save (its --state-file cannot be
+// written), and the host restores the connection in its own process from
+// what it saved, bytes piled in the relay included; the third carries it
+// on.
+func TestE2EHVSockServicingExecFailsAfterSave(t *testing.T)  { testHVSockServicing(t, "exec", 2) }
+func TestE2EHVSockServicingSpawnFailsAfterSave(t *testing.T) { testHVSockServicing(t, "spawn", 2) }
 
 // carriedStream is the bytes streamed across servicings: 64 MiB, 16 MiB
 // under the race detector.
@@ -302,11 +310,23 @@ func hashingEcho(t *testing.T, path string, gate *sync.RWMutex) (received func()
 // the stream came back; what came back, what the local server received
 // and what was sent have the same SHA-256, and dial exits 0 (both
 // directions ended in order). The relay takes new connections after.
-func testHVSockServicing(t *testing.T, mode string) {
+// Servicing number failAt (none if 0) finds the directory of the host's
+// --state-file gone: it fails after its save and restores in place.
+func testHVSockServicing(t *testing.T, mode string, failAt int) {
 	dir := t.TempDir()
 	var gate sync.RWMutex
 	received := hashingEcho(t, filepath.Join(dir, "echo.sock"), &gate)
-	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
+	stateDir := filepath.Join(dir, "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	socket, host, logs := startRelayHostProcess(t, dir, "--servicing", mode, "--state-file", filepath.Join(stateDir, "host.state"),
+		"--hvsock-relay", "5000=unix:"+filepath.Join(dir, "echo.sock"))
+	defer func() {
+		if t.Failed() {
+			t.Logf("host:\n%s", logs.String())
+		}
+	}()
 	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -361,8 +381,16 @@ func testHVSockServicing(t *testing.T, mode string) {
 		read <- err
 	}()
 	defer close(next)
+	// A failure below leaves the gate open, or the local server's
+	// cleanup would wait for it for ever.
+	gated := false
+	defer func() {
+		if gated {
+			gate.Unlock()
+		}
+	}()
 	for k := 0; k <= servicings; k++ {
-		gated := k > 1
+		gated = k > 1
 		if gated {
 			gate.Lock()
 		}
@@ -373,10 +401,24 @@ func testHVSockServicing(t *testing.T, mode string) {
 			}
 		}
 		if k > 0 {
+			if k == failAt {
+				if err := os.RemoveAll(stateDir); err != nil {
+					t.Fatal(err)
+				}
+			}
 			host.Process.Signal(syscall.SIGHUP)
 			waitFor(t, fmt.Sprintf("servicing %d complete", k), func() bool { return strings.Count(logs.String(), "servicing complete") >= k })
+			if k == failAt {
+				if !strings.Contains(logs.String(), "servicing failed; restoring in this process") {
+					t.Fatalf("servicing %d without its state file's directory did not fail after its save", k)
+				}
+				if err := os.Mkdir(stateDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		if gated {
+			gated = false
 			gate.Unlock()
 		}
 		if k != 1 {
