@@ -43,3 +43,51 @@ func BenchmarkByteStream(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkByteStreamDirect is BenchmarkByteStream with the reader's
+// data taken by a direct function (SetDirect) on the receive goroutine,
+// as a relay writes it to its socket: the reader only waits for the end.
+func BenchmarkByteStreamDirect(b *testing.B) {
+	r := newRig(b, rigConfig{mode: channel.PipeByte, ringPages: 64})
+	var taken int
+	r.server.SetDirect(func(bufs [][]byte) int {
+		n := 0
+		for _, p := range bufs {
+			n += len(p)
+		}
+		taken += n
+		return n
+	})
+	buf := make([]byte, 64<<10)
+	done := make(chan error, 1)
+	go func() {
+		rb := make([]byte, 64<<10)
+		for {
+			_, err := r.server.Read(rb)
+			if err == io.EOF {
+				done <- nil
+				return
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.client.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := r.client.CloseWrite(); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if taken == 0 {
+		b.Fatal("the direct function took nothing")
+	}
+}

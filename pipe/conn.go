@@ -87,6 +87,14 @@ type Conn struct {
 	rerr     error // the receive side failed
 	rclosed  bool  // Close ran: packets are completed as they come
 	chClosed bool  // the channel closed
+	// The direct function (SetDirect); the packets waiting for it are
+	// held in q, and ddone and iov are its own arrays.
+	waiting    bool // a Read waits
+	deferred   bool // packets are held for the direct function, the Read not woken
+	direct     DirectFunc
+	ddone      []*channel.Packet
+	iov        [][]byte
+	maxPackets int
 	// Packets a Read took to their end, completed once rmu is
 	// released; under readMu. Its array holds the channel's packet
 	// count, so that Read does not allocate.
@@ -122,20 +130,23 @@ func New(ch *channel.Channel, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("pipe: max packets %d", cfg.MaxPackets)
 	}
 	c := &Conn{
-		ch:      ch,
-		maxData: maxData,
-		opened:  make(chan struct{}),
-		gone:    make(chan struct{}),
-		rdl:     newDeadline(),
-		wdl:     newDeadline(),
-		rwake:   make(chan struct{}, 1),
-		q:       make([]held, 0, packets),
-		done:    make([]*channel.Packet, 0, packets),
+		ch:         ch,
+		maxData:    maxData,
+		opened:     make(chan struct{}),
+		gone:       make(chan struct{}),
+		rdl:        newDeadline(),
+		wdl:        newDeadline(),
+		rwake:      make(chan struct{}, 1),
+		q:          make([]held, 0, packets),
+		done:       make([]*channel.Packet, 0, packets),
+		ddone:      make([]*channel.Packet, 0, packets),
+		iov:        make([][]byte, 0, packets),
+		maxPackets: packets,
 	}
 	for _, err := range []error{
 		ch.SetMaxPacketSize(HeaderSize + MaxData),
 		ch.SetMaxPacketCount(packets),
-		ch.SetProcessPacketCallbacks(c.process, nil),
+		ch.SetProcessPacketCallbacks(c.process, c.onBatchEnd),
 		ch.SetIncomingStoppedCallback(c.onIncomingStopped),
 		ch.SetStateCallbacks(channel.StateCallbacks{Opened: c.onOpened, Suspend: c.onSuspend, Closed: c.onClosed}),
 	} {

@@ -38,6 +38,17 @@
 // by the channel, out of the ring the peer can change) is the one Read
 // copies from: the receive path copies once.
 //
+// # Direct
+//
+// A reader that only passes the stream on (a relay to a socket) can
+// take it on the channel's receive goroutine instead (SetDirect): while
+// its Read waits, the packets of a batch are held without waking it and
+// handed to its function when the batch ends (or the packets held reach
+// MaxPackets), which writes them out without blocking; the Read wakes
+// only for what is left. The hand-off of every batch from the receive
+// goroutine to the reader is a thread wake-up on a machine whose other
+// cores are busy.
+//
 // # A hostile peer
 //
 // A malformed packet fails the receive side: Read returns the data

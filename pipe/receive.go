@@ -38,6 +38,17 @@ func (c *Conn) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ 
 		c.rfin = true
 	default:
 		c.push(held{pk: p, data: data})
+		if c.holdDirect() {
+			// For the direct function at the batch's end, or now if the
+			// channel has no packet left to read the next one into.
+			c.deferred = true
+			if len(c.q)-c.qHead < c.maxPackets {
+				c.rmu.Unlock()
+				return
+			}
+			c.flushDirect()
+			return
+		}
 		c.rmu.Unlock()
 		c.wakeReader()
 		return
@@ -107,14 +118,19 @@ func (c *Conn) Read(b []byte) (int, error) {
 			c.rmu.Unlock()
 			return 0, ErrChannelClosed
 		}
-		c.rmu.Unlock()
 		if len(b) == 0 {
+			c.rmu.Unlock()
 			return 0, nil
 		}
+		c.waiting = true
+		c.rmu.Unlock()
 		select {
 		case <-c.rwake:
 		case <-c.rdl.Done():
 		}
+		c.rmu.Lock()
+		c.waiting = false
+		c.rmu.Unlock()
 	}
 }
 
@@ -177,9 +193,16 @@ func (c *Conn) onSuspend(*channel.Channel) {
 		done = append(done, h.pk)
 		h.pk = nil
 	}
+	// Packets held for the direct function wait for a batch's end that
+	// does not come now: the Read takes them.
+	unread := c.qHead < len(c.q)
+	c.deferred = false
 	c.rmu.Unlock()
 	for _, p := range done {
 		p.Complete(nil)
+	}
+	if unread {
+		c.wakeReader()
 	}
 }
 

@@ -1,0 +1,153 @@
+package pipe
+
+import (
+	"bytes"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/internal/testbus"
+)
+
+// streamLog is one record of a stream as its two consumers took it: the
+// direct function and the Read, in the order they took it.
+type streamLog struct {
+	mu      sync.Mutex
+	b       []byte
+	directN int
+}
+
+// take is a direct function that takes at most limit bytes a call.
+func (l *streamLog) take(limit int) DirectFunc {
+	return func(bufs [][]byte) int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for _, b := range bufs {
+			m := min(len(b), limit-n)
+			l.b = append(l.b, b[:m]...)
+			if n += m; n == limit {
+				break
+			}
+		}
+		l.directN += n
+		return n
+	}
+}
+
+func (l *streamLog) add(b []byte) {
+	l.mu.Lock()
+	l.b = append(l.b, b...)
+	l.mu.Unlock()
+}
+
+// readAll reads c to its end into l, and sends Read's error (nil at the
+// end of stream) and the bytes Read returned.
+func readAll(c *Conn, l *streamLog, done chan<- [2]any) {
+	buf := make([]byte, 64)
+	var got int
+	for {
+		n, err := c.Read(buf)
+		l.add(buf[:n])
+		got += n
+		if err == io.EOF {
+			done <- [2]any{nil, got}
+			return
+		}
+		if err != nil {
+			done <- [2]any{err, got}
+			return
+		}
+	}
+}
+
+// waitReading waits until l holds n bytes and a Read waits again.
+func waitReading(t *testing.T, c *Conn, l *streamLog, n int) {
+	t.Helper()
+	testbus.Eventually(t, "the bytes taken and a Read waiting", func() bool {
+		l.mu.Lock()
+		got := len(l.b)
+		l.mu.Unlock()
+		c.rmu.Lock()
+		defer c.rmu.Unlock()
+		return got == n && c.waiting
+	})
+}
+
+// While a Read waits, a packet goes to the direct function first, and
+// what it leaves to the Read, which then wakes: the two together are the
+// stream, in order, each byte once; the end of stream still reaches the
+// Read.
+func TestDirectTakesWhileReadWaits(t *testing.T) {
+	r := newRig(t, rigConfig{mode: channel.PipeByte})
+	var l streamLog
+	r.server.SetDirect(l.take(5))
+	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
+	done := make(chan [2]any, 1)
+	go readAll(r.server, &l, done)
+	var sent []byte
+	for i := range 10 {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 3+i)
+		waitReading(t, r.server, &l, len(sent)) // the last packet taken, whoever took it
+		sent = append(sent, p...)
+		if _, err := r.client.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, r.client.CloseWrite())
+	res := <-done
+	if res[0] != nil {
+		t.Fatalf("Read: %v", res[0])
+	}
+	if !bytes.Equal(l.b, sent) {
+		t.Fatalf("the stream as taken:\n%q\nwant\n%q", l.b, sent)
+	}
+	// Each packet: 5 bytes to the direct function (all of the first two),
+	// the rest to the Read.
+	if wantDirect := 3 + 4 + 5*8; l.directN != wantDirect || res[1].(int) != len(sent)-wantDirect {
+		t.Fatalf("direct took %d, Read %d; want %d and %d", l.directN, res[1], wantDirect, len(sent)-wantDirect)
+	}
+	if h := r.server.Channel().Outstanding(); h != 0 {
+		t.Fatalf("%d packets held after the end, want 0", h)
+	}
+}
+
+// A batch longer than the packets the Conn may hold goes to the direct
+// function as the Conn's packets run out, not at the batch's end: the
+// channel reads no further packet until one is completed, so the batch's
+// end would never come.
+func TestDirectPoolFull(t *testing.T) {
+	r := newRig(t, rigConfig{mode: channel.PipeByte, server: Config{MaxPackets: 2}, ringPages: 8})
+	var l streamLog
+	r.server.SetDirect(l.take(1 << 20))
+	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
+	done := make(chan [2]any, 1)
+	go readAll(r.server, &l, done)
+	waitReading(t, r.server, &l, 0)
+	// Paused, the server reads nothing: the eight packets are one batch
+	// once it starts.
+	must(t, r.sch.Pause())
+	var sent []byte
+	for i := range 8 {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 100)
+		sent = append(sent, p...)
+		if _, err := r.client.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, r.sch.Start())
+	testbus.Eventually(t, "the batch taken by the direct function", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.directN == len(sent)
+	})
+	must(t, r.client.CloseWrite())
+	if res := <-done; res[0] != nil || res[1].(int) != 0 {
+		t.Fatalf("Read: %v after %d bytes; want the end and no byte", res[0], res[1])
+	}
+	if !bytes.Equal(l.b, sent) {
+		t.Fatalf("the stream as taken:\n%q\nwant\n%q", l.b, sent)
+	}
+}
