@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,18 +22,28 @@ type relayed struct {
 	toLocal flow // the guest's bytes
 	toGuest flow // the local socket's bytes
 
+	// The guest's bytes written to the local socket from the channel's
+	// receive goroutine (direct.go); nil if the socket has no descriptor.
+	raw   syscall.RawConn
+	iov   []syscall.Iovec // the write in progress
+	rawN  int             // and what it wrote
+	rawFn func(fd uintptr) bool
+	sent  atomic.Int64 // bytes the direct writes wrote
+
 	stopping atomic.Bool   // pause asked: a cut-short call is a pause
 	exited   chan struct{} // closed when run returns; a new one for each run
 	closeMu  sync.Once
 }
 
 func newRelayed(r *Relay, gc *Conn, local HalfConn) *relayed {
-	return &relayed{
+	rc := &relayed{
 		r: r, gc: gc, local: local,
 		toLocal: flow{src: gc, dst: local, buf: make([]byte, spliceBuffer)},
 		toGuest: flow{src: local, dst: gc, buf: make([]byte, spliceBuffer)},
 		exited:  make(chan struct{}),
 	}
+	rc.passDirect()
+	return rc
 }
 
 // errPaused ends a flow that a pause cut short; its state is whole.

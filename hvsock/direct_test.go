@@ -1,0 +1,131 @@
+package hvsock
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/internal/testbus"
+)
+
+// The guest's bytes go to the local socket from the channel's receive
+// goroutine while the socket has room, and through the relay's flow once
+// it is full (the local server not reading): every byte arrives once, in
+// order, both ways taken. The local socket's send buffer is the relay's.
+func TestRelayDirect(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
+	path := t.TempDir() + "/local.sock"
+	ll, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ll.Close()
+	rl, err := r.srv.Relay(Route{Service: svc5000, Network: "unix", Address: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	lc, err := ll.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	deadline := time.Now().Add(2 * testbus.Timeout)
+	lc.SetDeadline(deadline)
+	gc.SetDeadline(deadline)
+	var rc *relayed
+	testbus.Eventually(t, "the relayed connection", func() bool {
+		rl.mu.Lock()
+		defer rl.mu.Unlock()
+		for c := range rl.conns {
+			rc = c
+		}
+		return rc != nil
+	})
+	if got := sendBuffer(t, rc.local); got < 2*localSendBuffer {
+		t.Errorf("the local socket's send buffer is %d bytes, want %d", got, 2*localSendBuffer)
+	}
+
+	// A byte at a time until one goes from the receive goroutine: then
+	// the flow waits in Read with nothing pending, as it does whenever
+	// it has caught up. (Before its first Read the flow takes the bytes.)
+	one := []byte{0}
+	for rc.sent.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay wrote nothing from the receive goroutine")
+		}
+		if _, err := gc.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(lc, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s0 := rc.sent.Load()
+
+	// More than the socket, the pipe and the ring hold: the guest's
+	// writer waits until the local server reads.
+	up := make([]byte, 4*localSendBuffer+3<<20)
+	rand.Read(up)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := gc.Write(up)
+		if err == nil {
+			err = gc.CloseWrite()
+		}
+		sent <- err
+	}()
+	// The pipe half full: the socket is (packets held for a direct write
+	// go at the latest when the pipe is full).
+	testbus.Eventually(t, "the pipe holding what the full socket did not take", func() bool {
+		return rc.gc.host.pipe.UnreadLen() >= DefaultMaxBuffered/2
+	})
+	direct := rc.sent.Load() - s0
+	if direct == 0 {
+		t.Fatal("the relay wrote none of the stream from the receive goroutine")
+	}
+	got, err := io.ReadAll(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, up) {
+		t.Fatalf("the local server read %d bytes, not the %d sent (direct wrote %d)", len(got), len(up), rc.sent.Load()-s0)
+	}
+	if direct >= int64(len(up)) {
+		t.Fatalf("the direct writes wrote %d of %d before the socket filled: the flow took nothing", direct, len(up))
+	}
+	t.Logf("%d bytes, %d written from the receive goroutine", len(up), rc.sent.Load()-s0)
+}
+
+// sendBuffer is c's SO_SNDBUF.
+func sendBuffer(t *testing.T, c HalfConn) int {
+	t.Helper()
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	return n
+}
