@@ -96,6 +96,7 @@ func TestDirectTakesWhileReadWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitReading(t, r.server, &l, len(sent)) // else the end may come in the last packet's batch
 	must(t, r.client.CloseWrite())
 	res := <-done
 	if res[0] != nil {
@@ -149,5 +150,40 @@ func TestDirectPoolFull(t *testing.T) {
 	}
 	if !bytes.Equal(l.b, sent) {
 		t.Fatalf("the stream as taken:\n%q\nwant\n%q", l.b, sent)
+	}
+}
+
+// The end of stream in the same batch as packets held for the direct
+// function wakes the Read: the packets still come before the end, once
+// each, whoever takes them.
+func TestDirectEndInBatch(t *testing.T) {
+	for range 20 {
+		r := newRig(t, rigConfig{mode: channel.PipeByte, ringPages: 8})
+		var l streamLog
+		r.server.SetDirect(l.take(1 << 20))
+		r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
+		done := make(chan [2]any, 1)
+		go readAll(r.server, &l, done)
+		waitReading(t, r.server, &l, 0)
+		must(t, r.sch.Pause())
+		var sent []byte
+		for i := range 3 {
+			p := bytes.Repeat([]byte{byte('a' + i)}, 100)
+			sent = append(sent, p...)
+			if _, err := r.client.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(t, r.client.CloseWrite())
+		must(t, r.sch.Start())
+		if res := <-done; res[0] != nil {
+			t.Fatalf("Read: %v", res[0])
+		}
+		l.mu.Lock()
+		got := bytes.Clone(l.b)
+		l.mu.Unlock()
+		if !bytes.Equal(got, sent) {
+			t.Fatalf("the stream as taken:\n%q\nwant\n%q", got, sent)
+		}
 	}
 }
