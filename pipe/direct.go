@@ -70,8 +70,10 @@ func (c *Conn) flushDirect() {
 	wake := c.qHead < len(c.q)
 	if wake {
 		// The Read takes what is left: it no longer waits, and later
-		// packets are for it too until it waits again.
+		// packets are for it too until it waits again. Woken under rmu,
+		// as process does.
 		c.waiting = false
+		c.wakeReader()
 	}
 	c.rmu.Unlock()
 	for i, p := range done {
@@ -79,9 +81,6 @@ func (c *Conn) flushDirect() {
 		done[i] = nil
 	}
 	c.ddone = done[:0]
-	if wake {
-		c.wakeReader()
-	}
 }
 
 // consume drops n bytes from the head of the queue, appending the

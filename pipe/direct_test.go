@@ -187,3 +187,21 @@ func TestDirectEndInBatch(t *testing.T) {
 		}
 	}
 }
+
+// A Read that takes packets which came while it did not wait takes
+// their wake-up too: the next Read waits rather than wake at once for
+// nothing, and a packet that comes meanwhile goes to the direct function.
+func TestReadTakesItsWakeup(t *testing.T) {
+	r := newRig(t, rigConfig{mode: channel.PipeByte})
+	if _, err := r.client.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	testbus.Eventually(t, "the packet held", func() bool { return r.server.UnreadLen() == 3 })
+	buf := make([]byte, 8)
+	if n, err := r.server.Read(buf); err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+	if n := len(r.server.rwake); n != 0 {
+		t.Fatalf("%d wake-ups left after the Read took the packet, want 0", n)
+	}
+}

@@ -49,8 +49,11 @@ func (c *Conn) process(_ *channel.Channel, p *channel.Packet, payload []byte, _ 
 			c.flushDirect()
 			return
 		}
-		c.rmu.Unlock()
+		// Under rmu, so that a Read that takes the packet also takes its
+		// wake-up (take): none is left over to wake a later Read for
+		// nothing, the moment a direct function would have taken data.
 		c.wakeReader()
+		c.rmu.Unlock()
 		return
 	}
 	c.rmu.Unlock()
@@ -97,6 +100,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		c.rmu.Lock()
 		if c.qHead < len(c.q) {
+			// The wake-up for the packets taken, if it came: see process.
+			select {
+			case <-c.rwake:
+			default:
+			}
 			n, err := c.take(b)
 			c.rmu.Unlock()
 			for i, p := range c.done {
