@@ -13,6 +13,7 @@ import (
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
+	"github.com/govmbus/govmbus/pipe"
 )
 
 // The guest's bytes go to the local socket from the channel's receive
@@ -88,15 +89,11 @@ func TestRelayDirect(t *testing.T) {
 		}
 		sent <- err
 	}()
-	// The pipe half full: the socket is (packets held for a direct write
-	// go at the latest when the pipe is full).
+	// The pipe full, its last packet in: the socket is (packets held for
+	// a direct write go to it as the last one comes in).
 	testbus.Eventually(t, "the pipe holding what the full socket did not take", func() bool {
-		return rc.gc.host.pipe.UnreadLen() >= DefaultMaxBuffered/2
+		return rc.gc.host.pipe.UnreadLen() > DefaultMaxBuffered-pipe.MaxData
 	})
-	direct := rc.sent.Load() - s0
-	if direct == 0 {
-		t.Fatal("the relay wrote none of the stream from the receive goroutine")
-	}
 	got, err := io.ReadAll(lc)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +103,10 @@ func TestRelayDirect(t *testing.T) {
 	}
 	if !bytes.Equal(got, up) {
 		t.Fatalf("the local server read %d bytes, not the %d sent (direct wrote %d)", len(got), len(up), rc.sent.Load()-s0)
+	}
+	direct := rc.sent.Load() - s0
+	if direct == 0 {
+		t.Fatal("the relay wrote none of the stream from the receive goroutine")
 	}
 	if direct >= int64(len(up)) {
 		t.Fatalf("the direct writes wrote %d of %d before the socket filled: the flow took nothing", direct, len(up))
