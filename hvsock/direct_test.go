@@ -60,22 +60,7 @@ func TestRelayDirect(t *testing.T) {
 		t.Errorf("the local socket's send buffer is %d bytes, want %d", got, 2*localSendBuffer)
 	}
 
-	// A byte at a time until one goes from the receive goroutine: then
-	// the flow waits in Read with nothing pending, as it does whenever
-	// it has caught up. (Before its first Read the flow takes the bytes.)
-	one := []byte{0}
-	for rc.sent.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the relay wrote nothing from the receive goroutine")
-		}
-		if _, err := gc.Write(one); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(lc, one); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s0 := rc.sent.Load()
+	s0 := warmDirect(t, rc, gc, lc, deadline)
 
 	// More than the socket, the pipe and the ring hold: the guest's
 	// writer waits until the local server reads.
@@ -114,6 +99,27 @@ func TestRelayDirect(t *testing.T) {
 	t.Logf("%d bytes, %d written from the receive goroutine", len(up), rc.sent.Load()-s0)
 }
 
+// warmDirect sends a byte at a time until one goes from the receive
+// goroutine: then the flow waits in Read with nothing pending, as it
+// does whenever it has caught up. (Before its first Read the flow takes
+// the bytes.) It returns the bytes the direct writes wrote.
+func warmDirect(t *testing.T, rc *relayed, gc *Conn, lc net.Conn, deadline time.Time) int64 {
+	t.Helper()
+	one := []byte{0}
+	for rc.sent.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay wrote nothing from the receive goroutine")
+		}
+		if _, err := gc.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(lc, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rc.sent.Load()
+}
+
 // sendBuffer is c's SO_SNDBUF.
 func sendBuffer(t *testing.T, c HalfConn) int {
 	t.Helper()
@@ -129,4 +135,68 @@ func sendBuffer(t *testing.T, c HalfConn) int {
 		t.Fatal(err, serr)
 	}
 	return n
+}
+
+// A relay to a TCP socket writes from the receive goroutine too, and
+// the stream arrives whole and in order.
+func TestRelayDirectTCP(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
+	ll, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ll.Close()
+	rl, err := r.srv.Relay(Route{Service: svc5000, Network: "tcp", Address: ll.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	lc, err := ll.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	deadline := time.Now().Add(2 * testbus.Timeout)
+	lc.SetDeadline(deadline)
+	gc.SetDeadline(deadline)
+	var rc *relayed
+	testbus.Eventually(t, "the relayed connection", func() bool {
+		rl.mu.Lock()
+		defer rl.mu.Unlock()
+		for c := range rl.conns {
+			rc = c
+		}
+		return rc != nil
+	})
+	s0 := warmDirect(t, rc, gc, lc, deadline)
+	up := make([]byte, 4<<20)
+	rand.Read(up)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := gc.Write(up)
+		if err == nil {
+			err = gc.CloseWrite()
+		}
+		sent <- err
+	}()
+	got, err := io.ReadAll(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, up) {
+		t.Fatalf("the local server read %d bytes, not the %d sent", len(got), len(up))
+	}
+	if rc.sent.Load() == s0 {
+		t.Fatal("the relay wrote none of the stream from the receive goroutine")
+	}
+	t.Logf("%d bytes, %d written from the receive goroutine", len(up), rc.sent.Load()-s0)
 }
