@@ -4,6 +4,8 @@ import (
 	"net"
 	"syscall"
 	"unsafe"
+
+	"github.com/govmbus/govmbus/pipe"
 )
 
 // The guest's bytes reach the local socket without waking the relay's
@@ -42,6 +44,7 @@ func (rc *relayed) passDirect() {
 		return
 	}
 	rc.raw = raw
+	rc.iov = make([]syscall.Iovec, 0, pipe.DefaultMaxPackets) // a batch's packets, most often
 	rc.rawFn = rc.writeFD
 	rc.gc.host.pipe.SetDirect(rc.direct)
 }
