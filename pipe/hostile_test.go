@@ -62,6 +62,10 @@ func TestHostilePeer(t *testing.T) {
 			if tc.name == "data after the end" {
 				send(tc.parts[0])
 				send(tc.parts[1:]...)
+				// Until the bad packet is in, the end is all a Read can
+				// know of: EOF. The receive goroutine publishes its
+				// count at the end of the batch that took the packet.
+				testbus.Eventually(t, "the data after the end received", func() bool { return r.cch.Stats().PacketsIn >= 3 })
 			} else {
 				send(tc.parts...)
 			}
