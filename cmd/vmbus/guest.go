@@ -154,26 +154,31 @@ type pingJSON struct {
 
 func newGuestPingCmd(socket *string) *cobra.Command {
 	var (
-		count, payload        int
-		timeout               time.Duration
-		asJSON, floors, chain bool
+		count, payload, warmup int
+		timeout                time.Duration
+		asJSON, floors, chain  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ping [--count N] [--payload N] [--from-completion] [--floor] [--json]",
+		Use:   "ping [--count N] [--warmup N] [--payload N] [--from-completion] [--floor] [--json]",
 		Short: "Round trips through the echo device, one at a time, with signals",
 		Long: `Send --count requests through the echo device one at a time, each asking
 for a completion carrying the same bytes, and report round-trip latency.
 Each request waits in SendSynchronousRequest; with --from-completion each
 is sent from the completion routine of the one before, on the channel's
 receive goroutine, without the hand-off to the waiting goroutine.
---floor first measures this machine's round-trip floors (as "vmbus bench
+--warmup round trips go first, checked but not counted (by default a tenth
+of --count, as the floor's: a polling channel's budget adapts to the
+traffic in its first round trips). --floor first measures this machine's round-trip floors (as "vmbus bench
 floor" does, --count round trips) and reports the percentiles as multiples
 of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any was lost (no answer within
 --timeout) or corrupted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if count <= 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
-				return usageErrorf("ping: want --count > 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
+			if !cmd.Flags().Changed("warmup") {
+				warmup = count / 10
+			}
+			if count <= 0 || warmup < 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
+				return usageErrorf("ping: want --count > 0, --warmup >= 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
 			}
 			var fl, pfl floor.Latency
 			if floors {
@@ -192,6 +197,15 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 			ping := ec.Ping
 			if chain {
 				ping = ec.PingFromCompletion
+			}
+			if warmup > 0 {
+				res, err := ping(cmd.Context(), warmup, payload, timeout)
+				if err != nil {
+					return failuref("ping: warm-up: %v", err)
+				}
+				if res.Lost+res.Corrupted+res.Duplicated > 0 || res.Received != uint64(warmup) {
+					return failuref("ping: warm-up: %d lost, %d duplicated, %d corrupted", res.Lost, res.Duplicated, res.Corrupted)
+				}
 			}
 			res, err := ping(cmd.Context(), count, payload, timeout)
 			if err != nil {
@@ -227,6 +241,7 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 	}
 	f := cmd.Flags()
 	f.IntVar(&count, "count", 1000, "round trips")
+	f.IntVar(&warmup, "warmup", 0, "round trips first, not counted (default --count/10)")
 	f.IntVar(&payload, "payload", 64, "bytes per request")
 	f.DurationVar(&timeout, "timeout", time.Second, "wait for each answer at most this long")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")

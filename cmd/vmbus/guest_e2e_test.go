@@ -103,6 +103,12 @@ func TestE2EDevices(t *testing.T) {
 	if p["sent"] != 300 || p["received"] != 300 || p["lost"]+p["corrupted"]+p["duplicated"] != 0 || p["latency_p50_us"] <= 0 {
 		t.Errorf("ping --from-completion: %v", p)
 	}
+	// The warm-up's round trips are not counted, whatever their number.
+	for _, w := range []string{"0", "500"} {
+		if p = guestJSON(t, socket, "ping", "--count", "20", "--warmup", w); p["sent"] != 20 || p["received"] != 20 {
+			t.Errorf("ping --warmup %s: %v", w, p)
+		}
+	}
 
 	for _, size := range []string{"64", "16384"} {
 		s := guestJSON(t, socket, "stream", "--payload", size, "--count", "5000")
@@ -153,6 +159,7 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 		{"guest", "--socket", none, "stream", "--payload", "64", "--count", "0"},
 		{"guest", "--socket", none, "stream", "--payload", "64", "--count", "10", "--idle", "0"},
 		{"guest", "--socket", none, "ping", "--count", "-1"},
+		{"guest", "--socket", none, "ping", "--warmup", "-1"},
 		{"guest", "--socket", none, "ping", "--bogus"},
 		{"guest", "--socket", none, "disk"},
 		{"guest", "--socket", none, "disk", "verify", "--size", "-5"},
