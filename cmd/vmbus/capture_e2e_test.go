@@ -59,11 +59,11 @@ func testCapture(t *testing.T, args ...string) {
 	path := filepath.Join(dir, "bus.pcapng")
 	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), append([]string{"--device", "echo", "--capture", path}, args...)...)
 	const count = 25
-	if m := guestJSON(t, h.socket, "ping", "--count", "25", "--payload", "64"); m["received"] != count {
+	if m := guestJSON(t, h.socket, "ping", "--count", "25", "--warmup", "0", "--payload", "64"); m["received"] != count {
 		t.Fatalf("ping before: %v", m)
 	}
 	h.service(t, 1)
-	if m := guestJSON(t, h.socket, "ping", "--count", "25", "--payload", "72"); m["received"] != count {
+	if m := guestJSON(t, h.socket, "ping", "--count", "25", "--warmup", "0", "--payload", "72"); m["received"] != count {
 		t.Fatalf("ping after: %v", m)
 	}
 	h.cmd.Process.Signal(syscall.SIGTERM)
@@ -125,7 +125,7 @@ func TestE2ECaptureMaxBytes(t *testing.T) {
 	const limit = 4096
 	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), "--device", "echo", "--capture", path,
 		"--capture-max-bytes", strconv.Itoa(limit), "--capture-snaplen", "32")
-	if m := guestJSON(t, h.socket, "ping", "--count", "100"); m["received"] != 100 {
+	if m := guestJSON(t, h.socket, "ping", "--count", "100", "--warmup", "0"); m["received"] != 100 {
 		t.Fatalf("ping: %v", m)
 	}
 	h.cmd.Process.Signal(syscall.SIGTERM)
@@ -169,9 +169,9 @@ func testCaptureAdmin(t *testing.T, args ...string) {
 	if out, err := adm("start", path); exitCode(err) != exitFailure {
 		t.Fatalf("a second capture start: %v: %s", err, out)
 	}
-	guestJSON(t, h.socket, "ping", "--count", "10", "--payload", "64")
+	guestJSON(t, h.socket, "ping", "--count", "10", "--warmup", "0", "--payload", "64")
 	h.service(t, 1)
-	guestJSON(t, h.socket, "ping", "--count", "10", "--payload", "72")
+	guestJSON(t, h.socket, "ping", "--count", "10", "--warmup", "0", "--payload", "72")
 	out, err := adm("stop", "--json")
 	if err != nil {
 		t.Fatalf("capture stop: %v: %s", err, out)
