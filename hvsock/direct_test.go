@@ -22,40 +22,11 @@ import (
 // order, both ways taken. The local socket's send buffer is the relay's.
 func TestRelayDirect(t *testing.T) {
 	leakcheck.Check(t)
-	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
-	path := t.TempDir() + "/local.sock"
-	ll, err := net.Listen("unix", path)
+	ll, err := net.Listen("unix", t.TempDir()+"/local.sock")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ll.Close()
-	rl, err := r.srv.Relay(Route{Service: svc5000, Network: "unix", Address: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rl.Close()
-	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Close()
-	lc, err := ll.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	deadline := time.Now().Add(2 * testbus.Timeout)
-	lc.SetDeadline(deadline)
-	gc.SetDeadline(deadline)
-	var rc *relayed
-	testbus.Eventually(t, "the relayed connection", func() bool {
-		rl.mu.Lock()
-		defer rl.mu.Unlock()
-		for c := range rl.conns {
-			rc = c
-		}
-		return rc != nil
-	})
+	gc, lc, rc, deadline := relayThrough(t, ll)
 	if got := sendBuffer(t, rc.local); got < 2*localSendBuffer {
 		t.Errorf("the local socket's send buffer is %d bytes, want %d", got, 2*localSendBuffer)
 	}
@@ -97,6 +68,43 @@ func TestRelayDirect(t *testing.T) {
 		t.Fatalf("the direct writes wrote %d of %d before the socket filled: the flow took nothing", direct, len(up))
 	}
 	t.Logf("%d bytes, %d written from the receive goroutine", len(up), rc.sent.Load()-s0)
+}
+
+// relayThrough relays port 5000 of a new rig to ll, which it closes at
+// the test's end, and connects a guest through it: the guest's end, the
+// local end, the relay's connection, and the deadline both ends have.
+func relayThrough(t *testing.T, ll net.Listener) (*Conn, net.Conn, *relayed, time.Time) {
+	t.Helper()
+	t.Cleanup(func() { ll.Close() })
+	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
+	rl, err := r.srv.Relay(Route{Service: svc5000, Network: ll.Addr().Network(), Address: ll.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rl.Close() })
+	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gc.Close() })
+	lc, err := ll.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Close() })
+	deadline := time.Now().Add(2 * testbus.Timeout)
+	lc.SetDeadline(deadline)
+	gc.SetDeadline(deadline)
+	var rc *relayed
+	testbus.Eventually(t, "the relayed connection", func() bool {
+		rl.mu.Lock()
+		defer rl.mu.Unlock()
+		for c := range rl.conns {
+			rc = c
+		}
+		return rc != nil
+	})
+	return gc, lc, rc, deadline
 }
 
 // warmDirect sends a byte at a time until one goes from the receive
@@ -141,39 +149,11 @@ func sendBuffer(t *testing.T, c HalfConn) int {
 // the stream arrives whole and in order.
 func TestRelayDirectTCP(t *testing.T) {
 	leakcheck.Check(t)
-	r := newRig(t, Config{}, host.Limits{}, guest.Config{})
 	ll, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ll.Close()
-	rl, err := r.srv.Relay(Route{Service: svc5000, Network: "tcp", Address: ll.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rl.Close()
-	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Close()
-	lc, err := ll.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	deadline := time.Now().Add(2 * testbus.Timeout)
-	lc.SetDeadline(deadline)
-	gc.SetDeadline(deadline)
-	var rc *relayed
-	testbus.Eventually(t, "the relayed connection", func() bool {
-		rl.mu.Lock()
-		defer rl.mu.Unlock()
-		for c := range rl.conns {
-			rc = c
-		}
-		return rc != nil
-	})
+	gc, lc, rc, deadline := relayThrough(t, ll)
 	s0 := warmDirect(t, rc, gc, lc, deadline)
 	up := make([]byte, 4<<20)
 	rand.Read(up)
