@@ -98,6 +98,31 @@ func startRelayHostBinary(t testing.TB, bin, dir string, args ...string) (string
 	return socket, cmd, logs
 }
 
+// startPipedDial starts `vmbus guest hvsock dial 5000` on socket with
+// pipes for its standard input and output, killed after limit if it has
+// not ended; the test's end closes its input.
+func startPipedDial(t *testing.T, socket string, limit time.Duration) (*exec.Cmd, io.WriteCloser, io.ReadCloser, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(lockedBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := time.AfterFunc(limit, func() { cmd.Process.Kill() })
+	t.Cleanup(func() { kill.Stop() })
+	return cmd, in, out, stderr
+}
+
 // hvsockDial runs `vmbus guest hvsock dial service` with in as its
 // stdin; it returns stdout, stderr and the exit status.
 func hvsockDial(t *testing.T, socket, service string, in io.Reader) ([]byte, string, int) {
@@ -327,24 +352,8 @@ func testHVSockServicing(t *testing.T, mode string, failAt int) {
 			t.Logf("host:\n%s", logs.String())
 		}
 	}()
-	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// A dial that never ends is killed, which ends the reads below.
-	kill := time.AfterFunc(90*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
+	cmd, in, out, stderr := startPipedDial(t, socket, 90*time.Second)
 	// The stream goes in servicings+1 parts. The first servicing comes
 	// right after a part is in dial's stdin, its echo on its way back;
 	// the others while the local server does not read, the part's bytes
@@ -676,23 +685,7 @@ func TestE2EHVSockRollbackRefused(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '"+answer.String()+"'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(vmbusBinary(t), "guest", "--socket", socket, "hvsock", "dial", "5000")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	kill := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
+	cmd, in, out, stderr := startPipedDial(t, socket, 60*time.Second)
 	echo := func(s string) {
 		t.Helper()
 		if _, err := io.WriteString(in, s); err != nil {

@@ -65,19 +65,31 @@ func (c *Client) Ping(ctx context.Context, count, payload int, timeout time.Dura
 			break
 		}
 		res.Received++
-		// The completion is padded to 8 bytes like any packet.
-		if n < payload || n-payload >= 8 || !bytes.Equal(resp[:payload], req) {
+		if !echoed(resp[:n], req) {
 			res.Corrupted++
 			continue
 		}
 		lat = append(lat, d)
 	}
+	res.finish(start, cpu, lat)
+	return res, err
+}
+
+// echoed reports whether resp, a completion, carries req back: its bytes,
+// padded to 8 bytes like any packet.
+func echoed(resp, req []byte) bool {
+	n := len(resp)
+	return n >= len(req) && n-len(req) < 8 && bytes.Equal(resp[:len(req)], req)
+}
+
+// finish sets the figures of pings that started at start, with the
+// process's CPU time cpu then, and took lat (sorted here).
+func (res *PingResult) finish(start time.Time, cpu time.Duration, lat []time.Duration) {
 	res.Seconds = time.Since(start).Seconds()
 	if res.Sent > 0 {
 		res.CPUPerPing = (processCPU() - cpu) / time.Duration(res.Sent)
 	}
 	res.P50, res.P99 = percentile(lat, 50), percentile(lat, 99)
-	return res, err
 }
 
 // percentile is the p-th percentile of d (nearest rank), 0 when empty. It

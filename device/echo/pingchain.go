@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -29,7 +28,7 @@ func (c *Client) PingFromCompletion(ctx context.Context, count, payload int, tim
 	if payload < HeaderSize {
 		payload = HeaderSize
 	}
-	pc := &pingChain{c: c, k: NewPacker(payload), payload: payload, count: count,
+	pc := &pingChain{c: c, k: NewPacker(payload), count: count,
 		lat: make([]time.Duration, 0, count), done: make(chan struct{})}
 	start, cpu := time.Now(), processCPU()
 	pc.mu.Lock()
@@ -69,22 +68,18 @@ func (c *Client) PingFromCompletion(ctx context.Context, count, payload int, tim
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	res, err := pc.res, pc.err
-	res.Seconds = time.Since(start).Seconds()
-	if res.Sent > 0 {
-		res.CPUPerPing = (processCPU() - cpu) / time.Duration(res.Sent)
-	}
-	res.P50, res.P99 = percentile(pc.lat, 50), percentile(pc.lat, 99)
-	return res, err
+	res := pc.res
+	res.finish(start, cpu, pc.lat)
+	return res, pc.err
 }
 
 // pingChain is one PingFromCompletion: the calling goroutine and the
 // completion routine share it under mu.
 type pingChain struct {
-	c              *Client
-	k              *Packer
-	payload, count int
-	done           chan struct{} // closed when the chain ends
+	c     *Client
+	k     *Packer
+	count int
+	done  chan struct{} // closed when the chain ends
 
 	mu    sync.Mutex
 	cur   *channel.OutPacket // the packet whose answer counts; nil once ended
@@ -114,8 +109,7 @@ func (pc *pingChain) completed(p *channel.OutPacket, st channel.Status, resp []b
 		return
 	}
 	pc.res.Received++
-	// The completion is padded to 8 bytes like any packet.
-	if n := len(resp); n < pc.payload || n-pc.payload >= 8 || !bytes.Equal(resp[:pc.payload], pc.req) {
+	if !echoed(resp, pc.req) {
 		pc.res.Corrupted++
 	} else {
 		pc.lat = append(pc.lat, now.Sub(pc.t0))
