@@ -250,6 +250,11 @@ func ServePeer(ready func()) error {
 	defer unix.Munmap(page) //nolint:errcheck // exiting
 	const fromUs, toUs = 4, 5
 	w := words(page)
+	// The poller floor's descriptors, made files once: a second *os.File
+	// of a descriptor would close it when collected.
+	pollIn, pollOut := os.NewFile(6, "poll-in"), os.NewFile(7, "poll-out")
+	defer pollIn.Close()
+	defer pollOut.Close()
 	runtime.LockOSThread()
 	ready()
 	for {
@@ -273,7 +278,7 @@ func ServePeer(ready func()) error {
 			case modeEventfd:
 				signal(toUs)
 			case modePoller:
-				if err := servePoller(w); err != nil {
+				if err := servePoller(w, pollIn, pollOut); err != nil {
 					return err
 				}
 			}
@@ -281,15 +286,12 @@ func ServePeer(ready func()) error {
 	}
 }
 
-// servePoller answers the poller floor's pings, on the descriptors 6 and
-// 7, until the mode changes. It runs unlocked from its thread, as the
+// servePoller answers the poller floor's pings that come on in, on out,
+// until the mode changes. It runs unlocked from its thread, as the
 // measuring side's goroutine does.
-func servePoller(w shared) error {
+func servePoller(w shared, in, out *os.File) error {
 	runtime.UnlockOSThread()
 	defer runtime.LockOSThread()
-	// Each call makes a new *os.File of the same descriptor; never
-	// closed, as closing it would close the descriptor the next one needs.
-	in, out := os.NewFile(6, "poll-in"), os.NewFile(7, "poll-out")
 	var buf [8]byte
 	for {
 		if _, err := in.Read(buf[:]); err != nil {
