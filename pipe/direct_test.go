@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,99 @@ func TestReadTakesItsWakeup(t *testing.T) {
 	}
 	if n := len(r.server.rwake); n != 0 {
 		t.Fatalf("%d wake-ups left after the Read took the packet, want 0", n)
+	}
+}
+
+// A channel paused in the middle of a batch whose packets are held for
+// the direct function never reaches that batch's end: the pause's
+// Suspend wakes the Read, which takes them while the channel is paused,
+// and the rest of the stream follows after Start, in order.
+func TestDirectPauseInBatch(t *testing.T) {
+	var (
+		ends     atomic.Int32 // ProcessingComplete calls
+		armed    atomic.Bool  // the next data packet pauses the channel
+		paused   = make(chan error, 1)
+		cut      = make(chan int32, 1) // ends as the pause began
+		srv      *channel.Channel
+		stateErr atomic.Value
+	)
+	wrap := func(process channel.ProcessPacketFunc, end channel.ProcessingCompleteFunc) (channel.ProcessPacketFunc, channel.ProcessingCompleteFunc) {
+		return func(ch *channel.Channel, p *channel.Packet, payload []byte, flags channel.PacketFlags) {
+				process(ch, p, payload, flags)
+				if !armed.Swap(false) {
+					return
+				}
+				// The packet is held; the pause begins before the loop
+				// reads the next one of its batch, and this goroutine's
+				// return lets it complete.
+				cut <- ends.Load()
+				go func() { paused <- srv.Pause() }()
+				deadline := time.Now().Add(testbus.Timeout)
+				for ch.State() != channel.StatePaused {
+					if time.Now().After(deadline) {
+						stateErr.Store("the pause did not begin")
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}, func(ch *channel.Channel, n int) {
+				ends.Add(1)
+				end(ch, n)
+			}
+	}
+	r := newRig(t, rigConfig{mode: channel.PipeByte, ringPages: 8, wrapServer: wrap})
+	srv = r.sch
+	var l streamLog
+	r.server.SetDirect(l.take(1 << 20))
+	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
+	done := make(chan [2]any, 1)
+	go readAll(r.server, &l, done)
+	waitReading(t, r.server, &l, 0)
+	// Paused, the server reads nothing: the three packets are one batch
+	// once it starts.
+	must(t, r.sch.Pause())
+	var sent []byte
+	for i := range 3 {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 100)
+		sent = append(sent, p...)
+		if _, err := r.client.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	armed.Store(true)
+	must(t, r.sch.Start())
+	before := <-cut
+	if err := <-paused; err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	if v := stateErr.Load(); v != nil {
+		t.Fatal(v)
+	}
+	// Paused: the first packet reached the Read, not the direct
+	// function, and its batch did not end.
+	testbus.Eventually(t, "the held packet read during the pause", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.b) == 100
+	})
+	l.mu.Lock()
+	directN := l.directN
+	l.mu.Unlock()
+	if directN != 0 || ends.Load() != before {
+		t.Fatalf("during the pause: direct took %d bytes, %d batch ends; want 0 and 0", directN, ends.Load()-before)
+	}
+	if h := r.sch.Outstanding(); h != 0 {
+		t.Fatalf("%d packets outstanding in the pause, want 0", h)
+	}
+	must(t, r.sch.Start())
+	waitReading(t, r.server, &l, len(sent))
+	must(t, r.client.CloseWrite())
+	if res := <-done; res[0] != nil {
+		t.Fatalf("Read: %v", res[0])
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !bytes.Equal(l.b, sent) {
+		t.Fatalf("the stream as taken:\n%q\nwant\n%q", l.b, sent)
 	}
 }

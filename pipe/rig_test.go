@@ -41,6 +41,10 @@ type rigConfig struct {
 	ringPages  int                       // the client's rings; 0: the channel's default
 	skipWait   bool                      // do not wait for the open
 	serverOnly bool                      // no client channel
+	// wrapServer, with a Conn server, stands between the channel and the
+	// Conn's packet callbacks: it is given them and returns those the
+	// channel calls.
+	wrapServer func(channel.ProcessPacketFunc, channel.ProcessingCompleteFunc) (channel.ProcessPacketFunc, channel.ProcessingCompleteFunc)
 }
 
 func newRig(t testing.TB, cfg rigConfig) *rig {
@@ -56,6 +60,9 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 	} else {
 		r.server, err = New(r.sch, cfg.server)
 		must(t, err)
+		if cfg.wrapServer != nil {
+			must(t, r.sch.SetProcessPacketCallbacks(cfg.wrapServer(r.server.process, r.server.onBatchEnd)))
+		}
 	}
 	r.cch = channel.NewClient()
 	must(t, r.cch.SetClient(r.bus.Client))
