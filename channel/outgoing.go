@@ -329,6 +329,36 @@ func (c *Channel) TrySendParts(txid uint64, parts ...[]byte) error {
 	return c.trySend("TrySendParts", txid, false, parts...)
 }
 
+// TrySendBatch is TrySend of several payloads, in order, under one hold
+// of the send lock and with one commit of the ring (at most one signal)
+// for them all. Between two processes, each lock taken after a packet is
+// written into shared memory waits for that write to reach the peer's
+// cache; a burst sent with TrySendBatch waits once. It writes payloads
+// while each fits and returns how many it wrote: all of them with a nil
+// error, else the first n, and err says why it stopped there, with
+// TrySend's errors (StatusBufferOverflow when the ring is full, a packet
+// waits in the send queue or the server is paused: the caller sends the
+// rest later or through OutPackets). It never queues and never blocks.
+func (c *Channel) TrySendBatch(payloads [][]byte) (n int, err error) {
+	if len(payloads) == 0 {
+		return 0, nil
+	}
+	ep, err := c.trySendBegin("TrySendBatch")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range payloads {
+		c.txSeq++
+		txid := uint64(c.txSeq)<<32 | uint64(noSlot)
+		if err = c.tryWrite(ep, txid, len(p), p); err != nil {
+			break
+		}
+		n++
+	}
+	c.trySendEnd(ep, n > 0)
+	return n, err
+}
+
 // trySend is TrySend and TrySendParts; seq numbers the packet from the
 // send sequence instead of txid.
 func (c *Channel) trySend(what string, txid uint64, seq bool, parts ...[]byte) error {
@@ -336,30 +366,49 @@ func (c *Channel) trySend(what string, txid uint64, seq bool, parts ...[]byte) e
 	for _, p := range parts {
 		n += len(p)
 	}
-	if wireLen(n, nil) > MTU {
-		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(n, nil))
-	}
-	c.sendMu.Lock()
-	if err := c.refuseInSave(what); err != nil {
-		c.sendMu.Unlock()
+	ep, err := c.trySendBegin(what)
+	if err != nil {
 		return err
-	}
-	ep := c.sendEP
-	if ep == nil {
-		c.sendMu.Unlock()
-		return fail(StatusInvalidDeviceState, "send on a channel that is not open")
-	}
-	if c.qHead != nil || c.gate == gateShut {
-		c.sendMu.Unlock()
-		return StatusBufferOverflow
 	}
 	if seq {
 		c.txSeq++
 		txid = uint64(c.txSeq)<<32 | uint64(noSlot)
 	}
-	err := ep.writeInBandParts(txid, 0, parts)
-	if err != nil {
+	if err := c.tryWrite(ep, txid, n, parts...); err != nil {
 		c.sendMu.Unlock()
+		return err
+	}
+	c.trySendEnd(ep, true)
+	return nil
+}
+
+// trySendBegin takes sendMu for a TrySend and returns the endpoint to
+// write to, or, with sendMu released, why nothing may be written now.
+func (c *Channel) trySendBegin(what string) (*endpoint, error) {
+	c.sendMu.Lock()
+	if err := c.refuseInSave(what); err != nil {
+		c.sendMu.Unlock()
+		return nil, err
+	}
+	ep := c.sendEP
+	if ep == nil {
+		c.sendMu.Unlock()
+		return nil, fail(StatusInvalidDeviceState, "send on a channel that is not open")
+	}
+	if c.qHead != nil || c.gate == gateShut {
+		c.sendMu.Unlock()
+		return nil, StatusBufferOverflow
+	}
+	return ep, nil
+}
+
+// tryWrite writes one TrySend packet of n payload bytes in parts into the
+// ring, uncommitted, or says why it did not. Must hold sendMu.
+func (c *Channel) tryWrite(ep *endpoint, txid uint64, n int, parts ...[]byte) error {
+	if wireLen(n, nil) > MTU {
+		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(n, nil))
+	}
+	if err := ep.writeInBandParts(txid, 0, parts); err != nil {
 		switch {
 		case errors.Is(err, ring.ErrFull):
 			return StatusBufferOverflow
@@ -369,8 +418,15 @@ func (c *Channel) trySend(what string, txid uint64, seq bool, parts ...[]byte) e
 		return fail(StatusDeviceRemoved, "send: %w", err)
 	}
 	c.st.wrote(n)
+	return nil
+}
+
+// trySendEnd commits what a TrySend wrote (unless the receive loop holds
+// commits for its batch's end), releases sendMu and signals the peer if
+// the ring says to.
+func (c *Channel) trySendEnd(ep *endpoint, wrote bool) {
 	var sig bool
-	if !c.txHold {
+	if wrote && !c.txHold {
 		sig = ep.w.Commit()
 		c.st.commit(sig)
 	}
@@ -378,7 +434,6 @@ func (c *Channel) trySend(what string, txid uint64, seq bool, parts ...[]byte) e
 	if sig {
 		ep.signal()
 	}
-	return nil
 }
 
 // copyRanges deep-copies ranges into the given buffers.

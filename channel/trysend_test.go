@@ -131,3 +131,104 @@ func TestTrySendKeepsOrder(t *testing.T) {
 		t.Fatalf("TrySend once the queue is empty: %v", err)
 	}
 }
+
+// TestTrySendBatch: TrySendBatch writes its payloads in order with one
+// commit, stops at the first that cannot go (past the MTU, or the ring
+// full) saying why and how many went, and those, and only those, arrive.
+func TestTrySendBatch(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var mu sync.Mutex
+	var held []*Packet
+	var seen []string
+	var hold atomic.Bool
+	proc := func(_ *Channel, p *Packet, payload []byte, _ PacketFlags) {
+		mu.Lock()
+		seen = append(seen, string(payload[:8]))
+		if hold.Load() {
+			held = append(held, p)
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
+		p.Complete(nil)
+	}
+	releaseHeld := func() {
+		hold.Store(false)
+		mu.Lock()
+		h := held
+		held = nil
+		mu.Unlock()
+		for _, p := range h {
+			p.Complete(nil)
+		}
+	}
+	s := r.newServer(t, proc, StateCallbacks{})
+	must(t, s.SetMaxPacketCount(4))
+	c := r.newClient(t, ignore, StateCallbacks{})
+	must(t, c.SetRingPages(2, 2))
+	msg := func(i int) []byte { return fmt.Appendf(nil, "%08d%0100d", i, 0) }
+	if n, err := c.TrySendBatch([][]byte{msg(0)}); n != 0 || !errors.Is(err, StatusInvalidDeviceState) {
+		t.Fatalf("TrySendBatch before the channel opened: %d, %v", n, err)
+	}
+	must(t, s.Enable())
+	must(t, s.Start())
+	must(t, c.Enable())
+	waitState(t, c, StateActive)
+	t.Cleanup(releaseHeld)
+	if n, err := c.TrySendBatch(nil); n != 0 || err != nil {
+		t.Fatalf("an empty batch: %d, %v", n, err)
+	}
+
+	commits := func() uint64 { st := c.Stats(); return st.SignalsSent + st.SignalsSuppressed }
+	next := 0
+	batch := func(k int) [][]byte {
+		var b [][]byte
+		for range k {
+			b = append(b, msg(next))
+			next++
+		}
+		return b
+	}
+	before := commits()
+	if n, err := c.TrySendBatch(batch(5)); n != 5 || err != nil {
+		t.Fatalf("a batch of 5: %d, %v", n, err)
+	}
+	if d := commits() - before; d != 1 {
+		t.Fatalf("a batch of 5 committed %d times, want once", d)
+	}
+	eventually(t, "the batch read", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == next })
+
+	// One past the MTU in the middle: the two before it go, nothing after.
+	b := batch(2)
+	b = append(b, make([]byte, MTU), msg(next))
+	if n, err := c.TrySendBatch(b); n != 2 || !errors.Is(err, StatusInvalidBufferSize) {
+		t.Fatalf("a batch with a packet past the MTU third: %d, %v; want 2, StatusInvalidBufferSize", n, err)
+	}
+	eventually(t, "the two before it read", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == next })
+
+	// The server holds four packets and reads no more: a batch larger
+	// than the ring stops where the ring is full.
+	hold.Store(true)
+	sentBefore := next
+	big := batch(1000)
+	n, err := c.TrySendBatch(big)
+	if !errors.Is(err, StatusBufferOverflow) || n == 0 || n == len(big) {
+		t.Fatalf("a batch larger than the ring: %d of %d, %v; want some, and StatusBufferOverflow", n, len(big), err)
+	}
+	next = sentBefore + n
+	releaseHeld()
+	eventually(t, "the batch's first packets read", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == next })
+	must(t, c.TrySend(msg(next)))
+	next++
+	eventually(t, "every packet", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == next })
+	mu.Lock()
+	defer mu.Unlock()
+	var want []string
+	for i := range next {
+		want = append(want, string(msg(i)[:8]))
+	}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("packets arrived as %v, want %v", seen, want)
+	}
+}
