@@ -70,8 +70,22 @@ func fillBody(b []byte) {
 
 // Packet returns packet seq. The slice is the packer's own, overwritten by
 // the next call.
-func (k *Packer) Packet(seq uint64) []byte {
-	b := k.buf
+func (k *Packer) Packet(seq uint64) []byte { return k.PacketIn(k.buf, seq) }
+
+// Buffers returns n buffers for PacketIn: a burst of packets built at
+// once, each in its own buffer.
+func (k *Packer) Buffers(n int) [][]byte {
+	bufs := make([][]byte, n)
+	all := make([]byte, n*len(k.buf))
+	for i := range bufs {
+		bufs[i] = all[i*len(k.buf) : (i+1)*len(k.buf) : (i+1)*len(k.buf)]
+		copy(bufs[i], k.buf)
+	}
+	return bufs
+}
+
+// PacketIn makes b, one of Buffers' buffers, packet seq and returns it.
+func (k *Packer) PacketIn(b []byte, seq uint64) []byte {
 	binary.LittleEndian.PutUint64(b[offSeq:], seq)
 	binary.LittleEndian.PutUint32(b[offSum:], crc32.Update(k.bodySum, castagnoli, b[offSeq:offSeq+8]))
 	return b

@@ -126,6 +126,7 @@ func (s *Server) stageAnswer(ts *channel.TransferPageSet, payload []byte) bool {
 // staged answers go out. A batch that a pause stops ends without it:
 // suspend sends what is left.
 func (s *Server) batchEnd(*channel.Channel, int) {
+	s.flushBurst()
 	if ts := s.rx.Load(); ts != nil {
 		s.flush(ts)
 	}

@@ -48,6 +48,7 @@ type Server struct {
 	// transfer-page packet when a batch ends.
 	rx        atomic.Pointer[channel.TransferPageSet]
 	stage     stage
+	burst     burst
 	fallbacks atomic.Uint64
 }
 
@@ -137,16 +138,34 @@ func (s *Server) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 		p.Complete(payload) // never fails: it queues when the ring is full
 		return
 	}
-	if ts := s.rx.Load(); ts != nil && s.stageAnswer(ts, payload) {
-		// The bytes are the server's own copy now: the packet is done.
-		p.Complete(nil)
+	if ts := s.rx.Load(); ts != nil {
+		s.flushBurst() // answers from before the buffer go first
+		if s.stageAnswer(ts, payload) {
+			// The bytes are the server's own copy now: the packet is
+			// done.
+			p.Complete(nil)
+			return
+		}
+	}
+	if len(payload) <= burstMax && s.count >= 2 {
+		// Small answers go in bursts (burst.go); the packet waits for
+		// its answer's turn.
+		s.burstAnswer(p, payload)
 		return
 	}
+	s.flushBurst()
 	if s.ch.TrySend(payload) == nil {
 		// In the ring already: no answer packet needed.
 		p.Complete(nil)
 		return
 	}
+	s.answerLater(p, payload)
+}
+
+// answerLater answers p with an answer packet, which queues a copy of
+// payload behind a full ring; p is completed once the answer is in the
+// ring (answered).
+func (s *Server) answerLater(p *channel.Packet, payload []byte) {
 	a := s.answers.take()
 	if a == nil && s.answers.len() < s.limit && s.addAnswer() == nil {
 		a = s.answers.take()

@@ -45,6 +45,7 @@ func (s *Server) suspend(c *channel.Channel) {
 	// Answers staged by a batch the pause stopped: into the send queue,
 	// before the walk, which leaves them be (no packet waits for them).
 	s.flushInBand()
+	s.flushBurst()
 	// a.in was set before the send queued op; the completion routine
 	// reads it only after op left the queue, under the lock this walk
 	// holds, so it sees nil once the walk took the packet.

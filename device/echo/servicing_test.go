@@ -21,10 +21,11 @@ import (
 // the server's packet count: each holds an incoming packet).
 type stalled struct {
 	*testbus.Bus
-	srv   *Server
-	c     *channel.Channel // the guest's raw client channel
-	sent  int
-	count int // the server's MaxPacketCount
+	srv     *Server
+	c       *channel.Channel // the guest's raw client channel
+	sent    int
+	count   int // the server's MaxPacketCount
+	payload int // bytes a packet
 
 	mu   sync.Mutex
 	seqs []uint64 // the sequence numbers of the answers, as they came
@@ -40,7 +41,7 @@ func (s *stalled) answers() int {
 // send sends n packets numbered from s.sent on.
 func (s *stalled) send(t *testing.T, n int) {
 	t.Helper()
-	payload := make([]byte, stalledPayload)
+	payload := make([]byte, s.payload)
 	for range n {
 		// A packet of its own each: one waiting for ring space is
 		// still being sent.
@@ -77,7 +78,20 @@ const stalledPayload = 4096
 
 func newStalled(t *testing.T, packets int) *stalled {
 	t.Helper()
-	s := &stalled{count: 64}
+	return newStalledSized(t, packets, stalledPayload, DefaultRingPages, func(s *stalled) bool {
+		// Every packet read by the server, and some answers waiting
+		// for room in the guest's ring.
+		st := s.srv.Channel().Stats()
+		return st.PacketsIn >= uint64(packets) && st.Queued > 0 && st.PacketsOut < uint64(packets)
+	})
+}
+
+// newStalledSized is newStalled of packets of payload bytes, with guest
+// rings of ringPages, waiting until ready says the server is where the
+// test wants it.
+func newStalledSized(t *testing.T, packets, payload, ringPages int, ready func(*stalled) bool) *stalled {
+	t.Helper()
+	s := &stalled{count: 64, payload: payload}
 	s.Bus = testbus.New(t, testbus.Config{Host: host.Config{OnGuest: func(g *host.Guest) {
 		var err error
 		if s.srv, err = NewServer(g, ServerConfig{MaxPacketCount: s.count}); err != nil {
@@ -101,7 +115,7 @@ func newStalled(t *testing.T, packets int) *stalled {
 	for _, err := range []error{
 		s.c.SetClient(s.Client),
 		s.c.SetInterface(InterfaceType, InterfaceInstance),
-		s.c.SetRingPages(DefaultRingPages, DefaultRingPages),
+		s.c.SetRingPages(ringPages, ringPages),
 		s.c.SetProcessPacketCallbacks(func(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
 			s.mu.Lock()
 			s.seqs = append(s.seqs, binary.LittleEndian.Uint64(payload))
@@ -129,12 +143,7 @@ func newStalled(t *testing.T, packets int) *stalled {
 		t.Fatal(err)
 	}
 	s.send(t, packets)
-	// Every packet read by the server, and some answers waiting for
-	// room in the guest's ring.
-	waitFor(t, "the server to read every packet and queue answers", func() bool {
-		st := s.srv.Channel().Stats()
-		return st.PacketsIn >= uint64(packets) && st.Queued > 0 && st.PacketsOut < uint64(packets)
-	})
+	waitFor(t, "the server stalled", func() bool { return ready(s) })
 	return s
 }
 
@@ -365,4 +374,25 @@ func TestServicingRxBuffer(t *testing.T) {
 		t.Fatal("no answer through the buffer after the restore")
 	}
 	waitFor(t, "every range given back", func() bool { return ts2.InUse() == 0 })
+}
+
+// TestPauseSendsBurst: small answers wait in a burst for their batch's
+// end; a batch that ends without it (the server holds every packet it
+// may: half in the burst, half in answers waiting for the guest to read)
+// leaves them there, and a pause must send them (into the send queue,
+// the guest being full) rather than wait for them. Every answer then
+// reaches the guest once, in order.
+func TestPauseSendsBurst(t *testing.T) {
+	leakcheck.Check(t)
+	s := newStalledSized(t, 400, 64, 2, func(s *stalled) bool {
+		return s.srv.Channel().Outstanding() == s.count && s.srv.burst.n > 0
+	})
+	s.pauseWithin(t, 2*time.Second)
+	if err := s.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.checkAnswers(t)
 }

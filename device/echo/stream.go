@@ -39,6 +39,9 @@ func RingWindow(pages, payload int) int {
 	return max(channel.RingCapacity(pages, payload), 1)
 }
 
+// streamBurstBytes bounds the bytes of a stream's send burst.
+const streamBurstBytes = 64 << 10
+
 // idleChecks is how many times per Idle Stream's goroutine wakes to
 // refill and to look for progress.
 const idleChecks = 8
@@ -85,7 +88,9 @@ type streamState struct {
 	// The sending side, whoever sends.
 	sendMu  sync.Mutex
 	k       *Packer
-	out     outRing // owned by the holder of sendMu
+	bufs    [][]byte // a burst's packets, built by k
+	burst   [][]byte // the part of bufs a TrySendBatch sends
+	out     outRing  // owned by the holder of sendMu
 	sent    uint64
 	count   uint64
 	window  uint64
@@ -119,8 +124,13 @@ func (s *streamState) refill() {
 	}
 	back := s.back.Load()
 	for s.sent < s.count && s.sent-back < s.window {
-		if err := s.ch.TrySend(s.k.Packet(s.sent)); err == nil {
-			s.sent++
+		// A burst at a time, in one TrySendBatch (burst.go says why).
+		k := min(s.count-s.sent, s.window-(s.sent-back), uint64(len(s.bufs)))
+		for i := range k {
+			s.burst[i] = s.k.PacketIn(s.bufs[i], s.sent+i)
+		}
+		n, err := s.ch.TrySendBatch(s.burst[:k])
+		if s.sent += uint64(n); err == nil {
 			continue
 		} else if !errors.Is(err, channel.StatusBufferOverflow) {
 			if errors.Is(err, channel.StatusInvalidDeviceState) {
@@ -215,6 +225,8 @@ func (c *Client) Stream(ctx context.Context, cfg StreamConfig) (StreamResult, er
 		count:  cfg.Count,
 		window: uint64(cfg.Window),
 	}
+	s.bufs = s.k.Buffers(max(1, min(burstLen, streamBurstBytes/cfg.Payload)))
+	s.burst = make([][]byte, len(s.bufs))
 	// A packet is idle again once in the ring; one waiting in the
 	// channel's send queue (ring full) is not, so the ring of packets
 	// grows on demand, up to the window.
