@@ -251,8 +251,13 @@ type Channel struct {
 	xferDropReason string
 
 	// The incoming packets.
-	inAll       []*Packet
-	inFree      []*Packet
+	inAll  []*Packet
+	inFree []*Packet
+	// rxReserve is the packet objects the receive loop took from inFree
+	// for a batch's next packets, one lock for up to reserveMax of them:
+	// counted outstanding, state pktReserved, owned by the loop, and back
+	// in inFree when its batch ends (endBatch).
+	rxReserve   []*Packet
 	outstanding int
 	// restarts are the outstanding packets marked SetRestartable, which
 	// a Pause does not wait for and a save records; redo are those a
@@ -277,6 +282,7 @@ type Channel struct {
 	// lifecycle call does not undo it. rxStopErr says why, for Stats;
 	// rxStopReason is its detail, formatted once.
 	rxFailed     bool
+	rxFailedA    atomic.Bool // rxFailed, for the receive loop's look between packets
 	rxStopErr    error
 	rxStopReason string
 	rxStopTold   bool // the incoming-stopped callback ran for this open

@@ -15,6 +15,7 @@ const (
 	pktIndicated        // given to ProcessPacket, not completed
 	pktDeferred         // queued for the worker
 	pktCompleting       // completed; its completion waits in the send queue
+	pktReserved         // in the receive loop's reserve (takePacket)
 )
 
 // Packet is an incoming packet, KMCL's VMBPACKETCOMPLETION handle. It comes
@@ -232,7 +233,10 @@ func (c *Channel) SetTransactionQuota(n int) error {
 }
 
 // Outstanding is the number of incoming packets indicated and not yet
-// completed.
+// completed. While the receive goroutine reads a batch, it also counts
+// the packet objects that goroutine took for the batch's next packets
+// (at most 16, and none with a transaction quota); between batches, and
+// whenever the channel is paused, it is exact.
 func (c *Channel) Outstanding() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -260,6 +264,48 @@ func (c *Channel) release(p *Packet) {
 	idle, wake, ep := c.afterUncountLocked()
 	c.mu.Unlock()
 	c.wakeAfter(idle, wake, ep)
+}
+
+// CompletePackets completes each of ps as Complete(nil) would: those
+// whose sender asked for no completion under one hold of the channel's
+// lock, then a completion each for the others. A driver that answers a
+// batch of packets at once (at ProcessingComplete) pays for the lock once
+// rather than per packet: between two processes, a lock taken after
+// reading the shared ring waits for the read to complete. Each packet
+// must be outstanding on this channel and appear once; otherwise it
+// panics, as Complete does, having completed none of them.
+func (c *Channel) CompletePackets(ps []*Packet) {
+	c.mu.Lock()
+	for i, p := range ps {
+		if p.want {
+			continue
+		}
+		if p.c != c || p.state != pktIndicated {
+			for _, q := range ps[:i] {
+				if !q.want {
+					q.state = pktIndicated
+				}
+			}
+			c.mu.Unlock()
+			panic("channel: CompletePackets of a packet that is not outstanding on this channel")
+		}
+		p.state = pktFree // marked: a second appearance is caught above
+	}
+	for _, p := range ps {
+		if !p.want {
+			c.unrestartLocked(p)
+			c.inFree = append(c.inFree, p)
+			c.outstanding--
+		}
+	}
+	idle, wake, ep := c.afterUncountLocked()
+	c.mu.Unlock()
+	c.wakeAfter(idle, wake, ep)
+	for _, p := range ps {
+		if p.want {
+			p.Complete(nil)
+		}
+	}
 }
 
 // retire checks that p is outstanding, returns it to the pool and ends

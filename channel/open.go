@@ -23,6 +23,7 @@ func (c *Channel) openEndpoint(in, out []byte, inEv, outEv *transport.Event, mem
 	c.ep = ep
 	c.flowLocked(flowOff)
 	c.rxExit, c.rxParked, c.rxFailed, c.rxBlocked, c.rxGone = false, true, false, false, false
+	c.rxFailedA.Store(false)
 	c.rxStopTold = false
 	c.rxStopReason, c.rxStopErr = "", nil
 	c.mu.Unlock()

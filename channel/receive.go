@@ -139,20 +139,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 		if !c.rxRun.Load() {
 			return true
 		}
-		c.mu.Lock()
-		var pk *Packet
-		if len(c.inFree) == 0 {
-			c.growPoolLocked()
-		}
-		if n := len(c.inFree); n > 0 && !c.rxFailed && (c.quota == 0 || c.outstanding < c.quota) {
-			pk = c.inFree[n-1]
-			c.inFree = c.inFree[:n-1]
-			c.outstanding++
-			pk.state = pktIndicated
-		} else {
-			c.rxBlocked = true
-		}
-		c.mu.Unlock()
+		pk := c.takePacket()
 		if pk == nil {
 			// No room for a data packet; completions may still pass.
 			c.commitRx(ep)
@@ -250,6 +237,7 @@ func (c *Channel) readBatch(ep *endpoint) (more bool) {
 // it was, and a %w in format keeps the cause. Must hold mu.
 func (c *Channel) stopRxLocked(s Status, format string, args ...any) {
 	c.rxFailed = true
+	c.rxFailedA.Store(true)
 	if c.rxStopErr == nil {
 		e := statusErrorf(s, format, args...)
 		c.rxStopErr, c.rxStopReason = e, e.detail.Error()
@@ -300,13 +288,82 @@ func (c *Channel) batchDone(ep *endpoint, err error, count int) bool {
 	return err == nil && more
 }
 
-// unpop returns a packet taken for a read that did not use it.
-func (c *Channel) unpop(p *Packet) {
+// reserveMax is the most packet objects the receive loop takes at once.
+// Between two processes every lock taken after reading the shared ring
+// waits for the read to complete; one lock a packet was a wait a packet.
+const reserveMax = 16
+
+// takePacket returns a packet object for the next packet of the batch,
+// counted outstanding and marked indicated, or nil when the pool, the
+// quota or a failed queue allows none (the loop then waits for a
+// completion: rxBlocked). It takes from the loop's reserve, which it
+// refills, up to reserveMax at once, under one lock; with a quota it
+// takes one at a time, so that the quota is looked at for each packet.
+func (c *Channel) takePacket() *Packet {
+	if n := len(c.rxReserve); n > 0 {
+		if c.rxFailedA.Load() {
+			// A driver's Fail in this batch: the reserve goes back at
+			// the batch's end, unread.
+			return nil
+		}
+		pk := c.rxReserve[n-1]
+		c.rxReserve = c.rxReserve[:n-1]
+		pk.state = pktIndicated
+		return pk
+	}
 	c.mu.Lock()
-	p.state = pktFree
-	c.inFree = append(c.inFree, p)
-	c.outstanding--
+	defer c.mu.Unlock()
+	if len(c.inFree) == 0 {
+		c.growPoolLocked()
+	}
+	want := reserveMax
+	if c.quota != 0 {
+		want = min(1, c.quota-c.outstanding)
+	}
+	if c.rxFailed || want <= 0 || len(c.inFree) == 0 {
+		c.rxBlocked = true
+		return nil
+	}
+	k := min(want, len(c.inFree))
+	free := len(c.inFree) - k
+	c.rxReserve = append(c.rxReserve, c.inFree[free:]...)
+	clear(c.inFree[free:])
+	c.inFree = c.inFree[:free]
+	c.outstanding += k
+	for _, p := range c.rxReserve {
+		p.state = pktReserved
+	}
+	pk := c.rxReserve[k-1]
+	c.rxReserve = c.rxReserve[:k-1]
+	pk.state = pktIndicated
+	return pk
+}
+
+// unpop returns a packet taken for a read that did not use it to the
+// reserve.
+func (c *Channel) unpop(p *Packet) {
+	p.state = pktReserved
+	c.rxReserve = append(c.rxReserve, p)
+}
+
+// returnReserve puts the packet objects the loop took and did not use
+// back in the pool, at the end of its batch, and wakes whoever waits for
+// them (a Pause's waitIdle counts them outstanding until then).
+func (c *Channel) returnReserve() {
+	if len(c.rxReserve) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, p := range c.rxReserve {
+		p.state = pktFree
+		c.inFree = append(c.inFree, p)
+	}
+	c.outstanding -= len(c.rxReserve)
+	clear(c.rxReserve)
+	c.rxReserve = c.rxReserve[:0]
+	idle, wake, ep := c.afterUncountLocked()
 	c.mu.Unlock()
+	c.wakeAfter(idle, wake, ep)
 }
 
 // commitRx publishes the read index, signalling the peer if it waits for
@@ -321,6 +378,7 @@ func (c *Channel) commitRx(ep *endpoint) {
 // endBatch commits what the batch read and what completions it wrote,
 // with at most one signal to the peer.
 func (c *Channel) endBatch(ep *endpoint) {
+	c.returnReserve()
 	sig := ep.r.Commit()
 	c.sendMu.Lock()
 	c.txHold = false
