@@ -46,20 +46,18 @@ func (s *Server) burstAnswer(p *channel.Packet, payload []byte) {
 }
 
 // flushBurst writes the burst's answers into the guest's ring in one
-// TrySendBatch and completes their packets; the answers that do not fit
-// go into answer packets, queued in order behind them.
+// TrySendBatch and completes their packets in one CompletePackets; the
+// answers that do not fit go into answer packets, queued in order behind
+// them.
 func (s *Server) flushBurst() {
 	b := &s.burst
 	if b.n == 0 {
 		return
 	}
 	n, _ := s.ch.TrySendBatch(b.data[:b.n])
-	for i := range b.n {
-		if i < n {
-			b.pk[i].Complete(nil)
-		} else {
-			s.answerLater(b.pk[i], b.data[i])
-		}
+	s.ch.CompletePackets(b.pk[:n])
+	for i := n; i < b.n; i++ {
+		s.answerLater(b.pk[i], b.data[i])
 	}
 	clear(b.data[:b.n])
 	clear(b.pk[:b.n])

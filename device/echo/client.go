@@ -50,6 +50,10 @@ type Client struct {
 	rxCopy    []byte
 	rxPackets atomic.Uint64
 
+	// held is the packets process checked and has not completed yet
+	// (completeHeld): the receive goroutine's, or the Suspend's.
+	held []*channel.Packet
+
 	// broken is why the host's ring stopped, once it has; stopping is
 	// the goroutine that then closes the channel, failing every request
 	// in flight (their completions can no longer come).
@@ -82,6 +86,7 @@ func Open(ctx context.Context, cl *guest.Client, cfg ClientConfig) (*Client, err
 		c.ch.SetInPlacePayloads(true),
 		c.ch.SetStateCallbacks(channel.StateCallbacks{
 			PostStarted: func(*channel.Channel) { once.Do(func() { close(active) }) },
+			Suspend:     func(*channel.Channel) { c.completeHeld() },
 			Closed:      func(*channel.Channel) { closeOnce(c.closed) },
 		}),
 	)
@@ -174,7 +179,35 @@ func (c *Client) process(_ *channel.Channel, p *channel.Packet, payload []byte, 
 	} else {
 		c.stray.Add(1)
 	}
-	p.Complete(nil)
+	// Completed with the batch's others, at its end (batchEnd), or
+	// once heldMax wait: one lock for them all (CompletePackets).
+	c.held = append(c.held, p)
+	if len(c.held) == heldMax {
+		c.completeHeld()
+	}
+	if h := testHookHeld.Load(); h != nil {
+		(*h)(c)
+	}
+}
+
+// testHookHeld, if set, runs on the receive goroutine after process
+// holds a packet.
+var testHookHeld atomic.Pointer[func(*Client)]
+
+// heldMax is the most packets the client holds for one CompletePackets:
+// a quarter of its packet objects, so the channel never runs out of them
+// in a batch.
+const heldMax = DefaultMaxPacketCount / 4
+
+// completeHeld completes the packets process checked. On the receive
+// goroutine, or on the worker at a Suspend (that goroutine parked): a
+// batch a pause stopped ends without ProcessingComplete.
+func (c *Client) completeHeld() {
+	if len(c.held) > 0 {
+		c.ch.CompletePackets(c.held)
+		clear(c.held)
+		c.held = c.held[:0]
+	}
 }
 
 // Stray is the number of packets the VSP sent outside any Stream (late

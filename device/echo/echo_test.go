@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/govmbus/govmbus/internal/leakcheck"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/gpa"
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 func TestCompletionEchoesPayload(t *testing.T) {
@@ -234,5 +236,53 @@ func TestExternalDataCompletedWithoutEcho(t *testing.T) {
 	}
 	if r.c.Stray() != 0 {
 		t.Fatal("external packet echoed")
+	}
+}
+
+// TestPauseCompletesHeld: the client holds the packets it checked until
+// its batch ends; a pause in the middle of a batch (which then ends
+// without ProcessingComplete) completes them at its Suspend instead of
+// waiting for them forever, and the stream goes on after Start.
+func TestPauseCompletesHeld(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, ServerConfig{}, ClientConfig{})
+	paused := make(chan error, 1)
+	var once sync.Once
+	hook := func(c *Client) {
+		once.Do(func() {
+			// A packet held; the pause begins before the loop reads
+			// the batch's next packet.
+			go func() { paused <- c.ch.Pause() }()
+			deadline := time.Now().Add(testbus.Timeout)
+			for c.ch.State() != channel.StatePaused && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	testHookHeld.Store(&hook)
+	defer testHookHeld.Store(nil)
+	type result struct {
+		res StreamResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := r.c.Stream(context.Background(), StreamConfig{Payload: 64, Count: 1000, Idle: testbus.Timeout})
+		done <- result{res, err}
+	}()
+	select {
+	case err := <-paused:
+		if err != nil {
+			t.Fatalf("Pause: %v", err)
+		}
+	case <-time.After(testbus.Timeout):
+		t.Fatal("Pause still waiting for the packets the client held")
+	}
+	if err := r.c.ch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.res.Received != 1000 || got.res.Lost != 0 {
+		t.Fatalf("the stream after the pause: %+v, %v", got.res, got.err)
 	}
 }

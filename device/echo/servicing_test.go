@@ -78,7 +78,7 @@ const stalledPayload = 4096
 
 func newStalled(t *testing.T, packets int) *stalled {
 	t.Helper()
-	return newStalledSized(t, packets, stalledPayload, DefaultRingPages, func(s *stalled) bool {
+	return newStalledSized(t, packets, stalledPayload, DefaultRingPages, DefaultRingPages, false, func(s *stalled) bool {
 		// Every packet read by the server, and some answers waiting
 		// for room in the guest's ring.
 		st := s.srv.Channel().Stats()
@@ -86,10 +86,12 @@ func newStalled(t *testing.T, packets int) *stalled {
 	})
 }
 
-// newStalledSized is newStalled of packets of payload bytes, with guest
-// rings of ringPages, waiting until ready says the server is where the
-// test wants it.
-func newStalledSized(t *testing.T, packets, payload, ringPages int, ready func(*stalled) bool) *stalled {
+// newStalledSized is newStalled of packets of payload bytes, with the
+// guest's incoming and outgoing rings of inPages and outPages, waiting
+// until ready says the server is where the test wants it. With oneBatch
+// the server is paused while the guest sends, so that it reads the
+// packets as one batch.
+func newStalledSized(t *testing.T, packets, payload, inPages, outPages int, oneBatch bool, ready func(*stalled) bool) *stalled {
 	t.Helper()
 	s := &stalled{count: 64, payload: payload}
 	s.Bus = testbus.New(t, testbus.Config{Host: host.Config{OnGuest: func(g *host.Guest) {
@@ -115,7 +117,7 @@ func newStalledSized(t *testing.T, packets, payload, ringPages int, ready func(*
 	for _, err := range []error{
 		s.c.SetClient(s.Client),
 		s.c.SetInterface(InterfaceType, InterfaceInstance),
-		s.c.SetRingPages(ringPages, ringPages),
+		s.c.SetRingPages(inPages, outPages),
 		s.c.SetProcessPacketCallbacks(func(_ *channel.Channel, p *channel.Packet, payload []byte, _ channel.PacketFlags) {
 			s.mu.Lock()
 			s.seqs = append(s.seqs, binary.LittleEndian.Uint64(payload))
@@ -142,7 +144,18 @@ func newStalledSized(t *testing.T, packets, payload, ringPages int, ready func(*
 	if err := s.c.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	if oneBatch {
+		if err := s.srv.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.send(t, packets)
+	if oneBatch {
+		waitFor(t, "the packets in the ring", func() bool { return s.c.Stats().PacketsOut >= uint64(packets) })
+		if err := s.srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	waitFor(t, "the server stalled", func() bool { return ready(s) })
 	return s
 }
@@ -377,14 +390,14 @@ func TestServicingRxBuffer(t *testing.T) {
 }
 
 // TestPauseSendsBurst: small answers wait in a burst for their batch's
-// end; a batch that ends without it (the server holds every packet it
-// may: half in the burst, half in answers waiting for the guest to read)
-// leaves them there, and a pause must send them (into the send queue,
+// end; a batch that ends without it (one batch of 400 packets, and the
+// server holds every packet it may: half in the burst, half in answers
+// waiting for the guest to read) leaves them there, and a pause must send them (into the send queue,
 // the guest being full) rather than wait for them. Every answer then
 // reaches the guest once, in order.
 func TestPauseSendsBurst(t *testing.T) {
 	leakcheck.Check(t)
-	s := newStalledSized(t, 400, 64, 2, func(s *stalled) bool {
+	s := newStalledSized(t, 400, 64, 2, 16, true, func(s *stalled) bool {
 		return s.srv.Channel().Outstanding() == s.count && s.srv.burst.n > 0
 	})
 	s.pauseWithin(t, 2*time.Second)

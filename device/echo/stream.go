@@ -192,6 +192,7 @@ func (s *streamState) signal() {
 
 // batchEnd is the ProcessingComplete callback: a ring batch was read.
 func (c *Client) batchEnd(_ *channel.Channel, _ int) {
+	c.completeHeld()
 	if s := c.stream.Load(); s != nil {
 		s.refill()
 	}
