@@ -257,8 +257,9 @@ type Channel struct {
 	// for a batch's next packets, one lock for up to reserveMax of them:
 	// counted outstanding, state pktReserved, owned by the loop, and back
 	// in inFree when its batch ends (endBatch).
-	rxReserve   []*Packet
-	outstanding int
+	rxReserve     []*Packet
+	rxReserveNext int // how many the loop takes next (takePacket)
+	outstanding   int
 	// restarts are the outstanding packets marked SetRestartable, which
 	// a Pause does not wait for and a save records; redo are those a
 	// restore brought back, indicated again when the channel goes live.

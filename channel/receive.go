@@ -297,8 +297,10 @@ const reserveMax = 16
 // counted outstanding and marked indicated, or nil when the pool, the
 // quota or a failed queue allows none (the loop then waits for a
 // completion: rxBlocked). It takes from the loop's reserve, which it
-// refills, up to reserveMax at once, under one lock; with a quota it
-// takes one at a time, so that the quota is looked at for each packet.
+// refills under one lock, with one packet object for a batch's first
+// packet and twice as many each time after, up to reserveMax; with a
+// quota it takes one at a time, so that the quota is looked at for each
+// packet.
 func (c *Channel) takePacket() *Packet {
 	if n := len(c.rxReserve); n > 0 {
 		if c.rxFailedA.Load() {
@@ -316,7 +318,10 @@ func (c *Channel) takePacket() *Packet {
 	if len(c.inFree) == 0 {
 		c.growPoolLocked()
 	}
-	want := reserveMax
+	// One for a batch's first packet, twice as many each time after:
+	// a batch of one (a ping) takes and returns nothing more.
+	want := max(c.rxReserveNext, 1)
+	c.rxReserveNext = min(2*want, reserveMax)
 	if c.quota != 0 {
 		want = min(1, c.quota-c.outstanding)
 	}
@@ -350,6 +355,7 @@ func (c *Channel) unpop(p *Packet) {
 // back in the pool, at the end of its batch, and wakes whoever waits for
 // them (a Pause's waitIdle counts them outstanding until then).
 func (c *Channel) returnReserve() {
+	c.rxReserveNext = 1
 	if len(c.rxReserve) == 0 {
 		return
 	}
