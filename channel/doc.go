@@ -147,6 +147,16 @@
 // A batch costs at most one signal to the peer: commits of both rings at
 // the end of a batch share it. Disable waits for both goroutines.
 //
+// Between two processes, a lock taken right after a packet was written to
+// or read from the shared ring waits for those bytes to cross to the
+// other core (a locked instruction waits for the stores and loads before
+// it), so the per-packet paths take locks a batch at a time: the receive
+// loop takes packet objects for a batch under one lock (one at a time
+// under a transaction quota), TrySendBatch writes a burst under one, and
+// CompletePackets completes a batch under one. A driver that answers
+// small packets does best to answer them at ProcessingComplete, as echo
+// does.
+//
 // Completion routines and ProcessPacket run on the receive goroutine, as
 // the packet arrives; a goroutine waiting in SendSynchronousRequest is
 // woken by it, a hand-off that on a machine with an idle core costs the
