@@ -40,7 +40,7 @@ func RingWindow(pages, payload int) int {
 }
 
 // streamBurstBytes bounds the bytes of a stream's send burst.
-const streamBurstBytes = 64 << 10
+const streamBurstBytes = 8 << 10
 
 // idleChecks is how many times per Idle Stream's goroutine wakes to
 // refill and to look for progress.
