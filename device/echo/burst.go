@@ -15,6 +15,11 @@ const (
 	burstMax = 1024
 	// burstLen is the most answers in a burst.
 	burstLen = 64
+	// burstMin is the first buffer of a burst's bytes, which doubles,
+	// up to burstLen*burstMax, as bursts fill it. The burst is made on
+	// first use, and small: not in a servicing's blackout for every
+	// server restored.
+	burstMin = 4 << 10
 )
 
 // burst is the answers waiting for the batch's end, with the packets
@@ -23,25 +28,32 @@ const (
 // before. Owned by the receive goroutine; the suspend callback, which
 // runs once that goroutine has parked, sends what a pause left.
 type burst struct {
-	buf  [burstLen * burstMax]byte
+	buf  []byte
 	data [burstLen][]byte
 	pk   [burstLen]*channel.Packet
 	n    int
-	off  int
 }
 
 // burstAnswer adds p's answer to the burst, sending the burst first if it
 // is full: at most half the server's packets wait in it, so the channel
 // always has packets to read into until the batch ends.
 func (s *Server) burstAnswer(p *channel.Packet, payload []byte) {
-	b := &s.burst
-	if b.n == min(burstLen, s.count/2) {
-		s.flushBurst()
+	b := s.burst
+	if b == nil {
+		b = new(burst)
+		s.burst = b
 	}
-	d := b.buf[b.off : b.off+len(payload) : b.off+len(payload)]
-	copy(d, payload)
-	b.off += len(payload)
-	b.data[b.n], b.pk[b.n] = d, p
+	full := len(b.buf)+len(payload) > cap(b.buf)
+	if b.n == min(burstLen, s.count/2) || full {
+		grow := full && (b.n > 0 || cap(b.buf) < len(payload))
+		s.flushBurst()
+		if grow {
+			b.buf = make([]byte, 0, min(burstLen*burstMax, max(2*cap(b.buf), burstMin)))
+		}
+	}
+	off := len(b.buf)
+	b.buf = append(b.buf, payload...)
+	b.data[b.n], b.pk[b.n] = b.buf[off:len(b.buf):len(b.buf)], p
 	b.n++
 }
 
@@ -50,8 +62,8 @@ func (s *Server) burstAnswer(p *channel.Packet, payload []byte) {
 // answers that do not fit go into answer packets, queued in order behind
 // them.
 func (s *Server) flushBurst() {
-	b := &s.burst
-	if b.n == 0 {
+	b := s.burst
+	if b == nil || b.n == 0 {
 		return
 	}
 	n, _ := s.ch.TrySendBatch(b.data[:b.n])
@@ -61,5 +73,5 @@ func (s *Server) flushBurst() {
 	}
 	clear(b.data[:b.n])
 	clear(b.pk[:b.n])
-	b.n, b.off = 0, 0
+	b.n, b.buf = 0, b.buf[:0]
 }

@@ -48,7 +48,7 @@ type Server struct {
 	// transfer-page packet when a batch ends.
 	rx        atomic.Pointer[channel.TransferPageSet]
 	stage     stage
-	burst     burst
+	burst     *burst // nil until the first small answer
 	fallbacks atomic.Uint64
 }
 

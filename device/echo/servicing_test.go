@@ -398,7 +398,7 @@ func TestServicingRxBuffer(t *testing.T) {
 func TestPauseSendsBurst(t *testing.T) {
 	leakcheck.Check(t)
 	s := newStalledSized(t, 400, 64, 2, 16, true, func(s *stalled) bool {
-		return s.srv.Channel().Outstanding() == s.count && s.srv.burst.n > 0
+		return s.srv.Channel().Outstanding() == s.count && s.srv.burst != nil && s.srv.burst.n > 0
 	})
 	s.pauseWithin(t, 2*time.Second)
 	if err := s.srv.Start(); err != nil {
