@@ -95,11 +95,7 @@ func TestPacketFailStopsBatch(t *testing.T) {
 		n.Add(1)
 		p.Fail()
 	}, ignore, StateCallbacks{}, StateCallbacks{})
-	must(t, s.Pause())
-	for _, m := range []string{"bad", "more", "more"} {
-		must(t, c.TrySend([]byte(m)))
-	}
-	must(t, s.Start()) // one batch of three
+	oneBatch(t, s, c, "bad", "more", "more")
 	eventually(t, "first packet", func() bool { return n.Load() >= 1 })
 	time.Sleep(30 * time.Millisecond)
 	if n.Load() != 1 {
@@ -121,11 +117,7 @@ func TestReserveReturned(t *testing.T) {
 		n.Add(1)
 		p.Complete(nil)
 	}, ignore, StateCallbacks{}, StateCallbacks{})
-	must(t, s.Pause())
-	for i := range 5 {
-		must(t, c.TrySend(fmt.Appendf(nil, "p%d", i)))
-	}
-	must(t, s.Start())
+	oneBatch(t, s, c, "p0", "p1", "p2", "p3", "p4")
 	eventually(t, "five packets", func() bool { return n.Load() == 5 })
 	eventually(t, "none outstanding", func() bool { return s.Outstanding() == 0 })
 	paused := make(chan error, 1)
@@ -136,4 +128,15 @@ func TestReserveReturned(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Pause waits with no packet outstanding")
 	}
+}
+
+// oneBatch sends msgs from c to the server s while s is paused, and
+// starts it: s reads them as one batch.
+func oneBatch(t *testing.T, s, c *Channel, msgs ...string) {
+	t.Helper()
+	must(t, s.Pause())
+	for _, m := range msgs {
+		must(t, c.TrySend([]byte(m)))
+	}
+	must(t, s.Start())
 }

@@ -64,6 +64,37 @@ func readAll(c *Conn, l *streamLog, done chan<- [2]any) {
 	}
 }
 
+// directReading gives r's server a direct function that takes all it is
+// given, and a Read on a goroutine of its own (readAll, into the log it
+// returns, with done), and waits until the Read waits.
+func directReading(t *testing.T, r *rig) (*streamLog, chan [2]any) {
+	t.Helper()
+	l := new(streamLog)
+	r.server.SetDirect(l.take(1 << 20))
+	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
+	done := make(chan [2]any, 1)
+	go readAll(r.server, l, done)
+	waitReading(t, r.server, l, 0)
+	return l, done
+}
+
+// writeBatch pauses r's server and writes n packets of 100 bytes from the
+// client ("aaa…", "bbb…", …), which the server reads as one batch once it
+// starts, and returns them joined.
+func writeBatch(t *testing.T, r *rig, n int) []byte {
+	t.Helper()
+	must(t, r.sch.Pause())
+	var sent []byte
+	for i := range n {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 100)
+		sent = append(sent, p...)
+		if _, err := r.client.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sent
+}
+
 // waitReading waits until l holds n bytes and a Read waits again.
 func waitReading(t *testing.T, c *Conn, l *streamLog, n int) {
 	t.Helper()
@@ -122,23 +153,8 @@ func TestDirectTakesWhileReadWaits(t *testing.T) {
 // end would never come.
 func TestDirectPoolFull(t *testing.T) {
 	r := newRig(t, rigConfig{mode: channel.PipeByte, server: Config{MaxPackets: 2}, ringPages: 8})
-	var l streamLog
-	r.server.SetDirect(l.take(1 << 20))
-	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
-	done := make(chan [2]any, 1)
-	go readAll(r.server, &l, done)
-	waitReading(t, r.server, &l, 0)
-	// Paused, the server reads nothing: the eight packets are one batch
-	// once it starts.
-	must(t, r.sch.Pause())
-	var sent []byte
-	for i := range 8 {
-		p := bytes.Repeat([]byte{byte('a' + i)}, 100)
-		sent = append(sent, p...)
-		if _, err := r.client.Write(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, done := directReading(t, r)
+	sent := writeBatch(t, r, 8)
 	must(t, r.sch.Start())
 	testbus.Eventually(t, "the batch taken by the direct function", func() bool {
 		l.mu.Lock()
@@ -160,21 +176,8 @@ func TestDirectPoolFull(t *testing.T) {
 func TestDirectEndInBatch(t *testing.T) {
 	for range 20 {
 		r := newRig(t, rigConfig{mode: channel.PipeByte, ringPages: 8})
-		var l streamLog
-		r.server.SetDirect(l.take(1 << 20))
-		r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
-		done := make(chan [2]any, 1)
-		go readAll(r.server, &l, done)
-		waitReading(t, r.server, &l, 0)
-		must(t, r.sch.Pause())
-		var sent []byte
-		for i := range 3 {
-			p := bytes.Repeat([]byte{byte('a' + i)}, 100)
-			sent = append(sent, p...)
-			if _, err := r.client.Write(p); err != nil {
-				t.Fatal(err)
-			}
-		}
+		l, done := directReading(t, r)
+		sent := writeBatch(t, r, 3)
 		must(t, r.client.CloseWrite())
 		must(t, r.sch.Start())
 		if res := <-done; res[0] != nil {
@@ -246,23 +249,8 @@ func TestDirectPauseInBatch(t *testing.T) {
 	}
 	r := newRig(t, rigConfig{mode: channel.PipeByte, ringPages: 8, wrapServer: wrap})
 	srv = r.sch
-	var l streamLog
-	r.server.SetDirect(l.take(1 << 20))
-	r.server.SetReadDeadline(time.Now().Add(testbus.Timeout))
-	done := make(chan [2]any, 1)
-	go readAll(r.server, &l, done)
-	waitReading(t, r.server, &l, 0)
-	// Paused, the server reads nothing: the three packets are one batch
-	// once it starts.
-	must(t, r.sch.Pause())
-	var sent []byte
-	for i := range 3 {
-		p := bytes.Repeat([]byte{byte('a' + i)}, 100)
-		sent = append(sent, p...)
-		if _, err := r.client.Write(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, done := directReading(t, r)
+	sent := writeBatch(t, r, 3)
 	armed.Store(true)
 	must(t, r.sch.Start())
 	before := <-cut
@@ -289,7 +277,7 @@ func TestDirectPauseInBatch(t *testing.T) {
 		t.Fatalf("%d packets outstanding in the pause, want 0", h)
 	}
 	must(t, r.sch.Start())
-	waitReading(t, r.server, &l, len(sent))
+	waitReading(t, r.server, l, len(sent))
 	must(t, r.client.CloseWrite())
 	if res := <-done; res[0] != nil {
 		t.Fatalf("Read: %v", res[0])
