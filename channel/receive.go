@@ -299,8 +299,8 @@ const reserveMax = 16
 // completion: rxBlocked). It takes from the loop's reserve, which it
 // refills under one lock, with one packet object for a batch's first
 // packet and twice as many each time after, up to reserveMax; with a
-// quota it takes one at a time, so that the quota is looked at for each
-// packet.
+// quota below the pool's size it takes one at a time, so that the quota
+// is looked at for each packet.
 func (c *Channel) takePacket() *Packet {
 	if n := len(c.rxReserve); n > 0 {
 		if c.rxFailedA.Load() {
@@ -322,7 +322,7 @@ func (c *Channel) takePacket() *Packet {
 	// a batch of one (a ping) takes and returns nothing more.
 	want := max(c.rxReserveNext, 1)
 	c.rxReserveNext = min(2*want, reserveMax)
-	if c.quota != 0 {
+	if c.quota != 0 && c.quota < c.cfg.maxPacketCount {
 		want = min(1, c.quota-c.outstanding)
 	}
 	if c.rxFailed || want <= 0 || len(c.inFree) == 0 {

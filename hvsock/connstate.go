@@ -13,9 +13,9 @@ const connStateVersion = 1
 // Bounds of a ConnState, so that one fits a saved-state record
 // (savedstate.MaxBody) with room to spare. The bytes from the guest are
 // what the pipe held unread and one splice buffer: the pipe holds
-// Config.MaxBuffered, and up to twice that after a pause that was
-// resumed (its suspend copied what it held, and the channel then took as
-// much again); those to the guest are one splice buffer.
+// Config.MaxBuffered and, after a pause that was resumed, one packet
+// more; a predecessor before that could hold twice MaxBuffered then,
+// which the bound still takes. Those to the guest are one splice buffer.
 const (
 	MaxCarriedToLocal = 768 << 10
 	MaxCarriedToGuest = spliceBuffer

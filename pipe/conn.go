@@ -95,6 +95,11 @@ type Conn struct {
 	ddone      []*channel.Packet
 	iov        [][]byte
 	maxPackets int
+	// copies is how many queue entries a Suspend copied (they hold no
+	// packet); while there are some, the channel's transaction quota
+	// is maxPackets less them (setQuotaLocked), so that the Conn holds
+	// no more than MaxPackets entries (and one) after a resumed pause.
+	copies int
 	// Packets a Read took to their end, completed once rmu is
 	// released; under readMu. Its array holds the channel's packet
 	// count, so that Read does not allocate.

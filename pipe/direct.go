@@ -96,6 +96,8 @@ func (c *Conn) consume(n int, done []*channel.Packet) []*channel.Packet {
 		}
 		if h.pk != nil {
 			done = append(done, h.pk)
+		} else {
+			c.uncopy()
 		}
 		*h = held{}
 		c.qHead++

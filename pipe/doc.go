@@ -67,7 +67,10 @@
 // rescinded it), Read returns what is held, then io.EOF if the end of
 // stream came first, else ErrChannelClosed. A Suspend (Pause, close)
 // completes the held packets, their unread data moved into copies first,
-// so that a paused and restarted channel loses nothing.
+// so that a paused and restarted channel loses nothing; until the Read
+// has taken the copies, the channel's transaction quota lets the Conn
+// hold only as many packets beside them as MaxPackets leaves (at least
+// one). The Conn owns that quota: the caller does not set one.
 //
 // # Servicing
 //

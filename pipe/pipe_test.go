@@ -354,3 +354,47 @@ func TestPauseKeepsHeldData(t *testing.T) {
 		t.Fatalf("read %q across the pause", got)
 	}
 }
+
+// TestPauseHoldsNoMore: after a pause that copied the packets a Conn
+// held (its Suspend), the channel gives it no more packets than it may
+// hold beside those copies (at least one, so the stream goes on) until
+// the Read has taken them: the Conn never holds much more than
+// MaxBuffered. Every byte arrives, in order.
+func TestPauseHoldsNoMore(t *testing.T) {
+	leakcheck.Check(t)
+	const max = 4
+	r := newRig(t, rigConfig{mode: channel.PipeByte, server: Config{MaxPackets: max}, ringPages: 16})
+	var sent []byte
+	write := func(n int) {
+		for range n {
+			p := bytes.Repeat([]byte{byte('a' + len(sent)/100)}, 100)
+			sent = append(sent, p...)
+			if _, err := r.client.Write(p); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	held := func() int {
+		r.server.rmu.Lock()
+		defer r.server.rmu.Unlock()
+		return len(r.server.q) - r.server.qHead
+	}
+	write(max)
+	testbus.Eventually(t, "the packets held", func() bool { return held() == max })
+	must(t, r.sch.Pause()) // copies them
+	must(t, r.sch.Start())
+	write(2 * max)
+	// The channel may give the Conn one packet beside its copies.
+	testbus.Eventually(t, "one more packet held", func() bool { return held() > max })
+	time.Sleep(50 * time.Millisecond)
+	if n := held(); n != max+1 {
+		t.Fatalf("the Conn holds %d packets after the pause, want %d: its %d copies and one", n, max+1, max)
+	}
+	must(t, r.client.CloseWrite())
+	got, err := io.ReadAll(r.server)
+	must(t, err)
+	if !bytes.Equal(got, sent) {
+		t.Fatalf("read %d bytes across the pause, want the %d sent, in order", len(got), len(sent))
+	}
+}

@@ -176,6 +176,8 @@ func (c *Conn) pop() {
 	h := &c.q[c.qHead]
 	if h.pk != nil {
 		c.done = append(c.done, h.pk)
+	} else {
+		c.uncopy()
 	}
 	*h = held{}
 	c.qHead++
@@ -200,6 +202,10 @@ func (c *Conn) onSuspend(*channel.Channel) {
 		h.data = bytes.Clone(h.data)
 		done = append(done, h.pk)
 		h.pk = nil
+	}
+	if len(done) > 0 {
+		c.copies += len(done)
+		c.setQuotaLocked()
 	}
 	// Packets held for the direct function wait for a batch's end that
 	// does not come now: the Read takes them.
@@ -254,4 +260,22 @@ func (c *Conn) dropHeld() {
 		p.Complete(nil)
 	}
 	c.wakeReader()
+}
+
+// uncopy counts a copied entry read to its end: the channel may hold one
+// more packet. Must hold rmu.
+func (c *Conn) uncopy() {
+	if c.copies > 0 {
+		c.copies--
+		c.setQuotaLocked()
+	}
+}
+
+// setQuotaLocked sets the channel's transaction quota to the packets the
+// Conn may hold beside its copies: at least one, so that the stream goes
+// on, and all of them (which lifts the cap) once no copy is left. Under
+// rmu, so that two updates cannot land in the wrong order; the channel
+// calls the Conn under none of its locks. Must hold rmu.
+func (c *Conn) setQuotaLocked() {
+	c.ch.SetTransactionQuota(max(1, c.maxPackets-c.copies)) //nolint:errcheck // never below 1
 }
