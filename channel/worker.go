@@ -20,6 +20,15 @@ const (
 	reqReattach // server: continue a restored open channel
 )
 
+var reqNames = [...]string{"Start", "Start (held)", "Pause", "Open", "Close", "stop", "Reattach"}
+
+func (k reqKind) String() string {
+	if int(k) < len(reqNames) {
+		return reqNames[k]
+	}
+	return "request?"
+}
+
 type request struct {
 	kind  reqKind
 	hc    *host.Channel
@@ -39,9 +48,19 @@ func (c *Channel) call(kind reqKind, hc *host.Channel) error {
 	return c.callState(kind, hc, nil)
 }
 
+// A call after the worker has stopped (the channel was disabled) fails
+// with StatusInvalidDeviceState instead of waiting for ever: the host
+// still calls a disabled server's device when its offer outlived the
+// channel, as after a Disable on a guest a servicing had detached
+// (host.Offered.Rescind leaves the offer to the successor), and then the
+// host's Close finds the channel already closed.
 func (c *Channel) callState(kind reqKind, hc *host.Channel, st *restoredState) error {
 	r := request{kind: kind, hc: hc, st: st, reply: make(chan error, 1)}
-	c.ctl <- r
+	select {
+	case c.ctl <- r:
+	case <-c.workerDone:
+		return fail(StatusInvalidDeviceState, "%v on a disabled channel", kind)
+	}
 	return <-r.reply
 }
 
