@@ -118,6 +118,17 @@ func (cl *Client) WaitOfferMatch(ctx context.Context, match func(Offer) bool) (O
 	}
 }
 
+// Offered reports whether o is still offered: the client has an offer of
+// o's channel id, interface type and instance, not rescinded since. A
+// caller waiting for something of o's channel (its open) learns from it
+// that the wait is in vain.
+func (cl *Client) Offered(o Offer) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cur, ok := cl.offers[o.ChannelID]
+	return ok && cur.InterfaceType == o.InterfaceType && cur.InterfaceInstance == o.InterfaceInstance
+}
+
 // rescind forgets a rescinded offer, fails an open in progress and answers
 // RelIdReleased unless the channel is open (then Channel.Close does).
 func (cl *Client) rescind(id uint32) {

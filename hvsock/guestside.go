@@ -72,8 +72,10 @@ func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remo
 		ch.Cleanup() //nolint:errcheck // the first error matters
 		return nil, err
 	}
-	// The channel reports a failed open only by its state: look at it
-	// now and then while waiting.
+	// The channel reports a failed open only by its state, and an offer
+	// rescinded before the open not at all (its worker waits for another
+	// offer of the same interface, which never comes): look at both now
+	// and then while waiting.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -89,6 +91,13 @@ func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remo
 			if ch.State() == channel.StateClosed {
 				ch.Cleanup() //nolint:errcheck // the open is what failed
 				return nil, fmt.Errorf("hvsock: the host refused the open of channel %d", o.ChannelID)
+			}
+			if !cl.Offered(o) {
+				// The host gave the connection up before the open: its
+				// OpenTimeout, or a servicing's successor that could
+				// not take the offer back.
+				ch.Cleanup() //nolint:errcheck // nothing opened
+				return nil, ErrReset
 			}
 			continue
 		case <-ctx.Done():
