@@ -2,6 +2,7 @@ package hosting
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -103,10 +104,13 @@ func (d *Daemon) handConnects(files map[string]int) ([]*os.File, error) {
 }
 
 // adoptConnects has each connect relay accept on the listener handed
-// over, or listen anew where none was (a predecessor without it).
+// over, or listen anew where none was (a predecessor without it), and
+// each listen relay that a servicing recovered in this process held
+// accept again.
 func (d *Daemon) adoptConnects(files map[string]int) {
 	for i, rl := range d.relays {
 		if !rl.IsConnect() {
+			rl.ResumeAccept()
 			continue
 		}
 		var err error
@@ -122,7 +126,7 @@ func (d *Daemon) adoptConnects(files map[string]int) {
 	}
 }
 
-// resumeAccepts lets the connect relays accept again: the servicing
+// resumeAccepts lets the relays accept again: the servicing
 // failed before its handover.
 func (d *Daemon) resumeAccepts() {
 	for _, rl := range d.relays {
@@ -227,6 +231,25 @@ func (d *Daemon) pauseRelays() []*hvsock.Carried {
 		out = append(out, rl.Pause()...)
 	}
 	return out
+}
+
+// pauseRelaysLate pauses the relayed connections the guests opened
+// after pauseRelays, until the bus was parked (hvsock.Relay.PauseLate).
+// It fails if one holds more than a state carries (which a connection
+// this new cannot: see hvsock.MaxCarriedToLocal); the others are still
+// returned, for the recovery in this process.
+func (d *Daemon) pauseRelaysLate() ([]*hvsock.Carried, error) {
+	var out []*hvsock.Carried
+	var errs []error
+	for _, rl := range d.relays {
+		for _, c := range rl.PauseLate() {
+			if err := c.Check(); err != nil {
+				errs = append(errs, err)
+			}
+			out = append(out, c)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // resumeCarried lets paused connections flow again: the servicing

@@ -233,6 +233,10 @@ func (d *Daemon) service(to *Daemon) error {
 	for i := range saved {
 		index[saved[i].ID] = i
 	}
+	// The connections the guests opened since the relays paused: the bus
+	// is parked now, so no more come.
+	late, lateErr := d.pauseRelaysLate()
+	carried = append(carried, late...)
 	connFiles, connErr := saveCarried(carried, index, st, files)
 	if connErr == nil {
 		var lfiles []*os.File
@@ -244,7 +248,7 @@ func (d *Daemon) service(to *Daemon) error {
 			f.Close()
 		}
 	}()
-	saveErr := errors.Join(append(errs, connErr)...)
+	saveErr := errors.Join(append(errs, connErr, lateErr)...)
 	ph.mark("channel_save")
 	state, err := st.encode(d.cfg.Socket)
 	if err == nil && saveErr == nil && len(reads.Missing(savedstate.Supported().Kinds)) > 0 {

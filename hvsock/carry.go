@@ -2,10 +2,10 @@ package hvsock
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
@@ -38,19 +38,118 @@ type Carried struct {
 	g  *host.Guest
 }
 
+// PauseDialWait bounds how long a pause waits for the connections whose
+// local dial (a connect relay's: the guest's open) is in progress when it
+// begins: one that takes longer is not carried, and reads a reset.
+const PauseDialWait = time.Second
+
 // Pause stops every connection of the relay at a clean point and pauses
 // its channel, and returns those still open, for Save or Resume. A
 // connection that ended or failed meanwhile is not among them; one whose
-// channel does not pause is reset. Connections that come after it are
-// not paused: a servicing pauses its relays after its guests' devices,
-// and those connections' channels are left to the successor's rescind.
-// A connect relay stops accepting (HoldAccept) first.
+// channel does not pause is reset.
+//
+// Connections on their way in are carried too: the accept loop is held
+// (ResumeAccept lets it go on) once it has taken every connection
+// waiting in the listener's queue, and the pause waits for the local
+// dials in progress, at most PauseDialWait. What the guests open after it
+// waits in the queue for PauseLate. A connect relay stops accepting
+// local connections first (HoldAccept) and waits for the guests' opens
+// in progress the same way.
 func (r *Relay) Pause() []*Carried {
 	r.HoldAccept()
+	r.holdAccept()
+	r.waitDials(r.dialWait)
+	return r.pauseConns()
+}
+
+// PauseLate pauses what Pause left: the connections the guests opened
+// since, waiting in the held listener's queue (or on their way to it),
+// once their local dials are done (at most PauseDialWait each wait).
+// First it waits, as long, for the connections that ended to have their
+// last bytes read by the guest (Server's linger). A servicing calls it after the bus is
+// parked (host.Host.SaveGuests), when no guest can open another; their
+// channels then pause as a device's that came after the pause do. A
+// connect relay has nothing left: it accepted no local connection since
+// Pause.
+func (r *Relay) PauseLate() []*Carried {
+	// Connections that ended are not carried: the guest reads their
+	// last bytes before the successor rescinds their channels.
+	r.s.waitLingers(r.dialWait)
+	if r.l == nil {
+		return nil
+	}
+	r.mu.Lock()
+	held := r.held
+	r.mu.Unlock()
+	if !held {
+		return nil
+	}
+	// A connection the guest opened reaches the queue from its offer's
+	// goroutine, a moment after the open.
+	r.s.waitDelivered(r.l.service, r.dialWait)
+	if !r.drainQueue() {
+		return nil
+	}
+	r.waitDials(r.dialWait)
+	return r.pauseConns()
+}
+
+// holdAccept holds a listen relay's accept loop for a pause, once the
+// loop has taken every connection waiting in the listener's queue.
+func (r *Relay) holdAccept() {
+	if r.l == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.held || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.held = true
+	r.mu.Unlock()
+	ack := make(chan struct{})
+	select {
+	case r.hold <- ack:
+		<-ack
+	case <-r.l.done:
+	case <-r.ctx.Done():
+	}
+}
+
+// waitDials waits until no dial is in progress, or d has passed.
+func (r *Relay) waitDials(d time.Duration) {
+	over := false
+	t := time.AfterFunc(d, func() {
+		r.mu.Lock()
+		over = true
+		r.dialed.Broadcast()
+		r.mu.Unlock()
+	})
+	defer t.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for !over && dialsRunning(r.dialing) {
+		r.dialed.Wait()
+	}
+}
+
+func dialsRunning(dialing map[HalfConn]bool) bool {
+	for _, running := range dialing {
+		if running {
+			return true
+		}
+	}
+	return false
+}
+
+// pauseConns pauses every relayed connection not paused yet.
+func (r *Relay) pauseConns() []*Carried {
 	r.mu.Lock()
 	rcs := make([]*relayed, 0, len(r.conns))
 	for rc := range r.conns {
-		rcs = append(rcs, rc)
+		if !rc.parked {
+			rcs = append(rcs, rc)
+		}
 	}
 	r.mu.Unlock()
 	var out []*Carried
@@ -63,6 +162,9 @@ func (r *Relay) Pause() []*Carried {
 			rc.close()
 			continue
 		}
+		r.mu.Lock()
+		rc.parked = true
+		r.mu.Unlock()
 		out = append(out, &Carried{rc: rc, g: rc.gc.host.guest})
 	}
 	return out
@@ -208,9 +310,7 @@ func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
 	he := &hostEnd{ch: ch, pipe: p, guest: g, service: st.Service, endpoint: st.Endpoint, forGuestAccept: st.ForGuestAccept}
 	var c *Conn
 	c = newConn(str, local, remote, func() {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
-		drain(ctx, ch)
-		cancel()
+		s.linger(ch)
 		ch.Cleanup() //nolint:errcheck // rescinds
 		release()
 		s.mu.Lock()

@@ -141,14 +141,14 @@ func (r *Relay) dialGuest(lc *net.UnixConn) {
 		return
 	}
 	gc, err := r.s.Dial(r.ctx, g, r.route.Service)
-	r.trackDial(lc, false)
 	if err != nil {
+		r.trackDial(lc, false)
 		r.log.Warn("hvsock connect: the guest did not accept; the local connection is closed", "route", connectString(r.route), "guest", g.ID(), "err", err)
 		lc.Close()
 		return
 	}
 	rc := newRelayed(r, gc, lc)
-	if !r.add(rc) {
+	if !r.addDialed(lc, rc) {
 		rc.close()
 		return
 	}
@@ -164,8 +164,33 @@ func (r *Relay) HoldAccept() {
 	}
 }
 
-// ResumeAccept undoes HoldAccept: the servicing failed.
+// ResumeAccept undoes a pause's hold on accepting (HoldAccept, and a
+// listen relay's held accept loop): the servicing failed, or was
+// recovered in this process.
 func (r *Relay) ResumeAccept() {
+	r.mu.Lock()
+	held := r.held
+	r.held = false
+	// Connections dialed while held started stopped (addDialed); those
+	// no pause took (their dial outlasted PauseDialWait) go on now.
+	var stopped []*relayed
+	for rc := range r.conns {
+		if !rc.parked && rc.stopping.Load() {
+			stopped = append(stopped, rc)
+		}
+	}
+	r.mu.Unlock()
+	if held {
+		select {
+		case r.release <- struct{}{}:
+		default:
+		}
+	}
+	for _, rc := range stopped {
+		if rc.stop() {
+			rc.resume()
+		}
+	}
 	if r.ul == nil {
 		return
 	}

@@ -65,8 +65,13 @@
 // bytes on their way both ways, how far each direction's end got) and a
 // duplicate of its local socket; the successor's Relay.Restore rebuilds
 // the connection on the channel the bus restored and goes on from the
-// saved bytes. A Conn that is no Relay's is not carried: its channel is
-// left to the successor, which rescinds it (the guest reads a reset).
+// saved bytes. Connections on their way in are carried too: Pause holds
+// the accept loop and waits for the local dials in progress, and
+// Relay.PauseLate, once the bus is parked, takes those the guests opened
+// since; ResumeAccept lets a relay accept again after a failed
+// servicing. A Conn that is no Relay's is not carried, nor is a connect
+// whose channel the guest had not opened when the bus parked: its channel
+// is left to the successor, which rescinds it (the guest reads a reset).
 // docs/HVSOCK.md, Servicing.
 //
 // # Relays

@@ -34,9 +34,22 @@ type Relay struct {
 
 	connector // Server.Connect's relays only
 
-	mu      sync.Mutex
-	closed  bool
-	dialing map[HalfConn]struct{} // guest connections whose local dial runs
+	// hold takes a pause's request to hold the accept loop (holdAccept);
+	// release lets a held loop go on (ResumeAccept).
+	hold    chan chan struct{}
+	release chan struct{}
+	// dialWait bounds a pause's wait for the dials in progress:
+	// PauseDialWait.
+	dialWait time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	held   bool // the accept loop is held: what comes waits in the queue
+	// dialing is the guest connections being relayed and not yet in
+	// conns: true while their local dial (or, for a connect relay, the
+	// guest's open) runs, false while a failed one drains.
+	dialing map[HalfConn]bool
+	dialed  sync.Cond // on mu: a dial ended
 	conns   map[*relayed]struct{}
 }
 
@@ -58,7 +71,11 @@ func (s *Server) Relay(r Route) (*Relay, error) {
 
 func newRelay(s *Server, r Route) *Relay {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Relay{route: r, s: s, log: s.log, ctx: ctx, cancel: cancel, dialing: make(map[HalfConn]struct{}), conns: make(map[*relayed]struct{})}
+	rl := &Relay{route: r, s: s, log: s.log, ctx: ctx, cancel: cancel,
+		hold: make(chan chan struct{}), release: make(chan struct{}, 1), dialWait: PauseDialWait,
+		dialing: make(map[HalfConn]bool), conns: make(map[*relayed]struct{})}
+	rl.dialed.L = &rl.mu
+	return rl
 }
 
 // Route is what the relay relays.
@@ -73,19 +90,61 @@ func (r *Relay) Key() string {
 	return r.route.String()
 }
 
-// accept takes the guests' connections until the listener closes.
+// accept takes the guests' connections until the listener closes. A
+// pause holds it (holdAccept) between two connections, never between
+// taking one from the queue and counting it among the dialing: so a
+// pause that has its hold knows of every connection the loop took.
 func (r *Relay) accept() {
 	for {
-		c, err := r.l.Accept()
-		if err != nil {
+		select {
+		case c := <-r.l.queue:
+			if !r.take(c) {
+				return
+			}
+		case ack := <-r.hold:
+			ok := r.drainQueue()
+			close(ack)
+			if !ok {
+				return
+			}
+			select {
+			case <-r.release:
+			case <-r.l.done:
+				return
+			case <-r.ctx.Done():
+				return
+			}
+		case <-r.l.done:
 			return
 		}
-		gc := c.(*Conn)
-		if !r.trackDial(gc, true) {
-			gc.Close() //nolint:errcheck // the relay is closing
-			return
+	}
+}
+
+// take starts relaying a guest connection taken from the listener's
+// queue: its local dial runs on a goroutine of the relay's. False if the
+// relay is closed (c is closed then).
+func (r *Relay) take(c *Conn) bool {
+	if !r.trackDial(c, true) {
+		c.Close() //nolint:errcheck // the relay is closing
+		return false
+	}
+	r.wg.Go(func() { r.serve(c) })
+	return true
+}
+
+// drainQueue takes every connection waiting in the listener's queue, as
+// the accept loop would; false if the relay is closed. Only the accept
+// loop, or a pause while it is held, calls it.
+func (r *Relay) drainQueue() bool {
+	for {
+		select {
+		case c := <-r.l.queue:
+			if !r.take(c) {
+				return false
+			}
+		default:
+			return true
 		}
-		r.wg.Go(func() { r.serve(gc) })
 	}
 }
 
@@ -96,17 +155,57 @@ func (r *Relay) trackDial(c HalfConn, add bool) bool {
 	defer r.mu.Unlock()
 	if !add {
 		delete(r.dialing, c)
+		r.dialed.Broadcast()
 		return true
 	}
 	if r.closed {
 		return false
 	}
-	r.dialing[c] = struct{}{}
+	r.dialing[c] = true
 	return true
 }
 
+// dialFailed notes that c's dial failed: it stays among the dialing
+// (Close resets it) while it drains, but a pause no longer waits for it.
+func (r *Relay) dialFailed(c HalfConn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.dialing[c]; ok {
+		r.dialing[c] = false
+		r.dialed.Broadcast()
+	}
+}
+
+// addDialed moves c, dialed, from the dialing to the relayed as rc, in
+// one step: a pause waiting for the dials finds it in one or the other.
+// While a pause holds the relay, rc starts stopped: its flows park at
+// once, and no byte moves until the servicing's end (once the bus is
+// parked, a connection that ran to its end would be cleaned up under
+// the successor's feet). False if the relay is closed (rc is not added).
+func (r *Relay) addDialed(c HalfConn, rc *relayed) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.dialing, c)
+	r.dialed.Broadcast()
+	if r.closed {
+		return false
+	}
+	if r.held {
+		rc.stopping.Store(true)
+	}
+	r.conns[rc] = struct{}{}
+	return true
+}
+
+// testHookDial, if set, runs before each local dial of a guest
+// connection: a test holds a dial in progress with it.
+var testHookDial func()
+
 // serve dials the local socket for gc and relays the two.
 func (r *Relay) serve(gc *Conn) {
+	if h := testHookDial; h != nil {
+		h()
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, DialTimeout)
 	var d net.Dialer
 	lc, err := d.DialContext(ctx, r.route.Network, r.route.Address)
@@ -118,6 +217,7 @@ func (r *Relay) serve(gc *Conn) {
 		// writes meet no reset (a Close at once rescinded the channel
 		// under a guest still writing). Bounded by DialTimeout, and by
 		// the relay's Close: the connection stays among the dialing.
+		r.dialFailed(gc)
 		gc.CloseWrite()                                 //nolint:errcheck // a guest gone makes the drain end at once
 		gc.SetReadDeadline(time.Now().Add(DialTimeout)) //nolint:errcheck // set on a live Conn
 		io.Copy(io.Discard, gc)                         //nolint:errcheck // dropped, whatever ends it
@@ -125,9 +225,8 @@ func (r *Relay) serve(gc *Conn) {
 		gc.Close() //nolint:errcheck // both directions have ended
 		return
 	}
-	r.trackDial(gc, false)
 	rc := newRelayed(r, gc, lc.(HalfConn))
-	if !r.add(rc) {
+	if !r.addDialed(gc, rc) {
 		rc.close()
 		return
 	}

@@ -31,6 +31,7 @@ type relayed struct {
 	sent  atomic.Int64 // bytes the direct writes wrote
 
 	stopping atomic.Bool   // pause asked: a cut-short call is a pause
+	parked   bool          // paused for a servicing (under r.mu; Relay.pauseConns, resume)
 	exited   chan struct{} // closed when run returns; a new one for each run
 	closeMu  sync.Once
 }
@@ -166,6 +167,9 @@ func (rc *relayed) isClosed() bool {
 
 // resume lets parked flows go on, on a goroutine of the relay's.
 func (rc *relayed) resume() {
+	rc.r.mu.Lock()
+	rc.parked = false
+	rc.r.mu.Unlock()
 	rc.stopping.Store(false)
 	rc.deadlines(time.Time{})
 	rc.exited = make(chan struct{})

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/protocol"
 )
@@ -95,13 +97,24 @@ type Server struct {
 	listeners map[protocol.GUID]*Listener
 	perGuest  map[*host.Guest]int
 	conns     map[*Conn]struct{}
+	// offering is the channels offered and not yet handed to their
+	// listener or dialer (or failed), by service; delivered is signalled,
+	// and deliveries counted, as they leave it.
+	offering   map[*channel.Channel]protocol.GUID
+	delivered  sync.Cond
+	deliveries uint64
+	// lingering counts the connections closed in order whose guest is
+	// still reading what the host wrote (linger); lingered is signalled
+	// as each ends.
+	lingering int
+	lingered  sync.Cond
 }
 
 // NewServer makes a Server with cfg's limits.
 func NewServer(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		ctx:       ctx,
 		cancel:    cancel,
 		cfg:       cfg,
@@ -110,7 +123,11 @@ func NewServer(cfg Config) *Server {
 		listeners: make(map[protocol.GUID]*Listener),
 		perGuest:  make(map[*host.Guest]int),
 		conns:     make(map[*Conn]struct{}),
+		offering:  make(map[*channel.Channel]protocol.GUID),
 	}
+	s.delivered.L = &s.mu
+	s.lingered.L = &s.mu
+	return s
 }
 
 // Listener accepts guests' connections to one service.
@@ -309,8 +326,18 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		ch.Cleanup() //nolint:errcheck // rescinds; a guest that never releases is disconnected by the host
 		release()
 	}
+	s.mu.Lock()
+	s.offering[ch] = service
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.offering, ch)
+			s.deliveries++
+			s.delivered.Broadcast()
+			s.mu.Unlock()
+		}()
 		t := time.NewTimer(s.cfg.OpenTimeout)
 		defer t.Stop()
 		var why error
@@ -333,9 +360,7 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		}
 		var c *Conn
 		c = newConn(st, local, remote, func() {
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
-			drain(ctx, ch)
-			cancel()
+			s.linger(ch)
 			down()
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -359,10 +384,18 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 			case <-c.down:
 			}
 		})
+		if h := testHookDeliver; h != nil {
+			h()
+		}
 		ready(c)
 	}()
 	return nil
 }
+
+// testHookDeliver, if set, runs on an offer's goroutine before it hands
+// the opened connection on: a test holds a connection on its way to the
+// listener's queue with it.
+var testHookDeliver func()
 
 // spawn runs fn on a goroutine Close waits for.
 func (s *Server) spawn(fn func()) {
@@ -397,4 +430,76 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return nil
+}
+
+// waitDelivered waits until no connection to service whose channel the
+// guest has opened is still on its way to its listener's queue (the
+// offer's goroutine, between the open and ready), or d has passed.
+func (s *Server) waitDelivered(service protocol.GUID, d time.Duration) {
+	over := false
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		over = true
+		s.delivered.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !over {
+		var chs []*channel.Channel
+		for ch, svc := range s.offering {
+			if svc == service {
+				chs = append(chs, ch)
+			}
+		}
+		gen := s.deliveries
+		// A channel's state is read without s.mu: its own lock is not
+		// to be taken under the server's.
+		s.mu.Unlock()
+		opened := slices.ContainsFunc(chs, func(ch *channel.Channel) bool { return ch.State() == channel.StateActive })
+		s.mu.Lock()
+		if !opened {
+			return
+		}
+		if gen == s.deliveries {
+			s.delivered.Wait()
+		}
+	}
+}
+
+// linger waits, at most LingerTimeout, for the guest to read what is
+// still in ch's outgoing ring, before a closing connection rescinds it;
+// waitLingers waits for the lingers in progress.
+func (s *Server) linger(ch *channel.Channel) {
+	s.mu.Lock()
+	s.lingering++
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
+	drain(ctx, ch)
+	cancel()
+	s.mu.Lock()
+	s.lingering--
+	s.lingered.Broadcast()
+	s.mu.Unlock()
+}
+
+// waitLingers waits until no connection lingers, or d has passed: a
+// servicing does not carry a connection that ended, and its successor
+// rescinds the channel, which must not overtake the guest's read of the
+// connection's last bytes and end.
+func (s *Server) waitLingers(d time.Duration) {
+	over := false
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		over = true
+		s.lingered.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !over && s.lingering > 0 {
+		s.lingered.Wait()
+	}
 }
