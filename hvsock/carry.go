@@ -310,7 +310,7 @@ func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
 	he := &hostEnd{ch: ch, pipe: p, guest: g, service: st.Service, endpoint: st.Endpoint, forGuestAccept: st.ForGuestAccept}
 	var c *Conn
 	c = newConn(str, local, remote, func() {
-		s.linger(ch)
+		s.linger(ch, ev.closed)
 		ch.Cleanup() //nolint:errcheck // rescinds
 		release()
 		s.mu.Lock()

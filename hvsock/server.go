@@ -360,7 +360,7 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		}
 		var c *Conn
 		c = newConn(st, local, remote, func() {
-			s.linger(ch)
+			s.linger(ch, ev.closed)
 			down()
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -470,14 +470,29 @@ func (s *Server) waitDelivered(service protocol.GUID, d time.Duration) {
 
 // linger waits, at most LingerTimeout, for the guest to read what is
 // still in ch's outgoing ring, before a closing connection rescinds it;
-// waitLingers waits for the lingers in progress.
-func (s *Server) linger(ch *channel.Channel) {
+// waitLingers waits for the lingers in progress. closed is the
+// connection's ev.closed.
+//
+// A channel the guest closed (or a guest gone) ends the wait at once:
+// WaitSendSpace would wait for the guest to open the server's channel
+// again, which it never does, until LingerTimeout.
+func (s *Server) linger(ch *channel.Channel, closed <-chan struct{}) {
 	s.mu.Lock()
 	s.lingering++
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LingerTimeout)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	drain(ctx, ch)
 	cancel()
+	<-watched
 	s.mu.Lock()
 	s.lingering--
 	s.lingered.Broadcast()
