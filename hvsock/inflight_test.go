@@ -364,3 +364,47 @@ func TestPauseLateWaitsForLinger(t *testing.T) {
 	}
 	ir.rl.ResumeAccept()
 }
+
+// TestLingerEndsWhenGuestCloses: a connection that ended lingers while
+// the guest has not read its last bytes; a guest that closes the channel
+// instead ends the linger at once, not at LingerTimeout (a minute here).
+// Before, the linger waited for the guest to open the server's channel
+// again, and a servicing that waited for it (PauseLate) waited its full
+// bound.
+func TestLingerEndsWhenGuestCloses(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t, Config{LingerTimeout: time.Minute}, host.Limits{}, guest.Config{})
+	l, err := r.srv.Listen(svc5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	gc, err := DialContext(testbus.Context(t), r.Client, svc5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := acceptWithin(t, hostAccept(l))
+	// More than the guest's pipe takes from the ring: the rest stays
+	// there, and the host's close lingers.
+	if _, err := hc.Write(make([]byte, guestMaxBuffered+96<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testbus.Timeout)
+	for r.srv.lingeringConns() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection does not linger")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	gc.Close()
+	start := time.Now()
+	for r.srv.lingeringConns() != 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the linger goes on after the guest closed the channel")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
