@@ -366,11 +366,11 @@ func TestPauseLateWaitsForLinger(t *testing.T) {
 }
 
 // TestLingerEndsWhenGuestCloses: a connection that ended lingers while
-// the guest has not read its last bytes; a guest that closes the channel
-// instead ends the linger at once, not at LingerTimeout (a minute here).
-// Before, the linger waited for the guest to open the server's channel
-// again, and a servicing that waited for it (PauseLate) waited its full
-// bound.
+// the guest has not read its last bytes; a guest that goes away instead
+// (its bus connection closes, and with it the channel) ends the linger at
+// once, not at LingerTimeout (a minute here). Before, the linger waited
+// for the guest to open the server's channel again, and a servicing that
+// waited for it (PauseLate) waited its full bound.
 func TestLingerEndsWhenGuestCloses(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t, Config{LingerTimeout: time.Minute}, host.Limits{}, guest.Config{})
@@ -383,6 +383,7 @@ func TestLingerEndsWhenGuestCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer gc.Close()
 	hc := acceptWithin(t, hostAccept(l))
 	// More than the guest's pipe takes from the ring: the rest stays
 	// there, and the host's close lingers.
@@ -399,11 +400,11 @@ func TestLingerEndsWhenGuestCloses(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	gc.Close()
+	r.Client.Close() // the guest goes away
 	start := time.Now()
 	for r.srv.lingeringConns() != 0 {
 		if time.Since(start) > 5*time.Second {
-			t.Fatal("the linger goes on after the guest closed the channel")
+			t.Fatal("the linger goes on after the guest went away")
 		}
 		time.Sleep(time.Millisecond)
 	}
