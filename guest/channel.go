@@ -45,6 +45,7 @@ type Channel struct {
 	closed     bool          // under cl.mu
 	rescinded  chan struct{} // closed when the host rescinds the channel
 	rescindSet bool          // under cl.mu
+	memRef     bool          // holds guest memory (Client.memRefs); under cl.mu
 }
 
 // Rescinded is closed when the host rescinds the channel, or when the
@@ -109,6 +110,8 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 		return nil, fmt.Errorf("guest: channel %d is open already", id)
 	}
 	cl.channels[id] = ch
+	cl.memRefs++
+	ch.memRef = true
 	cl.mu.Unlock()
 	ch.RingGpadl, err = cl.CreateGpadl(ctx, id, []gpa.Range{{ByteCount: uint32(n) * guestmem.PageSize, PFNs: pfns}})
 	if err != nil {
@@ -215,8 +218,13 @@ func (ch *Channel) finish(freePages bool) {
 	if cl.channels[id] == ch {
 		delete(cl.channels, id)
 	}
+	held := ch.memRef
+	ch.memRef = false
 	cl.mu.Unlock()
 	cl.release(id)
+	if held {
+		cl.unrefMem()
+	}
 }
 
 // Close closes the channel: CloseChannel, then teardown of the ring GPADL

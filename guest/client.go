@@ -96,6 +96,10 @@ type Client struct {
 	nextGpadl   uint32
 	nextOpenID  uint32            // OpenChannel's OpenID: per open, from a random start
 	openIDs     map[uint32]uint32 // the OpenID each pending Open awaits, by channel id
+	// memRefs counts the holders of guest memory's addresses: the client
+	// until Close, and each channel from its Open to its end
+	// (Channel.finish). The last one unmaps them.
+	memRefs int
 }
 
 // Dial connects to the host listening at path, makes guest memory, hands it
@@ -135,6 +139,7 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 	cl := &Client{
 		c:           c,
 		mem:         mem,
+		memRefs:     1,
 		alloc:       guestmem.NewAllocator(mem.Pages()),
 		done:        make(chan struct{}),
 		rescinded:   make(chan uint32, protocol.MaxChannelID+1),
@@ -407,8 +412,11 @@ func (cl *Client) Unload(ctx context.Context) error {
 }
 
 // Close disconnects from the host, which closes every channel this client
-// left open, and frees guest memory. Channels must not be used afterwards.
-// It is idempotent.
+// left open, and frees guest memory. A channel still open keeps the
+// memory's addresses, backed by private memory from now on
+// (guestmem.Memory.Detach): a driver that writes to its rings after this
+// (a last packet on its way out) writes there instead of faulting, and
+// the channel's Close unmaps them. It is idempotent.
 func (cl *Client) Close() error {
 	cl.closeOnce.Do(func() {
 		cl.c.Close()
@@ -425,7 +433,29 @@ func (cl *Client) Close() error {
 				ch.FromHost.Close()
 			}
 		}
-		cl.mem.Close()
+		// The channels still open keep the memory's addresses, not its
+		// pages: a ring written after this reaches private memory.
+		cl.mu.Lock()
+		cl.memRefs--
+		last := cl.memRefs == 0
+		cl.mu.Unlock()
+		if last {
+			cl.mem.Close()
+		} else {
+			cl.mem.Detach()
+		}
 	})
 	return nil
+}
+
+// unrefMem drops a channel's hold of guest memory, and unmaps it after
+// the last.
+func (cl *Client) unrefMem() {
+	cl.mu.Lock()
+	cl.memRefs--
+	last := cl.memRefs == 0
+	cl.mu.Unlock()
+	if last {
+		cl.mem.Close()
+	}
 }

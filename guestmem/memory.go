@@ -37,6 +37,10 @@ type Memory struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// life orders Detach and Close; detached: Detach closed the
+	// descriptor and gave up the pages (under life).
+	life     sync.Mutex
+	detached bool
 }
 
 // Size is the size of guest memory in bytes, a multiple of PageSize.

@@ -3,6 +3,7 @@ package guestmem
 import (
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -152,10 +153,14 @@ func (m *Memory) Descriptor() int { return m.fd }
 // later calls return the first call's result. Slices obtained from the
 // Memory must not be used afterwards.
 func (m *Memory) Close() error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	m.closeOnce.Do(func() {
 		err := munmap(m.data)
 		var cerr error
-		if m.file != nil {
+		if m.detached {
+			// Detach closed the descriptor.
+		} else if m.file != nil {
 			cerr = m.file.Close()
 		} else {
 			cerr = unix.Close(m.fd)
@@ -169,6 +174,36 @@ func (m *Memory) Close() error {
 		}
 	})
 	return m.closeErr
+}
+
+// Detach gives up the memory's pages and descriptor but keeps its
+// addresses: the shared mapping is replaced in place by private
+// zero-filled memory, and the descriptor is closed. A slice of the memory
+// still in use (a ring a channel writes to after its guest client
+// closed) then reaches memory of this process alone, which the peer no
+// longer sees, instead of faulting on an unmapped page. Close unmaps it.
+// Detach after Close does nothing; it is idempotent.
+func (m *Memory) Detach() error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.detached || m.data == nil {
+		return nil
+	}
+	m.detached = true
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(unsafe.SliceData(m.data)), uintptr(len(m.data)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED)
+	var cerr error
+	if m.file != nil {
+		cerr = m.file.Close()
+	} else {
+		cerr = unix.Close(m.fd)
+	}
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("guestmem: detach: %w", err)
+	}
+	return nil
 }
 
 // dupFile duplicates f's descriptor (close-on-exec) without switching f to
