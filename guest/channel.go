@@ -223,7 +223,7 @@ func (ch *Channel) finish(freePages bool) {
 	cl.mu.Unlock()
 	cl.release(id)
 	if held {
-		cl.unrefMem()
+		cl.unrefMem(false)
 	}
 }
 

@@ -435,27 +435,23 @@ func (cl *Client) Close() error {
 		}
 		// The channels still open keep the memory's addresses, not its
 		// pages: a ring written after this reaches private memory.
-		cl.mu.Lock()
-		cl.memRefs--
-		last := cl.memRefs == 0
-		cl.mu.Unlock()
-		if last {
-			cl.mem.Close()
-		} else {
-			cl.mem.Detach()
-		}
+		cl.unrefMem(true)
 	})
 	return nil
 }
 
-// unrefMem drops a channel's hold of guest memory, and unmaps it after
-// the last.
-func (cl *Client) unrefMem() {
+// unrefMem drops a hold of guest memory's addresses, and unmaps them
+// after the last; detach (the client's own hold) gives up the pages
+// while channels still hold the addresses.
+func (cl *Client) unrefMem(detach bool) {
 	cl.mu.Lock()
 	cl.memRefs--
 	last := cl.memRefs == 0
 	cl.mu.Unlock()
-	if last {
+	switch {
+	case last:
 		cl.mem.Close()
+	case detach:
+		cl.mem.Detach()
 	}
 }

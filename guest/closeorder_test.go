@@ -1,14 +1,10 @@
 package guest_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/govmbus/govmbus/guest"
-	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
-	"github.com/govmbus/govmbus/protocol"
 )
 
 // TestChannelOutlivesClient: a channel still open when its client closes
@@ -20,19 +16,8 @@ import (
 // a segmentation fault.
 func TestChannelOutlivesClient(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
-		Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
-		Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
-	}}}})
+	b, ch := openIdle(t)
 	ctx := testbus.Context(t)
-	o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := b.Client.Open(ctx, o, guest.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem := b.Client.Memory()
 	b.Client.Close()
 	if mem.Bytes() == nil {

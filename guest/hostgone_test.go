@@ -99,6 +99,16 @@ func TestHostGoneMidRequest(t *testing.T) {
 		})
 	}
 	// The same process, a good host.
+	_, ch := openIdle(t)
+	ctx := testbus.Context(t)
+	if err := ch.Close(ctx); err != nil {
+		t.Fatalf("Close on a good host: %v", err)
+	}
+}
+
+// openIdle opens a channel of a device that does nothing, on a good host.
+func openIdle(t *testing.T) (*testbus.Bus, *guest.Channel) {
+	t.Helper()
 	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
 		Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
 		Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
@@ -112,7 +122,5 @@ func TestHostGoneMidRequest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open on a good host: %v", err)
 	}
-	if err := ch.Close(ctx); err != nil {
-		t.Fatalf("Close on a good host: %v", err)
-	}
+	return b, ch
 }
