@@ -58,7 +58,9 @@ const PauseDialWait = time.Second
 func (r *Relay) Pause() []*Carried {
 	r.HoldAccept()
 	r.holdAccept()
-	r.waitDials(r.dialWait)
+	if !r.waitDials(r.dialWait) {
+		r.ranOut("local dials")
+	}
 	return r.pauseConns()
 }
 
@@ -74,7 +76,9 @@ func (r *Relay) Pause() []*Carried {
 func (r *Relay) PauseLate() []*Carried {
 	// Connections that ended are not carried: the guest reads their
 	// last bytes before the successor rescinds their channels.
-	r.s.waitLingers(r.dialWait)
+	if !r.s.waitLingers(r.dialWait) {
+		r.ranOut("lingering connections")
+	}
 	if r.l == nil {
 		return nil
 	}
@@ -86,11 +90,15 @@ func (r *Relay) PauseLate() []*Carried {
 	}
 	// A connection the guest opened reaches the queue from its offer's
 	// goroutine, a moment after the open.
-	r.s.waitDelivered(r.l.service, r.dialWait)
+	if !r.s.waitDelivered(r.l.service, r.dialWait) {
+		r.ranOut("opened connections on their way")
+	}
 	if !r.drainQueue() {
 		return nil
 	}
-	r.waitDials(r.dialWait)
+	if !r.waitDials(r.dialWait) {
+		r.ranOut("local dials")
+	}
 	return r.pauseConns()
 }
 
@@ -116,21 +124,18 @@ func (r *Relay) holdAccept() {
 	}
 }
 
-// waitDials waits until no dial is in progress, or d has passed.
-func (r *Relay) waitDials(d time.Duration) {
-	over := false
-	t := time.AfterFunc(d, func() {
-		r.mu.Lock()
-		over = true
-		r.dialed.Broadcast()
-		r.mu.Unlock()
-	})
-	defer t.Stop()
+// waitDials waits until no dial is in progress, or d has passed; false
+// if it ran out.
+func (r *Relay) waitDials(d time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for !over && dialsRunning(r.dialing) {
-		r.dialed.Wait()
-	}
+	return waitUntil(&r.dialed, d, func() bool { return !dialsRunning(r.dialing) })
+}
+
+// ranOut logs a pause's wait that ran out: a connection it waited for is
+// not carried.
+func (r *Relay) ranOut(what string) {
+	r.log.Warn("hvsock relay: a pause's wait ran out", "route", r.Key(), "for", what, "after", r.dialWait)
 }
 
 func dialsRunning(dialing map[HalfConn]bool) bool {

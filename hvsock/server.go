@@ -434,38 +434,33 @@ func (s *Server) Close() error {
 
 // waitDelivered waits until no connection to service whose channel the
 // guest has opened is still on its way to its listener's queue (the
-// offer's goroutine, between the open and ready), or d has passed.
-func (s *Server) waitDelivered(service protocol.GUID, d time.Duration) {
-	over := false
-	t := time.AfterFunc(d, func() {
-		s.mu.Lock()
-		over = true
-		s.delivered.Broadcast()
-		s.mu.Unlock()
-	})
-	defer t.Stop()
+// offer's goroutine, between the open and ready), or d has passed; false
+// if it ran out.
+func (s *Server) waitDelivered(service protocol.GUID, d time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !over {
-		var chs []*channel.Channel
-		for ch, svc := range s.offering {
-			if svc == service {
-				chs = append(chs, ch)
+	return waitUntil(&s.delivered, d, func() bool {
+		for {
+			var chs []*channel.Channel
+			for ch, svc := range s.offering {
+				if svc == service {
+					chs = append(chs, ch)
+				}
+			}
+			gen := s.deliveries
+			// A channel's state is read without s.mu: its own lock is
+			// not to be taken under the server's.
+			s.mu.Unlock()
+			opened := slices.ContainsFunc(chs, func(ch *channel.Channel) bool { return ch.State() == channel.StateActive })
+			s.mu.Lock()
+			if !opened {
+				return true
+			}
+			if gen == s.deliveries {
+				return false // a delivery since would have been seen
 			}
 		}
-		gen := s.deliveries
-		// A channel's state is read without s.mu: its own lock is not
-		// to be taken under the server's.
-		s.mu.Unlock()
-		opened := slices.ContainsFunc(chs, func(ch *channel.Channel) bool { return ch.State() == channel.StateActive })
-		s.mu.Lock()
-		if !opened {
-			return
-		}
-		if gen == s.deliveries {
-			s.delivered.Wait()
-		}
-	}
+	})
 }
 
 // linger waits, at most LingerTimeout, for the guest to read what is
@@ -499,22 +494,12 @@ func (s *Server) linger(ch *channel.Channel, closed <-chan struct{}) {
 	s.mu.Unlock()
 }
 
-// waitLingers waits until no connection lingers, or d has passed: a
-// servicing does not carry a connection that ended, and its successor
+// waitLingers waits until no connection lingers, or d has passed (false):
+// a servicing does not carry a connection that ended, and its successor
 // rescinds the channel, which must not overtake the guest's read of the
 // connection's last bytes and end.
-func (s *Server) waitLingers(d time.Duration) {
-	over := false
-	t := time.AfterFunc(d, func() {
-		s.mu.Lock()
-		over = true
-		s.lingered.Broadcast()
-		s.mu.Unlock()
-	})
-	defer t.Stop()
+func (s *Server) waitLingers(d time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !over && s.lingering > 0 {
-		s.lingered.Wait()
-	}
+	return waitUntil(&s.lingered, d, func() bool { return s.lingering == 0 })
 }

@@ -719,3 +719,57 @@ func TestE2EHVSockRollbackRefused(t *testing.T) {
 		t.Errorf("dial: %v; %s", err, stderr.String())
 	}
 }
+
+// TestE2EHVSockDialsAcrossServicing: `hvsock dial`s run one after another,
+// 64 KiB each through the relay to a local echo server, while the host
+// is serviced (SIGHUP, exec) every 150 ms. Every dial that connects gets
+// its bytes back whole; one that fails fails at its connect (a connect
+// whose channel the guest had not opened when the bus parked: the
+// successor rescinds it), and at once. No pause's wait runs out: a wait
+// for what had gone (a linger of a guest that left) held each servicing
+// after a guest's last connection for its full second.
+func TestE2EHVSockDialsAcrossServicing(t *testing.T) {
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local.sock")
+	localServer(t, local, nil)
+	socket, host, logs := startRelayHostProcess(t, dir, "--hvsock-relay", "5000=unix:"+local)
+	data := randomBytes(t, 64<<10)
+	stop := make(chan struct{})
+	var hups sync.WaitGroup
+	hups.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+				host.Process.Signal(syscall.SIGHUP)
+			}
+		}
+	})
+	ok, failed := 0, 0
+	for i := range 40 {
+		start := time.Now()
+		out, stderr, code := hvsockDial(t, socket, "5000", bytes.NewReader(data))
+		if code == 0 {
+			if !bytes.Equal(out, data) {
+				t.Fatalf("dial %d: %d bytes back, equal %v", i, len(out), bytes.Equal(out, data))
+			}
+			ok++
+			continue
+		}
+		if d := time.Since(start); d > 10*time.Second || !strings.Contains(stderr, "dial hvsock") {
+			t.Fatalf("dial %d failed after %v, not at its connect or not at once: %s", i, d.Round(time.Millisecond), stderr)
+		}
+		failed++
+	}
+	close(stop)
+	hups.Wait()
+	serviced := strings.Count(logs.String(), "servicing complete")
+	if serviced < 3 || ok < 20 {
+		t.Fatalf("%d servicings, %d dials through; want 3 and 20 at least\n%s", serviced, ok, logs.String())
+	}
+	if strings.Contains(logs.String(), "wait ran out") {
+		t.Fatalf("a pause's wait ran out:\n%s", logs.String())
+	}
+	t.Logf("%d dials through, %d failed at their connect, %d servicings", ok, failed, serviced)
+}
