@@ -39,9 +39,16 @@ type Carried struct {
 }
 
 // PauseDialWait bounds how long a pause waits for the connections whose
-// local dial (a connect relay's: the guest's open) is in progress when it
-// begins: one that takes longer is not carried, and reads a reset.
+// local dial is in progress when it begins, and for opened connections on
+// their way to the listener's queue: one that takes longer is not
+// carried, and reads a reset.
 const PauseDialWait = time.Second
+
+// PauseGuestWait bounds a pause's waits on a guest: for a connect
+// relay's connection the guest has yet to open, and for a guest to read a
+// lingering connection's last bytes. A guest that does neither can make a
+// servicing longer by this much, no more.
+const PauseGuestWait = 100 * time.Millisecond
 
 // Pause stops every connection of the relay at a clean point and pauses
 // its channel, and returns those still open, for Save or Resume. A
@@ -58,8 +65,12 @@ const PauseDialWait = time.Second
 func (r *Relay) Pause() []*Carried {
 	r.HoldAccept()
 	r.holdAccept()
-	if !r.waitDials(r.dialWait) {
-		r.ranOut("local dials")
+	wait := r.dialWait
+	if r.IsConnect() {
+		wait = r.guestWait // the guests' opens
+	}
+	if !r.waitDials(wait) {
+		r.ranOut("dials", wait)
 	}
 	return r.pauseConns()
 }
@@ -67,17 +78,17 @@ func (r *Relay) Pause() []*Carried {
 // PauseLate pauses what Pause left: the connections the guests opened
 // since, waiting in the held listener's queue (or on their way to it),
 // once their local dials are done (at most PauseDialWait each wait).
-// First it waits, as long, for the connections that ended to have their
-// last bytes read by the guest (Server's linger). A servicing calls it after the bus is
-// parked (host.Host.SaveGuests), when no guest can open another; their
-// channels then pause as a device's that came after the pause do. A
-// connect relay has nothing left: it accepted no local connection since
-// Pause.
+// First it waits, at most PauseGuestWait, for the connections that ended
+// to have their last bytes read by the guest (Server's linger). A
+// servicing calls it after the bus is parked (host.Host.SaveGuests), when
+// no guest can open another; their channels then pause as a device's
+// that came after the pause do. A connect relay has nothing left: it
+// accepted no local connection since Pause.
 func (r *Relay) PauseLate() []*Carried {
 	// Connections that ended are not carried: the guest reads their
 	// last bytes before the successor rescinds their channels.
-	if !r.s.waitLingers(r.dialWait) {
-		r.ranOut("lingering connections")
+	if !r.s.waitLingers(r.guestWait) {
+		r.ranOut("lingering connections", r.guestWait)
 	}
 	if r.l == nil {
 		return nil
@@ -91,13 +102,13 @@ func (r *Relay) PauseLate() []*Carried {
 	// A connection the guest opened reaches the queue from its offer's
 	// goroutine, a moment after the open.
 	if !r.s.waitDelivered(r.l.service, r.dialWait) {
-		r.ranOut("opened connections on their way")
+		r.ranOut("opened connections on their way", r.dialWait)
 	}
 	if !r.drainQueue() {
 		return nil
 	}
 	if !r.waitDials(r.dialWait) {
-		r.ranOut("local dials")
+		r.ranOut("dials", r.dialWait)
 	}
 	return r.pauseConns()
 }
@@ -134,8 +145,8 @@ func (r *Relay) waitDials(d time.Duration) bool {
 
 // ranOut logs a pause's wait that ran out: a connection it waited for is
 // not carried.
-func (r *Relay) ranOut(what string) {
-	r.log.Warn("hvsock relay: a pause's wait ran out", "route", r.Key(), "for", what, "after", r.dialWait)
+func (r *Relay) ranOut(what string, after time.Duration) {
+	r.log.Warn("hvsock relay: a pause's wait ran out", "route", r.Key(), "for", what, "after", after)
 }
 
 func dialsRunning(dialing map[HalfConn]bool) bool {

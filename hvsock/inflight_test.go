@@ -3,7 +3,9 @@ package hvsock
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,9 +27,11 @@ type inflightRig struct {
 	held  chan struct{} // a dial is held
 }
 
-func newInflightRig(t *testing.T) *inflightRig {
+func newInflightRig(t *testing.T) *inflightRig { return newInflightRigConfig(t, Config{}) }
+
+func newInflightRigConfig(t *testing.T, cfg Config) *inflightRig {
 	t.Helper()
-	ir := &inflightRig{rig: newRig(t, Config{}, host.Limits{}, guest.Config{}), dials: make(chan struct{}), held: make(chan struct{}, 8)}
+	ir := &inflightRig{rig: newRig(t, cfg, host.Limits{}, guest.Config{}), dials: make(chan struct{}), held: make(chan struct{}, 8)}
 	var err error
 	if ir.ll, err = net.Listen("unix", t.TempDir()+"/local.sock"); err != nil {
 		t.Fatal(err)
@@ -311,16 +315,10 @@ func (s *Server) lingeringConns() int {
 	return s.lingering
 }
 
-// TestPauseLateWaitsForLinger: a relayed connection that ended (both
-// directions passed their FIN) while the guest has not yet read its last
-// bytes lingers, and is no relay's to carry any more. PauseLate waits
-// for the guest to read them: the successor's rescind of the channel
-// must not overtake that read. Before, the rescind could come first, and
-// the guest's read ended in a reset with bytes still in its ring.
-func TestPauseLateWaitsForLinger(t *testing.T) {
-	leakcheck.Check(t)
-	ir := newInflightRig(t)
-	ir.rl.dialWait = time.Minute
+// lingerUnread makes a relayed connection that ended (both FINs passed)
+// and lingers: the guest has not read its last bytes, which it returns.
+func (ir *inflightRig) lingerUnread(t *testing.T) (*Conn, []byte) {
+	t.Helper()
 	gc := ir.dial(t)
 	lc := ir.letDial(t).(*net.UnixConn)
 	// More than the guest's pipe takes from the ring (guestMaxBuffered),
@@ -351,6 +349,20 @@ func TestPauseLateWaitsForLinger(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return gc, last
+}
+
+// TestPauseLateWaitsForLinger: a relayed connection that ended (both
+// directions passed their FIN) while the guest has not yet read its last
+// bytes lingers, and is no relay's to carry any more. PauseLate waits
+// for the guest to read them: the successor's rescind of the channel
+// must not overtake that read. Before, the rescind could come first, and
+// the guest's read ended in a reset with bytes still in its ring.
+func TestPauseLateWaitsForLinger(t *testing.T) {
+	leakcheck.Check(t)
+	ir := newInflightRig(t)
+	ir.rl.guestWait = time.Minute
+	gc, last := ir.lingerUnread(t)
 	ir.rl.Pause()
 	late := make(chan []*Carried, 1)
 	go func() { late <- ir.rl.PauseLate() }()
@@ -408,4 +420,46 @@ func TestLingerEndsWhenGuestCloses(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestPauseLateLingerBound: a guest that does not read a lingering
+// connection's last bytes holds a pause for PauseGuestWait at most
+// (shortened here; the other waits are a minute): PauseLate returns and
+// logs the wait that ran out.
+func TestPauseLateLingerBound(t *testing.T) {
+	leakcheck.Check(t)
+	var logs lockedLog
+	ir := newInflightRigConfig(t, Config{LingerTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ir.rl.dialWait, ir.rl.guestWait = time.Minute, 20*time.Millisecond
+	ir.lingerUnread(t)
+	ir.rl.Pause()
+	late := make(chan []*Carried, 1)
+	go func() { late <- ir.rl.PauseLate() }()
+	select {
+	case <-late:
+	case <-time.After(testbus.Timeout):
+		t.Fatal("PauseLate still waits for a guest that does not read")
+	}
+	if !strings.Contains(logs.String(), `for="lingering connections"`) {
+		t.Fatalf("the log does not say which wait ran out:\n%s", logs.String())
+	}
+	ir.rl.ResumeAccept()
+}
+
+// lockedLog is a log sink for concurrent writers.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

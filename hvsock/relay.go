@@ -38,9 +38,9 @@ type Relay struct {
 	// release lets a held loop go on (ResumeAccept).
 	hold    chan chan struct{}
 	release chan struct{}
-	// dialWait bounds a pause's wait for the dials in progress:
-	// PauseDialWait.
-	dialWait time.Duration
+	// dialWait and guestWait bound a pause's waits: PauseDialWait and
+	// PauseGuestWait.
+	dialWait, guestWait time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -72,7 +72,7 @@ func (s *Server) Relay(r Route) (*Relay, error) {
 func newRelay(s *Server, r Route) *Relay {
 	ctx, cancel := context.WithCancel(context.Background())
 	rl := &Relay{route: r, s: s, log: s.log, ctx: ctx, cancel: cancel,
-		hold: make(chan chan struct{}), release: make(chan struct{}, 1), dialWait: PauseDialWait,
+		hold: make(chan chan struct{}), release: make(chan struct{}, 1), dialWait: PauseDialWait, guestWait: PauseGuestWait,
 		dialing: make(map[HalfConn]bool), conns: make(map[*relayed]struct{})}
 	rl.dialed.L = &rl.mu
 	return rl
