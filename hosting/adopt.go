@@ -159,6 +159,9 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 	if n, toLocal, toGuest := d.restoreConns(guests, st.Conns, files); len(st.Conns) > 0 {
 		d.log.Info("hvsock connections carried", "carried", n, "saved", len(st.Conns), "to_local_bytes", toLocal, "to_guest_bytes", toGuest)
 	}
+	if n := d.restoreOffers(guests, st.Offers); len(st.Offers) > 0 {
+		d.log.Info("hvsock offers carried", "carried", n, "saved", len(st.Offers))
+	}
 	d.abandonWaiting(guests)
 	h.Resume()
 	d.serve(l)

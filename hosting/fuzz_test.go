@@ -10,8 +10,8 @@ import (
 // arbitrary bytes: the state crosses from the predecessor, and whatever
 // it holds must give an error or a state, never a panic. A state that
 // parses is encoded again and parses to the same guests and devices.
-// Seeds: the golden host states of 3d79281 and with an hvsock
-// connection, and the corpus in
+// Seeds: the golden host states of 3d79281, with an hvsock connection
+// and with an hvsock offer, and the corpus in
 // testdata/fuzz/FuzzParseHostState.
 func FuzzParseHostState(f *testing.F) {
 	golden, err := os.ReadFile(filepath.Join("testdata", "golden", "host-3d79281.state"))
@@ -24,6 +24,11 @@ func FuzzParseHostState(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(conn)
+	offer, err := os.ReadFile(filepath.Join("testdata", "golden", "host-hvsock-offer-v1.state"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(offer)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := parseHostState(data, "bus.sock")
 		if err != nil {

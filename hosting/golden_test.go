@@ -25,6 +25,9 @@ var goldenStates = []string{
 	// serviced with a relayed connection open, 64 KiB on their way to a
 	// local server that had stopped reading.
 	filepath.Join("testdata", "golden", "host-hvsock-conn-v1.state"),
+	// Saved by TestServiceToCarriesOfferNotOpened (-update): an echo
+	// device and an hvsock connection offered, not yet opened.
+	filepath.Join("testdata", "golden", "host-hvsock-offer-v1.state"),
 }
 
 // TestGoldenStatesCoverEveryKind reads every golden state with this

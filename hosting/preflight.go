@@ -160,8 +160,10 @@ func unchangedImage(exe string) bool {
 // transfer page set (a guest announced a receive buffer). The state is
 // still checked against the successor's kinds before it is handed over,
 // which catches a set announced between the pre-flight and the pause:
-// that servicing fails and the host serves on.
-var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages, kindHostHVSockConn}
+// that servicing fails and the host serves on. A host-hvsock-offer record
+// is written only for a successor that reads it: for another, the offers
+// are left to its rescind, as before there was the record.
+var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages, kindHostHVSockConn, kindHostHVSockOffer}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.

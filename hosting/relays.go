@@ -153,6 +153,13 @@ func (d *Daemon) closeRelays() {
 // state (hvsock.ConnState), its channel's state inside.
 const kindHostHVSockConn savedstate.Kind = 0x0204
 
+// kindHostHVSockOffer is one hvsock connection a relay's service offered
+// and the guest had not opened when the bus parked (docs/SAVED_STATE.md):
+// as kindHostHVSockConn, without bytes or a local socket. Not critical:
+// a successor that does not read it rescinds the offer, as one before it
+// did.
+const kindHostHVSockOffer savedstate.Kind = 0x0205
+
 func init() {
 	savedstate.RegisterKind(kindHostHVSockConn, savedstate.KindInfo{Name: "host-hvsock-conn", Describe: func(b []byte) (any, error) {
 		c, err := decodeConnRecord(b)
@@ -163,6 +170,16 @@ func init() {
 			ForGuestAccept: c.State.ForGuestAccept, ToLocal: len(c.State.ToLocal), ToGuest: len(c.State.ToGuest),
 			GuestEnded: c.State.GuestEnded, LocalShut: c.State.LocalShut, LocalEnded: c.State.LocalEnded, GuestShut: c.State.GuestShut,
 			Channel: len(c.State.Channel)}, nil
+	}})
+}
+
+func init() {
+	savedstate.RegisterKind(kindHostHVSockOffer, savedstate.KindInfo{Name: "host-hvsock-offer", Describe: func(b []byte) (any, error) {
+		c, err := decodeConnRecord(b)
+		if err != nil {
+			return nil, err
+		}
+		return connJSON{Guest: c.Guest, Route: c.State.Route, Service: c.State.Service.String(), Endpoint: c.State.Endpoint.String(), Channel: len(c.State.Channel)}, nil
 	}})
 }
 
@@ -190,13 +207,18 @@ type connJSON struct {
 }
 
 func (c *connState) record() (savedstate.Record, error) {
+	return c.recordOf(kindHostHVSockConn, savedstate.FlagCritical)
+}
+
+// recordOf is c as a record of kind k (a connection, or an offer).
+func (c *connState) recordOf(k savedstate.Kind, flags uint32) (savedstate.Record, error) {
 	var e savedstate.Encoder
 	e.U32(c.Guest)
 	c.State.Encode(&e)
 	if len(e.Body()) > savedstate.MaxBody {
 		return savedstate.Record{}, fmt.Errorf("guest %d: an hvsock connection's state of %d bytes", c.Guest, len(e.Body()))
 	}
-	return savedstate.Record{Kind: kindHostHVSockConn, Flags: savedstate.FlagCritical, Body: e.Body()}, nil
+	return savedstate.Record{Kind: k, Flags: flags, Body: e.Body()}, nil
 }
 
 func decodeConnRecord(b []byte) (*connState, error) {
@@ -250,6 +272,62 @@ func (d *Daemon) pauseRelaysLate() ([]*hvsock.Carried, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// pauseOffers pauses the offered hvsock connections the guests had not
+// opened when the bus parked (hvsock.Relay.PauseOffers).
+func (d *Daemon) pauseOffers() []*hvsock.PendingConn {
+	var out []*hvsock.PendingConn
+	for _, rl := range d.relays {
+		out = append(out, rl.PauseOffers()...)
+	}
+	return out
+}
+
+// saveOffers adds each paused offer whose guest was saved to st. One
+// whose state cannot be had is left out: the successor rescinds it, and
+// the guest's connect fails with a reset.
+func (d *Daemon) saveOffers(offers []*hvsock.PendingConn, index map[uint64]int, st *hostState) {
+	for _, pc := range offers {
+		i, ok := index[pc.Guest().ID()]
+		if !ok {
+			continue
+		}
+		cs, err := pc.Save()
+		if err != nil {
+			d.log.Info("hvsock offer not carried", "guest", pc.Guest().ID(), "err", err)
+			continue
+		}
+		st.Offers = append(st.Offers, connState{Guest: uint32(i), State: cs})
+	}
+}
+
+// restoreOffers offers on the connections a predecessor had offered and
+// the guests had not opened (saveOffers), each by the relay of its key.
+// One that cannot be taken back stays waiting, and abandonWaiting
+// rescinds it.
+func (d *Daemon) restoreOffers(guests []*host.Guest, offers []connState) (n int) {
+	keys := make(map[string]*hvsock.Relay, len(d.relays))
+	for _, rl := range d.relays {
+		keys[rl.Key()] = rl
+	}
+	for _, o := range offers {
+		rl := keys[o.State.Route]
+		var g *host.Guest
+		if int(o.Guest) < len(guests) {
+			g = guests[o.Guest]
+		}
+		if rl == nil || g == nil {
+			d.log.Warn("hvsock offer not carried: its relay or guest is gone", "route", o.State.Route, "guest", o.Guest)
+			continue
+		}
+		if err := rl.RestorePending(g, o.State); err != nil {
+			d.log.Warn("hvsock offer not carried", "route", o.State.Route, "guest", g.ID(), "err", err)
+			continue
+		}
+		n++
+	}
+	return n
 }
 
 // resumeCarried lets paused connections flow again: the servicing

@@ -237,6 +237,11 @@ func (d *Daemon) service(to *Daemon) error {
 	// is parked now, so no more come.
 	late, lateErr := d.pauseRelaysLate()
 	carried = append(carried, late...)
+	// And those the guests asked for and have not opened: a successor
+	// that reads them offers them on.
+	if len(reads.Missing([]savedstate.Kind{kindHostHVSockOffer})) == 0 {
+		d.saveOffers(d.pauseOffers(), index, st)
+	}
 	connFiles, connErr := saveCarried(carried, index, st, files)
 	if connErr == nil {
 		var lfiles []*os.File

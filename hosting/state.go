@@ -56,6 +56,7 @@ type hostState struct {
 	Devices []string // the --device values, in order
 	Guests  []*guestState
 	Conns   []connState // the relayed hvsock connections carried, after the guests
+	Offers  []connState // hvsock connections offered, not yet opened, after the connections
 }
 
 // hostInfo is the first record: the servicing count, the devices and how
@@ -155,6 +156,13 @@ func (s *hostState) records() ([]savedstate.Record, error) {
 	}
 	for i := range s.Conns {
 		r, err := s.Conns[i].record()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	for i := range s.Offers {
+		r, err := s.Offers[i].recordOf(kindHostHVSockOffer, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +315,7 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", seq, err)
 			}
-			if len(s.Conns) > 0 {
+			if len(s.Conns) > 0 || len(s.Offers) > 0 {
 				return nil, fmt.Errorf("record %d: a guest after the hvsock connections", seq)
 			}
 			if g.Index != uint32(len(s.Guests)) {
@@ -347,8 +355,21 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 			if int(c.Guest) >= len(s.Guests) || len(s.Conns) >= maxCarriedConns {
 				return nil, fmt.Errorf("record %d: hvsock connection of guest %d, %d guests so far, or more than %d connections", seq, c.Guest, len(s.Guests), maxCarriedConns)
 			}
+			if len(s.Offers) > 0 {
+				return nil, fmt.Errorf("record %d: an hvsock connection after the offers", seq)
+			}
 			s.Conns = append(s.Conns, *c)
 			cur = nil // the connections come after every guest
+		case kindHostHVSockOffer:
+			c, err := decodeConnRecord(r.Body)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", seq, err)
+			}
+			if int(c.Guest) >= len(s.Guests) || len(s.Offers) >= maxCarriedConns {
+				return nil, fmt.Errorf("record %d: hvsock offer of guest %d, %d guests so far, or more than %d offers", seq, c.Guest, len(s.Guests), maxCarriedConns)
+			}
+			s.Offers = append(s.Offers, *c)
+			cur = nil
 		default:
 			if r.Critical() {
 				return nil, fmt.Errorf("record %d: critical record of unknown kind %#x", seq, uint16(r.Kind))

@@ -60,6 +60,20 @@ func DialContext(ctx context.Context, cl *guest.Client, service protocol.GUID) (
 	return c, nil
 }
 
+// DialOffer is DialContext's second half: it opens the channel of the
+// connection whose offer guest.Client.Connect returned, and waits until
+// packets flow. A guest that asks for a connection and opens it later
+// calls the two itself.
+func DialOffer(ctx context.Context, cl *guest.Client, o guest.Offer) (*Conn, error) {
+	local := Addr{VMID: VMIDWildcard, ServiceID: o.InterfaceInstance}
+	remote := Addr{VMID: VMIDParent, ServiceID: o.InterfaceType}
+	c, err := openGuest(ctx, cl, o, local, remote)
+	if err != nil {
+		return nil, opError("dial", local, remote, err)
+	}
+	return c, nil
+}
+
 // openGuest opens the connection's channel offered as o and waits until
 // packets flow.
 func openGuest(ctx context.Context, cl *guest.Client, o guest.Offer, local, remote Addr) (*Conn, error) {

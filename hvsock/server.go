@@ -100,7 +100,7 @@ type Server struct {
 	// offering is the channels offered and not yet handed to their
 	// listener or dialer (or failed), by service; delivered is signalled,
 	// and deliveries counted, as they leave it.
-	offering   map[*channel.Channel]protocol.GUID
+	offering   map[*channel.Channel]*pending
 	delivered  sync.Cond
 	deliveries uint64
 	// lingering counts the connections closed in order whose guest is
@@ -123,7 +123,7 @@ func NewServer(cfg Config) *Server {
 		listeners: make(map[protocol.GUID]*Listener),
 		perGuest:  make(map[*host.Guest]int),
 		conns:     make(map[*Conn]struct{}),
-		offering:  make(map[*channel.Channel]protocol.GUID),
+		offering:  make(map[*channel.Channel]*pending),
 	}
 	s.delivered.L = &s.mu
 	s.lingered.L = &s.mu
@@ -212,21 +212,25 @@ func (s *Server) OnConnect(g *host.Guest, req protocol.TLConnectRequest) error {
 	}
 	local := Addr{VMID: VMIDWildcard, ServiceID: req.ServiceID}
 	remote := Addr{VMID: GuestVMID(g.ID()), ServiceID: req.EndpointID}
-	return s.offer(g, req.ServiceID, req.EndpointID, false, local, remote, func(c *Conn) {
+	return s.offer(g, req.ServiceID, req.EndpointID, false, local, remote, l.deliver, nil)
+}
+
+// deliver puts c, opened, in the listener's queue for Accept; a full
+// queue closes it.
+func (l *Listener) deliver(c *Conn) {
+	select {
+	case l.queue <- c:
 		select {
-		case l.queue <- c:
-			select {
-			case <-l.done:
-				// Closed meanwhile: Listener.Close may have drained
-				// the queue already.
-				l.Close() //nolint:errcheck // drains the queue again
-			default:
-			}
+		case <-l.done:
+			// Closed meanwhile: Listener.Close may have drained the
+			// queue already.
+			l.Close() //nolint:errcheck // drains the queue again
 		default:
-			s.log.Warn("hvsock connection dropped: backlog full", "guest", g.ID(), "service", req.ServiceID)
-			c.Close() //nolint:errcheck // never accepted
 		}
-	}, nil)
+	default:
+		l.s.log.Warn("hvsock connection dropped: backlog full", "guest", c.host.guest.ID(), "service", l.service)
+		c.Close() //nolint:errcheck // never accepted
+	}
 }
 
 // Dial connects to service in guest g, which a guest's Listener listens on:
@@ -308,26 +312,67 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		return err
 	}
 	ev := newEvents()
-	ch, st, err := serverChannel(g, service, endpoint, forGuestAccept, s.cfg.MaxBuffered, ev)
-	if err == nil {
-		if err = ch.Enable(); err == nil {
-			err = ch.Start()
-		}
-		if err != nil {
-			ch.Cleanup() //nolint:errcheck // the first error matters
-		}
-	}
+	ch, st, err := s.startChannel(g, service, endpoint, forGuestAccept, nil, ev)
 	if err != nil {
 		release()
 		s.wg.Done()
 		return err
 	}
+	s.await(&pending{g: g, ch: ch, st: st, ev: ev, service: service, endpoint: endpoint, forGuestAccept: forGuestAccept,
+		local: local, remote: remote, ready: ready, failed: failed, release: release})
+	return nil
+}
+
+// startChannel makes a connection's server channel (serverChannel),
+// restored from state if there is one, and enables and starts it: it is
+// offered, or offered on. On failure nothing of it is left.
+func (s *Server) startChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, state []byte, ev *events) (*channel.Channel, stream, error) {
+	ch, st, err := serverChannel(g, service, endpoint, forGuestAccept, s.cfg.MaxBuffered, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if state != nil {
+		err = ch.RestoreChunks([][]byte{state})
+	}
+	if err == nil {
+		if err = ch.Enable(); err == nil {
+			err = ch.Start()
+		}
+	}
+	if err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	return ch, st, nil
+}
+
+// pending is a connection's channel offered to a guest that has yet to
+// open it.
+type pending struct {
+	g                 *host.Guest
+	ch                *channel.Channel
+	st                stream
+	ev                *events
+	service, endpoint protocol.GUID
+	forGuestAccept    bool
+	local, remote     Addr
+	ready             func(*Conn)
+	failed            chan<- error
+	release           func() // uncounts it (admit)
+}
+
+// await waits, on a goroutine of the server's, for the guest to open p's
+// channel: then p.ready gets the connection; if it does not within
+// OpenTimeout, the offer is rescinded and p.failed (if any) gets why.
+// The caller owes the server's wait group one Done, which await pays.
+func (s *Server) await(p *pending) {
+	g, ch, st, ev := p.g, p.ch, p.st, p.ev
 	down := func() {
 		ch.Cleanup() //nolint:errcheck // rescinds; a guest that never releases is disconnected by the host
-		release()
+		p.release()
 	}
 	s.mu.Lock()
-	s.offering[ch] = service
+	s.offering[ch] = p
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
@@ -347,26 +392,26 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 			why = ErrReset
 		case <-t.C:
 			why = ErrNotOpened
-			s.log.Info("hvsock channel not opened: rescinded", "guest", g.ID(), "service", service, "timeout", s.cfg.OpenTimeout)
+			s.log.Info("hvsock channel not opened: rescinded", "guest", g.ID(), "service", p.service, "timeout", s.cfg.OpenTimeout)
 		case <-s.done:
 			why = ErrServerClosed
 		}
 		if why != nil {
 			down()
-			if failed != nil {
-				failed <- why
+			if p.failed != nil {
+				p.failed <- why
 			}
 			return
 		}
 		var c *Conn
-		c = newConn(st, local, remote, func() {
+		c = newConn(st, p.local, p.remote, func() {
 			s.linger(ch, ev.closed)
 			down()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}, false, s.spawn)
-		c.host = &hostEnd{ch: ch, pipe: st.(pipeStream).Conn, guest: g, service: service, endpoint: endpoint, forGuestAccept: forGuestAccept}
+		c.host = &hostEnd{ch: ch, pipe: st.(pipeStream).Conn, guest: g, service: p.service, endpoint: p.endpoint, forGuestAccept: p.forGuestAccept}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -387,9 +432,8 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 		if h := testHookDeliver; h != nil {
 			h()
 		}
-		ready(c)
+		p.ready(c)
 	}()
-	return nil
 }
 
 // testHookDeliver, if set, runs on an offer's goroutine before it hands
@@ -442,8 +486,8 @@ func (s *Server) waitDelivered(service protocol.GUID, d time.Duration) bool {
 	return waitUntil(&s.delivered, d, func() bool {
 		for {
 			var chs []*channel.Channel
-			for ch, svc := range s.offering {
-				if svc == service {
+			for ch, p := range s.offering {
+				if p.service == service {
 					chs = append(chs, ch)
 				}
 			}

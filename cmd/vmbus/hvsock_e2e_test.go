@@ -722,31 +722,42 @@ func TestE2EHVSockRollbackRefused(t *testing.T) {
 
 // TestE2EHVSockDialsAcrossServicing: `hvsock dial`s run one after another,
 // 64 KiB each through the relay to a local echo server, while the host
-// is serviced (SIGHUP, exec) every 150 ms. Every dial that connects gets
-// its bytes back whole; one that fails fails at its connect (a connect
-// whose channel the guest had not opened when the bus parked: the
-// successor rescinds it), and at once. No pause's wait runs out: a wait
-// for what had gone (a linger of a guest that left) held each servicing
-// after a guest's last connection for its full second.
+// is serviced (SIGHUP, exec) again 150 ms after each servicing. Every
+// dial goes through and gets its bytes back whole, whatever stage its
+// connection was in when the bus parked (asked for and offered, opened,
+// dialing the local socket, relaying, ended), and no pause's wait runs
+// out: a wait for what had gone (a linger of a guest that left) held each
+// servicing after a guest's last connection for its full second.
 func TestE2EHVSockDialsAcrossServicing(t *testing.T) {
 	dir := t.TempDir()
 	local := filepath.Join(dir, "local.sock")
 	localServer(t, local, nil)
 	socket, host, logs := startRelayHostProcess(t, dir, "--hvsock-relay", "5000=unix:"+local)
 	data := randomBytes(t, 64<<10)
+	// One servicing at a time, each waited for: a SIGTERM (the
+	// cleanup's) during an exec would meet the new image before it
+	// handles signals, and end it.
 	stop := make(chan struct{})
 	var hups sync.WaitGroup
+	var stuck atomic.Bool
 	hups.Go(func() {
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(150 * time.Millisecond):
-				host.Process.Signal(syscall.SIGHUP)
+			}
+			n := strings.Count(logs.String(), "servicing complete")
+			host.Process.Signal(syscall.SIGHUP)
+			for end := time.Now().Add(30 * time.Second); strings.Count(logs.String(), "servicing complete") == n; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(end) {
+					stuck.Store(true)
+					return
+				}
 			}
 		}
 	})
-	ok, failed := 0, 0
+	ok := 0
 	for i := range 40 {
 		start := time.Now()
 		out, stderr, code := hvsockDial(t, socket, "5000", bytes.NewReader(data))
@@ -757,19 +768,19 @@ func TestE2EHVSockDialsAcrossServicing(t *testing.T) {
 			ok++
 			continue
 		}
-		if d := time.Since(start); d > 10*time.Second || !strings.Contains(stderr, "dial hvsock") {
-			t.Fatalf("dial %d failed after %v, not at its connect or not at once: %s", i, d.Round(time.Millisecond), stderr)
-		}
-		failed++
+		t.Fatalf("dial %d failed after %v: %s", i, time.Since(start).Round(time.Millisecond), stderr)
 	}
 	close(stop)
 	hups.Wait()
+	if stuck.Load() {
+		t.Fatalf("a servicing did not complete within 30 s:\n%s", logs.String())
+	}
 	serviced := strings.Count(logs.String(), "servicing complete")
-	if serviced < 3 || ok < 20 {
-		t.Fatalf("%d servicings, %d dials through; want 3 and 20 at least\n%s", serviced, ok, logs.String())
+	if serviced < 3 {
+		t.Fatalf("%d servicings, want 3 at least\n%s", serviced, logs.String())
 	}
 	if strings.Contains(logs.String(), "wait ran out") {
 		t.Fatalf("a pause's wait ran out:\n%s", logs.String())
 	}
-	t.Logf("%d dials through, %d failed at their connect, %d servicings", ok, failed, serviced)
+	t.Logf("%d dials through, %d servicings", ok, serviced)
 }
