@@ -38,9 +38,9 @@ func newGuestDemoLoadCmd(socket *string) *cobra.Command {
 				return usageErrorf("demo-load: want --duration, --interval, --pings > 0, 0 < --chunk <= 2^24, %d <= --payload <= %d, 4096 <= --disk-chunk <= 16 MiB in sectors",
 					echo.HeaderSize, echo.DefaultMaxPayload)
 			}
-			if cfg.Channels < 1 || cfg.Channels > maxLoadChannels || cfg.Rate < 0 || cfg.DiskEvery < 0 ||
+			if cfg.Channels < 1 || cfg.Channels > maxLoadChannels || cfg.Rate < 0 || cfg.DiskEvery < 0 || cfg.Idle <= 0 ||
 				cfg.DiskOffset < 0 || cfg.DiskOffset%512 != 0 || cfg.DiskBytes < 0 {
-				return usageErrorf("demo-load: want 1 <= --channels <= %d, --rate >= 0, --disk-every >= 0, --disk-offset >= 0 in sectors, --disk-bytes >= 0", maxLoadChannels)
+				return usageErrorf("demo-load: want 1 <= --channels <= %d, --rate >= 0, --disk-every >= 0, --idle > 0, --disk-offset >= 0 in sectors, --disk-bytes >= 0", maxLoadChannels)
 			}
 			if *socket == "" {
 				return usageErrorf("guest: --socket is required")
@@ -96,5 +96,6 @@ func newGuestDemoLoadCmd(socket *string) *cobra.Command {
 	f.Int64Var(&cfg.DiskOffset, "disk-offset", 0, "verify the disk from this byte on (guests sharing a disk each take a region)")
 	f.Int64Var(&cfg.DiskBytes, "disk-bytes", 0, "verify this many bytes of the disk (0: to its end)")
 	f.DurationVar(&cfg.DiskEvery, "disk-every", 0, "pause this long between disk rounds")
+	f.DurationVar(&cfg.Idle, "idle", guestload.DefaultIdle, "count a stream run's missing packets as lost once none came back for this long")
 	return cmd
 }

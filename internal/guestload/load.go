@@ -30,7 +30,17 @@ type Config struct {
 	DiskOffset int64         // verify the disk from this byte on
 	DiskBytes  int64         // verify this many bytes of the disk
 	DiskEvery  time.Duration // pause this long between disk rounds
+	// Idle is how long a stream run waits with nothing coming back
+	// before it counts what is missing as lost (echo.StreamConfig.Idle;
+	// 0: DefaultIdle). A run cut short by a stall counts its late echoes
+	// in the next run, as duplicates: on a loaded machine a servicing can
+	// stall a stream longer than echo's 2 s without losing anything.
+	Idle time.Duration
 }
+
+// DefaultIdle is Config.Idle's default: far past a servicing's blackout,
+// so that what it counts as lost did not come back.
+const DefaultIdle = 15 * time.Second
 
 // OpenEchoes opens the echo channels cl is offered, up to n, in instance
 // order. It returns those it opened even when it fails, for the caller to
@@ -175,7 +185,11 @@ func streamRuns(ctx context.Context, ec *echo.Client, cfg Config, deadline time.
 	t0 := time.Now()
 	var sent uint64
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		res, err := ec.Stream(ctx, echo.StreamConfig{Payload: cfg.Payload, Count: run})
+		idle := cfg.Idle
+		if idle <= 0 {
+			idle = DefaultIdle
+		}
+		res, err := ec.Stream(ctx, echo.StreamConfig{Payload: cfg.Payload, Count: run, Idle: idle})
 		intact := res.Received - res.Duplicated - res.Corrupted
 		c.sent.Add(res.Sent)
 		c.lost.Add(res.Lost)
