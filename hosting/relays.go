@@ -307,16 +307,9 @@ func (d *Daemon) saveOffers(offers []*hvsock.PendingConn, index map[uint64]int, 
 // One that cannot be taken back stays waiting, and abandonWaiting
 // rescinds it.
 func (d *Daemon) restoreOffers(guests []*host.Guest, offers []connState) (n int) {
-	keys := make(map[string]*hvsock.Relay, len(d.relays))
-	for _, rl := range d.relays {
-		keys[rl.Key()] = rl
-	}
+	target := d.carriedTarget(guests)
 	for _, o := range offers {
-		rl := keys[o.State.Route]
-		var g *host.Guest
-		if int(o.Guest) < len(guests) {
-			g = guests[o.Guest]
-		}
+		rl, g := target(o)
 		if rl == nil || g == nil {
 			d.log.Warn("hvsock offer not carried: its relay or guest is gone", "route", o.State.Route, "guest", o.Guest)
 			continue
@@ -396,10 +389,7 @@ func ownConns(files map[string]int, owned map[string]int) error {
 // It returns how many it took back, and the bytes they carried on
 // their way to the local sockets and to the guests.
 func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map[string]int) (n, toLocal, toGuest int) {
-	keys := make(map[string]*hvsock.Relay, len(d.relays))
-	for _, rl := range d.relays {
-		keys[rl.Key()] = rl
-	}
+	target := d.carriedTarget(guests)
 	for i, c := range conns {
 		fd, ok := files[connName(i)]
 		if !ok {
@@ -408,11 +398,7 @@ func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map
 		}
 		delete(files, connName(i))
 		f := os.NewFile(uintptr(fd), connName(i))
-		rl := keys[c.State.Route]
-		var g *host.Guest
-		if int(c.Guest) < len(guests) {
-			g = guests[c.Guest]
-		}
+		rl, g := target(c)
 		if rl == nil || g == nil {
 			f.Close()
 			d.log.Warn("hvsock connection not carried: its relay or guest is gone", "route", c.State.Route, "guest", c.Guest)
@@ -427,6 +413,23 @@ func (d *Daemon) restoreConns(guests []*host.Guest, conns []connState, files map
 		toGuest += len(c.State.ToGuest)
 	}
 	return n, toLocal, toGuest
+}
+
+// carriedTarget returns the lookup of a carried connection's or offer's
+// relay (by its route's key) and guest (by index) among guests; nil for
+// one that is gone.
+func (d *Daemon) carriedTarget(guests []*host.Guest) func(connState) (*hvsock.Relay, *host.Guest) {
+	keys := make(map[string]*hvsock.Relay, len(d.relays))
+	for _, rl := range d.relays {
+		keys[rl.Key()] = rl
+	}
+	return func(c connState) (*hvsock.Relay, *host.Guest) {
+		var g *host.Guest
+		if int(c.Guest) < len(guests) {
+			g = guests[c.Guest]
+		}
+		return keys[c.State.Route], g
+	}
 }
 
 // abandonWaiting rescinds every restored channel no device or relay took
