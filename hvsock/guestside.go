@@ -53,11 +53,9 @@ func DialContext(ctx context.Context, cl *guest.Client, service protocol.GUID) (
 		}
 		return nil, opError("dial", local, remote, err)
 	}
-	c, err := openGuest(ctx, cl, o, local, remote)
-	if err != nil {
-		return nil, opError("dial", local, remote, err)
-	}
-	return c, nil
+	// The offer's instance is the endpoint and its type the service
+	// (Connect matched them): DialOffer names the same addresses.
+	return DialOffer(ctx, cl, o)
 }
 
 // DialOffer is DialContext's second half: it opens the channel of the
