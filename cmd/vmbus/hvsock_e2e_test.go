@@ -722,7 +722,8 @@ func TestE2EHVSockRollbackRefused(t *testing.T) {
 
 // TestE2EHVSockDialsAcrossServicing: `hvsock dial`s run one after another,
 // 64 KiB each through the relay to a local echo server, while the host
-// is serviced (SIGHUP, exec) again 150 ms after each servicing. Every
+// is serviced (SIGHUP, exec) again 150 ms after each servicing, until 40
+// dials and three servicings are done. Every
 // dial goes through and gets its bytes back whole, whatever stage its
 // connection was in when the bus parked (asked for and offered, opened,
 // dialing the local socket, relaying, ended), and no pause's wait runs
@@ -757,8 +758,13 @@ func TestE2EHVSockDialsAcrossServicing(t *testing.T) {
 			}
 		}
 	})
+	// 40 dials at least, and on until three servicings have completed
+	// (on a fast machine 40 dials take less than two servicings' time).
 	ok := 0
-	for i := range 40 {
+	for i := 0; i < 40 || strings.Count(logs.String(), "servicing complete") < 3; i++ {
+		if i == 4000 {
+			t.Fatalf("4000 dials and %d servicings:\n%s", strings.Count(logs.String(), "servicing complete"), logs.String())
+		}
 		start := time.Now()
 		out, stderr, code := hvsockDial(t, socket, "5000", bytes.NewReader(data))
 		if code == 0 {
