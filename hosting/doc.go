@@ -36,8 +36,8 @@
 //	d, err := hosting.New(hosting.Config{Socket: path, Kinds: kinds, Devices: []string{"echo", "mine"}})
 //	err = d.Serve()
 //	...
-//	err = d.Service()              // on SIGHUP: exec or spawn the successor
-//	err = d.Shutdown(ctx)
+//	err = d.ServiceContext(ctx)    // on SIGHUP: exec or spawn the successor
+//	err = d.Shutdown(sctx)         // once ctx (SIGINT, SIGTERM) is done
 //
 // The successor process, started with the same Config, continues with
 // Adopt (servicing.Inherited, after an exec) or AdoptSpawned
@@ -59,6 +59,24 @@
 // devices; one after it restores in this process from what was saved. The
 // successor checks the whole state before it builds anything; a device
 // whose channel does not restore is offered anew.
+//
+// # Stopping
+//
+// A stop asked for while a servicing runs must neither be lost nor end
+// the host half-way. Catch SIGINT and SIGTERM (signal.NotifyContext)
+// before anything else, in the first image and in every successor, and
+// service with ServiceContext(ctx): a servicing whose ctx ends before its
+// handover gives up (ServicingFailed, Stage "stop"; after the save it
+// restores in this process) and returns, for the caller to Shutdown; a
+// spawned successor that has the handover when ctx ends is sent SIGTERM.
+// The one window left is an exec's: a signal that comes between the exec
+// and the new image's signal.Notify meets the runtime's default action
+// and ends the process, as a stop of a program that has not started does.
+// `vmbus host` asks in a package initialised among the first
+// (internal/stopsignal), under a millisecond into the new image, where
+// main runs about two milliseconds in; a signal in the microseconds
+// between ServiceContext's last look and the exec is caught by the old
+// image and lost with it.
 //
 // # Events
 //

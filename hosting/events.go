@@ -71,7 +71,9 @@ type Phase struct {
 type ServicingFailed struct {
 	// Stage is where it failed: "spawn", "preflight" (the successor
 	// cannot read the state: refused before anything paused),
-	// "listener", "pause", "save bus", or "save or exec".
+	// "listener", "pause", "save bus", "save or exec", or "stop" (the
+	// context of ServiceContext ended first; Restoring if it ended
+	// after the save).
 	Stage     string
 	Guest     uint64 // Stage "pause": the guest whose device failed to pause
 	Err       error
@@ -109,8 +111,13 @@ func (*ServicingStarted) Level() slog.Level { return slog.LevelDebug }
 // Level is Info.
 func (*ServicingComplete) Level() slog.Level { return slog.LevelInfo }
 
-// Level is Error.
-func (*ServicingFailed) Level() slog.Level { return slog.LevelError }
+// Level is Error, or Warn for Stage "stop": asked for, not a fault.
+func (e *ServicingFailed) Level() slog.Level {
+	if e.Stage == "stop" {
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
 
 // Attrs are socket and devices.
 func (e *Listening) Attrs() []slog.Attr {

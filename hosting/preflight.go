@@ -53,9 +53,10 @@ var errProbeTimeout = errors.New("no answer in time")
 // --state-kinds`), waiting at most probeTimeout. It returns
 // errProbeTimeout for a binary that did not exit in time, and another
 // error for one that exited without an answer it can parse (an older
-// release, which does not know the flag) or could not run.
-func probeBinary(exe string) (savedstate.Support, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+// release, which does not know the flag) or could not run. A parent
+// context that ends first ends the probe too, with its error.
+func probeBinary(parent context.Context, exe string) (savedstate.Support, error) {
+	ctx, cancel := context.WithTimeout(parent, probeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "host", "--state-kinds")
 	// Nothing of a handover or a supervisor: the probe is no host.
@@ -64,6 +65,9 @@ func probeBinary(exe string) (savedstate.Support, error) {
 	cmd.Stdout = out
 	cmd.WaitDelay = time.Second // a child that keeps stdout open does not hold the wait
 	err := cmd.Run()
+	if err := parent.Err(); err != nil {
+		return savedstate.Support{}, err
+	}
 	if ctx.Err() != nil {
 		return savedstate.Support{}, fmt.Errorf("%w: %s, within %v", errProbeTimeout, exe, probeTimeout)
 	}
@@ -98,7 +102,7 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 // process (to) reads what this build reads, if it serves the same. It
 // returns how it knows, for the log, and an error only when the
 // servicing must not go on.
-func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedstate.Support, string, error) {
+func (d *Daemon) successorReads(ctx context.Context, succ *servicing.Successor, to *Daemon) (savedstate.Support, string, error) {
 	if to != nil {
 		if to.cfg.Socket != d.cfg.Socket || !slices.Equal(to.devs.values, d.devs.values) {
 			return savedstate.Support{}, "", fmt.Errorf("the successor serves %q with devices %q, this host %q with %q",
@@ -121,7 +125,7 @@ func (d *Daemon) successorReads(succ *servicing.Successor, to *Daemon) (savedsta
 	if unchangedImage(exe) {
 		return savedstate.Supported(), "this build (its binary is unchanged)", nil
 	}
-	s, err := probeBinary(exe)
+	s, err := probeBinary(ctx, exe)
 	switch {
 	case err == nil:
 		return s, "answer", nil

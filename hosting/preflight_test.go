@@ -1,6 +1,7 @@
 package hosting
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -97,24 +98,24 @@ func TestProbeBinary(t *testing.T) {
 	if err := os.WriteFile(answer, savedstate.Supported().AppendText(nil, true), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := probeBinary(script("current", "cat "+answer))
+	got, err := probeBinary(context.Background(), script("current", "cat "+answer))
 	if err != nil || !slices.Equal(got.Kinds, savedstate.Supported().Kinds) {
 		t.Fatalf("this build: %+v, %v", got, err)
 	}
 	older := script("older", `echo "vmbus: unknown flag: --state-kinds" >&2; exit 2`)
-	if _, err := probeBinary(older); err == nil || errorsIsTimeout(err) {
+	if _, err := probeBinary(context.Background(), older); err == nil || errorsIsTimeout(err) {
 		t.Fatalf("older release: %v", err)
 	}
 	partial := script("partial", `printf 'format 1\nkind 0x0001\n'`)
-	if got, err := probeBinary(partial); err != nil || !slices.Equal(got.Kinds, []savedstate.Kind{1}) {
+	if got, err := probeBinary(context.Background(), partial); err != nil || !slices.Equal(got.Kinds, []savedstate.Kind{1}) {
 		t.Fatalf("partial: %+v, %v", got, err)
 	}
-	if _, err := probeBinary(filepath.Join(dir, "missing")); err == nil || errorsIsTimeout(err) {
+	if _, err := probeBinary(context.Background(), filepath.Join(dir, "missing")); err == nil || errorsIsTimeout(err) {
 		t.Fatalf("missing binary: %v", err)
 	}
 	defer func(d time.Duration) { probeTimeout = d }(probeTimeout)
 	probeTimeout = 200 * time.Millisecond
-	if _, err := probeBinary(script("hangs", "exec sleep 30")); !errorsIsTimeout(err) {
+	if _, err := probeBinary(context.Background(), script("hangs", "exec sleep 30")); !errorsIsTimeout(err) {
 		t.Fatalf("a binary that hangs: %v", err)
 	}
 }

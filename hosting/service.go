@@ -1,6 +1,7 @@
 package hosting
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -27,7 +28,20 @@ import (
 // error means it could not (the caller exits). On success it does not
 // return: an exec replaces this image, a spawned successor's
 // predecessor exits.
-func (d *Daemon) Service() error { return d.service(nil) }
+func (d *Daemon) Service() error { return d.service(context.Background(), nil) }
+
+// ServiceContext is Service for a program that may be asked to stop while
+// it services: once ctx is done (a SIGTERM through signal.NotifyContext),
+// a servicing that has not handed over yet gives up, resumes serving and
+// returns nil after a ServicingFailed event of Stage "stop", for the
+// caller to stop the daemon in order. It looks at ctx before the
+// pre-flight, after it (whose probe ctx ends too), and just before the
+// exec or the handover; a spawned successor that has taken the handover
+// when ctx ends is sent SIGTERM, the request passed on. Only a stop that
+// comes between the exec and the new image's signal.NotifyContext is not
+// seen: it meets the runtime's default action, which ends the process
+// (the package documentation, Stopping).
+func (d *Daemon) ServiceContext(ctx context.Context) error { return d.service(ctx, nil) }
 
 // ServiceTo services the host into next, a daemon in this process made by
 // New with the same socket and devices that has not served yet (it may
@@ -38,11 +52,11 @@ func (d *Daemon) ServiceTo(next *Daemon) error {
 	if next == nil || next.h != nil || next == d {
 		panic("hosting: ServiceTo needs a new daemon")
 	}
-	return d.service(next)
+	return d.service(context.Background(), next)
 }
 
-// service is Service (to nil) or ServiceTo.
-func (d *Daemon) service(to *Daemon) error {
+// service is ServiceContext (to nil) or ServiceTo.
+func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 	mode := d.cfg.Servicing.String()
 	if to != nil {
 		mode = "in-process"
@@ -50,6 +64,10 @@ func (d *Daemon) service(to *Daemon) error {
 	d.servicingCapture(true)
 	defer d.servicingCapture(false)
 	d.emit(&ServicingStarted{Servicing: d.count + 1, Mode: mode})
+	if err := ctx.Err(); err != nil {
+		d.emit(&ServicingFailed{Stage: "stop", Err: err})
+		return nil
+	}
 	// With Spawn the successor starts up first, while the channels still
 	// run: its start is no part of the blackout.
 	var succ *servicing.Successor
@@ -65,7 +83,13 @@ func (d *Daemon) service(to *Daemon) error {
 	}
 	// Pre-flight, before anything pauses: the state is made for what
 	// the successor reads, or not at all.
-	reads, how, err := d.successorReads(succ, to)
+	reads, how, err := d.successorReads(ctx, succ, to)
+	if ctx.Err() != nil {
+		// The pre-flight can take long (a probe, a successor's start):
+		// a stop asked for meanwhile is honoured before anything pauses.
+		d.emit(&ServicingFailed{Stage: "stop", Err: ctx.Err()})
+		return nil
+	}
 	if err == nil {
 		if what := unreadable(reads, d.devs.savesDeviceState(), d.devs.hasTransferPageSets(), d.carriesConns()); what != "" {
 			err = fmt.Errorf("the successor (%s) does not read %s", how, what)
@@ -267,6 +291,12 @@ func (d *Daemon) service(to *Daemon) error {
 		err = writeFileAtomic(d.cfg.StateFile, state)
 		ph.mark("state_file")
 	}
+	stopped := false
+	if err == nil && saveErr == nil && to == nil && ctx.Err() != nil {
+		// The last look before the point of no return: an exec would
+		// take the stop with this image.
+		err, stopped = ctx.Err(), true
+	}
 	if err == nil && saveErr == nil {
 		// The successor appends to the capture: this image's records
 		// are in the file before it does, and none comes after.
@@ -284,6 +314,12 @@ func (d *Daemon) service(to *Daemon) error {
 		ph.mark("relinquish")
 		if err = succ.Hand(servicing.Handover{FDs: files, State: state, Paused: paused, Note: ph.encode()}); err == nil {
 			if err = succ.WaitReceived(successorServeTimeout); err == nil {
+				if ctx.Err() != nil {
+					// A stop that came after the last look is the
+					// successor's now: it catches SIGTERM before it
+					// takes a handover.
+					syscall.Kill(succ.Pid(), syscall.SIGTERM) //nolint:errcheck // one that is gone has stopped
+				}
 				servicing.ExitKeepingAddressSpace(0, teardownDelay)
 			}
 		}
@@ -329,7 +365,11 @@ func (d *Daemon) service(to *Daemon) error {
 		}
 	}
 	d.resumeCapture() // this image serves on: so does its capture
-	d.emit(&ServicingFailed{Stage: "save or exec", Err: errors.Join(saveErr, err), Restoring: true})
+	stage := "save or exec"
+	if stopped {
+		stage = "stop"
+	}
+	d.emit(&ServicingFailed{Stage: stage, Err: errors.Join(saveErr, err), Restoring: true})
 	if state, err = st.encode(d.cfg.Socket); err != nil {
 		return fmt.Errorf("host: servicing: %w", err)
 	}

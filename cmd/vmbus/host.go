@@ -17,6 +17,7 @@ import (
 	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/internal/hostchaos"
+	"github.com/govmbus/govmbus/internal/stopsignal"
 	"github.com/govmbus/govmbus/servicing"
 )
 
@@ -65,7 +66,8 @@ Servicing). The echo channels take successive instances
 00000000-0000-0000-0000-000000000001, ...0002 and so on, in the order
 given; a guest tells them apart by instance. --state-file keeps the last
 servicing's saved state for "vmbus state inspect". --capture FILE records the
-bus (pcapng, docs/CAPTURE.md), each successor after. SIGINT and SIGTERM stop.
+bus (pcapng, docs/CAPTURE.md), each successor after. SIGINT and SIGTERM stop
+(a servicing that has not handed over yet gives up first).
 --chaos makes the host hostile (docs/HOSTILE_HOST.md): for --chaos-duration
 (0: until stopped) it misbehaves towards its guests as --seed decides, then
 prints what it tried and what the guests did (--json: one object) and exits.
@@ -84,6 +86,11 @@ refused") if its state could not be read at all.`,
 			if stateKinds {
 				return printStateKinds(cmd.OutOrStdout(), asJSON)
 			}
+			// SIGINT and SIGTERM are caught first of all: in the image an
+			// exec servicing starts, one that comes before would end it
+			// by Go's default action instead of stopping it in order.
+			ctx, stop := stopsignal.NotifyContext(context.Background())
+			defer stop()
 			if asJSON && !chaosOn {
 				return usageErrorf("host: --json goes with --state-kinds or --chaos")
 			}
@@ -163,11 +170,6 @@ refused") if its state could not be read at all.`,
 				return failuref("host: %v", err)
 			}
 			hm.SetDaemon(d)
-			// SIGINT and SIGTERM too: one that comes right after a
-			// servicing's restore must stop the daemon cleanly, not
-			// end it by Go's default action.
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			// A worker whose supervisor was killed outright stops as
 			// on SIGTERM: nobody could signal it any more.
 			supGone, stopWatch := sup.Watch()
@@ -206,7 +208,9 @@ refused") if its state could not be read at all.`,
 				case <-supGone:
 					log.Warn("supervisor gone: stopping")
 				case <-hup:
-					if err := d.Service(); err != nil {
+					// A stop asked for during the servicing abandons it
+					// unless the handover is done: the loop then stops.
+					if err := d.ServiceContext(ctx); err != nil {
 						return failuref("%v", err)
 					}
 					continue

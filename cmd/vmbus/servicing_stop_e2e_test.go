@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestE2EStopDuringServicing sends SIGTERM while a servicing is under way
+// and has not handed over yet: the host must give the servicing up and
+// stop in order (exit 0, startJSONHost's cleanup checks it), with exec and
+// with spawn servicing. The binary is replaced by an upgrade that takes
+// two seconds to start, so the signal lands in the servicing's pre-flight
+// (exec: the probe of the new binary; spawn: the successor's start).
+// Before, the old image caught the signal, went on with the servicing and
+// handed over, and the successor served on: the stop was lost.
+func TestE2EStopDuringServicing(t *testing.T) {
+	for _, mode := range []string{"exec", "spawn"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			exe, real := filepath.Join(dir, "vmbus"), filepath.Join(dir, "vmbus.real")
+			b, err := os.ReadFile(vmbusBinary(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{exe, real} {
+				if err := os.WriteFile(p, b, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := startJSONHost(t, exe, filepath.Join(dir, "bus.sock"), "--device", "echo", "--servicing", mode)
+			// The upgrade: a new file at the path, as a package manager
+			// installs one (the running binary stays as it is).
+			slow := exe + ".new"
+			if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 2\nexec "+real+" \"$@\"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(slow, exe); err != nil {
+				t.Fatal(err)
+			}
+			pid := h.cmd.Process.Pid
+			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // within the upgrade's start
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(10 * time.Second); running(pid); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("the host serves on 10 s after a SIGTERM sent during its servicing\n%s", h.logs())
+				}
+			}
+			logs := h.logs()
+			if strings.Contains(logs, "servicing complete") {
+				t.Errorf("the servicing completed after the SIGTERM\n%s", logs)
+			}
+			if !strings.Contains(logs, `"stage":"stop"`) {
+				t.Errorf("no servicing given up for the stop in the log\n%s", logs)
+			}
+		})
+	}
+}
