@@ -2,6 +2,7 @@ package hvsock
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -302,14 +303,13 @@ func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
 		return nil, err
 	}
 	ev := newEvents()
-	ch, str, err := serverChannel(g, st.Service, st.Endpoint, st.ForGuestAccept, s.cfg.MaxBuffered, ev)
-	if err == nil {
-		if err = ch.RestoreChunks([][]byte{st.Channel}); err == nil {
-			err = ch.Enable()
-		}
-		if err != nil {
-			ch.Cleanup() //nolint:errcheck // the first error matters
-		}
+	// Started only once its pipe knows which ends were passed.
+	var ch *channel.Channel
+	var str stream
+	if st.Channel == nil {
+		err = errors.New("no channel state")
+	} else {
+		ch, str, err = s.enableChannel(g, st.Service, st.Endpoint, st.ForGuestAccept, st.Channel, ev)
 	}
 	if err != nil {
 		release()

@@ -323,10 +323,23 @@ func (s *Server) offer(g *host.Guest, service, endpoint protocol.GUID, forGuestA
 	return nil
 }
 
-// startChannel makes a connection's server channel (serverChannel),
-// restored from state if there is one, and enables and starts it: it is
-// offered, or offered on. On failure nothing of it is left.
+// startChannel is enableChannel, and starts the channel.
 func (s *Server) startChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, state []byte, ev *events) (*channel.Channel, stream, error) {
+	ch, st, err := s.enableChannel(g, service, endpoint, forGuestAccept, state, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ch.Start(); err != nil {
+		ch.Cleanup() //nolint:errcheck // the first error matters
+		return nil, nil, err
+	}
+	return ch, st, nil
+}
+
+// enableChannel makes a connection's server channel (serverChannel),
+// restored from state if there is one, and enables it: it is offered, or
+// offered on. On failure nothing of it is left.
+func (s *Server) enableChannel(g *host.Guest, service, endpoint protocol.GUID, forGuestAccept bool, state []byte, ev *events) (*channel.Channel, stream, error) {
 	ch, st, err := serverChannel(g, service, endpoint, forGuestAccept, s.cfg.MaxBuffered, ev)
 	if err != nil {
 		return nil, nil, err
@@ -335,9 +348,7 @@ func (s *Server) startChannel(g *host.Guest, service, endpoint protocol.GUID, fo
 		err = ch.RestoreChunks([][]byte{state})
 	}
 	if err == nil {
-		if err = ch.Enable(); err == nil {
-			err = ch.Start()
-		}
+		err = ch.Enable()
 	}
 	if err != nil {
 		ch.Cleanup() //nolint:errcheck // the first error matters
