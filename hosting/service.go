@@ -73,8 +73,12 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 	var succ *servicing.Successor
 	if to == nil && d.cfg.Servicing == Spawn {
 		var err error
-		if succ, err = d.spawnSuccessor(); err != nil {
-			d.emit(&ServicingFailed{Stage: "spawn", Err: err})
+		if succ, err = d.spawnSuccessor(ctx); err != nil {
+			stage := "spawn"
+			if ctx.Err() != nil {
+				stage = "stop"
+			}
+			d.emit(&ServicingFailed{Stage: stage, Err: err})
 			return nil
 		}
 		// Ended on every way out but the successful handover, which
@@ -397,7 +401,7 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 
 // spawnSuccessor starts a new image of this program for a spawned
 // servicing and waits until it is ready for its handover.
-func (d *Daemon) spawnSuccessor() (*servicing.Successor, error) {
+func (d *Daemon) spawnSuccessor(ctx context.Context) (*servicing.Successor, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -417,7 +421,7 @@ func (d *Daemon) spawnSuccessor() (*servicing.Successor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := succ.WaitReady(successorReadyTimeout); err != nil {
+	if err := succ.WaitReadyContext(ctx, successorReadyTimeout); err != nil {
 		succ.Abort()
 		return nil, fmt.Errorf("successor %d: %w", succ.Pid(), err)
 	}

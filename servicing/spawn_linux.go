@@ -1,6 +1,7 @@
 package servicing
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -88,7 +89,13 @@ func (s *Successor) Pid() int { return s.proc.Pid }
 // WaitReady waits up to timeout for the successor to be ready for its
 // handover. What the successor said with it is ReadyNote then.
 func (s *Successor) WaitReady(timeout time.Duration) error {
-	text, err := s.expect(msgReady, "ready", timeout)
+	return s.WaitReadyContext(context.Background(), timeout)
+}
+
+// WaitReadyContext is WaitReady that gives up, with ctx's error, once ctx
+// is done: a servicing asked to stop while a successor starts slowly.
+func (s *Successor) WaitReadyContext(ctx context.Context, timeout time.Duration) error {
+	text, err := s.expect(ctx, msgReady, "ready", timeout)
 	if err == nil {
 		s.note = []byte(text)
 	}
@@ -102,8 +109,8 @@ func (s *Successor) ReadyNote() []byte { return s.note }
 
 // expect waits up to timeout for the successor to say want, and returns
 // the text that came with it.
-func (s *Successor) expect(want byte, name string, timeout time.Duration) (string, error) {
-	kind, text, err := recvMsg(s.sock, timeout)
+func (s *Successor) expect(ctx context.Context, want byte, name string, timeout time.Duration) (string, error) {
+	kind, text, err := recvMsg(ctx, s.sock, timeout)
 	switch {
 	case err != nil:
 		return "", err
@@ -155,7 +162,7 @@ func (s *Successor) Hand(h Handover) error {
 // read of an eventfd or a socket would take what the successor waits
 // for): the successor lets packets flow as soon as it has restored them.
 func (s *Successor) WaitReceived(timeout time.Duration) error {
-	_, err := s.expect(msgReceived, "received", timeout)
+	_, err := s.expect(context.Background(), msgReceived, "received", timeout)
 	return err
 }
 
@@ -208,9 +215,9 @@ func appendString(b []byte, s string) []byte {
 }
 
 // recvMsg receives one progress message (no descriptors), waiting up to
-// timeout.
-func recvMsg(sock int, timeout time.Duration) (byte, string, error) {
-	if err := waitReadable(sock, timeout); err != nil {
+// timeout or until ctx is done.
+func recvMsg(ctx context.Context, sock int, timeout time.Duration) (byte, string, error) {
+	if err := waitReadable(ctx, sock, timeout); err != nil {
 		return 0, "", err
 	}
 	var buf [1 + MaxReadyNote]byte
@@ -232,13 +239,24 @@ func recvMsg(sock int, timeout time.Duration) (byte, string, error) {
 	}
 }
 
-// waitReadable waits up to timeout for sock to be readable or closed.
-func waitReadable(sock int, timeout time.Duration) error {
+// ctxPoll is how long waitReadable polls at a time with a context that
+// can end: how late it sees the end.
+const ctxPoll = 20 * time.Millisecond
+
+// waitReadable waits up to timeout for sock to be readable or closed, or
+// until ctx is done (its error).
+func waitReadable(ctx context.Context, sock int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return errTimeout
+		}
+		if ctx.Done() != nil {
+			left = min(left, ctxPoll)
 		}
 		pfd := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, int(min(left.Milliseconds()+1, 1<<30)))

@@ -2,6 +2,7 @@ package servicing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -165,6 +166,27 @@ func TestSpawnWaitTimesOut(t *testing.T) {
 	}
 	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("timed out after %v", d)
+	}
+}
+
+// TestSpawnWaitEndsWithContext: a successor that says nothing holds
+// WaitReadyContext only until its context ends, not for its timeout.
+func TestSpawnWaitEndsWithContext(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	s := &Successor{sock: fds[0]}
+	defer unix.Close(fds[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.WaitReadyContext(ctx, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitReadyContext: %v, want the context's error", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("ended after %v, its context after 100 ms", d)
 	}
 }
 
