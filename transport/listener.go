@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"github.com/govmbus/govmbus/internal/sockpath"
 )
 
 // Listener accepts guests on a Unix socket path, as the host.
@@ -16,8 +18,13 @@ type Listener struct {
 }
 
 // Listen listens for guests at path, a SOCK_SEQPACKET Unix socket. The
-// path is removed again by Close (unless File was called).
+// path is removed again by Close (unless File was called). A socket left
+// at path by a host that died (nobody listens on it) is replaced; a path
+// where a process listens, or that is not a socket, is refused.
 func Listen(path string) (*Listener, error) {
+	if err := sockpath.Claim(path, "unixpacket"); err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
 	ul, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", path, err)

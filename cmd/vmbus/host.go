@@ -17,6 +17,7 @@ import (
 	"github.com/govmbus/govmbus/hosting/metrics"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/internal/hostchaos"
+	"github.com/govmbus/govmbus/internal/sockpath"
 	"github.com/govmbus/govmbus/internal/stopsignal"
 	"github.com/govmbus/govmbus/servicing"
 )
@@ -187,6 +188,9 @@ refused") if its state could not be read at all.`,
 				}
 			default:
 				if err := d.Serve(); err != nil {
+					if errors.Is(err, sockpath.ErrNotSocket) {
+						return usageErrorf("%v", err)
+					}
 					return failuref("%v", err)
 				}
 			}
@@ -195,9 +199,12 @@ refused") if its state could not be read at all.`,
 			defer hcr.Stop()
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
-				adm, err := admin.Listen(admin.Config{Path: adminPath, Source: d, Logger: log, Servicings: hm.Servicings})
+				adm, err := admin.Listen(admin.Config{Path: adminPath, Successor: inherited || spawned, Source: d, Logger: log, Servicings: hm.Servicings})
 				if err != nil {
 					d.Close()
+					if errors.Is(err, sockpath.ErrNotSocket) {
+						return usageErrorf("host: %v", err)
+					}
 					return failuref("host: %v", err)
 				}
 				defer adm.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/govmbus/govmbus/hosting"
+	"github.com/govmbus/govmbus/internal/sockpath"
 )
 
 // Bounds of the admin API.
@@ -41,9 +43,13 @@ type Source interface {
 
 // Config configures a Server.
 type Config struct {
-	Path   string // the socket's path
-	Source Source
-	Logger *slog.Logger // nil discards
+	Path string // the socket's path
+	// Successor says that a socket at Path is a predecessor's (this is
+	// a servicing's successor), to be replaced even though it answers.
+	// Otherwise only a socket nobody listens on is replaced.
+	Successor bool
+	Source    Source
+	Logger    *slog.Logger // nil discards
 	// Servicings, if set, reports the host's servicings and its last
 	// blackout for GET /v1/host (metrics.Metrics.Servicings).
 	Servicings func() (uint32, time.Duration)
@@ -70,8 +76,10 @@ type Server struct {
 
 type credKey struct{}
 
-// Listen creates the socket at cfg.Path with mode 0600, replacing any
-// file there, and serves until Close.
+// Listen creates the socket at cfg.Path with mode 0600 and serves until
+// Close. It refuses a path that is not a socket, and one where a process
+// listens unless cfg.Successor; a socket nobody listens on (its host
+// died) is replaced.
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Path == "" || cfg.Source == nil {
 		return nil, errors.New("admin: no path or no source")
@@ -107,6 +115,14 @@ func Listen(cfg Config) (*Server, error) {
 // renames it to the path: the path is never a socket of a wider mode,
 // and a successor's listen replaces its predecessor's file at once.
 func (s *Server) listen() error {
+	if st, err := os.Lstat(s.cfg.Path); err == nil && st.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("admin: %s: %w", s.cfg.Path, sockpath.ErrNotSocket)
+	}
+	if !s.cfg.Successor {
+		if err := sockpath.Claim(s.cfg.Path, "unix"); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
 	dir, base := filepath.Split(s.cfg.Path)
 	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d", base, os.Getpid()))
 	os.Remove(tmp) //nolint:errcheck // a leftover of this pid's predecessor image

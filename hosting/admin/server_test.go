@@ -18,7 +18,13 @@ func (noDevices) Devices() []hosting.DeviceInfo { return nil }
 
 func listen(t *testing.T, path string) *Server {
 	t.Helper()
-	s, err := Listen(Config{Path: path, Source: noDevices{}})
+	return listenAs(t, Config{Path: path, Source: noDevices{}})
+}
+
+// listenAs is listen with cfg.
+func listenAs(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +90,10 @@ func TestOtherUIDRefused(t *testing.T) {
 func TestCloseKeepsSuccessorSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "admin.sock")
 	old := listen(t, path)
-	next := listen(t, path)
+	if _, err := Listen(Config{Path: path, Source: noDevices{}}); err == nil {
+		t.Fatal("a second server took a socket that answers, without Successor")
+	}
+	next := listenAs(t, Config{Path: path, Source: noDevices{}, Successor: true})
 	old.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
