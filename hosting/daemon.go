@@ -128,14 +128,20 @@ type Daemon struct {
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
 // one of the Adopt methods, is called. An error that wraps ErrDevice is a
-// device or relay value that is wrong.
+// device or relay value that is wrong, one that wraps ErrConfig another
+// value (the poll budget, the state file).
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("hosting: no socket")
 	}
 	if cfg.Poll < 0 || cfg.Poll > channel.MaxPoll {
-		// Bad usage, as a device value is.
-		return nil, fmt.Errorf("%w: poll budget %v: want 0 to %v", ErrDevice, cfg.Poll, channel.MaxPoll)
+		return nil, fmt.Errorf("%w: poll budget %v: want 0 to %v", ErrConfig, cfg.Poll, channel.MaxPoll)
+	}
+	if cfg.StateFile != "" {
+		// Found now, not at the first servicing, which would fail on it.
+		if err := checkStateFile(cfg.StateFile); err != nil {
+			return nil, fmt.Errorf("%w: state file: %w", ErrConfig, err)
+		}
 	}
 	if cfg.Kinds == nil {
 		cfg.Kinds = NewRegistry()
@@ -325,6 +331,20 @@ func (d *Daemon) Devices() []DeviceInfo {
 // error) and serves.
 func (d *Daemon) Adopt(h servicing.Handover) error {
 	return d.adoptPhases(h.State, h.FDs, inheritedPhases(h.Paused), true)
+}
+
+// checkStateFile makes sure that writeFileAtomic can write path: it is
+// not a directory, and a file can be made beside it.
+func checkStateFile(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vmbus-state-*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	return os.Remove(tmp.Name())
 }
 
 // writeFileAtomic replaces path with data, so a reader sees the previous

@@ -22,8 +22,8 @@ func TestPoll(t *testing.T) {
 	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}, Poll: hostPoll}
 	bad := cfg
 	bad.Poll = -time.Microsecond
-	if _, err := hosting.New(bad); !errors.Is(err, hosting.ErrDevice) {
-		t.Fatalf("New with Poll %v: %v, want ErrDevice", bad.Poll, err)
+	if _, err := hosting.New(bad); !errors.Is(err, hosting.ErrConfig) {
+		t.Fatalf("New with Poll %v: %v, want ErrConfig", bad.Poll, err)
 	}
 	d, err := hosting.New(cfg)
 	if err != nil {

@@ -113,6 +113,11 @@ func (r *Registry) lookup(name string) (Kind, bool) {
 // it as bad usage.
 var ErrDevice = errors.New("hosting: bad device")
 
+// ErrConfig marks another Config value that is wrong: a poll budget out
+// of range, a state file that cannot be written. A command line reports it
+// as bad usage, as it does ErrDevice.
+var ErrConfig = errors.New("hosting: bad configuration")
+
 // deviceError is an ErrDevice with what was wrong.
 type deviceError struct{ msg string }
 

@@ -165,7 +165,7 @@ refused") if its state could not be read at all.`,
 			})
 			if err != nil {
 				closeInherited()
-				if errors.Is(err, hosting.ErrDevice) {
+				if errors.Is(err, hosting.ErrDevice) || errors.Is(err, hosting.ErrConfig) {
 					return usageErrorf("host: %v", err)
 				}
 				return failuref("host: %v", err)
