@@ -247,3 +247,34 @@ func TestSnapLenKeepsEvents(t *testing.T) {
 		t.Fatalf("%+v", recs)
 	}
 }
+
+// TestBadOptionsLeaveFile: Create and Append with options they refuse (a
+// snap length out of range, a limit too small for a section's start)
+// fail before they touch the file: it keeps what it had, and a file that
+// was not there is not made.
+func TestBadOptionsLeaveFile(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep")
+	if err := os.WriteFile(keep, []byte("not a capture, but someone's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{{SnapLen: -1}, {SnapLen: MaxSnapLen + 1}, {MaxBytes: 10}} {
+		for name, open := range map[string]func(string, Options) (*Writer, error){"Create": Create, "Append": Append} {
+			if w, err := open(keep, o); err == nil {
+				w.Close()
+				t.Fatalf("%s with %+v: no error", name, o)
+			}
+			if b, _ := os.ReadFile(keep); string(b) != "not a capture, but someone's" {
+				t.Fatalf("%s with %+v left the file %q", name, o, b)
+			}
+			absent := filepath.Join(dir, "absent")
+			if w, err := open(absent, o); err == nil {
+				w.Close()
+				t.Fatalf("%s with %+v: no error", name, o)
+			}
+			if _, err := os.Stat(absent); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s with %+v made the file (%v)", name, o, err)
+			}
+		}
+	}
+}

@@ -83,6 +83,17 @@ func Append(path string, o Options) (*Writer, error) {
 }
 
 func open(path string, mode int, o Options) (*Writer, error) {
+	// The options first: a file is truncated only for a capture that
+	// can start.
+	var size int64
+	if mode == os.O_APPEND {
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+	}
+	if err := o.check(size); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
@@ -109,12 +120,25 @@ func NewWriter(out io.Writer, o Options) (*Writer, error) {
 	return newWriter(out, 0, o)
 }
 
+// check says what is wrong with o for a file of size bytes, if anything:
+// a snap length out of range, or a limit that leaves no room for a
+// section's start.
+func (o Options) check(size int64) error {
+	if o.SnapLen < 0 || o.SnapLen > MaxSnapLen {
+		return fmt.Errorf("capture: snap length %d (1..%d)", o.SnapLen, MaxSnapLen)
+	}
+	if head := int64(len(sectionHeader()) + len(interfaceBlock("host", 0))); o.MaxBytes > 0 && size+head > o.MaxBytes {
+		return fmt.Errorf("capture: a limit of %d bytes leaves no room for a section (the file has %d)", o.MaxBytes, size)
+	}
+	return nil
+}
+
 func newWriter(out io.Writer, size int64, o Options) (*Writer, error) {
+	if err := o.check(size); err != nil {
+		return nil, err
+	}
 	if o.SnapLen == 0 {
 		o.SnapLen = DefaultSnapLen
-	}
-	if o.SnapLen < 0 || o.SnapLen > MaxSnapLen {
-		return nil, fmt.Errorf("capture: snap length %d (1..%d)", o.SnapLen, MaxSnapLen)
 	}
 	w := &Writer{
 		snap:   o.SnapLen,

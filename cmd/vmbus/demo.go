@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/internal/demo"
 )
 
@@ -41,6 +42,12 @@ with vmbus capture read, or Wireshark: docs/CAPTURE.md). Exit status 0 if everyt
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if duration <= 0 || duration > demoMaxDuration || servicings < 0 || servicings > demoMaxServicing {
 				return usageErrorf("demo: want 0 < --duration <= %v and 0 <= --servicings <= %d", demoMaxDuration, demoMaxServicing)
+			}
+			if dc.CaptureSnapLen < 0 || dc.CaptureSnapLen > capture.MaxSnapLen {
+				return usageErrorf("demo: --capture-snaplen %d: want 0 to %d", dc.CaptureSnapLen, capture.MaxSnapLen)
+			}
+			if dc.CaptureMaxBytes < 0 {
+				return usageErrorf("demo: --capture-max-bytes %d: want 0 (no limit) or more", dc.CaptureMaxBytes)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govmbus/govmbus/capture"
 	"github.com/govmbus/govmbus/channel"
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/admin"
@@ -94,6 +95,12 @@ refused") if its state could not be read at all.`,
 			defer stop()
 			if asJSON && !chaosOn {
 				return usageErrorf("host: --json goes with --state-kinds or --chaos")
+			}
+			if capt.SnapLen < 0 || capt.SnapLen > capture.MaxSnapLen {
+				return usageErrorf("host: --capture-snaplen %d: want 0 to %d", capt.SnapLen, capture.MaxSnapLen)
+			}
+			if capt.MaxBytes < 0 {
+				return usageErrorf("host: --capture-max-bytes %d: want 0 (no limit) or more", capt.MaxBytes)
 			}
 			if f := cmd.Flags(); (!chaosOn && (f.Changed("seed") || f.Changed("chaos-duration"))) || hc.Duration < 0 {
 				return usageErrorf("host: --seed and --chaos-duration (>= 0) go with --chaos")

@@ -135,10 +135,25 @@ func TestE2EExitStatus(t *testing.T) {
 	if err := cmd.Run(); exitCode(err) != 1 {
 		t.Fatalf("unreachable host: %v", err)
 	}
-	for _, args := range [][]string{{"guest", "list"}, {"host"}, {"guest", "--socket", "x", "bogus"}, {"host", "--socket", "x", "--device", "nope"}} {
+	// Bad values of the capture are refused before the file is touched.
+	kept := filepath.Join(t.TempDir(), "kept")
+	if err := os.WriteFile(kept, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"guest", "list"}, {"host"}, {"guest", "--socket", "x", "bogus"}, {"host", "--socket", "x", "--device", "nope"},
+		{"host", "--socket", "x", "--capture", kept, "--capture-snaplen", "-1"},
+		{"host", "--socket", "x", "--capture", kept, "--capture-snaplen", "1048577"},
+		{"host", "--socket", "x", "--capture", kept, "--capture-max-bytes", "-1"},
+		{"demo", "--capture", kept, "--capture-snaplen", "-1"},
+		{"demo", "--capture", kept, "--capture-max-bytes", "-1"},
+		{"host", "--socket", "x", "--state-file", t.TempDir()},
+	} {
 		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
 			t.Fatalf("%v: %v, want exit 2", args, err)
 		}
+	}
+	if b, err := os.ReadFile(kept); string(b) != "kept" {
+		t.Fatalf("the file at --capture after the refusals: %q, %v", b, err)
 	}
 }
 
