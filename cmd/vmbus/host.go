@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -95,6 +97,11 @@ refused") if its state could not be read at all.`,
 			defer stop()
 			if asJSON && !chaosOn {
 				return usageErrorf("host: --json goes with --state-kinds or --chaos")
+			}
+			if metricsAddr != "" {
+				if _, port, err := net.SplitHostPort(metricsAddr); err != nil || !validPort(port) {
+					return usageErrorf("host: --metrics %q: want HOST:PORT or :PORT", metricsAddr)
+				}
 			}
 			if capt.SnapLen < 0 || capt.SnapLen > capture.MaxSnapLen {
 				return usageErrorf("host: --capture-snaplen %d: want 0 to %d", capt.SnapLen, capture.MaxSnapLen)
@@ -201,7 +208,12 @@ refused") if its state could not be read at all.`,
 					return failuref("%v", err)
 				}
 			}
-			defer hm.Serve(metricsAddr, spawned)()
+			stopMetrics, err := hm.Serve(metricsAddr, spawned)
+			if err != nil && !inherited && !spawned {
+				d.Close()
+				return failuref("host: --metrics: %v", err)
+			}
+			defer stopMetrics()
 			hcr := hostchaos.Start(ctx, chaosOn, socket, hc, cmd.OutOrStdout(), asJSON)
 			defer hcr.Stop()
 			if adminPath != "" {
@@ -274,3 +286,12 @@ refused") if its state could not be read at all.`,
 // maxEchoChannels bounds the echo devices of a host (and the channels of
 // vmbus soak's guests).
 const maxEchoChannels = stdkinds.MaxEcho
+
+// validPort says whether port is a TCP port number or a service name.
+func validPort(port string) bool {
+	if n, err := strconv.Atoi(port); err == nil {
+		return n >= 0 && n <= 65535
+	}
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
+}

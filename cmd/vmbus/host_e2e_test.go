@@ -147,6 +147,8 @@ func TestE2EExitStatus(t *testing.T) {
 		{"demo", "--capture", kept, "--capture-snaplen", "-1"},
 		{"demo", "--capture", kept, "--capture-max-bytes", "-1"},
 		{"host", "--socket", "x", "--state-file", t.TempDir()},
+		{"host", "--socket", "x", "--metrics", "bogus"},
+		{"host", "--socket", "x", "--metrics", "127.0.0.1:99999"},
 	} {
 		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
 			t.Fatalf("%v: %v, want exit 2", args, err)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -478,5 +480,26 @@ func TestE2EMetrics(t *testing.T) {
 			t.Fatalf("after servicing: echo channels %d, packets in %v (was %v)", n, in, base)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestE2EMetricsAddressInUse: a host whose --metrics address is taken
+// does not start (exit 1) and leaves no socket; before, it served on
+// without the metrics it was asked for, with only a log line.
+func TestE2EMetricsAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	socket := filepath.Join(t.TempDir(), "bus.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, vmbusBinary(t), "host", "--socket", socket, "--device", "echo", "--metrics", l.Addr().String()).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("exit %d, %s; want 1, address in use", code, out)
+	}
+	if _, err := os.Lstat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
 	}
 }

@@ -224,13 +224,14 @@ func (m *Metrics) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 // /debug/pprof/; call it once the daemon serves (a successor: once it has
 // restored, which ended the blackout m observed). spawned says the
 // process is a spawned successor, whose predecessor may hold addr for a
-// moment. It returns the function that stops the server. A server that
-// cannot start is logged, not fatal: the bus matters more than its
-// metrics.
-func (m *Metrics) Serve(addr string, spawned bool) (stop func()) {
+// moment. It returns the function that stops the server, and why the
+// server could not start, if it could not (also logged): a host's first
+// image refuses to run without the metrics asked for, a successor runs
+// on, the bus mattering more than its metrics.
+func (m *Metrics) Serve(addr string, spawned bool) (stop func(), err error) {
 	log := m.log
 	if addr == "" {
-		return func() {}
+		return func() {}, nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
@@ -248,7 +249,7 @@ func (m *Metrics) Serve(addr string, spawned bool) (stop func()) {
 	}
 	if err != nil {
 		log.Error("metrics not served", "addr", addr, "err", err)
-		return func() {}
+		return func() {}, err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
@@ -266,5 +267,5 @@ func (m *Metrics) Serve(addr string, spawned bool) (stop func()) {
 			srv.Close() //nolint:errcheck // a CPU profile or trace still running
 		}
 		<-done
-	}
+	}, nil
 }
