@@ -156,8 +156,9 @@ func TestRingWindow(t *testing.T) {
 	}
 }
 
-// TestStreamLossReported: a VSP that is closed mid-stream loses packets;
-// Stream reports the channel closing and counts what did not come back.
+// TestStreamClosedMidway: a VSP that is closed mid-stream ends it; Stream
+// reports the channel closing, and counts lost what it sent and did not
+// get back, not the packets it never sent.
 func TestStreamClosedMidway(t *testing.T) {
 	leakcheck.Check(t)
 	r := newRig(t, ServerConfig{}, ClientConfig{})
@@ -169,8 +170,8 @@ func TestStreamClosedMidway(t *testing.T) {
 	if err == nil {
 		t.Fatalf("no error: %+v", res)
 	}
-	if res.Lost == 0 || res.Sent == 0 {
-		t.Fatalf("%v: %+v", err, res)
+	if res.Sent == 0 || res.Sent >= 1<<22 || res.Lost > res.Sent || res.Lost > 64 {
+		t.Fatalf("%v: %+v; want some sent, and at most the window of 64 of them lost", err, res)
 	}
 	if !errors.Is(err, ErrClosed) {
 		t.Logf("error: %v", err)

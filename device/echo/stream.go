@@ -48,7 +48,9 @@ const idleChecks = 8
 
 // StreamResult is what Stream measured. Seconds runs from the first send
 // to the last packet back (when packets are missing: to when the sender
-// last saw one come back).
+// last saw one come back). Lost counts the packets sent that did not
+// come back intact; a stream that ended early (an error) did not send the
+// rest of its Count, and does not count them lost.
 type StreamResult struct {
 	Sent, Received, Lost, Duplicated, Corrupted uint64
 	Seconds                                     float64
@@ -349,7 +351,7 @@ func (c *Client) Stream(ctx context.Context, cfg StreamConfig) (StreamResult, er
 	s.mu.Unlock()
 	chk := s.chk
 	res = StreamResult{
-		Sent: sent, Received: chk.Received, Lost: cfg.Count - chk.Unique,
+		Sent: sent, Received: chk.Received, Lost: sent - min(chk.Unique, sent),
 		Duplicated: chk.Duplicated, Corrupted: chk.Corrupted,
 		Seconds: end.Sub(start).Seconds(),
 	}
