@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"syscall"
 	"time"
 )
@@ -27,15 +29,15 @@ func NewClient(path string) *Client {
 	return c
 }
 
-// reconnectFor bounds how long dial tries again a socket that is missing
-// or refuses: a servicing host's successor listens anew within its
-// blackout, far inside it, while a host that is not running (or runs
-// without --admin) should be told at once, not after the caller's wait.
-// A variable for tests.
+// reconnectFor bounds how long dial tries again a socket that refuses: a
+// servicing host's successor listens anew within its blackout, far inside
+// it (its socket replaces the predecessor's file, so the path is there
+// all along). A path that is missing or no socket is said at once: no
+// host runs there, or none with --admin. A variable for tests.
 var reconnectFor = 5 * time.Second
 
-// dial connects to the socket, again after a refusal or a missing file
-// for up to reconnectFor (a servicing host's successor listens anew).
+// dial connects to the socket, again after a refusal for up to
+// reconnectFor (a servicing host's successor listens anew).
 func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	var d net.Dialer
 	until := time.Now().Add(reconnectFor)
@@ -44,7 +46,7 @@ func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 		if err == nil {
 			return conn, nil
 		}
-		if !(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) || time.Now().After(until) {
+		if !errors.Is(err, syscall.ECONNREFUSED) || !isSocket(c.path) || time.Now().After(until) {
 			return nil, c.unreachable(err)
 		}
 		select {
@@ -53,6 +55,13 @@ func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// isSocket reports whether path is a socket (a connect to another file
+// is refused as one nobody listens on is).
+func isSocket(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && st.Mode().Type() == fs.ModeSocket
 }
 
 // unreachable is the error for a socket nobody answers on, naming it.
