@@ -97,8 +97,11 @@ var guestPoll time.Duration
 
 // dialGuestMemory is dialGuest with memory bytes of guest memory.
 func dialGuestMemory(ctx context.Context, socket string, memory uint64) (*guest.Client, error) {
-	if socket == "" || guestPoll < 0 || guestPoll > channel.MaxPoll {
-		return nil, usageErrorf("guest: --socket is required; 0 <= --poll <= %v", channel.MaxPoll)
+	if socket == "" {
+		return nil, usageErrorf("guest: --socket is required")
+	}
+	if guestPoll < 0 || guestPoll > channel.MaxPoll {
+		return nil, usageErrorf("guest: --poll %v: want 0 to %v", guestPoll, channel.MaxPoll)
 	}
 	cl, err := guest.Dial(ctx, socket, guest.Config{MemorySize: memory, ChannelPoll: guestPoll})
 	if err != nil {
@@ -116,6 +119,10 @@ func openEcho(ctx context.Context, socket string, rxBuffer int) (*guest.Client, 
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if err := offered(octx, cl, echo.InterfaceType, "echo"); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
 	ec, err := echo.Open(octx, cl, echo.ClientConfig{})
 	if err == nil && rxBuffer > 0 {
 		if err = ec.UseRxBuffer(octx, rxBuffer); err != nil {
@@ -127,6 +134,23 @@ func openEcho(ctx context.Context, socket string, rxBuffer int) (*guest.Client, 
 		return nil, nil, failuref("guest: echo device: %v", err)
 	}
 	return cl, ec, nil
+}
+
+// offered fails at once, naming the device, if the host offered no
+// channel of interface typ when it had delivered its offers: a host
+// offers its devices when a guest connects, so one without it would only
+// make the device's Open wait out its context.
+func offered(ctx context.Context, cl *guest.Client, typ protocol.GUID, name string) error {
+	offers, err := cl.RequestOffers(ctx)
+	if err != nil {
+		return failuref("guest: %s device: offers: %v", name, err)
+	}
+	for _, o := range offers {
+		if o.InterfaceType == typ {
+			return nil
+		}
+	}
+	return failuref("guest: the host offers no %s device (it offers %d channels: vmbus guest list)", name, len(offers))
 }
 
 // pingJSON is `vmbus guest ping --json`.
@@ -349,6 +373,9 @@ every byte. Exit status 1 on any mismatch or I/O error.`,
 			defer cl.Close()
 			octx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
+			if err := offered(octx, cl, blk.InterfaceType, "blk"); err != nil {
+				return err
+			}
 			d, err := blk.Open(octx, cl, blk.ClientConfig{})
 			if err != nil {
 				return failuref("disk verify: blk device: %v", err)

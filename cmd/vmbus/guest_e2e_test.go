@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -193,5 +194,20 @@ func TestE2EBenchFloor(t *testing.T) {
 	}
 	if err := exec.Command(bin, "bench", "floor", "--count", "0").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 2 {
 		t.Errorf("--count 0: %v, want exit 2", err)
+	}
+}
+
+// TestE2EGuestDeviceNotOffered: a guest command for a device the host
+// does not offer says so once the offers are in, instead of waiting ten
+// seconds for a channel that will not come.
+func TestE2EGuestDeviceNotOffered(t *testing.T) {
+	bin := vmbusBinary(t)
+	h := startJSONHost(t, bin, filepath.Join(t.TempDir(), "bus.sock"), "--device", "heartbeat")
+	for _, args := range [][]string{{"ping", "--count", "3"}, {"stream", "--count", "10"}, {"disk", "verify"}} {
+		start := time.Now()
+		out, err := exec.Command(bin, append([]string{"guest", "--socket", h.socket}, args...)...).CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), "the host offers no") || time.Since(start) > 5*time.Second {
+			t.Errorf("guest %v: exit %d after %v: %s", args, code, time.Since(start).Round(time.Millisecond), out)
+		}
 	}
 }
