@@ -116,3 +116,16 @@ func TestSoakUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ESoakShorterThanProgress: a soak whose load is shorter than the
+// guests' progress interval (1 s) passes: each guest ran its load and
+// sent its result before any progress line, which the soak took for a
+// guest that ended before its load started.
+func TestE2ESoakShorterThanProgress(t *testing.T) {
+	var r soak.Result
+	runJSON(t, t.TempDir(), 20*time.Second, &r, vmbusBinary(t), "soak", "--json", "--guests", "2", "--channels", "1",
+		"--duration", "300ms", "--service-every", "0", "--rss-every", "100ms", "--warmup", "0s")
+	if !r.Passed || len(r.PerGuest) != 2 || r.Packets == 0 {
+		t.Fatalf("passed %v, failures %q, %d guests, %d packets", r.Passed, r.Failures, len(r.PerGuest), r.Packets)
+	}
+}

@@ -14,7 +14,7 @@ import (
 type guest struct {
 	n     int
 	proc  *child.Process
-	first chan struct{} // closed at its first progress line
+	first chan struct{} // closed at its first progress line (or its result)
 	read  chan struct{} // closed when its stdout ended
 
 	mu     sync.Mutex
@@ -43,6 +43,9 @@ func (g *guest) follow(w io.Writer) {
 		case guestload.TypeResult:
 			g.result = &m
 			g.last = m
+			// A load shorter than the progress interval ends
+			// before its first progress line: it ran all the same.
+			once.Do(func() { close(g.first) })
 		}
 		g.mu.Unlock()
 	}

@@ -229,7 +229,11 @@ func Run(ctx context.Context, cfg Config, prog Progress) (res Result, err error)
 		select {
 		case <-g.first:
 		case <-g.read:
-			return res, fmt.Errorf("soak: guest %d ended before its load started%s", g.n, g.proc.Tail())
+			select {
+			case <-g.first: // its whole load ran before a progress line
+			default:
+				return res, fmt.Errorf("soak: guest %d ended before its load started%s", g.n, g.proc.Tail())
+			}
 		case <-host.proc.Done():
 			return res, fmt.Errorf("soak: the host exited (%v)%s", host.proc.Err(), host.proc.Tail())
 		case <-startBy.C:
