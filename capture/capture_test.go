@@ -278,3 +278,21 @@ func TestBadOptionsLeaveFile(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyIsNoCapture: an empty input is no capture (every capture, even
+// one without a record, starts with a section header), not one without
+// records: `vmbus capture read` of an empty file exits 1.
+func TestEmptyIsNoCapture(t *testing.T) {
+	if _, err := NewReader(bytes.NewReader(nil)).Next(); !errors.Is(err, ErrFormat) {
+		t.Fatalf("Next of an empty input: %v, want ErrFormat", err)
+	}
+	var b bytes.Buffer
+	w, err := NewWriter(&b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := NewReader(&b).Next(); err != io.EOF {
+		t.Fatalf("Next of a capture without records: %v, want io.EOF", err)
+	}
+}

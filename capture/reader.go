@@ -63,6 +63,10 @@ func (r *Reader) Next() (Record, error) {
 func (r *Reader) next() (Record, error) {
 	for {
 		typ, body, err := r.block()
+		if err == io.EOF && r.section < 0 {
+			// Even a capture with no record starts a section.
+			return Record{}, fmt.Errorf("%w: no section header (an empty file)", ErrFormat)
+		}
 		if err != nil {
 			return Record{}, err
 		}
@@ -89,7 +93,7 @@ func (r *Reader) block() (uint32, []byte, error) {
 		if err == io.EOF {
 			return 0, nil, io.EOF
 		}
-		return 0, nil, fmt.Errorf("%w: a block cut short: %v", ErrFormat, err)
+		return 0, nil, fmt.Errorf("%w: truncated, a block cut short: %v", ErrFormat, err)
 	}
 	typ, n := le.Uint32(head[0:]), le.Uint32(head[4:])
 	if r.section < 0 && typ != blockSHB {
@@ -130,7 +134,7 @@ func (r *Reader) rest(n uint32, read uint32) ([]byte, error) {
 	}
 	b := r.buf[:left]
 	if _, err := io.ReadFull(r.r, b); err != nil {
-		return nil, fmt.Errorf("%w: a block of %d bytes cut short", ErrFormat, n)
+		return nil, fmt.Errorf("%w: truncated, a block of %d bytes cut short", ErrFormat, n)
 	}
 	if le.Uint32(b[left-4:]) != n {
 		return nil, fmt.Errorf("%w: trailing length %d, leading %d", ErrFormat, le.Uint32(b[left-4:]), n)

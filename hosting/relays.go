@@ -10,6 +10,7 @@ import (
 
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/hvsock"
+	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/savedstate"
 )
 
@@ -23,6 +24,13 @@ func (d *Daemon) openRelays() error {
 	routes, err := hvsock.ParseRoutes(d.cfg.Relays)
 	if err != nil {
 		return fmt.Errorf("%w: relay: %w", ErrDevice, err)
+	}
+	seen := make(map[protocol.GUID]bool, len(routes))
+	for _, r := range routes {
+		if seen[r.Service] {
+			return fmt.Errorf("%w: relay: service %v given twice", ErrDevice, r.Service)
+		}
+		seen[r.Service] = true
 	}
 	connects := make([]hvsock.Route, 0, len(d.cfg.Connects))
 	for _, c := range d.cfg.Connects {

@@ -30,6 +30,10 @@ func OpenFile(path string, writable bool) (*File, error) {
 		f.Close()
 		return nil, err
 	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", errRegion, path)
+	}
 	size := st.Size()
 	if size < ControlSize+4096 || (size-ControlSize)%4096 != 0 || size-ControlSize > 1<<32-4096 {
 		f.Close()

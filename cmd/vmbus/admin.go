@@ -156,6 +156,13 @@ func newAdminKVPCmd(o *adminOpts) *cobra.Command {
 			if _, ok := ic.ParsePool(args[2]); !ok {
 				return usageErrorf("kvp: pool %q (want 0-4 or external, guest, auto, auto-external, auto-internal)", args[2])
 			}
+			if n >= 4 {
+				// The key is a segment of the request's path: an empty
+				// one, or a dot segment, would name another path.
+				if k := args[3]; k == "" || k == "." || k == ".." {
+					return usageErrorf("kvp %s: key %q: the admin API cannot name it", args[1], k)
+				}
+			}
 			path, err := guestPath(args[0], "kvp/"+url.PathEscape(args[2]))
 			if err != nil {
 				return err

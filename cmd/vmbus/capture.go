@@ -26,6 +26,9 @@ func newCaptureCmd() *cobra.Command {
 				return usageErrorf("capture read: %v", err)
 			}
 			defer in.Close()
+			if st, err := in.Stat(); err == nil && st.IsDir() {
+				return usageErrorf("capture read: %s is a directory", args[0])
+			}
 			if _, err := capture.Print(cmd.OutOrStdout(), in, f, asJSON); err != nil {
 				return failuref("capture read: %v", err)
 			}

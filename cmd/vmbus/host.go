@@ -109,8 +109,11 @@ refused") if its state could not be read at all.`,
 			if capt.MaxBytes < 0 {
 				return usageErrorf("host: --capture-max-bytes %d: want 0 (no limit) or more", capt.MaxBytes)
 			}
-			if f := cmd.Flags(); (!chaosOn && (f.Changed("seed") || f.Changed("chaos-duration"))) || hc.Duration < 0 {
-				return usageErrorf("host: --seed and --chaos-duration (>= 0) go with --chaos")
+			if f := cmd.Flags(); !chaosOn && (f.Changed("seed") || f.Changed("chaos-duration")) {
+				return usageErrorf("host: --seed and --chaos-duration go with --chaos")
+			}
+			if hc.Duration < 0 {
+				return usageErrorf("host: --chaos-duration %v: want 0 (until stopped) or more", hc.Duration)
 			}
 			// Adopt a predecessor's descriptors before anything else, so
 			// none leaks or is mistaken for another.

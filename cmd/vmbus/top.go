@@ -20,8 +20,14 @@ func newTopCmd() *cobra.Command {
 		Long:  "Read the admin API of vmbus host --admin PATH every --interval: one line per\nchannel (docs/TOP.md), redrawn on a terminal (keys: " + top.Keys + "),\none plain table per interval otherwise.",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Admin == "" || len(sortKey) != 1 || !top.Key(sortKey[0]).Valid() {
-				return usageErrorf("top: --admin is required, --sort is one of g d i o p s")
+			if o.Admin == "" {
+				return usageErrorf("top: --admin is required")
+			}
+			if len(sortKey) != 1 || !top.Key(sortKey[0]).Valid() {
+				return usageErrorf("top: --sort %q: want one of g d i o p s", sortKey)
+			}
+			if o.Interval <= 0 || o.Count < 0 {
+				return usageErrorf("top: --interval %v and --count %d: want an interval > 0 and a count >= 0", o.Interval, o.Count)
 			}
 			o.Sort = top.Key(sortKey[0])
 			if err := top.Run(cmd.Context(), o, os.Stdin, cmd.OutOrStdout()); err != nil {

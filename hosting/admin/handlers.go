@@ -335,8 +335,19 @@ func (s *Server) captureStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req CaptureRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Path == "" || req.SnapLen < 0 || req.SnapLen > capture.MaxSnapLen || req.MaxBytes < 0 {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("capture request: want a path, a snap length in [0, %d] and a size limit >= 0 (%v)", capture.MaxSnapLen, err))
+	var bad error
+	switch err := json.NewDecoder(r.Body).Decode(&req); {
+	case err != nil:
+		bad = err
+	case req.Path == "":
+		bad = errors.New("no path")
+	case req.SnapLen < 0 || req.SnapLen > capture.MaxSnapLen:
+		bad = fmt.Errorf("snap length %d: want 0 to %d", req.SnapLen, capture.MaxSnapLen)
+	case req.MaxBytes < 0:
+		bad = fmt.Errorf("size limit %d: want 0 (none) or more", req.MaxBytes)
+	}
+	if bad != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("capture request: %w", bad))
 		return
 	}
 	err := cs.StartCapture(hosting.CaptureConfig{Path: req.Path, Options: capture.Options{SnapLen: req.SnapLen, MaxBytes: req.MaxBytes}})

@@ -67,6 +67,10 @@ func (r Result) WriteText(w io.Writer, c Config) {
 	fmt.Fprintf(w, "  signals      %d\n", r.Signals)
 }
 
+// maxRingSize bounds a benchmark's ring: 1 GiB of data, each ring
+// allocated in full.
+const maxRingSize = 1 << 30
+
 // Validate reports a configuration that cannot run.
 func (c Config) Validate() error {
 	switch {
@@ -74,8 +78,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("payload %d is negative", c.Payload)
 	case c.Count <= 0:
 		return fmt.Errorf("count %d must be positive", c.Count)
-	case c.RingSize < 4096 || c.RingSize%4096 != 0:
-		return fmt.Errorf("ring size %d must be a positive multiple of 4096", c.RingSize)
+	case c.RingSize < 4096 || c.RingSize%4096 != 0 || c.RingSize > maxRingSize:
+		return fmt.Errorf("ring size %d must be a positive multiple of 4096 up to %d", c.RingSize, maxRingSize)
 	case c.Batch < 0:
 		return fmt.Errorf("batch %d is negative", c.Batch)
 	case ring.PacketLen(0, c.Payload) > c.RingSize-8:
