@@ -263,7 +263,7 @@ refused") if its state could not be read at all.`,
 		},
 	}
 	cmd.Flags().StringVar(&socket, "socket", "", "Unix socket path to listen on")
-	cmd.Flags().StringSliceVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE, heartbeat, shutdown, timesync, kvp, ic (the four); repeatable")
+	cmd.Flags().StringArrayVar(&devices, "device", nil, "device to offer: echo (each one more channel), blk=FILE, blk-ro=FILE, heartbeat, shutdown, timesync, kvp, ic (the four); repeatable, one device each (a FILE may hold commas)")
 	cmd.Flags().StringArrayVar(&connects, "hvsock-connect", nil, "relay each connection to the local Unix socket PATH into an hvsock connection to SERVICE on the guest connected longest: unix:PATH=SERVICE; repeatable")
 	cmd.Flags().StringArrayVar(&relays, "hvsock-relay", nil, "relay the guests' hvsock connections to SERVICE (a GUID or a vsock port) to a local socket: SERVICE=unix:PATH or SERVICE=tcp:ADDR; repeatable")
 	cmd.Flags().StringVar(&adminPath, "admin", "", "serve the admin API (vmbus admin) on this Unix socket")
