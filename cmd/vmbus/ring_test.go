@@ -236,3 +236,13 @@ func TestBenchRingRoundTripTwoProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestHostDeviceKeepsCommas: one --device is one device, however many
+// commas its FILE holds.
+func TestHostDeviceKeepsCommas(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "d,1.img")
+	code, _, errs := cli(t, "host", "--socket", filepath.Join(t.TempDir(), "s"), "--device", "blk="+missing)
+	if code != 2 || !strings.Contains(errs, missing) {
+		t.Fatalf("exit %d, %q: want the whole name %s refused", code, errs, missing)
+	}
+}
