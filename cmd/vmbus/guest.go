@@ -47,14 +47,11 @@ func newGuestListCmd(socket *string) *cobra.Command {
 		Short: "Print the host's offers",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if *socket == "" {
-				return usageErrorf("guest: --socket is required")
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			cl, err := guest.Dial(ctx, *socket, guest.Config{MemorySize: 1 << 20})
+			cl, err := dialGuestMemory(ctx, *socket, 1<<20)
 			if err != nil {
-				return failuref("guest: cannot reach host at %s: %v", *socket, err)
+				return err
 			}
 			defer cl.Close()
 			offers, err := cl.RequestOffers(ctx)

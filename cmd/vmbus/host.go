@@ -98,6 +98,9 @@ refused") if its state could not be read at all.`,
 			if asJSON && !chaosOn {
 				return usageErrorf("host: --json goes with --state-kinds or --chaos")
 			}
+			if stall.After <= 0 {
+				return usageErrorf("host: --stall-after %v: want more than 0", stall.After)
+			}
 			if metricsAddr != "" {
 				if _, port, err := net.SplitHostPort(metricsAddr); err != nil || !validPort(port) {
 					return usageErrorf("host: --metrics %q: want HOST:PORT or :PORT", metricsAddr)
