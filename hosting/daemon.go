@@ -129,19 +129,13 @@ type Daemon struct {
 // New checks cfg and opens its devices; the daemon serves once Serve, or
 // one of the Adopt methods, is called. An error that wraps ErrDevice is a
 // device or relay value that is wrong, one that wraps ErrConfig another
-// value (the poll budget, the state file).
+// value (the poll budget).
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("hosting: no socket")
 	}
 	if cfg.Poll < 0 || cfg.Poll > channel.MaxPoll {
 		return nil, fmt.Errorf("%w: poll budget %v: want 0 to %v", ErrConfig, cfg.Poll, channel.MaxPoll)
-	}
-	if cfg.StateFile != "" {
-		// Found now, not at the first servicing, which would fail on it.
-		if err := checkStateFile(cfg.StateFile); err != nil {
-			return nil, fmt.Errorf("%w: state file: %w", ErrConfig, err)
-		}
 	}
 	if cfg.Kinds == nil {
 		cfg.Kinds = NewRegistry()
@@ -186,8 +180,16 @@ func (d *Daemon) config() host.Config {
 
 // Serve listens on the socket and serves, from a fresh start: it
 // returns once the daemon accepts guests (Listening), or with the error
-// that kept it from listening.
+// that kept it from listening. A Config.StateFile that cannot be written
+// is found here (ErrConfig), not at the first servicing, which would
+// fail on it; a successor (Adopt) does not look: it must not fail to
+// take its guests over for the want of a copy of their state.
 func (d *Daemon) Serve() error {
+	if d.cfg.StateFile != "" {
+		if err := checkStateFile(d.cfg.StateFile); err != nil {
+			return fmt.Errorf("host: %w: state file: %w", ErrConfig, err)
+		}
+	}
 	l, err := transport.Listen(d.cfg.Socket)
 	if err != nil {
 		return fmt.Errorf("host: %w", err)

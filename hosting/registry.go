@@ -114,8 +114,8 @@ func (r *Registry) lookup(name string) (Kind, bool) {
 var ErrDevice = errors.New("hosting: bad device")
 
 // ErrConfig marks another Config value that is wrong: a poll budget out
-// of range, a state file that cannot be written. A command line reports it
-// as bad usage, as it does ErrDevice.
+// of range (New), a state file that cannot be written (Serve). A command
+// line reports it as bad usage, as it does ErrDevice.
 var ErrConfig = errors.New("hosting: bad configuration")
 
 // deviceError is an ErrDevice with what was wrong.

@@ -10,29 +10,38 @@ import (
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 )
 
-// TestNewChecksStateFile: a state file that cannot be written is bad
-// configuration at New, not a failed servicing later; one that can is
-// taken, and New leaves nothing beside it.
-func TestNewChecksStateFile(t *testing.T) {
+// TestServeChecksStateFile: a state file that cannot be written is bad
+// configuration when a first image starts serving, not a failed servicing
+// later; one that can is taken, and Serve leaves nothing beside it. New
+// does not look: a successor's (Adopt) must not fail on it.
+func TestServeChecksStateFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := hosting.Config{Socket: filepath.Join(dir, "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}}
 	for _, bad := range []string{filepath.Join(dir, "missing", "state"), dir} {
 		c := cfg
 		c.StateFile = bad
-		if d, err := hosting.New(c); !errors.Is(err, hosting.ErrConfig) {
-			if d != nil {
-				d.Close()
-			}
-			t.Errorf("StateFile %s: %v, want ErrConfig", bad, err)
+		d, err := hosting.New(c)
+		if err != nil {
+			t.Fatalf("New with StateFile %s: %v", bad, err)
+		}
+		if err := d.Serve(); !errors.Is(err, hosting.ErrConfig) {
+			t.Errorf("Serve with StateFile %s: %v, want ErrConfig", bad, err)
+		}
+		d.Close()
+		if _, err := os.Lstat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("StateFile %s: the socket is there (%v)", bad, err)
 		}
 	}
 	cfg.StateFile = filepath.Join(dir, "state")
 	d, err := hosting.New(cfg)
 	if err != nil {
-		t.Fatalf("StateFile %s: %v", cfg.StateFile, err)
+		t.Fatal(err)
+	}
+	if err := d.Serve(); err != nil {
+		t.Fatalf("Serve with StateFile %s: %v", cfg.StateFile, err)
 	}
 	d.Close()
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("New left %v in the state file's directory", ents)
+		t.Errorf("Serve left %v in the state file's directory", ents)
 	}
 }

@@ -208,7 +208,7 @@ refused") if its state could not be read at all.`,
 				}
 			default:
 				if err := d.Serve(); err != nil {
-					if errors.Is(err, sockpath.ErrNotSocket) {
+					if errors.Is(err, sockpath.ErrNotSocket) || errors.Is(err, hosting.ErrConfig) {
 						return usageErrorf("%v", err)
 					}
 					return failuref("%v", err)
