@@ -225,14 +225,19 @@ refused") if its state could not be read at all.`,
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
 				adm, err := admin.Listen(admin.Config{Path: adminPath, Successor: inherited || spawned, Source: d, Logger: log, Servicings: hm.Servicings})
-				if err != nil {
+				switch {
+				case err == nil:
+					defer adm.Close()
+				case inherited || spawned:
+					// A successor serves its guests on without it.
+					log.Error("admin API not served", "path", adminPath, "err", err)
+				default:
 					d.Close()
 					if errors.Is(err, sockpath.ErrNotSocket) {
 						return usageErrorf("host: %v", err)
 					}
 					return failuref("host: %v", err)
 				}
-				defer adm.Close()
 			}
 			for {
 				select {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,7 +45,8 @@ type Config struct {
 	Path string // the socket's path
 	// Successor says that a socket at Path is a predecessor's (this is
 	// a servicing's successor), to be replaced even though it answers.
-	// Otherwise only a socket nobody listens on is replaced.
+	// Otherwise only a socket nobody listens on is replaced, and
+	// nothing else.
 	Successor bool
 	Source    Source
 	Logger    *slog.Logger // nil discards
@@ -77,9 +77,10 @@ type Server struct {
 type credKey struct{}
 
 // Listen creates the socket at cfg.Path with mode 0600 and serves until
-// Close. It refuses a path that is not a socket, and one where a process
-// listens unless cfg.Successor; a socket nobody listens on (its host
-// died) is replaced.
+// Close. Unless cfg.Successor (which replaces what is there, its
+// predecessor's socket) it refuses a path that is not a socket and one
+// where a process listens; a socket nobody listens on (its host died) is
+// replaced.
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Path == "" || cfg.Source == nil {
 		return nil, errors.New("admin: no path or no source")
@@ -115,9 +116,6 @@ func Listen(cfg Config) (*Server, error) {
 // renames it to the path: the path is never a socket of a wider mode,
 // and a successor's listen replaces its predecessor's file at once.
 func (s *Server) listen() error {
-	if st, err := os.Lstat(s.cfg.Path); err == nil && st.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("admin: %s: %w", s.cfg.Path, sockpath.ErrNotSocket)
-	}
 	if !s.cfg.Successor {
 		if err := sockpath.Claim(s.cfg.Path, "unix"); err != nil {
 			return fmt.Errorf("admin: %w", err)
