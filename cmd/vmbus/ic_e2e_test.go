@@ -261,6 +261,8 @@ func testICAdmin(t *testing.T, mode string) {
 		{"kvp", id, "get", "external"},
 		{"kvp", id, "frob", "external"},
 		{"shutdown", id, "--reboot", "--hibernate"},
+		{"shutdown", id, "--timeout", "2000000h"},
+		{"shutdown", id, "--timeout", "-1s"},
 	} {
 		if out, errs, code := adminRun(t, adm, args...); code != 2 || out != "" || strings.Count(errs, "\n") != 1 {
 			t.Errorf("admin %v: exit %d, %q %q", args, code, out, errs)

@@ -156,8 +156,8 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("action %q: want shutdown, reboot or hibernate", req.Action))
 		return
 	}
-	if q.Timeout < 0 {
-		writeError(w, http.StatusBadRequest, errors.New("shutdown: a negative timeout"))
+	if q.Timeout < 0 || q.Timeout > maxShutdownTimeout {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("shutdown: timeout %v: want 0 to %v", q.Timeout, maxShutdownTimeout))
 		return
 	}
 	// The message's bound is the wire's: what Marshal refuses is bad
@@ -328,6 +328,10 @@ func (s *Server) captureSource(w http.ResponseWriter) (CaptureSource, bool) {
 	}
 	return cs, ok
 }
+
+// maxShutdownTimeout is the most a shutdown request tells the guest (in
+// whole seconds on the wire, bounded by ic.ShutdownServer.Request).
+const maxShutdownTimeout = (1 << 31) * time.Second
 
 func (s *Server) captureStart(w http.ResponseWriter, r *http.Request) {
 	cs, ok := s.captureSource(w)
