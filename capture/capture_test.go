@@ -296,3 +296,20 @@ func TestEmptyIsNoCapture(t *testing.T) {
 		t.Fatalf("Next of a capture without records: %v, want io.EOF", err)
 	}
 }
+
+// TestFilterTypeNames: a type term names a control message or packet type
+// (any case), or the numbered name of one Summarize does not know; a name
+// that is none of them is refused, not a filter that quietly matches
+// nothing.
+func TestFilterTypeNames(t *testing.T) {
+	for _, ok := range []string{"OfferChannel", "openchannel", "InBand", "completion", "GpaDirect", "PacketType3", "MessageType(99)"} {
+		if _, err := ParseFilter("type=" + ok); err != nil {
+			t.Errorf("type=%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"NoSuchType", "PacketType", "PacketType99999", "MessageType(x)", "In Band"} {
+		if _, err := ParseFilter("type=" + bad); err == nil {
+			t.Errorf("type=%s accepted", bad)
+		}
+	}
+}

@@ -133,10 +133,41 @@ func ParseFilter(expr string) (*Filter, error) {
 			if v != "in" && v != "out" {
 				return nil, fmt.Errorf("capture: filter term %q (dir: in or out)", t)
 			}
+		case "type":
+			if !knownType(v) {
+				return nil, fmt.Errorf("capture: filter term %q: no control message or packet type of that name", t)
+			}
 		}
 		f.terms = append(f.terms, term{k, v})
 	}
 	return f, nil
+}
+
+// knownType reports whether v (case aside) is a type name Summarize can
+// give: a control message type's, a packet type's, or the numbered name
+// of one it does not know.
+func knownType(v string) bool {
+	for t := range 256 {
+		if mt := protocol.MessageType(t); mt.Known() && strings.EqualFold(mt.String(), v) {
+			return true
+		}
+	}
+	for _, pt := range []uint16{6, 7, 9, 11} {
+		if strings.EqualFold(packetTypeName(pt), v) {
+			return true
+		}
+	}
+	lv := strings.ToLower(v)
+	if n, ok := strings.CutPrefix(lv, "packettype"); ok {
+		_, err := strconv.ParseUint(n, 10, 16)
+		return err == nil
+	}
+	if n, ok := strings.CutPrefix(lv, "messagetype("); ok {
+		n, ok = strings.CutSuffix(n, ")")
+		_, err := strconv.ParseUint(n, 10, 32)
+		return ok && err == nil
+	}
+	return false
 }
 
 // Match reports whether s passes every term.
