@@ -122,8 +122,9 @@ type Daemon struct {
 	capMu   sync.Mutex    // guards capt (StartCapture, StopCapture: any goroutine)
 	capt    captureState
 	closed  bool
-	hv      *hvsock.Server  // the guests' hvsock connections; nil without Relays
-	relays  []*hvsock.Relay // one per Config.Relays
+	failed  *ServicingFailed // the last emitted, for ServiceTo's error
+	hv      *hvsock.Server   // the guests' hvsock connections; nil without Relays
+	relays  []*hvsock.Relay  // one per Config.Relays
 }
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
@@ -163,6 +164,9 @@ func New(cfg Config) (*Daemon, error) {
 
 // emit delivers e to the subscriber and the log.
 func (d *Daemon) emit(e Event) {
+	if f, ok := e.(*ServicingFailed); ok {
+		d.failed = f // for ServiceTo's error
+	}
 	if d.cfg.Events != nil {
 		d.cfg.Events(e)
 	}

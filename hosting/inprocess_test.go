@@ -2,6 +2,7 @@ package hosting_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 
 // TestServiceToRefusesOtherDevices: a successor in this process that
 // would serve other devices is refused in the pre-flight, before anything
-// pauses, and the daemon serves on: a guest pings its echo device after.
+// pauses, ServiceTo says so (ErrNotServiced), and the daemon serves on: a
+// guest pings its echo device after.
 func TestServiceToRefusesOtherDevices(t *testing.T) {
 	var events []hosting.Event
 	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"},
@@ -34,8 +36,8 @@ func TestServiceToRefusesOtherDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	if err := d.ServiceTo(next); err != nil {
-		t.Fatal(err)
+	if err := d.ServiceTo(next); !errors.Is(err, hosting.ErrNotServiced) || !strings.Contains(err.Error(), "preflight") {
+		t.Fatalf("ServiceTo into other devices: %v, want ErrNotServiced at the pre-flight", err)
 	}
 	f, ok := events[len(events)-1].(*hosting.ServicingFailed)
 	if !ok || f.Stage != "preflight" || !strings.Contains(f.Err.Error(), `devices ["echo" "echo"]`) {

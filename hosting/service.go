@@ -43,16 +43,30 @@ func (d *Daemon) Service() error { return d.service(context.Background(), nil) }
 // (the package documentation, Stopping).
 func (d *Daemon) ServiceContext(ctx context.Context) error { return d.service(ctx, nil) }
 
+// ErrNotServiced is ServiceTo's error for a servicing that did not hand
+// over: d serves on, next is left unused, and the error wraps why (the
+// ServicingFailed event's stage and error).
+var ErrNotServiced = errors.New("hosting: not serviced")
+
 // ServiceTo services the host into next, a daemon in this process made by
 // New with the same socket and devices that has not served yet (it may
 // have other kinds: an upgraded device). next adopts the saved state and
-// the descriptors and serves; d is closed. On error d serves on if it
-// can (as after Service) and next is left unused.
+// the descriptors and serves; d is closed. It returns nil once next
+// serves; ErrNotServiced when the servicing did not happen (refused,
+// failed before the handover, or restored in d after its save) and d
+// serves on; another error when d could not serve on either. It panics if
+// next is nil, d itself, or a daemon that has served: a program's error.
 func (d *Daemon) ServiceTo(next *Daemon) error {
 	if next == nil || next.h != nil || next == d {
 		panic("hosting: ServiceTo needs a new daemon")
 	}
-	return d.service(context.Background(), next)
+	d.failed = nil
+	err := d.service(context.Background(), next)
+	if f := d.failed; err == nil && f != nil {
+		d.failed = nil
+		return fmt.Errorf("%w: %s: %w", ErrNotServiced, f.Stage, f.Err)
+	}
+	return err
 }
 
 // service is ServiceContext (to nil) or ServiceTo.
