@@ -14,6 +14,26 @@ import (
 	"github.com/govmbus/govmbus/transport"
 )
 
+// parseState parses an inherited state for this daemon: its socket, and
+// the same devices in the same order (the saved channels are matched to
+// devices by their place).
+func (d *Daemon) parseState(state []byte) (*hostState, error) {
+	st, err := parseHostState(state, d.cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("host: inherited state: %w", err)
+	}
+	if !slices.Equal(st.Devices, d.devs.values) {
+		return nil, fmt.Errorf("host: inherited state has devices %q, this daemon %q (Config.Devices: the same, in the same order)", st.Devices, d.devs.values)
+	}
+	return st, nil
+}
+
+// checkState is parseState for its verdict alone.
+func (d *Daemon) checkState(state []byte) error {
+	_, err := d.parseState(state)
+	return err
+}
+
 // adoptPhases continues a saved host: the successor's start, or a
 // servicing that failed after the save. It takes the listener and the
 // guests from files, descriptors it owns from then on (and closes them
@@ -28,12 +48,9 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			syscall.Close(fd)
 		}
 	}()
-	st, err := parseHostState(state, d.cfg.Socket)
+	st, err := d.parseState(state)
 	if err != nil {
-		return fmt.Errorf("host: inherited state: %w", err)
-	}
-	if !slices.Equal(st.Devices, d.devs.values) {
-		return fmt.Errorf("host: inherited state has devices %q, the flags %q", st.Devices, d.devs.values)
+		return err
 	}
 	lfd, ok := files["listener"]
 	if !ok {

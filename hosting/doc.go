@@ -39,7 +39,9 @@
 //	err = d.ServiceContext(ctx)    // on SIGHUP: exec or spawn the successor
 //	err = d.Shutdown(sctx)         // once ctx (SIGINT, SIGTERM) is done
 //
-// The successor process, started with the same Config, continues with
+// The successor process, started with the same Config (the same Devices
+// in the same order: saved channels are matched to devices by their
+// place), continues with
 // Adopt (servicing.Inherited, after an exec) or AdoptSpawned
 // (servicing.Spawned); ServiceTo hands over to a successor Daemon in the
 // same process instead, as the package's example does. Adding a device

@@ -468,6 +468,15 @@ func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		pred.Fail(err)
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
+	// A state this daemon cannot take (other devices) is refused while
+	// the predecessor can still restore it, not after it has gone.
+	if err := d.checkState(h.State); err != nil {
+		pred.Fail(err)
+		for _, fd := range h.FDs {
+			syscall.Close(fd)
+		}
+		return time.Time{}, err
+	}
 	// Known to the supervisor before the predecessor exits.
 	if err := d.cfg.Supervisor.Announce(); err != nil {
 		pred.Fail(err)
