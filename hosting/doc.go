@@ -28,25 +28,55 @@
 //     the offer (interface and instance), New for a guest, Restore for a
 //     guest from saved chunks, Close.
 //
-// Then:
+// Then, in main (imports: hosting, hosting/stdkinds, servicing,
+// servicing/stopsignal):
 //
+//	if ok, _ := hosting.AnswerProbe(os.Args[1:], os.Stdout); ok {
+//		return // an upgrade's pre-flight asked what this build reads
+//	}
+//	ctx, stop := stopsignal.NotifyContext(context.Background()) // SIGINT, SIGTERM: first
+//	defer stop()
+//	hup := hosting.CatchHangup() // SIGHUP asks for a servicing, from now on
 //	kinds := hosting.NewRegistry()
-//	stdkinds.Register(kinds)       // echo, blk, blk-ro
+//	stdkinds.Register(kinds) // echo, blk, blk-ro and the integration components
 //	kinds.Register(myKind)
-//	d, err := hosting.New(hosting.Config{Socket: path, Kinds: kinds, Devices: []string{"echo", "mine"}})
-//	err = d.Serve()
-//	...
-//	err = d.ServiceContext(ctx)    // on SIGHUP: exec or spawn the successor
-//	err = d.Shutdown(sctx)         // once ctx (SIGINT, SIGTERM) is done
+//	d, err := hosting.New(hosting.Config{Socket: path, Kinds: kinds, Devices: []string{"echo", "mine"}, Hangup: hup})
+//	if h, inherited, err := servicing.Inherited(); err == nil && inherited {
+//		err = d.Adopt(h) // this image is an exec servicing's successor
+//	} else {
+//		err = d.Serve()
+//	}
+//	for {
+//		select {
+//		case <-hup:
+//			err = d.ServiceContext(ctx) // exec: returns only if it failed
+//			continue
+//		case <-ctx.Done():
+//		}
+//		break
+//	}
+//	err = d.Shutdown(sctx)
+//
+// Each line matters to servicing. Without AnswerProbe, an exec into an
+// upgraded binary takes it for the first release (it runs the binary
+// with ProbeArgs, and a program that ignores them starts a second daemon
+// as the probe). A SIGHUP caught by a channel of one's own rather than
+// CatchHangup and Config.Hangup ends the new image of an exec that it
+// meets before the image asks for SIGHUP again. stopsignal is Stopping,
+// below. Config.Servicing Spawn needs more: a supervisor that keeps the
+// process id and reaps the successors (servicing.Supervise, as `vmbus
+// host` runs it), and AdoptSpawned in a successor (servicing.Spawned).
 //
 // The successor process, started with the same Config (the same Devices
 // in the same order: saved channels are matched to devices by their
-// place), continues with
-// Adopt (servicing.Inherited, after an exec) or AdoptSpawned
-// (servicing.Spawned); ServiceTo hands over to a successor Daemon in the
-// same process instead, as the package's example does. Adding a device
-// touches neither the daemon nor the command line: hosting/stdkinds
-// registers govmbus's own.
+// place), continues with Adopt (servicing.Inherited, after an exec) or
+// AdoptSpawned (servicing.Spawned); ServiceTo hands over to a successor
+// Daemon in the same process instead, as the package's example
+// (example_test.go) does. The process's own state beside the daemon's
+// (a VMM's vCPUs, its other descriptors) does not cross an exec or a
+// spawn: only ServiceTo keeps the process. Adding a device kind touches
+// neither the daemon nor the command line: hosting/stdkinds registers
+// govmbus's own.
 //
 // # Servicing
 //
@@ -74,11 +104,12 @@
 // The one window left is an exec's: a signal that comes between the exec
 // and the new image's signal.Notify meets the runtime's default action
 // and ends the process, as a stop of a program that has not started does.
-// `vmbus host` asks in a package initialised among the first
-// (internal/stopsignal), under a millisecond into the new image, where
-// main runs about two milliseconds in; a signal in the microseconds
-// between ServiceContext's last look and the exec is caught by the old
-// image and lost with it.
+// Package servicing/stopsignal asks in its init, among the first
+// packages initialised: under a millisecond into the new image, where
+// `vmbus host`'s main runs about two milliseconds in (on a loaded machine
+// both take longer). A signal in the microseconds between
+// ServiceContext's last look and the exec is caught by the old image and
+// lost with it.
 //
 // # Events
 //

@@ -58,7 +58,7 @@ var errProbeTimeout = errors.New("no answer in time")
 func probeBinary(parent context.Context, exe string) (savedstate.Support, error) {
 	ctx, cancel := context.WithTimeout(parent, probeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "host", "--state-kinds")
+	cmd := exec.CommandContext(ctx, exe, ProbeArgs...)
 	// Nothing of a handover or a supervisor: the probe is no host.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOVMBUS_") })
 	out := &limitedBuffer{max: maxProbeOutput}

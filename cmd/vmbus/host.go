@@ -21,8 +21,8 @@ import (
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/internal/hostchaos"
 	"github.com/govmbus/govmbus/internal/sockpath"
-	"github.com/govmbus/govmbus/internal/stopsignal"
 	"github.com/govmbus/govmbus/servicing"
+	"github.com/govmbus/govmbus/servicing/stopsignal"
 )
 
 // newHostCmd is `vmbus host --socket PATH [--device echo|blk=FILE ...]`:

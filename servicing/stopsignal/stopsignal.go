@@ -4,8 +4,10 @@
 // one ends it by Go's default action instead of stopping it in order.
 // This package's init asks for them as soon as os/signal can (it imports
 // nothing else of weight, so it is initialised among the first packages),
-// about two milliseconds before main runs; NotifyContext then hands on
-// what came meanwhile.
+// about two milliseconds before main runs in `vmbus host`; NotifyContext
+// then hands on what came meanwhile. A program that embeds a
+// hosting.Daemon imports it from its main package and makes its stop
+// context with NotifyContext (package hosting, Stopping).
 package stopsignal
 
 import (
