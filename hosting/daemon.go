@@ -189,6 +189,9 @@ func (d *Daemon) config() host.Config {
 // fail on it; a successor (Adopt) does not look: it must not fail to
 // take its guests over for the want of a copy of their state.
 func (d *Daemon) Serve() error {
+	if d.h != nil || d.closed {
+		return errors.New("hosting: Serve: the daemon has served already (a Daemon serves once; a servicing's successor is a new one)")
+	}
 	if d.cfg.StateFile != "" {
 		if err := checkStateFile(d.cfg.StateFile); err != nil {
 			return fmt.Errorf("host: %w: state file: %w", ErrConfig, err)

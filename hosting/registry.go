@@ -150,11 +150,15 @@ func (r *Registry) open(values []string, log *slog.Logger) ([]Spec, []string, er
 		return nil, nil, &deviceError{fmt.Sprintf(format, args...)}
 	}
 	counts := make(map[string]int)
-	for _, v := range r.expand(values) {
+	values = r.expand(values)
+	for _, v := range values {
 		name, arg, hasArg := strings.Cut(v, "=")
 		k, ok := r.lookup(name)
 		if !ok || k.Open == nil || hasArg != (k.Arg != "") || (hasArg && arg == "") {
-			return fail("unknown device %q (want %s)", v, r.Usage())
+			if u := r.Usage(); u != "" {
+				return fail("unknown device %q (want %s)", v, u)
+			}
+			return fail("unknown device %q: no device kinds are registered (Config.Kinds)", v)
 		}
 		group := k.Group
 		if group == "" {
@@ -173,6 +177,14 @@ func (r *Registry) open(values []string, log *slog.Logger) ([]Spec, []string, er
 		}
 		specs = append(specs, s)
 		names = append(names, group)
+		// A guest takes one channel per offer: a second device offered
+		// as the same interface and instance would never be reached.
+		o := s.Offer()
+		for j, prev := range specs[:len(specs)-1] {
+			if p := prev.Offer(); p.InterfaceType == o.InterfaceType && p.InterfaceInstance == o.InterfaceInstance && p.SubchannelIndex == o.SubchannelIndex {
+				return fail("device %s is offered as device %s is (interface %v, instance %v): give each its own instance", v, values[j], o.InterfaceType, o.InterfaceInstance)
+			}
+		}
 	}
 	return specs, names, nil
 }

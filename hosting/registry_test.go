@@ -7,13 +7,19 @@ import (
 	"testing"
 
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/protocol"
 )
 
 // nopSpec is a spec that is never offered: the registry's tests only
-// open and close it.
-type nopSpec struct{ closed *int }
+// open and close it. Its offer's instance is inst.
+type nopSpec struct {
+	closed *int
+	inst   byte
+}
 
-func (nopSpec) Offer() host.OfferSpec                         { return host.OfferSpec{} }
+func (s nopSpec) Offer() host.OfferSpec {
+	return host.OfferSpec{InterfaceInstance: protocol.GUID{15: s.inst}}
+}
 func (nopSpec) New(*host.Guest) (Device, error)               { return nil, errors.New("no") }
 func (nopSpec) Restore(*host.Guest, [][]byte) (Device, error) { return nil, errors.New("no") }
 func (s nopSpec) Close() error                                { *s.closed++; return nil }
@@ -30,12 +36,13 @@ func TestRegistryOpen(t *testing.T) {
 			return nil, errors.New("cannot open bad")
 		}
 		ns = append(ns, n)
-		return nopSpec{&closed}, nil
+		return nopSpec{&closed, byte(len(ns))}, nil
 	}
 	r.Register(Kind{Name: "echo", Max: 2, Open: open})
+	r.Register(Kind{Name: "same", Max: 2, Open: func(string, int, *slog.Logger) (Spec, error) { return nopSpec{&closed, 0}, nil }})
 	r.Register(Kind{Name: "blk", Arg: "FILE", Group: "blk", Max: 1, Open: open})
 	r.Register(Kind{Name: "blk-ro", Arg: "FILE", Group: "blk", Max: 1, Open: open})
-	if u := r.Usage(); u != "echo, blk=FILE or blk-ro=FILE" {
+	if u := r.Usage(); u != "echo, same, blk=FILE or blk-ro=FILE" {
 		t.Errorf("usage %q", u)
 	}
 	specs, names, err := r.open([]string{"echo", "blk-ro=x", "echo"}, nil)
@@ -49,7 +56,8 @@ func TestRegistryOpen(t *testing.T) {
 	}{
 		{[]string{"echo", "echo", "echo"}, "2 echo devices at most", 2},
 		{[]string{"blk=a", "blk-ro=b"}, "one blk device at most", 1},
-		{[]string{"echo", "disk"}, `unknown device "disk" (want echo, blk=FILE or blk-ro=FILE)`, 1},
+		{[]string{"echo", "disk"}, `unknown device "disk" (want echo, same, blk=FILE or blk-ro=FILE)`, 1},
+		{[]string{"same", "echo", "same"}, "device same is offered as device same is", 3},
 		{[]string{"echo=1"}, `unknown device "echo=1"`, 0},
 		{[]string{"blk="}, `unknown device "blk="`, 0},
 		{[]string{"blk"}, `unknown device "blk"`, 0},
@@ -60,6 +68,14 @@ func TestRegistryOpen(t *testing.T) {
 		if !errors.Is(err, ErrDevice) || !strings.HasPrefix(err.Error(), c.msg) || closed != c.closed {
 			t.Errorf("%q: %v (closed %d, want %d)", c.values, err, closed, c.closed)
 		}
+	}
+}
+
+// TestRegistryEmpty: with no kinds registered (Config.Kinds left nil)
+// every device is unknown, and the message says why.
+func TestRegistryEmpty(t *testing.T) {
+	if _, _, err := NewRegistry().open([]string{"echo"}, nil); !errors.Is(err, ErrDevice) || !strings.Contains(err.Error(), "no device kinds are registered") {
+		t.Fatalf("%v", err)
 	}
 }
 
@@ -86,7 +102,8 @@ func TestRegistryRegisterMisuse(t *testing.T) {
 func TestRegistryExpand(t *testing.T) {
 	closed := 0
 	r := NewRegistry()
-	open := func(string, int, *slog.Logger) (Spec, error) { return nopSpec{&closed}, nil }
+	n := byte(0)
+	open := func(string, int, *slog.Logger) (Spec, error) { n++; return nopSpec{&closed, n}, nil }
 	r.Register(Kind{Name: "a", Max: 1, Open: open})
 	r.Register(Kind{Name: "b", Max: 1, Open: open})
 	r.Register(Kind{Name: "ab", Expand: []string{"a", "b"}})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/govmbus/govmbus/hosting"
@@ -43,5 +44,22 @@ func TestServeChecksStateFile(t *testing.T) {
 	d.Close()
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("Serve left %v in the state file's directory", ents)
+	}
+}
+
+// TestServeOnce: a second Serve of a daemon says that a daemon serves
+// once, not that some process listens on its socket (itself).
+func TestServeOnce(t *testing.T) {
+	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}}
+	d, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Serve(); err == nil || !strings.Contains(err.Error(), "has served already") {
+		t.Fatalf("second Serve: %v", err)
 	}
 }
