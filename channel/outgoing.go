@@ -146,7 +146,10 @@ func (p *OutPacket) Channel() *Channel { return p.c }
 
 // Send sends payload as an in-band packet (KMCL VmbPacketSend). The payload
 // is copied (into the ring, or into the packet while the ring is full or
-// the channel is paused), so the caller may reuse it when Send returns. With SendWaitForCompletion the
+// the channel is paused), so the caller may reuse it when Send returns.
+// The peer sees it padded with zeros to a multiple of 8 bytes (VMBus
+// counts a packet's length in 8-byte units), so a protocol whose messages
+// are not carries their length itself. With SendWaitForCompletion the
 // packet completes when the peer's completion arrives; otherwise when it
 // is in the ring. Errors: StatusInvalidDeviceState if the channel is not
 // open, StatusInvalidBufferSize if the packet can never fit the ring or
@@ -306,8 +309,9 @@ func (c *Channel) sendBeforeOpen(p *OutPacket, payload []byte, ext []gpa.Range, 
 // is ignored.
 const noSlot = ^uint32(0)
 
-// TrySend writes payload as an in-band packet without a packet object and
-// without asking for a completion, if it fits in the ring now, nothing
+// TrySend writes payload as an in-band packet (padded to a multiple of 8
+// bytes, as Send's) without a packet object and without asking for a
+// completion, if it fits in the ring now, nothing
 // waits in the send queue (which keeps sends in order) and the channel is
 // not paused (nor being saved); otherwise it sends
 // nothing and returns StatusBufferOverflow, and the caller falls back to

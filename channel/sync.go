@@ -7,7 +7,8 @@ import (
 )
 
 // SendSynchronousRequest sends payload (with external data if ext is not
-// empty) and waits for the peer's completion, copying it into resp (KMCL
+// empty; padded to a multiple of 8 bytes as Send's) and waits for the
+// peer's completion, copying it into resp (KMCL
 // VmbChannelSendSynchronousRequest). It returns the completion's length
 // and:
 //   - nil (StatusSuccess) when the completion arrived;

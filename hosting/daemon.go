@@ -85,6 +85,9 @@ type Config struct {
 	// Poll is the poll budget of every device's server channel
 	// (channel.Channel.SetPoll); 0 never polls.
 	Poll time.Duration
+	// Limits bound what each guest can make the host hold (host.Limits;
+	// zero fields take their defaults).
+	Limits host.Limits
 	// Relays are hvsock services relayed to local sockets, each as
 	// SERVICE=unix:PATH or SERVICE=tcp:ADDR (hvsock.ParseRoute): each
 	// guest connection to SERVICE becomes a new connection to the local
@@ -175,7 +178,7 @@ func (d *Daemon) emit(e Event) {
 }
 
 func (d *Daemon) config() host.Config {
-	cfg := host.Config{Logger: d.log, OnGuest: d.devs.offer}
+	cfg := host.Config{Logger: d.log, OnGuest: d.devs.offer, Limits: d.cfg.Limits}
 	if d.hv != nil {
 		cfg.OnConnect = d.hv.OnConnect
 	}
