@@ -73,6 +73,15 @@ type Config struct {
 	// fails, delivers SIGHUP to Hangup again. Nil: SIGHUP is left as it
 	// is.
 	Hangup chan<- os.Signal
+	// Carry, if set, is asked by each servicing, once everything is
+	// saved and just before the handover, for files of the program's own
+	// that its successor is to get, by name (letters, digits, '-', '_'
+	// and '.'; at most 64 files): a VMM's descriptors, and its state in a
+	// memfd. The successor has them from Carried. The files stay the
+	// program's: the servicing neither closes nor keeps them, and they
+	// must stay open until it returns or replaces the process. An error
+	// fails the servicing, which restores in this process.
+	Carry func() (map[string]*os.File, error)
 	// Capture, if its Path is set, records the bus from the start
 	// (Serve), and each successor appends to the same file (Adopt,
 	// AdoptSpawned, ServiceTo: give it the same Capture).
@@ -125,9 +134,10 @@ type Daemon struct {
 	capMu   sync.Mutex    // guards capt (StartCapture, StopCapture: any goroutine)
 	capt    captureState
 	closed  bool
-	failed  *ServicingFailed // the last emitted, for ServiceTo's error
-	hv      *hvsock.Server   // the guests' hvsock connections; nil without Relays
-	relays  []*hvsock.Relay  // one per Config.Relays
+	failed  *ServicingFailed    // the last emitted, for ServiceTo's error
+	carried map[string]*os.File // Carried
+	hv      *hvsock.Server      // the guests' hvsock connections; nil without Relays
+	relays  []*hvsock.Relay     // one per Config.Relays
 }
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
@@ -342,6 +352,7 @@ func (d *Daemon) Devices() []DeviceInfo {
 // (servicing.Inherited): it takes over h's descriptors (closing them on
 // error) and serves.
 func (d *Daemon) Adopt(h servicing.Handover) error {
+	d.takeCarried(h.FDs)
 	return d.adoptPhases(h.State, h.FDs, inheritedPhases(h.Paused), true)
 }
 

@@ -72,9 +72,10 @@
 // place), continues with Adopt (servicing.Inherited, after an exec) or
 // AdoptSpawned (servicing.Spawned); ServiceTo hands over to a successor
 // Daemon in the same process instead, as the package's example
-// (example_test.go) does. The process's own state beside the daemon's
-// (a VMM's vCPUs, its other descriptors) does not cross an exec or a
-// spawn: only ServiceTo keeps the process. Adding a device kind touches
+// (example_test.go) does. What the process holds beside the daemon (a
+// VMM's descriptors, its state) crosses an exec or a spawn only as
+// Config.Carry gives it, files by name (state in a memfd), which the
+// successor finds in Carried. Adding a device kind touches
 // neither the daemon nor the command line: hosting/stdkinds registers
 // govmbus's own.
 //

@@ -309,6 +309,11 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 		err = writeFileAtomic(d.cfg.StateFile, state)
 		ph.mark("state_file")
 	}
+	// The program's own files, for the successor.
+	var carriedFiles map[string]*os.File
+	if err == nil && saveErr == nil {
+		carriedFiles, err = d.askCarry(files)
+	}
 	stopped := false
 	if err == nil && saveErr == nil && to == nil && ctx.Err() != nil {
 		// The last look before the point of no return: an exec would
@@ -363,6 +368,7 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 		d.closeCapture()
 		d.closed = true
 		ph.first = "handover"
+		to.carried = carriedFiles
 		return to.adoptPhases(state, owned, ph, true)
 	} else if err == nil && saveErr == nil {
 		var exe string
@@ -477,6 +483,7 @@ func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		}
 		return time.Time{}, err
 	}
+	d.takeCarried(h.FDs)
 	// Known to the supervisor before the predecessor exits.
 	if err := d.cfg.Supervisor.Announce(); err != nil {
 		pred.Fail(err)
