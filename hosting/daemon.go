@@ -73,6 +73,13 @@ type Config struct {
 	// fails, delivers SIGHUP to Hangup again. Nil: SIGHUP is left as it
 	// is.
 	Hangup chan<- os.Signal
+	// OnGuest, if set, is called for each guest the daemon serves, with
+	// its devices: a new one once they are offered (on the guest's
+	// control-plane goroutine), a restored one as a successor takes it
+	// over (Adopt, AdoptSpawned, ServiceTo). g.ID names it (the same
+	// across servicings), g.Done closes when it is gone. It may be
+	// called for several guests at once, and must not block.
+	OnGuest func(g *host.Guest)
 	// Carry, if set, is asked by each servicing, once everything is
 	// saved and just before the handover, for files of the program's own
 	// that its successor is to get, by name (letters, digits, '-', '_'
@@ -167,7 +174,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: log}
 	d.capt.cfg = cfg.Capture
-	d.devs = &devices{specs: specs, names: names, values: values, log: log, poll: cfg.Poll, guests: make(map[*host.Guest][]Device)}
+	d.devs = &devices{specs: specs, names: names, values: values, log: log, poll: cfg.Poll, onNew: cfg.OnGuest, guests: make(map[*host.Guest][]Device)}
 	if err := d.openRelays(); err != nil {
 		d.devs.close()
 		return nil, err

@@ -16,7 +16,8 @@ type devices struct {
 	names  []string // each spec's group: the metrics' device label
 	values []string // the device values, shorthands expanded, in order: what a successor must be given too
 	log    *slog.Logger
-	poll   time.Duration // each server channel's poll budget
+	poll   time.Duration     // each server channel's poll budget
+	onNew  func(*host.Guest) // Config.OnGuest
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
@@ -56,6 +57,9 @@ func (d *devices) track(g *host.Guest, servers []Device) {
 	d.mu.Lock()
 	d.guests[g] = servers
 	d.mu.Unlock()
+	if d.onNew != nil {
+		d.onNew(g)
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
