@@ -173,6 +173,17 @@ refused") if its state could not be read at all.`,
 				}
 				os.Exit(status)
 			}
+			if adminPath != "" && !inherited && !spawned {
+				// Before the bus listens: a host refused for its admin
+				// path takes no guest in the meantime.
+				if err := sockpath.Claim(adminPath, "unix"); err != nil {
+					closeInherited()
+					if errors.Is(err, sockpath.ErrNotSocket) {
+						return usageErrorf("host: admin: %v", err)
+					}
+					return failuref("host: admin: %v", err)
+				}
+			}
 			// SIGHUP is caught from the start: a servicing asked for
 			// early waits until the daemon serves.
 			hup := hosting.CatchHangup()
