@@ -14,18 +14,34 @@ import (
 	"github.com/govmbus/govmbus/transport"
 )
 
-// parseState parses an inherited state for this daemon: its socket, and
-// the same devices in the same order (the saved channels are matched to
-// devices by their place).
+// parseState parses an inherited state for this daemon (its socket).
 func (d *Daemon) parseState(state []byte) (*hostState, error) {
 	st, err := parseHostState(state, d.cfg.Socket)
 	if err != nil {
 		return nil, fmt.Errorf("host: inherited state: %w", err)
 	}
-	if !slices.Equal(st.Devices, d.devs.values) {
-		return nil, fmt.Errorf("host: inherited state has devices %q, this daemon %q (Config.Devices: the same, in the same order)", st.Devices, d.devs.values)
-	}
 	return st, nil
+}
+
+// matchDevices maps this daemon's devices to the saved ones: the k-th
+// device of a value takes the saved channels of the k-th saved device of
+// the same value, and -1 marks a device the predecessor did not serve (an
+// upgrade that adds it), which is offered anew. A saved device left
+// unmatched (one the upgrade removes) has its channels rescinded with the
+// others nobody took back (abandonWaiting).
+func matchDevices(saved, now []string) []int {
+	used := make([]bool, len(saved))
+	m := make([]int, len(now))
+	for j, v := range now {
+		m[j] = -1
+		for k, sv := range saved {
+			if !used[k] && sv == v {
+				used[k], m[j] = true, k
+				break
+			}
+		}
+	}
+	return m
 }
 
 // checkState is parseState for its verdict alone.
@@ -132,19 +148,31 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			jobs = append(jobs, job{i, j})
 		}
 	}
+	match := matchDevices(st.Devices, d.devs.values)
+	if !slices.Equal(st.Devices, d.devs.values) {
+		d.log.Info("devices changed by the servicing", "before", st.Devices, "after", d.devs.values)
+	}
 	errs := make([]error, len(jobs))
 	parallel(len(jobs), func(k int) {
 		i, j := jobs[k].i, jobs[k].j
-		servers[i][j], errs[k] = d.devs.restore(guests[i], j, st.Guests[i].Channels[j])
+		if m := match[j]; m >= 0 {
+			servers[i][j], errs[k] = d.devs.restore(guests[i], j, st.Guests[i].Channels[m])
+		} else {
+			errs[k] = errNewDevice
+		}
 	})
 	channels := 0
 	for k, jb := range jobs {
 		g := guests[jb.i]
-		if errs[k] != nil {
+		switch {
+		case errs[k] == nil:
+			channels++
+		case errors.Is(errs[k], errNewDevice):
+			d.log.Info("device added: offered", "guest", g.ID(), "device", d.devs.values[jb.j])
+			servers[jb.i][jb.j] = d.devs.fresh(g, jb.j)
+		default:
 			d.log.Error("device not restored; offered anew", "guest", g.ID(), "device", d.devs.values[jb.j], "err", errs[k])
 			servers[jb.i][jb.j] = d.devs.fresh(g, jb.j)
-		} else {
-			channels++
 		}
 	}
 	ph.mark("channel_restore")
@@ -197,3 +225,6 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 
 // errNoSavedState is a device whose channel the predecessor did not save.
 var errNoSavedState = errors.New("no saved state")
+
+// errNewDevice is a device the predecessor did not serve.
+var errNewDevice = errors.New("a device the predecessor did not serve")

@@ -45,8 +45,11 @@ type Config struct {
 	// Kinds are the device kinds Devices may name.
 	Kinds *Registry
 	// Devices are the devices offered to every guest, one channel each,
-	// as Name or Name=ARG of a kind in Kinds. A successor must be given
-	// the same list.
+	// as Name or Name=ARG of a kind in Kinds. A successor may be given
+	// another list (an upgrade): the saved channels go to its devices by
+	// value (the k-th "echo" takes the k-th saved "echo"'s), a device
+	// the predecessor did not serve is offered anew to each guest, and
+	// one it no longer serves is rescinded.
 	Devices []string
 	// Logger takes the daemon's log, every Event included; nil
 	// discards.

@@ -67,9 +67,9 @@
 // process id and reaps the successors (servicing.Supervise, as `vmbus
 // host` runs it), and AdoptSpawned in a successor (servicing.Spawned).
 //
-// The successor process, started with the same Config (the same Devices
-// in the same order: saved channels are matched to devices by their
-// place), continues with Adopt (servicing.Inherited, after an exec) or
+// The successor process, started with the same Config (or with devices
+// added or dropped: Config.Devices says how they are matched), continues
+// with Adopt (servicing.Inherited, after an exec) or
 // AdoptSpawned (servicing.Spawned); ServiceTo hands over to a successor
 // Daemon in the same process instead, as the package's example
 // (example_test.go) does. What the process holds beside the daemon (a

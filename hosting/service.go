@@ -49,8 +49,9 @@ func (d *Daemon) ServiceContext(ctx context.Context) error { return d.service(ct
 var ErrNotServiced = errors.New("hosting: not serviced")
 
 // ServiceTo services the host into next, a daemon in this process made by
-// New with the same socket and devices that has not served yet (it may
-// have other kinds: an upgraded device). next adopts the saved state and
+// New with the same socket that has not served yet (it may have other
+// kinds, an upgraded device, or other devices: Config.Devices says how
+// they are matched). next adopts the saved state and
 // the descriptors and serves; d is closed. It returns nil once next
 // serves; ErrNotServiced when the servicing did not happen (refused,
 // failed before the handover, or restored in d after its save) and d
