@@ -19,18 +19,8 @@ import (
 func TestE2EServicingAddsDevice(t *testing.T) {
 	for _, mode := range []string{"exec", "spawn"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			exe, real := filepath.Join(dir, "vmbus"), filepath.Join(dir, "vmbus.real")
-			b, err := os.ReadFile(vmbusBinary(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range []string{exe, real} {
-				if err := os.WriteFile(p, b, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			h := startJSONHost(t, exe, filepath.Join(dir, "bus.sock"), "--device", "echo", "--servicing", mode)
+			h, exe, real := upgradableHost(t, "--device", "echo", "--servicing", mode)
+			dir := filepath.Dir(exe)
 			// A guest streaming across the servicing, on the first echo.
 			stream := exec.Command(real, "guest", "--socket", h.socket, "stream", "--count", "4000000", "--payload", "256")
 			out, err := os.Create(filepath.Join(dir, "stream.out"))
@@ -42,13 +32,7 @@ func TestE2EServicingAddsDevice(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The upgrade: one more echo device.
-			next := exe + ".new"
-			if err := os.WriteFile(next, []byte("#!/bin/sh\nexec "+real+" \"$@\" --device echo\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(next, exe); err != nil {
-				t.Fatal(err)
-			}
+			upgrade(t, exe, "exec "+real+" \"$@\" --device echo")
 			time.Sleep(200 * time.Millisecond) // the stream under way
 			if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)

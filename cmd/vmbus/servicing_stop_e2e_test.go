@@ -21,27 +21,8 @@ import (
 func TestE2EStopDuringServicing(t *testing.T) {
 	for _, mode := range []string{"exec", "spawn"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			exe, real := filepath.Join(dir, "vmbus"), filepath.Join(dir, "vmbus.real")
-			b, err := os.ReadFile(vmbusBinary(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range []string{exe, real} {
-				if err := os.WriteFile(p, b, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			h := startJSONHost(t, exe, filepath.Join(dir, "bus.sock"), "--device", "echo", "--servicing", mode)
-			// The upgrade: a new file at the path, as a package manager
-			// installs one (the running binary stays as it is).
-			slow := exe + ".new"
-			if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 10 >/dev/null 2>&1\nexec "+real+" \"$@\"\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(slow, exe); err != nil {
-				t.Fatal(err)
-			}
+			h, exe, real := upgradableHost(t, "--device", "echo", "--servicing", mode)
+			upgrade(t, exe, "sleep 10 >/dev/null 2>&1\nexec "+real+" \"$@\"")
 			pid := h.cmd.Process.Pid
 			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 				t.Fatal(err)
@@ -68,5 +49,38 @@ func TestE2EStopDuringServicing(t *testing.T) {
 				t.Errorf("no servicing given up for the stop in the log\n%s", logs)
 			}
 		})
+	}
+}
+
+// upgradableHost runs a host from a copy of the binary at exe, beside a
+// second copy at real, so that a test can replace exe with an upgrade
+// (upgrade) that runs real.
+func upgradableHost(t *testing.T, args ...string) (h *servicedHost, exe, real string) {
+	t.Helper()
+	dir := t.TempDir()
+	exe, real = filepath.Join(dir, "vmbus"), filepath.Join(dir, "vmbus.real")
+	b, err := os.ReadFile(vmbusBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{exe, real} {
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startJSONHost(t, exe, filepath.Join(dir, "bus.sock"), args...), exe, real
+}
+
+// upgrade installs a shell script of body as the binary at exe: a new
+// file at the path, as a package manager installs one (the running binary
+// stays as it is).
+func upgrade(t *testing.T, exe, body string) {
+	t.Helper()
+	next := exe + ".new"
+	if err := os.WriteFile(next, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, exe); err != nil {
+		t.Fatal(err)
 	}
 }
