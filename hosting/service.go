@@ -475,8 +475,9 @@ func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		pred.Fail(err)
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
-	// A state this daemon cannot take (other devices) is refused while
-	// the predecessor can still restore it, not after it has gone.
+	// A state this daemon cannot take (another socket's, or one that
+	// does not parse) is refused while the predecessor can still restore
+	// it, not after it has gone.
 	if err := d.checkState(h.State); err != nil {
 		pred.Fail(err)
 		for _, fd := range h.FDs {
