@@ -183,6 +183,8 @@ func TestRingBadUsageExit2(t *testing.T) {
 		{"bench", "ring", "--round-trip", "--processes", "2"},
 		{"bench", "ring", "--round-trip", "--signal", "--processes", "3"},
 		{"nosuchcommand"},
+		{"help", "nosuchcommand"},
+		{"help", "guest", "nosuch"},
 	} {
 		code, _, errs := cli(t, args...)
 		if code != 2 || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "vmbus: ") {
@@ -247,5 +249,16 @@ func TestHostDeviceKeepsCommas(t *testing.T) {
 	code, _, errs := cli(t, "host", "--socket", filepath.Join(t.TempDir(), "s"), "--device", "blk="+missing)
 	if code != 2 || !strings.Contains(errs, missing) {
 		t.Fatalf("exit %d, %q: want the whole name %s refused", code, errs, missing)
+	}
+}
+
+// TestHelp: help names a command's documentation, and help for one that
+// does not exist is bad usage (TestRingBadUsageExit2).
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "host"}, {"help", "guest", "ping"}} {
+		code, out, errs := cli(t, args...)
+		if code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("%v: exit %d, %q %q", args, code, out, errs)
+		}
 	}
 }
