@@ -42,6 +42,10 @@ type Config struct {
 	// Socket is the Unix socket path the daemon listens on; a saved
 	// state is of the daemon on this path.
 	Socket string
+	// KeepSocket leaves the socket's path in place when the daemon
+	// stops (Shutdown), for a socket that is not the daemon's to remove:
+	// one ServeFile was given (systemd's socket activation).
+	KeepSocket bool
 	// Kinds are the device kinds Devices may name.
 	Kinds *Registry
 	// Devices are the devices offered to every guest, one channel each,
@@ -212,6 +216,21 @@ func (d *Daemon) config() host.Config {
 // fail on it; a successor (Adopt) does not look: it must not fail to
 // take its guests over for the want of a copy of their state.
 func (d *Daemon) Serve() error {
+	return d.serveOn(func() (*transport.Listener, error) { return transport.Listen(d.cfg.Socket) })
+}
+
+// ServeFile is Serve on a listening SOCK_SEQPACKET Unix socket the
+// program already has (systemd's socket activation, or one it made with
+// rights of its own) instead of one bound at Config.Socket, which must
+// still name the socket's path: the saved state is of it. ServeFile takes
+// a duplicate of f (the caller still owns f). With Config.KeepSocket the
+// daemon and its successors leave the path in place when they stop.
+func (d *Daemon) ServeFile(f *os.File) error {
+	return d.serveOn(func() (*transport.Listener, error) { return transport.ListenerFromFile(f) })
+}
+
+// serveOn is Serve and ServeFile: listen gives the listener.
+func (d *Daemon) serveOn(listen func() (*transport.Listener, error)) error {
 	if d.h != nil || d.closed {
 		return errors.New("hosting: Serve: the daemon has served already (a Daemon serves once; a servicing's successor is a new one)")
 	}
@@ -220,7 +239,7 @@ func (d *Daemon) Serve() error {
 			return fmt.Errorf("host: %w: state file: %w", ErrConfig, err)
 		}
 	}
-	l, err := transport.Listen(d.cfg.Socket)
+	l, err := listen()
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
 	}
@@ -293,7 +312,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.devs.wait()
 	d.devs.close()
 	d.closeCapture()
-	os.Remove(d.cfg.Socket) //nolint:errcheck // Serve's listener close removes it already
+	if !d.cfg.KeepSocket {
+		os.Remove(d.cfg.Socket) //nolint:errcheck // Serve's listener close removes it already
+	}
 	return err
 }
 
