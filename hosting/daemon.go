@@ -53,7 +53,10 @@ type Config struct {
 	// another list (an upgrade): the saved channels go to its devices by
 	// value (the k-th "echo" takes the k-th saved "echo"'s), a device
 	// the predecessor did not serve is offered anew to each guest, and
-	// one it no longer serves is rescinded.
+	// one it no longer serves is rescinded. So a running program adds or
+	// drops a device by ServiceTo into a daemon with the changed list:
+	// the guests keep their other channels, for one in-process
+	// servicing's blackout.
 	Devices []string
 	// Logger takes the daemon's log, every Event included; nil
 	// discards.
