@@ -41,9 +41,10 @@
 //	stdkinds.Register(kinds) // echo, blk, blk-ro and the integration components
 //	kinds.Register(myKind)
 //	d, err := hosting.New(hosting.Config{Socket: path, Kinds: kinds, Devices: []string{"echo", "mine"}, Hangup: hup})
-//	if h, inherited, err := servicing.Inherited(); err == nil && inherited {
+//	h, inherited, err := servicing.Inherited() // an error: a handover that cannot be trusted
+//	if err == nil && inherited {
 //		err = d.Adopt(h) // this image is an exec servicing's successor
-//	} else {
+//	} else if err == nil {
 //		err = d.Serve()
 //	}
 //	for {
