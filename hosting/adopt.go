@@ -44,19 +44,14 @@ func matchDevices(saved, now []string) []int {
 	return m
 }
 
-// checkState is parseState for its verdict alone.
-func (d *Daemon) checkState(state []byte) error {
-	_, err := d.parseState(state)
-	return err
-}
-
 // adoptPhases continues a saved host: the successor's start, or a
 // servicing that failed after the save. It takes the listener and the
 // guests from files, descriptors it owns from then on (and closes them
 // all, or hands them to the restored host), and starts serving, timing
 // its phases after those in ph. The state is untrusted: everything is
-// checked before anything is built.
-func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, successor bool) error {
+// checked before anything is built; st is state parsed already, if the
+// caller did (nil: parsed here).
+func (d *Daemon) adoptPhases(state []byte, st *hostState, files map[string]int, ph *phases, successor bool) error {
 	ph.mark(ph.first)                                // the successor's start or handover, or nothing
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // as in service
 	defer func() {
@@ -64,9 +59,11 @@ func (d *Daemon) adoptPhases(state []byte, files map[string]int, ph *phases, suc
 			syscall.Close(fd)
 		}
 	}()
-	st, err := d.parseState(state)
-	if err != nil {
-		return err
+	if st == nil {
+		var err error
+		if st, err = d.parseState(state); err != nil {
+			return err
+		}
 	}
 	lfd, ok := files["listener"]
 	if !ok {

@@ -387,7 +387,7 @@ func (d *Daemon) Devices() []DeviceInfo {
 // error) and serves.
 func (d *Daemon) Adopt(h servicing.Handover) error {
 	d.takeCarried(h.FDs)
-	return d.adoptPhases(h.State, h.FDs, inheritedPhases(h.Paused), true)
+	return d.adoptPhases(h.State, nil, h.FDs, inheritedPhases(h.Paused), true)
 }
 
 // checkStateFile makes sure that writeFileAtomic can write path: it is

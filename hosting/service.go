@@ -370,7 +370,7 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 		d.closed = true
 		ph.first = "handover"
 		to.carried = carriedFiles
-		return to.adoptPhases(state, owned, ph, true)
+		return to.adoptPhases(state, nil, owned, ph, true)
 	} else if err == nil && saveErr == nil {
 		var exe string
 		if exe, err = os.Executable(); err == nil {
@@ -417,7 +417,7 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 	for _, c := range carried {
 		c.Drop()
 	}
-	return d.adoptPhases(state, owned, ph, false)
+	return d.adoptPhases(state, nil, owned, ph, false)
 }
 
 // spawnSuccessor starts a new image of this program for a spawned
@@ -478,7 +478,8 @@ func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 	// A state this daemon cannot take (another socket's, or one that
 	// does not parse) is refused while the predecessor can still restore
 	// it, not after it has gone.
-	if err := d.checkState(h.State); err != nil {
+	st, err := d.parseState(h.State)
+	if err != nil {
 		pred.Fail(err)
 		for _, fd := range h.FDs {
 			syscall.Close(fd)
@@ -495,7 +496,7 @@ func (d *Daemon) AdoptSpawned(pred *servicing.Predecessor) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("host: %w", err)
 	}
 	pred.Received() //nolint:errcheck // a predecessor gone already is what comes next anyway
-	return h.Paused, d.adoptPhases(h.State, h.FDs, spawnedPhases(h.Note, h.Paused), true)
+	return h.Paused, d.adoptPhases(h.State, st, h.FDs, spawnedPhases(h.Note, h.Paused), true)
 }
 
 // relinquish ends the receive goroutines of every (paused, saved) channel

@@ -195,13 +195,13 @@ func (c *Carried) Guest() *host.Guest { return c.g }
 // It changes nothing: Resume may follow.
 func (c *Carried) Save() (*ConnState, *os.File, error) {
 	rc := c.rc
-	chunks, err := rc.gc.host.ch.SaveChunks(saveChunkSize)
+	b, err := saveChannel(rc.gc.host.ch)
 	if err != nil {
 		return nil, nil, err
 	}
 	st := &ConnState{
 		Route: rc.r.Key(), Service: rc.gc.host.service, Endpoint: rc.gc.host.endpoint, ForGuestAccept: rc.gc.host.forGuestAccept,
-		Channel:   bytes.Join(chunks, nil),
+		Channel:   b,
 		LocalShut: rc.toLocal.shut, GuestEnded: rc.toLocal.eof,
 		GuestShut: rc.toGuest.shut, LocalEnded: rc.toGuest.eof,
 		ToGuest: bytes.Clone(rc.toGuest.pending()),
@@ -209,8 +209,8 @@ func (c *Carried) Save() (*ConnState, *os.File, error) {
 	var fin bool
 	st.ToLocal, fin = rc.gc.host.pipe.Unread(bytes.Clone(rc.toLocal.pending()))
 	st.GuestEnded = st.GuestEnded || fin
-	if len(st.ToLocal) > MaxCarriedToLocal || len(st.Channel) > maxCarriedChannel {
-		return nil, nil, fmt.Errorf("hvsock: a connection holds %d bytes from the guest and a channel state of %d, at most %d and %d", len(st.ToLocal), len(st.Channel), MaxCarriedToLocal, maxCarriedChannel)
+	if len(st.ToLocal) > MaxCarriedToLocal {
+		return nil, nil, fmt.Errorf("hvsock: a connection holds %d bytes from the guest, at most %d", len(st.ToLocal), MaxCarriedToLocal)
 	}
 	f, ok := rc.local.(interface{ File() (*os.File, error) })
 	if !ok {
@@ -316,11 +316,7 @@ func (s *Server) restoreConn(g *host.Guest, st *ConnState) (*Conn, error) {
 		s.wg.Done()
 		return nil, fmt.Errorf("hvsock: restore a connection of guest %d: %w", g.ID(), err)
 	}
-	local := Addr{VMID: VMIDWildcard, ServiceID: st.Service}
-	remote := Addr{VMID: GuestVMID(g.ID()), ServiceID: st.Endpoint}
-	if st.ForGuestAccept {
-		local.ServiceID, remote.ServiceID = st.Endpoint, st.Service
-	}
+	local, remote := st.addrs(g)
 	p := str.(pipeStream).Conn
 	p.Restored(st.GuestEnded, st.GuestShut)
 	he := &hostEnd{ch: ch, pipe: p, guest: g, service: st.Service, endpoint: st.Endpoint, forGuestAccept: st.ForGuestAccept}

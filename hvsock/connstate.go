@@ -1,8 +1,11 @@
 package hvsock
 
 import (
+	"bytes"
 	"fmt"
 
+	"github.com/govmbus/govmbus/channel"
+	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/protocol"
 	"github.com/govmbus/govmbus/savedstate"
 )
@@ -110,4 +113,29 @@ func flag(on bool, bit uint8) uint8 {
 		return bit
 	}
 	return 0
+}
+
+// saveChannel is a carried connection's channel state: its chunks joined,
+// at most maxCarriedChannel bytes.
+func saveChannel(ch *channel.Channel) ([]byte, error) {
+	chunks, err := ch.SaveChunks(saveChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	b := bytes.Join(chunks, nil)
+	if len(b) > maxCarriedChannel {
+		return nil, fmt.Errorf("hvsock: a connection's channel state of %d bytes, at most %d", len(b), maxCarriedChannel)
+	}
+	return b, nil
+}
+
+// addrs are the host end's local and remote addresses of the connection
+// st is of, on guest g.
+func (st *ConnState) addrs(g *host.Guest) (local, remote Addr) {
+	local = Addr{VMID: VMIDWildcard, ServiceID: st.Service}
+	remote = Addr{VMID: GuestVMID(g.ID()), ServiceID: st.Endpoint}
+	if st.ForGuestAccept {
+		local.ServiceID, remote.ServiceID = st.Endpoint, st.Service
+	}
+	return local, remote
 }

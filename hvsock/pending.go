@@ -1,7 +1,6 @@
 package hvsock
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/govmbus/govmbus/channel"
@@ -55,15 +54,11 @@ func (pc *PendingConn) Guest() *host.Guest { return pc.p.g }
 // Save returns the offer's state: the route, service and endpoint, and
 // its channel's state. There is no local socket yet, nor bytes.
 func (pc *PendingConn) Save() (*ConnState, error) {
-	chunks, err := pc.p.ch.SaveChunks(saveChunkSize)
+	b, err := saveChannel(pc.p.ch)
 	if err != nil {
 		return nil, err
 	}
-	st := &ConnState{Route: pc.r.Key(), Service: pc.p.service, Endpoint: pc.p.endpoint, Channel: bytes.Join(chunks, nil)}
-	if len(st.Channel) > maxCarriedChannel {
-		return nil, fmt.Errorf("hvsock: an offered connection's channel state of %d bytes, at most %d", len(st.Channel), maxCarriedChannel)
-	}
-	return st, nil
+	return &ConnState{Route: pc.r.Key(), Service: pc.p.service, Endpoint: pc.p.endpoint, Channel: b}, nil
 }
 
 // RestorePending takes back an offer a predecessor's PendingConn.Save
@@ -86,9 +81,8 @@ func (r *Relay) RestorePending(g *host.Guest, st *ConnState) error {
 		s.wg.Done()
 		return fmt.Errorf("hvsock: restore an offered connection of guest %d: %w", g.ID(), err)
 	}
+	local, remote := st.addrs(g)
 	s.await(&pending{g: g, ch: ch, st: str, ev: ev, service: st.Service, endpoint: st.Endpoint,
-		local:  Addr{VMID: VMIDWildcard, ServiceID: st.Service},
-		remote: Addr{VMID: GuestVMID(g.ID()), ServiceID: st.Endpoint},
-		ready:  r.l.deliver, release: release})
+		local: local, remote: remote, ready: r.l.deliver, release: release})
 	return nil
 }

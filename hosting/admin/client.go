@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"syscall"
 	"time"
+
+	"github.com/govmbus/govmbus/internal/sockpath"
 )
 
 // Client calls an admin API on its socket.
@@ -46,7 +46,7 @@ func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 		if err == nil {
 			return conn, nil
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) || !isSocket(c.path) || time.Now().After(until) {
+		if !errors.Is(err, syscall.ECONNREFUSED) || !sockpath.IsSocket(c.path) || time.Now().After(until) {
 			return nil, c.unreachable(err)
 		}
 		select {
@@ -55,13 +55,6 @@ func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// isSocket reports whether path is a socket (a connect to another file
-// is refused as one nobody listens on is).
-func isSocket(path string) bool {
-	st, err := os.Lstat(path)
-	return err == nil && st.Mode().Type() == fs.ModeSocket
 }
 
 // unreachable is the error for a socket nobody answers on, naming it.

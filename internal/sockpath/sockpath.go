@@ -37,7 +37,7 @@ func Claim(path, network string) error {
 		return nil
 	case err != nil:
 		return err
-	case st.Mode().Type() != fs.ModeSocket:
+	case !isSocketMode(st):
 		return fmt.Errorf("%s: %w", path, ErrNotSocket)
 	}
 	c, err := net.DialTimeout(network, path, dialTimeout)
@@ -58,3 +58,12 @@ func Claim(path, network string) error {
 	}
 	return fmt.Errorf("%s: %w", path, err)
 }
+
+// IsSocket reports whether path is a socket file (a connect to another
+// kind of file is refused as one to a socket nobody listens on is).
+func IsSocket(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && isSocketMode(st)
+}
+
+func isSocketMode(st fs.FileInfo) bool { return st.Mode().Type() == fs.ModeSocket }
