@@ -35,13 +35,16 @@ func newBenchFloorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "floor [--count N] [--json]",
 		Short: "This machine's floor for a round trip between two processes",
-		Long: `Measures three round-trip floors between this process and a second one,
+		Long: `Measures four round-trip floors between this process and a second one,
 one after the other: an eventfd ping-pong (each side sleeps in read(2) on a
 thread of its own and wakes the other: what a signalled VMBus round trip
 costs at least); the same between goroutines that sleep in Go's runtime
 poller (what it costs a Go program, whose channels' receive goroutines
-sleep there); and a spin ping-pong through shared memory (neither sleeps:
-the bound for polling). Prints p50, p99 and this side's CPU time per round
+sleep there); the poller's again with raw system calls, which the runtime
+does not see and which so do not wake its sysmon thread (what the
+runtime's bookkeeping around system calls adds; not a safe way to signal
+a peer); and a spin ping-pong through shared memory (neither sleeps: the
+bound for polling). Prints p50, p99 and this side's CPU time per round
 trip. Latency figures mean something only next to a floor measured in the
 same run on the same machine; "vmbus guest ping --floor" reports its own as
 ratios to them.`,

@@ -161,14 +161,17 @@ type pingJSON struct {
 	LatencyP50us float64 `json:"latency_p50_us"`
 	LatencyP99us float64 `json:"latency_p99_us"`
 	// With --floor: the eventfd floor measured just before, and the
-	// ping's percentiles as multiples of it; and the same for the floor
-	// of goroutines woken through Go's runtime poller.
+	// ping's percentiles as multiples of it; the same for the floor of
+	// goroutines woken through Go's runtime poller; and the p50 of that
+	// floor with raw system calls (package floor: without the runtime's
+	// sysmon wake-ups).
 	FloorP50us       *float64 `json:"floor_eventfd_p50_us,omitempty"`
 	FloorP99us       *float64 `json:"floor_eventfd_p99_us,omitempty"`
 	P50Ratio         *float64 `json:"p50_vs_floor,omitempty"`
 	P99Ratio         *float64 `json:"p99_vs_floor,omitempty"`
 	PollerFloorP50us *float64 `json:"floor_poller_p50_us,omitempty"`
 	P50PollerRatio   *float64 `json:"p50_vs_poller_floor,omitempty"`
+	RawFloorP50us    *float64 `json:"floor_raw_poller_p50_us,omitempty"`
 	// CPUPerPingus is the guest process's CPU time per round trip.
 	CPUPerPingus float64 `json:"cpu_per_ping_us"`
 }
@@ -201,13 +204,13 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 			if count <= 0 || warmup < 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
 				return usageErrorf("ping: want --count > 0, --warmup >= 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
 			}
-			var fl, pfl floor.Latency
+			var fl, pfl, rfl floor.Latency
 			if floors {
 				res, err := measureFloor(count)
 				if err != nil {
 					return failuref("ping: floor: %v", err)
 				}
-				fl, pfl = res.Eventfd, res.Poller
+				fl, pfl, rfl = res.Eventfd, res.Poller, res.RawPoller
 			}
 			cl, ec, err := openEcho(cmd.Context(), *socket, 0)
 			if err != nil {
@@ -233,7 +236,7 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 				return failuref("ping: %v", err)
 			}
 			out := pingJSON{res.Sent, res.Received, res.Lost, res.Duplicated, res.Corrupted, res.Seconds,
-				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil, nil, nil, res.CPUPerPing.Seconds() * 1e6}
+				float64(res.P50.Nanoseconds()) / 1e3, float64(res.P99.Nanoseconds()) / 1e3, nil, nil, nil, nil, nil, nil, nil, res.CPUPerPing.Seconds() * 1e6}
 			if floors {
 				f50, f99 := float64(fl.P50.Nanoseconds())/1e3, float64(fl.P99.Nanoseconds())/1e3
 				r50, r99 := out.LatencyP50us/f50, out.LatencyP99us/f99
@@ -241,6 +244,8 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 				p50 := float64(pfl.P50.Nanoseconds()) / 1e3
 				rp50 := out.LatencyP50us / p50
 				out.PollerFloorP50us, out.P50PollerRatio = &p50, &rp50
+				raw := float64(rfl.P50.Nanoseconds()) / 1e3
+				out.RawFloorP50us = &raw
 			}
 			if asJSON {
 				if err := printJSON(cmd.OutOrStdout(), out); err != nil {

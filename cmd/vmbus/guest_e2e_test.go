@@ -100,6 +100,9 @@ func TestE2EDevices(t *testing.T) {
 	if f := p["floor_poller_p50_us"]; f <= 0 || math.Abs(p["p50_vs_poller_floor"]*f-p["latency_p50_us"]) > 0.01*p["latency_p50_us"] {
 		t.Errorf("ping --floor, the poller floor: %v", p)
 	}
+	if p["floor_raw_poller_p50_us"] <= 0 {
+		t.Errorf("ping --floor, the raw poller floor: %v", p)
+	}
 	p = guestJSON(t, socket, "ping", "--count", "300", "--from-completion")
 	if p["sent"] != 300 || p["received"] != 300 || p["lost"]+p["corrupted"]+p["duplicated"] != 0 || p["latency_p50_us"] <= 0 {
 		t.Errorf("ping --from-completion: %v", p)
@@ -175,7 +178,7 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 }
 
 // TestE2EBenchFloor runs `vmbus bench floor` with its peer process: the
-// three floors measured, every field there, bad input refused with exit 2.
+// four floors measured, every field there, bad input refused with exit 2.
 func TestE2EBenchFloor(t *testing.T) {
 	bin := vmbusBinary(t)
 	out, err := exec.Command(bin, "bench", "floor", "--count", "500", "--json").Output()
@@ -186,7 +189,7 @@ func TestE2EBenchFloor(t *testing.T) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, k := range []string{"eventfd", "poller", "spin"} {
+	for _, k := range []string{"eventfd", "poller", "raw_poller", "spin"} {
 		l := r[k]
 		if l["count"] != 500 || l["p50_ns"] <= 0 || l["p99_ns"] < l["p50_ns"] || l["cpu_per_round_trip_ns"] <= 0 {
 			t.Errorf("%s floor: %v", k, l)

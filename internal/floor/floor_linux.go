@@ -4,7 +4,7 @@
 // in the same run on the same machine (a shared machine's absolute
 // figures move by tens of per cent from one minute to the next).
 //
-// Three floors, each a ping-pong between this process and a peer process
+// Four floors, each a ping-pong between this process and a peer process
 // (Config.PeerCommand, which runs ServePeer):
 //   - eventfd: each side blocks in read(2) on its eventfd and wakes the
 //     other with write(2) — the wake-up every VMBus signal costs when the
@@ -14,6 +14,15 @@
 //     every goroutine that sleeps on an event does, channels' receive
 //     goroutines among them — what a wake-up costs a Go program, the
 //     scheduler's hand-offs included;
+//   - raw poller: the poller ping-pong, its reads and writes made with
+//     RawSyscall, which the runtime does not see. A system call the
+//     runtime sees (entersyscall) wakes its sysmon thread when every P
+//     was idle, as each side of a ping-pong is while it waits: two more
+//     thread wake-ups (the wake and sysmon's next 20 µs sleep) per side
+//     and round trip. This floor is the poller's without them. It is a
+//     measure, not a way to signal a peer: a raw write to an eventfd
+//     that a peer made blocking, and filled, would hold its P and stop
+//     the world's next stop;
 //   - spin: each side spins on a counter in shared memory and answers by
 //     storing to another — what a round trip costs when neither sleeps,
 //     the bound for a polling mode.
@@ -29,6 +38,7 @@ import (
 	"runtime"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -42,7 +52,7 @@ type Config struct {
 	// PeerCommand starts the peer process: a program that calls
 	// ServePeer with the descriptors 3 (shared memory), 4 (its eventfd),
 	// 5 (this side's eventfd), and 6 and 7 (the same two, non-blocking,
-	// for the poller floor).
+	// for the poller floors).
 	PeerCommand []string
 }
 
@@ -61,11 +71,12 @@ type Latency struct {
 	CPUPerRoundTrip time.Duration `json:"cpu_per_round_trip_ns"`
 }
 
-// Result is the three floors, measured one after the other.
+// Result is the four floors, measured one after the other.
 type Result struct {
-	Eventfd Latency `json:"eventfd"`
-	Poller  Latency `json:"poller"`
-	Spin    Latency `json:"spin"`
+	Eventfd   Latency `json:"eventfd"`
+	Poller    Latency `json:"poller"`
+	RawPoller Latency `json:"raw_poller"`
+	Spin      Latency `json:"spin"`
 }
 
 // WriteText prints r, count round trips each, as `vmbus bench floor` does.
@@ -74,8 +85,8 @@ func (r Result) WriteText(w io.Writer, count int) {
 	for _, f := range []struct {
 		name string
 		l    Latency
-	}{{"eventfd", r.Eventfd}, {"poller", r.Poller}, {"spin", r.Spin}} {
-		fmt.Fprintf(w, "  %-8s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
+	}{{"eventfd", r.Eventfd}, {"poller", r.Poller}, {"raw poller", r.RawPoller}, {"spin", r.Spin}} {
+		fmt.Fprintf(w, "  %-10s p50 %8.2f µs  p99 %8.2f µs  cpu/rt %8.2f µs\n", f.name,
 			float64(f.l.P50.Nanoseconds())/1e3, float64(f.l.P99.Nanoseconds())/1e3, float64(f.l.CPUPerRoundTrip.Nanoseconds())/1e3)
 	}
 }
@@ -86,6 +97,7 @@ const (
 	modeSpin    = 2
 	modeExit    = 3
 	modePoller  = 4
+	modeRaw     = 5
 )
 
 // The shared page: each word on a cache line of its own, so that the two
@@ -97,7 +109,7 @@ const (
 	pageSize = 4096
 )
 
-// Measure runs the three floors against a peer started with c.PeerCommand.
+// Measure runs the four floors against a peer started with c.PeerCommand.
 func Measure(c Config) (Result, error) {
 	if c.Count <= 0 || c.Warmup < 0 || len(c.PeerCommand) == 0 {
 		return Result{}, errors.New("floor: want Count > 0, Warmup >= 0 and a peer command")
@@ -152,6 +164,7 @@ func Measure(c Config) (Result, error) {
 		// The peer leaves once told, whatever it waits on.
 		atomic.StoreUint64(w.mode, modeExit)
 		signal(int(toPeer.Fd()))
+		pollPeer.Write(one[:]) //nolint:errcheck // as signal's
 		cmd.Wait() //nolint:errcheck // told to exit; its errors were said on stderr
 	}()
 	sc := bufio.NewScanner(out)
@@ -186,11 +199,29 @@ func Measure(c Config) (Result, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		runtime.LockOSThread()
+		return Result{}, err
+	}
+	// The peer reads its poller eventfd: woken, it finds the new mode.
+	atomic.StoreUint64(w.mode, modeRaw)
+	pollPeer.Write(one[:]) //nolint:errcheck // as signal's
+	rawPeer, rawUs, err := rawConns(pollPeer, pollUs)
+	if err == nil {
+		// The peer says it reads raw now: a ping written before would
+		// coalesce with the mode's signal into one count.
+		err = rawWait(rawUs)
+	}
+	if err == nil {
+		res.RawPoller, err = run(c, processCPU, func(uint64) error {
+			rawSignal(rawPeer)
+			return rawWait(rawUs)
+		})
+	}
 	runtime.LockOSThread()
 	if err != nil {
 		return Result{}, err
 	}
-	// The peer reads its poller eventfd: woken, it finds the new mode.
 	atomic.StoreUint64(w.mode, modeSpin)
 	pollPeer.Write(one[:]) //nolint:errcheck // as signal's
 	if res.Spin, err = run(c, threadCPU, func(i uint64) error {
@@ -281,6 +312,11 @@ func ServePeer(ready func()) error {
 				if err := servePoller(w, pollIn, pollOut); err != nil {
 					return err
 				}
+				if atomic.LoadUint64(w.mode) == modeRaw {
+					if err := serveRaw(w, pollIn, pollOut); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
@@ -304,6 +340,68 @@ func servePoller(w shared, in, out *os.File) error {
 			return fmt.Errorf("floor: eventfd write: %w", err)
 		}
 	}
+}
+
+// serveRaw answers the raw poller floor's pings as servePoller does the
+// poller's, with RawSyscall reads and writes, until the mode changes.
+func serveRaw(w shared, in, out *os.File) error {
+	runtime.UnlockOSThread()
+	defer runtime.LockOSThread()
+	rin, rout, err := rawConns(in, out)
+	if err != nil {
+		return err
+	}
+	rawSignal(rout) // Measure's go-ahead
+	for {
+		if err := rawWait(rin); err != nil {
+			return err
+		}
+		if atomic.LoadUint64(w.mode) != modeRaw {
+			return nil
+		}
+		rawSignal(rout)
+	}
+}
+
+// rawConns is a and b's syscall.RawConn.
+func rawConns(a, b *os.File) (syscall.RawConn, syscall.RawConn, error) {
+	ra, err := a.SyscallConn()
+	if err != nil {
+		return nil, nil, fmt.Errorf("floor: %w", err)
+	}
+	rb, err := b.SyscallConn()
+	if err != nil {
+		return nil, nil, fmt.Errorf("floor: %w", err)
+	}
+	return ra, rb, nil
+}
+
+// rawSignal adds one to the counter of rc, a non-blocking eventfd, by a
+// raw write(2): the floor's eventfds are its own, and stay non-blocking.
+func rawSignal(rc syscall.RawConn) {
+	rc.Write(rawWrite) //nolint:errcheck // an open file's
+}
+
+func rawWrite(fd uintptr) bool {
+	unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&one[0])), uintptr(len(one))) //nolint:errcheck // as signal's
+	return true
+}
+
+// rawWait takes the counter of rc, a non-blocking eventfd, by raw
+// read(2)s, waiting in the runtime poller while it is zero.
+func rawWait(rc syscall.RawConn) error {
+	var errno syscall.Errno
+	if err := rc.Read(func(fd uintptr) bool {
+		var b [8]byte
+		_, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		return errno != unix.EAGAIN && errno != unix.EINTR
+	}); err != nil {
+		return fmt.Errorf("floor: eventfd read: %w", err)
+	}
+	if errno != 0 {
+		return fmt.Errorf("floor: eventfd read: %w", errno)
+	}
+	return nil
 }
 
 // shared is the shared page's words.
