@@ -165,7 +165,7 @@ func Measure(c Config) (Result, error) {
 		atomic.StoreUint64(w.mode, modeExit)
 		signal(int(toPeer.Fd()))
 		pollPeer.Write(one[:]) //nolint:errcheck // as signal's
-		cmd.Wait() //nolint:errcheck // told to exit; its errors were said on stderr
+		cmd.Wait()             //nolint:errcheck // told to exit; its errors were said on stderr
 	}()
 	sc := bufio.NewScanner(out)
 	if !sc.Scan() || sc.Text() != "ready" {
