@@ -165,6 +165,14 @@
 // the completion of the last (echo's PingFromCompletion; the README's
 // Latency section measures both ways).
 //
+// In a process that is otherwise idle, each round trip also wakes the
+// runtime's sysmon thread: it sleeps while every P is idle, and the first
+// system call after that (the signal to the peer) wakes it. That is most
+// of what the runtime poller's floor costs above the eventfd floor
+// (`vmbus bench floor`, raw poller). The signal cannot skip the runtime's
+// system-call bookkeeping: the peer shares the eventfd's open file, and
+// could make a raw write block with a P held.
+//
 // # Polling
 //
 // SetPoll trades CPU for latency. With a budget D, the receive goroutine
