@@ -1,6 +1,9 @@
 package hvsock
 
-import "io"
+import (
+	"io"
+	"sync"
+)
 
 // HalfConn is a connection whose two directions end apart: a *Conn, a
 // *net.TCPConn or *net.UnixConn, or a reader and a writer joined (Join).
@@ -24,21 +27,29 @@ const spliceBuffer = 128 << 10
 // Any other error ends both directions at once (both are closed, which
 // resets them) and is returned; nil means both ended by their EOF.
 func Splice(a, b HalfConn) error {
-	errs := make(chan error, 1)
-	go func() { errs <- pass(a, b) }()
-	err := pass(b, a)
-	if err != nil {
-		// Ends the other direction's Read or Write.
-		a.Close() //nolint:errcheck // a reset is the intent
-		b.Close() //nolint:errcheck // a reset is the intent
+	var (
+		reset sync.Once
+		cause error // the first direction's error, set under reset
+		wg    sync.WaitGroup
+	)
+	run := func(dst, src HalfConn) {
+		if err := pass(dst, src); err != nil {
+			// Ends the other direction's Read or Write; its error is
+			// the reset's, not the cause.
+			reset.Do(func() {
+				cause = err
+				a.Close() //nolint:errcheck // a reset is the intent
+				b.Close() //nolint:errcheck // a reset is the intent
+			})
+		}
 	}
-	if err2 := <-errs; err == nil {
-		err = err2
-	}
+	wg.Go(func() { run(a, b) })
+	run(b, a)
+	wg.Wait()
 	// Both directions are over: a close error has nothing left to lose.
 	a.Close() //nolint:errcheck // see above
 	b.Close() //nolint:errcheck // see above
-	return err
+	return cause
 }
 
 // pass copies src to dst until src's EOF, which it passes on as dst's

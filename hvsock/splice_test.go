@@ -74,23 +74,31 @@ var errBroken = errors.New("broken")
 func (failing) Read([]byte) (int, error) { return 0, errBroken }
 
 // TestSpliceError: a failed direction ends the other at once (both sides
-// closed) and is returned.
+// closed) and is returned, whichever of the two it is.
 func TestSpliceError(t *testing.T) {
-	_, a := unixPair(t)
-	b, y := unixPair(t)
-	done := make(chan error, 1)
-	go func() { done <- Splice(failing{a}, b) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(testbus.Timeout):
-		b.Close() // ends Splice, so that the test does not hang
-		t.Fatal("Splice did not end after a failed direction")
-	}
-	if !errors.Is(err, errBroken) {
-		t.Fatalf("Splice: %v, want %v", err, errBroken)
-	}
-	if _, err := y.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("the other side reads %v, want its end", err)
+	for _, failFirst := range []bool{true, false} {
+		_, a := unixPair(t)
+		b, y := unixPair(t)
+		done := make(chan error, 1)
+		go func() {
+			if failFirst {
+				done <- Splice(failing{a}, b)
+			} else {
+				done <- Splice(b, failing{a})
+			}
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(testbus.Timeout):
+			b.Close() // ends Splice, so that the test does not hang
+			t.Fatalf("failing side first %v: Splice did not end after a failed direction", failFirst)
+		}
+		if !errors.Is(err, errBroken) {
+			t.Fatalf("failing side first %v: Splice: %v, want %v", failFirst, err, errBroken)
+		}
+		if _, err := y.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("failing side first %v: the other side reads %v, want its end", failFirst, err)
+		}
 	}
 }
