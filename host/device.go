@@ -44,7 +44,7 @@ type Device interface {
 // before Device.Open and owns every field: the device must not close the
 // events or the memory, and must stop using all of it when Close returns.
 type Channel struct {
-	GuestID      uint64               // the host's number for the guest connection, unique while the host runs
+	GuestID      uint64               // the host's number for the guest connection (Guest.ID)
 	ChannelID    uint32               // 1..2047
 	ConnectionID uint32               // as offered: channel id | SINT 2 << 12
 	Offer        OfferSpec            // the device's offer

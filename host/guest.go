@@ -31,7 +31,9 @@ type Guest struct {
 	gc *guestConn
 }
 
-// ID is the host's number for the guest connection (host.Channel.GuestID).
+// ID is the host's number for the guest connection (host.Channel.GuestID):
+// unique while the host runs, and kept by Restore (SavedGuest.ID), so
+// that a guest has the same number before and after a servicing.
 func (g *Guest) ID() uint64 { return g.gc.id }
 
 // Done is closed when the guest connection has ended and every channel

@@ -118,11 +118,10 @@ func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) 
 		return nil, nil, fmt.Errorf("host: %d saved guests, the limit is %d", len(saved), h.limits.MaxGuests)
 	}
 	// The guests are independent: each is rebuilt on its own goroutine
-	// (a few at a time), with the ids it would get one after another.
+	// (a few at a time).
 	built := make([]*guestConn, len(saved))
 	errs := make([]error, len(saved))
-	first := h.nextGuest + 1
-	h.nextGuest += uint64(len(saved))
+	ids := h.restoredIDs(saved)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, restoreParallel)
 	for i := range saved {
@@ -130,7 +129,7 @@ func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) 
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			built[i], errs[i] = h.restoreGuest(&saved[i], first+uint64(i), own)
+			built[i], errs[i] = h.restoreGuest(&saved[i], ids[i], own)
 			<-sem
 		}()
 	}
@@ -142,7 +141,7 @@ func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) 
 	for i, gc := range built {
 		if errs[i] != nil {
 			errs[i] = fmt.Errorf("host: restore guest %d: %w", i, errs[i])
-			h.log.Warn("guest not restored; disconnected", "index", i, "guest", first+uint64(i), "err", errs[i])
+			h.log.Warn("guest not restored; disconnected", "index", i, "guest", ids[i], "err", errs[i])
 			h.refused = errs
 			continue
 		}
@@ -153,6 +152,34 @@ func restore(cfg Config, saved []SavedGuest, own bool) (*Host, []*Guest, error) 
 	h.mu.Unlock()
 	return h, guests, nil
 }
+
+// restoredIDs gives each saved guest its Guest.ID: the one it had in the
+// saving host (SavedGuest.ID), so that a number an operator or a program
+// holds names the same guest after a servicing; a fresh one, above every
+// other, to a guest saved without one (a state from a release that did
+// not carry them) or with one another guest took first. Guests that
+// connect later are numbered above them all.
+func (h *Host) restoredIDs(saved []SavedGuest) []uint64 {
+	ids := make([]uint64, len(saved))
+	taken := make(map[uint64]bool, len(saved))
+	for i := range saved {
+		// Bounded so that the numbers after it cannot wrap to 0.
+		if id := saved[i].ID; id != 0 && id <= maxGuestID && !taken[id] {
+			ids[i], taken[id] = id, true
+			h.nextGuest = max(h.nextGuest, id)
+		}
+	}
+	for i := range ids {
+		if ids[i] == 0 {
+			h.nextGuest++
+			ids[i] = h.nextGuest
+		}
+	}
+	return ids
+}
+
+// maxGuestID bounds a restored Guest.ID: a state's are not trusted.
+const maxGuestID = 1 << 48
 
 // RestoreErrors says, for a host that Restore or RestoreOwned made, why
 // each guest it did not restore was not: one error per saved guest, in

@@ -23,7 +23,7 @@ import (
 // restore in the same process after a failed exec. Close closes those it
 // owns.
 type SavedGuest struct {
-	ID   uint64 // the guest's Guest.ID in the saving host
+	ID   uint64 // the guest's Guest.ID in the saving host; a restored guest keeps it (0: it gets a fresh one)
 	Conn FD     // the transport socket (transport.Conn.Descriptor)
 	// HelloPending: the guest's transport hello had not been received; it
 	// is still in the socket (transport.FromFileBeforeHello).

@@ -100,7 +100,7 @@ func (d *Daemon) adoptPhases(state []byte, st *hostState, files map[string]int, 
 				sg.Events = append(sg.Events, host.SavedEvent{ChannelID: e.ChannelID, Dir: e.Dir, FD: fd})
 			}
 		}
-		sg.State, sg.HelloPending = g.Bus, g.HelloPending
+		sg.ID, sg.State, sg.HelloPending = g.ID, g.Bus, g.HelloPending
 	}
 	lf := os.NewFile(uintptr(lfd), "listener")
 	delete(files, "listener")

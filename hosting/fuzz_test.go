@@ -29,6 +29,23 @@ func FuzzParseHostState(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(offer)
+	// A state with guest ids, under the identity the target parses with.
+	ids, err := os.ReadFile(filepath.Join("testdata", "golden", "host-guest-id-v1.state"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	begin, _, err := StateUses(ids)
+	if err != nil {
+		f.Fatal(err)
+	}
+	st, err := parseHostState(ids, string(begin.Identity))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if ids, err = st.encode("bus.sock"); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ids)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := parseHostState(data, "bus.sock")
 		if err != nil {
@@ -44,6 +61,11 @@ func FuzzParseHostState(f *testing.F) {
 		st2, err := parseHostState(again, "bus.sock")
 		if err != nil || len(st2.Guests) != len(st.Guests) || len(st2.Devices) != len(st.Devices) || st2.Count != st.Count || len(st2.Conns) != len(st.Conns) {
 			t.Fatalf("re-encoded: %v", err)
+		}
+		for i, g := range st.Guests {
+			if st2.Guests[i].ID != g.ID {
+				t.Fatalf("guest %d: id %d re-encoded as %d", i, g.ID, st2.Guests[i].ID)
+			}
 		}
 	})
 }

@@ -28,6 +28,9 @@ var goldenStates = []string{
 	// Saved by TestServiceToCarriesOfferNotOpened (-update): an echo
 	// device and an hvsock connection offered, not yet opened.
 	filepath.Join("testdata", "golden", "host-hvsock-offer-v1.state"),
+	// Saved by TestServiceToKeepsGuestIDs (-update): two guests, each
+	// with its id.
+	filepath.Join("testdata", "golden", "host-guest-id-v1.state"),
 }
 
 // TestGoldenStatesCoverEveryKind reads every golden state with this

@@ -165,8 +165,9 @@ func unchangedImage(exe string) bool {
 // which catches a set announced between the pre-flight and the pause:
 // that servicing fails and the host serves on. A host-hvsock-offer record
 // is written only for a successor that reads it: for another, the offers
-// are left to its rescind, as before there was the record.
-var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages, kindHostHVSockConn, kindHostHVSockOffer}
+// are left to its rescind, as before there was the record; so is a
+// host-guest-id record: another numbers the guests anew.
+var avoidable = []savedstate.Kind{channel.KindChannelRestart, channel.KindChannelDevice, channel.KindChannelTransferPages, kindHostHVSockConn, kindHostHVSockOffer, kindHostGuestID}
 
 // unreadable returns what of this build's state the successor (reads)
 // cannot read and the servicing cannot avoid: a format version or kinds.

@@ -236,9 +236,15 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 		late bool // not paused above
 	}
 	var jobs []job
+	// The guests' numbers, for a successor that reads them: another
+	// numbers the guests anew, as releases before the record did.
+	keepIDs := len(reads.Missing([]savedstate.Kind{kindHostGuestID})) == 0
 	for i := range saved {
 		srv, ok := servers[saved[i].ID]
 		g := &guestState{Index: uint32(i), Memory: saved[i].Memory.Valid(), NoServers: !ok, HelloPending: saved[i].HelloPending, Bus: saved[i].State, Channels: make([][][]byte, len(d.devs.specs))}
+		if keepIDs {
+			g.ID = saved[i].ID
+		}
 		files[fmt.Sprintf("g%d.conn", i)] = saved[i].Conn.Int()
 		if saved[i].Memory.Valid() {
 			files[fmt.Sprintf("g%d.mem", i)] = saved[i].Memory.Int()

@@ -20,6 +20,11 @@ const (
 	kindHostGuest        savedstate.Kind = 0x0201
 	kindHostBusChunk     savedstate.Kind = 0x0202
 	kindHostChannelChunk savedstate.Kind = 0x0203
+	// kindHostGuestID follows a host-guest record: the guest's
+	// host.Guest.ID, which the successor gives it again. Not critical: a
+	// release that does not read it numbers the guests anew, as releases
+	// before it did.
+	kindHostGuestID savedstate.Kind = 0x0206
 )
 
 // Bounds on what a successor accepts.
@@ -34,6 +39,7 @@ const (
 	noDevice        = ^uint32(0)
 	hostInfoSize    = 12
 	guestHeaderSize = 9
+	guestIDSize     = 12
 )
 
 // Flags of a host-guest record (its fifth byte).
@@ -48,6 +54,16 @@ func init() {
 	savedstate.RegisterKind(kindHostGuest, savedstate.KindInfo{Name: "host-guest", Describe: func(b []byte) (any, error) { return decodeHostGuest(b) }})
 	savedstate.RegisterKind(kindHostBusChunk, savedstate.KindInfo{Name: "host-bus-chunk", Describe: describeChunk(kindHostBusChunk)})
 	savedstate.RegisterKind(kindHostChannelChunk, savedstate.KindInfo{Name: "host-channel-chunk", Describe: describeChunk(kindHostChannelChunk)})
+	savedstate.RegisterKind(kindHostGuestID, savedstate.KindInfo{Name: "host-guest-id", Describe: func(b []byte) (any, error) {
+		index, id, err := decodeGuestID(b)
+		return guestIDJSON{index, id}, err
+	}})
+}
+
+// guestIDJSON is a host-guest-id record as `vmbus state inspect` shows it.
+type guestIDJSON struct {
+	Guest uint32 `json:"guest"`
+	ID    uint64 `json:"id"`
 }
 
 // hostState is the whole saved state of a servicing host.
@@ -72,6 +88,7 @@ type hostInfo struct {
 // channel is offered anew).
 type guestState struct {
 	Index  uint32 `json:"guest"`
+	ID     uint64 `json:"-"` // host.Guest.ID; 0: none saved (kindHostGuestID)
 	Memory bool   `json:"memory"`
 	// NoServers: the guest had not made contact, its servers were not
 	// built; OnGuest builds them once it does, after the restore.
@@ -137,6 +154,10 @@ func (s *hostState) records() ([]savedstate.Record, error) {
 			b = append(b, byte(e.Dir))
 		}
 		recs = append(recs, savedstate.Record{Kind: kindHostGuest, Flags: crit, Body: b})
+		if g.ID != 0 {
+			id := binary.LittleEndian.AppendUint32(make([]byte, 0, guestIDSize), g.Index)
+			recs = append(recs, savedstate.Record{Kind: kindHostGuestID, Body: binary.LittleEndian.AppendUint64(id, g.ID)})
+		}
 		for rest := g.Bus; len(rest) > 0; {
 			n := min(len(rest), hostChunkSize)
 			body := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+n), g.Index)
@@ -236,6 +257,18 @@ func decodeHostGuest(b []byte) (*guestState, error) {
 	return g, nil
 }
 
+// decodeGuestID reads a host-guest-id record.
+func decodeGuestID(b []byte) (index uint32, id uint64, err error) {
+	if len(b) != guestIDSize {
+		return 0, 0, fmt.Errorf("host-guest-id of %d bytes", len(b))
+	}
+	index, id = binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint64(b[4:])
+	if id == 0 {
+		return 0, 0, fmt.Errorf("host-guest-id: guest %d with id 0", index)
+	}
+	return index, id, nil
+}
+
 // splitChunk takes a chunk record's guest (and device) and data.
 func splitChunk(k savedstate.Kind, b []byte) (guest, dev uint32, data []byte, err error) {
 	hdr := 4
@@ -327,6 +360,15 @@ func parseHostState(data []byte, socket string) (*hostState, error) {
 			g.Channels = make([][][]byte, len(s.Devices))
 			s.Guests = append(s.Guests, g)
 			cur = g
+		case kindHostGuestID:
+			g, id, err := decodeGuestID(r.Body)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", seq, err)
+			}
+			if cur == nil || g != cur.Index || cur.ID != 0 || len(cur.Bus) > 0 {
+				return nil, fmt.Errorf("record %d: id of guest %d not right after its host-guest", seq, g)
+			}
+			cur.ID = id
 		case kindHostBusChunk, kindHostChannelChunk:
 			g, dev, data, err := splitChunk(r.Kind, r.Body)
 			if err != nil {
