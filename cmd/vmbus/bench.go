@@ -50,8 +50,8 @@ same run on the same machine; "vmbus guest ping --floor" reports its own as
 ratios to them.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if count <= 0 {
-				return usageErrorf("bench floor: want --count > 0")
+			if count <= 0 || count > floor.MaxCount {
+				return usageErrorf("bench floor: want 0 < --count <= %d", floor.MaxCount)
 			}
 			res, err := measureFloor(count)
 			if err != nil {

@@ -201,8 +201,8 @@ of the eventfd floor, and p50 of the runtime poller's, too. Exit status 1 if any
 			if !cmd.Flags().Changed("warmup") {
 				warmup = count / 10
 			}
-			if count <= 0 || warmup < 0 || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
-				return usageErrorf("ping: want --count > 0, --warmup >= 0, %d <= --payload <= %d, --timeout > 0", echo.HeaderSize, echo.DefaultMaxPayload)
+			if count <= 0 || count > floor.MaxCount || warmup < 0 || warmup > floor.MaxCount || payload < echo.HeaderSize || payload > echo.DefaultMaxPayload || timeout <= 0 {
+				return usageErrorf("ping: want 0 < --count <= %d, 0 <= --warmup <= %d, %d <= --payload <= %d, --timeout > 0", floor.MaxCount, floor.MaxCount, echo.HeaderSize, echo.DefaultMaxPayload)
 			}
 			var fl, pfl, rfl floor.Latency
 			if floors {

@@ -164,6 +164,10 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 		{"guest", "--socket", none, "stream", "--payload", "64", "--count", "10", "--idle", "0"},
 		{"guest", "--socket", none, "ping", "--count", "-1"},
 		{"guest", "--socket", none, "ping", "--warmup", "-1"},
+		// Each round trip's time is kept: a count beyond the bound ran
+		// out of memory before it started.
+		{"guest", "--socket", none, "ping", "--count", "99999999999"},
+		{"guest", "--socket", none, "ping", "--warmup", "99999999999"},
 		{"guest", "--socket", none, "ping", "--bogus"},
 		{"guest", "--socket", none, "disk"},
 		{"guest", "--socket", none, "disk", "verify", "--size", "-5"},
@@ -195,8 +199,13 @@ func TestE2EBenchFloor(t *testing.T) {
 			t.Errorf("%s floor: %v", k, l)
 		}
 	}
-	if err := exec.Command(bin, "bench", "floor", "--count", "0").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 2 {
-		t.Errorf("--count 0: %v, want exit 2", err)
+	// A count beyond the bound ran out of memory (a runtime crash, whose
+	// exit status is 2 too): the message tells them apart.
+	for _, n := range []string{"0", "99999999999"} {
+		out, err := exec.Command(bin, "bench", "floor", "--count", n).CombinedOutput()
+		if exitCode(err) != 2 || !strings.Contains(string(out), "want 0 < --count <=") {
+			t.Errorf("--count %s: %v, %s; want exit 2 and the bound", n, err, out)
+		}
 	}
 }
 

@@ -30,7 +30,6 @@ package floor
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +43,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// MaxCount bounds Config.Count: each floor keeps every round trip's time.
+const MaxCount = 10_000_000
 
 // Config is one floor measurement.
 type Config struct {
@@ -111,8 +113,8 @@ const (
 
 // Measure runs the four floors against a peer started with c.PeerCommand.
 func Measure(c Config) (Result, error) {
-	if c.Count <= 0 || c.Warmup < 0 || len(c.PeerCommand) == 0 {
-		return Result{}, errors.New("floor: want Count > 0, Warmup >= 0 and a peer command")
+	if c.Count <= 0 || c.Count > MaxCount || c.Warmup < 0 || len(c.PeerCommand) == 0 {
+		return Result{}, fmt.Errorf("floor: want 0 < Count <= %d, Warmup >= 0 and a peer command", MaxCount)
 	}
 	memfd, err := unix.MemfdCreate("floor", unix.MFD_CLOEXEC)
 	if err != nil {
