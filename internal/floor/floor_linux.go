@@ -153,6 +153,9 @@ func Measure(c Config) (Result, error) {
 
 	cmd := exec.Command(c.PeerCommand[0], c.PeerCommand[1:]...)
 	cmd.ExtraFiles = []*os.File{mem, toPeer, toUs, pollPeer, pollUs}
+	// A peer left behind would spin or wait for ever, holding the
+	// measuring process's stdout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

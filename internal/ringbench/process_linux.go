@@ -83,6 +83,9 @@ func runRoundTripProcesses(c Config) (res Result, err error) {
 	cmd := exec.Command(c.EchoCommand[0], c.EchoCommand[1:]...)
 	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{mem, events[0], events[1]}
+	// An echo process left behind would spin for ever, holding the
+	// measuring process's stdout.
+	cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return Result{}, err
