@@ -217,7 +217,9 @@ func (d *Daemon) config() host.Config {
 // that kept it from listening. A Config.StateFile that cannot be written
 // is found here (ErrConfig), not at the first servicing, which would
 // fail on it; a successor (Adopt) does not look: it must not fail to
-// take its guests over for the want of a copy of their state.
+// take its guests over for the want of a copy of their state. An error
+// once the socket is bound (the capture, a connect relay's path) closes
+// the daemon: what it bound is removed.
 func (d *Daemon) Serve() error {
 	return d.serveOn(func() (*transport.Listener, error) { return transport.Listen(d.cfg.Socket) })
 }
@@ -247,14 +249,16 @@ func (d *Daemon) serveOn(listen func() (*transport.Listener, error)) error {
 		return fmt.Errorf("host: %w", err)
 	}
 	d.h = host.New(d.config())
-	if err := d.openCapture(d.h, false); err != nil {
-		l.Close()
-		d.h.Close()
-		return fmt.Errorf("host: %w", err)
+	err = d.openCapture(d.h, false)
+	if err == nil {
+		err = d.listenConnects()
 	}
-	if err := d.listenConnects(); err != nil {
+	if err != nil {
+		// Nothing is served: what was bound goes (the connect relays'
+		// paths among it, which a next start would find in use), and
+		// the daemon with it.
 		l.Close()
-		d.h.Close()
+		d.Close()
 		return fmt.Errorf("host: %w", err)
 	}
 	d.serve(l)
@@ -331,7 +335,9 @@ func (d *Daemon) Close() {
 	d.closeRelays()
 	if d.h != nil {
 		d.h.Close()
-		<-d.ended
+		if d.ended != nil {
+			<-d.ended
+		}
 	}
 	d.devs.wait()
 	d.devs.close()

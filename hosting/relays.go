@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -33,11 +34,16 @@ func (d *Daemon) openRelays() error {
 		seen[r.Service] = true
 	}
 	connects := make([]hvsock.Route, 0, len(d.cfg.Connects))
+	paths := make(map[string]bool, len(d.cfg.Connects))
 	for _, c := range d.cfg.Connects {
 		r, err := hvsock.ParseConnect(c)
 		if err != nil {
 			return fmt.Errorf("%w: connect: %w", ErrDevice, err)
 		}
+		if p := filepath.Clean(r.Address); paths[p] || p == filepath.Clean(d.cfg.Socket) {
+			return fmt.Errorf("%w: connect: path %s given twice, or the bus socket's", ErrDevice, r.Address)
+		}
+		paths[filepath.Clean(r.Address)] = true
 		connects = append(connects, r)
 	}
 	d.hv = hvsock.NewServer(hvsock.Config{Logger: d.log})

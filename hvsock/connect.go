@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/host"
+	"github.com/govmbus/govmbus/internal/sockpath"
 )
 
 // ParseConnect reads unix:PATH=SERVICE (vmbus host --hvsock-connect): a
@@ -66,6 +67,11 @@ func (r *Relay) Listen() error {
 	if r.ul != nil {
 		r.ResumeAccept()
 		return nil
+	}
+	// A socket a host that died left is replaced; a live one, or a file
+	// that is not a socket, is refused (sockpath.ErrInUse, ErrNotSocket).
+	if err := sockpath.Claim(r.route.Address, "unix"); err != nil {
+		return fmt.Errorf("hvsock: connect: %w", err)
 	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: r.route.Address, Net: "unix"})
 	if err != nil {
