@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -228,4 +229,27 @@ func (r *Reader) packetBlock(body []byte) (Record, error) {
 		RecordHeader: h,
 		Data:         rest,
 	}, nil
+}
+
+// CountRecords counts the records of the capture file at path, every
+// section's: what the Writers that wrote it counted in their Stats, added
+// up.
+func CountRecords(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("capture: %w", err)
+	}
+	defer f.Close()
+	r := NewReader(f)
+	var n uint64
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
 }

@@ -40,6 +40,9 @@ type captureState struct {
 	held    bool       // suspended for a handover
 	busy    bool       // a servicing runs: no start or stop until it ends
 	changed bool       // started or stopped at run time
+	// appended: w added a section to a predecessor's file, whose records
+	// its Stats do not count.
+	appended bool
 }
 
 // servicingCapture marks a servicing's start (on) and end: a capture
@@ -86,7 +89,7 @@ func (d *Daemon) openCapture(h *host.Host, successor bool) error {
 	if err != nil {
 		return err
 	}
-	c.w = w
+	c.w, c.appended = w, successor
 	h.Capture().Swap(w)
 	return nil
 }
@@ -192,15 +195,17 @@ func (d *Daemon) StartCapture(cfg CaptureConfig) error {
 	if err != nil {
 		return err
 	}
-	c.cfg, c.w, c.changed = cfg, w, true
+	c.cfg, c.w, c.changed, c.appended = cfg, w, true, false
 	c.h.Capture().Swap(w)
 	os.Setenv(captureEnv, fmt.Sprintf("%s\t%d\t%d", cfg.Path, cfg.SnapLen, cfg.MaxBytes)) //nolint:errcheck // a valid name
 	d.log.Info("capture started", "path", cfg.Path)
 	return nil
 }
 
-// StopCapture stops the running capture, if any, and returns its counts.
-// It is safe for concurrent use with the daemon's methods.
+// StopCapture stops the running capture, if any, and returns its counts:
+// Records and Bytes those of the whole file, the sections of the images
+// before a servicing included; Dropped this image's (a predecessor's are
+// in no file). It is safe for concurrent use with the daemon's methods.
 func (d *Daemon) StopCapture() (capture.Stats, error) {
 	d.capMu.Lock()
 	defer d.capMu.Unlock()
@@ -212,7 +217,17 @@ func (d *Daemon) StopCapture() (capture.Stats, error) {
 	if c.w != nil {
 		st = c.w.Stats()
 	}
+	appended, path := c.w != nil && c.appended, c.cfg.Path
 	d.closeCaptureLocked()
+	if appended {
+		// The predecessors' sections are read back, once the file is
+		// closed: outside any blackout, at an operator's request.
+		if n, err := capture.CountRecords(path); err == nil {
+			st.Records = n
+		} else {
+			d.log.Warn("capture: counting the records of the sections before this image's", "path", path, "err", err)
+		}
+	}
 	c.cfg, c.changed = CaptureConfig{}, true
 	os.Setenv(captureEnv, "") //nolint:errcheck // a valid name
 	return st, nil

@@ -180,6 +180,11 @@ func testCaptureAdmin(t *testing.T, args ...string) {
 	if err := json.Unmarshal(out, &st); err != nil || st.Records == 0 {
 		t.Fatalf("capture stop: %s (%v)", out, err)
 	}
+	// The whole file's records, the predecessor's section's too: before,
+	// the successor's alone, beside the whole file's bytes.
+	if all := readCaptureJSON(t, path); uint64(len(all)) != st.Records {
+		t.Errorf("capture stop counted %d records, the file holds %d", st.Records, len(all))
+	}
 	ins := map[int]int{}
 	for _, r := range readCaptureJSON(t, path, "--filter", "kind=packet,dir=in") {
 		ins[r.Section]++
