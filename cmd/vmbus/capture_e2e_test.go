@@ -163,6 +163,9 @@ func testCaptureAdmin(t *testing.T, args ...string) {
 	adm := func(args ...string) ([]byte, error) {
 		return exec.Command(bin, append([]string{"admin", "--socket", sock, "capture"}, args...)...).CombinedOutput()
 	}
+	if out, err := adm("start", dir); exitCode(err) != exitUsage {
+		t.Fatalf("a capture start on a directory: %v: %s, want exit %d", err, out, exitUsage)
+	}
 	if out, err := adm("start", path); err != nil {
 		t.Fatalf("capture start: %v: %s", err, out)
 	}

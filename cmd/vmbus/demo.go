@@ -49,6 +49,9 @@ with vmbus capture read, or Wireshark: docs/CAPTURE.md). Exit status 0 if everyt
 			if dc.CaptureMaxBytes < 0 {
 				return usageErrorf("demo: --capture-max-bytes %d: want 0 (no limit) or more", dc.CaptureMaxBytes)
 			}
+			if fi, err := os.Stat(dc.Capture); dc.Capture != "" && err == nil && fi.IsDir() {
+				return usageErrorf("demo: --capture %s is a directory, not a file", dc.Capture)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()

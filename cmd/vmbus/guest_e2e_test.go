@@ -174,6 +174,9 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 		{"guest", "ping"},
 		{"host", "--socket", none, "--device", "blk=" + none},
 		{"host", "--socket", none, "--device", "blk="},
+		// A directory for the capture file is bad input, not a failure.
+		{"host", "--socket", none, "--capture", t.TempDir()},
+		{"demo", "--capture", t.TempDir()},
 	} {
 		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
 			t.Errorf("%v: %v, want exit 2", args, err)

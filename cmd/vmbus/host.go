@@ -219,7 +219,8 @@ refused") if its state could not be read at all.`,
 				}
 			default:
 				if err := d.Serve(); err != nil {
-					if errors.Is(err, sockpath.ErrNotSocket) || errors.Is(err, hosting.ErrConfig) {
+					// A directory given for a file (--capture) is bad input too.
+					if errors.Is(err, sockpath.ErrNotSocket) || errors.Is(err, hosting.ErrConfig) || errors.Is(err, syscall.EISDIR) {
 						return usageErrorf("%v", err)
 					}
 					return failuref("%v", err)

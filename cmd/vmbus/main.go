@@ -111,8 +111,12 @@ func groupCmd(use, short, long string, children ...*cobra.Command) *cobra.Comman
 // reported as bad usage.
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageErrorf("%s: want %s, got %d arguments", cmd.Name(), names, len(args))
+		switch {
+		case len(args) == n:
+		case len(args) == 0:
+			return usageErrorf("%s: want %s, got none", cmd.Name(), names)
+		default:
+			return usageErrorf("%s: want %s, got %q", cmd.Name(), names, args)
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/govmbus/govmbus/capture"
@@ -358,6 +359,9 @@ func (s *Server) captureStart(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, hosting.ErrCaptureBusy):
 		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, syscall.EISDIR):
+		// The request's fault: a directory for the file.
+		writeError(w, http.StatusBadRequest, err)
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err)
 	default:
