@@ -12,7 +12,7 @@ import (
 var (
 	// ErrRefused: nothing listens on the service (the guest's connect was
 	// refused). It matches syscall.ECONNREFUSED with errors.Is.
-	ErrRefused = fmt.Errorf("hvsock: connection refused: %w", syscall.ECONNREFUSED)
+	ErrRefused = fmt.Errorf("hvsock: %w", syscall.ECONNREFUSED)
 	// ErrLimit: a connection was refused because a limit was reached.
 	ErrLimit = errors.New("hvsock: connection limit reached")
 	// ErrNotOpened: the peer did not open the connection's channel in
