@@ -31,6 +31,9 @@ const captureEnv = "GOVMBUS_CAPTURE"
 // calls' while a servicing hands the capture over.
 var ErrCaptureBusy = errors.New("hosting: a capture is running or being handed over")
 
+// ErrNoCapture is StopCapture's error when no capture runs.
+var ErrNoCapture = errors.New("hosting: no capture is running")
+
 // captureState is the daemon's capture, guarded by capMu: the admin API
 // starts and stops it from its own goroutines.
 type captureState struct {
@@ -202,7 +205,8 @@ func (d *Daemon) StartCapture(cfg CaptureConfig) error {
 	return nil
 }
 
-// StopCapture stops the running capture, if any, and returns its counts:
+// StopCapture stops the running capture and returns its counts
+// (ErrNoCapture if none runs):
 // Records and Bytes those of the whole file, the sections of the images
 // before a servicing included; Dropped this image's (a predecessor's are
 // in no file). It is safe for concurrent use with the daemon's methods.
@@ -213,11 +217,11 @@ func (d *Daemon) StopCapture() (capture.Stats, error) {
 	if c.held || c.busy {
 		return capture.Stats{}, ErrCaptureBusy
 	}
-	var st capture.Stats
-	if c.w != nil {
-		st = c.w.Stats()
+	if c.w == nil {
+		return capture.Stats{}, ErrNoCapture
 	}
-	appended, path := c.w != nil && c.appended, c.cfg.Path
+	st := c.w.Stats()
+	appended, path := c.appended, c.cfg.Path
 	d.closeCaptureLocked()
 	if appended {
 		// The predecessors' sections are read back, once the file is

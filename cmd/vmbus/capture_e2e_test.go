@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -162,6 +163,9 @@ func testCaptureAdmin(t *testing.T, args ...string) {
 	h := startJSONHost(t, bin, filepath.Join(dir, "bus.sock"), append([]string{"--device", "echo", "--admin", sock}, args...)...)
 	adm := func(args ...string) ([]byte, error) {
 		return exec.Command(bin, append([]string{"admin", "--socket", sock, "capture"}, args...)...).CombinedOutput()
+	}
+	if out, err := adm("stop"); exitCode(err) != exitFailure || !strings.Contains(string(out), "no capture is running") {
+		t.Fatalf("a capture stop with none running: %v: %s", err, out)
 	}
 	if out, err := adm("start", dir); exitCode(err) != exitUsage {
 		t.Fatalf("a capture start on a directory: %v: %s, want exit %d", err, out, exitUsage)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -421,6 +422,9 @@ func newGuestHVSockCmd(socket *string) *cobra.Command {
 		Use: "hvsock dial|listen SERVICE [--exec CMD]", Short: "Connect stdin and stdout to the host's hvsock SERVICE (a GUID or vsock port), or take its connections (docs/HVSOCK.md)",
 		Args: exactArgs(2, "dial|listen and a SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("exec") && strings.TrimSpace(execCmd) == "" {
+				return usageErrorf("guest hvsock: --exec wants a command")
+			}
 			st, err := hvsock.ParseStdio(args[0], args[1], execCmd)
 			if err != nil {
 				return usageErrorf("guest hvsock: %v", err)

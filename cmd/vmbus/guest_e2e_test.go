@@ -177,6 +177,7 @@ func TestE2EDeviceExitStatus(t *testing.T) {
 		// A directory for the capture file is bad input, not a failure.
 		{"host", "--socket", none, "--capture", t.TempDir()},
 		{"demo", "--capture", t.TempDir()},
+		{"guest", "--socket", none, "hvsock", "listen", "5000", "--exec", ""},
 	} {
 		if err := exec.Command(bin, args...).Run(); exitCode(err) != 2 {
 			t.Errorf("%v: %v, want exit 2", args, err)
