@@ -112,6 +112,9 @@ refused") if its state could not be read at all.`,
 			if capt.MaxBytes < 0 {
 				return usageErrorf("host: --capture-max-bytes %d: want 0 (no limit) or more", capt.MaxBytes)
 			}
+			if f := cmd.Flags(); capt.Path == "" && (f.Changed("capture-snaplen") || f.Changed("capture-max-bytes")) {
+				return usageErrorf("host: --capture-snaplen and --capture-max-bytes go with --capture")
+			}
 			if f := cmd.Flags(); !chaosOn && (f.Changed("seed") || f.Changed("chaos-duration")) {
 				return usageErrorf("host: --seed and --chaos-duration go with --chaos")
 			}

@@ -144,6 +144,7 @@ func TestE2EExitStatus(t *testing.T) {
 		{"host", "--socket", "x", "--capture", kept, "--capture-snaplen", "-1"},
 		{"host", "--socket", "x", "--capture", kept, "--capture-snaplen", "1048577"},
 		{"host", "--socket", "x", "--capture", kept, "--capture-max-bytes", "-1"},
+		{"host", "--socket", "x", "--capture-snaplen", "64"},
 		{"demo", "--capture", kept, "--capture-snaplen", "-1"},
 		{"demo", "--capture", kept, "--capture-max-bytes", "-1"},
 		{"host", "--socket", "x", "--state-file", t.TempDir()},
