@@ -3,28 +3,12 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// children is the pids of pid's child processes.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
 
 // TestE2EBenchPeersDieWithParent: the peer process of `bench floor` and
 // the echo process of `bench ring --processes 2` end with the process
@@ -48,7 +32,7 @@ func TestE2EBenchPeersDieWithParent(t *testing.T) {
 				cmd.Wait()
 				t.Fatalf("%v: no child process came", args)
 			}
-			kids = children(cmd.Process.Pid)
+			kids = childrenOf(cmd.Process.Pid)
 		}
 		// Past its start: a peer still to say it is ready dies of the
 		// broken pipe anyway.
