@@ -142,9 +142,10 @@ func TestDirectTakesWhileReadWaits(t *testing.T) {
 	if wantDirect := 3 + 4 + 5*8; l.directN != wantDirect || res[1].(int) != len(sent)-wantDirect {
 		t.Fatalf("direct took %d, Read %d; want %d and %d", l.directN, res[1], wantDirect, len(sent)-wantDirect)
 	}
-	if h := r.server.Channel().Outstanding(); h != 0 {
-		t.Fatalf("%d packets held after the end, want 0", h)
-	}
+	// Outstanding also counts the packet objects the receive loop took
+	// ahead for its batch until the batch ends, which may be after the
+	// Read saw the end: exact between batches (channel.Outstanding).
+	testbus.Eventually(t, "no packet held after the end", func() bool { return r.server.Channel().Outstanding() == 0 })
 }
 
 // A batch longer than the packets the Conn may hold goes to the direct
