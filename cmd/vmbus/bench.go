@@ -154,11 +154,11 @@ shared memfd, one eventfd per direction), as the host does for a guest.`,
 				return usageErrorf("bench ring: --processes must be 1 or 2")
 			}
 			if err := c.Validate(); err != nil {
-				return usageError(err)
+				return usageErrorf("bench ring: %v", err)
 			}
 			res, err := ringbench.Run(c)
 			if err != nil {
-				return failuref("%v", err)
+				return failuref("bench ring: %v", err)
 			}
 			if want := ringbench.ExpectedChecksum(c); res.Checksum != want {
 				return failuref("reader saw sequence-number sum %d, want %d: packets lost or reordered", res.Checksum, want)

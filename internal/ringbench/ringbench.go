@@ -55,6 +55,8 @@ func (r Result) WriteText(w io.Writer, c Config) {
 	}
 	read := "copy reads"
 	switch {
+	case c.RoundTrip && len(c.EchoCommand) > 0:
+		read = "round trips (two rings), the echo side in a second process"
 	case c.RoundTrip:
 		read = "round trips (two rings)"
 	case c.ZeroCopy:

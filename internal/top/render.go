@@ -16,10 +16,10 @@ const barWidth = 10
 // line is the layout of the column line and of each row.
 const line = "%-6s %-10s %3s %-9s %8s %9s %10s %10s  %-17s  %-17s %4s %6s %21s  %s\n"
 
-// Render writes the table: a title line (the host, the time, the order
-// and the keys), the column line, and one line per row. A row without
-// rates shows "-" for them.
-func Render(w io.Writer, host admin.HostInfo, at time.Time, rows []Row, k Key, reverse bool) error {
+// Render writes the table: a title line (the host, the time, the order,
+// and with keys the keys that change it), the column line, and one line
+// per row. A row without rates shows "-" for them.
+func Render(w io.Writer, host admin.HostInfo, at time.Time, rows []Row, k Key, reverse, keys bool) error {
 	var b strings.Builder
 	order := string(k)
 	if reverse {
@@ -29,8 +29,11 @@ func Render(w io.Writer, host admin.HostInfo, at time.Time, rows []Row, k Key, r
 	if host.LastBlackout > 0 {
 		blackout = time.Duration(host.LastBlackout).String()
 	}
-	fmt.Fprintf(&b, "vmbus top  pid %d  servicings %d  last blackout %s  %s  sort %s  [%s]\n",
-		host.Pid, host.Servicings, blackout, at.Format("15:04:05"), order, Keys)
+	fmt.Fprintf(&b, "vmbus top  pid %d  servicings %d  last blackout %s  %s  sort %s", host.Pid, host.Servicings, blackout, at.Format("15:04:05"), order)
+	if keys {
+		fmt.Fprintf(&b, "  [%s]", Keys)
+	}
+	b.WriteByte('\n')
 	fmt.Fprintf(&b, line, "GUEST", "DEVICE", "ID", "STATE", "PKT/s IN", "PKT/s OUT", "B/s IN", "B/s OUT",
 		"IN RING", "OUT RING", "PEND", "QUEUED", "SIGNALS SENT/SUPP", "STALL")
 	if len(rows) == 0 {

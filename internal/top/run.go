@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options, in *os.File, out io.Writer) error {
 				return err
 			}
 		}
-		if err := Render(out, cur.Host, cur.At, rows, o.Sort, false); err != nil {
+		if err := Render(out, cur.Host, cur.At, rows, o.Sort, false, false); err != nil {
 			return err
 		}
 		prev = cur
@@ -99,7 +99,7 @@ func live(ctx context.Context, o Options, c *admin.Client, prev *Snapshot, in, o
 		var b bytes.Buffer
 		b.WriteString(ansiClear)
 		Sort(rows, key, reverse)
-		if err := Render(&b, cur.Host, cur.At, rows, key, reverse); err != nil {
+		if err := Render(&b, cur.Host, cur.At, rows, key, reverse, true); err != nil {
 			return err
 		}
 		if lastErr != nil {

@@ -111,7 +111,7 @@ func TestRender(t *testing.T) {
 		Stall: "lost-signal", Unstuck: 1}}
 	var b strings.Builder
 	at := time.Date(2026, 1, 1, 12, 34, 56, 0, time.UTC)
-	if err := Render(&b, admin.HostInfo{Pid: 42, Servicings: 3, LastBlackout: admin.Duration(1500 * time.Microsecond)}, at, rows, ByIn, true); err != nil {
+	if err := Render(&b, admin.HostInfo{Pid: 42, Servicings: 3, LastBlackout: admin.Duration(1500 * time.Microsecond)}, at, rows, ByIn, true, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
@@ -130,6 +130,14 @@ func TestRender(t *testing.T) {
 	}
 	if i, j := strings.Index(lines[1], "STALL"), strings.Index(lines[2], "lost-signal"); i != j {
 		t.Errorf("STALL column at %d, the row's stall at %d", i, j)
+	}
+	// Without a terminal no key works: the title does not offer them.
+	b.Reset()
+	if err := Render(&b, admin.HostInfo{Pid: 42}, at, rows, ByIn, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if title, _, _ := strings.Cut(b.String(), "\n"); strings.Contains(title, "quit") || !strings.HasSuffix(title, "sort i") {
+		t.Errorf("plain title %q: want it to end at the order, without keys", title)
 	}
 }
 
