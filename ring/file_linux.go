@@ -21,7 +21,9 @@ func OpenFile(path string, writable bool) (*File, error) {
 	if writable {
 		flag, prot = os.O_RDWR, syscall.PROT_READ|syscall.PROT_WRITE
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	// O_NONBLOCK: the open of a FIFO waits for a writer without it, and
+	// the check below refuses what is not a regular file.
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

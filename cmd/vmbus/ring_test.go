@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/govmbus/govmbus/internal/ringtext"
@@ -137,7 +138,15 @@ func TestRingBadUsageExit2(t *testing.T) {
 	mustCLI(t, "ring", "init", "--data-size", "4096", f)
 	odd := filepath.Join(dir, "odd")
 	os.WriteFile(odd, make([]byte, 5000), 0o644)
+	// A FIFO with no writer: its open waited for one.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
+		{"ring", "dump", fifo},
+		{"ring", "read", fifo},
+		{"state", "inspect", fifo},
 		{"ring"},
 		{"ring", "bogus"},
 		{"ring", "init", f},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -124,9 +125,10 @@ func printState(w io.Writer, s stateJSON) {
 	}
 }
 
-// readLimited reads a file of at most max bytes.
+// readLimited reads a regular file of at most max bytes.
 func readLimited(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: the open of a FIFO waits for a writer without it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +136,9 @@ func readLimited(path string, max int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	if st.Size() > max {
 		return nil, fmt.Errorf("%s is %d bytes, more than the %d a saved state may have", path, st.Size(), max)
