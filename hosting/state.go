@@ -306,12 +306,16 @@ func describeChunkOf(kind savedstate.Kind, b []byte) (any, error) {
 		return out, nil
 	}
 	out.Scope = begin.Scope.String()
-	for _, r := range recs {
+	for i, r := range recs {
 		n := nestJSON{Kind: savedstate.KindName(r.Kind), Body: fmt.Sprintf("%x", r.Body)}
 		if info, ok := savedstate.LookupKind(r.Kind); ok && info.Describe != nil {
-			if v, err := info.Describe(r.Body); err == nil {
-				n.Body = v
+			// A record of a known kind that does not decode is a state no
+			// restore takes, nested or not.
+			v, err := info.Describe(r.Body)
+			if err != nil {
+				return nil, fmt.Errorf("its %s state's record %d (%s): %w", out.Scope, i+1, n.Kind, err)
 			}
+			n.Body = v
 		}
 		out.Records = append(out.Records, n)
 	}
