@@ -345,6 +345,19 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// A message shorter than its header names the type when its type field
+// is whole: "InitiateContact message of 4 bytes", not "MessageType(0)".
+func TestDecodeShortHeaderNamesType(t *testing.T) {
+	_, err := Decode(hx("0e000000"))
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Type != TypeInitiateContact || !errors.Is(err, ErrShort) {
+		t.Fatalf("Decode of a 4-byte InitiateContact: %v", err)
+	}
+	if _, err := Decode(hx("0e0000")); !errors.As(err, &de) || de.Type != 0 {
+		t.Fatalf("Decode of 3 bytes: %v, want no type", err)
+	}
+}
+
 // Every golden message one byte shorter or longer is rejected.
 func TestDecodeRejectsOffByOne(t *testing.T) {
 	for _, g := range goldens() {

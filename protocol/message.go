@@ -166,7 +166,12 @@ func Marshal(m Message) []byte {
 // PeekType returns the type in the header of b without decoding the body.
 func PeekType(b []byte) (MessageType, error) {
 	if len(b) < HeaderSize {
-		return 0, &DecodeError{Len: len(b), Err: ErrShort, Want: "at least 8"}
+		e := &DecodeError{Len: len(b), Err: ErrShort, Want: "at least 8"}
+		if len(b) >= 4 {
+			// Named in the error: the type field is whole, the header not.
+			e.Type = MessageType(le.Uint32(b))
+		}
+		return 0, e
 	}
 	return MessageType(le.Uint32(b)), nil
 }
