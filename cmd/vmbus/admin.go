@@ -209,6 +209,9 @@ func guestPath(id, what string) (string, error) {
 // do calls the API: an answer of bad input (400, 404) is exit 2, any
 // other failure exit 1, each with the API's one-line reason.
 func (o *adminOpts) do(cmd *cobra.Command, method, path string, body, out any) error {
+	if err := notSocket("admin: --socket", o.socket); err != nil {
+		return err
+	}
 	if o.socket == "" {
 		return usageErrorf("admin: --socket is required")
 	}

@@ -98,6 +98,9 @@ func dialGuestMemory(ctx context.Context, socket string, memory uint64) (*guest.
 	if socket == "" {
 		return nil, usageErrorf("guest: --socket is required")
 	}
+	if err := notSocket("guest: --socket", socket); err != nil {
+		return nil, err
+	}
 	if guestPoll < 0 || guestPoll > channel.MaxPoll {
 		return nil, usageErrorf("guest: --poll %v: want 0 to %v", guestPoll, channel.MaxPoll)
 	}

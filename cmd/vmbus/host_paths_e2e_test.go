@@ -45,6 +45,19 @@ func TestE2EHostSocketPaths(t *testing.T) {
 	if b, err := os.ReadFile(precious); string(b) != "keep me" {
 		t.Fatalf("the regular file at --admin: %q, %v", b, err)
 	}
+	// The clients say so too, where a connect said "connection refused"
+	// (exit 1).
+	for _, args := range [][]string{
+		{"guest", "--socket", precious, "list"},
+		{"guest", "--socket", dir, "ping"},
+		{"admin", "--socket", precious, "guests"},
+		{"top", "--admin", precious, "--count", "1"},
+	} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if exitCode(err) != 2 || !strings.Contains(string(out), "is not a socket") {
+			t.Errorf("%v: %v, %q; want exit 2, not a socket", args, err, out)
+		}
+	}
 
 	// A host killed outright leaves both sockets: the next one starts.
 	socket, adm := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "admin.sock")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -125,4 +126,14 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 // printJSON prints v as one line of JSON.
 func printJSON(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
+}
+
+// notSocket is a usage error if path exists and is not a socket: a
+// connect to it would only say "connection refused". A path that does not
+// exist is left to the connect, whose error says so.
+func notSocket(what, path string) error {
+	if st, err := os.Stat(path); err == nil && st.Mode().Type() != fs.ModeSocket {
+		return usageErrorf("%s %s: it exists and is not a socket", what, path)
+	}
+	return nil
 }

@@ -23,6 +23,9 @@ func newTopCmd() *cobra.Command {
 			if o.Admin == "" {
 				return usageErrorf("top: --admin is required")
 			}
+			if err := notSocket("top: --admin", o.Admin); err != nil {
+				return err
+			}
 			if len(sortKey) != 1 || !top.Key(sortKey[0]).Valid() {
 				return usageErrorf("top: --sort %q: want one of g d i o p s", sortKey)
 			}
