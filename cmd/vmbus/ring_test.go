@@ -161,6 +161,8 @@ func TestRingBadUsageExit2(t *testing.T) {
 		{"ring", "write", f, "--type", "gpa-direct", "--txid", "1", "--range", "1:4096:1"},
 		{"ring", "write", f, "--type", "gpa-direct", "--txid", "1", "--range", "1:0"},
 		{"ring", "write", f, "--type", "gpa-direct", "--txid", "1", "--range", "1,2,3:0:1"},
+		// The page after the last page number: it wrapped to 0.
+		{"ring", "write", f, "--type", "gpa-direct", "--txid", "1", "--range", "0xffffffffffffffff:0:8192"},
 		{"ring", "write", f, "--type", "transfer-pages", "--txid", "1"},
 		{"ring", "write", f, "--type", "transfer-pages", "--txid", "1", "--transfer-range", "1"},
 		{"ring", "write", f, "--type", "inband", "--txid", "1", "--transfer-set", "1"},

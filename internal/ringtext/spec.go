@@ -3,6 +3,7 @@ package ringtext
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,10 @@ func ParseGPARange(s string) (gpa.Range, error) {
 		pages := gpa.PagesSpanned(r.ByteOffset, r.ByteCount)
 		if pages > maxSpanPages {
 			return gpa.Range{}, fmt.Errorf("range spans %d pages", pages)
+		}
+		if pages > 1 && r.PFNs[0] > math.MaxUint64-(pages-1) {
+			// The pages that follow would wrap past the last page number.
+			return gpa.Range{}, fmt.Errorf("pfn %#x: the %d pages the range spans run past the last page number", r.PFNs[0], pages)
 		}
 		for i := uint64(1); i < pages; i++ {
 			r.PFNs = append(r.PFNs, r.PFNs[0]+i)
