@@ -212,27 +212,30 @@ func (d *Daemon) StartCapture(cfg CaptureConfig) error {
 // in no file). It is safe for concurrent use with the daemon's methods.
 func (d *Daemon) StopCapture() (capture.Stats, error) {
 	d.capMu.Lock()
-	defer d.capMu.Unlock()
 	c := &d.capt
 	if c.held || c.busy {
+		d.capMu.Unlock()
 		return capture.Stats{}, ErrCaptureBusy
 	}
 	if c.w == nil {
+		d.capMu.Unlock()
 		return capture.Stats{}, ErrNoCapture
 	}
 	st := c.w.Stats()
 	appended, path := c.appended, c.cfg.Path
 	d.closeCaptureLocked()
+	c.cfg, c.changed = CaptureConfig{}, true
+	os.Setenv(captureEnv, "") //nolint:errcheck // a valid name
+	d.capMu.Unlock()
 	if appended {
 		// The predecessors' sections are read back, once the file is
-		// closed: outside any blackout, at an operator's request.
+		// closed: outside any blackout, at an operator's request, and
+		// outside capMu, which the daemon's events take.
 		if n, err := capture.CountRecords(path); err == nil {
 			st.Records = n
 		} else {
 			d.log.Warn("capture: counting the records of the sections before this image's", "path", path, "err", err)
 		}
 	}
-	c.cfg, c.changed = CaptureConfig{}, true
-	os.Setenv(captureEnv, "") //nolint:errcheck // a valid name
 	return st, nil
 }

@@ -1,7 +1,6 @@
 package hosting_test
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/device/echo"
-	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/protocol"
@@ -22,20 +20,7 @@ import (
 // refused in the pre-flight (ErrNotServiced) and the daemon serves on.
 func TestServiceToChangesDevices(t *testing.T) {
 	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}}
-	d, err := hosting.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cl, err := guest.Dial(ctx, cfg.Socket, guest.Config{MemorySize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	d, cl, ctx := serveGuest(t, cfg, 20*time.Second)
 	inst := func(n byte) protocol.GUID { return protocol.GUID{15: n} }
 	first, err := echo.Open(ctx, cl, echo.ClientConfig{Instance: inst(1)})
 	if err != nil {

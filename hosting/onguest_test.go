@@ -1,14 +1,12 @@
 package hosting_test
 
 import (
-	"context"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/govmbus/govmbus/device/echo"
-	"github.com/govmbus/govmbus/guest"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/hosting"
 	"github.com/govmbus/govmbus/hosting/stdkinds"
@@ -24,19 +22,7 @@ func TestOnGuest(t *testing.T) {
 		return func(g *host.Guest) { mu.Lock(); seen[who] = append(seen[who], g); mu.Unlock() }
 	}
 	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}, OnGuest: onGuest("first")}
-	d, err := hosting.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cl, err := guest.Dial(ctx, cfg.Socket, guest.Config{MemorySize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, cl, ctx := serveGuest(t, cfg, 20*time.Second)
 	c, err := echo.Open(ctx, cl, echo.ClientConfig{}) // offered, so OnGuest has run
 	if err != nil {
 		t.Fatal(err)

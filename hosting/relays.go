@@ -40,10 +40,11 @@ func (d *Daemon) openRelays() error {
 		if err != nil {
 			return fmt.Errorf("%w: connect: %w", ErrDevice, err)
 		}
-		if p := filepath.Clean(r.Address); paths[p] || p == filepath.Clean(d.cfg.Socket) {
+		p := filepath.Clean(r.Address)
+		if paths[p] || p == filepath.Clean(d.cfg.Socket) {
 			return fmt.Errorf("%w: connect: path %s given twice, or the bus socket's", ErrDevice, r.Address)
 		}
-		paths[filepath.Clean(r.Address)] = true
+		paths[p] = true
 		connects = append(connects, r)
 	}
 	d.hv = hvsock.NewServer(hvsock.Config{Logger: d.log})

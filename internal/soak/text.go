@@ -37,11 +37,12 @@ func (p *TextProgress) Sampled(s Sample, c Checks) {
 
 // WriteText writes the summary tables.
 func (r Result) WriteText(w io.Writer) {
-	verdict := "PASSED: nothing lost, duplicated, corrupted or mismatched; every servicing complete; no process died; RSS within bound"
+	rss := "RSS within bound"
 	if !r.RSS.Judged {
 		// Too short a run for the growth rule: it passed without it.
-		verdict = "PASSED: nothing lost, duplicated, corrupted or mismatched; every servicing complete; no process died; RSS not judged (above)"
+		rss = "RSS not judged (above)"
 	}
+	verdict := "PASSED: nothing lost, duplicated, corrupted or mismatched; every servicing complete; no process died; " + rss
 	if !r.Passed {
 		verdict = "FAILED: " + strings.Join(r.Failures, "; ")
 	}
