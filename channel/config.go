@@ -44,12 +44,19 @@ type config struct {
 }
 
 // setter runs fn if the channel is disabled, else fails with
-// StatusInvalidParameter1.
+// StatusInvalidParameter1; on a channel holding a restored state it fails
+// with StatusInvalidDeviceState.
 func (c *Channel) setter(what string, fn func() error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.ph.disabled() {
 		return fail(StatusInvalidParameter1, "%s: channel is %v", what, c.ph.public())
+	}
+	if c.restored != nil {
+		// RestoreFromBuffer checked the state against the configuration
+		// as it was (identity, pool sizes, callbacks); a change now would
+		// void those checks.
+		return fail(StatusInvalidDeviceState, "%s: the channel holds a restored state; configure it before RestoreFromBuffer", what)
 	}
 	return fn()
 }

@@ -14,7 +14,9 @@ type SaveStateFunc func(c *Channel) ([]byte, error)
 // RestoreStateFunc takes back, during RestoreFromBuffer, what
 // SaveStateFunc returned. It runs once the whole state has checked and
 // before anything of the channel changes: its error fails the restore
-// and leaves the channel as it was. dev is hostile input like the rest of
+// and leaves the channel as it was. It runs before the restore-packet
+// callbacks; should one of those fail, the restore fails, and the VSP
+// drops the state this call took. dev is hostile input like the rest of
 // the state and valid only during the call.
 type RestoreStateFunc func(c *Channel, dev []byte) error
 

@@ -23,6 +23,13 @@ func (c *Channel) Enable() error {
 		st := c.ph.public()
 		c.mu.Unlock()
 		return fail(StatusInvalidDeviceState, "Enable: channel is %v", st)
+	case c.rest != nil:
+		// RestoreFromBuffer answered MORE_PROCESSING_REQUIRED: enabling
+		// now would offer the channel without the state it was given.
+		// Dropped, so that the caller can restore again or enable anew.
+		c.rest = nil
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "Enable: the restore is incomplete (RestoreFromBuffer wants more chunks); it is dropped")
 	}
 	c.mu.Unlock()
 	cfg := &c.cfg

@@ -67,14 +67,26 @@ type parsedChannel struct {
 // record and the references between them, the host's restored view of the
 // channel (ids, open parameters, GPADLs) — before anything changes: an
 // error leaves the channel as it was, and the next call starts a new
-// restore. Only a failing restore-packet callback (the VSP's own error)
-// can stop a restore half-way; the packets restored until then are
-// returned to the idle state.
+// restore. Only a failing restore-packet callback (the VSP's own error,
+// StatusInvalidParameter wrapping it) can stop a restore half-way: the
+// saved slots are free again, so the next call can restore the same state,
+// and the packets the VSP brought back until then are idle, theirs to
+// free. The restore-state callback ran before them; a VSP whose
+// restore-packet callback fails drops the state it took back.
+//
+// Once the state is restored, the configuration it was checked against is
+// fixed: the setters refuse (StatusInvalidDeviceState) until Enable. An
+// Enable while a restore wants more chunks is refused, and drops that
+// restore.
 func (c *Channel) RestoreFromBuffer(buf []byte) error {
 	if err := c.serverOnly("RestoreFromBuffer"); err != nil {
 		return err
 	}
 	c.mu.Lock()
+	if c.ph == phFreed {
+		c.mu.Unlock()
+		return fail(StatusInvalidDeviceState, "RestoreFromBuffer after Cleanup")
+	}
 	if !c.ph.disabled() {
 		st := c.ph.public()
 		c.mu.Unlock()
@@ -363,7 +375,9 @@ func (c *Channel) apply(pc *parsedChannel) error {
 
 	var err error
 	for _, p := range pc.packets {
-		err = c.cfg.restorePacket(c, p.lib, p.VSP)
+		if err = c.cfg.restorePacket(c, p.lib, p.VSP); err != nil {
+			err = fmt.Errorf("%w: restore-packet callback, the packet of slot %d: %w", StatusInvalidParameter, p.Lib.Slot, err)
+		}
 		if err == nil && st.claimed[p.Lib.Slot] == nil {
 			err = fail(StatusInvalidParameter, "restore-packet callback did not restore the packet of slot %d", p.Lib.Slot)
 		}
@@ -374,15 +388,7 @@ func (c *Channel) apply(pc *parsedChannel) error {
 	c.sendMu.Lock()
 	c.restoring = nil
 	if err != nil {
-		for _, p := range pc.packets {
-			s := p.Lib.Slot
-			if op := st.claimed[s]; op != nil {
-				op.state = outIdle
-			} else if c.outSlots[s] == reservedSlot {
-				c.outSlots[s] = nil
-				c.outFree = append(c.outFree, s)
-			}
-		}
+		c.undoApplyLocked(pc, st)
 		c.sendMu.Unlock()
 		return err
 	}
@@ -404,6 +410,43 @@ func (c *Channel) apply(pc *parsedChannel) error {
 	c.restored = st
 	c.mu.Unlock()
 	return nil
+}
+
+// undoApplyLocked takes back what apply did before a restore-packet
+// callback failed: every saved slot is free again, so that the same state
+// (or another) can be restored next, and each packet the VSP already
+// brought back is idle again in a slot the state does not name. Those
+// packets stay the VSP's, which allocated them and frees them. Must hold
+// sendMu.
+func (c *Channel) undoApplyLocked(pc *parsedChannel, st *restoredState) {
+	saved := make(map[uint32]bool, len(pc.packets))
+	var restored []*OutPacket
+	for _, p := range pc.packets {
+		s := p.Lib.Slot
+		saved[s] = true
+		if op := st.claimed[s]; op != nil {
+			restored = append(restored, op)
+		}
+		c.outSlots[s] = nil
+		c.outFree = append(c.outFree, s)
+	}
+	for _, op := range restored {
+		s := uint32(len(c.outSlots))
+		for i, f := range c.outFree {
+			if !saved[f] {
+				s = f
+				c.outFree = append(c.outFree[:i], c.outFree[i+1:]...)
+				break
+			}
+		}
+		if s == uint32(len(c.outSlots)) {
+			c.outSlots = append(c.outSlots, nil)
+		}
+		c.outSlots[s] = op
+		op.slot, op.txid, op.wait, op.n, op.state = s, 0, false, 0, outIdle
+		op.ranges, op.pfns = op.ranges[:0], op.pfns[:0]
+		op.xset, op.xseq, op.xr = nil, 0, op.xr[:0]
+	}
 }
 
 // reservedSlot holds a slot for a packet being restored.
@@ -550,7 +593,14 @@ func (c *Channel) reattach(hc *host.Channel, st *restoredState) error {
 			c.growPoolLocked()
 		}
 		n := len(c.inFree)
-		in := c.inFree[n-1] // parseState bounded completions by the pool's maximum
+		if n == 0 {
+			// parseState bounded completions by the pool's maximum, and
+			// the setters refuse once a state is restored: not reached.
+			c.mu.Unlock()
+			c.sendMu.Unlock()
+			return fail(StatusInsufficientResources, "re-attach: no incoming packet for a restored completion")
+		}
+		in := c.inFree[n-1]
 		c.inFree = c.inFree[:n-1]
 		in.state = pktCompleting
 		c.mu.Unlock()

@@ -293,7 +293,13 @@ func (c *Channel) savePacketBytes(p *OutPacket, scratch *[]byte) ([]byte, error)
 	clear(buf)
 	m, err := fn(p, buf)
 	if err != nil {
-		return nil, err
+		// Not the callback's status as is: a STATUS_BUFFER_TOO_SMALL
+		// from SaveBegin would read as SaveContinue's "a larger buffer".
+		var st Status
+		if errors.As(err, &st) {
+			return nil, fail(StatusUnsuccessful, "save-packet callback, the packet of slot %d, with the %d bytes it asked for: %v", p.slot, n, err)
+		}
+		return nil, fail(StatusUnsuccessful, "save-packet callback, the packet of slot %d, with the %d bytes it asked for: %w", p.slot, n, err)
 	}
 	if m < 0 || m > n {
 		return nil, fail(StatusInvalidParameter, "save-packet callback reports %d bytes of a %d-byte buffer", m, n)

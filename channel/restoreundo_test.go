@@ -1,0 +1,242 @@
+package channel
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/savedstate"
+)
+
+// shortVSPBytes re-frames state with the VSP bytes of its k-th packet
+// record (from 1) one byte short: a state whose container and checksums
+// are right and whose VSP part the VSP's restore-packet callback refuses.
+func shortVSPBytes(t *testing.T, state []byte, k int) []byte {
+	t.Helper()
+	b, rs, err := savedstate.Parse(state, savedstate.Limits{})
+	must(t, err)
+	seen := 0
+	for i, r := range rs {
+		if r.Kind != KindChannelPacket {
+			continue
+		}
+		if seen++; seen == k {
+			pr, err := decodePacket(r.Body)
+			must(t, err)
+			var e savedstate.Encoder
+			e.Bytes(pr.lib).Bytes(pr.VSP[:len(pr.VSP)-1])
+			rs[i].Body = e.Body()
+		}
+	}
+	sv, err := savedstate.NewSaver(b.Scope, b.Identity, rs)
+	must(t, err)
+	return sv.Bytes()
+}
+
+// TestRestorePacketFailureUndone: a restore-packet callback that fails
+// half-way (its own error, or the VSP bytes of a packet it refuses) fails
+// the restore with StatusInvalidParameter wrapping the cause, frees the
+// saved slots — the same state then restores into the channel, before the
+// VSP frees anything, and every transaction completes — and leaves the
+// packets restored before it idle, for the VSP to free.
+func TestRestorePacketFailureUndone(t *testing.T) {
+	vspErr := errors.New("vsp: out of memory")
+	for _, tc := range []struct {
+		name  string
+		state func(f *fixture) []byte
+		fail  func(call int) error
+		cause string
+	}{
+		{"callback error", func(f *fixture) []byte { return f.state }, func(call int) error {
+			if call == 3 {
+				return vspErr
+			}
+			return nil
+		}, vspErr.Error()},
+		{"bad VSP bytes", func(f *fixture) []byte { return shortVSPBytes(t, f.state, 3) }, func(int) error { return nil }, "vsp state of 7 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			const n = 5
+			f := newFixture(t, n)
+			defer f.release()
+			v := newVSP()
+			s := configure(t, f.g, v, echo)
+			var mine []*OutPacket // what the VSP brought back in the failed attempt
+			calls, failing := 0, true
+			must(t, s.SetSavePacketCallbacks(v.save, func(c *Channel, lib, dev []byte) error {
+				calls++
+				if failing {
+					if err := tc.fail(calls); err != nil {
+						return err
+					}
+				}
+				if err := v.restore(c, lib, dev); err != nil {
+					return err
+				}
+				if failing {
+					c.sendMu.Lock()
+					mine = append(mine, c.restoring.claimed[decodeLibSlot(t, lib)])
+					c.sendMu.Unlock()
+				}
+				return nil
+			}))
+			before := observe(s)
+			err := s.Restore(tc.state(f))
+			if StatusOf(err) != StatusInvalidParameter || !strings.Contains(err.Error(), tc.cause) || !strings.Contains(err.Error(), "restore-packet callback") {
+				t.Fatalf("restore: %v (status %v), want StatusInvalidParameter naming the callback and %q", err, StatusOf(err), tc.cause)
+			}
+			if tc.fail(3) != nil && !errors.Is(err, vspErr) {
+				t.Fatalf("restore: %v does not wrap the VSP's error", err)
+			}
+			if after := observe(s); after.restored || after.state != before.state {
+				t.Fatalf("a failed restore left the channel %+v, was %+v", after, before)
+			}
+			if len(mine) != 2 {
+				t.Fatalf("the VSP brought back %d packets before the failure, want 2", len(mine))
+			}
+			failing = false
+			// The same state again, the VSP's packets of the failed
+			// attempt still allocated: they must not hold saved slots.
+			must(t, s.Restore(f.state))
+			for _, p := range mine {
+				p.Free() // idle: Free panics on a packet in use
+			}
+			must(t, s.Enable())
+			must(t, s.Start())
+			f.release()
+			eventually(t, "every transaction completes", func() bool {
+				v.mu.Lock()
+				defer v.mu.Unlock()
+				return len(v.results) == n
+			})
+		})
+	}
+}
+
+// decodeLibSlot is the slot a packet's lib bytes name.
+func decodeLibSlot(t *testing.T, lib []byte) uint32 {
+	t.Helper()
+	l, err := decodeLib(lib)
+	must(t, err)
+	return l.Slot
+}
+
+// TestRestoredConfigurationFixed: the setters refuse once a state is
+// restored (it was checked against the configuration as it was): a
+// smaller packet pool than the state's completions needed made Enable's
+// re-attach index an empty pool, a panic on the channel's worker.
+func TestRestoredConfigurationFixed(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 3)
+	defer f.release()
+	v := newVSP()
+	s := configure(t, f.g, v, echo)
+	must(t, s.Restore(f.state))
+	for name, set := range map[string]func() error{
+		"SetMaxPacketCount": func() error { return s.SetMaxPacketCount(1) },
+		"SetMaxPacketSize":  func() error { return s.SetMaxPacketSize(64) },
+		"SetFriendlyName":   func() error { return s.SetFriendlyName("other") },
+	} {
+		if err := set(); StatusOf(err) != StatusInvalidDeviceState || !strings.Contains(err.Error(), "restored state") {
+			t.Errorf("%s after a restore: %v, want StatusInvalidDeviceState", name, err)
+		}
+	}
+	must(t, s.Enable())
+	must(t, s.Start())
+	f.release()
+	eventually(t, "every transaction completes", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return len(v.results) == 3
+	})
+}
+
+// TestEnableDropsHalfRestore: an Enable while RestoreFromBuffer wants more
+// chunks is refused, names why, and drops that restore: the whole state
+// then restores, not "sequence number 0, expected 2".
+func TestEnableDropsHalfRestore(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 3)
+	defer f.release()
+	v := newVSP()
+	s := configure(t, f.g, v, echo)
+	recs := recordSpans(t, f.state)
+	if err := s.RestoreFromBuffer(bytes.Join(recs[:2], nil)); !errors.Is(err, StatusMoreProcessingRequired) {
+		t.Fatalf("first two records: %v, want StatusMoreProcessingRequired", err)
+	}
+	if err := s.Enable(); StatusOf(err) != StatusInvalidDeviceState || !strings.Contains(err.Error(), "restore is incomplete") {
+		t.Fatalf("Enable during a restore: %v, want StatusInvalidDeviceState naming the incomplete restore", err)
+	}
+	must(t, s.Restore(f.state))
+	must(t, s.Enable())
+	must(t, s.Start())
+	f.release()
+	eventually(t, "every transaction completes", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return len(v.results) == 3
+	})
+}
+
+// TestSavePacketSecondCallFails: the save-packet callback's failure of its
+// second call fails SaveBegin with StatusUnsuccessful naming the packet,
+// not with the callback's STATUS_BUFFER_TOO_SMALL (which from a save means
+// "a larger buffer"); a Go error of the VSP stays matchable.
+func TestSavePacketSecondCallFails(t *testing.T) {
+	leakcheck.Check(t)
+	vspErr := errors.New("vsp: cannot save")
+	for _, tc := range []struct {
+		name   string
+		second error
+		is     error
+	}{
+		{"asks again", StatusBufferTooSmall, nil},
+		{"vsp error", vspErr, vspErr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			s := r.newServer(t, echo, StateCallbacks{})
+			must(t, s.SetSavePacketCallbacks(func(_ *OutPacket, buf []byte) (int, error) {
+				if len(buf) == 0 {
+					return 8, StatusBufferTooSmall
+				}
+				return 16, tc.second
+			}, nil))
+			c := r.newClient(t, echo, StateCallbacks{})
+			must(t, s.Enable())
+			must(t, s.Start())
+			must(t, c.Pause()) // the packet stays in the ring, in flight
+			must(t, c.Enable())
+			waitState(t, s, StateActive)
+			p, err := s.AllocatePacket()
+			must(t, err)
+			must(t, p.Send([]byte("in flight"), SendWaitForCompletion))
+			must(t, s.Pause())
+			err = s.SaveBegin()
+			s.SaveEnd()
+			if StatusOf(err) != StatusUnsuccessful || errors.Is(err, StatusBufferTooSmall) || !strings.Contains(err.Error(), "save-packet callback") {
+				t.Fatalf("SaveBegin: %v (status %v), want StatusUnsuccessful naming the callback", err, StatusOf(err))
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Fatalf("SaveBegin: %v does not wrap the VSP's error", err)
+			}
+			must(t, s.Start())
+			must(t, c.Start())
+		})
+	}
+}
+
+// TestRestoreAfterCleanup names Cleanup, not a disabled channel.
+func TestRestoreAfterCleanup(t *testing.T) {
+	leakcheck.Check(t)
+	f := newFixture(t, 1)
+	defer f.release()
+	s := configure(t, f.g, newVSP(), echo)
+	must(t, s.Cleanup())
+	if err := s.RestoreFromBuffer(f.state); StatusOf(err) != StatusInvalidDeviceState || !strings.Contains(err.Error(), "after Cleanup") {
+		t.Fatalf("RestoreFromBuffer after Cleanup: %v", err)
+	}
+}
