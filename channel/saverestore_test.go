@@ -28,7 +28,7 @@ type fixture struct {
 	release func() // completes what the client holds: defer it in the test
 }
 
-func newFixture(t *testing.T, n int) *fixture {
+func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	return newFixtureWith(t, n, fixtureOpts{})
 }
@@ -43,9 +43,9 @@ type fixtureOpts struct {
 	client func(p *Packet, payload []byte, flags PacketFlags)
 }
 
-func newFixtureWith(t *testing.T, n int, opts fixtureOpts) *fixture {
+func newFixtureWith(t testing.TB, n int, opts fixtureOpts) *fixture {
 	t.Helper()
-	s := newSvc(t)
+	s := newSvcTB(t)
 	old := newVSP()
 	s.server = configure(t, s.Guest, old, echo)
 	must(t, s.server.Enable())
