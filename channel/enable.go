@@ -203,7 +203,9 @@ func (c *Channel) Disable() error {
 }
 
 // Cleanup frees a channel (KMCL VmbChannelCleanup); an enabled channel is
-// disabled first. The channel cannot be used afterwards.
+// disabled first. The channel cannot be used afterwards. A channel that
+// holds a restored state it was never enabled with completes the packets
+// restored into it with StatusDeviceRemoved.
 func (c *Channel) Cleanup() error {
 	if err := c.Disable(); err != nil {
 		return err
@@ -213,12 +215,20 @@ func (c *Channel) Cleanup() error {
 	}
 	defer c.life.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	// Refused only if another goroutine enabled the channel again
 	// since Disable returned.
 	if err := c.moveLocked("Cleanup", evCleanup); err != nil {
+		c.mu.Unlock()
 		return err
 	}
 	c.inAll, c.inFree = nil, nil
+	st := c.restored
+	c.restored = nil
+	c.mu.Unlock()
+	if st != nil {
+		// Restored and never enabled: the transactions it brought back
+		// end here, as those of a channel the guest lost.
+		c.failRestored(st)
+	}
 	return nil
 }

@@ -284,3 +284,27 @@ func FuzzRestoreApply(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanupRestoredNotEnabled: Cleanup of a channel restored and never
+// enabled completes every restored transaction (StatusDeviceRemoved);
+// they were left waiting for ever.
+func TestCleanupRestoredNotEnabled(t *testing.T) {
+	leakcheck.Check(t)
+	const n = 4
+	f := newFixture(t, n)
+	defer f.release()
+	v := newVSP()
+	s := configure(t, f.g, v, echo)
+	must(t, s.Restore(f.state))
+	must(t, s.Cleanup())
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.results) != n {
+		t.Fatalf("%d of %d restored transactions completed", len(v.results), n)
+	}
+	for seq, st := range v.results {
+		if st != StatusDeviceRemoved {
+			t.Fatalf("transaction %d: %v, want StatusDeviceRemoved", seq, st)
+		}
+	}
+}
