@@ -78,16 +78,28 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 	if err != nil {
 		return nil, err
 	}
+	// Hold guest memory before touching it: a Close meanwhile must not
+	// unmap the pages the rings are formatted in.
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		cl.alloc.Free(pfn, n)
+		return nil, ErrClosed
+	}
+	cl.memRefs++
+	cl.mu.Unlock()
 	ch := &Channel{Offer: o, cl: cl, pfn: pfn, pages: n, rescinded: make(chan struct{})}
 	region := cl.mem.Bytes()[pfn*guestmem.PageSize : (pfn+uint64(n))*guestmem.PageSize]
 	ch.Out = region[:outPages*guestmem.PageSize]
 	ch.In = region[outPages*guestmem.PageSize:]
 	if err := ring.Format(ch.Out, true); err != nil {
 		cl.alloc.Free(pfn, n)
+		cl.unrefMem(false)
 		return nil, err
 	}
 	if err := ring.Format(ch.In, true); err != nil {
 		cl.alloc.Free(pfn, n)
+		cl.unrefMem(false)
 		return nil, err
 	}
 	pfns := make([]uint64, n)
@@ -102,16 +114,23 @@ func (cl *Client) Open(ctx context.Context, o Offer, opts OpenOptions) (_ *Chann
 	if _, gone := cl.gone[id]; gone {
 		cl.mu.Unlock()
 		cl.alloc.Free(pfn, n)
+		cl.unrefMem(false)
 		return nil, ErrRescinded
 	}
 	if _, busy := cl.channels[id]; busy {
 		cl.mu.Unlock()
 		cl.alloc.Free(pfn, n)
+		cl.unrefMem(false)
 		return nil, fmt.Errorf("guest: channel %d is open already", id)
 	}
+	if cl.closed {
+		cl.mu.Unlock()
+		cl.alloc.Free(pfn, n)
+		cl.unrefMem(false)
+		return nil, ErrClosed
+	}
 	cl.channels[id] = ch
-	cl.memRefs++
-	ch.memRef = true
+	ch.memRef = true // the hold taken above
 	cl.mu.Unlock()
 	ch.RingGpadl, err = cl.CreateGpadl(ctx, id, []gpa.Range{{ByteCount: uint32(n) * guestmem.PageSize, PFNs: pfns}})
 	if err != nil {

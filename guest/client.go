@@ -100,6 +100,7 @@ type Client struct {
 	// until Close, and each channel from its Open to its end
 	// (Channel.finish). The last one unmaps them.
 	memRefs int
+	closed  bool // Close has begun: Open refuses
 }
 
 // Dial connects to the host listening at path, makes guest memory, hands it
@@ -419,6 +420,9 @@ func (cl *Client) Unload(ctx context.Context) error {
 // the channel's Close unmaps them. It is idempotent.
 func (cl *Client) Close() error {
 	cl.closeOnce.Do(func() {
+		cl.mu.Lock()
+		cl.closed = true
+		cl.mu.Unlock()
 		cl.c.Close()
 		<-cl.done
 		cl.mu.Lock()

@@ -1,10 +1,16 @@
 package guest_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/govmbus/govmbus/guest"
+	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
+	"github.com/govmbus/govmbus/protocol"
 )
 
 // TestChannelOutlivesClient: a channel still open when its client closes
@@ -29,5 +35,56 @@ func TestChannelOutlivesClient(t *testing.T) {
 	ch.Close(ctx) //nolint:errcheck // the host is gone: ErrClosed
 	if mem.Bytes() != nil {
 		t.Fatal("guest memory still mapped after the last channel closed")
+	}
+}
+
+// TestOpenAfterClose: Open on a closed client fails with ErrClosed; it
+// formatted its rings in unmapped guest memory and panicked.
+func TestOpenAfterClose(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
+		Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
+		Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
+	}}}})
+	ctx := testbus.Context(t)
+	o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Client.Close()
+	if _, err := b.Client.Open(ctx, o, guest.OpenOptions{}); !errors.Is(err, guest.ErrClosed) {
+		t.Fatalf("Open after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestOpenRacesClose: Open and Close at once end with the channel open
+// (and then closed) or with ErrClosed; before, Close could unmap guest
+// memory while Open formatted its rings there, a fault no recover catches.
+func TestOpenRacesClose(t *testing.T) {
+	leakcheck.Check(t)
+	for i := range 40 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
+				Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
+				Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
+			}}}})
+			ctx := testbus.Context(t)
+			o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				// Large rings: formatting them takes long enough for
+				// the Close to land in it.
+				ch, err := b.Client.Open(ctx, o, guest.OpenOptions{OutPages: 512, InPages: 512})
+				if err == nil {
+					ch.Close(ctx) //nolint:errcheck // the connection is closing
+				}
+				done <- err
+			}()
+			b.Client.Close()
+			<-done // any outcome but a fault: the connection may close at any step of Open
+		})
 	}
 }
