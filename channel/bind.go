@@ -119,6 +119,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 		c.mu.Lock()
 		c.moveLocked("open", evLost) //nolint:errcheck // not open yet: waiting, which evLost leaves
 		c.mu.Unlock()
+		c.failOutgoing() // closed for good: what was queued for the open fails now
 	}
 	offer, err := cl.WaitOfferMatch(ctx, match)
 	if err != nil {
@@ -156,6 +157,7 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 		c.gch = nil
 		c.moveLocked("open", evLost) //nolint:errcheck // as in closed
 		c.mu.Unlock()
+		c.failOutgoing()
 		return
 	}
 	c.maybeActivate()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/govmbus/govmbus/internal/leakcheck"
+	"github.com/govmbus/govmbus/protocol"
 )
 
 // TestHostGoneFailsClient: when the connection to the host ends without
@@ -55,4 +56,41 @@ func TestHostGoneFailsClient(t *testing.T) {
 	p.Free()
 	release()
 	<-closed
+}
+
+// TestClientClosedFailsLateSends: a request sent on a client channel while
+// (or after) its guest connection closes ends with a failure, not a wait
+// for ever: a send in the moment the channel was closing, still open but
+// its queue already failed, was queued, and the channel then moved to
+// Closed with nothing left to fail it until Disable. The same for a
+// client channel still waiting for its offer.
+func TestClientClosedFailsLateSends(t *testing.T) {
+	leakcheck.Check(t)
+	for _, waiting := range []bool{false, true} {
+		for i := range 10 {
+			r := newRig(t)
+			var c *Channel
+			if waiting {
+				c = r.newClient(t, ignore, StateCallbacks{})
+				must(t, c.SetInterface(protocol.MustParseGUID("0a1b2c3d-0000-4000-8000-0000000000ff"), testInst)) // offered by no one
+				must(t, c.Enable())
+			} else {
+				_, c = r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
+			}
+			r.cl.Close() // the channel closes after, on its worker
+			res := make(chan error, 1)
+			go func() {
+				_, err := c.SendSynchronousRequest([]byte("late request"), nil, 0, make([]byte, 64), NoTimeout)
+				res <- err
+			}()
+			select {
+			case err := <-res:
+				if err == nil || StatusOf(err) != StatusDeviceRemoved && StatusOf(err) != StatusInvalidDeviceState {
+					t.Fatalf("waiting %v, run %d: %v", waiting, i, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("waiting %v, run %d: a request sent while the guest connection closed still waits 5 s on; channel %v", waiting, i, c.State())
+			}
+		}
+	}
 }

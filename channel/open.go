@@ -133,8 +133,14 @@ func (c *Channel) closeOpen() bool {
 	c.restarts = c.restarts[:0]
 	c.redo = nil
 	c.mu.Unlock()
-	c.sendMu.Lock()
-	c.sendEP = nil
-	c.sendMu.Unlock()
+	if !c.server {
+		// A closed client does not open again: what was queued while it
+		// closed (its phase still open, sendEP already nil) fails now.
+		c.failOutgoing()
+	} else {
+		c.sendMu.Lock()
+		c.sendEP = nil
+		c.sendMu.Unlock()
+	}
 	return true
 }

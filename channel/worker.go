@@ -141,6 +141,7 @@ func (c *Channel) worker(ctx context.Context) {
 			// has the arrow.
 			c.moveLocked("primary closed", evLost) //nolint:errcheck // see above
 			c.mu.Unlock()
+			c.failOutgoing()
 		}
 	}
 }
