@@ -139,3 +139,68 @@ func oneBatch(t *testing.T, s, c *Channel, msgs ...string) {
 	}
 	must(t, s.Start())
 }
+
+// TestPacketMisuseRecovered: the panics of a misused packet (Complete
+// twice of one whose sender asked for a completion, CompletePackets of a
+// nil packet or of such a packet twice) leave the channel unlocked and its
+// packets as they were: a driver that recovers goes on. The first held
+// the channel's lock for ever, so the next call on the channel hung; the
+// others completed some of the packets before they panicked.
+func TestPacketMisuseRecovered(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	var h holder
+	s, c := r.pair(t, h.process, ignore, StateCallbacks{}, StateCallbacks{})
+	var completed atomic.Int32
+	for _, m := range []string{"want0", "want1", "want2"} {
+		p, err := c.AllocatePacket()
+		must(t, err)
+		p.SetCompletion(func(p *OutPacket, _ Status, _ []byte) { completed.Add(1); p.Free() })
+		must(t, p.Send([]byte(m), SendWaitForCompletion))
+	}
+	eventually(t, "three packets held", func() bool { return h.count() == 3 && s.Outstanding() == 3 })
+	ps := h.take()
+	t.Cleanup(func() {
+		// On a failure, else the rig's Close waits for them.
+		for _, p := range ps {
+			func() {
+				defer func() { recover() }() //nolint:errcheck // completed already
+				p.Complete(nil)
+			}()
+		}
+	})
+	panics := func(what string, fn func()) {
+		t.Helper()
+		done := make(chan any, 1)
+		go func() {
+			defer func() { done <- recover() }()
+			fn()
+		}()
+		select {
+		case v := <-done:
+			if v == nil {
+				t.Fatalf("%s did not panic", what)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still runs after 5 s", what)
+		}
+	}
+	panics("CompletePackets with a nil packet", func() { s.CompletePackets([]*Packet{ps[0], nil}) })
+	panics("CompletePackets of a packet twice", func() { s.CompletePackets([]*Packet{ps[0], ps[1], ps[0]}) })
+	if n := s.Outstanding(); n != 3 || completed.Load() != 0 {
+		t.Fatalf("after the refused CompletePackets: %d outstanding, %d completions; want 3 and none", n, completed.Load())
+	}
+	ps[2].Complete(nil)
+	panics("Complete twice", func() { ps[2].Complete(nil) })
+	done := make(chan struct{})
+	go func() { s.CompletePackets(ps[:2]); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("CompletePackets after a recovered panic hangs: the channel stayed locked")
+	}
+	eventually(t, "three completions at the sender", func() bool { return completed.Load() == 3 })
+	if n := s.Outstanding(); n != 0 {
+		t.Fatalf("%d outstanding, want 0", n)
+	}
+}

@@ -16,6 +16,7 @@ const (
 	pktDeferred         // queued for the worker
 	pktCompleting       // completed; its completion waits in the send queue
 	pktReserved         // in the receive loop's reserve (takePacket)
+	pktChecked          // CompletePackets saw it, under mu: a second appearance fails
 )
 
 // Packet is an incoming packet, KMCL's VMBPACKETCOMPLETION handle. It comes
@@ -72,6 +73,9 @@ func (p *Packet) Payload() []byte {
 
 func (p *Packet) checkOwned(what string) {
 	if p.state != pktIndicated {
+		// Every caller holds mu: a panic the driver recovers must not
+		// leave the channel locked.
+		p.c.mu.Unlock()
 		panic("channel: " + what + " of a packet that is not outstanding")
 	}
 }
@@ -273,30 +277,29 @@ func (c *Channel) release(p *Packet) {
 // rather than per packet: between two processes, a lock taken after
 // reading the shared ring waits for the read to complete. Each packet
 // must be outstanding on this channel and appear once; otherwise it
-// panics, as Complete does, having completed none of them.
+// panics, as Complete does, having completed none of them (and leaving the
+// channel usable: a driver may recover).
 func (c *Channel) CompletePackets(ps []*Packet) {
 	c.mu.Lock()
 	for i, p := range ps {
-		if p.want {
-			continue
-		}
-		if p.c != c || p.state != pktIndicated {
+		if p == nil || p.c != c || p.state != pktIndicated {
 			for _, q := range ps[:i] {
-				if !q.want {
-					q.state = pktIndicated
-				}
+				q.state = pktIndicated
 			}
 			c.mu.Unlock()
 			panic("channel: CompletePackets of a packet that is not outstanding on this channel")
 		}
-		p.state = pktFree // marked: a second appearance is caught above
+		p.state = pktChecked // a second appearance is caught above
 	}
 	for _, p := range ps {
-		if !p.want {
-			c.unrestartLocked(p)
-			c.inFree = append(c.inFree, p)
-			c.outstanding--
+		if p.want {
+			p.state = pktIndicated // Complete's, below
+			continue
 		}
+		p.state = pktFree
+		c.unrestartLocked(p)
+		c.inFree = append(c.inFree, p)
+		c.outstanding--
 	}
 	idle, wake, ep := c.afterUncountLocked()
 	c.mu.Unlock()
