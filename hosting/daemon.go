@@ -160,10 +160,13 @@ type Daemon struct {
 // New checks cfg and opens its devices; the daemon serves once Serve, or
 // one of the Adopt methods, is called. An error that wraps ErrDevice is a
 // device or relay value that is wrong, one that wraps ErrConfig another
-// value (the poll budget).
+// value (no socket, the servicing mode, the poll budget).
 func New(cfg Config) (*Daemon, error) {
 	if cfg.Socket == "" {
-		return nil, errors.New("hosting: no socket")
+		return nil, fmt.Errorf("%w: no socket", ErrConfig)
+	}
+	if cfg.Servicing != Exec && cfg.Servicing != Spawn {
+		return nil, fmt.Errorf("%w: servicing mode %d: want Exec or Spawn", ErrConfig, cfg.Servicing)
 	}
 	if cfg.Poll < 0 || cfg.Poll > channel.MaxPoll {
 		return nil, fmt.Errorf("%w: poll budget %v: want 0 to %v", ErrConfig, cfg.Poll, channel.MaxPoll)

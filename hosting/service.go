@@ -27,8 +27,24 @@ import (
 // a ServicingFailed event); the daemon then serves on, and a non-nil
 // error means it could not (the caller exits). On success it does not
 // return: an exec replaces this image, a spawned successor's
-// predecessor exits.
+// predecessor exits. A daemon that does not serve (before Serve or an
+// Adopt, or after Close) is not serviced: ErrNotServing, no event.
 func (d *Daemon) Service() error { return d.service(context.Background(), nil) }
+
+// ErrNotServing is the error of Service, ServiceContext and ServiceTo on
+// a daemon that has not served yet or is closed: nothing was done.
+var ErrNotServing = errors.New("hosting: the daemon does not serve")
+
+// serving is nil while d serves, else why not, wrapping ErrNotServing.
+func (d *Daemon) serving() error {
+	switch {
+	case d.closed:
+		return fmt.Errorf("%w: it is closed", ErrNotServing)
+	case d.h == nil:
+		return fmt.Errorf("%w: it has not served yet (Serve, ServeFile or an Adopt method first)", ErrNotServing)
+	}
+	return nil
+}
 
 // ServiceContext is Service for a program that may be asked to stop while
 // it services: once ctx is done (a SIGTERM through signal.NotifyContext),
@@ -55,11 +71,15 @@ var ErrNotServiced = errors.New("hosting: not serviced")
 // the descriptors and serves; d is closed. It returns nil once next
 // serves; ErrNotServiced when the servicing did not happen (refused,
 // failed before the handover, or restored in d after its save) and d
-// serves on; another error when d could not serve on either. It panics if
+// serves on; ErrNotServing when d does not serve (next is left unused);
+// another error when d could not serve on either. It panics if
 // next is nil, d itself, or a daemon that has served: a program's error.
 func (d *Daemon) ServiceTo(next *Daemon) error {
 	if next == nil || next.h != nil || next == d {
 		panic("hosting: ServiceTo needs a new daemon")
+	}
+	if err := d.serving(); err != nil {
+		return err
 	}
 	d.failed = nil
 	err := d.service(context.Background(), next)
@@ -72,6 +92,9 @@ func (d *Daemon) ServiceTo(next *Daemon) error {
 
 // service is ServiceContext (to nil) or ServiceTo.
 func (d *Daemon) service(ctx context.Context, to *Daemon) error {
+	if err := d.serving(); err != nil {
+		return err
+	}
 	mode := d.cfg.Servicing.String()
 	if to != nil {
 		mode = "in-process"
