@@ -94,6 +94,7 @@ type Client struct {
 	gone        map[uint32]bool             // rescinded channel ids: true once RelIdReleased is sent
 	tlWaiters   map[protocol.GUID]*tlWaiter // Connect's, by endpoint id: the refusal's status
 	nextGpadl   uint32
+	gpadls      map[uint32]uint32 // the GPADLs made and not yet torn down: channel id by GPADL id
 	nextOpenID  uint32            // OpenChannel's OpenID: per open, from a random start
 	openIDs     map[uint32]uint32 // the OpenID each pending Open awaits, by channel id
 	// memRefs counts the holders of guest memory's addresses: the client
@@ -152,6 +153,7 @@ func New(ctx context.Context, c *transport.Conn, cfg Config) (*Client, error) {
 		gone:        make(map[uint32]bool),
 		tlWaiters:   make(map[protocol.GUID]*tlWaiter),
 		nextGpadl:   0xE1E10, // where Linux starts
+		gpadls:      make(map[uint32]uint32),
 		poll:        cfg.ChannelPoll,
 		nextOpenID:  rand.Uint32(),
 		openIDs:     make(map[uint32]uint32),

@@ -2,6 +2,8 @@ package guest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/govmbus/govmbus/gpa"
 	"github.com/govmbus/govmbus/protocol"
@@ -47,13 +49,30 @@ func (cl *Client) CreateGpadl(ctx context.Context, channelID uint32, ranges []gp
 	if gc.ChannelID != channelID {
 		return 0, Protocolf("GpadlCreated names channel %d, want %d", gc.ChannelID, channelID)
 	}
+	cl.mu.Lock()
+	cl.gpadls[id] = channelID
+	cl.mu.Unlock()
 	return id, nil
 }
 
+// ErrNoGpadl is TeardownGpadl's error for a GPADL this client did not
+// make on that channel, or has torn down: the host would drop the
+// teardown unanswered.
+var ErrNoGpadl = errors.New("guest: no such GPADL")
+
 // TeardownGpadl asks the host to drop a GPADL and waits for GpadlTorndown,
 // after which the pages are the guest's alone again. The host answers only
-// once no device uses the GPADL any more.
+// once no device uses the GPADL any more. A GPADL this client did not
+// make on channelID (CreateGpadl), or has torn down, is refused at once
+// (ErrNoGpadl): Hyper-V drops such a teardown, and the wait would last
+// as long as ctx.
 func (cl *Client) TeardownGpadl(ctx context.Context, channelID, gpadlID uint32) error {
+	cl.mu.Lock()
+	ch, ok := cl.gpadls[gpadlID]
+	cl.mu.Unlock()
+	if !ok || ch != channelID {
+		return fmt.Errorf("%w: %#x on channel %d", ErrNoGpadl, gpadlID, channelID)
+	}
 	k := waitKey{protocol.TypeGpadlTorndown, gpadlID}
 	w, err := cl.expect(k)
 	if err != nil {
@@ -63,6 +82,11 @@ func (cl *Client) TeardownGpadl(ctx context.Context, channelID, gpadlID uint32) 
 		cl.forget(k)
 		return err
 	}
-	_, err = cl.await(ctx, k, w)
-	return err
+	if _, err = cl.await(ctx, k, w); err != nil {
+		return err
+	}
+	cl.mu.Lock()
+	delete(cl.gpadls, gpadlID)
+	cl.mu.Unlock()
+	return nil
 }
