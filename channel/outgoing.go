@@ -80,6 +80,12 @@ func (c *Channel) AllocatePacket() (*OutPacket, error) {
 // InitializePacket makes a zero OutPacket the caller allocated a packet
 // object of c (KMCL VmbPacketInitialize).
 func (c *Channel) InitializePacket(p *OutPacket) error {
+	c.mu.Lock()
+	freed := c.ph == phFreed
+	c.mu.Unlock()
+	if freed {
+		return fail(StatusInvalidDeviceState, "packet of a channel after Cleanup")
+	}
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if p.c != nil {

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -306,5 +307,20 @@ func TestCleanupRestoredNotEnabled(t *testing.T) {
 		if st != StatusDeviceRemoved {
 			t.Fatalf("transaction %d: %v, want StatusDeviceRemoved", seq, st)
 		}
+	}
+}
+
+// TestAllocateAfterCleanup: a packet of a channel after Cleanup is
+// refused; it was handed out, for a channel that cannot be used.
+func TestAllocateAfterCleanup(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	s := r.newServer(t, echo, StateCallbacks{})
+	must(t, s.Cleanup())
+	if p, err := s.AllocatePacket(); StatusOf(err) != StatusInvalidDeviceState || p != nil {
+		t.Fatalf("AllocatePacket after Cleanup: %v, %v; want StatusInvalidDeviceState", p, err)
+	}
+	if err := s.WaitSendSpace(context.Background(), -1); StatusOf(err) != StatusInvalidBufferSize || !strings.Contains(err.Error(), "-1 bytes") {
+		t.Fatalf("WaitSendSpace(-1): %v", err)
 	}
 }

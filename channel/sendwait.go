@@ -26,6 +26,9 @@ import (
 // packet that can never fit; StatusDeviceRemoved for a broken ring.
 // Waiters do not allocate; any number may wait at once.
 func (c *Channel) WaitSendSpace(ctx context.Context, n int) error {
+	if n < 0 {
+		return fail(StatusInvalidBufferSize, "WaitSendSpace for %d bytes", n)
+	}
 	if wireLen(n, nil) > MTU {
 		return fail(StatusInvalidBufferSize, "packet of %d bytes passes the MTU", wireLen(n, nil))
 	}

@@ -13,9 +13,10 @@ import (
 // only reads) becomes a ReadOnly view on the host.
 type Access uint8
 
+// The two accesses.
 const (
-	ReadWrite Access = iota
-	ReadOnly
+	ReadWrite Access = iota // reads and writes
+	ReadOnly                // reads; a write through the view is refused
 )
 
 func (a Access) String() string {

@@ -293,8 +293,10 @@ func (d *Daemon) serve(l *transport.Listener) {
 }
 
 // Done delivers the error that ended the daemon's accepting of guests,
-// which does not end otherwise. A servicing replaces what Done returns:
-// call it again after each.
+// which does not end otherwise (host.ErrClosed after Close). It delivers
+// it once, to one receiver: the channel is not closed, so a program with
+// several watchers passes it on itself. A servicing replaces what Done
+// returns: call it again after each.
 func (d *Daemon) Done() <-chan error { return d.served }
 
 // Count is the number of servicings of this host since it first started,

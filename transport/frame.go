@@ -61,9 +61,11 @@ const (
 // Role is the side of the bus an end of a connection speaks for.
 type Role uint8
 
+// The two roles; their values cross the wire in the connection's
+// handshake.
 const (
-	Host  Role = 1
-	Guest Role = 2
+	Host  Role = 1 // the end that serves the bus
+	Guest Role = 2 // the end that connects to it
 )
 
 func (r Role) String() string {
@@ -84,9 +86,11 @@ func (r Role) peer() Role { return 3 - r }
 // guest.
 type Direction uint8
 
+// The two directions; their values cross the wire with each event
+// handed over.
 const (
-	ToHost  Direction = 1
-	ToGuest Direction = 2
+	ToHost  Direction = 1 // the guest signals the host
+	ToGuest Direction = 2 // the host signals the guest
 )
 
 func (d Direction) String() string {
