@@ -21,7 +21,9 @@ const (
 // CompletionFunc is KMCL's EvtVmbPacketCompletionRoutine. status is
 // StatusSuccess, or StatusDeviceRemoved when the channel closed first.
 // For a packet sent with SendWaitForCompletion, payload is the peer's
-// completion, valid only during the call; otherwise it is nil and the
+// completion, valid only during the call. It is read in place: it may be
+// the incoming ring itself, which the peer can rewrite at any moment, so
+// read each field once (copy, then judge the copy). Otherwise it is nil and the
 // call means "placed in the ring". It runs on the goroutine that got the
 // packet there (the sender's, or the receive goroutine's) and must not
 // block.

@@ -143,8 +143,12 @@ func (c *Checker) judge(p []byte) Verdict {
 	if !bytes.Equal(p[HeaderSize:], c.body) {
 		return VerdictCorrupt
 	}
-	seq := binary.LittleEndian.Uint64(p[offSeq:])
-	sum := crc32.Update(c.bodySum, castagnoli, p[offSeq:offSeq+8])
+	// p may be the peer's ring (in-place payloads): the sequence number
+	// is read once, and the checksum and the bitmap judge that copy.
+	var b [8]byte
+	copy(b[:], p[offSeq:offSeq+8])
+	seq := binary.LittleEndian.Uint64(b[:])
+	sum := crc32.Update(c.bodySum, castagnoli, b[:])
 	if sum != binary.LittleEndian.Uint32(p[offSum:]) || seq >= c.count {
 		return VerdictCorrupt
 	}
