@@ -84,7 +84,9 @@ func (p *Packet) checkOwned(what string) {
 // sender asked for a completion, one is sent with payload (which may be
 // the packet's own payload); otherwise payload is ignored. The completion
 // never fails for lack of ring space: it waits in the channel's send queue.
-// Complete may be called from any goroutine.
+// Complete may be called from any goroutine. Completing a packet that is
+// not outstanding (a second time) is a program's error and panics; the
+// channel stays usable for a driver that recovers.
 func (p *Packet) Complete(payload []byte) {
 	c := p.c
 	if !p.want {
