@@ -106,6 +106,13 @@ func (c *Channel) clientTryOpen(ctx context.Context) {
 	}
 	cfg := &c.cfg
 	cl := cfg.client
+	if cfg.primary != nil {
+		// A subchannel's wait for its offer (and its open) ends when
+		// the primary closes: the worker, which hears of it, is here.
+		var stop func()
+		ctx, stop = c.untilPrimaryCloses(ctx)
+		defer stop()
+	}
 	match := func(o guest.Offer) bool {
 		return o.InterfaceType == cfg.ifType && (cfg.ifInst.IsZero() || o.InterfaceInstance == cfg.ifInst) && o.SubchannelIndex == 0
 	}
@@ -169,4 +176,31 @@ func closeGuestChannel(gch *guest.Channel) {
 	ctx, cancel := teardownContext()
 	defer cancel()
 	gch.Close(ctx) //nolint:errcheck // best effort
+}
+
+// untilPrimaryCloses is ctx, ended also when the primary closes (the
+// signal on primaryClosed). stop ends the watch; if the primary closed,
+// it signals primaryClosed again, for the worker's loop, which closes
+// what opened meanwhile and moves the channel to Closed.
+func (c *Channel) untilPrimaryCloses(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	closed := make(chan bool, 1)
+	go func() {
+		select {
+		case <-c.primaryClosed:
+			cancel()
+			closed <- true
+		case <-ctx.Done():
+			closed <- false
+		}
+	}()
+	return ctx, func() {
+		cancel()
+		if <-closed {
+			select {
+			case c.primaryClosed <- struct{}{}:
+			default:
+			}
+		}
+	}
 }

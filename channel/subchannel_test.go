@@ -65,3 +65,30 @@ func TestSubchannels(t *testing.T) {
 	must(t, ss.Disable())
 	must(t, s.Disable())
 }
+
+// TestSubchannelWaitingFailsSendsWhenPrimaryCloses: a client subchannel
+// still waiting for its offer when its primary closes moves to Closed and
+// fails the request queued for its open; it waited until Disable.
+func TestSubchannelWaitingFailsSendsWhenPrimaryCloses(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRig(t)
+	_, c := r.pair(t, echo, ignore, StateCallbacks{}, StateCallbacks{})
+	cs := r.newClient(t, ignore, StateCallbacks{})
+	must(t, cs.SetPrimary(c, 1))
+	must(t, cs.Enable()) // no server subchannel: it waits for the offer
+	res := make(chan error, 1)
+	go func() {
+		_, err := cs.SendSynchronousRequest([]byte("queued.."), nil, 0, make([]byte, 8), NoTimeout)
+		res <- err
+	}()
+	eventually(t, "the request queued", func() bool { return cs.Stats().Queued > 0 })
+	must(t, c.Disable())
+	select {
+	case err := <-res:
+		if StatusOf(err) != StatusDeviceRemoved {
+			t.Fatalf("request queued on the subchannel: %v, want StatusDeviceRemoved", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the request queued on the subchannel still waits 5 s after its primary closed; subchannel %v", cs.State())
+	}
+}
