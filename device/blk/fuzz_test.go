@@ -28,3 +28,24 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseResponse: the client reads the host's completions, so any
+// payload is a response or too short, never a panic; a response is its
+// first ResponseSize bytes as Marshal writes them (what follows is not
+// read).
+func FuzzParseResponse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, ok := ParseResponse(b)
+		if !ok {
+			if r != (Response{}) || len(b) >= ResponseSize {
+				t.Fatalf("%d bytes refused, with %+v", len(b), r)
+			}
+			return
+		}
+		out := make([]byte, ResponseSize)
+		r.Marshal(out)
+		if string(out) != string(b[:ResponseSize]) {
+			t.Fatalf("round trip %x → %x", b, out)
+		}
+	})
+}

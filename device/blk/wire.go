@@ -136,8 +136,9 @@ func (r Response) Marshal(b []byte) {
 	binary.LittleEndian.PutUint32(b[20:], r.Value)
 }
 
-// ParseResponse decodes a completion payload (padding allowed, as for
-// requests). ok is false if it is too short: the host is broken.
+// ParseResponse decodes a completion payload: its first ResponseSize
+// bytes; what follows (the ring's padding, or anything a host appends) is
+// not read. ok is false if it is too short: the host is broken.
 func ParseResponse(b []byte) (r Response, ok bool) {
 	if len(b) < ResponseSize {
 		return Response{}, false

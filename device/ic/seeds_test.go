@@ -1,6 +1,7 @@
 package ic
 
 import (
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/govmbus/govmbus/internal/testbus"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the fuzz seed corpora in testdata/fuzz")
@@ -43,8 +46,9 @@ func seedFile(t *testing.T, target, name string, args ...any) {
 func TestSeedCorpora(t *testing.T) {
 	if *updateSeeds {
 		writeSeeds(t)
+		writeStateSeeds(t)
 	}
-	for _, target := range []string{"FuzzParse", "FuzzNegotiate", "FuzzShutdown", "FuzzTimeSync", "FuzzKVP", "FuzzClientAnswer"} {
+	for _, target := range []string{"FuzzParse", "FuzzNegotiate", "FuzzShutdown", "FuzzTimeSync", "FuzzKVP", "FuzzClientAnswer", "FuzzHeartbeat", "FuzzChosen", "FuzzRestoreState"} {
 		e, err := os.ReadDir(filepath.Join("testdata", "fuzz", target))
 		if err != nil || len(e) < 3 {
 			t.Errorf("%s: %d seeds, %v (go test -run TestSeedCorpora -update-seeds)", target, len(e), err)
@@ -117,4 +121,74 @@ func writeSeeds(t *testing.T) {
 	seedFile(t, "FuzzClientAnswer", "kvp-set", kvMsg, uint8(ServiceKVP))
 	seedFile(t, "FuzzClientAnswer", "timesync", tsMsg, uint8(ServiceTimeSync))
 	seedFile(t, "FuzzClientAnswer", "shutdown-no-callback", sdMsg, uint8(ServiceShutdown))
+
+	hbAnswer, _ := HeartbeatReply(hb)
+	seedFile(t, "FuzzHeartbeat", "answer", hbAnswer[offBody:])
+	seedFile(t, "FuzzHeartbeat", "openvmm-critical", (&Heartbeat{Sequence: 1<<64 - 1, AppState: AppStateCritical}).Marshal())
+	seedFile(t, "FuzzHeartbeat", "sequence-only", hbAnswer[offBody:offBody+heartbeatMinimum])
+	seedFile(t, "FuzzHeartbeat", "short", hbAnswer[offBody:offBody+heartbeatMinimum-1])
+
+	chose := NegotiateReply(negMsg, v30, v40, true)
+	seedFile(t, "FuzzChosen", "choice", chose[offBody:])
+	seedFile(t, "FuzzChosen", "no-common-version", NegotiateReply(negMsg, Version{}, Version{}, false)[offBody:])
+	seedFile(t, "FuzzChosen", "offer-as-answer", neg)
+	seedFile(t, "FuzzChosen", "counts-without-versions", chose[offBody:offBody+negotiateFixed+4])
+}
+
+// writeStateSeeds writes states the servers saved: mid-traffic from a
+// rig (the shutdown server with its request in the guest's hands), fresh,
+// incompatible, and with a negotiation outstanding; and hostile ones: a
+// heartbeat's state for another service, a last answer past int64.
+func writeStateSeeds(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	r := newRig(t, ClientConfig{OnShutdown: func(context.Context, *Shutdown) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}})
+	r.negotiated(t)
+	ctx := testbus.Context(t)
+	for range 3 {
+		if _, err := r.hb.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.kvp.Set(ctx, PoolGuest, "key", "value"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ts.Send(ctx, TimeFlagSync); err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan error, 1)
+	go func() {
+		_, err := r.sd.Request(ctx, ShutdownRequest{Reboot: true})
+		asked <- err
+	}()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the guest never got the shutdown request")
+	}
+	hb := saveOf(t, r.hb.core)
+	seedFile(t, "FuzzRestoreState", "heartbeat", hb, uint8(ServiceHeartbeat))
+	seedFile(t, "FuzzRestoreState", "shutdown-pending", saveOf(t, r.sd.core), uint8(ServiceShutdown))
+	seedFile(t, "FuzzRestoreState", "timesync", saveOf(t, r.ts.core), uint8(ServiceTimeSync))
+	seedFile(t, "FuzzRestoreState", "kvp", saveOf(t, r.kvp.core), uint8(ServiceKVP))
+	close(release)
+	if err := <-asked; err != nil {
+		t.Fatal(err)
+	}
+
+	seedFile(t, "FuzzRestoreState", "kvp-fresh", saveOf(t, bareCore(ServiceKVP)), uint8(ServiceKVP))
+	in := bareCore(ServiceTimeSync)
+	in.incompatible = true
+	seedFile(t, "FuzzRestoreState", "timesync-incompatible", saveOf(t, in), uint8(ServiceTimeSync))
+	neg := bareCore(ServiceHeartbeat)
+	neg.cur = &pending{typ: MsgNegotiate, payload: Build(Header{Type: MsgNegotiate, Flags: FlagsRequest}, (&Negotiate{Frameworks: hostFrameworks, Messages: services[ServiceHeartbeat].hostMessages}).Marshal())}
+	seedFile(t, "FuzzRestoreState", "heartbeat-negotiate-pending", saveOf(t, neg), uint8(ServiceHeartbeat))
+	seedFile(t, "FuzzRestoreState", "heartbeat-state-for-shutdown", hb, uint8(ServiceShutdown))
+	late := append([]byte(nil), hb...)
+	binary.LittleEndian.PutUint64(late[len(late)-8:], 1<<63)
+	seedFile(t, "FuzzRestoreState", "last-answer-past-int64", late, uint8(ServiceHeartbeat))
 }

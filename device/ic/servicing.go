@@ -104,6 +104,10 @@ func (c *core) restoreState(_ *channel.Channel, dev []byte) error {
 		return fmt.Errorf("ic: a saved %v request on the %s channel", p.typ, c.info.name)
 	case p != nil && p.typ != MsgNegotiate && !negotiated:
 		return fmt.Errorf("ic: a saved %v request before the negotiation", p.typ)
+	case c.restoreExtra == nil && len(extra) != 0:
+		// Dropping them would restore a server other than the one saved,
+		// e.g. a heartbeat's state restored as another service's.
+		return fmt.Errorf("ic: %d bytes of service state for %s, want none", len(extra), c.info.name)
 	}
 	if p != nil {
 		if _, err := Parse(p.payload); err != nil {

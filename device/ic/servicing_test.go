@@ -1,8 +1,11 @@
 package ic
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +159,29 @@ func TestServicingMidRequest(t *testing.T) {
 	defer mu.Unlock()
 	if negotiations != 4 {
 		t.Fatalf("%d negotiations, want 4 (one per service, none after the servicing)", negotiations)
+	}
+}
+
+// TestRestoreRefusesServiceStateForNone: a service without state of its
+// own refuses a saved state that carries some (a heartbeat's, restored as
+// another service's, say) and is left as it was; the heartbeat takes its
+// own.
+func TestRestoreRefusesServiceStateForNone(t *testing.T) {
+	hb := bareCore(ServiceHeartbeat)
+	hb.extra = (&HeartbeatServer{core: hb, next: 7}).saveExtra
+	state := saveOf(t, hb)
+	for _, s := range []Service{ServiceShutdown, ServiceTimeSync, ServiceKVP} {
+		c := bareCore(s)
+		before := saveOf(t, c)
+		err := c.restoreState(nil, state)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes of service state for %s, want none", heartbeatExtraSize, services[s].name)) {
+			t.Errorf("%s took a heartbeat's state: %v", services[s].name, err)
+		}
+		if after := saveOf(t, c); !bytes.Equal(after, before) {
+			t.Errorf("%s refused the state but saves %x, was %x", services[s].name, after, before)
+		}
+	}
+	if err := bareCore(ServiceHeartbeat).restoreState(nil, state); err != nil {
+		t.Fatalf("the heartbeat refuses its own state: %v", err)
 	}
 }
