@@ -105,16 +105,23 @@ func TestRestorePacketFailureUndone(t *testing.T) {
 			for _, p := range mine {
 				p.Free() // idle: Free panics on a packet in use
 			}
-			must(t, s.Enable())
-			must(t, s.Start())
-			f.release()
-			eventually(t, "every transaction completes", func() bool {
-				v.mu.Lock()
-				defer v.mu.Unlock()
-				return len(v.results) == n
-			})
+			goLive(t, f, s, v, n)
 		})
 	}
+}
+
+// goLive enables and starts s, restored from f's state, lets f's client
+// answer, and waits until v heard of all n transactions.
+func goLive(t *testing.T, f *fixture, s *Channel, v *vsp, n int) {
+	t.Helper()
+	must(t, s.Enable())
+	must(t, s.Start())
+	f.release()
+	eventually(t, "every transaction completes", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return len(v.results) == n
+	})
 }
 
 // decodeLibSlot is the slot a packet's lib bytes name.
@@ -145,14 +152,7 @@ func TestRestoredConfigurationFixed(t *testing.T) {
 			t.Errorf("%s after a restore: %v, want StatusInvalidDeviceState", name, err)
 		}
 	}
-	must(t, s.Enable())
-	must(t, s.Start())
-	f.release()
-	eventually(t, "every transaction completes", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		return len(v.results) == 3
-	})
+	goLive(t, f, s, v, 3)
 }
 
 // TestEnableDropsHalfRestore: an Enable while RestoreFromBuffer wants more
@@ -172,14 +172,7 @@ func TestEnableDropsHalfRestore(t *testing.T) {
 		t.Fatalf("Enable during a restore: %v, want StatusInvalidDeviceState naming the incomplete restore", err)
 	}
 	must(t, s.Restore(f.state))
-	must(t, s.Enable())
-	must(t, s.Start())
-	f.release()
-	eventually(t, "every transaction completes", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		return len(v.results) == 3
-	})
+	goLive(t, f, s, v, 3)
 }
 
 // TestSavePacketSecondCallFails: the save-packet callback's failure of its

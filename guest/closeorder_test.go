@@ -1,16 +1,13 @@
 package guest_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/govmbus/govmbus/guest"
-	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/internal/leakcheck"
 	"github.com/govmbus/govmbus/internal/testbus"
-	"github.com/govmbus/govmbus/protocol"
 )
 
 // TestChannelOutlivesClient: a channel still open when its client closes
@@ -42,15 +39,8 @@ func TestChannelOutlivesClient(t *testing.T) {
 // formatted its rings in unmapped guest memory and panicked.
 func TestOpenAfterClose(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
-		Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
-		Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
-	}}}})
+	b, o := idleOffer(t)
 	ctx := testbus.Context(t)
-	o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	b.Client.Close()
 	if _, err := b.Client.Open(ctx, o, guest.OpenOptions{}); !errors.Is(err, guest.ErrClosed) {
 		t.Fatalf("Open after Close: %v, want ErrClosed", err)
@@ -64,15 +54,8 @@ func TestOpenRacesClose(t *testing.T) {
 	leakcheck.Check(t)
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
-				Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
-				Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
-			}}}})
+			b, o := idleOffer(t)
 			ctx := testbus.Context(t)
-			o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			done := make(chan error, 1)
 			go func() {
 				// Large rings: formatting them takes long enough for

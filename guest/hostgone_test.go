@@ -106,19 +106,25 @@ func TestHostGoneMidRequest(t *testing.T) {
 	}
 }
 
-// openIdle opens a channel of a device that does nothing, on a good host.
-func openIdle(t *testing.T) (*testbus.Bus, *guest.Channel) {
+// idleOffer is a good host's offer of a device that does nothing.
+func idleOffer(t *testing.T) (*testbus.Bus, guest.Offer) {
 	t.Helper()
 	b := testbus.New(t, testbus.Config{Host: host.Config{Devices: []host.Device{&testbus.RawDevice{
 		Spec:  host.OfferSpec{InterfaceType: fuzzDevice},
 		Serve: func(ctx context.Context, _ *host.Channel) { <-ctx.Done() },
 	}}}})
-	ctx := testbus.Context(t)
-	o, err := b.Client.WaitOffer(ctx, fuzzDevice, protocol.GUID{})
+	o, err := b.Client.WaitOffer(testbus.Context(t), fuzzDevice, protocol.GUID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := b.Client.Open(ctx, o, guest.OpenOptions{})
+	return b, o
+}
+
+// openIdle opens a channel of a device that does nothing, on a good host.
+func openIdle(t *testing.T) (*testbus.Bus, *guest.Channel) {
+	t.Helper()
+	b, o := idleOffer(t)
+	ch, err := b.Client.Open(testbus.Context(t), o, guest.OpenOptions{})
 	if err != nil {
 		t.Fatalf("Open on a good host: %v", err)
 	}
