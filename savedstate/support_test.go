@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -36,9 +37,13 @@ func TestSupportText(t *testing.T) {
 }
 
 // TestSupported lists this program's registered kinds and format 1.
+// supportKindOnce registers TestSupported's kind once per process: the
+// registry refuses a kind twice, and -count runs the test again.
+var supportKindOnce sync.Once
+
 func TestSupported(t *testing.T) {
 	const k Kind = 0x7E01 // a kind no layer uses
-	RegisterKind(k, KindInfo{Name: "support-test"})
+	supportKindOnce.Do(func() { RegisterKind(k, KindInfo{Name: "support-test"}) }) // once: -count
 	s := Supported()
 	if !slices.Equal(s.Formats, []uint16{FormatVersion}) || !s.Reads(k) || !slices.IsSorted(s.Kinds) {
 		t.Fatalf("%+v", s)
