@@ -347,7 +347,7 @@ corruption.`,
 	f.Uint64Var(&count, "count", 100000, "packets")
 	f.IntVar(&window, "window", 0, "packets in flight at most (0: as many as one ring holds)")
 	f.DurationVar(&idle, "idle", echo.DefaultIdle, "count the packets still missing as lost once none came back for this long")
-	f.IntVar(&rxBuffer, "rx-buffer", 0, "bytes of receive buffer the device answers through (transfer pages); 0: answers in band")
+	f.IntVar(&rxBuffer, "rx-buffer", 0, "bytes of receive buffer the device answers through (transfer pages), rounded up to whole pages; 0: answers in band")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
