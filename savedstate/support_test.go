@@ -42,8 +42,9 @@ func TestSupportText(t *testing.T) {
 var supportKindOnce sync.Once
 
 func TestSupported(t *testing.T) {
-	const k Kind = 0x7E01                                                          // a kind no layer uses
-	supportKindOnce.Do(func() { RegisterKind(k, KindInfo{Name: "support-test"}) }) // once: -count
+	const k Kind = 0x7E01 // a kind no layer uses
+
+	supportKindOnce.Do(func() { RegisterKind(k, KindInfo{Name: "support-test"}) })
 	s := Supported()
 	if !slices.Equal(s.Formats, []uint16{FormatVersion}) || !s.Reads(k) || !slices.IsSorted(s.Kinds) {
 		t.Fatalf("%+v", s)
