@@ -52,7 +52,7 @@ func (d *Daemon) serving() error {
 // returns nil after a ServicingFailed event of Stage "stop", for the
 // caller to stop the daemon in order. It looks at ctx before the
 // pre-flight, after it (whose probe ctx ends too), and just before the
-// exec or the handover; a spawned successor that has taken the handover
+// exec (servicing.Exec's last moment, Handover.Stop) or the handover; a spawned successor that has taken the handover
 // when ctx ends is sent SIGTERM, the request passed on. Only a stop that
 // comes between the exec and the new image's signal.NotifyContext is not
 // seen: it meets the runtime's default action, which ends the process
@@ -411,7 +411,13 @@ func (d *Daemon) service(ctx context.Context, to *Daemon) error {
 			if d.cfg.Hangup != nil {
 				holdHUP()
 			}
-			err = servicing.Exec(exe, d.args(), servicing.Handover{FDs: files, State: state, Paused: paused})
+			// ctx is looked at once more just before the exec: a stop
+			// caught here after the look above would be lost with this
+			// image.
+			err = servicing.Exec(exe, d.args(), servicing.Handover{FDs: files, State: state, Paused: paused, Stop: ctx.Done()})
+			if errors.Is(err, servicing.ErrStopped) {
+				err, stopped = ctx.Err(), true
+			}
 			if d.cfg.Hangup != nil {
 				releaseHUP(d.cfg.Hangup)
 			}

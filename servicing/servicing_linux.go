@@ -41,7 +41,16 @@ type Handover struct {
 	// Note is passed on as it is by a spawned handover (Successor.Hand),
 	// for the caller's own use; Exec does not carry it.
 	Note string
+	// Stop, if not nil, is looked at by Exec just before the exec: once
+	// it is closed (a stop asked for), Exec gives up with ErrStopped and
+	// the caller serves on, to stop in order. A stop caught by this image
+	// any earlier would be lost with it.
+	Stop <-chan struct{}
 }
+
+// ErrStopped is Exec's error when Handover.Stop was closed before the
+// exec: nothing was handed over.
+var ErrStopped = errors.New("servicing: stop asked for before the exec")
 
 // ErrMalformed means the handover variable or state could not be trusted.
 var ErrMalformed = errors.New("servicing: malformed handover")
@@ -74,11 +83,19 @@ func Exec(exe string, args []string, h Handover) error {
 	if kerr == nil {
 		env = append(env, keeperVar+"="+strconv.Itoa(k.pid))
 	}
-	err = syscall.Exec(exe, args, env)
+	select {
+	case <-h.Stop:
+		err = ErrStopped
+	default:
+		err = syscall.Exec(exe, args, env)
+	}
 	if k != nil {
 		k.release()
 	}
 	restoreCloexec(fds)
+	if err == ErrStopped {
+		return err
+	}
 	return fmt.Errorf("servicing: exec %s: %w", exe, err)
 }
 

@@ -200,3 +200,23 @@ func children(t *testing.T) string {
 	}
 	return strings.Join(all, " ")
 }
+
+// TestExecStopped: a Handover.Stop closed before the exec makes Exec give
+// up at its last moment (ErrStopped), with every descriptor as it was; a
+// stop caught by this image later than its caller's last look was lost
+// with it. (The binary does not exist: an exec tried fails otherwise.)
+func TestExecStopped(t *testing.T) {
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	defer w.Close()
+	stop := make(chan struct{})
+	close(stop)
+	err := Exec("/nonexistent/binary", []string{"x"}, Handover{FDs: map[string]int{"p": int(r.Fd())}, State: []byte("s"), Stop: stop})
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("Exec with a stop asked for: %v, want ErrStopped", err)
+	}
+	flags, _ := unix.FcntlInt(r.Fd(), unix.F_GETFD, 0)
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Fatal("close-on-exec not restored after a stopped exec")
+	}
+}
