@@ -174,6 +174,11 @@ refused") if its state could not be read at all.`,
 				if err != nil {
 					return failuref("host: %v", err)
 				}
+				if status > 128 {
+					// The host process died of a signal (a worker
+					// killed outright): it logged nothing of it.
+					log.Error("host process killed", "signal", syscall.Signal(status-128).String(), "exit", status)
+				}
 				os.Exit(status)
 			}
 			if adminPath != "" && !inherited && !spawned {

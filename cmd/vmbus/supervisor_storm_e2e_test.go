@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -150,9 +152,51 @@ func childrenOf(pid int) []int {
 // it and stop, rather than serve on with nobody to signal it (and hold
 // the log open, as it did when a test missed it).
 func TestE2EWorkerStopsWithSupervisor(t *testing.T) {
-	bin := vmbusBinary(t)
-	socket := filepath.Join(t.TempDir(), "bus.sock")
-	cmd := exec.Command(bin, "host", "--socket", socket, "--device", "echo", "--servicing", "spawn", "--log-format", "json")
+	pid, wait, read, end := spawnModeHost(t)
+	defer end()
+	wait("host listening", 30*time.Second)
+	syscall.Kill(pid, syscall.SIGHUP)
+	wait("servicing complete", 30*time.Second)
+	syscall.Kill(pid, syscall.SIGKILL)
+	wait("supervisor gone: stopping", 30*time.Second)
+	select {
+	case <-read:
+	case <-time.After(15 * time.Second):
+		t.Errorf("the worker still runs 15 s after its supervisor was killed")
+	}
+}
+
+// TestE2ESupervisorLogsKilledWorker: a spawn-mode host whose host process
+// (its worker) is killed outright exits with the worker's status, and
+// says why in its log; it exited 137 without a word.
+func TestE2ESupervisorLogsKilledWorker(t *testing.T) {
+	pid, wait, read, end := spawnModeHost(t)
+	defer end()
+	wait("host listening", 30*time.Second)
+	workers := childrenOf(pid)
+	if len(workers) != 1 {
+		t.Fatalf("the supervisor has %d children, want its worker", len(workers))
+	}
+	syscall.Kill(workers[0], syscall.SIGKILL)
+	wait("host process killed", 15*time.Second)
+	select {
+	case <-read: // the supervisor exited: end's kill comes after
+	case <-time.After(15 * time.Second):
+		t.Fatal("the supervisor still runs 15 s after its log said the host process was killed")
+	}
+	var ee *exec.ExitError
+	if err := end(); !errors.As(err, &ee) || ee.ExitCode() != 137 {
+		t.Fatalf("the supervisor exited %v, want 137 (the worker's SIGKILL)", err)
+	}
+}
+
+// spawnModeHost starts a spawn-mode `vmbus host` with a JSON log and
+// returns its pid, a wait for a log message (bounded by limit), the
+// channel closed at the log's end, and its exit, which also ends every
+// process it left (run it deferred; it may be called twice).
+func spawnModeHost(t *testing.T) (pid int, wait func(msg string, limit time.Duration), read <-chan struct{}, end func() error) {
+	t.Helper()
+	cmd := exec.Command(vmbusBinary(t), "host", "--socket", filepath.Join(t.TempDir(), "bus.sock"), "--device", "echo", "--servicing", "spawn", "--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -160,17 +204,11 @@ func TestE2EWorkerStopsWithSupervisor(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
+	pid = cmd.Process.Pid
 	msgs, read := logMessages(stderr)
-	defer func() {
-		killTree(pid)
-		cmd.Process.Kill()
-		awaitLogEnd(t, read, stderr)
-		cmd.Wait()
-	}()
-	wait := func(msg string) {
+	wait = func(msg string, limit time.Duration) {
 		t.Helper()
-		for timeout := time.After(30 * time.Second); ; {
+		for timeout := time.After(limit); ; {
 			select {
 			case m := <-msgs:
 				if m == msg {
@@ -179,18 +217,20 @@ func TestE2EWorkerStopsWithSupervisor(t *testing.T) {
 			case <-read:
 				t.Fatalf("the host's log ended before %q", msg)
 			case <-timeout:
-				t.Fatalf("no %q within 30 s", msg)
+				t.Fatalf("no %q within %v", msg, limit)
 			}
 		}
 	}
-	wait("host listening")
-	syscall.Kill(pid, syscall.SIGHUP)
-	wait("servicing complete")
-	syscall.Kill(pid, syscall.SIGKILL)
-	wait("supervisor gone: stopping")
-	select {
-	case <-read:
-	case <-time.After(15 * time.Second):
-		t.Errorf("the worker still runs 15 s after its supervisor was killed")
+	var once sync.Once
+	var werr error
+	end = func() error {
+		once.Do(func() {
+			killTree(pid)
+			cmd.Process.Kill()
+			awaitLogEnd(t, read, stderr)
+			werr = cmd.Wait()
+		})
+		return werr
 	}
+	return pid, wait, read, end
 }
