@@ -114,7 +114,9 @@
 // after it) ended the host so, none 8 ms or more after; with Spawn none
 // did. The last look at ctx is servicing.Exec's, just before the execve
 // (Handover.Stop): a signal in the microseconds between the two is caught
-// by the old image and lost with it.
+// by the old image and lost with it, and so is one the runtime has caught
+// but not yet handed on to ctx (a goroutine's hop): a SIGTERM sent right
+// behind the SIGHUP was lost so in 2 of 15 trials on that machine.
 //
 // # Events
 //
