@@ -24,16 +24,22 @@ func shortVSPBytes(t *testing.T, state []byte, k int) []byte {
 			continue
 		}
 		if seen++; seen == k {
-			pr, err := decodePacket(r.Body)
-			must(t, err)
-			var e savedstate.Encoder
-			e.Bytes(pr.lib).Bytes(pr.VSP[:len(pr.VSP)-1])
-			rs[i].Body = e.Body()
+			rs[i].Body = shortVSPBody(t, r.Body)
 		}
 	}
 	sv, err := savedstate.NewSaver(b.Scope, b.Identity, rs)
 	must(t, err)
 	return sv.Bytes()
+}
+
+// shortVSPBody is a packet record's body with its VSP bytes one short.
+func shortVSPBody(t testing.TB, body []byte) []byte {
+	t.Helper()
+	pr, err := decodePacket(body)
+	must(t, err)
+	var e savedstate.Encoder
+	e.Bytes(pr.lib).Bytes(pr.VSP[:len(pr.VSP)-1])
+	return e.Body()
 }
 
 // TestRestorePacketFailureUndone: a restore-packet callback that fails
@@ -199,17 +205,8 @@ func TestSavePacketSecondCallFails(t *testing.T) {
 				}
 				return 16, tc.second
 			}, nil))
-			c := r.newClient(t, echo, StateCallbacks{})
-			must(t, s.Enable())
-			must(t, s.Start())
-			must(t, c.Pause()) // the packet stays in the ring, in flight
-			must(t, c.Enable())
-			waitState(t, s, StateActive)
-			p, err := s.AllocatePacket()
-			must(t, err)
-			must(t, p.Send([]byte("in flight"), SendWaitForCompletion))
-			must(t, s.Pause())
-			err = s.SaveBegin()
+			c := pausedInFlight(t, r, s)
+			err := s.SaveBegin()
 			s.SaveEnd()
 			if StatusOf(err) != StatusUnsuccessful || errors.Is(err, StatusBufferTooSmall) || !strings.Contains(err.Error(), "save-packet callback") {
 				t.Fatalf("SaveBegin: %v (status %v), want StatusUnsuccessful naming the callback", err, StatusOf(err))
@@ -254,11 +251,7 @@ func FuzzRestoreApply(f *testing.F) {
 		if r.Kind == KindChannelPacket {
 			// VSP bytes one short, which the VSP refuses: the packets
 			// before this one are restored when it fails.
-			pr, err := decodePacket(r.Body)
-			must(f, err)
-			var e savedstate.Encoder
-			e.Bytes(pr.lib).Bytes(pr.VSP[:len(pr.VSP)-1])
-			f.Add(uint8(i), e.Body())
+			f.Add(uint8(i), shortVSPBody(f, r.Body))
 		}
 	}
 	f.Fuzz(func(t *testing.T, k uint8, body []byte) {

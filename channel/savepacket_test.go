@@ -24,16 +24,7 @@ func TestSavePacketSecondCallAfterAnyFailure(t *testing.T) {
 		}
 		return copy(buf, want), nil
 	}, nil))
-	c := r.newClient(t, echo, StateCallbacks{})
-	must(t, s.Enable())
-	must(t, s.Start())
-	must(t, c.Pause()) // before it opens: the packet stays in the ring
-	must(t, c.Enable())
-	waitState(t, s, StateActive)
-	p, err := s.AllocatePacket()
-	must(t, err)
-	must(t, p.Send([]byte("in flight"), SendWaitForCompletion))
-	must(t, s.Pause())
+	c := pausedInFlight(t, r, s)
 	var buf bytes.Buffer
 	must(t, s.Save(&buf))
 	if calls != 2 {
@@ -52,6 +43,24 @@ func TestSavePacketSecondCallAfterAnyFailure(t *testing.T) {
 	}
 	must(t, s.Start())
 	must(t, c.Start())
+}
+
+// pausedInFlight enables server s with a client of r paused before it
+// opens, sends one packet that waits in the ring for its completion, and
+// pauses s, ready to be saved: the client, to Start after.
+func pausedInFlight(t *testing.T, r *rig, s *Channel) *Channel {
+	t.Helper()
+	c := r.newClient(t, echo, StateCallbacks{})
+	must(t, s.Enable())
+	must(t, s.Start())
+	must(t, c.Pause()) // before it opens: the packet stays in the ring
+	must(t, c.Enable())
+	waitState(t, s, StateActive)
+	p, err := s.AllocatePacket()
+	must(t, err)
+	must(t, p.Send([]byte("in flight"), SendWaitForCompletion))
+	must(t, s.Pause())
+	return c
 }
 
 // TestRestoreRefusals: a state with packets needs a restore-packet
