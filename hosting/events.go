@@ -44,8 +44,10 @@ type ServicingStarted struct {
 	Mode      string // "exec", "spawn" or "in-process"
 }
 
-// ServicingComplete: every channel runs again, in the successor (or, after
-// a failure late in a servicing, in the same daemon).
+// ServicingComplete: every channel runs again, in the successor (Exec), or,
+// after a failure late in a servicing, in the same daemon: the servicing was
+// rolled back (logged as "servicing rolled back", not "servicing complete",
+// so that a reader that counts successes by the message counts right).
 type ServicingComplete struct {
 	Servicing     uint32        // counted since the host first started
 	Blackout      time.Duration // from the first pause until every channel runs again (µs precision)
@@ -67,7 +69,7 @@ type Phase struct {
 // ServicingFailed: a servicing did not happen, or its successor did not
 // take over. Unless Restoring, the daemon serves on as before; with
 // Restoring the guests were saved and are restored in this process (a
-// ServicingComplete with Exec false follows).
+// ServicingComplete with Exec false, "servicing rolled back", follows).
 type ServicingFailed struct {
 	// Stage is where it failed: "spawn", "preflight" (the successor
 	// cannot read the state: refused before anything paused),
@@ -86,8 +88,13 @@ func (*Listening) Msg() string { return "host listening" }
 // Msg is "servicing started".
 func (*ServicingStarted) Msg() string { return "servicing started" }
 
-// Msg is "servicing complete".
-func (*ServicingComplete) Msg() string { return "servicing complete" }
+// Msg is "servicing complete", or "servicing rolled back" without Exec.
+func (e *ServicingComplete) Msg() string {
+	if !e.Exec {
+		return "servicing rolled back"
+	}
+	return "servicing complete"
+}
 
 // Msg is "servicing refused" for a pre-flight's refusal, "servicing
 // failed; restoring in this process" with Restoring, "servicing failed"
@@ -108,8 +115,14 @@ func (*Listening) Level() slog.Level { return slog.LevelInfo }
 // Level is Debug: a servicing's start is noted, not announced.
 func (*ServicingStarted) Level() slog.Level { return slog.LevelDebug }
 
-// Level is Info.
-func (*ServicingComplete) Level() slog.Level { return slog.LevelInfo }
+// Level is Info, or Warn for a servicing rolled back: its guests were
+// paused for nothing.
+func (e *ServicingComplete) Level() slog.Level {
+	if !e.Exec {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
 
 // Level is Error, or Warn for Stage "stop": asked for, not a fault.
 func (e *ServicingFailed) Level() slog.Level {
@@ -282,13 +295,13 @@ func DecodeEvent(line []byte) (Event, error) {
 		return &Listening{Socket: l.Socket, Devices: l.Devices}, nil
 	case "servicing started":
 		return &ServicingStarted{Servicing: l.Servicing, Mode: l.Mode}, nil
-	case "servicing complete":
+	case "servicing complete", "servicing rolled back":
 		b, err := fromMs(l.BlackoutMs)
 		if err != nil {
 			return nil, fmt.Errorf("hosting: event: blackout_ms: %w", err)
 		}
 		return &ServicingComplete{Servicing: l.Servicing, Blackout: b, Phases: l.Phases, Guests: l.Guests, GuestsDropped: l.Dropped,
-			Channels: l.Channels, Exec: l.Exec, Spawned: l.Spawned, Pid: l.Pid}, nil
+			Channels: l.Channels, Exec: l.Exec && l.Msg == "servicing complete", Spawned: l.Spawned, Pid: l.Pid}, nil
 	case "servicing refused":
 		return &ServicingFailed{Stage: "preflight", Err: errOf()}, nil
 	case "servicing failed", "servicing failed; restoring in this process":

@@ -22,6 +22,8 @@ func sampleEvents() []Event {
 		&ServicingFailed{Stage: "preflight", Err: errors.New("the successor (answer) does not read 0x0201 host-guest")},
 		&ServicingFailed{Stage: "pause", Guest: 7, Err: errors.New("paused twice")},
 		&ServicingFailed{Stage: "save or exec", Err: errors.New("exec: no such file"), Restoring: true},
+		&ServicingComplete{Servicing: 5, Blackout: 2 * time.Millisecond, Phases: []Phase{{"pause", time.Millisecond}, {"start", 0}},
+			Guests: 1, Channels: 2, Pid: 4242},
 	}
 }
 
@@ -57,6 +59,29 @@ func TestEventsDecodeFromLog(t *testing.T) {
 	logEvent(log, sampleEvents()[5])
 	if want := `"level":"ERROR","msg":"servicing failed","stage":"pause","guest":7,"err":"paused twice"}`; !strings.Contains(buf.String(), want) {
 		t.Errorf("log line %s, want %s", buf.Bytes(), want)
+	}
+	// A servicing rolled back is not logged as a complete one.
+	buf.Reset()
+	logEvent(log, sampleEvents()[7])
+	if want := `"level":"WARN","msg":"servicing rolled back","blackout_ms":2,`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log line %s, want %s", buf.Bytes(), want)
+	}
+}
+
+// TestDecodeEventRollback: a release before "servicing rolled back" logged
+// a rollback as "servicing complete" with exec false; both decode to a
+// ServicingComplete without Exec, and a "servicing rolled back" line is
+// never taken as a successor's.
+func TestDecodeEventRollback(t *testing.T) {
+	for _, line := range []string{
+		`{"msg":"servicing complete","servicing":3,"exec":false}`,
+		`{"msg":"servicing rolled back","servicing":3,"exec":true}`,
+	} {
+		e, err := DecodeEvent([]byte(line))
+		c, ok := e.(*ServicingComplete)
+		if err != nil || !ok || c.Exec || c.Servicing != 3 || c.Msg() != "servicing rolled back" {
+			t.Errorf("%s: %#v, %v", line, e, err)
+		}
 	}
 }
 

@@ -57,7 +57,9 @@ anew.
 SIGHUP services the host: every channel is paused and saved with the bus
 state, and the daemon re-executes its binary in place (same pid), handing
 over guest memory, sockets and eventfds; the successor restores and logs
-"servicing complete" with the blackout. With --servicing spawn the
+"servicing complete" with the blackout (a servicing that fails after the
+save restores in the old image instead and logs "servicing rolled back").
+With --servicing spawn the
 successor instead starts up as a new process while the channels still run,
 and only then does the host pause, save and hand over (over a socket): a
 shorter blackout. The command then runs as a supervisor that keeps its pid,

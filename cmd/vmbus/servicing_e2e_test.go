@@ -304,7 +304,7 @@ func TestE2EServicingExecFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitMsg(t, "servicing failed; restoring in this process")
-	l := h.waitMsg(t, "servicing complete")
+	l := h.waitMsg(t, "servicing rolled back")
 	if l["exec"] != false {
 		t.Fatalf("exec %v after a failed exec", l["exec"])
 	}

@@ -1,0 +1,44 @@
+package soak
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServiceRolledBack: a servicing the host rolled back (restored its
+// guests in the process that saved them) is a failed servicing of the
+// soak, though its pid and count are the servicing's; a successor's
+// completion is not.
+func TestServiceRolledBack(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+	}{
+		{`{\"level\":\"WARN\",\"msg\":\"servicing rolled back\",\"blackout_ms\":2,\"servicing\":1,\"exec\":false,\"pid\":$$}`, "servicing 1 rolled back"},
+		{`{\"level\":\"INFO\",\"msg\":\"servicing complete\",\"blackout_ms\":2,\"servicing\":1,\"exec\":true,\"pid\":$$}`, ""},
+	} {
+		h, err := startHost("/bin/sh", []string{"-c", `trap 'echo "` + tc.line + `" >&2' HUP
+echo '{"level":"INFO","msg":"host listening","socket":"s","devices":1}' >&2
+while :; do sleep 0.01; done`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := h.listening(ctx, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		followed := make(chan struct{})
+		go func() { h.follow(ctx, nil); close(followed) }()
+		ms, err := h.service(1, nil)
+		cancel()
+		<-followed
+		h.proc.Stop(time.Second)
+		switch {
+		case tc.want == "" && (err != nil || ms != 2):
+			t.Errorf("%s: %v ms, %v", tc.line, ms, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v ms, %v; want %q", tc.line, ms, err, tc.want)
+		}
+	}
+}
