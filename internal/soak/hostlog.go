@@ -141,9 +141,9 @@ func (h *hostLog) service(n int, ending <-chan struct{}) (float64, error) {
 			return 0, fmt.Errorf("the host counts servicing %d", c.Servicing)
 		}
 		if !c.Exec {
-		return 0, fmt.Errorf("servicing %d rolled back: the host restored its guests in the process that saved them%s", c.Servicing, h.proc.Tail())
-	}
-	if c.Pid != h.proc.Pid() {
+			return 0, fmt.Errorf("servicing %d rolled back: the host restored its guests in the process that saved them%s", c.Servicing, h.proc.Tail())
+		}
+		if c.Pid != h.proc.Pid() {
 			return 0, fmt.Errorf("the successor's pid %d is not the host's %d", c.Pid, h.proc.Pid())
 		}
 		return float64(c.Blackout.Microseconds()) / 1000, nil
