@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 			os.Exit(3)
 		}
 		os.Exit(status)
-	case "orphaning-worker", "dying-worker", "late-successor", "watching-worker":
+	case "orphaning-worker", "dying-worker", "late-successor", "dying-worker-quick", "quick-successor", "watching-worker":
 		os.Exit(supervisedRole(os.Getenv(roleVar)))
 	case "successor":
 		keeperPID, _ := strconv.Atoi(os.Getenv(keeperVar))

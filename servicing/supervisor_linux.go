@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,7 +133,12 @@ func Supervise(args []string) (status int, err error) {
 			if pid, _ := ann.latest(); e.pid != pid {
 				continue
 			}
-			if endOrphans(&ann, e.pid, exits) {
+			took, ended := endOrphans(&ann, e.pid, exits)
+			switch {
+			case took && ended != nil:
+				// It has ended too: its status is the host's.
+				return exitStatus(ended.ws), nil
+			case took:
 				// A successor took over after its predecessor
 				// died in the middle of the handover.
 				continue
@@ -153,21 +157,25 @@ const orphanGrace = 2 * time.Second
 // exited. Its children, successors it was starting, are this process's
 // now (a subreaper's). One that announces itself within orphanGrace took
 // over a handover its predecessor did not live to see end: endOrphans
-// returns true, and supervising goes on with it. Otherwise it
-// kills every remaining child and reaps them (exits closes then): a
-// successor left behind would outlive the host it was to continue,
-// holding its guests' socket path and its log open.
-func endOrphans(ann *announcements, pid int, exits <-chan exit) bool {
+// returns took, and supervising goes on with it; if it has ended already
+// (its exit came here), that exit too. Otherwise it kills every
+// remaining child and reaps them (exits closes then): a successor left
+// behind would outlive the host it was to continue, holding its guests'
+// socket path and its log open.
+func endOrphans(ann *announcements, pid int, exits <-chan exit) (took bool, ended *exit) {
 	deadline := time.Now().Add(orphanGrace)
 	tick := time.NewTicker(announcePoll)
 	defer tick.Stop()
 	for {
+		// An announcement is written before its writer can exit, so
+		// one read after an exit is never missed; its exit, if not
+		// taken below, is still to come to the caller.
+		if next, _ := ann.latest(); next != pid {
+			return true, nil
+		}
 		kids := childPIDs()
 		if len(kids) == 0 {
-			return false
-		}
-		if next, _ := ann.latest(); next != pid && slices.Contains(kids, next) {
-			return true
+			return false, nil
 		}
 		if time.Now().After(deadline) {
 			for _, k := range kids {
@@ -175,9 +183,12 @@ func endOrphans(ann *announcements, pid int, exits <-chan exit) bool {
 			}
 		}
 		select {
-		case _, ok := <-exits:
+		case e, ok := <-exits:
 			if !ok {
-				return false
+				return false, nil
+			}
+			if next, _ := ann.latest(); next != pid && e.pid == next {
+				return true, &e
 			}
 		case <-tick.C:
 		}

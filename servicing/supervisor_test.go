@@ -24,6 +24,10 @@ const workerRoleVar = "GOVMBUS_SERVICING_TEST_WORKER"
 //     supervisor's pipe, and exits 0 at once, as a worker that died in
 //     the middle of its handover;
 //   - "late-successor" announces itself 300 ms later and exits 7;
+//   - "dying-worker-quick" is "dying-worker" with a "quick-successor",
+//     which announces itself 100 ms later and exits 7 at once, so that
+//     its end comes while the supervisor waits for orphans to announce
+//     themselves;
 //   - "watching-worker" announces itself, prints its supervisor's pid and
 //     says "gone" once Watch reports the supervisor's end.
 func supervisedRole(role string) int {
@@ -32,8 +36,12 @@ func supervisedRole(role string) int {
 		fmt.Println("supervisor:", sup, err)
 		return 3
 	}
-	if role == "late-successor" {
-		time.Sleep(300 * time.Millisecond)
+	if role == "late-successor" || role == "quick-successor" {
+		if role == "late-successor" {
+			time.Sleep(300 * time.Millisecond)
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err := sup.Announce(); err != nil {
 			fmt.Println("announce:", err)
 			return 3
@@ -60,7 +68,11 @@ func supervisedRole(role string) int {
 	if role == "orphaning-worker" {
 		proc, err = os.StartProcess("/bin/sh", []string{"sh", "-c", "exec sleep 60"}, &os.ProcAttr{})
 	} else {
-		os.Setenv(roleVar, "late-successor")
+		if role == "dying-worker-quick" {
+			os.Setenv(roleVar, "quick-successor")
+		} else {
+			os.Setenv(roleVar, "late-successor")
+		}
 		proc, err = os.StartProcess(os.Args[0], os.Args, &os.ProcAttr{
 			Env:   append(os.Environ(), SupervisorVar+"=3"),
 			Files: append([]*os.File{os.Stdin, os.Stdout, os.Stderr}, sup.Files()...),
@@ -130,6 +142,19 @@ func TestSupervisorFollowsLateSuccessor(t *testing.T) {
 	status, lines, _ := superviseAs(t, "dying-worker")
 	if status != 7 {
 		t.Fatalf("supervisor exited %d, want the late successor's 7: %q", status, lines)
+	}
+}
+
+// TestSupervisorFollowsQuickSuccessor: a successor that took over from a
+// dead worker and exits right after it announced itself ends the host with
+// its status (7), also when its end comes before the supervisor looked at
+// its announcement (the supervisor once took that end for an orphan's and
+// exited with the dead worker's 0).
+func TestSupervisorFollowsQuickSuccessor(t *testing.T) {
+	for range 5 {
+		if status, lines, _ := superviseAs(t, "dying-worker-quick"); status != 7 {
+			t.Fatalf("supervisor exited %d, want the successor's 7: %q", status, lines)
+		}
 	}
 }
 
