@@ -210,6 +210,8 @@ func testICAdmin(t *testing.T, mode string) {
 	// A shutdown request in the guest's hands across the servicing.
 	hbBefore, _ := icChannel(t, adm, "heartbeat")
 	inflight := exec.Command(bin, "admin", "--socket", adm, "shutdown", id)
+	var inflightErr bytes.Buffer
+	inflight.Stderr = &inflightErr
 	if err := inflight.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +220,11 @@ func testICAdmin(t *testing.T, mode string) {
 		return strings.Count(string(b), "\n") == 4
 	})
 	h.service(t, 1)
-	inflight.Wait() //nolint:errcheck // its host went away: exit 1
+	// Cut off by the servicing and answered so; not sent again (the
+	// guest has it).
+	if err := inflight.Wait(); err == nil || !strings.Contains(inflightErr.String(), "began a servicing before the guest answered: the guest may have carried it out") {
+		t.Fatalf("a shutdown request across the servicing: %v, %q", err, inflightErr.String())
+	}
 	if err := os.WriteFile(fifo, []byte("go\n"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -271,6 +277,79 @@ func testICAdmin(t *testing.T, mode string) {
 	// A missing key is the guest's refusal: exit 1.
 	if _, errs, code := adminRun(t, adm, "kvp", id, "get", "external", "nope"); code != 1 || !strings.Contains(errs, "no such KVP key") {
 		t.Errorf("missing key: exit %d, %q", code, errs)
+	}
+}
+
+// TestE2EAdminAcrossServicing: admin requests sent without a pause while
+// the host is serviced again and again (exec and spawn) are all answered:
+// the host answers 503 with Retry while it is serviced and the client
+// sends them again; none fails with the connection's end.
+func TestE2EAdminAcrossServicing(t *testing.T) {
+	for _, mode := range []string{"exec", "spawn"} {
+		t.Run(mode, func(t *testing.T) {
+			bin := vmbusBinary(t)
+			dir := t.TempDir()
+			sock, adm := filepath.Join(dir, "bus.sock"), filepath.Join(dir, "admin.sock")
+			h := startJSONHost(t, bin, sock, "--device", "ic", "--admin", adm, "--servicing", mode)
+			waitFor(t, "admin socket", func() bool { _, err := os.Stat(adm); return err == nil })
+			g := exec.Command(bin, "guest", "--socket", sock, "ic", "--kvp-dir", filepath.Join(dir, "kvp"))
+			if err := g.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { g.Process.Signal(syscall.SIGTERM); g.Wait() }() //nolint:errcheck // ended by the test
+			waitFor(t, "the guest's heartbeat", func() bool {
+				_, errs, code := adminRun(t, adm, "heartbeat", "1")
+				return code == 0 && errs == ""
+			})
+			c := admin.NewClient(adm)
+			stop := make(chan struct{})
+			type tally struct {
+				n    int
+				errs []error
+			}
+			done := make(chan tally)
+			for w := range 4 {
+				go func() {
+					var r tally
+					for {
+						select {
+						case <-stop:
+							done <- r
+							return
+						default:
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+						var err error
+						if w%2 == 0 {
+							err = c.Do(ctx, "POST", "/v1/guests/1/heartbeat", nil, nil)
+						} else {
+							err = c.Do(ctx, "GET", "/v1/guests/1/kvp/external", nil, nil)
+						}
+						cancel()
+						if r.n++; err != nil {
+							r.errs = append(r.errs, err)
+						}
+					}
+				}()
+			}
+			for k := 1; k <= 5; k++ {
+				time.Sleep(150 * time.Millisecond)
+				h.service(t, k)
+			}
+			time.Sleep(150 * time.Millisecond)
+			close(stop)
+			n := 0
+			var errs []error
+			for range 4 {
+				r := <-done
+				n += r.n
+				errs = append(errs, r.errs...)
+			}
+			t.Logf("%d requests across 5 servicings", n)
+			if len(errs) > 0 {
+				t.Fatalf("%d of %d requests failed, the first: %v", len(errs), n, errs[0])
+			}
+		})
 	}
 }
 

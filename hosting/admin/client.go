@@ -70,20 +70,65 @@ func (c *Client) unreachable(err error) error {
 type StatusError struct {
 	Code   int
 	Reason string
+	Retry  bool // 503 for a servicing: sending the request again is safe (Error.Retry)
 }
 
 func (e *StatusError) Error() string { return e.Reason }
 
 // Do sends method path with body (JSON, nil for none) and decodes the
 // answer into out. An answer other than 200 is a *StatusError.
+//
+// A host being serviced answers 503 with Retry, or (in the instant of its
+// handover) ends the connection unanswered; Do then sends the request
+// again, for as long as it retries a refused connection and within ctx:
+// one that Retry names, or one that ended unanswered if it is Idempotent.
+// The host answers every request it carried out before it hands over
+// (Server.Observe), so one that ended unanswered was not carried out;
+// a request that is not idempotent is still not sent again, because a
+// host that crashed gives no such promise.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+	}
+	until := time.Now().Add(reconnectFor)
+	for {
+		err := c.do(ctx, method, path, b, out)
+		var se *StatusError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &se) && se.Retry:
+		case unanswered(err) && Idempotent(method, path):
+		case unanswered(err):
+			return fmt.Errorf("the host ended the connection before it answered (a servicing?): %w", err)
+		default:
+			return err
+		}
+		if time.Now().After(until) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// unanswered says whether err is a connection that ended before its answer.
+func unanswered(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// do is one try of Do, with the body's bytes.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, rd)
 	if err != nil {
@@ -107,7 +152,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(b))
 		}
-		return &StatusError{Code: resp.StatusCode, Reason: e.Error}
+		return &StatusError{Code: resp.StatusCode, Reason: e.Error, Retry: e.Retry && resp.StatusCode == http.StatusServiceUnavailable}
 	}
 	if out == nil {
 		return nil

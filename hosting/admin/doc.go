@@ -21,7 +21,8 @@
 // DefaultWait, at most MaxWait). Statuses: 400 a bad request (pool, body,
 // wait), 404 an unknown guest or a guest without the service, 409 the
 // guest's refusal (no such key, a failure status), 503 too many admin
-// requests (MaxPending) or a service without a common version, 504 no
+// requests (MaxPending), a service without a common version or a
+// servicing (below), 504 no
 // answer in time, 502 the channel closed under the request, 403 a peer of
 // another uid.
 //
@@ -33,4 +34,19 @@
 // after a spawned servicing does not remove its successor's socket. A
 // client that connects in between is refused; Client retries a refused
 // connection until its deadline.
+//
+// Give the server the daemon's events (Server.Observe from
+// hosting.Config.Events, as `vmbus host` does): a servicing's start then
+// pauses the API. Requests that come while the servicing runs are
+// answered 503 with {"retry": true}; those waiting for a guest are
+// cancelled and answered 503 before the servicing goes on (with retry
+// when sending them again does no harm: Idempotent), so that none is
+// carried out and left unanswered by the handover. The servicing waits
+// at most a second for that. A request still queued in the socket as the
+// old image goes ends unanswered, and was not carried out. Client sends a
+// request again after a 503 with retry, and an idempotent one after its
+// connection ended unanswered, for as long as it retries a refused
+// connection; a shutdown or KVP delete cut off so fails with the reason.
+// Without Observe an admin request in flight as the host is serviced can
+// fail with the connection's end (EOF, connection reset).
 package admin

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -130,7 +131,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h, err := hb.Beat(ctx)
 	if err != nil {
-		writeGuestError(w, "heartbeat", err)
+		writeGuestError(w, r, "heartbeat", err)
 		return
 	}
 	writeJSON(w, h)
@@ -174,7 +175,7 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, err := sd.Request(ctx, q)
 	if err != nil {
-		writeGuestError(w, "shutdown", err)
+		writeGuestError(w, r, "shutdown", err)
 		return
 	}
 	writeJSON(w, res)
@@ -192,7 +193,7 @@ func (s *Server) time(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	smp, err := ts.Send(ctx, ic.TimeFlagSample)
 	if err != nil {
-		writeGuestError(w, "time", err)
+		writeGuestError(w, r, "time", err)
 		return
 	}
 	writeJSON(w, TimeResult{Sample: smp, Offset: Duration(-smp.RoundTrip / 2), Versions: ts.Status().Versions})
@@ -221,7 +222,7 @@ func (s *Server) kvpList(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	list, err := kv.List(ctx, pool)
 	if err != nil {
-		writeGuestError(w, "kvp list", err)
+		writeGuestError(w, r, "kvp list", err)
 		return
 	}
 	writeJSON(w, KVResult{Pool: ic.PoolName(pool), Entries: append([]ic.KV{}, list...)})
@@ -239,7 +240,7 @@ func (s *Server) kvpGet(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := kv.Get(ctx, pool, key)
 	if err != nil {
-		writeGuestError(w, "kvp get", err)
+		writeGuestError(w, r, "kvp get", err)
 		return
 	}
 	writeJSON(w, KVResult{Pool: ic.PoolName(pool), Entries: []ic.KV{{Key: key, Value: v}}})
@@ -261,7 +262,7 @@ func (s *Server) kvpSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := kv.Set(ctx, pool, key, body.Value); err != nil {
-		writeGuestError(w, "kvp set", err)
+		writeGuestError(w, r, "kvp set", err)
 		return
 	}
 	writeJSON(w, KVResult{Pool: ic.PoolName(pool), Entries: []ic.KV{{Key: key, Value: body.Value}}})
@@ -278,7 +279,7 @@ func (s *Server) kvpDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := kv.Delete(ctx, pool, key); err != nil {
-		writeGuestError(w, "kvp delete", err)
+		writeGuestError(w, r, "kvp delete", err)
 		return
 	}
 	writeJSON(w, KVResult{Pool: ic.PoolName(pool), Entries: []ic.KV{{Key: key}}})
@@ -300,7 +301,17 @@ func checkKV(w http.ResponseWriter, pool uint8, key, value string) bool {
 
 // writeGuestError answers a request the guest did not carry out, with
 // the status that says why.
-func writeGuestError(w http.ResponseWriter, what string, err error) {
+func writeGuestError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(context.Cause(r.Context()), errServicing) {
+		// The guest's answer goes to the successor, if the guest got
+		// the request at all.
+		if Idempotent(r.Method, r.URL.Path) {
+			writeRetry(w, fmt.Errorf("%s: %w before the guest answered: try again", what, errServicing), true)
+		} else {
+			writeRetry(w, fmt.Errorf("%s: %w before the guest answered: the guest may have carried it out", what, errServicing), false)
+		}
+		return
+	}
 	code := http.StatusConflict // the guest's refusal: a status it answered
 	switch {
 	case errors.Is(err, ic.ErrNoAnswer), errors.Is(err, context.DeadlineExceeded):
@@ -383,14 +394,45 @@ func (s *Server) captureStop(w http.ResponseWriter, _ *http.Request) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(Error{Error: err.Error()}) //nolint:errcheck // the peer may be gone
+	write(w, code, Error{Error: err.Error()})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// writeRetry answers 503 for a servicing; retry says that the request was
+// not carried out, or that carrying it out again does no harm.
+func writeRetry(w http.ResponseWriter, err error, retry bool) {
+	w.Header().Set("Retry-After", "1")
+	write(w, http.StatusServiceUnavailable, Error{Error: err.Error(), Retry: retry})
+}
+
+func writeJSON(w http.ResponseWriter, v any) { write(w, http.StatusOK, v) }
+
+// write answers v with its length, so that the answer is whole once
+// flushed (guard), not only once the handler's connection finishes.
+func write(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"admin: an answer that is no JSON"}`)
+	}
+	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v) //nolint:errcheck // the peer may be gone
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
+	w.Write(b) //nolint:errcheck // the peer may be gone
+}
+
+// Idempotent says whether the request method path may be carried out
+// twice to the same effect (a read, a heartbeat, a time sample, a KVP
+// set), so that Client sends it again when a servicing cut it off. A
+// shutdown, a KVP delete and the capture's start and stop are not.
+func Idempotent(method, path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	switch method {
+	case http.MethodGet, http.MethodPut:
+		return true
+	case http.MethodPost:
+		return strings.HasPrefix(path, "/v1/guests/") && (strings.HasSuffix(path, "/heartbeat") || strings.HasSuffix(path, "/time"))
+	}
+	return false
 }
 
 // Devices is hosting.Daemon's, for the compiler's check that a Daemon is

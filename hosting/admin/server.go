@@ -72,7 +72,26 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	reqs   sync.WaitGroup
+
+	// A servicing's pause (Observe), guarded by mu: while paused every
+	// request is answered 503 with Retry; epoch, every request's other
+	// parent, is cancelled (cause errServicing) as one begins, and the
+	// servicing waits until the requests running then (running) have
+	// answered (drained is closed), for drainWait at most.
+	mu       sync.Mutex
+	paused   bool
+	running  int
+	drained  chan struct{}
+	epoch    context.Context
+	endEpoch context.CancelCauseFunc
 }
+
+// errServicing is the cause of a request's cancellation by a servicing.
+var errServicing = errors.New("the host began a servicing")
+
+// drainWait bounds how long a servicing's start waits for the admin
+// requests it cancelled to answer. A variable for tests.
+var drainWait = time.Second
 
 type credKey struct{}
 
@@ -90,6 +109,7 @@ func Listen(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, uid: os.Getuid(), slot: make(chan struct{}, MaxPending), done: make(chan struct{})}
+	s.epoch, s.endEpoch = context.WithCancelCause(context.Background())
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -180,9 +200,107 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("more than %d admin requests at once", MaxPending))
 			return
 		}
+		epoch, ok := s.enter()
+		if !ok {
+			writeRetry(w, errors.New("the host is being serviced: try again"), true)
+			return
+		}
+		defer s.leave()
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		defer context.AfterFunc(epoch, func() { cancel(context.Cause(epoch)) })()
+		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		next.ServeHTTP(w, r)
+		// The whole answer goes to the socket before the request counts
+		// as answered (leave): a servicing's exec right after must not
+		// take it along.
+		http.NewResponseController(w).Flush() //nolint:errcheck // the peer may be gone
 	})
+}
+
+// enter counts a request in, with the epoch it runs in; false while a
+// servicing runs.
+func (s *Server) enter() (context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused {
+		return nil, false
+	}
+	s.running++
+	return s.epoch, true
+}
+
+// leave counts an answered request out.
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running--; s.running == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// Observe takes the daemon's events (hosting.Config.Events; call it from
+// the subscriber, which the daemon calls on its servicing's goroutine).
+// A servicing's start pauses the API until the servicing fails or
+// completes in this process: requests then are answered 503 with Retry
+// (Client sends them again), and those running are cancelled and answer
+// before Observe returns, so that no request is carried out and left
+// unanswered by a handover. A request that waited for its guest answers
+// 503, with Retry if sending it again does no harm.
+func (s *Server) Observe(e hosting.Event) {
+	switch e := e.(type) {
+	case *hosting.ServicingStarted:
+		s.pause()
+	case *hosting.ServicingFailed:
+		if !e.Restoring {
+			s.resume()
+		}
+	case *hosting.ServicingComplete:
+		s.resume()
+	}
+}
+
+// pause is a servicing's start: see Observe.
+func (s *Server) pause() {
+	s.mu.Lock()
+	if s.paused {
+		s.mu.Unlock()
+		return
+	}
+	s.paused = true
+	s.endEpoch(errServicing)
+	var drained chan struct{}
+	if s.running > 0 {
+		s.drained = make(chan struct{})
+		drained = s.drained
+	}
+	n := s.running
+	s.mu.Unlock()
+	if drained == nil {
+		return
+	}
+	t := time.NewTimer(drainWait)
+	defer t.Stop()
+	select {
+	case <-drained:
+	case <-t.C:
+		s.log.Warn("admin requests still running as a servicing goes on", "requests", n, "waited", drainWait)
+	}
+}
+
+// resume ends a pause: the servicing failed, or completed in this
+// process.
+func (s *Server) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.paused {
+		return
+	}
+	s.paused = false
+	s.drained = nil
+	s.epoch, s.endEpoch = context.WithCancelCause(context.Background())
 }
 
 // Close stops serving: requests in progress end (their waits are

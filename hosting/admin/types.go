@@ -116,6 +116,10 @@ type CaptureResult struct {
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
+	// Retry (with 503): a servicing refused or cut off the request, and
+	// sending it again is safe: it was not carried out, or carrying it
+	// out twice does no harm (Idempotent).
+	Retry bool `json:"retry,omitempty"`
 }
 
 // Duration is a time.Duration written in JSON as Go writes one ("1.5s").
