@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,6 +156,16 @@ type Daemon struct {
 	carried map[string]*os.File // Carried
 	hv      *hvsock.Server      // the guests' hvsock connections; nil without Relays
 	relays  []*hvsock.Relay     // one per Config.Relays
+
+	subMu  sync.Mutex // guards subs (Subscribe: any goroutine)
+	subs   []subscriber
+	nextID uint64
+}
+
+// subscriber is one Subscribe's function, by its id.
+type subscriber struct {
+	id uint64
+	f  func(Event)
 }
 
 // New checks cfg and opens its devices; the daemon serves once Serve, or
@@ -203,8 +214,32 @@ func (d *Daemon) emit(e Event) {
 	if d.cfg.Events != nil {
 		d.cfg.Events(e)
 	}
+	d.subMu.Lock()
+	subs := d.subs // never changed in place: Subscribe and cancel copy
+	d.subMu.Unlock()
+	for _, s := range subs {
+		s.f(e)
+	}
 	d.captureEvent(e)
 	logEvent(d.log, e)
+}
+
+// Subscribe calls f with every event the daemon makes from now on, as
+// Config.Events is called (after it and the earlier subscribers, on the
+// goroutine that made the event: f must not block for long), until cancel
+// is called. A call already under way when cancel returns may still end
+// after it. It is safe for concurrent use. admin.Listen subscribes so.
+func (d *Daemon) Subscribe(f func(Event)) (cancel func()) {
+	d.subMu.Lock()
+	defer d.subMu.Unlock()
+	id := d.nextID
+	d.nextID++
+	d.subs = append(slices.Clip(d.subs), subscriber{id, f})
+	return func() {
+		d.subMu.Lock()
+		defer d.subMu.Unlock()
+		d.subs = slices.DeleteFunc(slices.Clone(d.subs), func(s subscriber) bool { return s.id == id })
+	}
 }
 
 func (d *Daemon) config() host.Config {

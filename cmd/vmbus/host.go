@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -200,16 +199,9 @@ refused") if its state could not be read at all.`,
 			hup := hosting.CatchHangup()
 			defer signal.Stop(hup)
 			hm := metrics.New(log)
-			var adm atomic.Pointer[admin.Server] // its servicing's pause (admin.Server.Observe)
-			events := func(e hosting.Event) {
-				hm.Observe(e)
-				if a := adm.Load(); a != nil {
-					a.Observe(e)
-				}
-			}
 			d, err := hosting.New(hosting.Config{
 				Socket: hostchaos.Upstream(socket, chaosOn), Kinds: stdkinds.Registry(), Devices: devices, Logger: log,
-				Events: events, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
+				Events: hm.Observe, StateFile: stateFile, Servicing: mode, RTBlackout: rtBlackout,
 				Supervisor: sup, Hangup: hup, Capture: capt, Stall: stall, Relays: relays, Connects: connects, Poll: poll,
 			})
 			if err != nil {
@@ -254,11 +246,11 @@ refused") if its state could not be read at all.`,
 			defer hcr.Stop()
 			if adminPath != "" {
 				// Listened anew by every successor (hosting/admin).
-				a, err := admin.Listen(admin.Config{Path: adminPath, Successor: inherited || spawned, Source: d, Logger: log, Servicings: hm.Servicings})
+				// It takes the daemon's events (a servicing pauses it).
+				adm, err := admin.Listen(admin.Config{Path: adminPath, Successor: inherited || spawned, Source: d, Logger: log, Servicings: hm.Servicings})
 				switch {
 				case err == nil:
-					adm.Store(a)
-					defer a.Close()
+					defer adm.Close()
 				case inherited || spawned:
 					// A successor serves its guests on without it.
 					log.Error("admin API not served", "path", adminPath, "err", err)

@@ -35,8 +35,8 @@
 // client that connects in between is refused; Client retries a refused
 // connection until its deadline.
 //
-// Give the server the daemon's events (Server.Observe from
-// hosting.Config.Events, as `vmbus host` does): a servicing's start then
+// A server of a hosting.Daemon takes its events (Daemon.Subscribe; the
+// owner of another Source calls Server.Observe): a servicing's start
 // pauses the API. Requests that come while the servicing runs are
 // answered 503 with {"retry": true}; those waiting for a guest are
 // cancelled and answered 503 before the servicing goes on (with retry
@@ -48,5 +48,7 @@
 // connection ended unanswered, for as long as it retries a refused
 // connection; a shutdown or KVP delete cut off so fails with the reason.
 // Without Observe an admin request in flight as the host is serviced can
-// fail with the connection's end (EOF, connection reset).
+// fail with the connection's end (EOF, connection reset). A servicing to
+// a successor in the same process (Daemon.ServiceTo) leaves this server
+// paused: serve the successor with a server of its own.
 package admin

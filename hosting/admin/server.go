@@ -40,6 +40,14 @@ type Source interface {
 	Devices() []hosting.DeviceInfo
 }
 
+// Subscriber is a Source whose events a Server takes (Observe) from
+// Listen until Close: a hosting.Daemon.
+type Subscriber interface {
+	Subscribe(func(hosting.Event)) (cancel func())
+}
+
+var _ Subscriber = (*hosting.Daemon)(nil)
+
 // Config configures a Server.
 type Config struct {
 	Path string // the socket's path
@@ -78,12 +86,13 @@ type Server struct {
 	// parent, is cancelled (cause errServicing) as one begins, and the
 	// servicing waits until the requests running then (running) have
 	// answered (drained is closed), for drainWait at most.
-	mu       sync.Mutex
-	paused   bool
-	running  int
-	drained  chan struct{}
-	epoch    context.Context
-	endEpoch context.CancelCauseFunc
+	unsubscribe func() // the Source's Subscribe's, nil without
+	mu          sync.Mutex
+	paused      bool
+	running     int
+	drained     chan struct{}
+	epoch       context.Context
+	endEpoch    context.CancelCauseFunc
 }
 
 // errServicing is the cause of a request's cancellation by a servicing.
@@ -114,6 +123,9 @@ func Listen(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if src, ok := cfg.Source.(Subscriber); ok {
+		s.unsubscribe = src.Subscribe(s.Observe)
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -241,9 +253,9 @@ func (s *Server) leave() {
 	}
 }
 
-// Observe takes the daemon's events (hosting.Config.Events; call it from
-// the subscriber, which the daemon calls on its servicing's goroutine).
-// A servicing's start pauses the API until the servicing fails or
+// Observe takes the daemon's events: Listen subscribes it to a Source that
+// is a Subscriber (a hosting.Daemon); the owner of another Source calls
+// it, on the goroutine of the servicing. A servicing's start pauses the API until the servicing fails or
 // completes in this process: requests then are answered 503 with Retry
 // (Client sends them again), and those running are cancelled and answer
 // before Observe returns, so that no request is carried out and left
@@ -308,6 +320,9 @@ func (s *Server) resume() {
 // server's (a successor may have replaced it).
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		if s.unsubscribe != nil {
+			s.unsubscribe()
+		}
 		if st, err := os.Lstat(s.cfg.Path); err == nil && os.SameFile(st, s.st) {
 			os.Remove(s.cfg.Path) //nolint:errcheck // best effort
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/govmbus/govmbus/device/ic"
 	"github.com/govmbus/govmbus/host"
 	"github.com/govmbus/govmbus/hosting"
+	"github.com/govmbus/govmbus/hosting/stdkinds"
 	"github.com/govmbus/govmbus/internal/testbus"
 )
 
@@ -151,3 +152,51 @@ func TestServicingDrains(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestServicingSubscribed: a server of a hosting.Daemon takes the
+// daemon's events by itself: after a servicing to a successor in the
+// same process it stays paused (503 with Retry), and a servicing the
+// pre-flight refused resumes it.
+func TestServicingSubscribed(t *testing.T) {
+	cfg := hosting.Config{Socket: filepath.Join(t.TempDir(), "bus.sock"), Kinds: stdkinds.Registry(), Devices: []string{"echo"}}
+	d, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	listenAs(t, Config{Path: path, Source: d})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := NewClient(path)
+
+	elsewhere := cfg
+	elsewhere.Socket = filepath.Join(t.TempDir(), "other.sock")
+	other, err := hosting.New(elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := d.ServiceTo(other); !errors.Is(err, hosting.ErrNotServiced) {
+		t.Fatalf("ServiceTo on another socket: %v", err)
+	}
+	if err := cl.do(ctx, "GET", "/v1/host", nil, nil); err != nil {
+		t.Fatalf("after a refused servicing: %v", err)
+	}
+
+	next, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	if err := d.ServiceTo(next); err != nil {
+		t.Fatal(err)
+	}
+	var se *StatusError
+	if err := cl.do(ctx, "GET", "/v1/host", nil, nil); !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || !se.Retry {
+		t.Fatalf("after a servicing to another daemon: %v", err)
+	}
+}
