@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -49,11 +50,16 @@ const maxProbeOutput = 64 << 10
 // errProbeTimeout is a probe whose binary did not exit in time.
 var errProbeTimeout = errors.New("no answer in time")
 
+// errCannotRun is a probe whose binary could not be started at all:
+// missing (deleted, not replaced), not executable, not a program.
+var errCannotRun = errors.New("the binary cannot run")
+
 // probeBinary asks the binary at exe what it reads (`exe host
 // --state-kinds`), waiting at most probeTimeout. It returns
-// errProbeTimeout for a binary that did not exit in time, and another
-// error for one that exited without an answer it can parse (an older
-// release, which does not know the flag) or could not run. A parent
+// errProbeTimeout for a binary that did not exit in time, errCannotRun
+// for one that could not be started, and another error for one that
+// exited without an answer it can parse (an older release, which does
+// not know the flag). A parent
 // context that ends first ends the probe too, with its error.
 func probeBinary(parent context.Context, exe string) (savedstate.Support, error) {
 	ctx, cancel := context.WithTimeout(parent, probeTimeout)
@@ -70,6 +76,10 @@ func probeBinary(parent context.Context, exe string) (savedstate.Support, error)
 	}
 	if ctx.Err() != nil {
 		return savedstate.Support{}, fmt.Errorf("%w: %s, within %v", errProbeTimeout, exe, probeTimeout)
+	}
+	var start *fs.PathError // os.StartProcess's: nothing ran
+	if errors.As(err, &start) && start.Op == "fork/exec" {
+		return savedstate.Support{}, fmt.Errorf("%w: %v", errCannotRun, start.Err)
 	}
 	if err != nil {
 		return savedstate.Support{}, err
@@ -131,11 +141,12 @@ func (d *Daemon) successorReads(ctx context.Context, succ *servicing.Successor, 
 	case errors.Is(err, errProbeTimeout):
 		// A binary that hangs at its start would hang the exec too.
 		return savedstate.Support{}, "", err
+	case errors.Is(err, errCannotRun):
+		// The exec would fail the same way, after the pause: refused
+		// now, the guests see no blackout for it.
+		return savedstate.Support{}, "", fmt.Errorf("%s: %w", exe, err)
 	default:
-		// An older release exits 2 on the flag it does not know. A
-		// binary that cannot run at all fails the exec as well, and the
-		// servicing then restores in this process: no state reaches a
-		// successor that way.
+		// An older release exits 2 on the flag it does not know.
 		return firstRelease, fmt.Sprintf("no answer (%v): taken as the first release", err), nil
 	}
 }

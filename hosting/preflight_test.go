@@ -82,7 +82,9 @@ func TestPreflightRules(t *testing.T) {
 
 // TestProbeBinary asks binaries what they read: this build answers; one
 // that exits without an answer (an older release: unknown flag), one
-// that cannot run, and one that hangs give errors, the last a timeout.
+// that cannot start (errCannotRun: missing, not executable, not a
+// program, a directory), and one that hangs give errors, the last a
+// timeout.
 func TestProbeBinary(t *testing.T) {
 	dir := t.TempDir()
 	script := func(name, body string) string {
@@ -110,8 +112,22 @@ func TestProbeBinary(t *testing.T) {
 	if got, err := probeBinary(context.Background(), partial); err != nil || !slices.Equal(got.Kinds, []savedstate.Kind{1}) {
 		t.Fatalf("partial: %+v, %v", got, err)
 	}
-	if _, err := probeBinary(context.Background(), filepath.Join(dir, "missing")); err == nil || errorsIsTimeout(err) {
-		t.Fatalf("missing binary: %v", err)
+	if _, err := probeBinary(context.Background(), older); errors.Is(err, errCannotRun) {
+		t.Fatalf("older release taken for one that cannot run: %v", err)
+	}
+	// What cannot start at all: the exec would fail the same way.
+	notExec := filepath.Join(dir, "notexec")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notProgram := filepath.Join(dir, "notprogram")
+	if err := os.WriteFile(notProgram, []byte("not a program\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{filepath.Join(dir, "missing"), notExec, notProgram, dir} {
+		if _, err := probeBinary(context.Background(), bin); !errors.Is(err, errCannotRun) {
+			t.Errorf("%s: %v, want errCannotRun", filepath.Base(bin), err)
+		}
 	}
 	defer func(d time.Duration) { probeTimeout = d }(probeTimeout)
 	probeTimeout = 200 * time.Millisecond

@@ -287,30 +287,50 @@ func inspectKinds(t *testing.T, state string) map[string]int {
 	return kinds
 }
 
-// TestE2EServicingExecFails replaces the host's binary with a file that
-// cannot run: the servicing's exec fails, the host logs it, restores in
-// its own process and serves on.
-func TestE2EServicingExecFails(t *testing.T) {
-	bin := copyBinary(t)
-	h := startServicedHost(t, bin, 1<<20)
-	if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
-		t.Fatalf("ping before: %v", m)
-	}
-	stop := make(chan struct{})
-	streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
-	time.Sleep(100 * time.Millisecond)
-	breakBinary(t, bin, 0o644)
-	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	h.waitMsg(t, "servicing failed; restoring in this process")
-	l := h.waitMsg(t, "servicing rolled back")
-	if l["exec"] != false {
-		t.Fatalf("exec %v after a failed exec", l["exec"])
-	}
-	servedOn(t, h, stop, streams)
-	if d := guestJSON(t, h.socket, "disk", "verify", "--size", "65536"); d["mismatches"] != 0 {
-		t.Fatalf("disk verify after: %v", d)
+// TestE2EServicingExecCannotRun replaces the host's binary with a file
+// that cannot run, or deletes it: the exec would fail, so the pre-flight
+// refuses the servicing before anything pauses, and the host serves on.
+// (A servicing that fails after its save restores in its own process:
+// TestE2EHVSockServicingExecFailsAfterSave.)
+func TestE2EServicingExecCannotRun(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, bin string)
+		want  string
+	}{
+		{"not executable", func(t *testing.T, bin string) { breakBinary(t, bin, 0o644) }, "permission denied"},
+		{"not a program", func(t *testing.T, bin string) { breakBinary(t, bin, 0o755) }, "exec format error"},
+		{"deleted", func(t *testing.T, bin string) {
+			if err := os.Remove(bin); err != nil {
+				t.Fatal(err)
+			}
+		}, "no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := copyBinary(t)
+			h := startServicedHost(t, bin, 1<<20)
+			if m := guestJSON(t, h.socket, "ping", "--count", "100"); !cleanTraffic(m) {
+				t.Fatalf("ping before: %v", m)
+			}
+			stop := make(chan struct{})
+			streams := guestLoop(t, h.socket, stop, cleanTraffic, "stream", "--payload", "100", "--count", "100000")
+			time.Sleep(100 * time.Millisecond)
+			tc.spoil(t, bin)
+			if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			l := h.waitMsg(t, "servicing refused")
+			if err, _ := l["err"].(string); !strings.Contains(err, "the binary cannot run: "+tc.want) {
+				t.Fatalf("refused: %v", l["err"])
+			}
+			servedOn(t, h, stop, streams)
+			if logs := h.logs(); strings.Contains(logs, "restoring in this process") {
+				t.Fatalf("the refused servicing paused:\n%s", logs)
+			}
+			if d := guestJSON(t, h.socket, "disk", "verify", "--size", "65536"); d["mismatches"] != 0 {
+				t.Fatalf("disk verify after: %v", d)
+			}
+		})
 	}
 }
 
