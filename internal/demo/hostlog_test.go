@@ -2,17 +2,39 @@ package demo
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// fakeHost is a shell that logs, as a host does, that it listens, and on
-// SIGHUP the given event line ($$ is its pid).
-func fakeHost(onHUP string) string {
-	return `trap 'echo "` + onHUP + `" >&2' HUP
-echo '{"level":"INFO","msg":"host listening","socket":"s","devices":1}' >&2
-while :; do sleep 0.01; done`
+// fakeHostVar makes the test binary a host as the tests below need one
+// (fakeHost): the value is the line it logs on SIGHUP.
+const fakeHostVar = "GOVMBUS_TEST_FAKE_HOST"
+
+func TestMain(m *testing.M) {
+	if line := os.Getenv(fakeHostVar); line != "" {
+		fakeHost(line)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// fakeHost logs on stderr, as a host does, that it listens, and line on
+// each SIGHUP, its pid for $$, until it is ended. It is the test binary
+// and not a shell: a shell started with SIGHUP ignored (nohup, some CI
+// runners) cannot trap it, and a Go program can.
+func fakeHost(line string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	fmt.Fprintln(os.Stderr, `{"level":"INFO","msg":"host listening","socket":"s","devices":1}`)
+	for range hup {
+		fmt.Fprintln(os.Stderr, strings.ReplaceAll(line, "$$", strconv.Itoa(os.Getpid())))
+	}
 }
 
 // TestServiceRolledBack: a servicing the host rolled back (restored its
@@ -22,10 +44,11 @@ func TestServiceRolledBack(t *testing.T) {
 	for _, tc := range []struct {
 		line, want string
 	}{
-		{`{\"level\":\"WARN\",\"msg\":\"servicing rolled back\",\"blackout_ms\":2,\"servicing\":1,\"exec\":false,\"pid\":$$}`, "servicing 1 rolled back"},
-		{`{\"level\":\"INFO\",\"msg\":\"servicing complete\",\"blackout_ms\":2,\"servicing\":1,\"exec\":true,\"pid\":$$}`, ""},
+		{`{"level":"WARN","msg":"servicing rolled back","blackout_ms":2,"servicing":1,"exec":false,"pid":$$}`, "servicing 1 rolled back"},
+		{`{"level":"INFO","msg":"servicing complete","blackout_ms":2,"servicing":1,"exec":true,"pid":$$}`, ""},
 	} {
-		h, err := startHost("/bin/sh", []string{"-c", fakeHost(tc.line)})
+		t.Setenv(fakeHostVar, tc.line)
+		h, err := startHost(os.Args[0], []string{"-test.run=^$"})
 		if err != nil {
 			t.Fatal(err)
 		}
