@@ -168,12 +168,14 @@ func endOrphans(ann *announcements, pid int, exits <-chan exit) (took bool, ende
 	defer tick.Stop()
 	for {
 		// An announcement is written before its writer can exit, so
-		// one read after an exit is never missed; its exit, if not
-		// taken below, is still to come to the caller.
+		// one read after an exit is never missed: the children are
+		// listed first, and a successor gone from the list has
+		// announced itself by the time the pipe is read. Its exit, if
+		// not taken below, is still to come to the caller.
+		kids := childPIDs()
 		if next, _ := ann.latest(); next != pid {
 			return true, nil
 		}
-		kids := childPIDs()
 		if len(kids) == 0 {
 			return false, nil
 		}
