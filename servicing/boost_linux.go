@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +34,14 @@ func Unboost() error {
 // and again on any thread that appeared meanwhile (a boosted thread's new
 // thread is boosted too, so Unboost looks until it finds none new). The
 // first refusal stops it.
+//
+// A pass that finds nothing to change does not end it at once: a thread
+// that was starting a thread as its policy changed can give the new one
+// its old policy (the kernel copies it as the clone begins), and the new
+// thread is listed only once the clone ends, which may be after that
+// pass. Unboost then left it under SCHED_FIFO for good. So this thread
+// sleeps for policySettle, which lets such a clone end, and only a pass
+// after that pause that finds nothing to change ends it.
 func setPolicy(policy uint32, prio uint32) error {
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy, Priority: prio}
 	// This thread goes last: once it is back under the normal policy
@@ -44,28 +53,45 @@ func setPolicy(policy uint32, prio uint32) error {
 	defer func() {
 		unix.SchedSetAttr(self, &attr, 0) //nolint:errcheck // as the others, refused only without the privilege
 	}()
+	settled := false
 	for range 8 {
 		tids, err := threads()
 		if err != nil {
 			return err
 		}
-		fresh := 0
+		changed := 0
 		for _, tid := range tids {
 			if done[tid] {
 				continue
 			}
-			fresh++
 			done[tid] = true
+			// A thread started by one already done is under the
+			// policy: new, but nothing to change.
+			if a, err := unix.SchedGetAttr(tid, 0); err != nil || a.Policy == policy && a.Priority == prio {
+				continue // gone meanwhile, or under the policy
+			}
+			changed++
 			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && err != unix.ESRCH {
 				return fmt.Errorf("servicing: scheduling policy of thread %d: %w", tid, err)
 			}
 		}
-		if fresh == 0 {
+		switch {
+		case changed > 0:
+			settled = false
+		case settled:
 			return nil
+		default:
+			time.Sleep(policySettle)
+			settled = true
 		}
 	}
 	return nil
 }
+
+// policySettle is how long setPolicy waits for clones under way to end
+// before its last look: a clone takes tens of microseconds, longer only
+// for a thread that waits for its CPU meanwhile.
+const policySettle = time.Millisecond
 
 // threads lists the ids of this process's threads.
 func threads() ([]int, error) {
