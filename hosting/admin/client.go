@@ -119,9 +119,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 }
 
-// unanswered says whether err is a connection that ended before its answer.
+// unanswered says whether err is a connection that ended before its
+// answer: reset, closed (EOF), or closed before the request was written
+// (EPIPE).
 func unanswered(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // do is one try of Do, with the body's bytes.

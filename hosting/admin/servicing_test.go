@@ -3,10 +3,15 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,5 +203,25 @@ func TestServicingSubscribed(t *testing.T) {
 	var se *StatusError
 	if err := cl.do(ctx, "GET", "/v1/host", nil, nil); !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || !se.Retry {
 		t.Fatalf("after a servicing to another daemon: %v", err)
+	}
+}
+
+// TestUnanswered: the ends of a connection a servicing's handover makes,
+// as the HTTP client reports them, are unanswered requests; other errors
+// are not. A request whose write met the closed socket (EPIPE) was one
+// in CI.
+func TestUnanswered(t *testing.T) {
+	op := func(name string, err error) error {
+		return &net.OpError{Op: name, Net: "unix", Err: os.NewSyscallError(name, err)}
+	}
+	for _, err := range []error{io.EOF, io.ErrUnexpectedEOF, op("read", syscall.ECONNRESET), op("write", syscall.EPIPE), fmt.Errorf("readLoopPeekFailLocked: %w", op("read", syscall.ECONNRESET))} {
+		if !unanswered(err) {
+			t.Errorf("%v: not taken for unanswered", err)
+		}
+	}
+	for _, err := range []error{op("dial", syscall.ECONNREFUSED), context.DeadlineExceeded, &StatusError{Code: 503}} {
+		if unanswered(err) {
+			t.Errorf("%v: taken for unanswered", err)
+		}
 	}
 }
