@@ -60,17 +60,29 @@ func TestTrySend(t *testing.T) {
 	msg := func(i int) []byte { return fmt.Appendf(nil, "%08d%0100d", i, 0) }
 
 	// The server holds four packets and stops reading: the ring fills.
+	// Its receive goroutine may take the four only after the ring filled
+	// (late to run on a loaded machine): the room that frees let the
+	// packet queued below out at once, and the TrySend after it with it
+	// (once in 300 runs under -race with two CPU-bound loops beside). So
+	// the ring is filled again once the server has read its four and
+	// committed the read (its PacketsIn is published at the batch's end,
+	// after the commit); it reads nothing more until a completion.
 	sent := 0
-	for {
-		err := c.TrySend(msg(sent))
-		if errors.Is(err, StatusBufferOverflow) {
-			break
-		}
-		must(t, err)
-		if sent++; sent > 1000 {
-			t.Fatal("the ring never filled")
+	fill := func() {
+		for {
+			err := c.TrySend(msg(sent))
+			if errors.Is(err, StatusBufferOverflow) {
+				return
+			}
+			must(t, err)
+			if sent++; sent > 1000 {
+				t.Fatal("the ring never filled")
+			}
 		}
 	}
+	fill()
+	eventually(t, "the server's four packets read", func() bool { return s.Stats().PacketsIn == 4 })
+	fill()
 	// A packet object queues behind the full ring; from now on TrySend
 	// refuses even when the ring has room, until the queue is empty.
 	p, err := c.AllocatePacket()
