@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 		os.Exit(spawnedRole())
 	case "supervisor":
 		os.Setenv(roleVar, os.Getenv(workerRoleVar))
+		if os.Getenv(holdLookVar) != "" {
+			testHookOrphanLook = waitNoChildren
+		}
 		status, err := Supervise(os.Args)
 		if err != nil {
 			fmt.Println("supervise:", err)

@@ -173,6 +173,9 @@ func endOrphans(ann *announcements, pid int, exits <-chan exit) (took bool, ende
 		// announced itself by the time the pipe is read. Its exit, if
 		// not taken below, is still to come to the caller.
 		kids := childPIDs()
+		if h := testHookOrphanLook; h != nil {
+			h()
+		}
 		if next, _ := ann.latest(); next != pid {
 			return true, nil
 		}
@@ -196,6 +199,10 @@ func endOrphans(ann *announcements, pid int, exits <-chan exit) (took bool, ende
 		}
 	}
 }
+
+// testHookOrphanLook, if set, runs in endOrphans between its look at the
+// children and its look at the announcements.
+var testHookOrphanLook func()
 
 // exitStatus is the status a supervisor exits with for its worker's ws:
 // the worker's, 128+n for a worker killed by signal n, 1 otherwise.
