@@ -2,39 +2,19 @@ package demo
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govmbus/govmbus/internal/hoststub"
 )
 
-// fakeHostVar makes the test binary a host as the tests below need one
-// (fakeHost): the value is the line it logs on SIGHUP.
-const fakeHostVar = "GOVMBUS_TEST_FAKE_HOST"
-
 func TestMain(m *testing.M) {
-	if line := os.Getenv(fakeHostVar); line != "" {
-		fakeHost(line)
+	if hoststub.Serve() {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// fakeHost logs on stderr, as a host does, that it listens, and line on
-// each SIGHUP, its pid for $$, until it is ended. It is the test binary
-// and not a shell: a shell started with SIGHUP ignored (nohup, some CI
-// runners) cannot trap it, and a Go program can.
-func fakeHost(line string) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	fmt.Fprintln(os.Stderr, `{"level":"INFO","msg":"host listening","socket":"s","devices":1}`)
-	for range hup {
-		fmt.Fprintln(os.Stderr, strings.ReplaceAll(line, "$$", strconv.Itoa(os.Getpid())))
-	}
 }
 
 // TestServiceRolledBack: a servicing the host rolled back (restored its
@@ -47,7 +27,7 @@ func TestServiceRolledBack(t *testing.T) {
 		{`{"level":"WARN","msg":"servicing rolled back","blackout_ms":2,"servicing":1,"exec":false,"pid":$$}`, "servicing 1 rolled back"},
 		{`{"level":"INFO","msg":"servicing complete","blackout_ms":2,"servicing":1,"exec":true,"pid":$$}`, ""},
 	} {
-		t.Setenv(fakeHostVar, tc.line)
+		t.Setenv(hoststub.Var, tc.line)
 		h, err := startHost(os.Args[0], []string{"-test.run=^$"})
 		if err != nil {
 			t.Fatal(err)
