@@ -255,8 +255,8 @@ func (s *Server) leave() {
 
 // Observe takes the daemon's events: Listen subscribes it to a Source that
 // is a Subscriber (a hosting.Daemon); the owner of another Source calls
-// it, on the goroutine of the servicing. A servicing's start pauses the API until the servicing fails or
-// completes in this process: requests then are answered 503 with Retry
+// it, on the goroutine of the servicing. A servicing's start pauses the
+// API until the servicing fails or completes in this process: requests then are answered 503 with Retry
 // (Client sends them again), and those running are cancelled and answer
 // before Observe returns, so that no request is carried out and left
 // unanswered by a handover. A request that waited for its guest answers

@@ -24,8 +24,8 @@ func TestServiceRolledBack(t *testing.T) {
 	for _, tc := range []struct {
 		line, want string
 	}{
-		{`{"level":"WARN","msg":"servicing rolled back","blackout_ms":2,"servicing":1,"exec":false,"pid":$$}`, "servicing 1 rolled back"},
-		{`{"level":"INFO","msg":"servicing complete","blackout_ms":2,"servicing":1,"exec":true,"pid":$$}`, ""},
+		{hoststub.RolledBack, "servicing 1 rolled back"},
+		{hoststub.Complete, ""},
 	} {
 		t.Setenv(hoststub.Var, tc.line)
 		h, err := startHost(os.Args[0], []string{"-test.run=^$"})

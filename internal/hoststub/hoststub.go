@@ -15,6 +15,14 @@ import (
 	"syscall"
 )
 
+// RolledBack and Complete are the host's log lines for servicing 1 rolled
+// back in the process that saved it and completed by a successor, with
+// "$$" for the process id (Var's values for the tests of both outcomes).
+const (
+	RolledBack = `{"level":"WARN","msg":"servicing rolled back","blackout_ms":2,"servicing":1,"exec":false,"pid":$$}`
+	Complete   = `{"level":"INFO","msg":"servicing complete","blackout_ms":2,"servicing":1,"exec":true,"pid":$$}`
+)
+
 // Var, set in a test binary's environment, makes Serve serve: its value
 // is the line to log on SIGHUP, "$$" in it replaced by the process id.
 const Var = "GOVMBUS_TEST_HOST_STUB"
